@@ -1,0 +1,118 @@
+#include "catalog.h"
+
+#include <algorithm>
+
+#include "database.h"
+
+namespace pgxform {
+
+PreflightError::PreflightError(std::vector<std::string> problems)
+    : std::runtime_error(problems.empty() ? "preflight failed" : problems.front()),
+      m_problems(std::move(problems)) {}
+
+namespace {
+
+// One job's checks. Adds to `problems` and `warnings`; returns false when the job is unusable.
+bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, ResolvedJob& out,
+               std::vector<std::string>& problems, std::vector<std::string>& warnings) {
+  const std::string where = file.path + ":" + std::to_string(job.line) + ": job '" + job.name + "'";
+  pqxx::read_transaction tx(conn);
+  const pqxx::row table = tx.exec_params1(
+      "SELECT to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, '')"
+      " FROM (SELECT to_regclass($1) AS oid) r"
+      " LEFT JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace",
+      quote_qualified(job.table));
+  if (!table[0].as<bool>()) {
+    problems.push_back(where + ": table " + job.table.text() + " does not exist");
+    return false;
+  }
+  out.name = job.name;
+  out.table_schema = table[1].as<std::string>();
+  out.table_name = table[2].as<std::string>();
+  out.table_sql = quote_ident(table[1].as<std::string>()) + "." +
+                  quote_ident(table[2].as<std::string>());
+  out.batch_size = job.batch_size;
+  out.parallel = job.parallel;
+  const pqxx::result key = tx.exec_params(
+      "SELECT format_type(a.atttypid, a.atttypmod), t.typcategory"
+      " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+      " WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0"
+      " AND NOT a.attisdropped",
+      out.table_sql, job.key);
+  if (key.empty()) {
+    problems.push_back(where + ": table " + job.table.text() + " has no column '" + job.key + "'");
+    return false;
+  }
+  out.key_name = job.key;
+  out.key_sql = quote_ident(job.key);
+  out.key_type = key[0][0].as<std::string>();
+  out.key_category = key[0][1].as<std::string>().at(0);
+
+  // The function: by schema when given, else as the search_path finds it.
+  const pqxx::result candidates = tx.exec_params(
+      "SELECT n.nspname, p.proname, p.pronargs, format_type(p.prorettype, NULL), p.prokind"
+      " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+      " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_function_is_visible(p.oid)"
+      " ELSE n.nspname = $1 END",
+      job.function.schema, job.function.name);
+  if (candidates.empty()) {
+    problems.push_back(where + ": function " + job.function.text() + " does not exist");
+    return false;
+  }
+  out.function_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
+                     quote_ident(candidates[0][1].as<std::string>());
+  // Let the server resolve the call exactly as the batches will make it. EXPLAIN plans the
+  // call without executing it, and the read-only transaction is rolled back anyway.
+  try {
+    pqxx::subtransaction probe(tx, "probe");
+    probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type + ", NULL::" +
+               out.key_type + ")");
+  } catch (const pqxx::sql_error& e) {
+    problems.push_back(where + ": function " + job.function.text() +
+                       " does not accept two arguments of the key's type " + out.key_type + " (" +
+                       job.key + "): SQLSTATE " + e.sqlstate());
+    return false;
+  }
+  for (const auto& c : candidates) {
+    if (c[2].as<int>() != 2) continue;
+    const auto returns = c[3].as<std::string>();
+    if (c[4].as<std::string>() != "f") {
+      problems.push_back(where + ": " + job.function.text() + " is a procedure, not a function");
+      return false;
+    }
+    if (candidates.size() == 1 && returns != "bigint" && returns != "integer" &&
+        returns != "smallint" && returns != "void") {
+      problems.push_back(where + ": function " + job.function.text() + " returns " + returns +
+                         "; it must return a row count (integer or bigint) or void");
+      return false;
+    }
+  }
+  // Rows whose key is NULL are in no batch. On the key's index this stops at the first one.
+  if (tx.exec("SELECT EXISTS (SELECT 1 FROM " + out.table_sql + " WHERE " + out.key_sql +
+              " IS NULL)")[0][0]
+          .as<bool>())
+    warnings.push_back(where + ": key column " + job.key + " of " + job.table.text() +
+                       " holds NULLs; those rows are in no batch and will not be processed");
+  return true;
+}
+
+}  // namespace
+
+Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
+                        const std::vector<std::string>& names) {
+  Preflight result;
+  std::vector<std::string> problems;
+  for (const auto& list : file.lists)
+    for (const auto& job : list.jobs) {
+      if (job.is_step()) continue;
+      if (!names.empty() && std::find(names.begin(), names.end(), job.name) == names.end())
+        continue;
+      ResolvedJob resolved;
+      if (check_job(conn, file, job, resolved, problems, result.warnings))
+        result.jobs[job.name] = resolved;
+    }
+  if (!problems.empty()) throw PreflightError(problems);
+  return result;
+}
+
+}  // namespace pgxform

@@ -1,0 +1,55 @@
+// catalog: the preflight against PostgreSQL's catalogs, before anything is written.
+//
+// For every batched job it resolves the leading table, the key column and its SQL type, and
+// the function, and checks that the function accepts two arguments of the key's type (asking
+// the server's own function resolution, through EXPLAIN in a read-only transaction that is
+// rolled back) and returns an integer, a bigint or void. It reads catalogs and, for the NULL-key
+// warning, the key's index; it writes nothing. All problems are collected, so that one run
+// reports every one of them at once.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "jobs_file.h"
+
+namespace pgxform {
+
+struct ResolvedJob {
+  std::string name;
+  std::string table_schema;  // as in the catalog, unquoted
+  std::string table_name;
+  std::string table_sql;     // "schema"."table", quoted
+  std::string key_name;      // the key column, unquoted
+  std::string key_sql;       // "key", quoted
+  std::string key_type;      // format_type() of the key column, e.g. bigint, text, uuid
+  char key_category = 'X';   // pg_type.typcategory: N numeric, D date/time, S string, ...
+  std::string function_sql;  // "schema"."function", quoted
+  long batch_size = 0;
+  int parallel = 1;
+};
+
+// Every problem found; the CLI prints them and exits 2.
+class PreflightError : public std::runtime_error {
+ public:
+  explicit PreflightError(std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const { return m_problems; }
+
+ private:
+  std::vector<std::string> m_problems;
+};
+
+struct Preflight {
+  std::map<std::string, ResolvedJob> jobs;  // the batched jobs, by name
+  std::vector<std::string> warnings;
+};
+
+// Checks the named jobs of `file` (all when `names` is empty). Throws PreflightError.
+Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
+                        const std::vector<std::string>& names);
+
+}  // namespace pgxform

@@ -1,0 +1,167 @@
+#include "cli.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <map>
+
+#include "catalog.h"
+#include "database.h"
+#include "exit_code.h"
+#include "jobs_file.h"
+#include "logging.h"
+#include "run_command.h"
+#include "scheduler.h"
+#include "status_command.h"
+
+namespace po = boost::program_options;
+
+namespace pgxform {
+
+namespace {
+
+const char* const k_usage =
+    "pgxform — runs SQL transformation functions over keyset batches, resumably.\n"
+    "\n"
+    "usage: pgxform <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run      run the jobs of a jobs file (resumes where the last run stopped)\n"
+    "  status   show each job's status, rows, batches, last key and percent done\n"
+    "\n"
+    "`pgxform <command> --help` describes a command's options.\n"
+    "Connection: --dsn, or the libpq environment (PGHOST, PGPORT, PGDATABASE, PGUSER,\n"
+    "PGPASSWORD, PGSERVICE, PGPASSFILE).\n"
+    "Exit codes: 0 all done; 1 a job failed; 2 usage, jobs-file or preflight error (nothing\n"
+    "written); 3 interrupted by SIGINT/SIGTERM (run again to continue).\n";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+po::options_description common_options() {
+  po::options_description d("options");
+  d.add_options()("help,h", "show this help")(
+      "file,f", po::value<std::string>()->default_value("jobs.yaml"), "the jobs file")(
+      "dsn", po::value<std::string>()->default_value(""),
+      "libpq connection string or URI (default: the PG* environment)")(
+      "verbose,v", "log every batch")("quiet,q", "log warnings and errors only");
+  return d;
+}
+
+po::variables_map parse(const po::options_description& d, const std::vector<std::string>& args) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  return vm;
+}
+
+void set_verbosity(const po::variables_map& vm) {
+  setup_logging(vm.count("verbose") ? Verbosity::debug
+                : vm.count("quiet") ? Verbosity::quiet
+                                    : Verbosity::normal);
+}
+
+int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("threads", po::value<int>()->default_value(0),
+                  "worker threads, one connection each (default: defaults.threads, else 4)")(
+      "only", po::value<std::vector<std::string>>(), "run only this list or job (repeatable)")(
+      "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)");
+  const auto vm = parse(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... "
+           "[--exclude NAME]...\n\nRuns the jobs of FILE, each list once the lists it is after "
+           "are done,\nresuming every job after its last committed batch.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  RunOptions o;
+  o.file = vm["file"].as<std::string>();
+  o.dsn = vm["dsn"].as<std::string>();
+  o.threads = vm["threads"].as<int>();
+  if (o.threads < 0) throw UsageError("--threads must be a positive number");
+  if (vm.count("only")) o.only = vm["only"].as<std::vector<std::string>>();
+  if (vm.count("exclude")) o.exclude = vm["exclude"].as<std::vector<std::string>>();
+  return run_command(o);
+}
+
+int cmd_status(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("json", "print JSON: {\"jobs\": [{\"job\": ..., \"status\": ...}, ...]}");
+  const auto vm = parse(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform status [-f FILE] [--dsn DSN] [--json]\n\nShows each job's status, "
+           "rows and batches done, last key, percent done and the\nrunner holding it. Writes "
+           "nothing.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  StatusOptions o;
+  o.file = vm["file"].as<std::string>();
+  o.dsn = vm["dsn"].as<std::string>();
+  o.format = vm.count("json") ? StatusFormat::json : StatusFormat::table;
+  return status_command(o, out);
+}
+
+void report(const std::string& message) {
+  std::cerr << "pgxform: " << redact(message) << std::endl;
+}
+
+}  // namespace
+
+int run_cli(int argc, const char* const argv[]) { return run_cli(argc, argv, std::cout); }
+
+int run_cli(int argc, const char* const argv[], std::ostream& out) {
+  setup_logging(Verbosity::normal);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << k_usage;
+    return k_exit_usage;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "--help" || command == "-h" || command == "help") {
+    out << k_usage;
+    return k_exit_ok;
+  }
+  if (command == "--version") {
+    out << "pgxform 0.1.0\n";
+    return k_exit_ok;
+  }
+  static const std::map<std::string, int (*)(const std::vector<std::string>&, std::ostream&)>
+      commands = {{"run", cmd_run}, {"status", cmd_status}};
+  const auto it = commands.find(command);
+  if (it == commands.end()) {
+    report("unknown command '" + command + "'\n\n" + k_usage);
+    return k_exit_usage;
+  }
+  try {
+    return it->second(args, out);
+  } catch (const UsageError& e) {
+    report(std::string(e.what()) + " (see pgxform " + command + " --help)");
+  } catch (const JobsFileError& e) {
+    report(e.what());
+  } catch (const SelectionError& e) {
+    report(e.what());
+  } catch (const PreflightError& e) {
+    for (const auto& p : e.problems()) report(p);
+    report(std::to_string(e.problems().size()) + " problem(s) found; nothing was written");
+  } catch (const ConnectError& e) {
+    report(e.what());
+  } catch (const std::exception& e) {
+    report(e.what());
+    return k_exit_job_failed;
+  }
+  return k_exit_usage;
+}
+
+}  // namespace pgxform

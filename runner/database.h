@@ -1,0 +1,69 @@
+// database: opening connections and writing SQL text safely.
+//
+// A connection comes from --dsn (a libpq connection string or URI) or, when that is empty,
+// from the standard libpq environment (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
+// PGSERVICE, PGPASSFILE). Each worker thread opens its own: libpqxx connections are never
+// shared between threads. Passwords never reach a message: every password found in the DSN
+// or the environment is registered as a secret, and redact() (used by the logger and by the
+// command line's error output) replaces each with "***".
+//
+// Identifiers from jobs.yaml are always written quoted (quote_ident); values are always bound
+// parameters, never pasted into SQL text.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "jobs_file.h"
+
+namespace pgxform {
+
+// Could not connect; the message is already redacted.
+class ConnectError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Remembers the passwords of `dsn` and of PGPASSWORD so that redact() hides them.
+void register_secrets_from(const std::string& dsn);
+std::string redact(std::string text);
+
+// Opens a connection and prepares its session (ISO dates, UTC, application_name naming the
+// runner), so that key values round-trip exactly through their text form.
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn);
+
+// This runner's identity in the database and in the state: "host:pid".
+std::string runner_identity();
+
+// "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
+std::string quote_ident(const std::string& name);
+std::string quote_qualified(const QualifiedName& name);
+
+}  // namespace pgxform
+
+namespace pgxform {
+
+// One worker's connection: opened on first use, reopened after it broke. Prepared statements
+// are remembered per connection and prepared again after a reconnect. Owned by one thread;
+// only backend_pid() may be read from another (to cancel the worker's statement).
+class Session {
+ public:
+  explicit Session(std::string dsn) : m_dsn(std::move(dsn)) {}
+  pqxx::connection& conn();
+  void reconnect();
+  void prepare(const std::string& name, const std::string& sql);
+  int backend_pid() const { return m_backend_pid.load(); }
+
+ private:
+  std::string m_dsn;
+  std::unique_ptr<pqxx::connection> m_conn;
+  std::set<std::string> m_prepared;
+  std::atomic<int> m_backend_pid{0};
+};
+
+}  // namespace pgxform

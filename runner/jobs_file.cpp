@@ -1,0 +1,273 @@
+#include "jobs_file.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace pgxform {
+
+JobsFileError::JobsFileError(const std::string& file, int line, const std::string& message)
+    : std::runtime_error(line > 0 ? file + ":" + std::to_string(line) + ": " + message
+                                  : file + ": " + message),
+      m_file(file),
+      m_line(line) {}
+
+const Job* JobsFile::find_job(const std::string& name) const {
+  for (const auto& list : lists)
+    for (const auto& job : list.jobs)
+      if (job.name == name) return &job;
+  return nullptr;
+}
+
+const JobList* JobsFile::find_list(const std::string& name) const {
+  for (const auto& list : lists)
+    if (list.name == name) return &list;
+  return nullptr;
+}
+
+QualifiedName parse_qualified_name(const std::string& text) {
+  std::vector<std::string> parts(1);
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      if (quoted && i + 1 < text.size() && text[i + 1] == '"') {
+        parts.back() += '"';
+        ++i;
+      } else {
+        quoted = !quoted;
+      }
+    } else if (c == '.' && !quoted) {
+      parts.emplace_back();
+    } else {
+      parts.back() += c;
+    }
+  }
+  if (quoted) throw std::invalid_argument("unterminated quote in '" + text + "'");
+  for (const auto& p : parts)
+    if (p.empty()) throw std::invalid_argument("'" + text + "' is not a valid name");
+  if (parts.size() == 1) return {"", parts[0]};
+  if (parts.size() == 2) return {parts[0], parts[1]};
+  throw std::invalid_argument("'" + text + "' has more than schema.name");
+}
+
+namespace {
+
+// Walks the YAML tree; every error it raises carries the file and the node's line.
+class Reader {
+ public:
+  explicit Reader(std::string path) : m_path(std::move(path)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const {
+    throw JobsFileError(m_path, line_of(node), message);
+  }
+
+  static int line_of(const YAML::Node& node) {
+    return node.Mark().is_null() ? 0 : node.Mark().line + 1;
+  }
+
+  void expect_map(const YAML::Node& node, const std::string& what) const {
+    if (!node.IsMap()) fail(node, what + " must be a mapping");
+  }
+
+  // Unknown fields are errors: a typo such as `batchsize` must never be ignored silently.
+  void check_fields(const YAML::Node& node, const std::set<std::string>& allowed,
+                    const std::string& where) const {
+    for (const auto& entry : node) {
+      auto field = entry.first.as<std::string>();
+      if (!allowed.count(field)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(entry.first, "unknown field '" + field + "' in " + where + " (allowed: " + list + ")");
+      }
+    }
+  }
+
+  std::string string_field(const YAML::Node& node, const std::string& field,
+                           const std::string& where) const {
+    const YAML::Node value = node[field];
+    if (!value) fail(node, "missing required field '" + field + "' in " + where);
+    if (!value.IsScalar() || value.Scalar().empty())
+      fail(value, "'" + field + "' in " + where + " must be a non-empty string");
+    return value.Scalar();
+  }
+
+  long positive_integer(const YAML::Node& value, const std::string& what) const {
+    if (value.IsScalar()) {
+      const std::string& s = value.Scalar();
+      char* end = nullptr;
+      errno = 0;
+      long n = std::strtol(s.c_str(), &end, 10);
+      if (!s.empty() && *end == '\0' && errno == 0 && n > 0) return n;
+    }
+    fail(value, what + " must be a positive integer");
+  }
+
+  QualifiedName name_field(const YAML::Node& node, const std::string& field,
+                           const std::string& where) const {
+    auto text = string_field(node, field, where);
+    try {
+      return parse_qualified_name(text);
+    } catch (const std::invalid_argument& e) {
+      fail(node[field], "'" + field + "' in " + where + ": " + e.what());
+    }
+  }
+
+  const std::string& path() const { return m_path; }
+
+ private:
+  std::string m_path;
+};
+
+Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
+             const std::string& list) {
+  r.expect_map(node, "a job of list '" + list + "'");
+  Job job;
+  job.list = list;
+  job.line = Reader::line_of(node);
+  job.name = r.string_field(node, "name", "a job of list '" + list + "'");
+  const std::string where = "job '" + job.name + "'";
+  r.check_fields(node, {"name", "table", "key", "function", "sql", "batch_size", "parallel"},
+                 where);
+  const bool has_function = bool(node["function"]);
+  const bool has_sql = bool(node["sql"]);
+  if (has_function == has_sql)
+    r.fail(node, where + " needs exactly one of 'function' (a batched transform) or 'sql' "
+                         "(a one-shot step)");
+  if (has_sql) {
+    job.sql = r.string_field(node, "sql", where);
+    for (const char* f : {"table", "key", "batch_size", "parallel"})
+      if (node[f])
+        r.fail(node[f], "'" + std::string(f) + "' does not apply to the one-shot step " + where);
+    return job;
+  }
+  job.function = r.name_field(node, "function", where);
+  job.table = r.name_field(node, "table", where);
+  job.key = r.string_field(node, "key", where);
+  job.batch_size = node["batch_size"]
+                       ? r.positive_integer(node["batch_size"], "batch_size of " + where)
+                       : file.default_batch_size;
+  if (node["parallel"])
+    job.parallel = int(r.positive_integer(node["parallel"], "parallel of " + where));
+  return job;
+}
+
+JobList read_list(const Reader& r, const YAML::Node& node, const JobsFile& file) {
+  r.expect_map(node, "a list");
+  JobList list;
+  list.line = Reader::line_of(node);
+  list.name = r.string_field(node, "name", "a list");
+  const std::string where = "list '" + list.name + "'";
+  r.check_fields(node, {"name", "after", "jobs"}, where);
+  if (const YAML::Node after = node["after"]) {
+    if (!after.IsSequence()) r.fail(after, "'after' of " + where + " must be a list of names");
+    for (const auto& a : after) {
+      if (!a.IsScalar() || a.Scalar().empty())
+        r.fail(a, "'after' of " + where + " must be a list of list names");
+      list.after.push_back(a.Scalar());
+    }
+  }
+  const YAML::Node jobs = node["jobs"];
+  if (!jobs) r.fail(node, "missing required field 'jobs' in " + where);
+  if (!jobs.IsSequence() || jobs.size() == 0)
+    r.fail(jobs, "'jobs' of " + where + " must be a non-empty list");
+  for (const auto& j : jobs) list.jobs.push_back(read_job(r, j, file, list.name));
+  return list;
+}
+
+void check_names_and_graph(const Reader& r, const JobsFile& file) {
+  std::map<std::string, const Job*> jobs;
+  std::map<std::string, const JobList*> lists;
+  for (const auto& list : file.lists) {
+    if (!lists.emplace(list.name, &list).second)
+      throw JobsFileError(r.path(), list.line, "duplicate list name '" + list.name + "'");
+    for (const auto& job : list.jobs)
+      if (!jobs.emplace(job.name, &job).second)
+        throw JobsFileError(r.path(), job.line,
+                            "duplicate job name '" + job.name + "' (job names are unique "
+                            "across the file; first at line " +
+                                std::to_string(jobs[job.name]->line) + ")");
+  }
+  for (const auto& list : file.lists)
+    for (const auto& a : list.after) {
+      if (!lists.count(a))
+        throw JobsFileError(r.path(), list.line,
+                            "list '" + list.name + "' is after unknown list '" + a + "'");
+      if (a == list.name)
+        throw JobsFileError(r.path(), list.line, "list '" + list.name + "' is after itself");
+    }
+  // Depth-first search for a cycle in `after:`; the message spells the cycle out.
+  std::map<std::string, int> mark;  // 0 unvisited, 1 on the stack, 2 done
+  std::vector<std::string> stack;
+  std::function<void(const JobList&)> visit = [&](const JobList& list) {
+    mark[list.name] = 1;
+    stack.push_back(list.name);
+    for (const auto& a : list.after) {
+      if (mark[a] == 1) {
+        std::string cycle;
+        auto from = std::find(stack.begin(), stack.end(), a);
+        for (auto it = from; it != stack.end(); ++it) cycle += *it + " -> ";
+        throw JobsFileError(r.path(), lists[a]->line, "'after' forms a cycle: " + cycle + a);
+      }
+      if (mark[a] == 0) visit(*lists[a]);
+    }
+    stack.pop_back();
+    mark[list.name] = 2;
+  };
+  for (const auto& list : file.lists)
+    if (mark[list.name] == 0) visit(list);
+}
+
+}  // namespace
+
+JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
+  Reader r(path);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw JobsFileError(path, e.mark.is_null() ? 0 : e.mark.line + 1,
+                        "YAML syntax error: " + e.msg);
+  }
+  if (!root.IsMap()) throw JobsFileError(path, 0, "the jobs file must be a YAML mapping");
+  JobsFile file;
+  file.path = path;
+  r.check_fields(root, {"version", "defaults", "state_schema", "lists"}, "the jobs file");
+  const YAML::Node version = root["version"];
+  if (!version) r.fail(root, "missing required field 'version' (write `version: 1`)");
+  if (!version.IsScalar() || version.Scalar() != "1")
+    r.fail(version, "unsupported version '" + (version.IsScalar() ? version.Scalar() : "") +
+                        "' (this pgxform reads version 1)");
+  if (const YAML::Node defaults = root["defaults"]) {
+    r.expect_map(defaults, "'defaults'");
+    r.check_fields(defaults, {"batch_size", "threads"}, "defaults");
+    if (defaults["batch_size"])
+      file.default_batch_size = r.positive_integer(defaults["batch_size"], "defaults.batch_size");
+    if (defaults["threads"])
+      file.default_threads = int(r.positive_integer(defaults["threads"], "defaults.threads"));
+  }
+  if (root["state_schema"]) file.state_schema = r.string_field(root, "state_schema", "the file");
+  const YAML::Node lists = root["lists"];
+  if (!lists) r.fail(root, "missing required field 'lists'");
+  if (!lists.IsSequence() || lists.size() == 0) r.fail(lists, "'lists' must be a non-empty list");
+  for (const auto& l : lists) file.lists.push_back(read_list(r, l, file));
+  check_names_and_graph(r, file);
+  return file;
+}
+
+JobsFile parse_jobs_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw JobsFileError(path, 0, "cannot read the jobs file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_jobs_text(text.str(), path);
+}
+
+}  // namespace pgxform

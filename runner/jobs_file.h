@@ -1,0 +1,77 @@
+// jobs_file: reads and validates jobs.yaml into plain structs. Knows no database.
+//
+// The file names lists of jobs. A list runs its jobs in order; `after:` makes a list wait
+// until every job of the named lists is done. A job is either a batched transform (`table`,
+// `key`, `function`) or a one-shot step (`sql`). Everything that can be checked without a
+// database is checked here, and every problem is a JobsFileError carrying file and line, so
+// that the command line can report it and exit 2 before anything is written.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pgxform {
+
+// A problem in the jobs file: `file:line: message` (line is 1-based, 0 when unknown).
+class JobsFileError : public std::runtime_error {
+ public:
+  JobsFileError(const std::string& file, int line, const std::string& message);
+  const std::string& file() const { return m_file; }
+  int line() const { return m_line; }
+
+ private:
+  std::string m_file;
+  int m_line;
+};
+
+// A schema-qualified name as written (`legacy.orders` or `orders`, schema then defaults).
+struct QualifiedName {
+  std::string schema;  // empty when not given
+  std::string name;
+  std::string text() const { return schema.empty() ? name : schema + "." + name; }
+};
+
+struct Job {
+  std::string name;
+  std::string list;
+  int line = 0;  // where the job starts in the file, for messages
+  // A batched job:
+  QualifiedName table;
+  std::string key;
+  QualifiedName function;
+  long batch_size = 0;
+  int parallel = 1;  // number of slices
+  // A one-shot step:
+  std::string sql;
+  bool is_step() const { return !sql.empty(); }
+};
+
+struct JobList {
+  std::string name;
+  int line = 0;
+  std::vector<std::string> after;
+  std::vector<Job> jobs;
+};
+
+struct JobsFile {
+  std::string path;
+  std::string state_schema = "pgxform";
+  int default_threads = 4;
+  long default_batch_size = 10000;
+  std::vector<JobList> lists;
+
+  const Job* find_job(const std::string& name) const;
+  const JobList* find_list(const std::string& name) const;
+};
+
+// Parses and validates; throws JobsFileError naming the file and line.
+JobsFile parse_jobs_file(const std::string& path);
+// The same from text; `path` is only used in messages.
+JobsFile parse_jobs_text(const std::string& text, const std::string& path);
+
+// Splits `schema.name` (either part may be double-quoted); throws std::invalid_argument.
+QualifiedName parse_qualified_name(const std::string& text);
+
+}  // namespace pgxform

@@ -1,0 +1,37 @@
+#include "logging.h"
+
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <mutex>
+
+#include "database.h"
+
+namespace pgxform {
+
+namespace {
+
+class RedactingSink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    std::cerr << redact(fmt::to_string(formatted));
+  }
+  void flush_() override { std::cerr.flush(); }
+};
+
+}  // namespace
+
+void setup_logging(Verbosity verbosity) {
+  auto logger = std::make_shared<spdlog::logger>("pgxform", std::make_shared<RedactingSink>());
+  logger->set_pattern("%H:%M:%S %^%l%$ %v");
+  logger->set_level(verbosity == Verbosity::debug   ? spdlog::level::debug
+                    : verbosity == Verbosity::quiet ? spdlog::level::warn
+                                                    : spdlog::level::info);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace pgxform

@@ -1,0 +1,63 @@
+#include "retry.h"
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <random>
+
+#include "database.h"
+
+namespace pgxform {
+
+FailureKind classify_sqlstate(const std::string& sqlstate) {
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "53300" ||
+      sqlstate == "57P03")
+    return FailureKind::transient;
+  if (sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02")
+    return FailureKind::connection_lost;
+  if (sqlstate == "57014") return FailureKind::cancelled;
+  return FailureKind::permanent;
+}
+
+Failure classify(const std::exception& error) {
+  Failure f;
+  f.message = redact(error.what());
+  while (!f.message.empty() && (f.message.back() == '\n' || f.message.back() == ' '))
+    f.message.pop_back();
+  // libpqxx 6.4 maps some SQLSTATEs to classes that do not derive from sql_error and carry no
+  // sqlstate(): the 40xxx family (transaction_rollback) and 53300 (a broken_connection).
+  // Order matters: the most specific type first.
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) ||
+      dynamic_cast<const pqxx::statement_completion_unknown*>(&error)) {
+    f.kind = FailureKind::in_doubt;
+  } else if (dynamic_cast<const pqxx::serialization_failure*>(&error)) {
+    f.sqlstate = "40001";
+    f.kind = FailureKind::transient;
+  } else if (dynamic_cast<const pqxx::deadlock_detected*>(&error)) {
+    f.sqlstate = "40P01";
+    f.kind = FailureKind::transient;
+  } else if (dynamic_cast<const pqxx::transaction_rollback*>(&error)) {
+    f.sqlstate = "40000";
+    f.kind = FailureKind::transient;
+  } else if (dynamic_cast<const pqxx::too_many_connections*>(&error)) {
+    f.sqlstate = "53300";
+    f.kind = FailureKind::transient;
+  } else if (dynamic_cast<const pqxx::broken_connection*>(&error) ||
+             dynamic_cast<const ConnectError*>(&error)) {
+    f.kind = FailureKind::connection_lost;
+  } else if (auto sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
+    f.sqlstate = sql->sqlstate();
+    f.kind = classify_sqlstate(f.sqlstate);
+  }
+  return f;
+}
+
+std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const long long cap = 30000;
+  long long ceiling = std::min<long long>(cap, base.count() << std::min(attempt, 20));
+  std::uniform_int_distribution<long long> dist(ceiling / 2, std::max(ceiling, 1LL));
+  return std::chrono::milliseconds(dist(rng));
+}
+
+}  // namespace pgxform

@@ -1,0 +1,36 @@
+// retry: which failures are worth another try, decided by SQLSTATE or libpqxx's exception
+// type, never by message text; and how long to wait before the next one.
+//
+// transient       serialization failure 40001, deadlock 40P01, lock_not_available 55P03,
+//                 too many connections 53300, cannot_connect_now 57P03: try the batch again.
+// connection_lost the connection broke (08xxx, admin/crash shutdown 57P01/57P02, or libpqxx's
+//                 broken_connection): reconnect, then try again.
+// in_doubt        COMMIT was sent and no answer came: whether the batch committed is decided by
+//                 reading the job's cursor, never by redoing the batch blindly.
+// cancelled       57014: the statement was cancelled (by the runner's second signal, or by a
+//                 statement_timeout, which is a permanent error of that batch).
+// permanent       everything else: the batch fails as it is.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <string>
+
+namespace pgxform {
+
+enum class FailureKind { transient, connection_lost, in_doubt, cancelled, permanent };
+
+struct Failure {
+  FailureKind kind = FailureKind::permanent;
+  std::string sqlstate;  // empty when the error had none
+  std::string message;   // redacted
+};
+
+Failure classify(const std::exception& error);
+FailureKind classify_sqlstate(const std::string& sqlstate);
+
+// Exponential backoff with full jitter: a random wait in [base*2^attempt/2, base*2^attempt],
+// capped at 30 s. `attempt` counts from 0.
+std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base);
+
+}  // namespace pgxform

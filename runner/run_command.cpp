@@ -1,0 +1,105 @@
+#include "run_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "batch_runner.h"
+#include "catalog.h"
+#include "database.h"
+#include "exit_code.h"
+#include "jobs_file.h"
+#include "progress.h"
+#include "scheduler.h"
+#include "state_store.h"
+#include "stop_signal.h"
+#include "worker_pool.h"
+
+namespace pgxform {
+
+namespace {
+
+std::vector<std::string> job_names(const std::vector<PlannedList>& plan) {
+  std::vector<std::string> names;
+  for (const auto& list : plan)
+    for (const auto& job : list.jobs) names.push_back(job.name);
+  return names;
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  const JobsFile file = parse_jobs_file(options.file);
+  auto conn = connect(options.dsn);
+  StateStore store(*conn, file.state_schema);
+
+  const std::vector<PlannedList> plan =
+      select_lists(file, options.only, options.exclude, store.done_jobs());
+  const Preflight preflight = check_catalog(*conn, file, job_names(plan));
+  for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+
+  // From here on the run writes.
+  store.ensure_schema();
+  store.register_jobs(file);
+  for (const auto& [name, job] : preflight.jobs) {
+    try {
+      store.ensure_slices(job);
+    } catch (const std::runtime_error& e) {
+      throw PreflightError({file.path + ": " + e.what()});
+    }
+  }
+  conn.reset();
+
+  const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  spdlog::info("running {} jobs of {} lists from {} on {} threads", job_names(plan).size(),
+               plan.size(), file.path, threads);
+  install_stop_handlers();
+  Scheduler scheduler(plan);
+  Progress progress;
+  const auto started = std::chrono::steady_clock::now();
+
+  const TaskFunction run_task = [&](Session& session, const TaskId& task) -> TaskOutcome {
+    const Job& job = *file.find_job(task.job);
+    StateStore task_store(session, file.state_schema);
+    if (!task_store.try_claim(task, job.list))
+      return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
+    TaskOutcome outcome;
+    try {
+      outcome = job.is_step()
+                    ? run_step(session, task_store, job.name, job.sql)
+                    : BatchRunner(session, task_store, preflight.jobs.at(job.name), task,
+                                  job.list, RetryPolicy{}, progress)
+                          .run();
+    } catch (...) {
+      try {
+        task_store.release(task);
+      } catch (...) {
+        // The session is gone, and the lock with it.
+      }
+      throw;
+    }
+    task_store.release(task);
+    return outcome;
+  };
+  const PoolResult result = run_pool(threads, options.dsn, scheduler, run_task);
+
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (result.stopped) {
+    spdlog::warn("stopped by a signal after {:.1f} s; the state is consistent: run again to "
+                 "continue",
+                 seconds);
+    return k_exit_interrupted;
+  }
+  if (!result.failures.empty()) {
+    spdlog::error("{} job(s) failed after {:.1f} s:", result.failures.size(), seconds);
+    for (const auto& failure : result.failures) spdlog::error("  {}", failure);
+    for (const auto& job : scheduler.blocked_jobs())
+      spdlog::error("  {}: not started, a job it depends on failed", job);
+    return k_exit_job_failed;
+  }
+  spdlog::info("all {} jobs done in {:.1f} s", job_names(plan).size(), seconds);
+  return k_exit_ok;
+}
+
+}  // namespace pgxform

@@ -1,0 +1,24 @@
+// run_command: `pgxform run` — preflight, state, then the lists on the worker pool.
+//
+// Order of work, so that bad input writes nothing: parse the jobs file; connect; read which
+// jobs are done (read-only) to check --only/--exclude; check every selected job against the
+// catalogs; only then create or upgrade the state schema, register the jobs, cut slices, and
+// start the workers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pgxform {
+
+struct RunOptions {
+  std::string file = "jobs.yaml";
+  std::string dsn;
+  int threads = 0;  // 0: defaults.threads of the file
+  std::vector<std::string> only;
+  std::vector<std::string> exclude;
+};
+
+int run_command(const RunOptions& options);
+
+}  // namespace pgxform

@@ -1,0 +1,101 @@
+// scheduler: which job (or slice of a job) may run next. Pure: no database, no threads.
+//
+// The plan is a set of lists. A list runs its jobs in order; a list starts when every job of
+// the lists it is `after` is done. A job with K slices is K tasks that may run at once; the job
+// is done when all its slices are. The caller (the worker pool) asks next_task(), runs the
+// task, and reports exactly one outcome for it:
+//   task_finished  the task ran to its end;
+//   task_failed    a permanent error: no new task of that job starts, the rest of its list and
+//                  every list that depends on it (transitively) never start; other lists go on;
+//   task_deferred  another runner holds the task: it is offered again after retry_deferred();
+//   task_released  the run is stopping: the task goes back to waiting, nothing is recorded.
+// Invariant: a task is offered by next_task() to at most one caller until its outcome comes.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pgxform {
+
+struct JobsFile;
+
+struct TaskId {
+  std::string job;
+  int slice = 0;
+  bool operator<(const TaskId& o) const {
+    return job < o.job || (job == o.job && slice < o.slice);
+  }
+  bool operator==(const TaskId& o) const { return job == o.job && slice == o.slice; }
+  std::string text() const;
+};
+
+struct PlannedJob {
+  std::string name;
+  int slices = 1;
+};
+
+struct PlannedList {
+  std::string name;
+  std::vector<std::string> after;  // lists in this plan
+  std::vector<PlannedJob> jobs;
+};
+
+// Thrown by select_lists when the selection cannot run; the CLI maps it to exit 2.
+class SelectionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The lists to run after --only/--exclude (names of lists or jobs). A selected job needs every
+// job before it in its list and every job of its list's `after:` lists to be selected too, or
+// already done (`done_jobs`, from the state). Unselected done jobs drop out of the plan.
+std::vector<PlannedList> select_lists(const JobsFile& file, const std::vector<std::string>& only,
+                                      const std::vector<std::string>& exclude,
+                                      const std::set<std::string>& done_jobs);
+
+class Scheduler {
+ public:
+  explicit Scheduler(std::vector<PlannedList> lists);
+
+  // A task that may start now, marked running; nothing when none may start now.
+  std::optional<TaskId> next_task();
+  void task_finished(const TaskId& task);
+  void task_failed(const TaskId& task);
+  void task_deferred(const TaskId& task);
+  void task_released(const TaskId& task);
+  void retry_deferred();
+
+  bool has_deferred() const;
+  int running_count() const;
+  // True when nothing runs and nothing can start any more (even after retry_deferred()).
+  bool is_finished() const;
+
+  std::vector<std::string> failed_jobs() const;
+  // Jobs that never ran because a job they depend on failed.
+  std::vector<std::string> blocked_jobs() const;
+  bool all_done() const;
+
+ private:
+  enum class TaskState { waiting, running, deferred, done, failed };
+  struct JobEntry {
+    std::string name;
+    std::string list;
+    std::vector<TaskState> slices;
+  };
+  bool job_done(const JobEntry& job) const;
+  bool job_failed(const JobEntry& job) const;
+  bool list_done(const std::string& list) const;
+  bool list_blocked(const std::string& list) const;  // a failure upstream or inside
+  bool job_may_start(size_t index) const;
+  TaskState& state_of(const TaskId& task);
+
+  std::vector<PlannedList> m_lists;
+  std::vector<JobEntry> m_jobs;  // in plan order: lists in order, jobs in list order
+  std::map<std::string, size_t> m_job_index;
+};
+
+}  // namespace pgxform

@@ -1,0 +1,46 @@
+#include "fixtures.h"
+
+namespace pgxform_test {
+
+void create_items(TestDatabase& db, int rows, int sleep_ms) {
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.items (id bigint PRIMARY KEY, v int NOT NULL);"
+      "INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(1, " +
+      std::to_string(rows) +
+      ") g;"
+      "CREATE TABLE target.items (id bigint NOT NULL, v int NOT NULL);"
+      "CREATE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+      "  PERFORM pg_sleep(" + std::to_string(sleep_ms / 1000.0) + ");"
+      "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+      "   WHERE id BETWEEN first_key AND last_key;"
+      "  GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;"
+      "ANALYZE legacy.items;");
+}
+
+std::string items_jobs_yaml(int batch_size, int parallel) {
+  return "version: 1\n"
+         "lists:\n"
+         "  - name: main\n"
+         "    jobs:\n"
+         "      - name: items\n"
+         "        table: legacy.items\n"
+         "        key: id\n"
+         "        function: xf.items\n"
+         "        batch_size: " + std::to_string(batch_size) + "\n" +
+         (parallel > 1 ? "        parallel: " + std::to_string(parallel) + "\n" : "");
+}
+
+long long missing_items(TestDatabase& db) {
+  return db.count(
+      "SELECT count(*) FROM legacy.items l WHERE NOT EXISTS"
+      " (SELECT 1 FROM target.items t WHERE t.id = l.id AND t.v = l.v * 10)");
+}
+
+long long duplicate_items(TestDatabase& db) {
+  return db.count(
+      "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM target.items GROUP BY id) x");
+}
+
+}  // namespace pgxform_test

@@ -1,0 +1,23 @@
+// fixtures: the small migrations the database tests run — a leading table, a target with no
+// unique constraint (so that a batch applied twice shows as a duplicate), and its transform.
+#pragma once
+
+#include <string>
+
+#include "test_db.h"
+
+namespace pgxform_test {
+
+// legacy.items(id bigint PRIMARY KEY, v int) with `rows` rows, keys 3, 6, 9, ... (gaps);
+// target.items(id bigint, v int) with no constraint; xf.items(bigint, bigint) copies a range,
+// sleeping `sleep_ms` per batch, and returns the row count.
+void create_items(TestDatabase& db, int rows, int sleep_ms = 0);
+
+// A jobs file with one list holding one job over legacy.items.
+std::string items_jobs_yaml(int batch_size, int parallel = 1);
+
+// Source rows that are missing in the target, and target rows that are there twice.
+long long missing_items(TestDatabase& db);
+long long duplicate_items(TestDatabase& db);
+
+}  // namespace pgxform_test

@@ -1,0 +1,214 @@
+// The core slice against a real PostgreSQL: batches, state, resume, key types, steps, failures.
+#include <catch2/catch.hpp>
+
+#include "fixtures.h"
+#include "test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+CliResult run(TestDatabase& db, const std::string& path, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"run", "-f", path, "--dsn", db.dsn()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_cli(args);
+}
+
+// A table keyed by `type` with `rows` distinct keys made by `key_expr` from g, a target with no
+// constraint, and a transform copying a range.
+void create_typed(TestDatabase& db, const std::string& type, const std::string& key_expr,
+                  int rows) {
+  db.exec("CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+          "CREATE TABLE legacy.typed (k " + type + " PRIMARY KEY, g int NOT NULL);"
+          "INSERT INTO legacy.typed SELECT " + key_expr + ", g FROM generate_series(1, " +
+          std::to_string(rows) + ") g;"
+          "CREATE TABLE target.typed (k " + type + ", g int);"
+          "CREATE FUNCTION xf.typed(a " + type + ", b " + type + ") RETURNS void"
+          " LANGUAGE sql AS 'INSERT INTO target.typed SELECT k, g FROM legacy.typed"
+          " WHERE k BETWEEN a AND b'");
+}
+
+std::string typed_yaml() {
+  return "version: 1\nlists:\n  - name: main\n    jobs:\n"
+         "      - {name: typed, table: legacy.typed, key: k, function: xf.typed, batch_size: 37}\n";
+}
+
+void check_typed_exactly_once(TestDatabase& db, int rows) {
+  CHECK(db.count("SELECT count(*) FROM target.typed") == rows);
+  CHECK(db.count("SELECT count(DISTINCT k) FROM target.typed") == rows);
+  CHECK(db.count("SELECT count(*) FROM legacy.typed l WHERE NOT EXISTS"
+                 " (SELECT 1 FROM target.typed t WHERE t.k = l.k AND t.g = l.g)") == 0);
+  CHECK(db.count("SELECT batches_done FROM pgxform.job_state WHERE job = 'typed'") ==
+        (rows + 36) / 37);
+}
+
+}  // namespace
+
+TEST_CASE("every row of the leading table is processed exactly once, in batches of batch_size") {
+  TestDatabase db;
+  create_items(db, 1000);
+  TempDir dir;
+  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE job = 'items'") == 10);
+  CHECK(db.scalar("SELECT status || ' ' || last_key || ' ' || rows_done || ' ' || batches_done"
+                  " FROM pgxform.job_state WHERE job = 'items'") == "done 3000 1000 10");
+  // Each batch_log row covers exactly batch_size keys, and ranges follow each other.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE rows <> 100 OR rows_written <> 100"
+                 " OR duration_ms < 0") == 0);
+  CHECK(db.scalar("SELECT string_agg(first_key || '-' || last_key, ',' ORDER BY batch_no)"
+                  " FROM pgxform.batch_log WHERE batch_no <= 2") == "3-300,303-600");
+}
+
+TEST_CASE("a second run of a finished migration processes nothing again") {
+  TestDatabase db;
+  create_items(db, 300);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(run(db, path).exit_code == 0);
+  REQUIRE(run(db, path).exit_code == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 3);
+}
+
+TEST_CASE("rows appended after a job finished are processed by the next run") {
+  TestDatabase db;
+  create_items(db, 250);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(run(db, path).exit_code == 0);
+  db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
+  REQUIRE(run(db, path).exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.scalar("SELECT status || ' ' || last_key || ' ' || rows_done FROM pgxform.job_state")
+        == "done 1260 420");
+}
+
+TEST_CASE("text keys are paged in the column's collation order, exactly once") {
+  TestDatabase db;
+  create_typed(db, "text", "'key ' || md5(g::text)", 500);
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  check_typed_exactly_once(db, 500);
+}
+
+TEST_CASE("uuid keys work, exactly once") {
+  TestDatabase db;
+  create_typed(db, "uuid", "md5(g::text)::uuid", 500);
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  check_typed_exactly_once(db, 500);
+}
+
+TEST_CASE("date keys work, exactly once") {
+  TestDatabase db;
+  create_typed(db, "date", "date '2017-01-01' + g * 2", 500);
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  check_typed_exactly_once(db, 500);
+}
+
+TEST_CASE("timestamp keys with fractional seconds work, exactly once") {
+  TestDatabase db;
+  create_typed(db, "timestamp", "timestamp '2017-01-01' + g * interval '1.000123 second'", 500);
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  check_typed_exactly_once(db, 500);
+}
+
+TEST_CASE("a non-unique key never splits one key value across two batches") {
+  TestDatabase db;
+  db.exec("CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+          "CREATE TABLE legacy.lines (order_id int NOT NULL, line int NOT NULL);"
+          "CREATE INDEX ON legacy.lines (order_id);"
+          // 7 lines per order: batches of 10 keys always end inside a run of equal keys.
+          "INSERT INTO legacy.lines SELECT o, l FROM generate_series(1, 60) o,"
+          " generate_series(1, 7) l;"
+          "CREATE TABLE target.lines (order_id int, line int);"
+          "CREATE FUNCTION xf.lines(a int, b int) RETURNS integer LANGUAGE sql AS"
+          " 'WITH i AS (INSERT INTO target.lines SELECT * FROM legacy.lines"
+          " WHERE order_id BETWEEN a AND b RETURNING 1) SELECT count(*)::int FROM i'");
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml",
+                            "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                            "      - {name: lines, table: legacy.lines, key: order_id,"
+                            " function: xf.lines, batch_size: 10}\n"))
+              .exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM target.lines") == 420);
+  CHECK(db.count("SELECT count(*) FROM (SELECT DISTINCT * FROM target.lines) x") == 420);
+  // Every batch holds whole orders: rows is a multiple of 7 and matches the function's count.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE rows % 7 <> 0"
+                 " OR rows <> rows_written") == 0);
+  CHECK(db.count("SELECT sum(rows) FROM pgxform.batch_log") == 420);
+}
+
+TEST_CASE("a one-shot step runs once and only once") {
+  TestDatabase db;
+  create_items(db, 10);
+  db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(100) +
+                       "      - name: count-step\n"
+                       "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n");
+  REQUIRE(run(db, path).exit_code == 0);
+  REQUIRE(run(db, path).exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM target.step_runs") == 1);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'count-step'") == "done");
+}
+
+TEST_CASE("a failing batch records its error, SQLSTATE and key range, keeps earlier batches, "
+          "and exits 1") {
+  TestDatabase db;
+  create_items(db, 1000);
+  // Key 1500 divides by zero; it lies in the 5th batch of 100 keys (1203..1500).
+  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+          " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, (v * 10) /"
+          " CASE WHEN id = 1500 THEN 0 ELSE 1 END FROM legacy.items"
+          " WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM i'");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100) +
+                                               "  - name: downstream\n    after: [main]\n"
+                                               "    jobs: [{name: later, sql: SELECT 1}]\n");
+  auto r = run(db, path);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("22012") && Catch::Contains("[1203, 1500]") &&
+                        Catch::Contains("later"));
+  CHECK(db.scalar("SELECT status || ' ' || sqlstate || ' ' || error_first_key || ' ' ||"
+                  " error_last_key || ' ' || last_key FROM pgxform.job_state WHERE job = 'items'")
+        == "failed 22012 1203 1500 1200");
+  CHECK_THAT(db.scalar("SELECT error FROM pgxform.job_state WHERE job = 'items'"),
+             Catch::Contains("division by zero"));
+  CHECK(db.count("SELECT count(*) FROM target.items") == 400);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'later'") == "pending");
+}
+
+TEST_CASE("status reports each job's status, rows, batches, last key and percent") {
+  TestDatabase db;
+  create_items(db, 1000);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100) +
+                                               "  - name: second\n    after: [main]\n"
+                                               "    jobs: [{name: step, sql: SELECT 1}]\n");
+  // Before any run: pending, and status creates nothing.
+  auto before = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
+  REQUIRE(before.exit_code == 0);
+  CHECK_THAT(before.out, Catch::Contains("{\"job\": \"items\", \"list\": \"main\", "
+                                         "\"status\": \"pending\", \"rows_done\": 0"));
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  // Halfway: the cursor stands at key 1500 of 3..3000, about half done.
+  REQUIRE(run(db, path, {"--only", "items"}).exit_code == 0);
+  db.exec("UPDATE pgxform.job_state SET status = 'running', last_key = '1500', rows_done = 500,"
+          " batches_done = 5 WHERE job = 'items'");
+  auto mid = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
+  CHECK_THAT(mid.out, Catch::Contains("\"status\": \"running\", \"rows_done\": 500, "
+                                      "\"batches_done\": 5, \"last_key\": \"1500\", "
+                                      "\"percent\": 49.9"));
+  auto table = run_cli({"status", "-f", path, "--dsn", db.dsn()});
+  CHECK_THAT(table.out, Catch::Contains("items") && Catch::Contains("running") &&
+                            Catch::Contains("1500") && Catch::Contains("49.9"));
+}

@@ -1,0 +1,75 @@
+// test_db: what the database tests stand on — a fresh database per test (from the PG*
+// environment that pg_virtualenv or the caller set), pgxform run in-process through run_cli
+// or as a real child process (for SIGKILL and SIGINT), and jobs files in a temporary folder.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <string>
+#include <vector>
+
+namespace pgxform_test {
+
+class TestDatabase {
+ public:
+  TestDatabase();
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  const std::string& name() const { return m_name; }
+  std::string dsn() const { return "dbname=" + m_name; }
+  void exec(const std::string& sql);
+  // The first column of the first row, as text ("" for NULL).
+  std::string scalar(const std::string& sql);
+  long long count(const std::string& sql) { return std::stoll(scalar(sql)); }
+  bool schema_exists(const std::string& schema);
+
+ private:
+  std::string m_name;
+};
+
+// A temporary folder, removed at the end.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return m_path; }
+  std::string write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::string m_path;
+};
+
+struct CliResult {
+  int exit_code;
+  std::string out;  // what the command printed (status, help)
+  std::string err;  // stderr: messages and log lines
+};
+
+// pgxform in this process: argv[0] is supplied.
+CliResult run_cli(const std::vector<std::string>& args);
+
+// pgxform as a child process, its stderr and stdout sent to files in `dir`.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args, const std::string& dir);
+  ~Child();
+  int pid() const { return m_pid; }
+  void kill(int signal);
+  // Waits for the exit; returns the exit code, or 128+signal when a signal ended it.
+  int wait();
+  // Waits up to `ms`; true when it exited.
+  bool wait_for(int ms, int& code);
+  std::string err() const;
+
+ private:
+  int m_pid;
+  std::string m_err_path;
+  bool m_reaped = false;
+};
+
+std::string binary();
+std::string source_dir();
+
+}  // namespace pgxform_test
