@@ -106,6 +106,10 @@ Child::Child(const std::vector<std::string>& args, const std::string& dir) {
   const std::string out_path = dir + "/child_" + std::to_string(n) + ".out";
   std::vector<std::string> all{binary()};
   all.insert(all.end(), args.begin(), args.end());
+  // Whatever this process buffered must not be written again by the child.
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
   m_pid = fork();
   if (m_pid < 0) throw std::runtime_error("fork failed");
   if (m_pid == 0) {

@@ -1,0 +1,219 @@
+// pgxform as a real process: killed with SIGKILL at random moments, stopped with SIGINT once
+// and twice, and two runners started at the same moment on the same database.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <functional>
+#include <random>
+#include <thread>
+
+#include "fixtures.h"
+#include "test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+// Two independent lists over two tables, non-idempotent transforms; the second job of list
+// `main` is sliced in `parallel` slices when parallel > 1.
+std::string two_lists_yaml(int parallel) {
+  return "version: 1\n"
+         "lists:\n"
+         "  - name: main\n"
+         "    jobs:\n"
+         "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 50,"
+         " parallel: " + std::to_string(parallel) + "}\n"
+         "      - {name: after-items, sql: INSERT INTO target.steps VALUES ('after-items')}\n"
+         "  - name: other\n"
+         "    jobs:\n"
+         "      - {name: others, table: legacy.others, key: id, function: xf.others,"
+         " batch_size: 40}\n";
+}
+
+void create_two_lists(TestDatabase& db, int rows, int sleep_ms) {
+  create_items(db, rows, sleep_ms);
+  db.exec("CREATE TABLE target.steps (name text);"
+          "CREATE TABLE legacy.others (id int PRIMARY KEY, v int NOT NULL);"
+          "INSERT INTO legacy.others SELECT g * 7, g FROM generate_series(1, " +
+          std::to_string(rows / 2) + ") g;"
+          "CREATE TABLE target.others (id int, v int);"
+          "CREATE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
+          " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b;"
+          "  SELECT pg_sleep(" + std::to_string(sleep_ms / 1000.0) + ")';"
+          "ANALYZE legacy.others;");
+}
+
+void check_exactly_once(TestDatabase& db, int rows) {
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM target.others") == rows / 2);
+  CHECK(db.count("SELECT count(DISTINCT id) FROM target.others") == rows / 2);
+  CHECK(db.count("SELECT count(*) FROM target.steps") == 1);
+  // The state agrees with the target: every committed batch has its log row and counters.
+  CHECK(db.count("SELECT sum(rows) FROM pgxform.batch_log WHERE job = 'items'") == rows);
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'") == rows);
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_state WHERE status <> 'done'") == 0);
+}
+
+std::vector<std::string> run_args(TestDatabase& db, const std::string& path) {
+  return {"run", "-q", "-f", path, "--dsn", db.dsn(), "--threads", "3"};
+}
+
+// Kills runs at random moments until one finishes by itself; returns the number of kills.
+int kill_until_done(TestDatabase& db, const TempDir& dir, const std::string& path, int min_ms,
+                    int max_ms) {
+  std::mt19937 rng(Catch::rngSeed());
+  std::uniform_int_distribution<int> delay(min_ms, max_ms);
+  int kills = 0;
+  for (int round = 0; round < 300; ++round) {
+    Child child(run_args(db, path), dir.path());
+    int code = -1;
+    if (child.wait_for(delay(rng), code)) {
+      INFO(child.err());
+      REQUIRE(code == 0);
+      return kills;
+    }
+    child.kill(SIGKILL);
+    code = child.wait();
+    if (code == 0) return kills;  // it finished just before the kill
+    REQUIRE(code == 128 + SIGKILL);
+    ++kills;
+  }
+  FAIL("the run never finished");
+  return kills;
+}
+
+bool batch_in_flight(TestDatabase& db) {
+  return db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                  " AND state = 'active' AND query LIKE 'WITH s AS MATERIALIZED%'") > 0;
+}
+
+// Polls `condition` for up to 30 s; a condition that throws (the state schema does not exist
+// yet) is not met yet.
+void wait_until(const std::function<bool()>& condition) {
+  auto met = [&] {
+    try {
+      return condition();
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  for (int i = 0; i < 3000 && !met(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(met());
+}
+
+}  // namespace
+
+TEST_CASE("a run killed with SIGKILL at random moments and restarted until done applies every "
+          "row exactly once") {
+  TestDatabase db;
+  create_two_lists(db, 4000, 10);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
+  const int kills = kill_until_done(db, dir, path, 30, 100);
+  CHECK(kills >= 20);
+  check_exactly_once(db, 4000);
+}
+
+TEST_CASE("a sliced job killed with SIGKILL and resumed applies every row exactly once") {
+  TestDatabase db;
+  create_two_lists(db, 4000, 10);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(3));
+  const int kills = kill_until_done(db, dir, path, 30, 100);
+  CHECK(kills >= 10);
+  check_exactly_once(db, 4000);
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND status = 'done'")
+        == 3);
+}
+
+TEST_CASE("two runners started at the same moment share the work and apply every row exactly "
+          "once") {
+  TestDatabase db;
+  create_two_lists(db, 4000, 2);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(3));
+  Child first(run_args(db, path), dir.path());
+  Child second(run_args(db, path), dir.path());
+  const int a = first.wait();
+  const int b = second.wait();
+  INFO(first.err() << second.err());
+  CHECK(a == 0);
+  CHECK(b == 0);
+  check_exactly_once(db, 4000);
+  const long long batches = db.count("SELECT count(*) FROM pgxform.batch_log");
+  Child third(run_args(db, path), dir.path());
+  CHECK(third.wait() == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == batches);
+  check_exactly_once(db, 4000);
+}
+
+TEST_CASE("SIGINT lets the batch in flight commit, exits 3, and the rerun completes exactly "
+          "once") {
+  TestDatabase db;
+  create_two_lists(db, 1000, 150);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
+  Child child(run_args(db, path), dir.path());
+  wait_until([&] {
+    return db.count("SELECT count(*) FROM pgxform.batch_log WHERE job = 'items'") >= 2 &&
+           batch_in_flight(db);
+  });
+  const long long before = db.count("SELECT count(*) FROM pgxform.batch_log WHERE job = 'items'");
+  child.kill(SIGINT);
+  INFO(child.err());
+  CHECK(child.wait() == 3);
+  // The batch in flight committed: one more than before the signal, at least.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE job = 'items'") > before);
+  CHECK(db.count("SELECT count(*) FROM target.items") ==
+        db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'"));
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_state WHERE status = 'running'") == 0);
+  db.exec("CREATE OR REPLACE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
+          " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b'");
+  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+          " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+          " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
+          " SELECT count(*) FROM i'");
+  Child rerun(run_args(db, path), dir.path());
+  CHECK(rerun.wait() == 0);
+  check_exactly_once(db, 1000);
+}
+
+TEST_CASE("a second SIGINT cancels the batch in flight, which rolls back, exits 3, and the "
+          "rerun completes exactly once") {
+  TestDatabase db;
+  create_two_lists(db, 1000, 0);
+  // A batch that would take an hour: only a cancel ends it.
+  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+          " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+          " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+          " WHERE id BETWEEN first_key AND last_key; GET DIAGNOSTICS n = ROW_COUNT;"
+          " IF first_key > 1500 THEN PERFORM pg_sleep(3600); END IF; RETURN n; END $$");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
+  Child child(run_args(db, path), dir.path());
+  wait_until([&] {
+    return db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event = 'PgSleep'") > 0;
+  });
+  child.kill(SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  child.kill(SIGINT);
+  int code = -1;
+  REQUIRE(child.wait_for(30000, code));
+  INFO(child.err());
+  CHECK(code == 3);
+  // The cancelled batch left nothing: the target holds exactly the committed batches.
+  CHECK(db.count("SELECT count(*) FROM target.items") ==
+        db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'"));
+  CHECK(db.count("SELECT count(*) FROM target.items WHERE id > 1500") == 0);
+  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+          " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+          " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
+          " SELECT count(*) FROM i'");
+  Child rerun(run_args(db, path), dir.path());
+  CHECK(rerun.wait() == 0);
+  check_exactly_once(db, 1000);
+}
