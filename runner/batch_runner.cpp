@@ -52,14 +52,16 @@ std::string batch_sql_with(const ResolvedJob& job, const std::string& state, Sli
       " (SELECT k FROM s ORDER BY k DESC LIMIT 1) AS hi, (SELECT count(*) FROM s) AS n),"
       // Every row of the last key belongs to this batch, even past the LIMIT.
       " r AS MATERIALIZED (SELECT b.lo, b.hi, b.n - (SELECT count(*) FROM s WHERE s.k = b.hi)"
-      " + (SELECT count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
-      " = b.hi) AS rows, " + job.function_sql +
+      " + (SELECT count(*) FROM " +
+      job.table_sql + " t WHERE t." + job.key_sql + " = b.hi) AS rows, " + job.function_sql +
       "(b.lo, b.hi)::text AS result FROM b WHERE b.n > 0),"
       // The cursor moves only from where this runner read it: never the same batch twice.
-      " c AS (UPDATE " + cursor_table +
+      " c AS (UPDATE " +
+      cursor_table +
       " c SET last_key = r.hi::text, rows_done = c.rows_done + r.rows,"
       " batches_done = c.batches_done + 1, status = 'running', updated_at = clock_timestamp()"
-      " FROM r WHERE c.job = $3" + (sliced ? " AND c.slice = $4" : "") +
+      " FROM r WHERE c.job = $3" +
+      (sliced ? " AND c.slice = $4" : "") +
       " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING c.batches_done),";
   std::string numbered = "c";
   if (sliced) {
@@ -71,10 +73,12 @@ std::string batch_sql_with(const ResolvedJob& job, const std::string& state, Sli
   }
   sql += " l AS (INSERT INTO " + state +
          ".batch_log (job, batch_no, slice, first_key, last_key, rows, rows_written,"
-         " started_at, duration_ms) SELECT $3, x.batches_done, " + (sliced ? "$4" : "0") +
+         " started_at, duration_ms) SELECT $3, x.batches_done, " +
+         (sliced ? "$4" : "0") +
          ", r.lo::text, r.hi::text, r.rows, NULLIF(r.result, '')::bigint, statement_timestamp(),"
          " 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM r, " +
-         numbered + " x RETURNING 1)"
+         numbered +
+         " x RETURNING 1)"
          " SELECT r.lo::text, r.hi::text, r.rows, (SELECT count(*) FROM c) AS moved,"
          " (SELECT count(*) FROM l) AS logged FROM r";
   return sql;
@@ -82,8 +86,8 @@ std::string batch_sql_with(const ResolvedJob& job, const std::string& state, Sli
 
 }  // namespace
 
-std::string batch_sql(const ResolvedJob& job, const std::string& state_schema_sql,
-                      Slicing slicing, CursorStart start) {
+std::string batch_sql(const ResolvedJob& job, const std::string& state_schema_sql, Slicing slicing,
+                      CursorStart start) {
   return batch_sql_with(job, state_schema_sql, slicing, start, UpperBound::open);
 }
 
@@ -124,8 +128,8 @@ std::pair<std::optional<std::string>, std::optional<std::string>> BatchRunner::b
 
 TaskOutcome BatchRunner::fail(const Failure& failure, const Cursor& cursor) {
   auto [first, last] = batch_range(cursor);
-  std::string message = m_task.text() + ": batch [" + first.value_or("?") + ", " +
-                        last.value_or("?") + "] failed";
+  std::string message =
+      m_task.text() + ": batch [" + first.value_or("?") + ", " + last.value_or("?") + "] failed";
   if (!failure.sqlstate.empty()) message += " (SQLSTATE " + failure.sqlstate + ")";
   message += ": " + failure.message;
   m_store.mark_failed(m_task, m_slicing == Slicing::slice, failure, first, last);
@@ -151,10 +155,9 @@ TaskOutcome BatchRunner::run() {
       const pqxx::result r =
           !sliced ? tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name)
           : upper == UpperBound::hi_key
-              ? tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name,
-                                 m_task.slice, cursor.hi_key)
-              : tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name,
-                                 m_task.slice);
+              ? tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name, m_task.slice,
+                                 cursor.hi_key)
+              : tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name, m_task.slice);
       if (r.empty()) {
         tx.commit();
         m_store.mark_done(m_task, sliced);

@@ -43,8 +43,8 @@ enum class Slicing { whole_job, slice };
 // The SQL of one batch (exposed for the tests and for explain). `first` is the variant for a
 // cursor that has no last key yet.
 enum class CursorStart { none, after_last_key };
-std::string batch_sql(const ResolvedJob& job, const std::string& state_schema_sql,
-                      Slicing slicing, CursorStart start);
+std::string batch_sql(const ResolvedJob& job, const std::string& state_schema_sql, Slicing slicing,
+                      CursorStart start);
 
 class BatchRunner {
  public:

@@ -29,8 +29,8 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
   out.name = job.name;
   out.table_schema = table[1].as<std::string>();
   out.table_name = table[2].as<std::string>();
-  out.table_sql = quote_ident(table[1].as<std::string>()) + "." +
-                  quote_ident(table[2].as<std::string>());
+  out.table_sql =
+      quote_ident(table[1].as<std::string>()) + "." + quote_ident(table[2].as<std::string>());
   out.batch_size = job.batch_size;
   out.parallel = job.parallel;
   const pqxx::result key = tx.exec_params(
@@ -65,8 +65,8 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
   // call without executing it, and the read-only transaction is rolled back anyway.
   try {
     pqxx::subtransaction probe(tx, "probe");
-    probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type + ", NULL::" +
-               out.key_type + ")");
+    probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type +
+               ", NULL::" + out.key_type + ")");
   } catch (const pqxx::sql_error& e) {
     problems.push_back(where + ": function " + job.function.text() +
                        " does not accept two arguments of the key's type " + out.key_type + " (" +

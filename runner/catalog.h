@@ -8,9 +8,8 @@
 // reports every one of them at once.
 #pragma once
 
-#include <pqxx/pqxx>
-
 #include <map>
+#include <pqxx/pqxx>
 #include <stdexcept>
 #include <string>
 #include <vector>

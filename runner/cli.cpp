@@ -118,7 +118,9 @@ void report(const std::string& message) {
 
 }  // namespace
 
-int run_cli(int argc, const char* const argv[]) { return run_cli(argc, argv, std::cout); }
+int run_cli(int argc, const char* const argv[]) {
+  return run_cli(argc, argv, std::cout);
+}
 
 int run_cli(int argc, const char* const argv[], std::ostream& out) {
   setup_logging(Verbosity::normal);

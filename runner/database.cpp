@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <regex>
 #include <set>
+#include <vector>
 
 namespace pgxform {
 
@@ -42,9 +44,12 @@ void register_secrets_from(const std::string& dsn) {
 
 std::string redact(std::string text) {
   std::lock_guard<std::mutex> lock(g_secrets_mutex);
-  for (const auto& secret : secrets()) {
-    for (size_t pos = text.find(secret); pos != std::string::npos;
-         pos = text.find(secret, pos + 3))
+  // Longest first, so that a secret that begins with a shorter one is hidden whole.
+  std::vector<std::string> ordered(secrets().begin(), secrets().end());
+  std::sort(ordered.begin(), ordered.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& secret : ordered) {
+    for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3))
       text.replace(pos, secret.size(), "***");
   }
   return text;

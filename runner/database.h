@@ -11,10 +11,9 @@
 // parameters, never pasted into SQL text.
 #pragma once
 
-#include <pqxx/pqxx>
-
 #include <atomic>
 #include <memory>
+#include <pqxx/pqxx>
 #include <set>
 #include <stdexcept>
 #include <string>

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -73,6 +74,18 @@ class Reader {
     return node.Mark().is_null() ? 0 : node.Mark().line + 1;
   }
 
+  // The line of `field`'s key in a mapping. A null value (`key:` with nothing after it) has
+  // the position of the next token, so errors about a value point at its key instead.
+  static int key_line(const YAML::Node& map, const std::string& field) {
+    for (const auto& entry : map)
+      if (entry.first.Scalar() == field) return line_of(entry.first);
+    return line_of(map);
+  }
+
+  [[noreturn]] void fail_at(int line, const std::string& message) const {
+    throw JobsFileError(m_path, line, message);
+  }
+
   void expect_map(const YAML::Node& node, const std::string& what) const {
     if (!node.IsMap()) fail(node, what + " must be a mapping");
   }
@@ -80,8 +93,12 @@ class Reader {
   // Unknown fields are errors: a typo such as `batchsize` must never be ignored silently.
   void check_fields(const YAML::Node& node, const std::set<std::string>& allowed,
                     const std::string& where) const {
+    std::set<std::string> seen;
     for (const auto& entry : node) {
       auto field = entry.first.as<std::string>();
+      // yaml-cpp keeps the first of two equal keys; YAML forbids them, and so do we.
+      if (!seen.insert(field).second)
+        fail(entry.first, "field '" + field + "' appears twice in " + where);
       if (!allowed.count(field)) {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
@@ -95,19 +112,23 @@ class Reader {
     const YAML::Node value = node[field];
     if (!value) fail(node, "missing required field '" + field + "' in " + where);
     if (!value.IsScalar() || value.Scalar().empty())
-      fail(value, "'" + field + "' in " + where + " must be a non-empty string");
+      fail_at(key_line(node, field), "'" + field + "' in " + where + " must be a non-empty string");
     return value.Scalar();
   }
 
-  long positive_integer(const YAML::Node& value, const std::string& what) const {
+  // A positive integer no larger than `max`; an empty value is reported on its key's line.
+  long positive_integer(const YAML::Node& map, const std::string& field, const std::string& what,
+                        long max = std::numeric_limits<int>::max()) const {
+    const YAML::Node value = map[field];
     if (value.IsScalar()) {
       const std::string& s = value.Scalar();
       char* end = nullptr;
       errno = 0;
       long n = std::strtol(s.c_str(), &end, 10);
-      if (!s.empty() && *end == '\0' && errno == 0 && n > 0) return n;
+      if (!s.empty() && *end == '\0' && errno == 0 && n > 0 && n <= max) return n;
     }
-    fail(value, what + " must be a positive integer");
+    fail_at(value.IsNull() ? key_line(map, field) : line_of(value),
+            what + " must be a positive integer (at most " + std::to_string(max) + ")");
   }
 
   QualifiedName name_field(const YAML::Node& node, const std::string& field,
@@ -139,8 +160,9 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   const bool has_function = bool(node["function"]);
   const bool has_sql = bool(node["sql"]);
   if (has_function == has_sql)
-    r.fail(node, where + " needs exactly one of 'function' (a batched transform) or 'sql' "
-                         "(a one-shot step)");
+    r.fail(node, where +
+                     " needs exactly one of 'function' (a batched transform) or 'sql' "
+                     "(a one-shot step)");
   if (has_sql) {
     job.sql = r.string_field(node, "sql", where);
     for (const char* f : {"table", "key", "batch_size", "parallel"})
@@ -152,10 +174,11 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.table = r.name_field(node, "table", where);
   job.key = r.string_field(node, "key", where);
   job.batch_size = node["batch_size"]
-                       ? r.positive_integer(node["batch_size"], "batch_size of " + where)
+                       ? r.positive_integer(node, "batch_size", "batch_size of " + where,
+                                            std::numeric_limits<long>::max())
                        : file.default_batch_size;
   if (node["parallel"])
-    job.parallel = int(r.positive_integer(node["parallel"], "parallel of " + where));
+    job.parallel = int(r.positive_integer(node, "parallel", "parallel of " + where));
   return job;
 }
 
@@ -191,8 +214,9 @@ void check_names_and_graph(const Reader& r, const JobsFile& file) {
     for (const auto& job : list.jobs)
       if (!jobs.emplace(job.name, &job).second)
         throw JobsFileError(r.path(), job.line,
-                            "duplicate job name '" + job.name + "' (job names are unique "
-                            "across the file; first at line " +
+                            "duplicate job name '" + job.name +
+                                "' (job names are unique "
+                                "across the file; first at line " +
                                 std::to_string(jobs[job.name]->line) + ")");
   }
   for (const auto& list : file.lists)
@@ -249,9 +273,10 @@ JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
     r.expect_map(defaults, "'defaults'");
     r.check_fields(defaults, {"batch_size", "threads"}, "defaults");
     if (defaults["batch_size"])
-      file.default_batch_size = r.positive_integer(defaults["batch_size"], "defaults.batch_size");
+      file.default_batch_size = r.positive_integer(defaults, "batch_size", "defaults.batch_size",
+                                                   std::numeric_limits<long>::max());
     if (defaults["threads"])
-      file.default_threads = int(r.positive_integer(defaults["threads"], "defaults.threads"));
+      file.default_threads = int(r.positive_integer(defaults, "threads", "defaults.threads", 1024));
   }
   if (root["state_schema"]) file.state_schema = r.string_field(root, "state_schema", "the file");
   const YAML::Node lists = root["lists"];

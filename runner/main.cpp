@@ -1,3 +1,5 @@
 #include "cli.h"
 
-int main(int argc, char** argv) { return pgxform::run_cli(argc, argv); }
+int main(int argc, char** argv) {
+  return pgxform::run_cli(argc, argv);
+}

@@ -1,8 +1,7 @@
 #include "retry.h"
 
-#include <pqxx/pqxx>
-
 #include <algorithm>
+#include <pqxx/pqxx>
 #include <random>
 
 #include "database.h"
@@ -37,8 +36,9 @@ Failure classify(const std::exception& error) {
     f.sqlstate = "40P01";
     f.kind = FailureKind::transient;
   } else if (dynamic_cast<const pqxx::transaction_rollback*>(&error)) {
+    // Another 40xxx, e.g. a deferred constraint failing at COMMIT: trying again won't help.
     f.sqlstate = "40000";
-    f.kind = FailureKind::transient;
+    f.kind = FailureKind::permanent;
   } else if (dynamic_cast<const pqxx::too_many_connections*>(&error)) {
     f.sqlstate = "53300";
     f.kind = FailureKind::transient;
@@ -55,7 +55,8 @@ Failure classify(const std::exception& error) {
 std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const long long cap = 30000;
-  long long ceiling = std::min<long long>(cap, base.count() << std::min(attempt, 20));
+  const int shift = std::clamp(attempt, 0, 20);
+  long long ceiling = std::min<long long>(cap, base.count() << shift);
   std::uniform_int_distribution<long long> dist(ceiling / 2, std::max(ceiling, 1LL));
   return std::chrono::milliseconds(dist(rng));
 }

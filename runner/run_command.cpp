@@ -65,11 +65,10 @@ int run_command(const RunOptions& options) {
       return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
     TaskOutcome outcome;
     try {
-      outcome = job.is_step()
-                    ? run_step(session, task_store, job.name, job.sql)
-                    : BatchRunner(session, task_store, preflight.jobs.at(job.name), task,
-                                  job.list, RetryPolicy{}, progress)
-                          .run();
+      outcome = job.is_step() ? run_step(session, task_store, job.name, job.sql)
+                              : BatchRunner(session, task_store, preflight.jobs.at(job.name), task,
+                                            job.list, RetryPolicy{}, progress)
+                                    .run();
     } catch (...) {
       try {
         task_store.release(task);
@@ -86,9 +85,10 @@ int run_command(const RunOptions& options) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (result.stopped) {
-    spdlog::warn("stopped by a signal after {:.1f} s; the state is consistent: run again to "
-                 "continue",
-                 seconds);
+    spdlog::warn(
+        "stopped by a signal after {:.1f} s; the state is consistent: run again to "
+        "continue",
+        seconds);
     return k_exit_interrupted;
   }
   if (!result.failures.empty()) {

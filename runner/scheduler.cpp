@@ -49,9 +49,8 @@ std::vector<PlannedList> select_lists(const JobsFile& file, const std::vector<st
       for (size_t j = 0; j < i; ++j) needs.push_back(list.jobs[j].name);
       for (const auto& need : needs)
         if (!selected.count(need) && !done_jobs.count(need))
-          throw SelectionError("job '" + job.name + "' (list '" + list.name +
-                               "') needs job '" + need + "' (list '" +
-                               file.find_job(need)->list +
+          throw SelectionError("job '" + job.name + "' (list '" + list.name + "') needs job '" +
+                               need + "' (list '" + file.find_job(need)->list +
                                "'), which is not done and not selected: select it too, or run "
                                "it first");
       planned.jobs.push_back({job.name, job.is_step() ? 1 : job.parallel});
@@ -71,8 +70,9 @@ Scheduler::Scheduler(std::vector<PlannedList> lists) : m_lists(std::move(lists))
   for (const auto& list : m_lists)
     for (const auto& job : list.jobs) {
       m_job_index[job.name] = m_jobs.size();
-      m_jobs.push_back({job.name, list.name,
-                        std::vector<TaskState>(size_t(std::max(1, job.slices)), TaskState::waiting)});
+      m_jobs.push_back(
+          {job.name, list.name,
+           std::vector<TaskState>(size_t(std::max(1, job.slices)), TaskState::waiting)});
     }
 }
 
@@ -135,10 +135,18 @@ Scheduler::TaskState& Scheduler::state_of(const TaskId& task) {
   return slices[size_t(task.slice)];
 }
 
-void Scheduler::task_finished(const TaskId& task) { state_of(task) = TaskState::done; }
-void Scheduler::task_failed(const TaskId& task) { state_of(task) = TaskState::failed; }
-void Scheduler::task_deferred(const TaskId& task) { state_of(task) = TaskState::deferred; }
-void Scheduler::task_released(const TaskId& task) { state_of(task) = TaskState::waiting; }
+void Scheduler::task_finished(const TaskId& task) {
+  state_of(task) = TaskState::done;
+}
+void Scheduler::task_failed(const TaskId& task) {
+  state_of(task) = TaskState::failed;
+}
+void Scheduler::task_deferred(const TaskId& task) {
+  state_of(task) = TaskState::deferred;
+}
+void Scheduler::task_released(const TaskId& task) {
+  state_of(task) = TaskState::waiting;
+}
 
 void Scheduler::retry_deferred() {
   for (auto& job : m_jobs)

@@ -26,9 +26,7 @@ struct JobsFile;
 struct TaskId {
   std::string job;
   int slice = 0;
-  bool operator<(const TaskId& o) const {
-    return job < o.job || (job == o.job && slice < o.slice);
-  }
+  bool operator<(const TaskId& o) const { return job < o.job || (job == o.job && slice < o.slice); }
   bool operator==(const TaskId& o) const { return job == o.job && slice == o.slice; }
   std::string text() const;
 };

@@ -10,10 +10,12 @@ namespace pgxform {
 namespace {
 
 // The lock that serialises creating and upgrading the state schema, across runners.
-const char* const k_ddl_lock = "SELECT pg_advisory_xact_lock(hashtext('pgxform ddl'), hashtext($1))";
+const char* const k_ddl_lock =
+    "SELECT pg_advisory_xact_lock(hashtext('pgxform ddl'), hashtext($1))";
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size()))
     text.replace(pos, from.size(), to);
   return text;
 }
@@ -60,8 +62,9 @@ void StateStore::ensure_schema() {
   for (const auto& m : migrations) {
     if (m.version <= current) continue;
     tx.exec(replace_all(m.sql, "@schema@", m_schema_sql));
-    tx.exec_params("INSERT INTO " + m_schema_sql + ".schema_version (version, name) VALUES ($1, $2)",
-                   m.version, std::string(m.name));
+    tx.exec_params(
+        "INSERT INTO " + m_schema_sql + ".schema_version (version, name) VALUES ($1, $2)",
+        m.version, std::string(m.name));
   }
   tx.commit();
 }
@@ -112,20 +115,22 @@ void StateStore::ensure_slices(const ResolvedJob& job) {
   }
   // K-1 boundaries, evenly spaced in the key's distribution: from the planner's histogram
   // when the table was analyzed, else from one ordered pass over the key.
-  pqxx::result bounds = tx.exec_params(
-      "WITH h AS (SELECT (s.histogram_bounds::text)::" + job.key_type +
-          "[] AS b FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
-          " AND s.attname = $3 AND s.histogram_bounds IS NOT NULL LIMIT 1)"
-          " SELECT (b[1 + (i * (array_length(b, 1) - 1)) / $4])::text FROM h,"
-          " generate_series(1, $4 - 1) i ORDER BY i",
-      job.table_schema, job.table_name, job.key_name, job.parallel);
+  pqxx::result bounds =
+      tx.exec_params("WITH h AS (SELECT (s.histogram_bounds::text)::" + job.key_type +
+                         "[] AS b FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
+                         " AND s.attname = $3 AND s.histogram_bounds IS NOT NULL LIMIT 1)"
+                         " SELECT (b[1 + (i * (array_length(b, 1) - 1)) / $4])::text FROM h,"
+                         " generate_series(1, $4 - 1) i ORDER BY i",
+                     job.table_schema, job.table_name, job.key_name, job.parallel);
   if (bounds.empty())
-    bounds = tx.exec_params("SELECT unnest(percentile_disc(ARRAY(SELECT i::float8 / $1 FROM"
-                            " generate_series(1, $1 - 1) i)) WITHIN GROUP (ORDER BY " +
-                                job.key_sql + "))::text FROM " + job.table_sql,
-                            job.parallel);
+    bounds = tx.exec_params(
+        "SELECT unnest(percentile_disc(ARRAY(SELECT i::float8 / $1 FROM"
+        " generate_series(1, $1 - 1) i)) WITHIN GROUP (ORDER BY " +
+            job.key_sql + "))::text FROM " + job.table_sql,
+        job.parallel);
   if (bounds.size() + 1 != size_t(job.parallel) ||
-      std::any_of(bounds.begin(), bounds.end(), [](const pqxx::row& r) { return r[0].is_null(); })) {
+      std::any_of(bounds.begin(), bounds.end(),
+                  [](const pqxx::row& r) { return r[0].is_null(); })) {
     // An empty table: slices are cut once it has rows. Nothing is stored until then.
     tx.commit();
     return;
@@ -134,9 +139,10 @@ void StateStore::ensure_slices(const ResolvedJob& job) {
     std::optional<std::string> lo, hi;
     if (i > 0) lo = bounds[i - 1][0].as<std::string>();
     if (i < job.parallel - 1) hi = bounds[i][0].as<std::string>();
-    tx.exec_params("INSERT INTO " + m_schema_sql +
-                       ".job_slice (job, slice, lo_key, hi_key, last_key) VALUES ($1, $2, $3, $4, $3)",
-                   job.name, i, lo, hi);
+    tx.exec_params(
+        "INSERT INTO " + m_schema_sql +
+            ".job_slice (job, slice, lo_key, hi_key, last_key) VALUES ($1, $2, $3, $4, $3)",
+        job.name, i, lo, hi);
   }
   tx.exec_params("UPDATE " + m_schema_sql + ".job_state SET slices = $2 WHERE job = $1", job.name,
                  job.parallel);
@@ -234,10 +240,10 @@ void StateStore::mark_stopped(const TaskId& task, bool sliced) {
 
 bool StateStore::run_step_once(const std::string& job, const std::string& sql) {
   pqxx::work tx(conn());
-  const auto status = tx.exec_params1("SELECT status FROM " + m_schema_sql +
-                                          ".job_state WHERE job = $1 FOR UPDATE",
-                                      job)[0]
-                          .as<std::string>();
+  const auto status =
+      tx.exec_params1("SELECT status FROM " + m_schema_sql + ".job_state WHERE job = $1 FOR UPDATE",
+                      job)[0]
+          .as<std::string>();
   if (status == "done") return false;
   tx.exec(sql);
   tx.exec_params("UPDATE " + m_schema_sql +
@@ -257,18 +263,21 @@ std::vector<JobStatus> StateStore::read_status() {
   // the two int4 keys as unsigned oids.
   const pqxx::result rows = tx.exec_params(
       "SELECT j.job, j.list, j.status, j.last_key, j.rows_done, j.batches_done, j.slices,"
-      " (SELECT count(*) FROM " + m_schema_sql + ".job_slice s WHERE s.job = j.job"
-      "  AND s.status = 'done'),"
-      " j.started_at::text, j.updated_at::text, j.finished_at::text, j.error, j.sqlstate,"
-      " j.error_first_key, j.error_last_key,"
-      " (SELECT string_agg(DISTINCT substr(a.application_name, 9), ', ')"
-      "  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-      "  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
-      "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-      "  AND l.classid = (hashtext($1)::bigint & 4294967295)::oid"
-      "  AND l.objid IN (SELECT (hashtext(j.job || CASE WHEN g = 0 THEN '' ELSE '#' || g END)"
-      "   ::bigint & 4294967295)::oid FROM generate_series(0, j.slices - 1) g))"
-      " FROM " + m_schema_sql + ".job_state j",
+      " (SELECT count(*) FROM " +
+          m_schema_sql +
+          ".job_slice s WHERE s.job = j.job"
+          "  AND s.status = 'done'),"
+          " j.started_at::text, j.updated_at::text, j.finished_at::text, j.error, j.sqlstate,"
+          " j.error_first_key, j.error_last_key,"
+          " (SELECT string_agg(DISTINCT substr(a.application_name, 9), ', ')"
+          "  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+          "  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+          "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+          "  AND l.classid = (hashtext($1)::bigint & 4294967295)::oid"
+          "  AND l.objid IN (SELECT (hashtext(j.job || CASE WHEN g = 0 THEN '' ELSE '#' || g END)"
+          "   ::bigint & 4294967295)::oid FROM generate_series(0, j.slices - 1) g))"
+          " FROM " +
+          m_schema_sql + ".job_state j",
       m_schema);
   for (const auto& r : rows) {
     JobStatus s;

@@ -22,9 +22,8 @@
 // claims are free again at once; a second runner never runs a batch the first one runs.
 #pragma once
 
-#include <pqxx/pqxx>
-
 #include <optional>
+#include <pqxx/pqxx>
 #include <set>
 #include <string>
 #include <vector>

@@ -20,11 +20,21 @@ std::string json_string(const std::string& text) {
   out << '"';
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out << "\\\""; break;
-      case '\\': out << "\\\\"; break;
-      case '\n': out << "\\n"; break;
-      case '\r': out << "\\r"; break;
-      case '\t': out << "\\t"; break;
+      case '"':
+        out << "\\\"";
+        break;
+      case '\\':
+        out << "\\\\";
+        break;
+      case '\n':
+        out << "\\n";
+        break;
+      case '\r':
+        out << "\\r";
+        break;
+      case '\t':
+        out << "\\t";
+        break;
       default:
         if (c < 0x20)
           out << "\\u" << std::hex << std::setw(4) << std::setfill('0') << int(c) << std::dec;
@@ -45,23 +55,24 @@ std::optional<double> estimate_percent(pqxx::connection& conn, const ResolvedJob
   if (s.batches_done == 0) return 0.0;
   pqxx::read_transaction tx(conn);
   if (s.slices == 1 && s.last_key && (job.key_category == 'N' || job.key_category == 'D')) {
-    const std::string as_number = job.key_category == 'N' ? "(%s)::float8" : "extract(epoch FROM %s)";
+    const std::string as_number =
+        job.key_category == 'N' ? "(%s)::float8" : "extract(epoch FROM %s)";
     auto num = [&](const std::string& x) {
       std::string t = as_number;
       return t.replace(t.find("%s"), 2, x);
     };
     const std::string key = job.key_sql;
     const pqxx::row r = tx.exec_params1(
-        "SELECT 100 * (" + num("($1::text)::" + job.key_type) + " - " + num("lo.k") + ") / nullif(" +
-            num("hi.k") + " - " + num("lo.k") + ", 0) FROM (SELECT " + key + " AS k FROM " +
-            job.table_sql + " WHERE " + key + " IS NOT NULL ORDER BY " + key +
+        "SELECT 100 * (" + num("($1::text)::" + job.key_type) + " - " + num("lo.k") +
+            ") / nullif(" + num("hi.k") + " - " + num("lo.k") + ", 0) FROM (SELECT " + key +
+            " AS k FROM " + job.table_sql + " WHERE " + key + " IS NOT NULL ORDER BY " + key +
             " LIMIT 1) lo, (SELECT " + key + " AS k FROM " + job.table_sql + " WHERE " + key +
             " IS NOT NULL ORDER BY " + key + " DESC LIMIT 1) hi",
         *s.last_key);
     if (!r[0].is_null()) return std::min(100.0, std::max(0.0, r[0].as<double>()));
   }
-  const pqxx::row r = tx.exec_params1(
-      "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", job.table_sql);
+  const pqxx::row r =
+      tx.exec_params1("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", job.table_sql);
   const double estimate = r[0].is_null() ? -1 : r[0].as<double>();
   if (estimate <= 0) return std::nullopt;
   return std::min(99.9, 100.0 * double(s.rows_done) / estimate);
@@ -147,9 +158,10 @@ int status_command(const StatusOptions& options, std::ostream& out) {
     return k_exit_ok;
   }
 
-  out << std::left << std::setw(14) << "LIST" << std::setw(20) << "JOB" << std::setw(9)
-      << "STATUS" << std::right << std::setw(12) << "ROWS" << std::setw(9) << "BATCHES"
-      << std::setw(8) << "DONE%" << "  " << std::left << std::setw(20) << "LAST KEY"
+  out << std::left << std::setw(14) << "LIST" << std::setw(20) << "JOB" << std::setw(9) << "STATUS"
+      << std::right << std::setw(12) << "ROWS" << std::setw(9) << "BATCHES" << std::setw(8)
+      << "DONE%"
+      << "  " << std::left << std::setw(20) << "LAST KEY"
       << "RUNNER\n";
   for (const auto& row : rows) {
     const JobStatus& s = row.s;
@@ -159,7 +171,8 @@ int status_command(const StatusOptions& options, std::ostream& out) {
     else
       pct << "?";
     std::string status = s.status;
-    if (s.slices > 1) status += " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
+    if (s.slices > 1)
+      status += " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
     out << std::left << std::setw(14) << s.list << std::setw(20) << s.job << std::setw(9) << status
         << std::right << std::setw(12) << s.rows_done << std::setw(9) << s.batches_done
         << std::setw(8) << pct.str() << "  " << std::left << std::setw(20)

@@ -9,7 +9,9 @@ namespace {
 std::atomic<int> g_level{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free atomic");
 
-extern "C" void on_stop_signal(int) { g_level.fetch_add(1); }
+extern "C" void on_stop_signal(int) {
+  g_level.fetch_add(1);
+}
 }  // namespace
 
 void install_stop_handlers() {
@@ -21,8 +23,14 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-int stop_level() { return g_level.load(); }
-void request_stop() { g_level.fetch_add(1); }
-void reset_stop() { g_level.store(0); }
+int stop_level() {
+  return g_level.load();
+}
+void request_stop() {
+  g_level.fetch_add(1);
+}
+void reset_stop() {
+  g_level.store(0);
+}
 
 }  // namespace pgxform

@@ -96,7 +96,8 @@ class Pool {
 };
 
 // Cancels every worker's statement in flight; they roll back and the workers see level 2.
-void cancel_in_flight(const std::string& dsn, const std::vector<std::unique_ptr<Session>>& sessions) {
+void cancel_in_flight(const std::string& dsn,
+                      const std::vector<std::unique_ptr<Session>>& sessions) {
   try {
     auto conn = connect(dsn);
     pqxx::nontransaction tx(*conn);

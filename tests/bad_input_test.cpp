@@ -60,7 +60,8 @@ TEST_CASE("a missing table exits 2 naming the job and the table, and writes noth
   create_items(db, 100);
   TempDir dir;
   auto r = expect_rejected(
-      db, dir, job_with("        table: legacy.nope\n        key: id\n        function: xf.items\n"));
+      db, dir,
+      job_with("        table: legacy.nope\n        key: id\n        function: xf.items\n"));
   CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("legacy.nope") &&
                         Catch::Contains("does not exist"));
 }
@@ -70,7 +71,8 @@ TEST_CASE("a missing key column exits 2 naming the job and the column, and write
   create_items(db, 100);
   TempDir dir;
   auto r = expect_rejected(
-      db, dir, job_with("        table: legacy.items\n        key: nokey\n        function: xf.items\n"));
+      db, dir,
+      job_with("        table: legacy.items\n        key: nokey\n        function: xf.items\n"));
   CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("nokey"));
 }
 
@@ -79,7 +81,8 @@ TEST_CASE("a missing function exits 2 naming the job and the function, and write
   create_items(db, 100);
   TempDir dir;
   auto r = expect_rejected(
-      db, dir, job_with("        table: legacy.items\n        key: id\n        function: xf.nope\n"));
+      db, dir,
+      job_with("        table: legacy.items\n        key: id\n        function: xf.nope\n"));
   CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("xf.nope"));
 }
 
@@ -89,7 +92,8 @@ TEST_CASE("a function that does not take two arguments of the key's type exits 2
   db.exec("CREATE FUNCTION xf.dates(a date, b date) RETURNS void LANGUAGE sql AS 'SELECT'");
   TempDir dir;
   auto r = expect_rejected(
-      db, dir, job_with("        table: legacy.items\n        key: id\n        function: xf.dates\n"));
+      db, dir,
+      job_with("        table: legacy.items\n        key: id\n        function: xf.dates\n"));
   CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("bigint") &&
                         Catch::Contains("does not accept two arguments"));
 }
@@ -97,10 +101,12 @@ TEST_CASE("a function that does not take two arguments of the key's type exits 2
 TEST_CASE("a function returning something other than a count or void exits 2") {
   TestDatabase db;
   create_items(db, 100);
-  db.exec("CREATE FUNCTION xf.texty(a bigint, b bigint) RETURNS text LANGUAGE sql AS 'SELECT ''x'''");
+  db.exec(
+      "CREATE FUNCTION xf.texty(a bigint, b bigint) RETURNS text LANGUAGE sql AS 'SELECT ''x'''");
   TempDir dir;
   auto r = expect_rejected(
-      db, dir, job_with("        table: legacy.items\n        key: id\n        function: xf.texty\n"));
+      db, dir,
+      job_with("        table: legacy.items\n        key: id\n        function: xf.texty\n"));
   CHECK_THAT(r.err, Catch::Contains("returns text"));
 }
 
@@ -137,17 +143,18 @@ TEST_CASE("help is printed for the program and for each command") {
 TEST_CASE("rows whose key is NULL are warned about and left out of every batch") {
   TestDatabase db;
   create_items(db, 100);
-  db.exec("CREATE TABLE legacy.nullable (id bigint, v int NOT NULL);"
-          "CREATE INDEX ON legacy.nullable (id);"
-          "INSERT INTO legacy.nullable SELECT g, g FROM generate_series(1, 50) g;"
-          "INSERT INTO legacy.nullable VALUES (NULL, 7), (NULL, 8);"
-          "CREATE FUNCTION xf.nullable(a bigint, b bigint) RETURNS bigint LANGUAGE sql AS"
-          " 'WITH i AS (INSERT INTO target.items SELECT id, v FROM legacy.nullable"
-          "  WHERE id BETWEEN a AND b RETURNING 1) SELECT count(*) FROM i'");
+  db.exec(
+      "CREATE TABLE legacy.nullable (id bigint, v int NOT NULL);"
+      "CREATE INDEX ON legacy.nullable (id);"
+      "INSERT INTO legacy.nullable SELECT g, g FROM generate_series(1, 50) g;"
+      "INSERT INTO legacy.nullable VALUES (NULL, 7), (NULL, 8);"
+      "CREATE FUNCTION xf.nullable(a bigint, b bigint) RETURNS bigint LANGUAGE sql AS"
+      " 'WITH i AS (INSERT INTO target.items SELECT id, v FROM legacy.nullable"
+      "  WHERE id BETWEEN a AND b RETURNING 1) SELECT count(*) FROM i'");
   TempDir dir;
-  const std::string path = dir.write(
-      "jobs.yaml", job_with("        table: legacy.nullable\n        key: id\n"
-                            "        function: xf.nullable\n        batch_size: 20\n"));
+  const std::string path =
+      dir.write("jobs.yaml", job_with("        table: legacy.nullable\n        key: id\n"
+                                      "        function: xf.nullable\n        batch_size: 20\n"));
   auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("NULLs"));

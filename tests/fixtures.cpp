@@ -12,7 +12,9 @@ void create_items(TestDatabase& db, int rows, int sleep_ms) {
       "CREATE TABLE target.items (id bigint NOT NULL, v int NOT NULL);"
       "CREATE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
       " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
-      "  PERFORM pg_sleep(" + std::to_string(sleep_ms / 1000.0) + ");"
+      "  PERFORM pg_sleep(" +
+      std::to_string(sleep_ms / 1000.0) +
+      ");"
       "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
       "   WHERE id BETWEEN first_key AND last_key;"
       "  GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;"
@@ -28,7 +30,8 @@ std::string items_jobs_yaml(int batch_size, int parallel) {
          "        table: legacy.items\n"
          "        key: id\n"
          "        function: xf.items\n"
-         "        batch_size: " + std::to_string(batch_size) + "\n" +
+         "        batch_size: " +
+         std::to_string(batch_size) + "\n" +
          (parallel > 1 ? "        parallel: " + std::to_string(parallel) + "\n" : "");
 }
 

@@ -23,7 +23,9 @@ std::string two_lists_yaml(int parallel) {
          "  - name: main\n"
          "    jobs:\n"
          "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 50,"
-         " parallel: " + std::to_string(parallel) + "}\n"
+         " parallel: " +
+         std::to_string(parallel) +
+         "}\n"
          "      - {name: after-items, sql: INSERT INTO target.steps VALUES ('after-items')}\n"
          "  - name: other\n"
          "    jobs:\n"
@@ -33,15 +35,19 @@ std::string two_lists_yaml(int parallel) {
 
 void create_two_lists(TestDatabase& db, int rows, int sleep_ms) {
   create_items(db, rows, sleep_ms);
-  db.exec("CREATE TABLE target.steps (name text);"
-          "CREATE TABLE legacy.others (id int PRIMARY KEY, v int NOT NULL);"
-          "INSERT INTO legacy.others SELECT g * 7, g FROM generate_series(1, " +
-          std::to_string(rows / 2) + ") g;"
-          "CREATE TABLE target.others (id int, v int);"
-          "CREATE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
-          " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b;"
-          "  SELECT pg_sleep(" + std::to_string(sleep_ms / 1000.0) + ")';"
-          "ANALYZE legacy.others;");
+  db.exec(
+      "CREATE TABLE target.steps (name text);"
+      "CREATE TABLE legacy.others (id int PRIMARY KEY, v int NOT NULL);"
+      "INSERT INTO legacy.others SELECT g * 7, g FROM generate_series(1, " +
+      std::to_string(rows / 2) +
+      ") g;"
+      "CREATE TABLE target.others (id int, v int);"
+      "CREATE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
+      " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b;"
+      "  SELECT pg_sleep(" +
+      std::to_string(sleep_ms / 1000.0) +
+      ")';"
+      "ANALYZE legacy.others;");
 }
 
 void check_exactly_once(TestDatabase& db, int rows) {
@@ -85,8 +91,9 @@ int kill_until_done(TestDatabase& db, const TempDir& dir, const std::string& pat
 }
 
 bool batch_in_flight(TestDatabase& db) {
-  return db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                  " AND state = 'active' AND query LIKE 'WITH s AS MATERIALIZED%'") > 0;
+  return db.count(
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+             " AND state = 'active' AND query LIKE 'WITH s AS MATERIALIZED%'") > 0;
 }
 
 // Polls `condition` for up to 30 s; a condition that throws (the state schema does not exist
@@ -106,8 +113,9 @@ void wait_until(const std::function<bool()>& condition) {
 
 }  // namespace
 
-TEST_CASE("a run killed with SIGKILL at random moments and restarted until done applies every "
-          "row exactly once") {
+TEST_CASE(
+    "a run killed with SIGKILL at random moments and restarted until done applies every "
+    "row exactly once") {
   TestDatabase db;
   create_two_lists(db, 4000, 10);
   TempDir dir;
@@ -125,12 +133,13 @@ TEST_CASE("a sliced job killed with SIGKILL and resumed applies every row exactl
   const int kills = kill_until_done(db, dir, path, 30, 100);
   CHECK(kills >= 10);
   check_exactly_once(db, 4000);
-  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND status = 'done'")
-        == 3);
+  CHECK(db.count(
+            "SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND status = 'done'") == 3);
 }
 
-TEST_CASE("two runners started at the same moment share the work and apply every row exactly "
-          "once") {
+TEST_CASE(
+    "two runners started at the same moment share the work and apply every row exactly "
+    "once") {
   TestDatabase db;
   create_two_lists(db, 4000, 2);
   TempDir dir;
@@ -150,8 +159,9 @@ TEST_CASE("two runners started at the same moment share the work and apply every
   check_exactly_once(db, 4000);
 }
 
-TEST_CASE("SIGINT lets the batch in flight commit, exits 3, and the rerun completes exactly "
-          "once") {
+TEST_CASE(
+    "SIGINT lets the batch in flight commit, exits 3, and the rerun completes exactly "
+    "once") {
   TestDatabase db;
   create_two_lists(db, 1000, 150);
   TempDir dir;
@@ -170,33 +180,38 @@ TEST_CASE("SIGINT lets the batch in flight commit, exits 3, and the rerun comple
   CHECK(db.count("SELECT count(*) FROM target.items") ==
         db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'"));
   CHECK(db.count("SELECT count(*) FROM pgxform.job_state WHERE status = 'running'") == 0);
-  db.exec("CREATE OR REPLACE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
-          " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b'");
-  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-          " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
-          " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
-          " SELECT count(*) FROM i'");
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
+      " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b'");
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+      " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
+      " SELECT count(*) FROM i'");
   Child rerun(run_args(db, path), dir.path());
   CHECK(rerun.wait() == 0);
   check_exactly_once(db, 1000);
 }
 
-TEST_CASE("a second SIGINT cancels the batch in flight, which rolls back, exits 3, and the "
-          "rerun completes exactly once") {
+TEST_CASE(
+    "a second SIGINT cancels the batch in flight, which rolls back, exits 3, and the "
+    "rerun completes exactly once") {
   TestDatabase db;
   create_two_lists(db, 1000, 0);
   // A batch that would take an hour: only a cancel ends it.
-  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-          " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
-          " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
-          " WHERE id BETWEEN first_key AND last_key; GET DIAGNOSTICS n = ROW_COUNT;"
-          " IF first_key > 1500 THEN PERFORM pg_sleep(3600); END IF; RETURN n; END $$");
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+      " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+      " WHERE id BETWEEN first_key AND last_key; GET DIAGNOSTICS n = ROW_COUNT;"
+      " IF first_key > 1500 THEN PERFORM pg_sleep(3600); END IF; RETURN n; END $$");
   TempDir dir;
   const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
   Child child(run_args(db, path), dir.path());
   wait_until([&] {
-    return db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event = 'PgSleep'") > 0;
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND wait_event = 'PgSleep'") > 0;
   });
   child.kill(SIGINT);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -209,10 +224,11 @@ TEST_CASE("a second SIGINT cancels the batch in flight, which rolls back, exits 
   CHECK(db.count("SELECT count(*) FROM target.items") ==
         db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'"));
   CHECK(db.count("SELECT count(*) FROM target.items WHERE id > 1500") == 0);
-  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-          " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
-          " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
-          " SELECT count(*) FROM i'");
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+      " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
+      " SELECT count(*) FROM i'");
   Child rerun(run_args(db, path), dir.path());
   CHECK(rerun.wait() == 0);
   check_exactly_once(db, 1000);

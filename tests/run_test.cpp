@@ -18,14 +18,22 @@ CliResult run(TestDatabase& db, const std::string& path, std::vector<std::string
 // constraint, and a transform copying a range.
 void create_typed(TestDatabase& db, const std::string& type, const std::string& key_expr,
                   int rows) {
-  db.exec("CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
-          "CREATE TABLE legacy.typed (k " + type + " PRIMARY KEY, g int NOT NULL);"
-          "INSERT INTO legacy.typed SELECT " + key_expr + ", g FROM generate_series(1, " +
-          std::to_string(rows) + ") g;"
-          "CREATE TABLE target.typed (k " + type + ", g int);"
-          "CREATE FUNCTION xf.typed(a " + type + ", b " + type + ") RETURNS void"
-          " LANGUAGE sql AS 'INSERT INTO target.typed SELECT k, g FROM legacy.typed"
-          " WHERE k BETWEEN a AND b'");
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.typed (k " +
+      type +
+      " PRIMARY KEY, g int NOT NULL);"
+      "INSERT INTO legacy.typed SELECT " +
+      key_expr + ", g FROM generate_series(1, " + std::to_string(rows) +
+      ") g;"
+      "CREATE TABLE target.typed (k " +
+      type +
+      ", g int);"
+      "CREATE FUNCTION xf.typed(a " +
+      type + ", b " + type +
+      ") RETURNS void"
+      " LANGUAGE sql AS 'INSERT INTO target.typed SELECT k, g FROM legacy.typed"
+      " WHERE k BETWEEN a AND b'");
 }
 
 std::string typed_yaml() {
@@ -84,8 +92,8 @@ TEST_CASE("rows appended after a job finished are processed by the next run") {
   REQUIRE(run(db, path).exit_code == 0);
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
-  CHECK(db.scalar("SELECT status || ' ' || last_key || ' ' || rows_done FROM pgxform.job_state")
-        == "done 1260 420");
+  CHECK(db.scalar("SELECT status || ' ' || last_key || ' ' || rows_done FROM pgxform.job_state") ==
+        "done 1260 420");
 }
 
 TEST_CASE("text keys are paged in the column's collation order, exactly once") {
@@ -122,16 +130,17 @@ TEST_CASE("timestamp keys with fractional seconds work, exactly once") {
 
 TEST_CASE("a non-unique key never splits one key value across two batches") {
   TestDatabase db;
-  db.exec("CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
-          "CREATE TABLE legacy.lines (order_id int NOT NULL, line int NOT NULL);"
-          "CREATE INDEX ON legacy.lines (order_id);"
-          // 7 lines per order: batches of 10 keys always end inside a run of equal keys.
-          "INSERT INTO legacy.lines SELECT o, l FROM generate_series(1, 60) o,"
-          " generate_series(1, 7) l;"
-          "CREATE TABLE target.lines (order_id int, line int);"
-          "CREATE FUNCTION xf.lines(a int, b int) RETURNS integer LANGUAGE sql AS"
-          " 'WITH i AS (INSERT INTO target.lines SELECT * FROM legacy.lines"
-          " WHERE order_id BETWEEN a AND b RETURNING 1) SELECT count(*)::int FROM i'");
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.lines (order_id int NOT NULL, line int NOT NULL);"
+      "CREATE INDEX ON legacy.lines (order_id);"
+      // 7 lines per order: batches of 10 keys always end inside a run of equal keys.
+      "INSERT INTO legacy.lines SELECT o, l FROM generate_series(1, 60) o,"
+      " generate_series(1, 7) l;"
+      "CREATE TABLE target.lines (order_id int, line int);"
+      "CREATE FUNCTION xf.lines(a int, b int) RETURNS integer LANGUAGE sql AS"
+      " 'WITH i AS (INSERT INTO target.lines SELECT * FROM legacy.lines"
+      " WHERE order_id BETWEEN a AND b RETURNING 1) SELECT count(*)::int FROM i'");
   TempDir dir;
   REQUIRE(run(db, dir.write("jobs.yaml",
                             "version: 1\nlists:\n  - name: main\n    jobs:\n"
@@ -151,25 +160,27 @@ TEST_CASE("a one-shot step runs once and only once") {
   create_items(db, 10);
   db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
   TempDir dir;
-  const auto path = dir.write(
-      "jobs.yaml", items_jobs_yaml(100) +
-                       "      - name: count-step\n"
-                       "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n");
+  const auto path =
+      dir.write("jobs.yaml", items_jobs_yaml(100) +
+                                 "      - name: count-step\n"
+                                 "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n");
   REQUIRE(run(db, path).exit_code == 0);
   REQUIRE(run(db, path).exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM target.step_runs") == 1);
   CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'count-step'") == "done");
 }
 
-TEST_CASE("a failing batch records its error, SQLSTATE and key range, keeps earlier batches, "
-          "and exits 1") {
+TEST_CASE(
+    "a failing batch records its error, SQLSTATE and key range, keeps earlier batches, "
+    "and exits 1") {
   TestDatabase db;
   create_items(db, 1000);
   // Key 1500 divides by zero; it lies in the 5th batch of 100 keys (1203..1500).
-  db.exec("CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-          " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, (v * 10) /"
-          " CASE WHEN id = 1500 THEN 0 ELSE 1 END FROM legacy.items"
-          " WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM i'");
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, (v * 10) /"
+      " CASE WHEN id = 1500 THEN 0 ELSE 1 END FROM legacy.items"
+      " WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM i'");
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100) +
                                                "  - name: downstream\n    after: [main]\n"
@@ -178,9 +189,10 @@ TEST_CASE("a failing batch records its error, SQLSTATE and key range, keeps earl
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("22012") && Catch::Contains("[1203, 1500]") &&
                         Catch::Contains("later"));
-  CHECK(db.scalar("SELECT status || ' ' || sqlstate || ' ' || error_first_key || ' ' ||"
-                  " error_last_key || ' ' || last_key FROM pgxform.job_state WHERE job = 'items'")
-        == "failed 22012 1203 1500 1200");
+  CHECK(
+      db.scalar("SELECT status || ' ' || sqlstate || ' ' || error_first_key || ' ' ||"
+                " error_last_key || ' ' || last_key FROM pgxform.job_state WHERE job = 'items'") ==
+      "failed 22012 1203 1500 1200");
   CHECK_THAT(db.scalar("SELECT error FROM pgxform.job_state WHERE job = 'items'"),
              Catch::Contains("division by zero"));
   CHECK(db.count("SELECT count(*) FROM target.items") == 400);
@@ -202,8 +214,9 @@ TEST_CASE("status reports each job's status, rows, batches, last key and percent
   CHECK_FALSE(db.schema_exists("pgxform"));
   // Halfway: the cursor stands at key 1500 of 3..3000, about half done.
   REQUIRE(run(db, path, {"--only", "items"}).exit_code == 0);
-  db.exec("UPDATE pgxform.job_state SET status = 'running', last_key = '1500', rows_done = 500,"
-          " batches_done = 5 WHERE job = 'items'");
+  db.exec(
+      "UPDATE pgxform.job_state SET status = 'running', last_key = '1500', rows_done = 500,"
+      " batches_done = 5 WHERE job = 'items'");
   auto mid = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
   CHECK_THAT(mid.out, Catch::Contains("\"status\": \"running\", \"rows_done\": 500, "
                                       "\"batches_done\": 5, \"last_key\": \"1500\", "

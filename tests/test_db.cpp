@@ -27,7 +27,9 @@ namespace {
 std::atomic<int> g_counter{0};
 
 // Maintenance connection: PG* environment with dbname postgres.
-pqxx::connection admin() { return pqxx::connection("dbname=postgres"); }
+pqxx::connection admin() {
+  return pqxx::connection("dbname=postgres");
+}
 
 }  // namespace
 
@@ -133,7 +135,9 @@ Child::~Child() {
   }
 }
 
-void Child::kill(int signal) { ::kill(m_pid, signal); }
+void Child::kill(int signal) {
+  ::kill(m_pid, signal);
+}
 
 int Child::wait() {
   int status = 0;
@@ -163,7 +167,11 @@ std::string Child::err() const {
   return s.str();
 }
 
-std::string binary() { return PGXFORM_BINARY; }
-std::string source_dir() { return PGXFORM_SOURCE_DIR; }
+std::string binary() {
+  return PGXFORM_BINARY;
+}
+std::string source_dir() {
+  return PGXFORM_SOURCE_DIR;
+}
 
 }  // namespace pgxform_test

@@ -1,0 +1,804 @@
+// Tests of jobs_file: what a valid jobs.yaml becomes, and that every bad input is one
+// JobsFileError pointing at the right line. Every YAML text starts right after `R"(`, so its
+// first line is line 1 of the file.
+#include "jobs_file.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+using pgxform::JobsFile;
+using pgxform::JobsFileError;
+using pgxform::parse_jobs_file;
+using pgxform::parse_jobs_text;
+using pgxform::parse_qualified_name;
+
+namespace {
+
+const char* const k_example = R"(version: 1
+defaults: {batch_size: 10000}
+lists:
+  - name: orders
+    jobs:
+      - name: customers
+        table: legacy.customers
+        key: id
+        function: xf.customers
+        batch_size: 5000
+      - name: orders
+        table: legacy.orders
+        key: id
+        function: xf.orders
+  - name: logistics
+    after: [orders]
+    jobs:
+      - name: events
+        table: legacy.events
+        key: event_id
+        function: xf.events
+      - name: analyze-events
+        sql: ANALYZE fulfil.events
+)";
+
+// The error that parsing `text` as "jobs.yaml" raises; fails the test when there is none.
+// Any other exception type propagates and fails the test too.
+JobsFileError error_of(const std::string& text) {
+  try {
+    parse_jobs_text(text, "jobs.yaml");
+  } catch (const JobsFileError& e) {
+    return e;
+  }
+  FAIL("the jobs file was accepted");
+  throw std::logic_error("unreachable");
+}
+
+std::string message(const JobsFileError& e) {
+  return e.what();
+}
+
+}  // namespace
+
+// --- A valid file ---------------------------------------------------------------------------
+
+TEST_CASE("a valid file parses into its lists and jobs in the order written") {
+  const JobsFile file = parse_jobs_text(k_example, "jobs.yaml");
+  CHECK(file.path == "jobs.yaml");
+  REQUIRE(file.lists.size() == 2);
+
+  const auto& orders = file.lists[0];
+  CHECK(orders.name == "orders");
+  CHECK(orders.line == 4);
+  CHECK(orders.after.empty());
+  REQUIRE(orders.jobs.size() == 2);
+  CHECK(orders.jobs[0].name == "customers");
+  CHECK(orders.jobs[1].name == "orders");
+
+  const auto& logistics = file.lists[1];
+  CHECK(logistics.name == "logistics");
+  CHECK(logistics.line == 15);
+  CHECK(logistics.after == std::vector<std::string>{"orders"});
+  REQUIRE(logistics.jobs.size() == 2);
+  CHECK(logistics.jobs[0].name == "events");
+  CHECK(logistics.jobs[1].name == "analyze-events");
+}
+
+TEST_CASE("a batched job carries its table, key, function, list and line") {
+  const JobsFile file = parse_jobs_text(k_example, "jobs.yaml");
+  const auto& job = file.lists[1].jobs[0];
+  CHECK(job.name == "events");
+  CHECK(job.list == "logistics");
+  CHECK(job.line == 18);
+  CHECK(job.table.schema == "legacy");
+  CHECK(job.table.name == "events");
+  CHECK(job.key == "event_id");
+  CHECK(job.function.schema == "xf");
+  CHECK(job.function.name == "events");
+  CHECK(job.sql.empty());
+  CHECK_FALSE(job.is_step());
+}
+
+TEST_CASE("a job's batch_size comes from defaults unless the job sets its own") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+defaults: {batch_size: 250}
+lists:
+  - name: a
+    jobs:
+      - name: own
+        table: t
+        key: id
+        function: f
+        batch_size: 5000
+      - name: inherited
+        table: t
+        key: id
+        function: f
+)",
+                                        "jobs.yaml");
+  CHECK(file.default_batch_size == 250);
+  CHECK(file.find_job("own")->batch_size == 5000);
+  CHECK(file.find_job("inherited")->batch_size == 250);
+}
+
+TEST_CASE("without defaults, batch_size is 10000, threads 4 and state_schema pgxform") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+)",
+                                        "jobs.yaml");
+  CHECK(file.default_batch_size == 10000);
+  CHECK(file.default_threads == 4);
+  CHECK(file.state_schema == "pgxform");
+  CHECK(file.find_job("x")->batch_size == 10000);
+}
+
+TEST_CASE("defaults.threads and state_schema override their defaults") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+defaults:
+  threads: 8
+state_schema: migration_state
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+)",
+                                        "jobs.yaml");
+  CHECK(file.default_threads == 8);
+  CHECK(file.state_schema == "migration_state");
+}
+
+TEST_CASE("parallel is 1 unless the job sets it") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: single
+        table: t
+        key: id
+        function: f
+      - name: sliced
+        table: t
+        key: id
+        function: f
+        parallel: 3
+)",
+                                        "jobs.yaml");
+  CHECK(file.find_job("single")->parallel == 1);
+  CHECK(file.find_job("sliced")->parallel == 3);
+}
+
+TEST_CASE("a job with sql is a one-shot step with no table, key or function") {
+  const JobsFile file = parse_jobs_text(k_example, "jobs.yaml");
+  const auto* step = file.find_job("analyze-events");
+  REQUIRE(step != nullptr);
+  CHECK(step->is_step());
+  CHECK(step->sql == "ANALYZE fulfil.events");
+  CHECK(step->list == "logistics");
+  CHECK(step->line == 22);
+  CHECK(step->table.text().empty());
+  CHECK(step->key.empty());
+  CHECK(step->function.text().empty());
+}
+
+TEST_CASE("find_job and find_list find by name and return null for unknown names") {
+  const JobsFile file = parse_jobs_text(k_example, "jobs.yaml");
+  REQUIRE(file.find_list("logistics") != nullptr);
+  CHECK(file.find_list("logistics")->line == 15);
+  REQUIRE(file.find_job("orders") != nullptr);
+  CHECK(file.find_job("orders")->list == "orders");
+  CHECK(file.find_job("orders")->line == 11);
+  CHECK(file.find_list("events") == nullptr);
+  CHECK(file.find_job("logistics") == nullptr);
+}
+
+TEST_CASE("qualified, unqualified and quoted names split into schema and name") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: orders
+        key: id
+        function: '"My Schema"."Fn"'
+)",
+                                        "jobs.yaml");
+  const auto* job = file.find_job("x");
+  REQUIRE(job != nullptr);
+  CHECK(job->table.schema.empty());
+  CHECK(job->table.name == "orders");
+  CHECK(job->table.text() == "orders");
+  CHECK(job->function.schema == "My Schema");
+  CHECK(job->function.name == "Fn");
+}
+
+TEST_CASE("parse_qualified_name keeps dots and doubled quotes inside quotes") {
+  auto dotted = parse_qualified_name(R"("a.b".c)");
+  CHECK(dotted.schema == "a.b");
+  CHECK(dotted.name == "c");
+  auto doubled = parse_qualified_name(R"(s."we""ird")");
+  CHECK(doubled.schema == "s");
+  CHECK(doubled.name == "we\"ird");
+  CHECK(parse_qualified_name("legacy.orders").text() == "legacy.orders");
+}
+
+TEST_CASE("parse_qualified_name rejects empty parts, three parts and unterminated quotes") {
+  CHECK_THROWS_AS(parse_qualified_name(""), std::invalid_argument);
+  CHECK_THROWS_AS(parse_qualified_name("a."), std::invalid_argument);
+  CHECK_THROWS_AS(parse_qualified_name(".a"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_qualified_name("a.b.c"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_qualified_name(R"("a.b)"), std::invalid_argument);
+}
+
+TEST_CASE("a table name with three parts is an error on its line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: db.legacy.orders
+        key: id
+        function: f
+)");
+  CHECK(e.line() == 6);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:6: ") && Contains("'table' in job 'x'") &&
+                             Contains("db.legacy.orders"));
+}
+
+// --- Syntax and unknown fields --------------------------------------------------------------
+
+TEST_CASE("bad indentation is a YAML syntax error on its line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+       sql: SELECT 1
+)");
+  CHECK(e.file() == "jobs.yaml");
+  CHECK(e.line() == 6);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:6: YAML syntax error"));
+}
+
+TEST_CASE("an unclosed bracket is a YAML syntax error where the parser finds the flow broken") {
+  // A flow sequence may span lines, so `[b` is not an error by itself: yaml-cpp finds the
+  // sequence broken at the block key `jobs:` on the next line, and reports that line.
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    after: [b
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:5: YAML syntax error") && Contains("flow"));
+}
+
+TEST_CASE("an empty file is an error naming the file") {
+  auto e = error_of("");
+  CHECK(e.line() == 0);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml: ") && Contains("mapping"));
+}
+
+TEST_CASE("an unknown top-level field is an error on its line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+threads: 4
+)");
+  CHECK(e.line() == 7);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:7: ") && Contains("unknown field 'threads'") &&
+                             Contains("the jobs file"));
+}
+
+TEST_CASE("an unknown field in defaults is an error on its line") {
+  auto e = error_of(R"(version: 1
+defaults:
+  batch_size: 100
+  thread: 4
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 4);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:4: ") && Contains("unknown field 'thread'") &&
+                             Contains("defaults"));
+}
+
+TEST_CASE("an unknown field in a list is an error naming the list and its line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    depends: [b]
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 4);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:4: ") && Contains("unknown field 'depends'") &&
+                             Contains("list 'a'"));
+}
+
+TEST_CASE("an unknown field such as batchsize is an error naming its line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        batchsize: 5000
+)");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:9: ") && Contains("unknown field 'batchsize'") &&
+                             Contains("job 'x'") && Contains("batch_size"));
+}
+
+// --- Required structure ---------------------------------------------------------------------
+
+TEST_CASE("a file without version is an error") {
+  auto e = error_of(R"(lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 1);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:1: ") && Contains("'version'"));
+}
+
+TEST_CASE("a version other than 1 is an error on the version's line") {
+  auto e = error_of(R"(lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+version: 2
+)");
+  CHECK(e.line() == 6);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:6: ") && Contains("unsupported version '2'"));
+}
+
+TEST_CASE("a file without lists is an error") {
+  auto e = error_of(R"(version: 1
+defaults: {batch_size: 5}
+)");
+  CHECK(e.line() == 1);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:1: ") && Contains("missing") && Contains("'lists'"));
+}
+
+TEST_CASE("an empty lists is an error on its line") {
+  auto e = error_of(R"(version: 1
+lists: []
+)");
+  CHECK(e.line() == 2);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:2: ") && Contains("'lists' must be a non-empty"));
+}
+
+TEST_CASE("a list without a name is an error on the list's line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - after: []
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 3);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:3: ") && Contains("missing") && Contains("'name'") &&
+                             Contains("a list"));
+}
+
+TEST_CASE("a list without jobs is an error naming the list") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+  - name: b
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 3);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:3: ") && Contains("'jobs'") && Contains("list 'a'"));
+}
+
+TEST_CASE("a job without a name is an error on the job's line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - table: t
+        key: id
+        function: f
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:5: ") && Contains("missing") && Contains("'name'") &&
+                             Contains("list 'a'"));
+}
+
+TEST_CASE("a job with both function and sql is an error naming the job") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:5: ") && Contains("job 'x'") &&
+                             Contains("exactly one of 'function'") && Contains("'sql'"));
+}
+
+TEST_CASE("a job with neither function nor sql is an error naming the job") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:5: ") && Contains("job 'x'") &&
+                             Contains("exactly one of 'function'") && Contains("'sql'"));
+}
+
+TEST_CASE("a one-shot step with a batching field is an error on that field's line") {
+  const std::string field =
+      GENERATE(as<std::string>{}, "table: t", "key: id", "batch_size: 10", "parallel: 2");
+  CAPTURE(field);
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+        )" + field + "\n");
+  const std::string name = field.substr(0, field.find(':'));
+  CHECK(e.line() == 7);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:7: ") && Contains("'" + name + "'") &&
+                             Contains("one-shot step job 'x'"));
+}
+
+TEST_CASE("a batched job without a table is an error naming the job") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        key: id
+        function: f
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:5: ") && Contains("missing") &&
+                             Contains("'table'") && Contains("job 'x'"));
+}
+
+TEST_CASE("a batched job without a key is an error naming the job") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        function: f
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:5: ") && Contains("missing") && Contains("'key'") &&
+                             Contains("job 'x'"));
+}
+
+TEST_CASE("an empty key is an error on the line of the key") {
+  // The value of `key:` is a null node; the line to report is the one where `key:` is written.
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key:
+        function: f
+)");
+  CHECK(e.line() == 7);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:7: ") && Contains("'key'") && Contains("job 'x'"));
+}
+
+// --- Names and the `after:` graph -----------------------------------------------------------
+
+TEST_CASE("a job name used twice in one list is an error naming the job and both lines") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+      - name: x
+        sql: SELECT 2
+)");
+  CHECK(e.line() == 7);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:7: ") && Contains("duplicate job name 'x'") &&
+                             Contains("first at line 5"));
+}
+
+TEST_CASE("a job name used in two lists is an error naming the job and both lines") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+  - name: b
+    jobs:
+      - name: x
+        sql: SELECT 2
+)");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:9: ") && Contains("duplicate job name 'x'") &&
+                             Contains("first at line 5"));
+}
+
+TEST_CASE("a list name used twice is an error on the second list's line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+  - name: a
+    jobs:
+      - name: y
+        sql: SELECT 2
+)");
+  CHECK(e.line() == 7);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:7: ") && Contains("duplicate list name 'a'"));
+}
+
+TEST_CASE("after naming an unknown list is an error naming both lists") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    after: [nowhere]
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 3);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:3: ") && Contains("list 'a'") &&
+                             Contains("unknown list 'nowhere'"));
+}
+
+TEST_CASE("a list after itself is an error naming it") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    after: [a]
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 3);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:3: ") && Contains("list 'a' is after itself"));
+}
+
+TEST_CASE("two lists after each other are a cycle spelled out in the error") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    after: [b]
+    jobs:
+      - name: x
+        sql: SELECT 1
+  - name: b
+    after: [a]
+    jobs:
+      - name: y
+        sql: SELECT 2
+)");
+  CHECK(e.line() == 3);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:3: ") && Contains("cycle: a -> b -> a"));
+}
+
+TEST_CASE("three lists after each other in a ring are a cycle spelled out in the error") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: free
+    jobs:
+      - name: w
+        sql: SELECT 0
+  - name: a
+    after: [b]
+    jobs:
+      - name: x
+        sql: SELECT 1
+  - name: b
+    after: [c]
+    jobs:
+      - name: y
+        sql: SELECT 2
+  - name: c
+    after: [a, free]
+    jobs:
+      - name: z
+        sql: SELECT 3
+)");
+  CHECK(e.line() == 7);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:7: ") && Contains("cycle: a -> b -> c -> a"));
+}
+
+TEST_CASE("a chain of after without a cycle is accepted") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: c
+    after: [b, a]
+    jobs:
+      - name: z
+        sql: SELECT 3
+  - name: b
+    after: [a]
+    jobs:
+      - name: y
+        sql: SELECT 2
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+)",
+                                        "jobs.yaml");
+  CHECK(file.find_list("c")->after == std::vector<std::string>{"b", "a"});
+}
+
+// --- Numbers --------------------------------------------------------------------------------
+
+TEST_CASE("a batch_size that is not a positive integer is an error on its line") {
+  const std::string value =
+      GENERATE(as<std::string>{}, "0", "-5", "1.5", "abc", "\"abc\"", "10k", "0x10", "[1]");
+  CAPTURE(value);
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        batch_size: )" +
+                    value + "\n");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:9: ") && Contains("batch_size of job 'x'") &&
+                             Contains("positive integer"));
+}
+
+TEST_CASE("a defaults.batch_size that is not a positive integer is an error on its line") {
+  auto e = error_of(R"(version: 1
+defaults:
+  batch_size: 0
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 3);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:3: ") && Contains("defaults.batch_size") &&
+                             Contains("positive integer"));
+}
+
+TEST_CASE("defaults.threads 0 is an error on its line") {
+  auto e = error_of(R"(version: 1
+defaults: {threads: 0}
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+)");
+  CHECK(e.line() == 2);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:2: ") && Contains("defaults.threads") &&
+                             Contains("positive integer"));
+}
+
+TEST_CASE("parallel 0 is an error on its line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        parallel: 0
+)");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:9: ") && Contains("parallel of job 'x'") &&
+                             Contains("positive integer"));
+}
+
+TEST_CASE("a parallel too large for an int is an error, not a wrapped-around number") {
+  // 4294967296 is 2^32: truncated to int it would become 0 slices.
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        parallel: 4294967296
+)");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:9: ") && Contains("parallel of job 'x'"));
+}
+
+TEST_CASE("a field written twice in a job is an error on the second line") {
+  // YAML forbids duplicate keys; taking one of the two silently would hide a mistake.
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        batch_size: 1000
+        batch_size: 50
+)");
+  CHECK(e.line() == 10);
+  CHECK_THAT(message(e), StartsWith("jobs.yaml:10: ") && Contains("batch_size"));
+}
+
+// --- Reading from disk ----------------------------------------------------------------------
+
+TEST_CASE("a jobs file that does not exist is an error naming its path") {
+  const std::string path = "/nonexistent-pgxform-dir/jobs.yaml";
+  try {
+    parse_jobs_file(path);
+    FAIL("a missing file was accepted");
+  } catch (const JobsFileError& e) {
+    CHECK(e.file() == path);
+    CHECK(e.line() == 0);
+    CHECK_THAT(message(e), StartsWith(path + ": ") && Contains("cannot read"));
+  }
+}
+
+TEST_CASE("parse_jobs_file reads the file and names its path in errors") {
+  const std::string path = "/tmp/pgxform_jobs_file_test_" + std::to_string(::getpid()) + ".yaml";
+  {
+    std::ofstream out(path);
+    out << k_example;
+  }
+  const JobsFile file = parse_jobs_file(path);
+  CHECK(file.path == path);
+  CHECK(file.lists.size() == 2);
+
+  {
+    std::ofstream out(path);
+    out << "version: 1\nlists:\n  - name: a\n    jobz: []\n";
+  }
+  try {
+    parse_jobs_file(path);
+    FAIL("a bad file was accepted");
+  } catch (const JobsFileError& e) {
+    CHECK(e.line() == 4);
+    CHECK_THAT(message(e), StartsWith(path + ":4: ") && Contains("unknown field 'jobz'"));
+  }
+  std::remove(path.c_str());
+}
