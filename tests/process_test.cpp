@@ -251,3 +251,22 @@ TEST_CASE(
   CHECK(rerun.wait() == 0);
   check_exactly_once(db, 1000);
 }
+
+TEST_CASE("status shows which runner, host and pid, holds a running job") {
+  TestDatabase db;
+  create_two_lists(db, 1000, 200);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
+  Child child(run_args(db, path), dir.path());
+  wait_until([&] { return batch_in_flight(db); });
+  auto r = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains(":" + std::to_string(child.pid()) + "\""));
+  child.kill(SIGKILL);
+  child.wait();
+  // A killed runner holds nothing: its locks died with its sessions.
+  wait_until([&] {
+    return run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()})
+               .out.find(":" + std::to_string(child.pid()) + "\"") == std::string::npos;
+  });
+}

@@ -182,10 +182,15 @@ TEST_CASE(
       " CASE WHEN id = 1500 THEN 0 ELSE 1 END FROM legacy.items"
       " WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM i'");
   TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100) +
-                                               "  - name: downstream\n    after: [main]\n"
-                                               "    jobs: [{name: later, sql: SELECT 1}]\n");
-  auto r = run(db, path);
+  db.exec("CREATE TABLE target.steps (name text)");
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(100) +
+                       "      - {name: same-list, sql: INSERT INTO target.steps VALUES ('same')}\n"
+                       "  - name: downstream\n    after: [main]\n"
+                       "    jobs: [{name: later, sql: INSERT INTO target.steps VALUES ('later')}]\n"
+                       "  - name: independent\n"
+                       "    jobs: [{name: free, sql: INSERT INTO target.steps VALUES ('free')}]\n");
+  auto r = run(db, path, {"--threads", "2"});
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("22012") && Catch::Contains("[1203, 1500]") &&
                         Catch::Contains("later"));
@@ -196,7 +201,11 @@ TEST_CASE(
   CHECK_THAT(db.scalar("SELECT error FROM pgxform.job_state WHERE job = 'items'"),
              Catch::Contains("division by zero"));
   CHECK(db.count("SELECT count(*) FROM target.items") == 400);
-  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'later'") == "pending");
+  // The rest of its list and the lists after it never start; independent lists finish.
+  CHECK(db.scalar("SELECT string_agg(name, ',') FROM target.steps") == "free");
+  CHECK(db.scalar("SELECT string_agg(job || '=' || status, ',' ORDER BY job) FROM"
+                  " pgxform.job_state WHERE job IN ('same-list', 'later', 'free')") ==
+        "free=done,later=pending,same-list=pending");
 }
 
 TEST_CASE("status reports each job's status, rows, batches, last key and percent") {
@@ -224,4 +233,72 @@ TEST_CASE("status reports each job's status, rows, batches, last key and percent
   auto table = run_cli({"status", "-f", path, "--dsn", db.dsn()});
   CHECK_THAT(table.out, Catch::Contains("items") && Catch::Contains("running") &&
                             Catch::Contains("1500") && Catch::Contains("49.9"));
+}
+
+TEST_CASE("--only a list whose dependency is not done exits 2 naming it, and writes nothing") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10) +
+                                               "  - name: second\n    after: [main]\n"
+                                               "    jobs: [{name: step, sql: SELECT 1}]\n");
+  auto r = run(db, path, {"--only", "second"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("'step'") && Catch::Contains("'items'") &&
+                        Catch::Contains("not done and not selected"));
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  // Once main is done, the same selection runs.
+  REQUIRE(run(db, path, {"--only", "main"}).exit_code == 0);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'step'") == "pending");
+  REQUIRE(run(db, path, {"--only", "second"}).exit_code == 0);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'step'") == "done");
+}
+
+TEST_CASE("--exclude leaves a job alone") {
+  TestDatabase db;
+  create_items(db, 100);
+  db.exec("CREATE TABLE target.steps (name text)");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10) +
+                                               "  - name: other\n"
+                                               "    jobs: [{name: s, sql: INSERT INTO target.steps"
+                                               " VALUES ('s')}]\n");
+  REQUIRE(run(db, path, {"--exclude", "main"}).exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+  CHECK(db.count("SELECT count(*) FROM target.steps") == 1);
+}
+
+TEST_CASE("changing parallel after a job started exits 2 and writes nothing") {
+  TestDatabase db;
+  create_items(db, 300);
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml", items_jobs_yaml(100, 3))).exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'") == 3);
+  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100, 2)));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("parallel changed from 3 to 2"));
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'") == 3);
+}
+
+TEST_CASE("a sliced job covers the whole key range once, each slice within its bounds") {
+  TestDatabase db;
+  create_items(db, 2000);
+  TempDir dir;
+  REQUIRE(run(db, dir.write("jobs.yaml", items_jobs_yaml(70, 4)), {"--threads", "4"}).exit_code ==
+          0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count(
+            "SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND status = 'done'") == 4);
+  // Every logged batch lies inside its slice's bounds.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log b JOIN pgxform.job_slice s"
+                 " ON s.job = b.job AND s.slice = b.slice WHERE (s.lo_key IS NOT NULL AND"
+                 " b.first_key::bigint <= s.lo_key::bigint) OR (s.hi_key IS NOT NULL AND"
+                 " b.last_key::bigint > s.hi_key::bigint)") == 0);
+  CHECK(db.scalar("SELECT rows_done || ' ' || status FROM pgxform.job_state") == "2000 done");
+  // Rows appended past the end go to the last slice on the next run.
+  db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(2001, 2100) g");
+  REQUIRE(run(db, dir.write("jobs.yaml", items_jobs_yaml(70, 4))).exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
 }
