@@ -138,7 +138,14 @@ TaskOutcome BatchRunner::fail(const Failure& failure, const Cursor& cursor) {
 
 TaskOutcome BatchRunner::run() {
   const bool sliced = m_slicing == Slicing::slice;
-  Cursor cursor = m_store.read_cursor(m_task, sliced);
+  std::optional<Cursor> start_cursor = m_store.read_cursor(m_task, sliced);
+  if (!start_cursor) {
+    // A slice that was never cut: the table was empty when the run started. Its rows, if any
+    // arrived since, are the next run's, which cuts the slices first.
+    m_store.mark_done(m_task, sliced);
+    return {TaskOutcome::Kind::finished, ""};
+  }
+  Cursor cursor = *start_cursor;
   int attempt = 0;
   std::optional<std::string> committing;  // the last key of a batch whose COMMIT was sent
   while (true) {
@@ -197,7 +204,7 @@ TaskOutcome BatchRunner::run() {
             return {TaskOutcome::Kind::deferred, m_task.text() + " was claimed by another runner"};
         }
         // Whether an in-doubt COMMIT went through is read from the cursor, never guessed.
-        cursor = m_store.read_cursor(m_task, sliced);
+        cursor = m_store.read_cursor(m_task, sliced).value_or(cursor);
         if (committing && cursor.last_key == committing)
           spdlog::info("{}: the batch ending at {} did commit", m_task.text(), *committing);
         committing.reset();
@@ -219,6 +226,10 @@ TaskOutcome run_step(Session& session, StateStore& store, const std::string& job
     return {TaskOutcome::Kind::finished, ""};
   } catch (const std::exception& e) {
     const Failure failure = classify(e);
+    if (failure.kind == FailureKind::cancelled && stop_level() >= 2) {
+      store.mark_stopped(TaskId{job, 0}, false);
+      return {TaskOutcome::Kind::stopped, ""};
+    }
     store.mark_failed(TaskId{job, 0}, false, failure, std::nullopt, std::nullopt);
     return {TaskOutcome::Kind::failed,
             job + ": step failed" +

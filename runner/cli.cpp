@@ -47,7 +47,7 @@ po::options_description common_options() {
       "file,f", po::value<std::string>()->default_value("jobs.yaml"), "the jobs file")(
       "dsn", po::value<std::string>()->default_value(""),
       "libpq connection string or URI (default: the PG* environment)")(
-      "verbose,v", "log every batch")("quiet,q", "log warnings and errors only");
+      "verbose,v", "debug logging")("quiet,q", "log warnings and errors only");
   return d;
 }
 

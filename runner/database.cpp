@@ -65,6 +65,13 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn) {
   register_secrets_from(dsn);
   try {
     auto conn = std::make_unique<pqxx::connection>(dsn);
+    // libpqxx 6 would silently reopen a broken connection, without its advisory locks and
+    // session settings. A broken connection must stay broken, so that the runner notices,
+    // reconnects itself and takes its claims again.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // deprecated in 6.4, gone in 7
+    conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
     pqxx::nontransaction tx(*conn);
     tx.exec_params(
         "SELECT set_config('DateStyle', 'ISO, YMD', false), set_config('TimeZone', 'UTC', false),"

@@ -37,17 +37,20 @@ int run_command(const RunOptions& options) {
       select_lists(file, options.only, options.exclude, store.done_jobs());
   const Preflight preflight = check_catalog(*conn, file, job_names(plan));
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  std::vector<std::string> problems;
+  for (const auto& [name, job] : preflight.jobs) {
+    try {
+      store.check_slicing(job);
+    } catch (const std::runtime_error& e) {
+      problems.push_back(file.path + ": " + e.what());
+    }
+  }
+  if (!problems.empty()) throw PreflightError(problems);
 
   // From here on the run writes.
   store.ensure_schema();
   store.register_jobs(file);
-  for (const auto& [name, job] : preflight.jobs) {
-    try {
-      store.ensure_slices(job);
-    } catch (const std::runtime_error& e) {
-      throw PreflightError({file.path + ": " + e.what()});
-    }
-  }
+  for (const auto& [name, job] : preflight.jobs) store.ensure_slices(job);
   conn.reset();
 
   const int threads = options.threads > 0 ? options.threads : file.default_threads;

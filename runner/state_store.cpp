@@ -102,11 +102,11 @@ void StateStore::ensure_slices(const ResolvedJob& job) {
   const int stored = state[2].as<int>();
   const long long batches = state[1].as<long long>();
   if (stored == job.parallel || (job.parallel == 1 && stored == 0)) return;
-  if (batches > 0)
-    throw std::runtime_error("job '" + job.name + "': parallel changed from " +
-                             std::to_string(std::max(stored, 1)) + " to " +
-                             std::to_string(job.parallel) +
-                             " after it started; restore it, or reset the job to start again");
+  if (batches > 0) {
+    tx.abort();
+    check_slicing(job);  // throws: the job started with other slices
+    return;
+  }
   tx.exec_params("DELETE FROM " + m_schema_sql + ".job_slice WHERE job = $1", job.name);
   if (job.parallel == 1) {
     tx.exec_params("UPDATE " + m_schema_sql + ".job_state SET slices = 1 WHERE job = $1", job.name);
@@ -176,7 +176,23 @@ void StateStore::release(const TaskId& task) {
   tx.exec_params("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", m_schema, task.text());
 }
 
-Cursor StateStore::read_cursor(const TaskId& task, bool sliced) {
+void StateStore::check_slicing(const ResolvedJob& job) {
+  if (schema_version() == 0) return;
+  pqxx::read_transaction tx(conn());
+  const pqxx::result r = tx.exec_params(
+      "SELECT batches_done, (SELECT count(*) FROM " + m_schema_sql +
+          ".job_slice s WHERE s.job = j.job) FROM " + m_schema_sql + ".job_state j WHERE job = $1",
+      job.name);
+  if (r.empty()) return;
+  const int stored = r[0][1].as<int>();
+  if (r[0][0].as<long long>() > 0 && std::max(stored, 1) != job.parallel)
+    throw std::runtime_error("job '" + job.name + "': parallel changed from " +
+                             std::to_string(std::max(stored, 1)) + " to " +
+                             std::to_string(job.parallel) +
+                             " after it started; restore it, or reset the job to start again");
+}
+
+std::optional<Cursor> StateStore::read_cursor(const TaskId& task, bool sliced) {
   pqxx::read_transaction tx(conn());
   const pqxx::result r =
       sliced ? tx.exec_params("SELECT last_key, hi_key, status FROM " + m_schema_sql +
@@ -185,12 +201,16 @@ Cursor StateStore::read_cursor(const TaskId& task, bool sliced) {
              : tx.exec_params("SELECT last_key, NULL, status FROM " + m_schema_sql +
                                   ".job_state WHERE job = $1",
                               task.job);
-  if (r.empty()) throw std::runtime_error("no state row for " + task.text());
-  return {opt(r[0][0]), opt(r[0][1]), r[0][2].as<std::string>()};
+  if (r.empty()) return std::nullopt;
+  return Cursor{opt(r[0][0]), opt(r[0][1]), r[0][2].as<std::string>()};
 }
 
 void StateStore::mark_done(const TaskId& task, bool sliced) {
   pqxx::work tx(conn());
+  // Slices finishing at the same moment each see the other still running unless they take
+  // turns: the job's row lock orders them, and the last one marks the job done.
+  tx.exec_params("SELECT 1 FROM " + m_schema_sql + ".job_state WHERE job = $1 FOR UPDATE",
+                 task.job);
   if (sliced)
     tx.exec_params("UPDATE " + m_schema_sql +
                        ".job_slice SET status = 'done', updated_at = now()"

@@ -19,7 +19,9 @@
 //
 // Claims: a runner works on a job (or slice) only while its session holds the advisory lock
 // (hashtext(schema), hashtext(task)). The lock dies with the session, so a killed runner's
-// claims are free again at once; a second runner never runs a batch the first one runs.
+// claims are free again as soon as the server notices its session ended (at once for an idle
+// session; when the statement in flight ends for a busy one); a second runner never runs a
+// batch the first one runs.
 #pragma once
 
 #include <optional>
@@ -81,7 +83,12 @@ class StateStore {
   bool try_claim(const TaskId& task, const std::string& list);
   void release(const TaskId& task);
 
-  Cursor read_cursor(const TaskId& task, bool sliced);
+  // Read-only: throws std::runtime_error when `job`'s `parallel` differs from the slices it
+  // already started with (run checks this before it writes anything).
+  void check_slicing(const ResolvedJob& job);
+
+  // The task's cursor; none for a slice that was never cut (its table was empty).
+  std::optional<Cursor> read_cursor(const TaskId& task, bool sliced);
   void mark_done(const TaskId& task, bool sliced);
   void mark_failed(const TaskId& task, bool sliced, const Failure& failure,
                    const std::optional<std::string>& first_key,

@@ -302,3 +302,21 @@ TEST_CASE("a sliced job covers the whole key range once, each slice within its b
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
 }
+
+TEST_CASE("a sliced job over an empty table finishes, and the next run slices the rows that came") {
+  TestDatabase db;
+  create_items(db, 0);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(50, 3));
+  auto first = run(db, path);
+  INFO(first.err);
+  REQUIRE(first.exit_code == 0);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'items'") == "done");
+  db.exec(
+      "INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(1, 600) g;"
+      "ANALYZE legacy.items");
+  REQUIRE(run(db, path).exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'") == 3);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+}
