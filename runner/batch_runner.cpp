@@ -13,24 +13,35 @@ namespace {
 
 enum class UpperBound { open, hi_key };
 
-// The keys of the next batch, with placeholders for the cursor's last key (text), the batch
-// size and, for a bounded slice, its hi_key. Both bounds are cast to the key's type on the server.
+// Placeholders for the cursor's last key (text), the batch size and, for a bounded slice, its
+// hi_key. Both bounds are cast to the key's type on the server.
 struct KeyParams {
   const char* last_key = "$1";
   const char* limit = "$2";
   const char* hi_key = "$5";
 };
 
-std::string next_keys_sql(const ResolvedJob& job, CursorStart start, UpperBound upper,
-                          KeyParams p = {}) {
+// The batch's bounds, found on the key's index in two probes: lo, the first key after the cursor,
+// and hi, the last of the next `limit` keys. ORDER BY ... LIMIT 1 rather than min/max, which not
+// every key type has (uuid has not).
+std::string bounds_sql(const ResolvedJob& job, CursorStart start, UpperBound upper,
+                       KeyParams p = {}) {
   const std::string key = "t." + job.key_sql;
   std::string where = start == CursorStart::none
                           ? key + " IS NOT NULL"
                           : key + " > (" + p.last_key + "::text)::" + job.key_type;
   if (upper == UpperBound::hi_key)
     where += " AND " + key + " <= (" + p.hi_key + "::text)::" + job.key_type;
-  return "SELECT " + key + " AS k FROM " + job.table_sql + " t WHERE " + where + " ORDER BY " +
-         key + " LIMIT " + p.limit;
+  const std::string from = " FROM " + job.table_sql + " t WHERE " + where + " ORDER BY " + key;
+  return "SELECT (SELECT " + key + from + " LIMIT 1) AS lo, (SELECT k FROM (SELECT " + key +
+         " AS k" + from + " LIMIT " + p.limit + ") s ORDER BY k DESC LIMIT 1) AS hi";
+}
+
+// The rows of the leading table in [lo, hi]: every row of the last key counts, even those past
+// the LIMIT that found hi.
+std::string rows_sql(const ResolvedJob& job) {
+  return "(SELECT count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
+         " >= b.lo AND t." + job.key_sql + " <= b.hi)";
 }
 
 std::string statement_name(const TaskId& task, CursorStart start, UpperBound upper,
@@ -45,16 +56,10 @@ std::string batch_sql_with(const ResolvedJob& job, const std::string& state, Sli
   const bool sliced = slicing == Slicing::slice;
   const std::string cursor_table = state + (sliced ? ".job_slice" : ".job_state");
   std::string sql =
-      "WITH s AS MATERIALIZED (" + next_keys_sql(job, start, upper) +
-      "),"
-      // ORDER BY ... LIMIT 1 rather than min/max: not every key type has those (uuid has not).
-      " b AS MATERIALIZED (SELECT (SELECT k FROM s ORDER BY k LIMIT 1) AS lo,"
-      " (SELECT k FROM s ORDER BY k DESC LIMIT 1) AS hi, (SELECT count(*) FROM s) AS n),"
-      // Every row of the last key belongs to this batch, even past the LIMIT.
-      " r AS MATERIALIZED (SELECT b.lo, b.hi, b.n - (SELECT count(*) FROM s WHERE s.k = b.hi)"
-      " + (SELECT count(*) FROM " +
-      job.table_sql + " t WHERE t." + job.key_sql + " = b.hi) AS rows, " + job.function_sql +
-      "(b.lo, b.hi)::text AS result FROM b WHERE b.n > 0),"
+      "WITH b AS MATERIALIZED (" + bounds_sql(job, start, upper) +
+      "), r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows_sql(job) + " AS rows, " +
+      job.function_sql +
+      "(b.lo, b.hi)::text AS result FROM b WHERE b.lo IS NOT NULL),"
       // The cursor moves only from where this runner read it: never the same batch twice.
       " c AS (UPDATE " +
       cursor_table +
@@ -109,10 +114,8 @@ std::pair<std::optional<std::string>, std::optional<std::string>> BatchRunner::b
     const CursorStart start = cursor.last_key ? CursorStart::after_last_key : CursorStart::none;
     const UpperBound upper = cursor.hi_key ? UpperBound::hi_key : UpperBound::open;
     // $1 is named even when the first batch does not use it, so that it has a type.
-    const std::string keys = next_keys_sql(m_job, start, upper, {"$1", "$2", "$3"});
-    const std::string sql = "WITH s AS MATERIALIZED (" + keys +
-                            ") SELECT (SELECT k FROM s ORDER BY k LIMIT 1)::text,"
-                            " (SELECT k FROM s ORDER BY k DESC LIMIT 1)::text, $1::text";
+    const std::string sql = "SELECT lo::text, hi::text, $1::text FROM (" +
+                            bounds_sql(m_job, start, upper, {"$1", "$2", "$3"}) + ") b";
     const pqxx::result r =
         upper == UpperBound::hi_key
             ? tx.exec_params(sql, cursor.last_key, m_job.batch_size, cursor.hi_key)

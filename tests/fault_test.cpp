@@ -85,7 +85,7 @@ TEST_CASE(
     terminated +=
         int(db.count("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                      " WHERE datname = current_database() AND state = 'active'"
-                     " AND query LIKE 'WITH s AS MATERIALIZED%') x"));
+                     " AND application_name LIKE 'pgxform %' AND query LIKE '%batch_log%') x"));
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
   }
   CHECK(terminated == 3);

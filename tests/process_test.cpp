@@ -111,7 +111,8 @@ int kill_until_done(TestDatabase& db, const TempDir& dir, const std::string& pat
 bool batch_in_flight(TestDatabase& db) {
   return db.count(
              "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-             " AND state = 'active' AND query LIKE 'WITH s AS MATERIALIZED%'") > 0;
+             " AND state = 'active' AND application_name LIKE 'pgxform %' AND query LIKE "
+             "'%batch_log%'") > 0;
 }
 
 // Polls `condition` for up to 30 s; a condition that throws (the state schema does not exist
