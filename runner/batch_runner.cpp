@@ -4,133 +4,212 @@
 
 #include <thread>
 
-#include "retry.h"
 #include "stop_signal.h"
 
 namespace pgxform {
 
 namespace {
 
-enum class UpperBound { open, hi_key };
-
-// Placeholders for the cursor's last key (text), the batch size and, for a bounded slice, its
-// hi_key. Both bounds are cast to the key's type on the server.
-struct KeyParams {
-  const char* last_key = "$1";
-  const char* limit = "$2";
-  const char* hi_key = "$5";
-};
-
-// The batch's bounds, found on the key's index in two probes: lo, the first key after the cursor,
-// and hi, the last of the next `limit` keys. ORDER BY ... LIMIT 1 rather than min/max, which not
-// every key type has (uuid has not).
-std::string bounds_sql(const ResolvedJob& job, CursorStart start, UpperBound upper,
-                       KeyParams p = {}) {
-  const std::string key = "t." + job.key_sql;
-  std::string where = start == CursorStart::none
-                          ? key + " IS NOT NULL"
-                          : key + " > (" + p.last_key + "::text)::" + job.key_type;
-  if (upper == UpperBound::hi_key)
-    where += " AND " + key + " <= (" + p.hi_key + "::text)::" + job.key_type;
-  const std::string from = " FROM " + job.table_sql + " t WHERE " + where + " ORDER BY " + key;
-  return "SELECT (SELECT " + key + from + " LIMIT 1) AS lo, (SELECT k FROM (SELECT " + key +
-         " AS k" + from + " LIMIT " + p.limit + ") s ORDER BY k DESC LIMIT 1) AS hi";
+std::string statement_name(const TaskId& task, const std::string& what) {
+  return what + "_" + std::to_string(std::hash<std::string>{}(task.job)) + "_" +
+         std::to_string(task.slice);
 }
 
-// The rows of the leading table in [lo, hi]: every row of the last key counts, even those past
-// the LIMIT that found hi.
-std::string rows_sql(const ResolvedJob& job) {
-  return "(SELECT count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
-         " >= b.lo AND t." + job.key_sql + " <= b.hi)";
-}
-
-std::string statement_name(const TaskId& task, CursorStart start, UpperBound upper,
-                           const char* what) {
-  return std::string(what) + "_" + std::to_string(std::hash<std::string>{}(task.job)) + "_" +
-         std::to_string(task.slice) + (start == CursorStart::none ? "_first" : "_next") +
-         (upper == UpperBound::hi_key ? "_hi" : "");
-}
-
-std::string batch_sql_with(const ResolvedJob& job, const std::string& state, Slicing slicing,
-                           CursorStart start, UpperBound upper) {
-  const bool sliced = slicing == Slicing::slice;
-  const std::string cursor_table = state + (sliced ? ".job_slice" : ".job_state");
-  std::string sql =
-      "WITH b AS MATERIALIZED (" + bounds_sql(job, start, upper) +
-      "), r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows_sql(job) + " AS rows, " +
-      job.function_sql +
-      "(b.lo, b.hi)::text AS result FROM b WHERE b.lo IS NOT NULL),"
-      // The cursor moves only from where this runner read it: never the same batch twice.
-      " c AS (UPDATE " +
-      cursor_table +
-      " c SET last_key = r.hi::text, rows_done = c.rows_done + r.rows,"
-      " batches_done = c.batches_done + 1, status = 'running', updated_at = clock_timestamp()"
-      " FROM r WHERE c.job = $3" +
-      (sliced ? " AND c.slice = $4" : "") +
-      " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING c.batches_done),";
-  std::string numbered = "c";
-  if (sliced) {
-    sql += " j AS (UPDATE " + state +
-           ".job_state j SET rows_done = j.rows_done + r.rows, batches_done = j.batches_done + 1,"
-           " status = 'running', updated_at = clock_timestamp() FROM r, c WHERE j.job = $3"
-           " RETURNING j.batches_done),";
-    numbered = "j";
-  }
-  sql += " l AS (INSERT INTO " + state +
-         ".batch_log (job, batch_no, slice, first_key, last_key, rows, rows_written,"
-         " started_at, duration_ms) SELECT $3, x.batches_done, " +
-         (sliced ? "$4" : "0") +
-         ", r.lo::text, r.hi::text, r.rows, NULLIF(r.result, '')::bigint, statement_timestamp(),"
-         " 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM r, " +
-         numbered +
-         " x RETURNING 1)"
-         " SELECT r.lo::text, r.hi::text, r.rows, (SELECT count(*) FROM c) AS moved,"
-         " (SELECT count(*) FROM l) AS logged FROM r";
-  return sql;
+std::string describe(const Failure& failure) {
+  return (failure.sqlstate.empty() ? "" : "SQLSTATE " + failure.sqlstate + ": ") + failure.message;
 }
 
 }  // namespace
 
-std::string batch_sql(const ResolvedJob& job, const std::string& state_schema_sql, Slicing slicing,
-                      CursorStart start) {
-  return batch_sql_with(job, state_schema_sql, slicing, start, UpperBound::open);
+void apply_timeouts(pqxx::connection& conn, const JobSettings& settings) {
+  pqxx::nontransaction tx(conn);
+  tx.exec_params(
+      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"
+      " set_config('idle_in_transaction_session_timeout', $3, false)",
+      settings.statement_timeout, settings.lock_timeout,
+      settings.idle_in_transaction_session_timeout);
 }
 
-BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job, TaskId task,
-                         std::string list, RetryPolicy retry, Progress& progress)
+BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
+                         const JobSettings& settings, TaskId task, std::string list,
+                         Progress& progress)
     : m_session(session),
       m_store(store),
       m_job(job),
+      m_settings(settings),
       m_task(std::move(task)),
       m_list(std::move(list)),
-      m_retry(retry),
       m_progress(progress),
       m_slicing(job.parallel > 1 ? Slicing::slice : Slicing::whole_job) {}
 
-std::pair<std::optional<std::string>, std::optional<std::string>> BatchRunner::batch_range(
-    const Cursor& cursor) {
+BatchShape BatchRunner::shape() const {
+  return {m_slicing, m_cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
+          m_cursor.hi_key ? UpperBound::hi_key : UpperBound::open};
+}
+
+pqxx::result BatchRunner::exec(pqxx::work& tx, const std::string& name, const std::string& sql,
+                               const std::optional<std::string>& second,
+                               const std::optional<std::string>& fifth,
+                               const std::optional<std::string>& sqlstate,
+                               const std::optional<std::string>& error) {
+  m_session.prepare(name, sql);
+  if (error) {
+    return tx.exec_prepared(name, m_cursor.last_key, second, m_job.name, m_task.slice, fifth,
+                            sqlstate, error);
+  }
+  return tx.exec_prepared(name, m_cursor.last_key, second, m_job.name, m_task.slice, fifth);
+}
+
+BatchRunner::Step BatchRunner::transact(const Work& work) {
+  for (int attempt = 0;; ++attempt) {
+    m_committing.reset();
+    try {
+      pqxx::work tx(m_session.conn());
+      work(tx);
+      return {};
+    } catch (const std::exception& e) {
+      const Failure failure = classify(e);
+      if (failure.kind == FailureKind::cancelled && stop_level() >= 2)
+        return {Step::Kind::stopped, failure};
+      const bool connection =
+          failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt;
+      // A lost connection gets more tries than a transient error: a restarting server may take
+      // a while to accept connections again.
+      const int limit = m_settings.retries + (connection ? 10 : 0);
+      if ((failure.kind != FailureKind::transient && !connection) || attempt >= limit)
+        return {Step::Kind::permanent, failure};
+      spdlog::warn("{}: {} (attempt {} of {}), retrying", m_task.text(), describe(failure),
+                   attempt + 1, limit);
+      std::this_thread::sleep_for(
+          backoff_delay(attempt, std::chrono::milliseconds(m_settings.retry_backoff_ms)));
+      try {
+        if (connection) {
+          m_session.reconnect();
+          apply_timeouts(m_session.conn(), m_settings);
+          // The claim died with the old session: take it again, or leave the task to whoever
+          // holds it now.
+          if (!m_store.try_claim(m_task, m_list)) return {Step::Kind::deferred, failure};
+        }
+        // Whether an in-doubt COMMIT went through is read from the cursor, never guessed.
+        const std::string expected = m_committing.value_or("");
+        if (auto cursor = m_store.read_cursor(m_task, m_slicing == Slicing::slice))
+          m_cursor = *cursor;
+        if (m_committing && m_cursor.last_key == m_committing) {
+          spdlog::info("{}: the transaction moving to {} did commit", m_task.text(), expected);
+          return {};
+        }
+      } catch (const std::exception& again) {
+        spdlog::warn("{}: reconnecting failed: {}", m_task.text(), redact(again.what()));
+      }
+    }
+  }
+}
+
+BatchRunner::Step BatchRunner::next_batch(bool& finished) {
+  finished = false;
+  long long rows = 0;
+  Step step = transact([&](pqxx::work& tx) {
+    const BatchShape s = shape();
+    const std::string name =
+        statement_name(m_task, std::string("batch") + (s.start == CursorStart::none ? "0" : "") +
+                                   (s.upper == UpperBound::hi_key ? "h" : ""));
+    const pqxx::result r = exec(tx, name, batch_sql(m_job, m_store.schema_sql(), s),
+                                std::to_string(m_job.batch_size), m_cursor.hi_key);
+    if (r.empty()) {
+      tx.commit();
+      finished = true;
+      return;
+    }
+    if (r[0]["moved"].as<long long>() != 1)
+      throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
+    rows = r[0]["rows"].as<long long>();
+    m_committing = r[0][1].as<std::string>();
+    tx.commit();
+    m_cursor.last_key = m_committing;
+  });
+  if (step.kind == Step::Kind::ok && !finished)
+    m_progress.batch_done(m_task.text(), rows, m_cursor.last_key.value_or(""));
+  return step;
+}
+
+BatchRunner::Step BatchRunner::process_range(const std::string& lo, const std::string& hi) {
+  return transact([&](pqxx::work& tx) {
+    const pqxx::result r = exec(tx, statement_name(m_task, "range"),
+                                range_sql(m_job, m_store.schema_sql(), m_slicing), lo, hi);
+    if (r.empty() || r[0]["moved"].as<long long>() != 1)
+      throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
+    m_committing = hi;
+    tx.commit();
+    m_cursor.last_key = hi;
+  });
+}
+
+BatchRunner::Step BatchRunner::skip_range(const std::string& lo, const std::string& hi,
+                                          const Failure& failure) {
+  return transact([&](pqxx::work& tx) {
+    const std::optional<std::string> sqlstate =
+        failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
+    const pqxx::result r =
+        exec(tx, statement_name(m_task, "skip"), skip_sql(m_store.schema_sql(), m_slicing), lo, hi,
+             sqlstate, failure.message);
+    if (r[0]["moved"].as<long long>() != 1)
+      throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
+    m_committing = hi;
+    tx.commit();
+    m_cursor.last_key = hi;
+    spdlog::warn("{}: set aside [{}, {}]: {}", m_task.text(), lo, hi, describe(failure));
+  });
+}
+
+std::optional<std::pair<std::string, std::string>> BatchRunner::next_range() {
   try {
     pqxx::read_transaction tx(m_session.conn());
-    const CursorStart start = cursor.last_key ? CursorStart::after_last_key : CursorStart::none;
-    const UpperBound upper = cursor.hi_key ? UpperBound::hi_key : UpperBound::open;
-    // $1 is named even when the first batch does not use it, so that it has a type.
-    const std::string sql = "SELECT lo::text, hi::text, $1::text FROM (" +
-                            bounds_sql(m_job, start, upper, {"$1", "$2", "$3"}) + ") b";
-    const pqxx::result r =
-        upper == UpperBound::hi_key
-            ? tx.exec_params(sql, cursor.last_key, m_job.batch_size, cursor.hi_key)
-            : tx.exec_params(sql, cursor.last_key, m_job.batch_size);
-    if (!r.empty() && !r[0][0].is_null())
-      return {r[0][0].as<std::string>(), r[0][1].as<std::string>()};
+    const pqxx::row r =
+        tx.exec_params1(bounds_query(m_job, shape()), m_cursor.last_key, m_job.batch_size,
+                        m_job.name, m_task.slice, m_cursor.hi_key);
+    if (!r[0].is_null()) return std::make_pair(r[0].as<std::string>(), r[1].as<std::string>());
   } catch (const std::exception& e) {
     spdlog::warn("{}: could not find the failing batch's key range: {}", m_task.text(),
                  redact(e.what()));
   }
-  return {std::nullopt, std::nullopt};
+  return std::nullopt;
 }
 
-TaskOutcome BatchRunner::fail(const Failure& failure, const Cursor& cursor) {
-  auto [first, last] = batch_range(cursor);
+std::optional<std::pair<std::string, std::string>> BatchRunner::split(const std::string& lo,
+                                                                      const std::string& hi) {
+  pqxx::read_transaction tx(m_session.conn());
+  const pqxx::row r = tx.exec_params1(split_query(m_job), lo, hi);
+  if (r[0].is_null() || r[1].is_null()) return std::nullopt;
+  return std::make_pair(r[0].as<std::string>(), r[1].as<std::string>());
+}
+
+BatchRunner::Step BatchRunner::set_aside(const std::string& lo, const std::string& hi,
+                                         const Failure& failure) {
+  if (!m_settings.bisect) return skip_range(lo, hi, failure);
+  std::optional<std::pair<std::string, std::string>> halves;
+  try {
+    halves = split(lo, hi);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: cannot split [{}, {}]: {}", m_task.text(), lo, hi, redact(e.what()));
+  }
+  if (!halves) return skip_range(lo, hi, failure);  // a single key value: the culprit
+  // Left to right, so that the cursor only ever moves forward.
+  const std::pair<std::string, std::string> parts[] = {{lo, halves->first}, {halves->second, hi}};
+  for (const auto& [a, b] : parts) {
+    if (stop_level() >= 1) return {Step::Kind::stopped, failure};
+    Step step = process_range(a, b);
+    if (step.kind == Step::Kind::permanent) step = set_aside(a, b, step.failure);
+    if (step.kind != Step::Kind::ok) return step;
+  }
+  return {};
+}
+
+TaskOutcome BatchRunner::fail(const Failure& failure) {
+  const auto range = next_range();
+  const std::optional<std::string> first =
+      range ? std::optional<std::string>(range->first) : std::nullopt;
+  const std::optional<std::string> last =
+      range ? std::optional<std::string>(range->second) : std::nullopt;
   std::string message =
       m_task.text() + ": batch [" + first.value_or("?") + ", " + last.value_or("?") + "] failed";
   if (!failure.sqlstate.empty()) message += " (SQLSTATE " + failure.sqlstate + ")";
@@ -141,86 +220,46 @@ TaskOutcome BatchRunner::fail(const Failure& failure, const Cursor& cursor) {
 
 TaskOutcome BatchRunner::run() {
   const bool sliced = m_slicing == Slicing::slice;
-  std::optional<Cursor> start_cursor = m_store.read_cursor(m_task, sliced);
-  if (!start_cursor) {
+  std::optional<Cursor> cursor = m_store.read_cursor(m_task, sliced);
+  if (!cursor) {
     // A slice that was never cut: the table was empty when the run started. Its rows, if any
     // arrived since, are the next run's, which cuts the slices first.
     m_store.mark_done(m_task, sliced);
     return {TaskOutcome::Kind::finished, ""};
   }
-  Cursor cursor = *start_cursor;
-  int attempt = 0;
-  std::optional<std::string> committing;  // the last key of a batch whose COMMIT was sent
+  m_cursor = *cursor;
+  apply_timeouts(m_session.conn(), m_settings);
   while (true) {
     if (stop_level() >= 1) {
       m_store.mark_stopped(m_task, sliced);
       return {TaskOutcome::Kind::stopped, ""};
     }
-    const CursorStart start = cursor.last_key ? CursorStart::after_last_key : CursorStart::none;
-    const UpperBound upper = cursor.hi_key ? UpperBound::hi_key : UpperBound::open;
-    const std::string name = statement_name(m_task, start, upper, "batch");
-    try {
-      m_session.prepare(name, batch_sql_with(m_job, m_store.schema_sql(), m_slicing, start, upper));
-      pqxx::work tx(m_session.conn());
-      const pqxx::result r =
-          !sliced ? tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name)
-          : upper == UpperBound::hi_key
-              ? tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name, m_task.slice,
-                                 cursor.hi_key)
-              : tx.exec_prepared(name, cursor.last_key, m_job.batch_size, m_job.name, m_task.slice);
-      if (r.empty()) {
-        tx.commit();
-        m_store.mark_done(m_task, sliced);
-        m_progress.job_finished(m_task.text());
-        return {TaskOutcome::Kind::finished, ""};
-      }
-      if (r[0]["moved"].as<long long>() != 1) {
-        // The cursor is not where we read it: someone else moved it. Undo the function's work.
-        tx.abort();
-        return {TaskOutcome::Kind::deferred, "the cursor of " + m_task.text() + " moved"};
-      }
-      committing = r[0][1].as<std::string>();
-      tx.commit();
-      cursor.last_key = committing;
-      committing.reset();
-      attempt = 0;
-      m_progress.batch_done(m_task.text(), r[0][2].as<long long>(), *cursor.last_key);
-    } catch (const std::exception& e) {
-      const Failure failure = classify(e);
-      if (failure.kind == FailureKind::cancelled && stop_level() >= 2) {
+    bool finished = false;
+    Step step = next_batch(finished);
+    if (step.kind == Step::Kind::permanent && m_settings.on_error == OnError::skip) {
+      if (const auto range = next_range())
+        step = set_aside(range->first, range->second, step.failure);
+    }
+    switch (step.kind) {
+      case Step::Kind::ok:
+        break;
+      case Step::Kind::permanent:
+        return fail(step.failure);
+      case Step::Kind::stopped:
         m_store.mark_stopped(m_task, sliced);
         return {TaskOutcome::Kind::stopped, ""};
-      }
-      const bool retriable = failure.kind == FailureKind::transient ||
-                             failure.kind == FailureKind::connection_lost ||
-                             failure.kind == FailureKind::in_doubt;
-      if (!retriable || attempt >= m_retry.retries) return fail(failure, cursor);
-      spdlog::warn("{}: {} (attempt {} of {}), retrying", m_task.text(), failure.message,
-                   attempt + 1, m_retry.retries);
-      std::this_thread::sleep_for(backoff_delay(attempt++, m_retry.backoff));
-      try {
-        if (failure.kind != FailureKind::transient) {
-          m_session.reconnect();
-          // The claim died with the old session: take it again, or leave the task to whoever
-          // has it now.
-          if (!m_store.try_claim(m_task, m_list))
-            return {TaskOutcome::Kind::deferred, m_task.text() + " was claimed by another runner"};
-        }
-        // Whether an in-doubt COMMIT went through is read from the cursor, never guessed.
-        cursor = m_store.read_cursor(m_task, sliced).value_or(cursor);
-        if (committing && cursor.last_key == committing)
-          spdlog::info("{}: the batch ending at {} did commit", m_task.text(), *committing);
-        committing.reset();
-      } catch (const std::exception& again) {
-        spdlog::warn("{}: reconnect failed: {}", m_task.text(), redact(again.what()));
-      }
+      case Step::Kind::deferred:
+        return {TaskOutcome::Kind::deferred, m_task.text() + " was claimed by another runner"};
+    }
+    if (finished) {
+      m_store.mark_done(m_task, sliced);
+      m_progress.job_finished(m_task.text());
+      return {TaskOutcome::Kind::finished, ""};
     }
   }
 }
 
-TaskOutcome run_step(Session& session, StateStore& store, const std::string& job,
-                     const std::string& sql) {
-  (void)session;
+TaskOutcome run_step(StateStore& store, const std::string& job, const std::string& sql) {
   try {
     if (store.run_step_once(job, sql))
       spdlog::info("{}: step done", job);

@@ -1,36 +1,34 @@
 // batch_runner: one task's keyset loop — a job, or one slice of a sliced job.
 //
-// Each batch is ONE transaction holding ONE statement, so a batch costs three round trips
-// (BEGIN, the statement, COMMIT) whatever its size. The statement
-//   1. finds the batch: the next batch_size keys after the cursor on the key's index
-//      (key > last_key [AND key <= slice's hi_key] ORDER BY key LIMIT batch_size; never OFFSET),
-//      widened to every row of its last key, so that a key value never spans two batches;
-//   2. calls function(first_key, last_key), both bounds inclusive, in the key's own type;
-//   3. moves the cursor to last_key — only if it still stands where this runner read it, so a
-//      batch can never be applied twice even if two runners raced — and counts rows and batches;
-//   4. appends the batch_log row.
-// When the statement finds no key, the task is done.
+// Each batch is ONE transaction holding ONE statement (batch_sql.h), so a batch costs three
+// round trips (BEGIN, the statement, COMMIT) whatever its size, and the function's writes, the
+// cursor's move and the batch_log row commit together or not at all.
 //
-// Failures (see retry.h): transient ones are retried with backoff; a broken connection is
-// reopened and the task's claim taken again; a COMMIT whose outcome is unknown is settled by
-// reading the cursor; a permanent one is recorded on the job with its SQLSTATE and key range.
+// Failures (see retry.h), decided by SQLSTATE:
+//   transient        retried with exponential backoff and jitter (`retries`, `retry_backoff_ms`);
+//   connection lost  the connection is reopened and the task's claim taken again (if another
+//                    runner took it meanwhile, the task is left to it), then retried;
+//   in doubt         COMMIT sent, no answer: settled by reading the cursor, never by redoing;
+//   permanent        `on_error: stop` — the job fails with the error, SQLSTATE and key range;
+//                    `on_error: skip` — the range goes to failed_batches in the same transaction
+//                    that moves the cursor past it; with `bisect: true` the range is halved
+//                    until only the offending keys are set aside and the rest is processed.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
+#include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
+#include "jobs_file.h"
 #include "progress.h"
+#include "retry.h"
 #include "scheduler.h"
 #include "state_store.h"
 
 namespace pgxform {
-
-struct RetryPolicy {
-  int retries = 5;
-  std::chrono::milliseconds backoff{200};
-};
 
 struct TaskOutcome {
   enum class Kind { finished, failed, deferred, stopped };
@@ -38,38 +36,59 @@ struct TaskOutcome {
   std::string message;  // for failed: the error, SQLSTATE and key range
 };
 
-enum class Slicing { whole_job, slice };
-
-// The SQL of one batch (exposed for the tests and for explain). `first` is the variant for a
-// cursor that has no last key yet.
-enum class CursorStart { none, after_last_key };
-std::string batch_sql(const ResolvedJob& job, const std::string& state_schema_sql, Slicing slicing,
-                      CursorStart start);
-
 class BatchRunner {
  public:
-  BatchRunner(Session& session, StateStore& store, const ResolvedJob& job, TaskId task,
-              std::string list, RetryPolicy retry, Progress& progress);
+  BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
+              const JobSettings& settings, TaskId task, std::string list, Progress& progress);
   TaskOutcome run();
 
  private:
-  // The range the failing batch covered, found again in a fresh transaction.
-  std::pair<std::optional<std::string>, std::optional<std::string>> batch_range(
-      const Cursor& cursor);
-  TaskOutcome fail(const Failure& failure, const Cursor& cursor);
+  // How one transactional step ended, after retries.
+  struct Step {
+    enum class Kind { ok, permanent, stopped, deferred };
+    Kind kind = Kind::ok;
+    Failure failure;
+  };
+  using Work = std::function<void(pqxx::work&)>;
+
+  // Runs `work` in a transaction until it commits or fails for good. Before COMMIT, `work`
+  // sets m_committing to the key the cursor moves to, so an in-doubt COMMIT can be settled.
+  Step transact(const Work& work);
+  // The statements, each as one transaction step.
+  Step next_batch(bool& finished);
+  Step process_range(const std::string& lo, const std::string& hi);
+  Step skip_range(const std::string& lo, const std::string& hi, const Failure& failure);
+  // on_error: skip — sets [lo, hi] aside, narrowing it down first with bisect.
+  Step set_aside(const std::string& lo, const std::string& hi, const Failure& failure);
+
+  pqxx::result exec(pqxx::work& tx, const std::string& name, const std::string& sql,
+                    const std::optional<std::string>& second,
+                    const std::optional<std::string>& fifth,
+                    const std::optional<std::string>& sqlstate = std::nullopt,
+                    const std::optional<std::string>& error = std::nullopt);
+  std::optional<std::pair<std::string, std::string>> next_range();
+  std::optional<std::pair<std::string, std::string>> split(const std::string& lo,
+                                                           const std::string& hi);
+  TaskOutcome fail(const Failure& failure);
+  BatchShape shape() const;
 
   Session& m_session;
   StateStore& m_store;
   const ResolvedJob& m_job;
+  const JobSettings& m_settings;
   TaskId m_task;
   std::string m_list;
-  RetryPolicy m_retry;
   Progress& m_progress;
   Slicing m_slicing;
+  Cursor m_cursor;
+  std::optional<std::string> m_committing;
 };
 
 // Runs a one-shot `sql:` step once and only once.
-TaskOutcome run_step(Session& session, StateStore& store, const std::string& job,
-                     const std::string& sql);
+TaskOutcome run_step(StateStore& store, const std::string& job, const std::string& sql);
+
+// Sets the session's timeouts for a job (statement_timeout, lock_timeout,
+// idle_in_transaction_session_timeout).
+void apply_timeouts(pqxx::connection& conn, const JobSettings& settings);
 
 }  // namespace pgxform

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -143,6 +145,60 @@ class Reader {
 
   const std::string& path() const { return m_path; }
 
+  bool boolean(const YAML::Node& map, const std::string& field, const std::string& what) const {
+    const YAML::Node value = map[field];
+    if (value.IsScalar() && (value.Scalar() == "true" || value.Scalar() == "false"))
+      return value.Scalar() == "true";
+    fail_at(value.IsNull() ? key_line(map, field) : line_of(value),
+            what + " must be true or false");
+  }
+
+  // A PostgreSQL duration: a number of milliseconds, or a number with a unit (us, ms, s, min,
+  // h, d). Passed to set_config() as a bound value.
+  std::string duration(const YAML::Node& map, const std::string& field,
+                       const std::string& what) const {
+    static const std::regex k_duration(R"(^[0-9]+\s*(us|ms|s|min|h|d)?$)");
+    const YAML::Node value = map[field];
+    if (value.IsScalar() && std::regex_match(value.Scalar(), k_duration)) return value.Scalar();
+    fail_at(value.IsNull() ? key_line(map, field) : line_of(value),
+            what + " must be a duration such as 30s, 5min or 0 (none)");
+  }
+
+  // Reads the inheritable settings present in `map` over `settings`.
+  void settings(const YAML::Node& map, JobSettings& settings, const std::string& where) const {
+    const long k_max = std::numeric_limits<long>::max();
+    // "defaults.batch_size", or "batch_size of job 'x'".
+    auto what = [&](const std::string& field) {
+      return where == "defaults" ? "defaults." + field : field + " of " + where;
+    };
+    if (map["batch_size"])
+      settings.batch_size = positive_integer(map, "batch_size", what("batch_size"), k_max);
+    if (map["retries"]) {
+      // 0 is allowed: no retry.
+      if (map["retries"].IsScalar() && map["retries"].Scalar() == "0")
+        settings.retries = 0;
+      else
+        settings.retries = int(positive_integer(map, "retries", what("retries"), 100));
+    }
+    if (map["retry_backoff_ms"])
+      settings.retry_backoff_ms =
+          positive_integer(map, "retry_backoff_ms", what("retry_backoff_ms"), 600000);
+    if (const YAML::Node on_error = map["on_error"]) {
+      if (!on_error.IsScalar() || (on_error.Scalar() != "stop" && on_error.Scalar() != "skip"))
+        fail_at(on_error.IsNull() ? key_line(map, "on_error") : line_of(on_error),
+                what("on_error") + " must be stop or skip");
+      settings.on_error = on_error.Scalar() == "skip" ? OnError::skip : OnError::stop;
+    }
+    if (map["bisect"]) settings.bisect = boolean(map, "bisect", what("bisect"));
+    if (map["statement_timeout"])
+      settings.statement_timeout = duration(map, "statement_timeout", what("statement_timeout"));
+    if (map["lock_timeout"])
+      settings.lock_timeout = duration(map, "lock_timeout", what("lock_timeout"));
+    if (map["idle_in_transaction_session_timeout"])
+      settings.idle_in_transaction_session_timeout = duration(
+          map, "idle_in_transaction_session_timeout", what("idle_in_transaction_session_timeout"));
+  }
+
  private:
   std::string m_path;
 };
@@ -155,8 +211,14 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.line = Reader::line_of(node);
   job.name = r.string_field(node, "name", "a job of list '" + list + "'");
   const std::string where = "job '" + job.name + "'";
-  r.check_fields(node, {"name", "table", "key", "function", "sql", "batch_size", "parallel"},
+  r.check_fields(node,
+                 {"name", "table", "key", "function", "sql", "batch_size", "parallel", "retries",
+                  "retry_backoff_ms", "on_error", "bisect", "statement_timeout", "lock_timeout",
+                  "idle_in_transaction_session_timeout", "verify", "idempotent"},
                  where);
+  job.settings = file.defaults;
+  r.settings(node, job.settings, where);
+  job.batch_size = job.settings.batch_size;
   const bool has_function = bool(node["function"]);
   const bool has_sql = bool(node["sql"]);
   if (has_function == has_sql)
@@ -165,7 +227,8 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
                      "(a one-shot step)");
   if (has_sql) {
     job.sql = r.string_field(node, "sql", where);
-    for (const char* f : {"table", "key", "batch_size", "parallel"})
+    for (const char* f :
+         {"table", "key", "batch_size", "parallel", "on_error", "bisect", "verify", "idempotent"})
       if (node[f])
         r.fail(node[f], "'" + std::string(f) + "' does not apply to the one-shot step " + where);
     return job;
@@ -173,10 +236,8 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.function = r.name_field(node, "function", where);
   job.table = r.name_field(node, "table", where);
   job.key = r.string_field(node, "key", where);
-  job.batch_size = node["batch_size"]
-                       ? r.positive_integer(node, "batch_size", "batch_size of " + where,
-                                            std::numeric_limits<long>::max())
-                       : file.default_batch_size;
+  if (node["verify"]) job.verify = r.string_field(node, "verify", where);
+  if (node["idempotent"]) job.idempotent = r.boolean(node, "idempotent", "idempotent of " + where);
   if (node["parallel"])
     job.parallel = int(r.positive_integer(node, "parallel", "parallel of " + where));
   return job;
@@ -263,7 +324,8 @@ JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
   if (!root.IsMap()) throw JobsFileError(path, 0, "the jobs file must be a YAML mapping");
   JobsFile file;
   file.path = path;
-  r.check_fields(root, {"version", "defaults", "state_schema", "lists"}, "the jobs file");
+  r.check_fields(root, {"version", "defaults", "state_schema", "scripts_dir", "lists"},
+                 "the jobs file");
   const YAML::Node version = root["version"];
   if (!version) r.fail(root, "missing required field 'version' (write `version: 1`)");
   if (!version.IsScalar() || version.Scalar() != "1")
@@ -271,14 +333,23 @@ JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
                         "' (this pgxform reads version 1)");
   if (const YAML::Node defaults = root["defaults"]) {
     r.expect_map(defaults, "'defaults'");
-    r.check_fields(defaults, {"batch_size", "threads"}, "defaults");
-    if (defaults["batch_size"])
-      file.default_batch_size = r.positive_integer(defaults, "batch_size", "defaults.batch_size",
-                                                   std::numeric_limits<long>::max());
+    r.check_fields(defaults,
+                   {"batch_size", "threads", "retries", "retry_backoff_ms", "on_error", "bisect",
+                    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"},
+                   "defaults");
+    r.settings(defaults, file.defaults, "defaults");
+    file.default_batch_size = file.defaults.batch_size;
     if (defaults["threads"])
       file.default_threads = int(r.positive_integer(defaults, "threads", "defaults.threads", 1024));
   }
   if (root["state_schema"]) file.state_schema = r.string_field(root, "state_schema", "the file");
+  {
+    // Scripts live beside the jobs file unless it says otherwise.
+    const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+    const std::string dir =
+        root["scripts_dir"] ? r.string_field(root, "scripts_dir", "the file") : "sql";
+    file.scripts_dir = std::filesystem::path(dir).is_absolute() ? dir : (folder / dir).string();
+  }
   const YAML::Node lists = root["lists"];
   if (!lists) r.fail(root, "missing required field 'lists'");
   if (!lists.IsSequence() || lists.size() == 0) r.fail(lists, "'lists' must be a non-empty list");

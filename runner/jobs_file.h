@@ -33,6 +33,21 @@ struct QualifiedName {
   std::string text() const { return schema.empty() ? name : schema + "." + name; }
 };
 
+enum class OnError { stop, skip };
+
+// What a job inherits from `defaults:` and may override.
+struct JobSettings {
+  long batch_size = 10000;
+  int retries = 5;              // transient failures retried per batch
+  long retry_backoff_ms = 200;  // first backoff; doubles per attempt, with jitter
+  OnError on_error = OnError::stop;
+  bool bisect = false;  // with on_error: skip, narrow a failing batch down by halving
+  // PostgreSQL durations ("30min", "5s", "0" for none), set for the job's session.
+  std::string statement_timeout = "1h";
+  std::string lock_timeout = "1min";
+  std::string idle_in_transaction_session_timeout = "10min";
+};
+
 struct Job {
   std::string name;
   std::string list;
@@ -43,6 +58,9 @@ struct Job {
   QualifiedName function;
   long batch_size = 0;
   int parallel = 1;  // number of slices
+  JobSettings settings;
+  std::string verify;       // a query ($1, $2: a key range) returning wrong or missing keys
+  bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
   // A one-shot step:
   std::string sql;
   bool is_step() const { return !sql.empty(); }
@@ -60,6 +78,8 @@ struct JobsFile {
   std::string state_schema = "pgxform";
   int default_threads = 4;
   long default_batch_size = 10000;
+  JobSettings defaults;
+  std::string scripts_dir;  // `scripts_dir:` resolved against the file's folder; default sql/
   std::vector<JobList> lists;
 
   const Job* find_job(const std::string& name) const;

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <map>
+#include <mutex>
 
 #include "batch_runner.h"
 #include "catalog.h"
@@ -10,6 +12,7 @@
 #include "exit_code.h"
 #include "jobs_file.h"
 #include "progress.h"
+#include "retry.h"
 #include "scheduler.h"
 #include "state_store.h"
 #include "stop_signal.h"
@@ -18,6 +21,9 @@
 namespace pgxform {
 
 namespace {
+
+// How often a task whose connection broke between batches is tried again.
+constexpr int k_task_reconnects = 60;
 
 std::vector<std::string> job_names(const std::vector<PlannedList>& plan) {
   std::vector<std::string> names;
@@ -61,27 +67,48 @@ int run_command(const RunOptions& options) {
   Progress progress;
   const auto started = std::chrono::steady_clock::now();
 
+  // Tasks whose connection broke outside a batch (a server restart while claiming or finishing),
+  // by task: each is tried again after a pause, on a fresh connection, a bounded number of times.
+  std::mutex lost_mutex;
+  std::map<std::string, int> lost;
   const TaskFunction run_task = [&](Session& session, const TaskId& task) -> TaskOutcome {
     const Job& job = *file.find_job(task.job);
     StateStore task_store(session, file.state_schema);
-    if (!task_store.try_claim(task, job.list))
-      return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
-    TaskOutcome outcome;
-    try {
-      outcome = job.is_step() ? run_step(session, task_store, job.name, job.sql)
-                              : BatchRunner(session, task_store, preflight.jobs.at(job.name), task,
-                                            job.list, RetryPolicy{}, progress)
-                                    .run();
-    } catch (...) {
+    auto release = [&] {
       try {
         task_store.release(task);
-      } catch (...) {
+      } catch (const std::exception&) {
         // The session is gone, and the lock with it.
       }
-      throw;
+    };
+    try {
+      if (!task_store.try_claim(task, job.list))
+        return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
+      const TaskOutcome outcome =
+          job.is_step() ? run_step(task_store, job.name, job.sql)
+                        : BatchRunner(session, task_store, preflight.jobs.at(job.name),
+                                      job.settings, task, job.list, progress)
+                              .run();
+      release();
+      return outcome;
+    } catch (const std::exception& e) {
+      release();
+      const Failure failure = classify(e);
+      if (failure.kind == FailureKind::permanent || failure.kind == FailureKind::cancelled) throw;
+      int tries = 0;
+      {
+        std::lock_guard<std::mutex> lock(lost_mutex);
+        tries = ++lost[task.text()];
+      }
+      if (tries > k_task_reconnects) throw;
+      spdlog::warn("{}: {}; trying again on a new connection", task.text(), failure.message);
+      try {
+        session.reconnect();
+      } catch (const std::exception&) {
+        // Still down: the next try reconnects again.
+      }
+      return {TaskOutcome::Kind::deferred, failure.message};
     }
-    task_store.release(task);
-    return outcome;
   };
   const PoolResult result = run_pool(threads, options.dsn, scheduler, run_task);
 

@@ -75,7 +75,7 @@ class Pool {
         spdlog::error("{}", outcome.message);
         break;
       case TaskOutcome::Kind::deferred:
-        spdlog::info("{}: held by another runner, waiting for it", task.text());
+        spdlog::info("{}: {}; trying again shortly", task.text(), outcome.message);
         m_scheduler.task_deferred(task);
         break;
       case TaskOutcome::Kind::stopped:
