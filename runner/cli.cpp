@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
+#include "job_commands.h"
 #include "jobs_file.h"
 #include "logging.h"
 #include "run_command.h"
@@ -29,6 +30,9 @@ const char* const k_usage =
     "commands:\n"
     "  run      run the jobs of a jobs file (resumes where the last run stopped)\n"
     "  status   show each job's status, rows, batches, last key and percent done\n"
+    "  retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip\n"
+    "  reset JOB [--to KEY]   move a job's cursor back: to its start, or after KEY\n"
+    "  verify [JOB...] [--repair]  check each job's result with its verify: query\n"
     "\n"
     "`pgxform <command> --help` describes a command's options.\n"
     "Connection: --dsn, or the libpq environment (PGHOST, PGPORT, PGDATABASE, PGUSER,\n"
@@ -112,6 +116,80 @@ int cmd_status(const std::vector<std::string>& args, std::ostream& out) {
   return status_command(o, out);
 }
 
+JobCommandOptions job_options(const po::variables_map& vm) {
+  JobCommandOptions o;
+  o.file = vm["file"].as<std::string>();
+  o.dsn = vm["dsn"].as<std::string>();
+  if (vm.count("job")) o.jobs = vm["job"].as<std::vector<std::string>>();
+  return o;
+}
+
+// Parses a command whose positional arguments are job names.
+po::variables_map parse_with_jobs(const po::options_description& d,
+                                  const std::vector<std::string>& args) {
+  po::options_description all(d);
+  all.add_options()("job", po::value<std::vector<std::string>>(), "job");
+  po::positional_options_description positional;
+  positional.add("job", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  return vm;
+}
+
+int cmd_retry_failed(const std::vector<std::string>& args, std::ostream& out) {
+  const po::options_description d = common_options();
+  const auto vm = parse_with_jobs(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform retry-failed [-f FILE] [--dsn DSN] [JOB...]\n\nRe-runs the key ranges "
+           "that on_error: skip set aside (pgxform.failed_batches),\neach in its own transaction, "
+           "once the function or the data is fixed. Exit 0 when\nevery range went through, 1 when "
+           "some still fail.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  return retry_failed_command(job_options(vm), out);
+}
+
+int cmd_reset(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("to", po::value<std::string>(), "continue after this key instead of the start");
+  const auto vm = parse_with_jobs(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform reset [-f FILE] [--dsn DSN] JOB [--to KEY]\n\nMoves JOB's cursor back "
+           "on purpose: to its first key (clearing its counters,\nbatch log and slices), or to "
+           "just "
+           "after KEY. Refused while a runner holds the job.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  std::optional<std::string> to;
+  if (vm.count("to")) to = vm["to"].as<std::string>();
+  return reset_command(job_options(vm), to, out);
+}
+
+int cmd_verify(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("repair", "re-run the batches holding offending keys (idempotent jobs only)");
+  const auto vm = parse_with_jobs(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform verify [-f FILE] [--dsn DSN] [JOB...] [--repair]\n\nRuns each job's "
+           "verify: query over the keys it processed, batch by batch,\nand reports the offending "
+           "rows. Exit 0 when nothing is wrong, 1 otherwise.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  return verify_command(job_options(vm),
+                        vm.count("repair") ? VerifyMode::repair : VerifyMode::check, out);
+}
+
 void report(const std::string& message) {
   std::cerr << "pgxform: " << redact(message) << std::endl;
 }
@@ -140,7 +218,11 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     return k_exit_ok;
   }
   static const std::map<std::string, int (*)(const std::vector<std::string>&, std::ostream&)>
-      commands = {{"run", cmd_run}, {"status", cmd_status}};
+      commands = {{"run", cmd_run},
+                  {"status", cmd_status},
+                  {"retry-failed", cmd_retry_failed},
+                  {"reset", cmd_reset},
+                  {"verify", cmd_verify}};
   const auto it = commands.find(command);
   if (it == commands.end()) {
     report("unknown command '" + command + "'\n\n" + k_usage);

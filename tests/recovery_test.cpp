@@ -1,0 +1,189 @@
+// Permanent failures set aside and retried, cursors reset, results verified and repaired.
+#include <catch2/catch.hpp>
+
+#include "fixtures.h"
+#include "test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
+                                 std::vector<std::string> args) {
+  args.insert(args.end(), {"-f", path, "--dsn", db.dsn()});
+  return args;
+}
+
+// Key 1500 (v = 500) is poison: the transform divides by zero on it, until fixed.
+void poison(TestDatabase& db) {
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
+      " id = 1500 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
+      " RETURNING 1) SELECT count(*) FROM i'");
+}
+
+void cure(TestDatabase& db) {
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+      " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
+      " SELECT count(*) FROM i'");
+}
+
+std::string skip_yaml(bool bisect) {
+  return "version: 1\n"
+         "defaults: {on_error: skip, bisect: " +
+         std::string(bisect ? "true" : "false") +
+         "}\n"
+         "lists:\n"
+         "  - name: main\n"
+         "    jobs:\n"
+         "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 100,"
+         " idempotent: false,\n"
+         "         verify: 'SELECT l.id FROM legacy.items l WHERE l.id BETWEEN $1 AND $2 AND NOT"
+         " EXISTS (SELECT 1 FROM target.items t WHERE t.id = l.id)'}\n";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "with on_error: skip and bisect, exactly the poisoned key is set aside and the rest of "
+    "its batch is processed") {
+  TestDatabase db;
+  create_items(db, 1000);
+  poison(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", skip_yaml(true));
+  auto r = run_cli(with_db(db, path, {"run"}));
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(db.scalar("SELECT first_key || '-' || last_key || ' ' || sqlstate FROM"
+                  " pgxform.failed_batches") == "1500-1500 22012");
+  CHECK(db.count("SELECT count(*) FROM target.items") == 999);
+  CHECK(db.count("SELECT count(*) FROM target.items WHERE id = 1500") == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "done");
+
+  // retry-failed while still broken: the range stays, with one more attempt.
+  auto again = run_cli(with_db(db, path, {"retry-failed"}));
+  CHECK(again.exit_code == 1);
+  CHECK(db.scalar("SELECT attempts || ' ' || (resolved_at IS NULL) FROM pgxform.failed_batches") ==
+        "2 true");
+  // After the fix, retry-failed completes and every row is there exactly once.
+  cure(db);
+  auto fixed = run_cli(with_db(db, path, {"retry-failed", "items"}));
+  CHECK(fixed.exit_code == 0);
+  CHECK_THAT(fixed.out, Catch::Contains("[1500, 1500] resolved"));
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches WHERE resolved_at IS NULL") == 0);
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_state") == 1000);
+  CHECK(run_cli(with_db(db, path, {"retry-failed"})).exit_code == 0);
+  CHECK(duplicate_items(db) == 0);
+}
+
+TEST_CASE("with on_error: skip and no bisect, the whole failing batch is set aside") {
+  TestDatabase db;
+  create_items(db, 1000);
+  poison(db);
+  TempDir dir;
+  auto r = run_cli(with_db(db, dir.write("jobs.yaml", skip_yaml(false)), {"run"}));
+  CHECK(r.exit_code == 0);
+  CHECK(db.scalar("SELECT first_key || '-' || last_key FROM pgxform.failed_batches") ==
+        "1203-1500");
+  CHECK(db.count("SELECT count(*) FROM target.items") == 900);
+}
+
+TEST_CASE("with on_error: stop, a poisoned row fails the job with its key range and exits 1") {
+  TestDatabase db;
+  create_items(db, 1000);
+  poison(db);
+  TempDir dir;
+  auto r = run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"}));
+  CHECK(r.exit_code == 1);
+  CHECK(db.scalar("SELECT status || ' ' || error_first_key || ' ' || error_last_key FROM"
+                  " pgxform.job_state") == "failed 1203 1500");
+  CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches") == 0);
+  // The next run, after the fix, finishes the job exactly once.
+  cure(db);
+  CHECK(run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"})).exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+}
+
+TEST_CASE("a statement timeout is a permanent error of the batch, not an endless retry") {
+  TestDatabase db;
+  create_items(db, 300, 2000);
+  TempDir dir;
+  auto r = run_cli(with_db(
+      db,
+      dir.write("jobs.yaml", "version: 1\ndefaults: {statement_timeout: 300ms}\n" +
+                                 items_jobs_yaml(100).substr(std::string("version: 1\n").size())),
+      {"run"}));
+  CHECK(r.exit_code == 1);
+  CHECK(db.scalar("SELECT status || ' ' || sqlstate FROM pgxform.job_state") == "failed 57014");
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+}
+
+TEST_CASE("reset moves a job's cursor back: to its start, or after a key") {
+  TestDatabase db;
+  create_items(db, 500);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  db.exec("TRUNCATE target.items");
+  auto to = run_cli(with_db(db, path, {"reset", "items", "--to", "900"}));
+  CHECK(to.exit_code == 0);
+  CHECK(db.scalar("SELECT status || ' ' || last_key FROM pgxform.job_state") == "pending 900");
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM target.items") == 200);
+  CHECK(db.count("SELECT min(id) FROM target.items") == 903);
+
+  db.exec("TRUNCATE target.items");
+  CHECK(run_cli(with_db(db, path, {"reset", "items"})).exit_code == 0);
+  CHECK(db.scalar("SELECT status || ' ' || coalesce(last_key, '-') || ' ' || rows_done FROM"
+                  " pgxform.job_state") == "pending - 0");
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+
+  CHECK(run_cli(with_db(db, path, {"reset", "items", "--to", "not-a-number"})).exit_code == 2);
+  CHECK(run_cli(with_db(db, path, {"reset", "nope"})).exit_code == 2);
+}
+
+TEST_CASE("verify finds a deleted target row, and --repair restores it for an idempotent job") {
+  TestDatabase db;
+  create_items(db, 1000);
+  // An idempotent transform: it skips rows already in the target.
+  db.exec(
+      "CREATE UNIQUE INDEX ON target.items (id);"
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+      " legacy.items WHERE id BETWEEN first_key AND last_key ON CONFLICT (id) DO NOTHING"
+      " RETURNING 1) SELECT count(*) FROM i'");
+  TempDir dir;
+  std::string yaml = skip_yaml(false);
+  const auto non_idempotent = dir.write("plain.yaml", yaml);
+  yaml.replace(yaml.find("idempotent: false"), 17, "idempotent: true");
+  const auto path = dir.write("jobs.yaml", yaml);
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  auto clean = run_cli(with_db(db, path, {"verify"}));
+  CHECK(clean.exit_code == 0);
+  CHECK_THAT(clean.out, Catch::Contains("items: 10 batches checked, 0 offending"));
+
+  db.exec("DELETE FROM target.items WHERE id IN (1500, 2400)");
+  auto found = run_cli(with_db(db, path, {"verify", "items"}));
+  CHECK(found.exit_code == 1);
+  CHECK_THAT(found.out, Catch::Contains("2 offending (first: 1500 2400)"));
+  // Refused for a job that does not say it is idempotent.
+  CHECK(run_cli(with_db(db, non_idempotent, {"verify", "--repair"})).exit_code == 2);
+  CHECK(db.count("SELECT count(*) FROM target.items") == 998);
+
+  auto repaired = run_cli(with_db(db, path, {"verify", "--repair"}));
+  CHECK(repaired.exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(run_cli(with_db(db, path, {"verify"})).exit_code == 0);
+}
