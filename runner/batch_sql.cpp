@@ -46,10 +46,11 @@ std::string process_from_b(const ResolvedJob& job, const std::string& state, Sli
   }
   sql += " l AS (INSERT INTO " + state +
          ".batch_log (job, batch_no, slice, first_key, last_key, rows, rows_written,"
-         " started_at, duration_ms) SELECT $3, x.batches_done, $4, r.lo::text, r.hi::text,"
-         " r.rows, NULLIF(r.result, '')::bigint, statement_timestamp(),"
-         " 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM r, " +
-         numbered +
+         " started_at, duration_ms, fn_version) SELECT $3, x.batches_done, $4, r.lo::text,"
+         " r.hi::text, r.rows, NULLIF(r.result, '')::bigint, statement_timestamp(),"
+         " 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()),"
+         " (SELECT v.fn_version FROM " +
+         state + ".job_state v WHERE v.job = $3) FROM r, " + numbered +
          " x RETURNING 1)"
          " SELECT r.lo::text, r.hi::text, r.rows, (SELECT count(*) FROM c) AS moved,"
          " (SELECT count(*) FROM l) AS logged, $5::text IS NULL AS open FROM r";

@@ -50,7 +50,7 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
 
   // The function: by schema when given, else as the search_path finds it.
   const pqxx::result candidates = tx.exec_params(
-      "SELECT n.nspname, p.proname, p.pronargs, format_type(p.prorettype, NULL)"
+      "SELECT n.nspname, p.proname, p.pronargs, format_type(p.prorettype, NULL), p.oid"
       " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
       " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_function_is_visible(p.oid)"
       " ELSE n.nspname = $1 END",
@@ -61,6 +61,11 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
   }
   out.function_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
                      quote_ident(candidates[0][1].as<std::string>());
+  std::string two_arg_oids = "{";
+  for (const auto& c : candidates)
+    if (c[2].as<int>() == 2)
+      two_arg_oids += (two_arg_oids.size() > 1 ? "," : "") + c[4].as<std::string>();
+  two_arg_oids += "}";
   // Let the server resolve the call exactly as the batches will make it. EXPLAIN plans the
   // call without executing it, and the read-only transaction is rolled back anyway.
   try {
@@ -82,6 +87,17 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
                          "; it must return a row count (integer or bigint) or void");
       return false;
     }
+  }
+  // The function the batches will call: the exact signature, else the only two-argument one.
+  const pqxx::row version = tx.exec_params1(
+      "SELECT md5(regexp_replace(btrim(pg_get_functiondef(f.oid)), '\\s+', ' ', 'g')),"
+      " p.provolatile FROM (SELECT coalesce(to_regprocedure($1), (SELECT min(p2.oid) FROM"
+      " pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING count(*) = 1)) AS oid) f"
+      " LEFT JOIN pg_proc p ON p.oid = f.oid",
+      out.function_sql + "(" + out.key_type + ", " + out.key_type + ")", two_arg_oids);
+  if (!version[0].is_null()) {
+    out.function_version = version[0].as<std::string>();
+    out.function_volatility = version[1].as<std::string>().at(0);
   }
   // Rows whose key is NULL are in no batch. On the key's index this stops at the first one.
   if (tx.exec("SELECT EXISTS (SELECT 1 FROM " + out.table_sql + " WHERE " + out.key_sql +

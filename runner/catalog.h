@@ -28,6 +28,10 @@ struct ResolvedJob {
   std::string key_type;      // format_type() of the key column, e.g. bigint, text, uuid
   char key_category = 'X';   // pg_type.typcategory: N numeric, D date/time, S string, ...
   std::string function_sql;  // "schema"."function", quoted
+  // md5 of the function's definition (pg_get_functiondef, whitespace folded): the version a
+  // job is pinned to. Empty when the called function cannot be told among overloads.
+  std::string function_version;
+  char function_volatility = 'v';  // pg_proc.provolatile: i immutable, s stable, v volatile
   long batch_size = 0;
   int parallel = 1;
 };

@@ -77,7 +77,9 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
   d.add_options()("threads", po::value<int>()->default_value(0),
                   "worker threads, one connection each (default: defaults.threads, else 4)")(
       "only", po::value<std::vector<std::string>>(), "run only this list or job (repeatable)")(
-      "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)");
+      "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)")(
+      "accept-changed", po::value<std::vector<std::string>>(),
+      "go on with JOB although its function changed since it started (repeatable)");
   const auto vm = parse(d, args);
   if (vm.count("help")) {
     out << "usage: pgxform run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... "
@@ -94,6 +96,8 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
   if (o.threads < 0) throw UsageError("--threads must be a positive number");
   if (vm.count("only")) o.only = vm["only"].as<std::vector<std::string>>();
   if (vm.count("exclude")) o.exclude = vm["exclude"].as<std::vector<std::string>>();
+  if (vm.count("accept-changed"))
+    o.accept_changed = vm["accept-changed"].as<std::vector<std::string>>();
   return run_command(o);
 }
 

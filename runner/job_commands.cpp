@@ -95,6 +95,7 @@ int retry_failed_command(const JobCommandOptions& options, std::ostream& out) {
     out << "nothing recorded yet\n";
     return k_exit_ok;
   }
+  store.ensure_schema();
   const std::string& state = store.schema_sql();
   int resolved = 0, failing = 0;
   for (const auto& job : jobs) {
@@ -163,6 +164,7 @@ int reset_command(const JobCommandOptions& options, const std::optional<std::str
     out << name << ": nothing recorded yet\n";
     return k_exit_ok;
   }
+  store.ensure_schema();
   const std::string& state = store.schema_sql();
   int slices = 1;
   {
@@ -210,6 +212,7 @@ int reset_command(const JobCommandOptions& options, const std::optional<std::str
                  name);
   tx.exec_params("UPDATE " + state +
                      ".job_state SET last_key = NULL, rows_done = 0, batches_done = 0, slices = 1,"
+                     " fn_version = NULL,"
                      " status = 'pending', started_at = NULL, finished_at = NULL,"
                      " updated_at = now(), error = NULL, sqlstate = NULL, error_first_key = NULL,"
                      " error_last_key = NULL WHERE job = $1",

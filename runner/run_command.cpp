@@ -43,7 +43,8 @@ int run_command(const RunOptions& options) {
       select_lists(file, options.only, options.exclude, store.done_jobs());
   const Preflight preflight = check_catalog(*conn, file, job_names(plan));
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
-  std::vector<std::string> problems;
+  std::vector<std::string> problems = store.changed_functions(
+      preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
   for (const auto& [name, job] : preflight.jobs) {
     try {
       store.check_slicing(job);
@@ -57,6 +58,7 @@ int run_command(const RunOptions& options) {
   store.ensure_schema();
   store.register_jobs(file);
   for (const auto& [name, job] : preflight.jobs) store.ensure_slices(job);
+  store.pin_function_versions(preflight.jobs);
   conn.reset();
 
   const int threads = options.threads > 0 ? options.threads : file.default_threads;

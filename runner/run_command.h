@@ -17,6 +17,7 @@ struct RunOptions {
   int threads = 0;  // 0: defaults.threads of the file
   std::vector<std::string> only;
   std::vector<std::string> exclude;
+  std::vector<std::string> accept_changed;  // jobs that may go on with a changed function
 };
 
 int run_command(const RunOptions& options);

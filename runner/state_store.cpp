@@ -1,5 +1,7 @@
 #include "state_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "database.h"
@@ -190,6 +192,47 @@ void StateStore::check_slicing(const ResolvedJob& job) {
                              std::to_string(std::max(stored, 1)) + " to " +
                              std::to_string(job.parallel) +
                              " after it started; restore it, or reset the job to start again");
+}
+
+std::vector<std::string> StateStore::changed_functions(
+    const std::map<std::string, ResolvedJob>& jobs, const std::set<std::string>& accepted) {
+  std::vector<std::string> problems;
+  if (schema_version() < 4) return problems;
+  pqxx::read_transaction tx(conn());
+  for (const auto& [name, job] : jobs) {
+    if (job.function_version.empty() || accepted.count(name)) continue;
+    const pqxx::result r =
+        tx.exec_params("SELECT fn_version FROM " + m_schema_sql +
+                           ".job_state WHERE job = $1 AND status <> 'done' AND batches_done > 0"
+                           " AND fn_version IS DISTINCT FROM $2 AND fn_version IS NOT NULL",
+                       name, job.function_version);
+    if (!r.empty())
+      problems.push_back("job '" + name + "': function " + job.function_sql +
+                         " changed since the job started (version " +
+                         r[0][0].as<std::string>().substr(0, 12) + ", now " +
+                         job.function_version.substr(0, 12) +
+                         "); its batches would be split between two versions. Restore the "
+                         "function, or run with --accept-changed " +
+                         name + ", or `pgxform reset " + name + "` to start the job again");
+  }
+  return problems;
+}
+
+void StateStore::pin_function_versions(const std::map<std::string, ResolvedJob>& jobs) {
+  pqxx::work tx(conn());
+  for (const auto& [name, job] : jobs) {
+    if (job.function_version.empty()) continue;
+    const pqxx::result r = tx.exec_params(
+        "UPDATE " + m_schema_sql +
+            ".job_state j SET fn_version = $2 FROM (SELECT fn_version AS old FROM " + m_schema_sql +
+            ".job_state WHERE job = $1 FOR UPDATE) o WHERE j.job = $1"
+            " AND j.fn_version IS DISTINCT FROM $2 RETURNING o.old",
+        name, job.function_version);
+    if (!r.empty() && !r[0][0].is_null())
+      spdlog::warn("job '{}': function version {} replaces {} from here on", name,
+                   job.function_version.substr(0, 12), r[0][0].as<std::string>().substr(0, 12));
+  }
+  tx.commit();
 }
 
 std::optional<Cursor> StateStore::read_cursor(const TaskId& task, bool sliced) {

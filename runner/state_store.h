@@ -24,6 +24,7 @@
 // batch the first one runs.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <pqxx/pqxx>
 #include <set>
@@ -86,6 +87,13 @@ class StateStore {
   // Read-only: throws std::runtime_error when `job`'s `parallel` differs from the slices it
   // already started with (run checks this before it writes anything).
   void check_slicing(const ResolvedJob& job);
+
+  // Read-only: one problem per resumed job (started, not done) whose function's definition
+  // changed since the job was pinned to it, unless the job is in `accepted`.
+  std::vector<std::string> changed_functions(const std::map<std::string, ResolvedJob>& jobs,
+                                             const std::set<std::string>& accepted);
+  // Pins every job to its function's current version (batches record it in batch_log).
+  void pin_function_versions(const std::map<std::string, ResolvedJob>& jobs);
 
   // The task's cursor; none for a slice that was never cut (its table was empty).
   std::optional<Cursor> read_cursor(const TaskId& task, bool sliced);

@@ -107,7 +107,14 @@ TEST_CASE("with on_error: stop, a poisoned row fails the job with its key range 
   CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches") == 0);
   // The next run, after the fix, finishes the job exactly once.
   cure(db);
-  CHECK(run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"})).exit_code == 0);
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  // The fixed function is another version: the run refuses to split the job silently...
+  auto refused = run_cli(with_db(db, path, {"run"}));
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("job 'items'") && Catch::Contains("changed"));
+  // ...and goes on when told to, recording the version of every batch.
+  CHECK(run_cli(with_db(db, path, {"run", "--accept-changed", "items"})).exit_code == 0);
+  CHECK(db.count("SELECT count(DISTINCT fn_version) FROM pgxform.batch_log") == 2);
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
 }
@@ -186,4 +193,39 @@ TEST_CASE("verify finds a deleted target row, and --repair restores it for an id
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
   CHECK(run_cli(with_db(db, path, {"verify"})).exit_code == 0);
+}
+
+TEST_CASE(
+    "a function changed mid-job is refused naming both versions; reset starts the job "
+    "again with the new one") {
+  TestDatabase db;
+  create_items(db, 1000, 0);
+  poison(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 1);
+  const std::string before = db.scalar("SELECT fn_version FROM pgxform.job_state");
+  CHECK(before.size() == 32);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE fn_version <> '" + before + "'") ==
+        0);
+  cure(db);
+  auto refused = run_cli(with_db(db, path, {"run"}));
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains(before.substr(0, 12)));
+  CHECK(db.scalar("SELECT fn_version FROM pgxform.job_state") == before);
+  // A change of whitespace alone is not a change.
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
+      " id = 1500   THEN 0   ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND"
+      "    last_key RETURNING 1)   SELECT count(*) FROM i'");
+  CHECK(run_cli(with_db(db, path, {"run"})).exit_code == 1);  // runs (and fails on 1500 again)
+  cure(db);
+  REQUIRE(run_cli(with_db(db, path, {"reset", "items"})).exit_code == 0);
+  db.exec("TRUNCATE target.items");
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(DISTINCT fn_version) FROM pgxform.batch_log") == 1);
+  CHECK(db.scalar("SELECT fn_version FROM pgxform.job_state") != before);
 }
