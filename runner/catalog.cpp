@@ -112,8 +112,15 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
 
 Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
                         const std::vector<std::string>& names) {
+  Preflight result = inspect_catalog(conn, file, names);
+  if (!result.problems.empty()) throw PreflightError(result.problems);
+  return result;
+}
+
+Preflight inspect_catalog(pqxx::connection& conn, const JobsFile& file,
+                          const std::vector<std::string>& names) {
   Preflight result;
-  std::vector<std::string> problems;
+  std::vector<std::string>& problems = result.problems;
   for (const auto& list : file.lists)
     for (const auto& job : list.jobs) {
       if (job.is_step()) continue;
@@ -123,7 +130,6 @@ Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
       if (check_job(conn, file, job, resolved, problems, result.warnings))
         result.jobs[job.name] = resolved;
     }
-  if (!problems.empty()) throw PreflightError(problems);
   return result;
 }
 

@@ -47,12 +47,16 @@ class PreflightError : public std::runtime_error {
 };
 
 struct Preflight {
-  std::map<std::string, ResolvedJob> jobs;  // the batched jobs, by name
+  std::map<std::string, ResolvedJob> jobs;  // the batched jobs that passed, by name
   std::vector<std::string> warnings;
+  std::vector<std::string> problems;  // empty unless from inspect_catalog
 };
 
 // Checks the named jobs of `file` (all when `names` is empty). Throws PreflightError.
 Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
                         const std::vector<std::string>& names);
+// The same, returning the problems with the warnings instead of throwing.
+Preflight inspect_catalog(pqxx::connection& conn, const JobsFile& file,
+                          const std::vector<std::string>& names);
 
 }  // namespace pgxform

@@ -12,6 +12,7 @@
 #include "job_commands.h"
 #include "jobs_file.h"
 #include "logging.h"
+#include "preflight_commands.h"
 #include "run_command.h"
 #include "scheduler.h"
 #include "status_command.h"
@@ -30,6 +31,8 @@ const char* const k_usage =
     "commands:\n"
     "  run      run the jobs of a jobs file (resumes where the last run stopped)\n"
     "  status   show each job's status, rows, batches, last key and percent done\n"
+    "  validate every check of run's preflight, and warnings; writes nothing\n"
+    "  plan     the lists and jobs as run would schedule them, with estimates\n"
     "  retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip\n"
     "  reset JOB [--to KEY]   move a job's cursor back: to its start, or after KEY\n"
     "  verify [JOB...] [--repair]  check each job's result with its verify: query\n"
@@ -194,6 +197,45 @@ int cmd_verify(const std::vector<std::string>& args, std::ostream& out) {
                         vm.count("repair") ? VerifyMode::repair : VerifyMode::check, out);
 }
 
+int cmd_validate(const std::vector<std::string>& args, std::ostream& out) {
+  const po::options_description d = common_options();
+  const auto vm = parse(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform validate [-f FILE] [--dsn DSN]\n\nEvery check of run's preflight, and "
+           "warnings for what would make a run slow\nor wrong (a key without an index, a table "
+           "never analyzed, NULL keys, a\nfunction not VOLATILE). Reads catalogs only; writes "
+           "nothing. Exit 0, or 2\nwith every problem listed.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  PreflightOptions o;
+  o.file = vm["file"].as<std::string>();
+  o.dsn = vm["dsn"].as<std::string>();
+  return validate_command(o, out);
+}
+
+int cmd_plan(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("threads", po::value<int>()->default_value(0), "threads the run would use")(
+      "json", "print JSON");
+  const auto vm = parse(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform plan [-f FILE] [--dsn DSN] [--threads N] [--json]\n\nThe lists and "
+           "jobs in the order and parallelism the run would use, with\nestimated rows and "
+           "batches per job. Writes nothing.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  PreflightOptions o;
+  o.file = vm["file"].as<std::string>();
+  o.dsn = vm["dsn"].as<std::string>();
+  o.threads = vm["threads"].as<int>();
+  o.json = vm.count("json") > 0;
+  return plan_command(o, out);
+}
+
 void report(const std::string& message) {
   std::cerr << "pgxform: " << redact(message) << std::endl;
 }
@@ -224,6 +266,8 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
   static const std::map<std::string, int (*)(const std::vector<std::string>&, std::ostream&)>
       commands = {{"run", cmd_run},
                   {"status", cmd_status},
+                  {"validate", cmd_validate},
+                  {"plan", cmd_plan},
                   {"retry-failed", cmd_retry_failed},
                   {"reset", cmd_reset},
                   {"verify", cmd_verify}};

@@ -1,11 +1,11 @@
 // The pure parts of the script migrator: versions, file names, checksums, states. No database.
+#include "script_migrator.h"
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <fstream>
-
-#include "script_migrator.h"
+#include <functional>
 
 using namespace pgxform;
 namespace fs = std::filesystem;
@@ -100,17 +100,18 @@ TEST_CASE("a versioned script name gives its version and description") {
 }
 
 TEST_CASE("files that are not named like scripts are ignored") {
-  for (const char* name : {"legacy_data.sql", "check_counts.sql", "README.md", "V1__x.sql.bak",
-                           "V1__x.txt", "Views.sql", "Reset.sql", "v1__lower.sql", "r__lower.sql",
-                           ".sql", "V.sql"}) {
+  for (const char* name :
+       {"legacy_data.sql", "check_counts.sql", "README.md", "V1__x.sql.bak", "V1__x.txt",
+        "Views.sql", "Reset.sql", "v1__lower.sql", "r__lower.sql", ".sql", "V.sql"}) {
     INFO(name);
     CHECK_FALSE(parse_script_name(name));
   }
 }
 
 TEST_CASE("a name that starts like a script but is malformed is an error naming the file") {
-  for (const char* name : {"V1_x.sql", "V1.sql", "V__x.sql", "V1.a__x.sql", "V1..2__x.sql",
-                           "V1.__x.sql", "V1__.sql", "R_x.sql", "R1__x.sql", "R__.sql", "V_1__x.sql"}) {
+  for (const char* name :
+       {"V1_x.sql", "V1.sql", "V__x.sql", "V1.a__x.sql", "V1..2__x.sql", "V1.__x.sql", "V1__.sql",
+        "R_x.sql", "R1__x.sql", "R__.sql", "V_1__x.sql"}) {
     INFO(name);
     try {
       parse_script_name(name);
@@ -186,10 +187,10 @@ TEST_CASE("the checksum ignores line endings, trailing whitespace and trailing b
 TEST_CASE("the checksum changes with the content") {
   const std::string sum = script_checksum("SELECT 1;\nSELECT 2;\n");
   CHECK(script_checksum("SELECT 1;\nSELECT 3;\n") != sum);
-  CHECK(script_checksum("SELECT 1; SELECT 2;\n") != sum);         // a line break is content
-  CHECK(script_checksum("SELECT 1;\n\nSELECT 2;\n") != sum);      // so is a blank line inside
-  CHECK(script_checksum("  SELECT 1;\nSELECT 2;\n") != sum);      // and leading whitespace
-  CHECK(script_checksum("\nSELECT 1;\nSELECT 2;\n") != sum);      // and a leading blank line
+  CHECK(script_checksum("SELECT 1; SELECT 2;\n") != sum);     // a line break is content
+  CHECK(script_checksum("SELECT 1;\n\nSELECT 2;\n") != sum);  // so is a blank line inside
+  CHECK(script_checksum("  SELECT 1;\nSELECT 2;\n") != sum);  // and leading whitespace
+  CHECK(script_checksum("\nSELECT 1;\nSELECT 2;\n") != sum);  // and a leading blank line
   CHECK(script_checksum("") == script_checksum("\n \n"));
   // FNV-1a 64 of "a": a fixed value, so that a checksum never changes between builds.
   CHECK(script_checksum("a") == "af63dc4c8601ec8c");
@@ -203,15 +204,16 @@ TEST_CASE("only the first line's directive makes a script run outside a transact
   CHECK(script_transaction("SELECT 1;\n-- pgxform: no-transaction\n", "f") == Transaction::own);
   CHECK(script_transaction("-- the schemas\nSELECT 1;", "f") == Transaction::own);
   CHECK(script_transaction("", "f") == Transaction::own);
-  CHECK(problems_of([] { script_transaction("-- pgxform: no transaction\n", "sql/V2__x.sql"); })
-            .find("sql/V2__x.sql: line 1: unknown directive 'no transaction'") == 0);
+  CHECK(problems_of([] {
+          script_transaction("-- pgxform: no transaction\n", "sql/V2__x.sql");
+        }).find("sql/V2__x.sql: line 1: unknown directive 'no transaction'") == 0);
 }
 
 TEST_CASE("script states come from the files and the history") {
-  const std::vector<ScriptFile> files{
-      script("V1__a.sql", "c1"),   script("V1.0.1__b.sql", "c2"), script("V2__c.sql", "new"),
-      script("V4__d.sql", "c4"),   script("R__f.sql", "rf"),      script("R__g.sql", "rg2"),
-      script("R__h.sql", "rh")};
+  const std::vector<ScriptFile> files{script("V1__a.sql", "c1"),  script("V1.0.1__b.sql", "c2"),
+                                      script("V2__c.sql", "new"), script("V4__d.sql", "c4"),
+                                      script("R__f.sql", "rf"),   script("R__g.sql", "rg2"),
+                                      script("R__h.sql", "rh")};
   const std::vector<AppliedScript> history{
       applied("V1.0__a.sql", "c1"),  // the same version, written otherwise
       applied("V1.0.1__b.sql", "c2"), applied("V2__c.sql", "old"), applied("V3__gone.sql", "c3"),
@@ -220,11 +222,10 @@ TEST_CASE("script states come from the files and the history") {
   const auto states = script_states(files, history);
   std::vector<std::string> got;
   for (const auto& s : states) got.push_back(s.script.file + " " + state_name(s.state));
-  CHECK(got == std::vector<std::string>{"V1__a.sql applied", "V1.0.1__b.sql applied",
-                                        "V2__c.sql changed", "V3__gone.sql missing",
-                                        "V4__d.sql pending", "R__f.sql applied",
-                                        "R__g.sql outdated", "R__h.sql pending",
-                                        "R__old.sql missing"});
+  CHECK(got ==
+        std::vector<std::string>{"V1__a.sql applied", "V1.0.1__b.sql applied", "V2__c.sql changed",
+                                 "V3__gone.sql missing", "V4__d.sql pending", "R__f.sql applied",
+                                 "R__g.sql outdated", "R__h.sql pending", "R__old.sql missing"});
   CHECK(states[0].applied_at == "2024-05-01 10:00:00+00");
   CHECK(states[0].duration_ms == 12.5);
   CHECK(states[2].applied_checksum == "old");

@@ -1,0 +1,173 @@
+# shellcheck shell=bash
+# scripts/lib.sh -- helpers shared by scripts/demo and scripts/test.
+# Source it; don't run it.  Every helper says what it is doing on stderr,
+# prefixed with "==>".
+#
+#   ensure_packages [extra-pkg...]   install missing Debian packages (apt-get)
+#   build DIR [cmake args...]        configure and compile into DIR
+#   with_postgres CMD [ARGS...]      run CMD with a PostgreSQL server at hand
+#   pg_psql [psql args...]           psql for the current server, stop on error
+#
+# Environment:
+#   PGXFORM_DSN        libpq connection string of an existing server/database;
+#                      with_postgres uses it instead of a throw-away cluster
+#   PGHOST, PGDATABASE, PGSERVICE (and the other libpq variables)
+#                      likewise: if one of them is set, that server is used
+#   PGXFORM_BUILD_JOBS parallel compile jobs (default 2)
+#   PGXFORM_BUILD_TARGET  build only this CMake target (default: all)
+
+if [[ -n ${PGXFORM_LIB_SH_LOADED:-} ]]; then
+    return 0
+fi
+PGXFORM_LIB_SH_LOADED=1
+
+# The repository root, whatever the caller's working directory.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+
+# Packages needed to build, test and demo pgxform on Debian 12.
+PGXFORM_PACKAGES=(
+    build-essential cmake pkg-config
+    libpqxx-dev libboost-program-options-dev libyaml-cpp-dev libspdlog-dev catch2
+    postgresql postgresql-contrib postgresql-common
+    clang-format
+)
+
+log() {
+    printf '==> %s\n' "$*" >&2
+}
+
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+# now: seconds since the epoch with milliseconds, for step timings.
+now() {
+    date +%s.%3N
+}
+
+# since START: "12.3 s" elapsed since START (a value of now).
+since() {
+    awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'
+}
+
+# as_root CMD...: run CMD as root, through sudo when we are not root.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "ERROR: need root for: $* (and sudo is not installed)"
+        return 1
+    fi
+}
+
+# package_installed PKG: true if dpkg knows PKG as installed (not merely
+# known, or removed with its configuration files left behind).
+package_installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+# ensure_packages [PKG...]: install whichever of PGXFORM_PACKAGES (and the
+# extra PKGs) is missing.  Runs 'apt-get update' only when something is.
+# shellcheck disable=SC2120 # the extra packages are optional
+ensure_packages() {
+    local pkg missing=()
+    if ! command -v dpkg >/dev/null 2>&1; then
+        log "packages: no dpkg here (not Debian?); install these yourself: ${PGXFORM_PACKAGES[*]} $*"
+        return 0
+    fi
+    for pkg in "${PGXFORM_PACKAGES[@]}" "$@"; do
+        package_installed "$pkg" || missing+=("$pkg")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "packages: all $((${#PGXFORM_PACKAGES[@]} + $#)) needed packages are installed"
+        return 0
+    fi
+    log "packages: installing ${missing[*]}"
+    as_root apt-get update -q || return
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" || return
+    log "packages: installed ${missing[*]}"
+}
+
+# build DIR [CMAKE_ARGS...]: configure (RelWithDebInfo) and compile the
+# project into DIR (relative paths are taken from the repository root).
+# PGXFORM_BUILD_TARGET=T compiles only target T (and what it needs).
+build() {
+    local dir=$1 name start target_args=()
+    shift
+    [[ $dir == /* ]] || dir=$ROOT/$dir
+    name=${dir#"$ROOT"/}
+    if [[ -n ${PGXFORM_BUILD_TARGET:-} ]]; then
+        target_args=(--target "$PGXFORM_BUILD_TARGET")
+    fi
+    start=$(now)
+    log "build: configuring $name${*:+ ($*)}"
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
+    log "build: compiling $name${PGXFORM_BUILD_TARGET:+ (target $PGXFORM_BUILD_TARGET)} with -j${PGXFORM_BUILD_JOBS:-2}"
+    cmake --build "$dir" -j "${PGXFORM_BUILD_JOBS:-2}" "${target_args[@]}" || return
+    log "build: $name done in $(since "$start")"
+}
+
+# pg_describe: one line saying which server the libpq variables point at.
+pg_describe() {
+    if [[ -n ${PGXFORM_DSN:-} ]]; then
+        log "postgres: PGXFORM_DSN is set (connection string not shown)"
+    else
+        log "postgres: host=${PGHOST:-(default)} port=${PGPORT:-(default)}" \
+            "dbname=${PGDATABASE:-(default)} user=${PGUSER:-(default)}${PGSERVICE:+ service=$PGSERVICE}"
+    fi
+}
+
+# pg_psql [ARGS...]: psql against the current server (PGXFORM_DSN if set,
+# else the libpq variables), ignoring ~/.psqlrc, stopping at the first error.
+pg_psql() {
+    if [[ -n ${PGXFORM_DSN:-} ]]; then
+        psql -X -v ON_ERROR_STOP=1 -d "$PGXFORM_DSN" "$@"
+    else
+        psql -X -v ON_ERROR_STOP=1 "$@"
+    fi
+}
+
+# with_postgres CMD [ARGS...]: run CMD (a program or a shell function) with a
+# PostgreSQL server reachable through the libpq environment variables.
+#   * If PGXFORM_DSN, PGHOST, PGDATABASE or PGSERVICE is set, that server is
+#     used as it is and CMD runs right here.
+#   * Otherwise pg_virtualenv (postgresql-common) creates a throw-away
+#     cluster of the newest installed PostgreSQL in a temporary directory,
+#     exports PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, runs CMD in a child
+#     bash (with set -euo pipefail, and the shell functions defined so far),
+#     and drops the cluster when CMD exits.  PGXFORM_THROWAWAY_PG=1 tells CMD
+#     the server is its own to wreck.
+# Returns CMD's exit status.
+with_postgres() {
+    if [[ -n ${PGXFORM_DSN:-}${PGHOST:-}${PGDATABASE:-}${PGSERVICE:-} ]]; then
+        log "postgres: using the server given by the environment"
+        pg_describe
+        "$@"
+        return
+    fi
+    if ! command -v pg_virtualenv >/dev/null 2>&1; then
+        log "ERROR: no server given (PGXFORM_DSN/PGHOST/PGDATABASE/PGSERVICE) and no pg_virtualenv (package postgresql-common)"
+        return 1
+    fi
+    log "postgres: starting a throw-away cluster with pg_virtualenv"
+    local start rc=0
+    start=$(now)
+    # The child bash only sees exported functions and variables.
+    # shellcheck disable=SC2046
+    export -f $(compgen -A function)
+    export PGXFORM_THROWAWAY_PG=1
+    # -t: cluster files in a temporary directory even as root, so nothing is
+    # left in /etc/postgresql and parallel runs don't collide.  fsync is
+    # already off in pg_virtualenv clusters; a larger max_wal_size avoids
+    # checkpoints during bulk loads.
+    pg_virtualenv -t -o max_wal_size=2GB \
+        bash -c 'set -euo pipefail; pg_describe; "$@"' with_postgres "$@" || rc=$?
+    unset PGXFORM_THROWAWAY_PG
+    log "postgres: throw-away cluster dropped after $(since "$start") (exit status $rc)"
+    return "$rc"
+}
