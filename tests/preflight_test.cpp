@@ -1,0 +1,131 @@
+// validate and plan: what a run would check and do, told before the window, writing nothing.
+#include <catch2/catch.hpp>
+
+#include "fixtures.h"
+#include "test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+CliResult command(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
+  args.insert(args.end(), {"-f", path, "--dsn", db.dsn()});
+  return run_cli(args);
+}
+
+// Nothing was written: no state schema, no target row, no new table anywhere.
+void check_nothing_written(TestDatabase& db, long long tables_before) {
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+  CHECK(db.count("SELECT count(*) FROM pg_class WHERE relkind = 'r'") == tables_before);
+}
+
+}  // namespace
+
+TEST_CASE("validate passes a sound migration and writes nothing") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const long long tables = db.count("SELECT count(*) FROM pg_class WHERE relkind = 'r'");
+  auto r = command(db, dir.write("jobs.yaml", items_jobs_yaml(10)), {"validate"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("0 error(s), 0 warning(s)"));
+  check_nothing_written(db, tables);
+}
+
+TEST_CASE(
+    "validate warns about a key without an index, a table never analyzed, NULL keys and a "
+    "function that is not volatile") {
+  TestDatabase db;
+  create_items(db, 100);
+  db.exec(
+      "CREATE TABLE legacy.raw (k int, v int);"  // no index, never analyzed
+      "INSERT INTO legacy.raw VALUES (1, 1), (NULL, 2);"
+      "CREATE FUNCTION xf.raw(a int, b int) RETURNS bigint STABLE LANGUAGE sql AS"
+      " 'SELECT count(*) FROM legacy.raw WHERE k BETWEEN a AND b'");
+  TempDir dir;
+  const long long tables = db.count("SELECT count(*) FROM pg_class WHERE relkind = 'r'");
+  auto r = command(db,
+                   dir.write("jobs.yaml",
+                             "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                             "      - {name: raw, table: legacy.raw, key: k,"
+                             " function: xf.raw}\n"),
+                   {"validate"});
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("no btree index") && Catch::Contains("CREATE INDEX ON"));
+  CHECK_THAT(r.out, Catch::Contains("has not been analyzed"));
+  CHECK_THAT(r.out, Catch::Contains("holds NULLs"));
+  CHECK_THAT(r.out, Catch::Contains("declared STABLE"));
+  CHECK_THAT(r.out, Catch::Contains("4 warning(s)"));
+  check_nothing_written(db, tables);
+}
+
+TEST_CASE("validate lists every problem at once and exits 2, writing nothing") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const long long tables = db.count("SELECT count(*) FROM pg_class WHERE relkind = 'r'");
+  auto r =
+      command(db,
+              dir.write("jobs.yaml",
+                        "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                        "      - {name: a, table: legacy.nope, key: id, function: xf.items}\n"
+                        "      - {name: b, table: legacy.items, key: nokey, function: xf.items}\n"
+                        "      - {name: c, table: legacy.items, key: id, function: xf.nope}\n"),
+              {"validate"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("job 'a'") && Catch::Contains("job 'b'") &&
+                        Catch::Contains("job 'c'") && Catch::Contains("3 error(s)"));
+  check_nothing_written(db, tables);
+}
+
+TEST_CASE("validate reports a function changed under a started job") {
+  TestDatabase db;
+  create_items(db, 1000);
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
+      " id = 1500 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
+      " RETURNING 1) SELECT count(*) FROM i'");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(command(db, path, {"run"}).exit_code == 1);
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'SELECT 0::bigint'");
+  auto r = command(db, path, {"validate"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("job 'items'") && Catch::Contains("changed since the job"));
+}
+
+TEST_CASE("plan shows stages, estimated rows and batches, and writes nothing") {
+  TestDatabase db;
+  create_items(db, 1000);
+  TempDir dir;
+  const long long tables = db.count("SELECT count(*) FROM pg_class WHERE relkind = 'r'");
+  const auto path =
+      dir.write("jobs.yaml", items_jobs_yaml(300, 2) +
+                                 "  - name: after\n    after: [main]\n"
+                                 "    jobs: [{name: step, sql: ANALYZE target.items}]\n"
+                                 "  - name: free\n    jobs: [{name: other, sql: SELECT 1}]\n");
+  auto json = command(db, path, {"plan", "--json", "--threads", "3"});
+  INFO(json.err);
+  CHECK(json.exit_code == 0);
+  CHECK_THAT(json.out,
+             Catch::StartsWith("{\"threads\": 3, \"lists\": [{\"name\": \"main\", \"after\": [], "
+                               "\"stage\": 1, \"jobs\": [{\"name\": \"items\", \"kind\": "
+                               "\"batched\", \"table\": \"legacy.items\", \"key\": \"id\", "
+                               "\"function\": \"xf.items\", \"batch_size\": 300, \"parallel\": 2, "
+                               "\"estimated_rows\": 1000, \"estimated_batches\": 4, \"status\": "
+                               "\"pending\"}]}, {\"name\": \"after\", \"after\": [\"main\"], "
+                               "\"stage\": 2"));
+  auto text = command(db, path, {"plan"});
+  CHECK(text.exit_code == 0);
+  CHECK_THAT(text.out, Catch::Contains("stage 1: 2 list(s), in parallel") &&
+                           Catch::Contains("~1000 rows in ~4 batches of 300, 2 slices") &&
+                           Catch::Contains("stage 2: 1 list(s)") &&
+                           Catch::Contains("list after (after main)"));
+  check_nothing_written(db, tables);
+}
