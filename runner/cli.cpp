@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
+#include <iomanip>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 #include "catalog.h"
 #include "database.h"
@@ -15,6 +17,7 @@
 #include "preflight_commands.h"
 #include "run_command.h"
 #include "scheduler.h"
+#include "script_migrator.h"
 #include "status_command.h"
 
 namespace po = boost::program_options;
@@ -31,6 +34,9 @@ const char* const k_usage =
     "commands:\n"
     "  run      run the jobs of a jobs file (resumes where the last run stopped)\n"
     "  status   show each job's status, rows, batches, last key and percent done\n"
+    "  migrate  apply the pending V and changed R scripts of scripts_dir\n"
+    "  info     list every script: applied, pending, changed, missing\n"
+    "  repair   accept the new content of changed, applied V scripts\n"
     "  validate every check of run's preflight, and warnings; writes nothing\n"
     "  plan     the lists and jobs as run would schedule them, with estimates\n"
     "  retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip\n"
@@ -82,7 +88,8 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
       "only", po::value<std::vector<std::string>>(), "run only this list or job (repeatable)")(
       "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)")(
       "accept-changed", po::value<std::vector<std::string>>(),
-      "go on with JOB although its function changed since it started (repeatable)");
+      "go on with JOB although its function changed since it started (repeatable)")(
+      "no-migrate", "do not apply pending scripts first");
   const auto vm = parse(d, args);
   if (vm.count("help")) {
     out << "usage: pgxform run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... "
@@ -99,6 +106,7 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
   if (o.threads < 0) throw UsageError("--threads must be a positive number");
   if (vm.count("only")) o.only = vm["only"].as<std::vector<std::string>>();
   if (vm.count("exclude")) o.exclude = vm["exclude"].as<std::vector<std::string>>();
+  o.migrate = vm.count("no-migrate") == 0;
   if (vm.count("accept-changed"))
     o.accept_changed = vm["accept-changed"].as<std::vector<std::string>>();
   return run_command(o);
@@ -197,6 +205,65 @@ int cmd_verify(const std::vector<std::string>& args, std::ostream& out) {
                         vm.count("repair") ? VerifyMode::repair : VerifyMode::check, out);
 }
 
+// migrate, info and repair: the scripts of the jobs file's scripts_dir.
+int cmd_scripts(const std::string& command, const std::vector<std::string>& args,
+                std::ostream& out) {
+  const po::options_description d = common_options();
+  const auto vm = parse(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform " << command << " [-f FILE] [--dsn DSN]\n\n";
+    if (command == "migrate")
+      out << "Applies the pending V<version>__<description>.sql scripts of scripts_dir in\n"
+             "version order, each in its own transaction (unless its first line is\n"
+             "-- pgxform: no-transaction), then the R__<description>.sql scripts that are\n"
+             "new or changed. Records each in pgxform.script_history.\n\n";
+    else if (command == "info")
+      out << "Lists every script: applied (when, how long), pending, changed, outdated\n"
+             "(an R script to apply again), missing from disk. Writes nothing.\n\n";
+    else
+      out << "Records the current content of applied V scripts that changed on disk, on\n"
+             "purpose, so that migrate and run go on.\n\n";
+    out << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  const JobsFile file = parse_jobs_file(vm["file"].as<std::string>());
+  auto conn = connect(vm["dsn"].as<std::string>());
+  ScriptMigrator migrator(*conn, file.state_schema, file.scripts_dir);
+  if (command == "migrate") {
+    const auto applied = migrator.migrate();
+    out << applied.size() << " script(s) applied from " << file.scripts_dir << "\n";
+    for (const auto& a : applied) out << "  " << a << "\n";
+  } else if (command == "info") {
+    out << std::left << std::setw(40) << "SCRIPT" << std::setw(10) << "VERSION" << std::setw(10)
+        << "STATE" << std::setw(32) << "APPLIED AT"
+        << "DURATION\n";
+    for (const auto& s : migrator.info()) {
+      std::ostringstream ms;
+      if (s.duration_ms) ms << std::fixed << std::setprecision(0) << *s.duration_ms << " ms";
+      out << std::left << std::setw(40) << s.script.file << std::setw(10)
+          << (s.script.version.empty() ? "-" : s.script.version) << std::setw(10)
+          << state_name(s.state) << std::setw(32) << s.applied_at.value_or("-") << ms.str() << "\n";
+    }
+  } else {
+    const auto result = migrator.repair();
+    for (const auto& u : result.updated) out << "checksum updated: " << u << "\n";
+    for (const auto& m : result.missing) out << "missing from disk (left as is): " << m << "\n";
+    out << result.updated.size() << " script(s) repaired\n";
+  }
+  return k_exit_ok;
+}
+
+int cmd_migrate(const std::vector<std::string>& args, std::ostream& out) {
+  return cmd_scripts("migrate", args, out);
+}
+int cmd_info(const std::vector<std::string>& args, std::ostream& out) {
+  return cmd_scripts("info", args, out);
+}
+int cmd_repair(const std::vector<std::string>& args, std::ostream& out) {
+  return cmd_scripts("repair", args, out);
+}
+
 int cmd_validate(const std::vector<std::string>& args, std::ostream& out) {
   const po::options_description d = common_options();
   const auto vm = parse(d, args);
@@ -264,13 +331,11 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     return k_exit_ok;
   }
   static const std::map<std::string, int (*)(const std::vector<std::string>&, std::ostream&)>
-      commands = {{"run", cmd_run},
-                  {"status", cmd_status},
-                  {"validate", cmd_validate},
-                  {"plan", cmd_plan},
-                  {"retry-failed", cmd_retry_failed},
-                  {"reset", cmd_reset},
-                  {"verify", cmd_verify}};
+      commands = {{"run", cmd_run},         {"status", cmd_status},
+                  {"migrate", cmd_migrate}, {"info", cmd_info},
+                  {"repair", cmd_repair},   {"validate", cmd_validate},
+                  {"plan", cmd_plan},       {"retry-failed", cmd_retry_failed},
+                  {"reset", cmd_reset},     {"verify", cmd_verify}};
   const auto it = commands.find(command);
   if (it == commands.end()) {
     report("unknown command '" + command + "'\n\n" + k_usage);
@@ -284,6 +349,9 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     report(e.what());
   } catch (const SelectionError& e) {
     report(e.what());
+  } catch (const ScriptError& e) {
+    for (const auto& p : e.problems()) report(p);
+    report("nothing was applied");
   } catch (const PreflightError& e) {
     for (const auto& p : e.problems()) report(p);
     report(std::to_string(e.problems().size()) + " problem(s) found; nothing was written");

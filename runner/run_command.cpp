@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include "progress.h"
 #include "retry.h"
 #include "scheduler.h"
+#include "script_migrator.h"
 #include "state_store.h"
 #include "stop_signal.h"
 #include "worker_pool.h"
@@ -36,6 +38,18 @@ std::vector<std::string> job_names(const std::vector<PlannedList>& plan) {
 
 int run_command(const RunOptions& options) {
   const JobsFile file = parse_jobs_file(options.file);
+  if (options.migrate) {
+    // The scripts create the functions the preflight checks, so they go first, on a session of
+    // their own: a SET in a script must not outlive it.
+    auto scripts = connect(options.dsn);
+    ScriptMigrator migrator(*scripts, file.state_schema, file.scripts_dir);
+    // Read first: with nothing to apply (or no scripts at all), the run writes nothing yet.
+    const auto states = migrator.info();
+    if (std::any_of(states.begin(), states.end(), [](const ScriptStatus& s) {
+          return s.state != ScriptState::applied && s.state != ScriptState::missing;
+        }))
+      migrator.migrate();
+  }
   auto conn = connect(options.dsn);
   StateStore store(*conn, file.state_schema);
 

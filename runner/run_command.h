@@ -1,8 +1,10 @@
 // run_command: `pgxform run` — preflight, state, then the lists on the worker pool.
 //
-// Order of work, so that bad input writes nothing: parse the jobs file; connect; read which
-// jobs are done (read-only) to check --only/--exclude; check every selected job against the
-// catalogs; only then create or upgrade the state schema, register the jobs, cut slices, and
+// Order of work, so that bad input writes nothing: parse the jobs file; apply the pending
+// scripts of scripts_dir (unless --no-migrate; a changed applied script stops everything
+// here); connect; read which jobs are done (read-only) to check --only/--exclude; check every
+// selected job against the catalogs and the state (slices, function versions); only then
+// create or upgrade the state schema, register the jobs, cut slices, pin function versions and
 // start the workers.
 #pragma once
 
@@ -18,6 +20,7 @@ struct RunOptions {
   std::vector<std::string> only;
   std::vector<std::string> exclude;
   std::vector<std::string> accept_changed;  // jobs that may go on with a changed function
+  bool migrate = true;                      // apply pending scripts first (--no-migrate: not)
 };
 
 int run_command(const RunOptions& options);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -157,6 +158,13 @@ std::vector<std::string> changed_problems(const std::vector<ScriptStatus>& state
   return problems;
 }
 
+void warn_missing(const std::vector<ScriptStatus>& states, const std::string& dir) {
+  for (const auto& s : states)
+    if (s.state == ScriptState::missing)
+      spdlog::warn("{} was applied at {} but is not in {} any more", s.script.file,
+                   s.applied_at.value_or("?"), dir);
+}
+
 std::vector<ScriptFile> to_apply(const std::vector<ScriptStatus>& states) {
   std::vector<ScriptFile> out;
   for (const auto& s : states)
@@ -267,9 +275,15 @@ std::vector<ScriptFile> scan_scripts(const std::string& dir) {
   if (ec) throw ScriptError({dir + ": cannot read the scripts directory: " + ec.message()});
   for (const auto& entry : it) {
     const std::string name = entry.path().filename().string();
+    std::optional<ScriptFile> script;
     try {
-      auto script = parse_script_name(name);
-      if (!script) continue;
+      script = parse_script_name(name);
+    } catch (const ScriptError& e) {
+      problems.push_back(script_path(dir, e.what()));  // the message starts with the name
+      continue;
+    }
+    if (!script) continue;
+    try {
       if (!entry.is_regular_file())
         throw ScriptError({script_path(dir, name) + ": not a regular file"});
       const std::string text = read_file(entry.path());
@@ -407,21 +421,21 @@ std::vector<std::string> ScriptMigrator::migrate() {
   auto problems = changed_problems(states);
   if (!problems.empty()) throw ScriptError(problems);
   // The common case, everything applied, neither waits for nor takes the lock.
-  if (to_apply(states).empty()) return {};
+  if (to_apply(states).empty()) {
+    warn_missing(states, m_dir);
+    return {};
+  }
 
   ScriptLock lock(m_conn, m_schema, m_lock_timeout);
   states = script_states(files, read_history());
   problems = changed_problems(states);
   if (!problems.empty()) throw ScriptError(problems);
+  warn_missing(states, m_dir);
   std::string newest_applied;
-  for (const auto& s : states) {
-    if (s.state == ScriptState::missing)
-      spdlog::warn("{} was applied at {} but is not in {} any more", s.script.file,
-                   s.applied_at.value_or("?"), m_dir);
+  for (const auto& s : states)
     if (s.script.type == 'V' && s.state != ScriptState::pending &&
         compare_versions(s.script.version, newest_applied) > 0)
       newest_applied = s.script.version;
-  }
   const auto pending = to_apply(states);
   if (!pending.empty()) spdlog::info("applying {} script(s) from {}", pending.size(), m_dir);
   std::vector<std::string> applied;

@@ -7,7 +7,7 @@
 //                                  1 = 1.0 = 01. Two files with one version are an error.
 //   R__<description>.sql           re-applied whenever its content changes, after every V
 //                                  script, in file-name order.
-// A name that starts like a script (`V` and a digit or `_`, or `R_`) but is not one is an
+// A name that starts like a script (`V` or `R`, then a digit or `_`) but is not one is an
 // error rather than silently ignored, and so is a directory entry that cannot be read. The
 // directory is not searched recursively; a directory that does not exist holds no scripts.
 //

@@ -235,7 +235,9 @@ TEST_CASE("status reports each job's status, rows, batches, last key and percent
                             Catch::Contains("1500") && Catch::Contains("49.9"));
 }
 
-TEST_CASE("--only a list whose dependency is not done exits 2 naming it, and writes nothing") {
+TEST_CASE(
+    "selecting with --only a list whose dependency is not done exits 2 naming it, and writes "
+    "nothing") {
   TestDatabase db;
   create_items(db, 100);
   TempDir dir;
@@ -254,7 +256,7 @@ TEST_CASE("--only a list whose dependency is not done exits 2 naming it, and wri
   CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'step'") == "done");
 }
 
-TEST_CASE("--exclude leaves a job alone") {
+TEST_CASE("selecting with --exclude leaves a job alone") {
   TestDatabase db;
   create_items(db, 100);
   db.exec("CREATE TABLE target.steps (name text)");

@@ -435,24 +435,24 @@ TEST_CASE("without --only or --exclude every list is planned with its after and 
   CHECK(plan[3].after.empty());
 }
 
-TEST_CASE("--only a list plans exactly that list") {
+TEST_CASE("selecting with --only a list plans exactly that list") {
   auto plan = select_lists(jobs_file(), {"audit"}, {}, {});
   REQUIRE(list_names(plan) == Names{"audit"});
   CHECK(job_names(plan[0]) == Names{"audit-log", "audit-check"});
 }
 
-TEST_CASE("--only the first job of a list plans that job alone") {
+TEST_CASE("selecting with --only the first job of a list plans that job alone") {
   auto plan = select_lists(jobs_file(), {"customers"}, {}, {});
   REQUIRE(list_names(plan) == Names{"orders"});
   CHECK(job_names(plan[0]) == Names{"customers"});
 }
 
-TEST_CASE("--exclude a list leaves it out of the plan") {
+TEST_CASE("selecting with --exclude a list leaves it out of the plan") {
   auto plan = select_lists(jobs_file(), {}, {"audit"}, {});
   CHECK(list_names(plan) == Names{"orders", "logistics", "reports"});
 }
 
-TEST_CASE("--exclude the last list's only job leaves its list out of the plan") {
+TEST_CASE("selecting with --exclude the last list's only job leaves its list out of the plan") {
   auto plan = select_lists(jobs_file(), {}, {"summary"}, {});
   CHECK(list_names(plan) == Names{"orders", "logistics", "audit"});
 }
@@ -464,13 +464,15 @@ TEST_CASE("an unknown name in --only or --exclude is a selection error naming it
   CHECK_THAT(std::string(exclude.what()), Contains("--exclude nowhere"));
 }
 
-TEST_CASE("--only a list whose after list is neither done nor selected is an error naming both") {
+TEST_CASE(
+    "selecting with --only a list whose after list is neither done nor selected is an error naming "
+    "both") {
   auto e = selection_error({"logistics"}, {});
   CHECK_THAT(std::string(e.what()), Contains("job 'events' (list 'logistics')") &&
                                         Contains("needs job 'customers' (list 'orders')"));
 }
 
-TEST_CASE("--only a list whose after list is done plans it without the after") {
+TEST_CASE("selecting with --only a list whose after list is done plans it without the after") {
   auto plan =
       select_lists(jobs_file(), {"logistics"}, {}, {"customers", "shop-orders", "analyze-orders"});
   REQUIRE(list_names(plan) == Names{"logistics"});
@@ -482,24 +484,28 @@ TEST_CASE("--only a list whose after list is done plans it without the after") {
   CHECK(texts(take_all(scheduler)) == Names{"events"});
 }
 
-TEST_CASE("--only a list whose after list is only partly done is an error naming the rest") {
+TEST_CASE(
+    "selecting with --only a list whose after list is only partly done is an error naming the "
+    "rest") {
   auto e = selection_error({"logistics"}, {}, {"customers", "shop-orders"});
   CHECK_THAT(std::string(e.what()), Contains("job 'events'") && Contains("'analyze-orders'"));
 }
 
-TEST_CASE("--only a list together with its after list keeps the after") {
+TEST_CASE("selecting with --only a list together with its after list keeps the after") {
   auto plan = select_lists(jobs_file(), {"orders", "logistics"}, {}, {});
   REQUIRE(list_names(plan) == Names{"orders", "logistics"});
   CHECK(plan[1].after == Names{"orders"});
 }
 
-TEST_CASE("--only a job whose predecessor in its list is not done is an error naming both") {
+TEST_CASE(
+    "selecting with --only a job whose predecessor in its list is not done is an error naming "
+    "both") {
   auto e = selection_error({"shop-orders"}, {});
   CHECK_THAT(std::string(e.what()),
              Contains("job 'shop-orders' (list 'orders')") && Contains("needs job 'customers'"));
 }
 
-TEST_CASE("--only a job whose predecessors are done plans that job alone") {
+TEST_CASE("selecting with --only a job whose predecessors are done plans that job alone") {
   auto plan = select_lists(jobs_file(), {"shop-orders"}, {}, {"customers"});
   REQUIRE(list_names(plan) == Names{"orders"});
   CHECK(job_names(plan[0]) == Names{"shop-orders"});

@@ -177,7 +177,7 @@ TEST_CASE("a V script missing from disk is reported by info as missing") {
 }
 
 TEST_CASE(
-    "a script failing mid-way is rolled back and not recorded; earlier scripts stay "
+    "a script failing mid-way is rolled back and not recorded, and earlier scripts stay "
     "applied") {
   TestDatabase db;
   Scripts s(db);

@@ -1,0 +1,38 @@
+// profile_command: `pgxform profile [-f FILE] [JOB...] [--json] [--html FILE]` — per batched
+// job: batches, rows, rows per second, p50/p95/max batch duration, the trend of the cost per
+// row (flat, growing, or insufficient below 12 batches; see trend.h), its growth, and for an
+// unfinished job an ETA that follows the trend. Growing jobs get a warning with their projected
+// duration. Reads pgxform.batch_log and job_state, and pg_class.reltuples of the leading table
+// for the rows still to do (its estimate minus rows_done). Writes nothing to the database.
+//
+// --json prints {"jobs": [{"job": ..., "trend": "flat" | "growing" | "insufficient",
+// "batches": N, "rows": N, "rows_per_second": x, "p50_ms": x, "p95_ms": x, "max_ms": x,
+// "growth": x | null, "eta_seconds": x | null, "status": ...}, ...]}: the keys "jobs", "job"
+// and "trend" are a contract. growth is null below 4 batches; eta_seconds is null for a job
+// that is done, has no batches yet, or whose table was never analyzed.
+// --html FILE also writes the report of report.h.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "report.h"
+
+namespace pgxform {
+
+enum class ProfileFormat { table, json };
+
+struct ProfileOptions {
+  std::string file = "jobs.yaml";
+  std::string dsn;
+  std::vector<std::string> jobs;  // empty: every batched job of the file
+  ProfileFormat format = ProfileFormat::table;
+  std::optional<std::string> html;  // write the HTML report here too
+};
+
+// Exit 0; throws PreflightError (exit 2) for a job that is not in the file or is a sql: step.
+int profile_command(const ProfileOptions& options, std::ostream& out);
+
+}  // namespace pgxform

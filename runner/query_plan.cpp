@@ -1,0 +1,346 @@
+#include "query_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <sstream>
+
+namespace pgxform {
+
+namespace {
+
+// Below this many rows read, no scan is worth a finding, whatever the batch size.
+constexpr double k_small_read = 1000;
+// A scan reading this many times the batch's rows reads far more than the batch needs.
+constexpr double k_read_ratio = 4;
+// An inner side run this many times makes a nested loop worth a look.
+constexpr double k_many_loops = 100;
+
+const std::regex& node_line() {
+  // "  ->  Seq Scan on target.items t  (cost=0.00..154.99 rows=9999 width=8) (actual time=...
+  //  rows=9999 loops=1)" or "(never executed)".
+  static const std::regex re(
+      R"(^(\s*)(->\s+)?(.+?)  \(cost=[0-9.]+\.\.[0-9.]+ rows=[0-9]+ width=[0-9]+\))"
+      R"((?: \(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+)\)| \(never executed\))?)");
+  return re;
+}
+
+const std::regex& property_line() {
+  static const std::regex re(R"(^\s+([A-Z][A-Za-z -]*): (.*)$)");
+  return re;
+}
+
+const std::regex& label_line() {
+  static const std::regex re(R"(^\s+((?:SubPlan|InitPlan) [0-9]+.*|CTE \S+)$)");
+  return re;
+}
+
+// Splits "a b c" into words, keeping double-quoted identifiers whole.
+std::vector<std::string> words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string word;
+  bool quoted = false;
+  for (char c : text) {
+    if (c == '"') quoted = !quoted;
+    if (c == ' ' && !quoted) {
+      if (!word.empty()) out.push_back(word);
+      word.clear();
+    } else {
+      word += c;
+    }
+  }
+  if (!word.empty()) out.push_back(word);
+  return out;
+}
+
+// "Index Scan using items_pkey on legacy.items l" -> type, relation, alias.
+void read_head(const std::string& head, PlanNode& node) {
+  const std::vector<std::string> w = words(head);
+  std::size_t i = 0;
+  std::string type;
+  while (i < w.size() && w[i] != "on" && w[i] != "using")
+    type += (type.empty() ? "" : " ") + w[i++];
+  node.type = type;
+  if (i < w.size() && w[i] == "using") i += 2;  // the index's name
+  if (i < w.size() && w[i] == "on" && i + 1 < w.size()) {
+    node.relation = w[i + 1];
+    if (i + 2 < w.size()) {
+      node.alias = w[i + 2];
+    } else {
+      const auto dot = node.relation.rfind('.');
+      node.alias = dot == std::string::npos ? node.relation : node.relation.substr(dot + 1);
+    }
+  }
+}
+
+// Splits an Output list at its top-level commas.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  int depth = 0;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"' || c == '\'') quoted = !quoted;
+    if (!quoted && c == '(') ++depth;
+    if (!quoted && c == ')') --depth;
+    if (!quoted && depth == 0 && c == ',') {
+      out.push_back(item);
+      item.clear();
+      if (i + 1 < text.size() && text[i + 1] == ' ') ++i;
+      continue;
+    }
+    item += c;
+  }
+  if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::size_t> children(const StatementPlan& plan, std::size_t node) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < plan.nodes.size(); ++i)
+    if (plan.nodes[i].parent == int(node)) out.push_back(i);
+  return out;
+}
+
+bool is_scan(const PlanNode& n) {
+  return n.type.find("Scan") != std::string::npos || n.type == "Materialize";
+}
+
+bool is_join(const PlanNode& n) {
+  return n.type.find("Join") != std::string::npos || n.type.rfind("Nested Loop", 0) == 0;
+}
+
+// Rows read by the scans of a subtree, over all their loops.
+double subtree_reads(const StatementPlan& plan, std::size_t node) {
+  double total = is_scan(plan.nodes[node]) ? plan.nodes[node].rows_read() : 0;
+  for (std::size_t c : children(plan, node)) total += subtree_reads(plan, c);
+  return total;
+}
+
+// The Seq Scan in a subtree that reads the most, if any.
+std::optional<std::size_t> worst_seq_scan(const StatementPlan& plan, std::size_t node) {
+  std::optional<std::size_t> best;
+  if (plan.nodes[node].type.find("Seq Scan") != std::string::npos) best = node;
+  for (std::size_t c : children(plan, node))
+    if (auto s = worst_seq_scan(plan, c))
+      if (!best || plan.nodes[*s].rows_read() > plan.nodes[*best].rows_read()) best = s;
+  return best;
+}
+
+bool under_subplan(const StatementPlan& plan, std::size_t node) {
+  for (int i = int(node); i >= 0; i = plan.nodes[std::size_t(i)].parent)
+    if (plan.nodes[std::size_t(i)].label.rfind("SubPlan", 0) == 0) return true;
+  return false;
+}
+
+// The columns of `alias` that `text` compares for equality ("t.id = l.id" -> id).
+void equality_columns(const std::string& text, const std::string& alias,
+                      std::vector<std::string>& out) {
+  static const std::regex column(
+      R"re(("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\.("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))re");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), column);
+       it != std::sregex_iterator(); ++it) {
+    const std::smatch& m = *it;
+    if (m[1].str() != alias) continue;
+    const std::size_t begin = std::size_t(m.position(0));
+    if (begin > 0 && text[begin - 1] == '.') continue;  // schema.table.column: not an alias
+    std::size_t after = begin + std::size_t(m.length(0));
+    while (after < text.size() && text[after] == ' ') ++after;
+    std::size_t before = begin;
+    while (before > 0 && (text[before - 1] == ' ' || text[before - 1] == '(')) --before;
+    const bool equals_after = after < text.size() && text[after] == '=' &&
+                              (after + 1 >= text.size() || text[after + 1] != '=');
+    const bool equals_before =
+        before > 0 && text[before - 1] == '=' &&
+        (before < 2 || std::string("<>!").find(text[before - 2]) == std::string::npos);
+    if ((equals_after || equals_before) &&
+        std::find(out.begin(), out.end(), m[2].str()) == out.end())
+      out.push_back(m[2].str());
+  }
+}
+
+// The columns an index on the scan's table should have: what its filter, or the join that
+// consumes it, compares for equality; for a scan under a sub-plan, what it returns.
+std::vector<std::string> index_columns(const StatementPlan& plan, std::size_t scan) {
+  const PlanNode& node = plan.nodes[scan];
+  std::vector<std::string> columns;
+  for (const auto& c : node.conditions) equality_columns(c, node.alias, columns);
+  for (int up = node.parent; columns.empty() && up >= 0; up = plan.nodes[std::size_t(up)].parent) {
+    const PlanNode& above = plan.nodes[std::size_t(up)];
+    for (const auto& c : above.conditions) equality_columns(c, node.alias, columns);
+    if (is_join(above) || !above.label.empty()) break;
+  }
+  if (columns.empty() && under_subplan(plan, scan) && !node.output.empty()) {
+    const std::string prefix = node.alias + ".";
+    if (node.output.front().rfind(prefix, 0) == 0)
+      columns.push_back(node.output.front().substr(prefix.size()));
+  }
+  if (columns.size() > 3) columns.resize(3);
+  return columns;
+}
+
+std::string count(double value) {
+  std::ostringstream s;
+  s << (long long)std::llround(value);
+  return s.str();
+}
+
+// Fills in the proposed index of a finding about `scan`.
+void propose(const StatementPlan& plan, std::size_t scan, Finding& finding) {
+  const PlanNode& node = plan.nodes[scan];
+  if (node.relation.empty()) return;
+  finding.columns = index_columns(plan, scan);
+  if (finding.columns.empty()) return;
+  finding.relation = node.relation;
+  if (node.relation.rfind("pg_temp", 0) == 0)
+    finding.text +=
+        " It is a temporary table: create the index in the function, after creating"
+        " the table.";
+  if (under_subplan(plan, scan)) {
+    for (const auto& n : plan.nodes)
+      for (const auto& c : n.conditions)
+        if (c.find("NOT (hashed SubPlan") != std::string::npos ||
+            c.find("NOT (SubPlan") != std::string::npos) {
+          finding.text += " A NOT IN (SELECT ...) cannot use an index: rewrite it as NOT EXISTS.";
+          return;
+        }
+  }
+}
+
+}  // namespace
+
+std::optional<StatementPlan> parse_auto_explain(const std::string& message) {
+  StatementPlan plan;
+  const auto duration = message.find("duration: ");
+  const auto text_at = message.find("Query Text: ");
+  if (duration == std::string::npos || text_at == std::string::npos) return std::nullopt;
+  plan.duration_ms = std::atof(message.c_str() + duration + 10);
+
+  std::vector<std::string> lines;
+  std::istringstream in(message.substr(text_at + 12));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  // The query text runs until the plan's root: the first unindented line of a plan node.
+  std::size_t first = 0;
+  std::smatch m;
+  while (first < lines.size() &&
+         !(std::regex_search(lines[first], m, node_line()) && m[1].length() == 0 && first > 0))
+    ++first;
+  if (first >= lines.size()) return std::nullopt;
+  for (std::size_t i = 0; i < first; ++i) plan.query_text += (i ? "\n" : "") + lines[i];
+  // Leading and trailing blank lines of a function body are no part of the statement.
+  const auto begin = plan.query_text.find_first_not_of(" \n\t");
+  const auto end = plan.query_text.find_last_not_of(" \n\t;");
+  plan.query_text =
+      begin == std::string::npos ? "" : plan.query_text.substr(begin, end - begin + 1);
+
+  std::vector<std::pair<int, std::size_t>> open;  // (indent, node) of the nodes above
+  std::string label;
+  for (std::size_t i = first; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    if (line.find_first_not_of(' ') == std::string::npos) continue;
+    plan.plan_text += line + "\n";
+    if (std::regex_search(line, m, node_line())) {
+      PlanNode node;
+      node.indent = int(m[1].length());
+      read_head(m[3].str(), node);
+      if (m[4].matched) {
+        node.rows = std::atof(m[4].str().c_str());
+        node.loops = std::atof(m[5].str().c_str());
+      }
+      node.label = label;
+      label.clear();
+      while (!open.empty() && open.back().first >= node.indent) open.pop_back();
+      node.parent = open.empty() ? -1 : int(open.back().second);
+      open.emplace_back(node.indent, plan.nodes.size());
+      plan.nodes.push_back(node);
+    } else if (std::regex_search(line, m, label_line())) {
+      label = m[1].str();
+    } else if (std::regex_search(line, m, property_line()) && !plan.nodes.empty()) {
+      PlanNode& node = plan.nodes.back();
+      const std::string key = m[1].str(), value = m[2].str();
+      if (key == "Output")
+        node.output = split_list(value);
+      else if (key == "Rows Removed by Filter" || key == "Rows Removed by Index Recheck")
+        node.removed += std::atof(value.c_str());
+      else if (key == "Filter" || key == "Hash Cond" || key == "Join Filter" ||
+               key == "Merge Cond" || key == "Index Cond" || key == "Recheck Cond" ||
+               key == "One-Time Filter")
+        node.conditions.push_back(key + ": " + value);
+    }
+  }
+  if (plan.nodes.empty()) return std::nullopt;
+  return plan;
+}
+
+std::string Finding::index_sql() const {
+  if (relation.empty() || columns.empty()) return "";
+  std::string table = relation;
+  if (table.rfind("pg_temp", 0) == 0) table = table.substr(table.find('.') + 1);
+  std::string sql = "CREATE INDEX ON " + table + " (";
+  for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
+  return sql + ")";
+}
+
+std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows) {
+  std::vector<Finding> findings;
+  const double many = std::max(k_small_read, k_read_ratio * std::max(batch_rows, 1.0));
+  for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
+    const PlanNode& node = plan.nodes[i];
+    if (node.type.find("Seq Scan") != std::string::npos && node.rows_read() >= many) {
+      Finding f{Finding::Kind::seq_scan,
+                node.type + " on " + node.relation + " reads " + count(node.rows_read()) + " rows" +
+                    (node.loops > 1 ? " (" + count(node.rows + node.removed) + " per loop, " +
+                                          count(node.loops) + " loops)"
+                                    : "") +
+                    " for a batch of " + count(batch_rows) +
+                    " rows: it reads the whole table for every batch, so each batch costs more"
+                    " as the table grows.",
+                "",
+                {}};
+      propose(plan, i, f);
+      findings.push_back(f);
+    }
+    if (node.label.rfind("SubPlan", 0) == 0 && node.loops > 1 && subtree_reads(plan, i) >= many) {
+      Finding f{Finding::Kind::per_row_subplan,
+                node.label + " runs once per row: " + count(node.loops) +
+                    " times for this batch, reading " + count(subtree_reads(plan, i)) +
+                    " rows in all.",
+                "",
+                {}};
+      if (auto scan = worst_seq_scan(plan, i)) propose(plan, *scan, f);
+      findings.push_back(f);
+    }
+    if (node.type.rfind("Nested Loop", 0) == 0) {
+      const auto kids = children(plan, i);
+      if (kids.size() >= 2) {
+        const PlanNode& inner = plan.nodes[kids[1]];
+        const double reads = subtree_reads(plan, kids[1]);
+        if (inner.loops >= k_many_loops && reads >= many) {
+          Finding f{Finding::Kind::nested_loop,
+                    node.type + " runs its inner side (" + inner.type +
+                        (inner.relation.empty() ? "" : " on " + inner.relation) + ") " +
+                        count(inner.loops) + " times, reading " + count(reads) + " rows in all.",
+                    "",
+                    {}};
+          if (auto scan = worst_seq_scan(plan, kids[1])) propose(plan, *scan, f);
+          findings.push_back(f);
+        }
+      }
+    }
+  }
+  return findings;
+}
+
+std::string plan_without_output(const std::string& plan_text) {
+  std::istringstream in(plan_text);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    const auto start = line.find_first_not_of(' ');
+    if (start != std::string::npos && line.compare(start, 8, "Output: ") == 0) continue;
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace pgxform

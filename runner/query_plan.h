@@ -1,0 +1,71 @@
+// query_plan: reads the plans that auto_explain sends (text format, ANALYZE and VERBOSE on) and
+// points out what makes a batch expensive. Pure: text in, findings out; explain_command runs the
+// batch and collects the messages.
+//
+// One auto_explain message reads:
+//   duration: 7.603 ms  plan:
+//   Query Text: INSERT INTO target.items SELECT ...
+//   Insert on target.items  (cost=...) (actual time=... rows=0 loops=1)
+//     ->  Hash Anti Join  (cost=...) (actual time=... rows=500 loops=1)
+//           Hash Cond: (l.id = t.id)
+//           ...
+// A node's properties (Output, Filter, Hash Cond, Rows Removed by Filter, ...) follow its line,
+// before its children; "SubPlan N", "InitPlan N" and "CTE name" head the node below them.
+// Actual rows and removed rows are averages per loop, as EXPLAIN prints them.
+//
+// Findings, each with an index to propose when one would help:
+//   seq_scan         a Seq Scan reading many rows (all loops together) for the batch's rows;
+//   per_row_subplan  a SubPlan (not hashed) executed once per outer row;
+//   nested_loop      a Nested Loop whose inner side runs many times and reads many rows each.
+// The index is on the scanned table, over its columns that the scan's own filter or the join
+// above it compares for equality (e.g. "CREATE INDEX ON target.items (id)").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pgxform {
+
+struct PlanNode {
+  std::string type;      // "Seq Scan", "Hash Anti Join", "Index Only Scan", ...
+  std::string relation;  // as printed after "on", schema-qualified with VERBOSE; may be empty
+  std::string alias;     // the alias the conditions use (the table's name when none is printed)
+  std::string label;     // "SubPlan 1", "InitPlan 1 (returns $0)", "CTE ins" when it heads one
+  double rows = 0;       // actual rows per loop
+  double loops = 0;      // 0 when never executed
+  double removed = 0;    // rows removed by its filters, per loop
+  std::vector<std::string> conditions;  // "Filter: ...", "Hash Cond: ...", "Index Cond: ..."
+  std::vector<std::string> output;      // the Output list, as printed
+  int parent = -1;                      // index in StatementPlan::nodes
+  int indent = 0;
+  // Rows the node looked at over all its loops: what it returned plus what its filters dropped.
+  double rows_read() const { return (rows + removed) * loops; }
+};
+
+struct StatementPlan {
+  std::string query_text;
+  double duration_ms = 0;
+  std::string plan_text;  // the plan as printed, without the duration and Query Text lines
+  std::vector<PlanNode> nodes;
+};
+
+// Parses one auto_explain message; none when the text is not one.
+std::optional<StatementPlan> parse_auto_explain(const std::string& message);
+
+struct Finding {
+  enum class Kind { seq_scan, per_row_subplan, nested_loop };
+  Kind kind;
+  std::string text;
+  std::string relation;              // the table to index; empty when no index is proposed
+  std::vector<std::string> columns;  // its columns, as printed (quoted when they need it)
+  std::string index_sql() const;     // "CREATE INDEX ON target.items (id)", or empty
+};
+
+// What is wrong with `plan` for a batch of `batch_rows` rows of the leading table.
+std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows);
+
+// The plan for printing: the VERBOSE Output lines left out (they list every column).
+std::string plan_without_output(const std::string& plan_text);
+
+}  // namespace pgxform

@@ -1,0 +1,308 @@
+#include "rehearse_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "batch_runner.h"
+#include "batch_sql.h"
+#include "catalog.h"
+#include "database.h"
+#include "exit_code.h"
+#include "jobs_file.h"
+#include "run_estimate.h"
+#include "scheduler.h"
+#include "trend.h"
+
+namespace pgxform {
+
+namespace {
+
+// A job whose last sample costs more than this many times its first, per row, is growing.
+constexpr double k_rehearse_growth = 2.0;
+// Consecutive batches per sample.
+constexpr int k_batches_per_sample = 3;
+
+enum class ForeignKeys { checked, unchecked };
+
+std::string fixed(double value, int precision) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(precision) << value;
+  return s.str();
+}
+
+double table_rows(pqxx::connection& conn, const ResolvedJob& job, bool& counted) {
+  pqxx::read_transaction tx(conn);
+  const double estimate =
+      tx.exec_params1("SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1)",
+                      job.table_sql)[0]
+          .as<double>();
+  counted = estimate < 0;
+  if (!counted) return estimate;
+  // Never analyzed: no estimate, so count. Rehearsals run before the window, when a full scan
+  // is affordable; ANALYZE would be cheaper but writes statistics, and rehearse writes nothing.
+  return tx.exec("SELECT count(*)::float8 FROM " + job.table_sql)[0][0].as<double>();
+}
+
+// The key at `position` (0..1) of the key's distribution: from the planner's histogram, else by
+// walking the key's index.
+std::optional<std::string> key_at(pqxx::connection& conn, const ResolvedJob& job, double position,
+                                  double rows) {
+  pqxx::read_transaction tx(conn);
+  const pqxx::result h = tx.exec_params(
+      "WITH h AS (SELECT (s.histogram_bounds::text)::" + job.key_type +
+          "[] AS b FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
+          " AND s.attname = $3 AND s.histogram_bounds IS NOT NULL LIMIT 1)"
+          " SELECT (b[1 + round($4::float8 * (array_length(b, 1) - 1))::int])::text FROM h",
+      job.table_schema, job.table_name, job.key_name, position);
+  if (!h.empty() && !h[0][0].is_null()) return h[0][0].as<std::string>();
+  const pqxx::result r = tx.exec_params(
+      "SELECT t." + job.key_sql + "::text FROM " + job.table_sql + " t WHERE t." + job.key_sql +
+          " IS NOT NULL ORDER BY t." + job.key_sql + " OFFSET $1 LIMIT 1",
+      (long long)std::floor(position * rows));
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<std::string>();
+}
+
+struct SampleBatch {
+  std::string hi;
+  long long rows = 0;
+  double ms = 0;
+};
+
+// One batch of `batch_size` keys after `after` (from the first key when none), run and rolled
+// back; its wall time includes BEGIN and ROLLBACK, as a real batch's includes BEGIN and COMMIT.
+SampleBatch run_batch(pqxx::connection& conn, const ResolvedJob& job,
+                      const std::optional<std::string>& after, long batch_size,
+                      ForeignKeys foreign_keys) {
+  const BatchShape shape{Slicing::whole_job,
+                         after ? CursorStart::after_last_key : CursorStart::none, UpperBound::open};
+  const std::string lo = "(q.lo)::" + job.key_type, hi = "(q.hi)::" + job.key_type;
+  const std::string sql = "WITH q AS MATERIALIZED (" + bounds_query(job, shape) +
+                          ") SELECT q.lo, q.hi, (SELECT count(*) FROM " + job.table_sql +
+                          " t WHERE t." + job.key_sql + " BETWEEN " + lo + " AND " + hi +
+                          ") AS rows, " + job.function_sql + "(" + lo + ", " + hi +
+                          ")::text FROM q WHERE q.lo IS NOT NULL";
+  SampleBatch b;
+  const auto began = std::chrono::steady_clock::now();
+  {
+    pqxx::work tx(conn, "rehearse");
+    // Replica mode fires no foreign-key triggers, for this transaction only.
+    if (foreign_keys == ForeignKeys::unchecked)
+      tx.exec("SET LOCAL session_replication_role = replica");
+    const pqxx::result r =
+        tx.exec_params(sql, after, batch_size, job.name, 0, std::optional<std::string>());
+    if (!r.empty()) {
+      b.hi = r[0][1].as<std::string>();
+      b.rows = r[0][2].as<long long>();
+    }
+    tx.abort();
+  }
+  b.ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  return b;
+}
+
+// A few consecutive batches from `after` on; the median cost per row speaks for the position,
+// so that one batch slowed by something else (a checkpoint, another session) does not.
+RehearsalSample run_sample(pqxx::connection& conn, const ResolvedJob& job,
+                           const std::optional<std::string>& after, ForeignKeys foreign_keys) {
+  RehearsalSample s;
+  s.after = after;
+  std::vector<double> costs;
+  std::optional<std::string> cursor = after;
+  for (int i = 0; i < k_batches_per_sample; ++i) {
+    const SampleBatch b = run_batch(conn, job, cursor, job.batch_size, foreign_keys);
+    if (b.rows == 0) break;
+    ++s.batches;
+    s.rows += b.rows;
+    s.ms += b.ms;
+    costs.push_back(b.ms / double(b.rows));
+    cursor = b.hi;
+  }
+  s.ms_per_row = percentile(costs, 50);
+  return s;
+}
+
+// What a batch's COMMIT costs beyond a ROLLBACK: flushing the WAL. Timed on transactions that
+// write one WAL record and nothing else (a transactional logical-decoding message, which only
+// a logical replication slot would ever read), so that their COMMIT waits for the flush as a
+// batch's does. The median of a few, as one may wait behind a checkpoint. Where the message is
+// not allowed, a transaction id alone: its COMMIT does not flush, so the figure is low.
+double commit_ms(pqxx::connection& conn) {
+  std::string probe = "SELECT pg_logical_emit_message(true, 'pgxform rehearse', '')";
+  try {
+    pqxx::work tx(conn, "commit_probe");
+    tx.exec(probe);
+  } catch (const pqxx::sql_error& e) {
+    spdlog::debug("timing a COMMIT without a WAL record: {}", e.what());
+    probe = "SELECT txid_current()";
+  }
+  std::vector<double> times;
+  for (int i = 0; i < 7; ++i) {
+    const auto began = std::chrono::steady_clock::now();
+    pqxx::work tx(conn, "commit_probe");
+    tx.exec(probe);
+    tx.commit();
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began)
+            .count());
+  }
+  return percentile(times, 50);
+}
+
+JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const ResolvedJob& job,
+                          int samples, double per_batch_ms) {
+  JobRehearsal r;
+  r.job = job.name;
+  apply_timeouts(conn, spec.settings);
+  r.rows = table_rows(conn, job, r.counted);
+  if (r.rows <= 0) return r;
+  const double window = std::min(1.0, k_batches_per_sample * double(job.batch_size) / r.rows);
+  const auto take_samples = [&](ForeignKeys foreign_keys) {
+    r.samples.clear();
+    // A warm-up of one key, not measured, so that the first sample does not pay for building
+    // plans and filling caches; one key only, as the first batch's pages must stay as cold (and
+    // their hint bits as unset) as every other sample's.
+    run_batch(conn, job, std::nullopt, 1, foreign_keys);
+    for (int i = 0; i < samples; ++i) {
+      const double start =
+          samples == 1 ? 0 : double(i) / double(samples - 1) * std::max(0.0, 1 - window);
+      std::optional<std::string> after;
+      if (start > 0) after = key_at(conn, job, start, r.rows);
+      RehearsalSample s = run_sample(conn, job, after, foreign_keys);
+      if (s.rows == 0) continue;  // no keys after the one picked: the end of the table
+      s.position = std::min(1.0, start + window / 2);
+      r.samples.push_back(s);
+    }
+  };
+  try {
+    try {
+      take_samples(ForeignKeys::checked);
+    } catch (const pqxx::sql_error& e) {
+      // 23503: the rows it references are written by a job of an earlier list, which has not
+      // run yet. Measured again without foreign-key checks, in transactions rolled back all
+      // the same; the checks' own cost is then missing from the figures.
+      if (e.sqlstate() != "23503") throw;
+      r.foreign_keys_unchecked = true;
+      take_samples(ForeignKeys::unchecked);
+    }
+  } catch (const pqxx::sql_error& e) {
+    r.error = "SQLSTATE " + e.sqlstate() + ": " + redact(e.what());
+    if (r.foreign_keys_unchecked)
+      r.error += "(it references rows that an earlier job writes, and setting "
+                 "session_replication_role to measure it without them needs a superuser)\n";
+    return r;
+  }
+  std::vector<SampleCost> costs;
+  for (const auto& s : r.samples) costs.push_back({s.position, s.ms_per_row});
+  r.batches = std::ceil(r.rows / double(std::max(1L, job.batch_size)));
+  r.projected_ms = projected_job_ms(costs, r.rows) + r.batches * per_batch_ms;
+  if (costs.size() >= 2)
+    r.growth = costs.back().ms_per_row / std::max(costs.front().ms_per_row, 1e-9);
+  return r;
+}
+
+}  // namespace
+
+bool JobRehearsal::growing() const {
+  return growth && *growth > k_rehearse_growth;
+}
+
+Rehearsal rehearse(const RehearseOptions& options) {
+  const JobsFile file = parse_jobs_file(options.file);
+  if (options.samples < 1) throw PreflightError({"--samples must be at least 1"});
+  for (const auto& name : options.jobs) {
+    const Job* job = file.find_job(name);
+    if (!job) throw PreflightError({file.path + ": no job named '" + name + "'"});
+    if (job->is_step())
+      throw PreflightError({file.path + ": job '" + name +
+                            "' is a one-shot sql: step; rehearse samples batched jobs"});
+  }
+  auto conn = connect(options.dsn);
+  const Preflight preflight = check_catalog(*conn, file, options.jobs);
+  for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  Rehearsal result;
+  result.threads = options.threads > 0 ? options.threads : file.default_threads;
+  result.commit_ms = commit_ms(*conn);
+  std::map<std::string, double> job_seconds;
+  for (const auto& list : file.lists)
+    for (const auto& spec : list.jobs) {
+      const auto it = preflight.jobs.find(spec.name);
+      if (it == preflight.jobs.end()) continue;
+      JobRehearsal r = rehearse_job(*conn, spec, it->second, options.samples, result.commit_ms);
+      job_seconds[r.job] = r.projected_ms / 1000;
+      result.jobs.push_back(r);
+    }
+  result.run = estimate_run(select_lists(file, {}, {}, {}), job_seconds, result.threads);
+  return result;
+}
+
+int rehearse_command(const RehearseOptions& options, std::ostream& out) {
+  const Rehearsal rehearsal = rehearse(options);
+  out << "rehearse: " << options.samples << " sample batch" << (options.samples == 1 ? "" : "es")
+      << " per job across its key range, each in a transaction that is rolled back;\n"
+      << "a COMMIT takes " << fixed(rehearsal.commit_ms, 2)
+      << " ms here, counted once per batch\n\n";
+  out << std::left << std::setw(20) << "JOB" << std::right << std::setw(12) << "ROWS"
+      << std::setw(9) << "BATCHES"
+      << "  " << std::left << std::setw(34) << "MS PER 1000 ROWS, START .. END" << std::right
+      << std::setw(12) << "PROJECTED"
+      << "  TREND\n";
+  bool failed = false;
+  for (const auto& r : rehearsal.jobs) {
+    std::string costs;
+    for (const auto& s : r.samples)
+      costs += (costs.empty() ? "" : "  ") + fixed(s.ms_per_row * 1000, 1);
+    out << std::left << std::setw(20) << r.job << std::right << std::setw(12) << (long long)r.rows
+        << std::setw(9) << (long long)r.batches << "  " << std::left << std::setw(34)
+        << (r.error.empty() ? costs : "failed") << std::right << std::setw(12)
+        << (r.error.empty() ? human_duration(r.projected_ms / 1000) : "?") << "  "
+        << (!r.error.empty() || !r.growth ? "-"
+            : r.growing()                 ? "growing"
+                                          : "flat")
+        << "\n";
+    failed = failed || !r.error.empty();
+  }
+  for (const auto& r : rehearsal.jobs) {
+    if (!r.error.empty()) out << "\nerror: " << r.job << ": a sample batch failed: " << r.error;
+    if (r.counted)
+      out << "\nnote: " << r.job << ": its table was never analyzed; its rows were counted\n";
+    if (r.foreign_keys_unchecked && r.error.empty())
+      out << "\nnote: " << r.job
+          << ": it references rows that a job of an earlier list writes, so it was measured"
+             " without\nforeign-key checks (session_replication_role = replica, rolled back):"
+             " the checks' cost is missing\n";
+    if (r.growing()) {
+      out << "\nwarning: " << r.job << " is growing: the end of its key range costs "
+          << fixed(*r.growth, 1) << "x per row what the start does; projected "
+          << human_duration(r.projected_ms / 1000) << ". Run `pgxform explain " << r.job;
+      if (r.samples.back().after) out << " --at " << *r.samples.back().after;
+      out << "` to see why.\n";
+    }
+  }
+  const RunEstimate& run = rehearsal.run;
+  out << "\nwhole run on " << rehearsal.threads << " thread" << (rehearsal.threads == 1 ? "" : "s")
+      << ": " << human_duration(run.seconds);
+  if (!run.critical_path.empty()) {
+    out << " (critical path: ";
+    for (std::size_t i = 0; i < run.critical_path.size(); ++i)
+      out << (i ? " -> " : "") << run.critical_path[i];
+    out << ")";
+  }
+  out << "\n";
+  for (const auto& [list, finish] : run.list_finish)
+    out << "  list " << list << " done after " << human_duration(finish) << "\n";
+  out << "\nSteps (sql:) and jobs not rehearsed count as no time. A cost that grows with the job's"
+         " own output\n(a sub-select against the table it fills) does not show in a rehearsal:"
+         " watch `pgxform profile`\nduring the first minutes of the run. Nothing was written;"
+         " sequences used by the functions\nmay have advanced (nextval is never rolled back).\n";
+  return failed ? k_exit_job_failed : k_exit_ok;
+}
+
+}  // namespace pgxform

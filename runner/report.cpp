@@ -1,0 +1,459 @@
+#include "report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace pgxform {
+
+namespace {
+
+// Above this many batches a chart shows medians of consecutive groups: a browser draws a few
+// thousand points at ease, not a hundred thousand.
+constexpr std::size_t k_max_chart_points = 1500;
+
+std::string num(double value, int precision = 1) {
+  if (!std::isfinite(value)) return "?";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", precision, value);
+  return text;
+}
+
+// A number for people: 12 345 678 as "12.3M", small ones with sensible decimals.
+std::string short_number(double value) {
+  const double a = std::fabs(value);
+  if (a >= 1e9) return num(value / 1e9, 1) + "G";
+  if (a >= 1e6) return num(value / 1e6, 1) + "M";
+  if (a >= 1e4) return num(value / 1e3, 0) + "k";
+  if (a >= 100) return num(value, 0);
+  if (a >= 10) return num(value, 1);
+  if (a >= 1) return num(value, 2);
+  if (a == 0) return "0";
+  return num(value, 3);
+}
+
+// About `count` round tick values covering [lo, hi], and the decimals their step needs.
+struct Ticks {
+  std::vector<double> values;
+  int decimals = 0;
+};
+
+Ticks ticks(double lo, double hi, int count) {
+  Ticks out;
+  if (!(hi > lo)) {
+    out.values.push_back(lo);
+    return out;
+  }
+  const double raw = (hi - lo) / count;
+  const double magnitude = std::pow(10, std::floor(std::log10(raw)));
+  double step = magnitude;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (raw <= m * magnitude) {
+      step = m * magnitude;
+      break;
+    }
+  out.decimals = std::max(0, int(-std::floor(std::log10(step) + 1e-9)));
+  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+    out.values.push_back(t);
+  return out;
+}
+
+// A tick's label: large values shortened (12k, 1.5M), small ones with the step's decimals.
+std::string tick_label(double value, int decimals) {
+  if (std::fabs(value) >= 1e4) return short_number(value);
+  return num(value, decimals);
+}
+
+// One panel of a chart: a plot area in SVG coordinates and the data range it shows.
+struct Panel {
+  double left, top, width, height;
+  double x_min, x_max, y_min, y_max;
+  double x(double v) const {
+    return left + (x_max > x_min ? (v - x_min) / (x_max - x_min) : 0.5) * width;
+  }
+  double y(double v) const {
+    return top + height - (y_max > y_min ? (v - y_min) / (y_max - y_min) : 0.5) * height;
+  }
+};
+
+void axes(std::ostream& svg, const Panel& p, const std::string& title, const std::string& x_label,
+          bool x_percent) {
+  svg << "<text class=\"panel-title\" x=\"" << num(p.left) << "\" y=\"" << num(p.top - 14) << "\">"
+      << html_escape(title) << "</text>\n";
+  const Ticks y = ticks(p.y_min, p.y_max, 5);
+  for (double t : y.values) {
+    svg << "<line class=\"grid\" x1=\"" << num(p.left) << "\" x2=\"" << num(p.left + p.width)
+        << "\" y1=\"" << num(p.y(t)) << "\" y2=\"" << num(p.y(t)) << "\"/>"
+        << "<text class=\"tick\" text-anchor=\"end\" x=\"" << num(p.left - 6) << "\" y=\""
+        << num(p.y(t) + 4) << "\">" << tick_label(t, y.decimals) << "</text>\n";
+  }
+  const Ticks x = ticks(p.x_min, p.x_max, 6);
+  for (double t : x.values) {
+    svg << "<line class=\"tick-mark\" x1=\"" << num(p.x(t)) << "\" x2=\"" << num(p.x(t))
+        << "\" y1=\"" << num(p.top + p.height) << "\" y2=\"" << num(p.top + p.height + 5)
+        << "\"/><text class=\"tick\" text-anchor=\"middle\" x=\"" << num(p.x(t)) << "\" y=\""
+        << num(p.top + p.height + 18) << "\">"
+        << (x_percent ? num(t * 100, 0) + "%" : tick_label(t, x.decimals)) << "</text>\n";
+  }
+  svg << "<rect class=\"frame\" x=\"" << num(p.left) << "\" y=\"" << num(p.top) << "\" width=\""
+      << num(p.width) << "\" height=\"" << num(p.height) << "\"/>\n"
+      << "<text class=\"axis-label\" text-anchor=\"middle\" x=\"" << num(p.left + p.width / 2)
+      << "\" y=\"" << num(p.top + p.height + 36) << "\">" << html_escape(x_label) << "</text>\n";
+}
+
+struct ChartPoint {
+  double x, y;      // y: ms per 1000 rows
+  std::string tip;  // the point's tooltip
+};
+
+// The cost of each batch against its position (or order), with a running median.
+void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
+  std::vector<ChartPoint> points;
+  const auto& b = job.batches;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const double x = job.key_positions ? b[i].position : double(i + 1);
+    const double y = b[i].duration_ms / double(std::max(b[i].rows, 1LL)) * 1000;
+    std::string tip =
+        "batch " +
+        std::to_string(i < job.batch_numbers.size() ? job.batch_numbers[i] : (long long)(i + 1)) +
+        ": " + std::to_string(b[i].rows) + " rows in " + num(b[i].duration_ms, 1) + " ms, " +
+        num(y, 2) + " ms per 1000 rows";
+    if (i < job.first_keys.size()) tip += ", first key " + job.first_keys[i];
+    points.push_back({x, y, tip});
+  }
+  if (points.size() > k_max_chart_points) {
+    // Medians of consecutive groups, in commit order.
+    const std::size_t group = (points.size() + k_max_chart_points - 1) / k_max_chart_points;
+    std::vector<ChartPoint> grouped;
+    for (std::size_t i = 0; i < points.size(); i += group) {
+      const std::size_t end = std::min(points.size(), i + group);
+      std::vector<double> ys;
+      double xs = 0;
+      for (std::size_t j = i; j < end; ++j) {
+        ys.push_back(points[j].y);
+        xs += points[j].x;
+      }
+      grouped.push_back({xs / double(end - i), percentile(ys, 50),
+                         "batches " + std::to_string(i + 1) + " to " + std::to_string(end) +
+                             ": median " + num(percentile(ys, 50), 2) + " ms per 1000 rows"});
+    }
+    points = grouped;
+  }
+  Panel p = frame;
+  std::vector<double> ys;
+  for (const auto& pt : points) ys.push_back(pt.y);
+  const double top = ys.empty() ? 1 : *std::max_element(ys.begin(), ys.end());
+  // One very slow batch must not flatten all the others against the axis: clip it.
+  const double robust = percentile(ys, 90) * 2;
+  p.y_min = 0;
+  p.y_max = std::max(top > robust && points.size() >= 20 ? robust : top, 1e-6) * 1.05;
+  if (job.key_positions) {
+    p.x_min = 0;
+    p.x_max = 1;
+  } else {
+    p.x_min = 0;
+    p.x_max = double(std::max<std::size_t>(b.size(), 1));
+  }
+  axes(svg, p, "ms per 1000 rows",
+       job.key_positions ? "position in the key range" : "batch (commit order)", job.key_positions);
+  if (points.empty()) {
+    svg << "<text class=\"empty\" text-anchor=\"middle\" x=\"" << num(p.left + p.width / 2)
+        << "\" y=\"" << num(p.top + p.height / 2) << "\">no batches recorded yet</text>\n";
+    return;
+  }
+  for (const auto& pt : points) {
+    if (pt.y > p.y_max) {
+      const double cx = p.x(pt.x), cy = p.top + 4;
+      svg << "<path class=\"point clipped\" d=\"M" << num(cx - 4) << "," << num(cy + 3) << " L"
+          << num(cx + 4) << "," << num(cy + 3) << " L" << num(cx) << "," << num(cy - 4)
+          << " Z\"><title>" << html_escape(pt.tip + " (above the scale)") << "</title></path>\n";
+    } else {
+      svg << "<circle class=\"point\" cx=\"" << num(p.x(pt.x)) << "\" cy=\"" << num(p.y(pt.y))
+          << "\" r=\"2.6\"><title>" << html_escape(pt.tip) << "</title></circle>\n";
+    }
+  }
+  // A running median along x shows the trend without the noise.
+  std::vector<ChartPoint> sorted = points;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const ChartPoint& a, const ChartPoint& c) { return a.x < c.x; });
+  const std::size_t half = std::max<std::size_t>(1, sorted.size() / 24);
+  svg << "<polyline class=\"median\" points=\"";
+  for (std::size_t i = 0; i < sorted.size(); i += std::max<std::size_t>(1, half / 2)) {
+    std::vector<double> window;
+    for (std::size_t j = i >= half ? i - half : 0; j < std::min(sorted.size(), i + half + 1); ++j)
+      window.push_back(sorted[j].y);
+    svg << num(p.x(sorted[i].x)) << "," << num(p.y(std::min(percentile(window, 50), p.y_max)))
+        << " ";
+  }
+  svg << "\"/>\n";
+}
+
+// Rows per second over wall time since the first batch: at each batch's end, the rows that
+// committed over the last few batches divided by the time they took (a moving window, so that
+// a batch landing just before or after a boundary makes no saw-tooth).
+void throughput_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
+  Panel p = frame;
+  const auto& b = job.batches;
+  std::vector<std::pair<double, double>> ends;  // (end, rows), in time order
+  double clock = 0, first = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    // Without start times, batch time stands in for wall time.
+    const double start = std::isnan(b[i].started_s) ? clock : b[i].started_s;
+    clock += b[i].duration_ms / 1000;
+    first = i == 0 ? start : std::min(first, start);
+    ends.emplace_back(start + b[i].duration_ms / 1000, double(b[i].rows));
+  }
+  std::sort(ends.begin(), ends.end());
+  const double span = ends.empty() ? 1 : std::max(ends.back().first - first, 1e-3);
+  const bool minutes = span >= 180;
+  const double unit = minutes ? 60 : 1;
+  const std::size_t window = std::clamp<std::size_t>(b.size() / 15, 1, 50);
+  std::vector<std::pair<double, double>> rates;  // (seconds since the first batch, rows/s)
+  double rows = 0, top = 0;
+  for (std::size_t i = 0; i < ends.size(); ++i) {
+    rows += ends[i].second;
+    if (i >= window) rows -= ends[i - window].second;
+    const double since = i >= window ? ends[i - window].first : first;
+    // Until a full window has ended, the time between batches is undercounted: wait for it.
+    if (i < window && ends.size() > window) continue;
+    const double rate = rows / std::max(ends[i].first - since, 1e-6);
+    rates.emplace_back(ends[i].first - first, rate);
+    top = std::max(top, rate);
+  }
+  // A few hundred points draw the line as well as a hundred thousand.
+  const std::size_t step = std::max<std::size_t>(1, rates.size() / 400);
+  p.x_min = 0;
+  p.x_max = span / unit;
+  p.y_min = 0;
+  p.y_max = std::max(top, 1.0) * 1.1;
+  axes(svg, p, "throughput, rows per second",
+       minutes ? "minutes since the first batch" : "seconds since the first batch", false);
+  if (b.empty()) return;
+  svg << "<polyline class=\"throughput\" points=\"";
+  for (std::size_t i = 0; i < rates.size(); i += step)
+    svg << num(p.x(rates[i].first / unit)) << "," << num(p.y(rates[i].second)) << " ";
+  svg << "\"/>\n";
+}
+
+void chart(std::ostream& out, const JobProfile& job, std::size_t index) {
+  out << "<svg class=\"chart\" data-job=\"" << html_escape(job.job) << "\" data-index=\"" << index
+      << "\" viewBox=\"0 0 1100 330\" role=\"img\" aria-label=\""
+      << html_escape("batches of " + job.job) << "\" xmlns=\"http://www.w3.org/2000/svg\">\n";
+  cost_panel(out, job, {70, 40, 440, 230, 0, 1, 0, 1});
+  throughput_panel(out, job, {640, 40, 440, 230, 0, 1, 0, 1});
+  out << "</svg>\n";
+}
+
+std::string eta_text(const JobProfile& job) {
+  if (job.status == "done") return "done";
+  if (job.eta_seconds) return human_duration(*job.eta_seconds);
+  return "?";
+}
+
+const char* const k_style = R"css(
+:root { --ink: #1d2733; --muted: #5b6b7c; --line: #d8dee6; --accent: #2563a8; --bad: #b42318; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+       margin: 0; background: #f4f6f9; }
+header { background: #1d2733; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; color: #c5d0dc; }
+main { padding: 20px 32px 40px; max-width: 1240px; }
+section.card { background: #fff; border: 1px solid var(--line); border-radius: 8px;
+               padding: 16px 20px; margin: 0 0 18px; }
+h2 { font-size: 17px; margin: 0 0 10px; }
+.warning { border-left: 4px solid var(--bad); background: #fff4f2; padding: 10px 14px;
+           margin: 8px 0; border-radius: 4px; }
+.ok { color: #246b38; }
+table.summary { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+table.summary th, table.summary td { padding: 6px 8px; border-bottom: 1px solid var(--line);
+                                     text-align: right; white-space: nowrap; }
+table.summary th { cursor: pointer; user-select: none; background: #eef2f6; }
+table.summary th:first-child, table.summary td:first-child,
+table.summary th:nth-child(2), table.summary td:nth-child(2) { text-align: left; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
+         font-weight: 600; background: #e7edf3; color: var(--muted); }
+.badge.growing { background: #fde4e1; color: var(--bad); }
+.badge.flat { background: #e3f4e8; color: #246b38; }
+.meta { color: var(--muted); margin: 0 0 6px; }
+svg.chart { width: 100%; height: auto; display: block; }
+svg .frame { fill: none; stroke: #9aa8b6; }
+svg .grid { stroke: #edf0f4; }
+svg .tick-mark { stroke: #9aa8b6; }
+svg .tick { font-size: 11px; fill: var(--muted); }
+svg .axis-label { font-size: 12px; fill: var(--muted); }
+svg .panel-title { font-size: 13px; font-weight: 600; fill: var(--ink); }
+svg .point { fill: var(--accent); fill-opacity: .55; }
+svg .point:hover { fill-opacity: 1; r: 5; }
+svg .clipped { fill: var(--bad); fill-opacity: .9; }
+svg .median { fill: none; stroke: #e08a00; stroke-width: 2.2; }
+svg .throughput { fill: none; stroke: #2f8f57; stroke-width: 2; }
+svg .empty { font-size: 14px; fill: var(--muted); }
+.info { min-height: 1.4em; color: var(--muted); font-size: 12px; margin: 4px 0 0; }
+#report-error { background: var(--bad); color: #fff; padding: 10px 32px; }
+)css";
+
+// Marks script errors in the page itself, so that a headless browser's DOM shows them.
+const char* const k_error_script = R"js(
+window.addEventListener('error', function (e) {
+  var box = document.getElementById('report-error');
+  if (!box) {
+    box = document.createElement('div');
+    box.id = 'report-error';
+    document.body.insertBefore(box, document.body.firstChild);
+  }
+  box.textContent = 'report script error: ' + (e.message || e);
+});
+)js";
+
+const char* const k_script = R"js(
+(function () {
+  var charts = document.querySelectorAll('svg.chart');
+  // The batch under the pointer, spelled out under its chart.
+  charts.forEach(function (svg) {
+    var info = document.getElementById('info-' + svg.getAttribute('data-index'));
+    svg.addEventListener('mouseover', function (e) {
+      var title = e.target.querySelector ? e.target.querySelector('title') : null;
+      if (title && info) info.textContent = title.textContent;
+    });
+  });
+  // The summary table sorts by the column clicked, numbers as numbers.
+  var table = document.querySelector('table.summary');
+  if (table) {
+    table.querySelectorAll('th').forEach(function (th, column) {
+      var ascending = true;
+      th.addEventListener('click', function () {
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[column].getAttribute('data-sort'), y = b.cells[column].getAttribute('data-sort');
+          var nx = parseFloat(x), ny = parseFloat(y);
+          var order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+          return ascending ? order : -order;
+        });
+        ascending = !ascending;
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  }
+  var drawn = 0;
+  charts.forEach(function (svg) {
+    if (svg.querySelector('.frame') && svg.getBBox().width > 0) drawn++;
+  });
+  document.documentElement.setAttribute('data-rendered', String(drawn));
+})();
+)js";
+
+}  // namespace
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> trend_warning(const JobProfile& job) {
+  const JobFigures& f = job.figures;
+  if (f.trend != Trend::growing) return std::nullopt;
+  std::string text = job.job + " is growing: its cost per row rose " + num(f.growth.value_or(0)) +
+                     "x from the first quarter of its " + std::to_string(f.batches) +
+                     " batches to the last, the signature of an O(N\xC2\xB2) job (each batch " +
+                     "reads what the ones before it wrote).";
+  if (job.status == "done") {
+    text += " It took " + human_duration(f.active_seconds) +
+            "; on a table twice as large it would take about four times as long.";
+  } else if (job.eta_seconds && job.remaining_rows) {
+    text += " At this rate its remaining " + std::to_string(*job.remaining_rows) + " rows take " +
+            human_duration(*job.eta_seconds) + " more: projected total " +
+            human_duration(f.active_seconds + *job.eta_seconds) + ".";
+  }
+  text += " Run `pgxform explain " + job.job + "` to see which statement scans more every batch.";
+  return text;
+}
+
+void write_report(std::ostream& out, const ReportHeading& heading,
+                  const std::vector<JobProfile>& jobs) {
+  out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      << "<title>" << html_escape(heading.title) << "</title>\n<style>" << k_style
+      << "</style>\n<script>" << k_error_script << "</script>\n</head>\n<body>\n<header><h1>"
+      << html_escape(heading.title) << "</h1><p>" << html_escape(heading.source) << " &middot; "
+      << jobs.size() << " job" << (jobs.size() == 1 ? "" : "s") << " &middot; "
+      << html_escape(heading.generated_at) << "</p></header>\n<main>\n";
+
+  out << "<section class=\"card\" id=\"warnings\"><h2>Warnings</h2>\n";
+  std::size_t warnings = 0;
+  for (const auto& job : jobs)
+    if (const auto w = trend_warning(job)) {
+      out << "<div class=\"warning\" data-job=\"" << html_escape(job.job) << "\">"
+          << html_escape(*w) << "</div>\n";
+      ++warnings;
+    }
+  if (warnings == 0) out << "<p class=\"ok\">No job's cost per row grows with its progress.</p>\n";
+  out << "</section>\n";
+
+  out << "<section class=\"card\"><h2>Summary</h2>\n<table class=\"summary\">\n<thead><tr>"
+      << "<th>Job</th><th>Status</th><th>Batches</th><th>Rows</th><th>Rows/s</th>"
+      << "<th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>Trend</th><th>Growth</th>"
+      << "<th>ETA</th></tr></thead>\n<tbody>\n";
+  for (const auto& job : jobs) {
+    const JobFigures& f = job.figures;
+    const std::string trend = trend_name(f.trend);
+    out << "<tr><td data-sort=\"" << html_escape(job.job) << "\"><a href=\"#job-"
+        << html_escape(job.job) << "\">" << html_escape(job.job) << "</a></td><td data-sort=\""
+        << html_escape(job.status) << "\">" << html_escape(job.status) << "</td><td data-sort=\""
+        << f.batches << "\">" << f.batches << "</td><td data-sort=\"" << f.rows << "\">" << f.rows
+        << "</td><td data-sort=\"" << num(f.rows_per_second) << "\">"
+        << short_number(f.rows_per_second) << "</td><td data-sort=\"" << num(f.p50_ms, 3) << "\">"
+        << num(f.p50_ms) << "</td><td data-sort=\"" << num(f.p95_ms, 3) << "\">" << num(f.p95_ms)
+        << "</td><td data-sort=\"" << num(f.max_ms, 3) << "\">" << num(f.max_ms)
+        << "</td><td data-sort=\"" << trend << "\"><span class=\"badge " << trend << "\">" << trend
+        << "</span></td><td data-sort=\"" << (f.growth ? num(*f.growth, 3) : "0") << "\">"
+        << (f.growth ? num(*f.growth) + "x" : "-") << "</td><td data-sort=\""
+        << (job.eta_seconds ? num(*job.eta_seconds) : "0") << "\">" << eta_text(job)
+        << "</td></tr>\n";
+  }
+  out << "</tbody>\n</table>\n</section>\n";
+
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const JobProfile& job = jobs[i];
+    const JobFigures& f = job.figures;
+    const std::string trend = trend_name(f.trend);
+    out << "<section class=\"card job\" id=\"job-" << html_escape(job.job) << "\"><h2>"
+        << html_escape(job.job) << " <span class=\"badge " << trend << "\">" << trend
+        << "</span></h2>\n<p class=\"meta\">list " << html_escape(job.list) << " &middot; "
+        << html_escape(job.status) << " &middot; " << f.batches << " batches, " << f.rows
+        << " rows, " << short_number(f.rows_per_second) << " rows/s &middot; batch p50 "
+        << num(f.p50_ms) << " ms, p95 " << num(f.p95_ms) << " ms, max " << num(f.max_ms) << " ms"
+        << (f.growth ? " &middot; growth " + num(*f.growth) + "x" : "");
+    if (job.status != "done") out << " &middot; ETA " << eta_text(job);
+    out << "</p>\n";
+    chart(out, job, i);
+    out << "<p class=\"info\" id=\"info-" << i << "\"></p>\n</section>\n";
+  }
+  out << "</main>\n<script>" << k_script << "</script>\n</body>\n</html>\n";
+}
+
+}  // namespace pgxform

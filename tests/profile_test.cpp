@@ -1,0 +1,329 @@
+// Profiling against a real PostgreSQL: a planted O(N²) transform (an anti-join against the
+// target it fills, without an index) next to a linear one over the same table, run by the real
+// runner; then profile, explain and rehearse on them.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "catalog.h"
+#include "explain_command.h"
+#include "fixtures.h"
+#include "profile_command.h"
+#include "rehearse_command.h"
+#include "test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+constexpr int k_rows = 40000;  // keys 3, 6, ..., 120000
+constexpr int k_batch = 500;
+
+// legacy.items as in fixtures.h; target.items WITHOUT an index, filled by xf.quadratic only
+// with the rows NOT EXISTS in it yet (each batch scans everything the batches before it wrote);
+// target.copies filled by xf.linear with a plain INSERT ... SELECT.
+void create_planted(TestDatabase& db) {
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.items (id bigint PRIMARY KEY, v int NOT NULL);"
+      "INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(1, " +
+      std::to_string(k_rows) +
+      ") g;"
+      "CREATE TABLE target.items (id bigint NOT NULL, v int NOT NULL);"
+      "CREATE TABLE target.copies (id bigint NOT NULL, v int NOT NULL);"
+      "CREATE FUNCTION xf.quadratic(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS $$"
+      "  WITH ins AS (INSERT INTO target.items SELECT l.id, l.v * 10 FROM legacy.items l"
+      "   WHERE l.id BETWEEN first_key AND last_key"
+      "   AND NOT EXISTS (SELECT 1 FROM target.items t WHERE t.id = l.id) RETURNING 1)"
+      "  SELECT count(*) FROM ins $$;"
+      "CREATE FUNCTION xf.linear(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS $$"
+      "  WITH ins AS (INSERT INTO target.copies SELECT l.id, l.v * 10 FROM legacy.items l"
+      "   WHERE l.id BETWEEN first_key AND last_key RETURNING 1)"
+      "  SELECT count(*) FROM ins $$;"
+      "ANALYZE legacy.items;");
+}
+
+std::string planted_yaml() {
+  const std::string batch = std::to_string(k_batch);
+  return "version: 1\nlists:\n"
+         "  - name: planted\n    jobs:\n"
+         "      - {name: quadratic, table: legacy.items, key: id, function: xf.quadratic,"
+         " batch_size: " +
+         batch +
+         "}\n"
+         "  - name: plain\n    jobs:\n"
+         "      - {name: linear, table: legacy.items, key: id, function: xf.linear,"
+         " batch_size: " +
+         batch + "}\n";
+}
+
+// One run, one thread: the two jobs one after the other, so that neither slows the other.
+void run_all(TestDatabase& db, const std::string& path) {
+  const auto r = run_cli({"run", "-f", path, "--dsn", db.dsn(), "--threads", "1"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+}
+
+std::string profile_json(TestDatabase& db, const std::string& path) {
+  pgxform::ProfileOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  o.format = pgxform::ProfileFormat::json;
+  std::ostringstream out;
+  REQUIRE(pgxform::profile_command(o, out) == 0);
+  return out.str();
+}
+
+// The value of `key` in the --json object of `job`, as text.
+std::string json_field(const std::string& json, const std::string& job, const std::string& key) {
+  const auto at = json.find("{\"job\": \"" + job + "\"");
+  if (at == std::string::npos) return "";
+  const auto k = json.find("\"" + key + "\": ", at);
+  if (k == std::string::npos) return "";
+  const auto begin = k + key.size() + 4;
+  return json.substr(begin, json.find_first_of(",}", begin) - begin);
+}
+
+std::string explain(TestDatabase& db, const std::string& path, const std::string& job,
+                    std::optional<std::string> at) {
+  pgxform::ExplainOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  o.job = job;
+  o.at = std::move(at);
+  std::ostringstream out;
+  REQUIRE(pgxform::explain_command(o, out) == 0);
+  return out.str();
+}
+
+// Everything a rehearsal must leave as it was.
+std::string snapshot(TestDatabase& db) {
+  std::string s =
+      db.scalar("SELECT count(*) || '/' || coalesce(sum(id * v), 0) FROM target.items") + " " +
+      db.scalar("SELECT count(*) FROM target.copies") + " " +
+      db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgxform'") + " " +
+      db.scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'target'") + " " +
+      db.scalar("SELECT count(*) FROM pg_extension");
+  if (db.schema_exists("pgxform"))
+    s += " " +
+         db.scalar(
+             "SELECT string_agg(job || status || rows_done || coalesce(last_key, '-'),"
+             " ',' ORDER BY job) FROM pgxform.job_state") +
+         " " + db.scalar("SELECT count(*) FROM pgxform.batch_log");
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a planted O(N²) transform is growing, a linear one over the same table is flat") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  run_all(db, path);
+
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  CHECK(json.rfind("{\"jobs\": [{\"job\": \"quadratic\", \"trend\": \"growing\"", 0) == 0);
+  CHECK(json_field(json, "linear", "trend") == "\"flat\"");
+  CHECK(json_field(json, "quadratic", "batches") == std::to_string(k_rows / k_batch));
+  CHECK(json_field(json, "quadratic", "rows") == std::to_string(k_rows));
+  CHECK(json_field(json, "quadratic", "status") == "\"done\"");
+  CHECK(json_field(json, "quadratic", "eta_seconds") == "null");
+  const double growth = std::stod(json_field(json, "quadratic", "growth"));
+  const double linear_growth = std::stod(json_field(json, "linear", "growth"));
+  CHECK(growth > 2);
+  CHECK(linear_growth < 1.5);
+  WARN("planted O(N²): growth " << growth << "x; linear: " << linear_growth << "x");
+
+  pgxform::ProfileOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  o.html = dir.path() + "/report.html";
+  std::ostringstream out;
+  REQUIRE(pgxform::profile_command(o, out) == 0);
+  CHECK(out.str().find("warning: quadratic is growing") != std::string::npos);
+  CHECK(out.str().find("warning: linear") == std::string::npos);
+  std::ifstream in(*o.html);
+  std::stringstream html;
+  html << in.rdbuf();
+  std::size_t charts = 0;
+  for (auto at = html.str().find("<svg class=\"chart\""); at != std::string::npos;
+       at = html.str().find("<svg class=\"chart\"", at + 1))
+    ++charts;
+  CHECK(charts == 2);
+  CHECK(html.str().find("data-job=\"quadratic\"") != std::string::npos);
+  CHECK(html.str().find("class=\"warning\" data-job=\"quadratic\"") != std::string::npos);
+}
+
+TEST_CASE("explain names the sequential scan of the planted case and proposes the index") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  run_all(db, path);
+  const std::string before = snapshot(db);
+
+  // A batch from the middle of the key range, the target half full... as the run saw it.
+  const std::string text = explain(db, path, "quadratic", std::string("60000"));
+  INFO(text);
+  CHECK(text.find("keys [60003, 61500], 500 rows") != std::string::npos);
+  CHECK(text.find("Seq Scan on target.items") != std::string::npos);
+  CHECK(text.find("findings:\n  1. statement 1: Seq Scan on target.items reads") !=
+        std::string::npos);
+  CHECK(text.find("proposed: CREATE INDEX ON target.items (id);") != std::string::npos);
+  if (db.scalar("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'") == "1")
+    CHECK(text.find("hypopg: the planner would use it") != std::string::npos);
+  else
+    CHECK(text.find("hypopg is not installed") != std::string::npos);
+  CHECK(text.find("nothing was written: the transaction was rolled back.") != std::string::npos);
+  // The batch, the hypothetical index and hypopg itself were all rolled back.
+  CHECK(snapshot(db) == before);
+
+  // The linear job reads only its batch: nothing to point out.
+  const std::string linear = explain(db, path, "linear", std::nullopt);
+  INFO(linear);
+  CHECK(linear.find("no keys are left after the cursor, so its last batch again") !=
+        std::string::npos);
+  CHECK(linear.find("none: no statement reads much more than its batch needs") !=
+        std::string::npos);
+  CHECK(snapshot(db) == before);
+
+  pgxform::ExplainOptions unknown;
+  unknown.file = path;
+  unknown.dsn = db.dsn();
+  unknown.job = "no_such_job";
+  std::ostringstream ignored;
+  CHECK_THROWS_AS(pgxform::explain_command(unknown, ignored), pgxform::PreflightError);
+  unknown.job = "quadratic";
+  unknown.at = "not a number";
+  CHECK_THROWS_AS(pgxform::explain_command(unknown, ignored), pgxform::PreflightError);
+}
+
+TEST_CASE("after the DBA adds the index on the target's key, the same job is flat") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  run_all(db, path);
+  REQUIRE(json_field(profile_json(db, path), "quadratic", "trend") == "\"growing\"");
+
+  // The fix, as a DBA would apply it: start the job again on an empty target with the index.
+  const auto reset = run_cli({"reset", "-f", path, "--dsn", db.dsn(), "quadratic"});
+  INFO(reset.err);
+  REQUIRE(reset.exit_code == 0);
+  db.exec("TRUNCATE target.items; CREATE INDEX ON target.items (id)");
+  run_all(db, path);
+  REQUIRE(db.count("SELECT count(*) FROM target.items") == k_rows);
+
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  CHECK(json_field(json, "quadratic", "trend") == "\"flat\"");
+  CHECK(json_field(json, "quadratic", "batches") == std::to_string(k_rows / k_batch));
+  WARN("with the index: growth " << json_field(json, "quadratic", "growth") << "x");
+
+  const std::string text = explain(db, path, "quadratic", std::string("60000"));
+  INFO(text);
+  CHECK(text.find("none: no statement reads much more than its batch needs") != std::string::npos);
+}
+
+TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unknown job") {
+  TestDatabase db;
+  create_items(db, 3000);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  // No state schema yet: every job pending, nothing to tell.
+  std::string json = profile_json(db, path);
+  CHECK(json ==
+        "{\"jobs\": [{\"job\": \"items\", \"trend\": \"insufficient\", \"batches\": 0, \"rows\": 0,"
+        " \"rows_per_second\": 0.0, \"p50_ms\": 0.000, \"p95_ms\": 0.000, \"max_ms\": 0.000,"
+        " \"growth\": null, \"eta_seconds\": null, \"status\": \"pending\"}]}\n");
+  CHECK_FALSE(db.schema_exists("pgxform"));
+
+  // Half the job done: 15 batches of 100, and 1500 rows left by the planner's estimate.
+  REQUIRE(run_cli({"run", "-f", path, "--dsn", db.dsn()}).exit_code == 0);
+  db.exec(
+      "DELETE FROM pgxform.batch_log WHERE batch_no > 15;"
+      "UPDATE pgxform.job_state SET status = 'pending', rows_done = 1500, batches_done = 15,"
+      " last_key = '4500'");
+  json = profile_json(db, path);
+  INFO(json);
+  CHECK(json_field(json, "items", "trend") == "\"flat\"");
+  CHECK(json_field(json, "items", "status") == "\"pending\"");
+  CHECK(json_field(json, "items", "batches") == "15");
+  const double eta = std::stod(json_field(json, "items", "eta_seconds"));
+  const double rate = std::stod(json_field(json, "items", "rows_per_second"));
+  // 1500 rows at the job's own pace, give or take its slowest batches.
+  CHECK(eta > 0);
+  CHECK(eta == Approx(1500 / rate).epsilon(0.5));
+
+  pgxform::ProfileOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  o.jobs = {"nope"};
+  std::ostringstream out;
+  CHECK_THROWS_AS(pgxform::profile_command(o, out), pgxform::PreflightError);
+}
+
+TEST_CASE("rehearse changes no data, before a run and after one") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  pgxform::RehearseOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  o.samples = 3;
+
+  std::string before = snapshot(db);
+  std::ostringstream out;
+  REQUIRE(pgxform::rehearse_command(o, out) == 0);
+  INFO(out.str());
+  CHECK(snapshot(db) == before);
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  CHECK(out.str().find("whole run on 4 threads:") != std::string::npos);
+
+  run_all(db, path);
+  before = snapshot(db);
+  std::ostringstream again;
+  REQUIRE(pgxform::rehearse_command(o, again) == 0);
+  CHECK(snapshot(db) == before);
+
+  o.jobs = {"nope"};
+  CHECK_THROWS_AS(pgxform::rehearse_command(o, again), pgxform::PreflightError);
+}
+
+TEST_CASE("rehearse projects a job's duration within a factor of 2 of the real run") {
+  TestDatabase db;
+  create_items(db, 200000);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(5000));
+  pgxform::RehearseOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  const pgxform::Rehearsal rehearsal = pgxform::rehearse(o);
+  REQUIRE(rehearsal.jobs.size() == 1);
+  const pgxform::JobRehearsal& job = rehearsal.jobs.front();
+  CHECK(job.error.empty());
+  CHECK(job.samples.size() == 3);
+  CHECK(job.rows == 200000);
+  CHECK_FALSE(job.growing());
+  CHECK(rehearsal.run.seconds == Approx(job.projected_ms / 1000));
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+
+  REQUIRE(run_cli({"run", "-f", path, "--dsn", db.dsn()}).exit_code == 0);
+  const double real = std::stod(
+      db.scalar("SELECT extract(epoch FROM finished_at - started_at) FROM pgxform.job_state"
+                " WHERE job = 'items'"));
+  const double projected = job.projected_ms / 1000;
+  WARN("rehearse projected " << projected << " s, the run took " << real << " s; commit "
+                             << rehearsal.commit_ms << " ms; ms per 1000 rows "
+                             << job.samples[0].ms_per_row * 1000 << " "
+                             << job.samples[1].ms_per_row * 1000 << " "
+                             << job.samples[2].ms_per_row * 1000 << "; batch_log sum "
+                             << db.scalar("SELECT sum(duration_ms) FROM pgxform.batch_log"));
+  CHECK(projected > real / 2);
+  CHECK(projected < real * 2);
+}
