@@ -108,6 +108,7 @@ BatchRunner::Step BatchRunner::transact(const Work& work) {
 BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   finished = false;
   long long rows = 0;
+  const auto started = std::chrono::steady_clock::now();
   Step step = transact([&](pqxx::work& tx) {
     const BatchShape s = shape();
     const std::string name =
@@ -128,7 +129,11 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
     m_cursor.last_key = m_committing;
   });
   if (step.kind == Step::Kind::ok && !finished)
-    m_progress.batch_done(m_task.text(), rows, m_cursor.last_key.value_or(""));
+    m_progress.batch_done(
+        m_task.text(), m_job.name, rows,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count(),
+        m_cursor.last_key.value_or(""));
   return step;
 }
 

@@ -4,10 +4,25 @@
 
 namespace pgxform {
 
-void Progress::batch_done(const std::string& job, long long rows, const std::string& last_key) {
+void Progress::set_total_rows(const std::string& job, long long rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_jobs[job].total_rows = rows;
+}
+
+void Progress::batch_done(const std::string& task, const std::string& job, long long rows,
+                          double duration_ms, const std::string& last_key) {
   std::lock_guard<std::mutex> lock(m_mutex);
   const auto now = std::chrono::steady_clock::now();
-  auto [it, added] = m_jobs.try_emplace(job);
+  JobTrend& trend = m_jobs[job];
+  BatchSample sample;
+  sample.rows = rows;
+  sample.duration_ms = duration_ms;
+  sample.started_s = std::chrono::duration<double>(now - m_start).count() - duration_ms / 1000;
+  trend.batches.push_back(sample);
+  if (!trend.warned && enough_batches(trend.batches.size()) && trend.batches.size() % 4 == 0)
+    check_trend(job, trend);
+
+  auto [it, added] = m_tasks.try_emplace(task);
   Entry& e = it->second;
   if (added) e.started = e.last_report = now;
   e.rows += rows;
@@ -15,21 +30,45 @@ void Progress::batch_done(const std::string& job, long long rows, const std::str
   if (now - e.last_report < m_interval) return;
   e.last_report = now;
   const double seconds = std::chrono::duration<double>(now - e.started).count();
-  spdlog::info("{}: {} rows in {} batches this run, last key {}, {:.0f} rows/s", job, e.rows,
+  spdlog::info("{}: {} rows in {} batches this run, last key {}, {:.0f} rows/s", task, e.rows,
                e.batches, last_key, seconds > 0 ? double(e.rows) / seconds : 0.0);
 }
 
-void Progress::job_finished(const std::string& job) {
+void Progress::check_trend(const std::string& job, JobTrend& trend) {
+  const JobFigures figures = analyze_batches(trend.batches);
+  if (figures.trend != Trend::growing) return;
+  trend.warned = true;
+  const long long remaining = std::max(0LL, trend.total_rows - figures.rows);
+  const auto eta = eta_seconds(figures, remaining);
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
+  spdlog::warn(
+      "{}: each batch costs more per row than the one before (x{:.1f} from the first to the last "
+      "quarter of {} batches): the O(N²) signature. Projected total duration of the job: {}. "
+      "See `pgxform explain {}` for the plan and the index that fixes it",
+      job, figures.growth.value_or(0), figures.batches,
+      eta ? human_duration(elapsed + *eta) : std::string("unknown"), job);
+}
+
+void Progress::job_finished(const std::string& task) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  const auto it = m_jobs.find(job);
-  if (it == m_jobs.end()) {
-    spdlog::info("{}: done, nothing new to process", job);
+  const auto it = m_tasks.find(task);
+  if (it == m_tasks.end()) {
+    spdlog::info("{}: done, nothing new to process", task);
     return;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started).count();
-  spdlog::info("{}: done, {} rows in {} batches in {:.1f} s", job, it->second.rows,
+  spdlog::info("{}: done, {} rows in {} batches in {:.1f} s", task, it->second.rows,
                it->second.batches, seconds);
+}
+
+std::vector<std::string> Progress::growing_jobs() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  std::vector<std::string> out;
+  for (const auto& [job, trend] : m_jobs)
+    if (trend.warned) out.push_back(job);
+  return out;
 }
 
 }  // namespace pgxform

@@ -1,12 +1,17 @@
 // progress: what a run tells the operator while it works, through the logger (stderr).
-// One line per job at most every few seconds ("orders: 120000 rows in 12 batches, last key
-// 360011, 4100 rows/s"), and one when a job finishes. Thread-safe: workers report batches.
+// One line per task at most every few seconds ("orders: 120000 rows in 12 batches this run,
+// last key 360011, 4100 rows/s"), one when a task finishes, and an early warning as soon as a
+// job's batches tell that they get slower as the job goes on (the O(N²) signature, see
+// trend.h), with the job's projected total duration. Thread-safe: workers report batches.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
+
+#include "trend.h"
 
 namespace pgxform {
 
@@ -14,8 +19,13 @@ class Progress {
  public:
   explicit Progress(std::chrono::milliseconds interval = std::chrono::seconds(2))
       : m_interval(interval) {}
-  void batch_done(const std::string& job, long long rows, const std::string& last_key);
-  void job_finished(const std::string& job);
+  // The rows a job has in all (the planner's estimate), for projections.
+  void set_total_rows(const std::string& job, long long rows);
+  void batch_done(const std::string& task, const std::string& job, long long rows,
+                  double duration_ms, const std::string& last_key);
+  void job_finished(const std::string& task);
+  // Jobs warned about as growing during this run.
+  std::vector<std::string> growing_jobs();
 
  private:
   struct Entry {
@@ -23,9 +33,18 @@ class Progress {
     long long batches = 0;
     std::chrono::steady_clock::time_point started, last_report;
   };
+  struct JobTrend {
+    std::vector<BatchSample> batches;
+    long long total_rows = 0;
+    bool warned = false;
+  };
+  void check_trend(const std::string& job, JobTrend& trend);
+
   std::chrono::milliseconds m_interval;
   std::mutex m_mutex;
-  std::map<std::string, Entry> m_jobs;
+  std::map<std::string, Entry> m_tasks;
+  std::map<std::string, JobTrend> m_jobs;
+  std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
 };
 
 }  // namespace pgxform

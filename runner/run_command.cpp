@@ -73,7 +73,6 @@ int run_command(const RunOptions& options) {
   store.register_jobs(file);
   for (const auto& [name, job] : preflight.jobs) store.ensure_slices(job);
   store.pin_function_versions(preflight.jobs);
-  conn.reset();
 
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
   spdlog::info("running {} jobs of {} lists from {} on {} threads", job_names(plan).size(),
@@ -81,6 +80,16 @@ int run_command(const RunOptions& options) {
   install_stop_handlers();
   Scheduler scheduler(plan);
   Progress progress;
+  {
+    pqxx::read_transaction tx(*conn);
+    for (const auto& [name, job] : preflight.jobs) {
+      const pqxx::row r = tx.exec_params1(
+          "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
+          job.table_sql);
+      progress.set_total_rows(name, r[0].as<long long>());
+    }
+  }
+  conn.reset();
   const auto started = std::chrono::steady_clock::now();
 
   // Tasks whose connection broke outside a batch (a server restart while claiming or finishing),

@@ -12,6 +12,7 @@
 #include "exit_code.h"
 #include "jobs_file.h"
 #include "state_store.h"
+#include "trend.h"
 
 namespace pgxform {
 
@@ -105,6 +106,7 @@ int status_command(const StatusOptions& options, std::ostream& out) {
   struct Row {
     JobStatus s;
     std::optional<double> percent;
+    Trend trend = Trend::insufficient;
   };
   std::vector<Row> rows;
   for (const auto& list : file.lists)
@@ -127,6 +129,20 @@ int status_command(const StatusOptions& options, std::ostream& out) {
         } catch (const std::exception& e) {
           spdlog::debug("{}: no estimate: {}", job.name, redact(e.what()));
         }
+      }
+      if (!job.is_step() && row.s.batches_done >= long(k_min_batches)) {
+        // The same early warning as during the run: do the batches get slower per row?
+        pqxx::read_transaction tx(*conn);
+        std::vector<BatchSample> samples;
+        for (const auto& b : tx.exec_params("SELECT rows, duration_ms FROM " + store.schema_sql() +
+                                                ".batch_log WHERE job = $1 ORDER BY batch_no",
+                                            job.name)) {
+          BatchSample sample;
+          sample.rows = b[0].as<long long>();
+          sample.duration_ms = b[1].as<double>();
+          samples.push_back(sample);
+        }
+        row.trend = analyze_batches(samples).trend;
       }
       rows.push_back(row);
     }
@@ -152,7 +168,8 @@ int status_command(const StatusOptions& options, std::ostream& out) {
           << ", \"error\": " << json_or_null(s.error)
           << ", \"sqlstate\": " << json_or_null(s.sqlstate)
           << ", \"error_first_key\": " << json_or_null(s.error_first_key)
-          << ", \"error_last_key\": " << json_or_null(s.error_last_key) << "}";
+          << ", \"error_last_key\": " << json_or_null(s.error_last_key)
+          << ", \"trend\": " << json_string(trend_name(rows[i].trend)) << "}";
     }
     out << "]}\n";
     return k_exit_ok;
@@ -177,6 +194,10 @@ int status_command(const StatusOptions& options, std::ostream& out) {
         << std::right << std::setw(12) << s.rows_done << std::setw(9) << s.batches_done
         << std::setw(8) << pct.str() << "  " << std::left << std::setw(20)
         << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+    if (row.trend == Trend::growing)
+      out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
+             " see pgxform profile and pgxform explain "
+          << s.job << "\n";
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
           << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")

@@ -6,7 +6,8 @@
 // --json prints {"jobs": [{"job": ..., "list": ..., "status": ..., "rows_done": ...,
 // "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
 // "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
-// "sqlstate": ..., "error_first_key": ..., "error_last_key": ...}, ...]}.
+// "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
+// "flat" | "growing"}, ...]}. A growing trend (trend.h) is also printed as a warning.
 #pragma once
 
 #include <ostream>

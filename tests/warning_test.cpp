@@ -1,0 +1,49 @@
+// The early warning: a run logs a job whose batches get slower per row as it goes on (the
+// O(N²) signature), and status shows it; a flat job is never warned about.
+#include <catch2/catch.hpp>
+
+#include "fixtures.h"
+#include "test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+// The planted mistake of seed 002: each batch's anti-join scans the whole, growing target,
+// because the target's key has no index.
+void plant_quadratic(TestDatabase& db) {
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT l.id, l.v * 10 FROM"
+      " legacy.items l WHERE l.id BETWEEN first_key AND last_key AND NOT EXISTS (SELECT 1"
+      " FROM target.items t WHERE t.id = l.id + 0) RETURNING 1) SELECT count(*) FROM i'");
+}
+
+}  // namespace
+
+TEST_CASE("a run warns about a job whose batches get slower per row, and status shows it") {
+  TestDatabase db;
+  create_items(db, 24000);
+  plant_quadratic(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(600));
+  auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("items: each batch costs more per row") &&
+                        Catch::Contains("O(N²)") && Catch::Contains("Projected total duration"));
+  auto status = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
+  CHECK_THAT(status.out, Catch::Contains("\"trend\": \"growing\""));
+}
+
+TEST_CASE("a job whose batches cost the same per row is not warned about") {
+  TestDatabase db;
+  create_items(db, 24000);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(600));
+  auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.err, !Catch::Contains("costs more per row"));
+  auto status = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
+  CHECK_THAT(status.out, Catch::Contains("\"trend\": \"flat\""));
+}
