@@ -4,8 +4,8 @@
 #   lists      two independent lists of equal cost, --threads 1 vs --threads 2
 #   slices     one large job, parallel: 1 vs parallel: 2 (--threads 2)
 # Each figure is the median of REPEAT runs (default 3). Prints a Markdown table for
-# docs/benchmarks.md. Needs a server: PG* variables, or run it through scripts/lib.sh's
-# with_postgres (scripts/bench does that).
+# docs/benchmarks.md. Needs a server: PG* variables (e.g. a throwaway one:
+# `pg_virtualenv bench/bench_parallel.sh`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PGXFORM_BIN:-$ROOT/build/pgxform}

@@ -93,7 +93,8 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
   const auto vm = parse(d, args);
   if (vm.count("help")) {
     out << "usage: pgxform run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... "
-           "[--exclude NAME]...\n\nRuns the jobs of FILE, each list once the lists it is after "
+           "[--exclude NAME]...\n                   [--accept-changed JOB]... "
+           "[--no-migrate]\n\nRuns the jobs of FILE, each list once the lists it is after "
            "are done,\nresuming every job after its last committed batch.\n\n"
         << d;
     return k_exit_ok;
@@ -354,7 +355,7 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     report("nothing was applied");
   } catch (const PreflightError& e) {
     for (const auto& p : e.problems()) report(p);
-    report(std::to_string(e.problems().size()) + " problem(s) found; nothing was written");
+    report(std::to_string(e.problems().size()) + " problem(s) found; no job was started");
   } catch (const ConnectError& e) {
     report(e.what());
   } catch (const std::exception& e) {

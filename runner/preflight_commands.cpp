@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <iostream>
 #include <map>
 
 #include "catalog.h"
@@ -191,7 +192,8 @@ int plan_command(const PreflightOptions& options, std::ostream& out) {
       }
     }
   }
-  for (const auto& p : preflight.problems) out << "error: " << p << "\n";
+  // On stderr, so that --json stays valid JSON.
+  for (const auto& p : preflight.problems) std::cerr << "pgxform: error: " << redact(p) << "\n";
   return preflight.problems.empty() ? k_exit_ok : k_exit_usage;
 }
 

@@ -53,6 +53,9 @@ int run_command(const RunOptions& options) {
   auto conn = connect(options.dsn);
   StateStore store(*conn, file.state_schema);
 
+  for (const auto& name : options.accept_changed)
+    if (!file.find_job(name))
+      throw SelectionError("--accept-changed " + name + ": no job of that name in " + file.path);
   const std::vector<PlannedList> plan =
       select_lists(file, options.only, options.exclude, store.done_jobs());
   const Preflight preflight = check_catalog(*conn, file, job_names(plan));
@@ -109,6 +112,7 @@ int run_command(const RunOptions& options) {
     try {
       if (!task_store.try_claim(task, job.list))
         return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
+      if (job.is_step()) apply_timeouts(session.conn(), job.settings);
       const TaskOutcome outcome =
           job.is_step() ? run_step(task_store, job.name, job.sql)
                         : BatchRunner(session, task_store, preflight.jobs.at(job.name),
@@ -154,6 +158,20 @@ int run_command(const RunOptions& options) {
     return k_exit_job_failed;
   }
   spdlog::info("all {} jobs done in {:.1f} s", job_names(plan).size(), seconds);
+  try {
+    auto check = connect(options.dsn);
+    pqxx::read_transaction tx(*check);
+    const pqxx::row aside = tx.exec1("SELECT count(*), count(DISTINCT job) FROM " +
+                                     StateStore(*check, file.state_schema).schema_sql() +
+                                     ".failed_batches WHERE resolved_at IS NULL");
+    if (aside[0].as<long long>() > 0)
+      spdlog::warn(
+          "{} key range(s) of {} job(s) are set aside in failed_batches: fix the "
+          "function or the data, then `pgxform retry-failed`",
+          aside[0].as<long long>(), aside[1].as<long long>());
+  } catch (const std::exception& e) {
+    spdlog::debug("could not count the set-aside ranges: {}", redact(e.what()));
+  }
   return k_exit_ok;
 }
 

@@ -320,7 +320,12 @@ bool StateStore::run_step_once(const std::string& job, const std::string& sql) {
 
 std::vector<JobStatus> StateStore::read_status() {
   std::vector<JobStatus> out;
-  if (schema_version() == 0) return out;
+  const int version = schema_version();
+  if (version == 0) return out;
+  const std::string set_aside =
+      version >= 2 ? "(SELECT count(*) FROM " + m_schema_sql +
+                         ".failed_batches f WHERE f.job = j.job AND f.resolved_at IS NULL)"
+                   : "0";
   pqxx::read_transaction tx(conn());
   // The holder of a job is whoever holds one of its tasks' advisory locks now; pg_locks shows
   // the two int4 keys as unsigned oids.
@@ -338,9 +343,8 @@ std::vector<JobStatus> StateStore::read_status() {
           "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
           "  AND l.classid = (hashtext($1)::bigint & 4294967295)::oid"
           "  AND l.objid IN (SELECT (hashtext(j.job || CASE WHEN g = 0 THEN '' ELSE '#' || g END)"
-          "   ::bigint & 4294967295)::oid FROM generate_series(0, j.slices - 1) g))"
-          " FROM " +
-          m_schema_sql + ".job_state j",
+          "   ::bigint & 4294967295)::oid FROM generate_series(0, j.slices - 1) g)), " +
+          set_aside + " FROM " + m_schema_sql + ".job_state j",
       m_schema);
   for (const auto& r : rows) {
     JobStatus s;
@@ -360,6 +364,7 @@ std::vector<JobStatus> StateStore::read_status() {
     s.error_first_key = opt(r[13]);
     s.error_last_key = opt(r[14]);
     s.runner = opt(r[15]);
+    s.set_aside = r[16].as<long long>();
     out.push_back(s);
   }
   return out;

@@ -58,6 +58,7 @@ struct JobStatus {
   std::optional<std::string> started_at, updated_at, finished_at;
   std::optional<std::string> error, sqlstate, error_first_key, error_last_key;
   std::optional<std::string> runner;  // who holds it now, when someone does
+  long long set_aside = 0;            // unresolved ranges in failed_batches
 };
 
 class StateStore {

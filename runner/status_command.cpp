@@ -169,7 +169,8 @@ int status_command(const StatusOptions& options, std::ostream& out) {
           << ", \"sqlstate\": " << json_or_null(s.sqlstate)
           << ", \"error_first_key\": " << json_or_null(s.error_first_key)
           << ", \"error_last_key\": " << json_or_null(s.error_last_key)
-          << ", \"trend\": " << json_string(trend_name(rows[i].trend)) << "}";
+          << ", \"trend\": " << json_string(trend_name(rows[i].trend))
+          << ", \"set_aside\": " << s.set_aside << "}";
     }
     out << "]}\n";
     return k_exit_ok;
@@ -194,6 +195,10 @@ int status_command(const StatusOptions& options, std::ostream& out) {
         << std::right << std::setw(12) << s.rows_done << std::setw(9) << s.batches_done
         << std::setw(8) << pct.str() << "  " << std::left << std::setw(20)
         << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+    if (s.set_aside > 0)
+      out << "    " << s.set_aside
+          << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job
+          << "\n";
     if (row.trend == Trend::growing)
       out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
              " see pgxform profile and pgxform explain "

@@ -7,7 +7,8 @@
 // "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
 // "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
-// "flat" | "growing"}, ...]}. A growing trend (trend.h) is also printed as a warning.
+// "flat" | "growing", "set_aside": N}, ...]}. A growing trend (trend.h) is also printed as a
+// warning.
 #pragma once
 
 #include <ostream>

@@ -64,6 +64,9 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM target.items WHERE id = 1500") == 0);
   CHECK(duplicate_items(db) == 0);
   CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "done");
+  CHECK_THAT(r.err, Catch::Contains("1 key range(s) of 1 job(s) are set aside"));
+  CHECK_THAT(run_cli(with_db(db, path, {"status", "--json"})).out,
+             Catch::Contains("\"set_aside\": 1}"));
 
   // retry-failed while still broken: the range stays, with one more attempt.
   auto again = run_cli(with_db(db, path, {"retry-failed"}));
