@@ -11,10 +11,13 @@
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
+#include "explain_command.h"
 #include "job_commands.h"
 #include "jobs_file.h"
 #include "logging.h"
 #include "preflight_commands.h"
+#include "profile_command.h"
+#include "rehearse_command.h"
 #include "run_command.h"
 #include "scheduler.h"
 #include "script_migrator.h"
@@ -39,6 +42,9 @@ const char* const k_usage =
     "  repair   accept the new content of changed, applied V scripts\n"
     "  validate every check of run's preflight, and warnings; writes nothing\n"
     "  plan     the lists and jobs as run would schedule them, with estimates\n"
+    "  profile [JOB...] [--json] [--html FILE]  batch figures and trend per job\n"
+    "  explain JOB [--at KEY]  one batch, rolled back, with the plans inside the function\n"
+    "  rehearse [JOB...] [--samples N]  sample batches, rolled back: projected durations\n"
     "  retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip\n"
     "  reset JOB [--to KEY]   move a job's cursor back: to its start, or after KEY\n"
     "  verify [JOB...] [--repair]  check each job's result with its verify: query\n"
@@ -265,6 +271,80 @@ int cmd_repair(const std::vector<std::string>& args, std::ostream& out) {
   return cmd_scripts("repair", args, out);
 }
 
+int cmd_profile(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("json", "print JSON: {\"jobs\": [{\"job\": ..., \"trend\": ...}, ...]}")(
+      "html", po::value<std::string>(), "also write a self-contained HTML report to this file");
+  const auto vm = parse_with_jobs(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform profile [-f FILE] [--dsn DSN] [JOB...] [--json] [--html FILE]\n\nPer "
+           "job: batches, rows, rows per second, p50/p95/max batch duration, the\ntrend of the "
+           "cost per row (flat, growing: the O(N^2) signature) and an ETA\nfor unfinished jobs. "
+           "Reads pgxform.batch_log; writes nothing.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  ProfileOptions o;
+  const JobCommandOptions j = job_options(vm);
+  o.file = j.file;
+  o.dsn = j.dsn;
+  o.jobs = j.jobs;
+  o.format = vm.count("json") ? ProfileFormat::json : ProfileFormat::table;
+  if (vm.count("html")) o.html = vm["html"].as<std::string>();
+  return profile_command(o, out);
+}
+
+int cmd_explain(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("at", po::value<std::string>(), "explain the batch that starts after this key");
+  const auto vm = parse_with_jobs(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform explain [-f FILE] [--dsn DSN] JOB [--at KEY]\n\nRuns one batch of "
+           "JOB in a transaction that is rolled back, with auto_explain\nlogging the plans of "
+           "the statements inside the function; points out\nsequential scans of large tables, "
+           "sub-plans run per row and nested loops\nwith many loops, and proposes an index. "
+           "Changes no data.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  const JobCommandOptions j = job_options(vm);
+  if (j.jobs.size() != 1) throw UsageError("explain takes exactly one job");
+  ExplainOptions o;
+  o.file = j.file;
+  o.dsn = j.dsn;
+  o.job = j.jobs.front();
+  if (vm.count("at")) o.at = vm["at"].as<std::string>();
+  return explain_command(o, out);
+}
+
+int cmd_rehearse(const std::vector<std::string>& args, std::ostream& out) {
+  po::options_description d = common_options();
+  d.add_options()("samples", po::value<int>()->default_value(3),
+                  "batches per job, spread across the key range")(
+      "threads", po::value<int>()->default_value(0), "threads the run would use");
+  const auto vm = parse_with_jobs(d, args);
+  if (vm.count("help")) {
+    out << "usage: pgxform rehearse [-f FILE] [--dsn DSN] [JOB...] [--samples N]\n\nBefore the "
+           "window: runs N batches per job at the start, middle and end of\nits key range, each "
+           "in a transaction that is rolled back, and projects\nevery job's duration and the "
+           "whole run's, flagging growing costs.\nChanges no data.\n\n"
+        << d;
+    return k_exit_ok;
+  }
+  set_verbosity(vm);
+  const JobCommandOptions j = job_options(vm);
+  RehearseOptions o;
+  o.file = j.file;
+  o.dsn = j.dsn;
+  o.jobs = j.jobs;
+  o.samples = vm["samples"].as<int>();
+  o.threads = vm["threads"].as<int>();
+  if (o.samples < 1) throw UsageError("--samples must be at least 1");
+  return rehearse_command(o, out);
+}
+
 int cmd_validate(const std::vector<std::string>& args, std::ostream& out) {
   const po::options_description d = common_options();
   const auto vm = parse(d, args);
@@ -332,11 +412,19 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     return k_exit_ok;
   }
   static const std::map<std::string, int (*)(const std::vector<std::string>&, std::ostream&)>
-      commands = {{"run", cmd_run},         {"status", cmd_status},
-                  {"migrate", cmd_migrate}, {"info", cmd_info},
-                  {"repair", cmd_repair},   {"validate", cmd_validate},
-                  {"plan", cmd_plan},       {"retry-failed", cmd_retry_failed},
-                  {"reset", cmd_reset},     {"verify", cmd_verify}};
+      commands = {{"run", cmd_run},
+                  {"status", cmd_status},
+                  {"migrate", cmd_migrate},
+                  {"info", cmd_info},
+                  {"repair", cmd_repair},
+                  {"validate", cmd_validate},
+                  {"plan", cmd_plan},
+                  {"profile", cmd_profile},
+                  {"explain", cmd_explain},
+                  {"rehearse", cmd_rehearse},
+                  {"retry-failed", cmd_retry_failed},
+                  {"reset", cmd_reset},
+                  {"verify", cmd_verify}};
   const auto it = commands.find(command);
   if (it == commands.end()) {
     report("unknown command '" + command + "'\n\n" + k_usage);

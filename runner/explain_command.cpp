@@ -115,6 +115,8 @@ Start find_start(pqxx::connection& conn, const JobsFile& file, const ResolvedJob
 
 // The statement with the function's arguments replaced by the batch's bounds, so that it can be
 // planned on its own (EXPLAIN, for hypopg). Names are matched as whole words outside quotes.
+// The bounds come in as literals escaped by libpq (tx.quote): EXPLAIN of a statement text
+// takes no parameters, and a plpgsql statement names its arguments rather than numbering them.
 std::string with_bounds(const std::string& sql, const std::vector<std::string>& names,
                         const std::string& lo, const std::string& hi) {
   std::string out;
@@ -218,8 +220,8 @@ std::string check_with_hypopg(pqxx::work& tx, const Proposal& p) {
 
 int explain_command(const ExplainOptions& options, std::ostream& out) {
   const JobsFile file = parse_jobs_file(options.file);
-  const Job* spec = file.find_job(options.job);
   if (options.job.empty()) throw PreflightError({"explain takes a job (pgxform explain JOB)"});
+  const Job* spec = file.find_job(options.job);
   if (!spec) throw PreflightError({file.path + ": no job named '" + options.job + "'"});
   if (spec->is_step())
     throw PreflightError({file.path + ": job '" + options.job +

@@ -195,8 +195,9 @@ JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const Resolve
   } catch (const pqxx::sql_error& e) {
     r.error = "SQLSTATE " + e.sqlstate() + ": " + redact(e.what());
     if (r.foreign_keys_unchecked)
-      r.error += "(it references rows that an earlier job writes, and setting "
-                 "session_replication_role to measure it without them needs a superuser)\n";
+      r.error +=
+          "(it references rows that an earlier job writes, and setting "
+          "session_replication_role to measure it without them needs a superuser)\n";
     return r;
   }
   std::vector<SampleCost> costs;
