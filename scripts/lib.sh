@@ -33,6 +33,13 @@ PGXFORM_PACKAGES=(
     clang-format
 )
 
+# The major version of the installed PostgreSQL server (15 on Debian 12).
+pg_major_version() {
+    local v
+    v=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+    echo "${v:-15}"
+}
+
 log() {
     printf '==> %s\n' "$*" >&2
 }
