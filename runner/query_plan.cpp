@@ -1,8 +1,8 @@
 #include "query_plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
-#include <regex>
 #include <sstream>
 
 namespace pgxform {
@@ -16,23 +16,56 @@ constexpr double k_read_ratio = 4;
 // An inner side run this many times makes a nested loop worth a look.
 constexpr double k_many_loops = 100;
 
-const std::regex& node_line() {
-  // "  ->  Seq Scan on target.items t  (cost=0.00..154.99 rows=9999 width=8) (actual time=...
-  //  rows=9999 loops=1)" or "(never executed)".
-  static const std::regex re(
-      R"(^(\s*)(->\s+)?(.+?)  \(cost=[0-9.]+\.\.[0-9.]+ rows=[0-9]+ width=[0-9]+\))"
-      R"((?: \(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+)\)| \(never executed\))?)");
-  return re;
+// A plan node's line: "  ->  Seq Scan on target.items t  (cost=0.00..154.99 rows=9999
+// width=8) (actual time=0.017..1.261 rows=9999 loops=1)", or "(never executed)" instead.
+struct NodeLine {
+  int indent = 0;
+  std::string head;  // "Seq Scan on target.items t"
+  bool executed = false;
+  double rows = 0, loops = 0;
+};
+
+std::optional<NodeLine> read_node_line(const std::string& line) {
+  const auto cost = line.find("  (cost=");
+  if (cost == std::string::npos) return std::nullopt;
+  NodeLine n;
+  std::size_t at = line.find_first_not_of(' ');
+  n.indent = int(at);
+  if (line.compare(at, 2, "->") == 0) at = line.find_first_not_of(' ', at + 2);
+  if (at >= cost) return std::nullopt;
+  n.head = line.substr(at, cost - at);
+  const auto actual = line.find(" (actual time=", cost);
+  if (actual != std::string::npos) {
+    const auto rows = line.find(" rows=", actual), loops = line.find(" loops=", actual);
+    if (rows == std::string::npos || loops == std::string::npos) return std::nullopt;
+    n.executed = true;
+    n.rows = std::atof(line.c_str() + rows + 6);
+    n.loops = std::atof(line.c_str() + loops + 7);
+  }
+  return n;
 }
 
-const std::regex& property_line() {
-  static const std::regex re(R"(^\s+([A-Z][A-Za-z -]*): (.*)$)");
-  return re;
+// "SubPlan 1", "InitPlan 1 (returns $0)", "CTE ins": the line heading the node below it.
+std::optional<std::string> read_label(const std::string& line) {
+  const auto at = line.find_first_not_of(' ');
+  if (at == 0 || at == std::string::npos) return std::nullopt;
+  const std::string text = line.substr(at);
+  for (const char* prefix : {"SubPlan ", "InitPlan ", "CTE "})
+    if (text.rfind(prefix, 0) == 0) return text;
+  return std::nullopt;
 }
 
-const std::regex& label_line() {
-  static const std::regex re(R"(^\s+((?:SubPlan|InitPlan) [0-9]+.*|CTE \S+)$)");
-  return re;
+// "        Hash Cond: (l.id = t.id)" -> ("Hash Cond", "(l.id = t.id)").
+std::optional<std::pair<std::string, std::string>> read_property(const std::string& line) {
+  const auto at = line.find_first_not_of(' ');
+  if (at == 0 || at == std::string::npos || !std::isupper((unsigned char)line[at]))
+    return std::nullopt;
+  const auto colon = line.find(": ", at);
+  if (colon == std::string::npos) return std::nullopt;
+  for (std::size_t i = at; i < colon; ++i)
+    if (!std::isalpha((unsigned char)line[i]) && line[i] != ' ' && line[i] != '-')
+      return std::nullopt;
+  return std::make_pair(line.substr(at, colon - at), line.substr(colon + 2));
 }
 
 // Splits "a b c" into words, keeping double-quoted identifiers whole.
@@ -134,18 +167,44 @@ bool under_subplan(const StatementPlan& plan, std::size_t node) {
   return false;
 }
 
+// An identifier at `at` ("id", or quoted: "My Id"); its length, 0 when there is none.
+std::size_t identifier_length(const std::string& text, std::size_t at) {
+  if (at >= text.size()) return 0;
+  if (text[at] == '"') {
+    for (std::size_t i = at + 1; i < text.size(); ++i)
+      if (text[i] == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          ++i;  // "" inside a quoted identifier
+          continue;
+        }
+        return i + 1 - at;
+      }
+    return 0;
+  }
+  if (!std::isalpha((unsigned char)text[at]) && text[at] != '_') return 0;
+  std::size_t i = at + 1;
+  while (i < text.size() &&
+         (std::isalnum((unsigned char)text[i]) || text[i] == '_' || text[i] == '$'))
+    ++i;
+  return i - at;
+}
+
 // The columns of `alias` that `text` compares for equality ("t.id = l.id" -> id).
 void equality_columns(const std::string& text, const std::string& alias,
                       std::vector<std::string>& out) {
-  static const std::regex column(
-      R"re(("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\.("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))re");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), column);
-       it != std::sregex_iterator(); ++it) {
-    const std::smatch& m = *it;
-    if (m[1].str() != alias) continue;
-    const std::size_t begin = std::size_t(m.position(0));
-    if (begin > 0 && text[begin - 1] == '.') continue;  // schema.table.column: not an alias
-    std::size_t after = begin + std::size_t(m.length(0));
+  for (std::size_t begin = 0; begin < text.size(); ++begin) {
+    // alias.column, where alias starts here and is not itself after a dot (schema.table.column)
+    // or inside a longer name.
+    if (text.compare(begin, alias.size(), alias) != 0) continue;
+    if (begin > 0 && (text[begin - 1] == '.' || text[begin - 1] == '_' ||
+                      std::isalnum((unsigned char)text[begin - 1])))
+      continue;
+    const std::size_t dot = begin + alias.size();
+    if (dot >= text.size() || text[dot] != '.') continue;
+    const std::size_t length = identifier_length(text, dot + 1);
+    if (length == 0) continue;
+    const std::string column = text.substr(dot + 1, length);
+    std::size_t after = dot + 1 + length;
     while (after < text.size() && text[after] == ' ') ++after;
     std::size_t before = begin;
     while (before > 0 && (text[before - 1] == ' ' || text[before - 1] == '(')) --before;
@@ -154,9 +213,9 @@ void equality_columns(const std::string& text, const std::string& alias,
     const bool equals_before =
         before > 0 && text[before - 1] == '=' &&
         (before < 2 || std::string("<>!").find(text[before - 2]) == std::string::npos);
-    if ((equals_after || equals_before) &&
-        std::find(out.begin(), out.end(), m[2].str()) == out.end())
-      out.push_back(m[2].str());
+    if ((equals_after || equals_before) && std::find(out.begin(), out.end(), column) == out.end())
+      out.push_back(column);
+    begin = dot + length;
   }
 }
 
@@ -221,10 +280,9 @@ std::optional<StatementPlan> parse_auto_explain(const std::string& message) {
   std::istringstream in(message.substr(text_at + 12));
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   // The query text runs until the plan's root: the first unindented line of a plan node.
-  std::size_t first = 0;
-  std::smatch m;
+  std::size_t first = 1;
   while (first < lines.size() &&
-         !(std::regex_search(lines[first], m, node_line()) && m[1].length() == 0 && first > 0))
+         !(lines[first][0] != ' ' && read_node_line(lines[first]).has_value()))
     ++first;
   if (first >= lines.size()) return std::nullopt;
   for (std::size_t i = 0; i < first; ++i) plan.query_text += (i ? "\n" : "") + lines[i];
@@ -240,25 +298,23 @@ std::optional<StatementPlan> parse_auto_explain(const std::string& message) {
     const std::string& line = lines[i];
     if (line.find_first_not_of(' ') == std::string::npos) continue;
     plan.plan_text += line + "\n";
-    if (std::regex_search(line, m, node_line())) {
+    if (const auto n = read_node_line(line)) {
       PlanNode node;
-      node.indent = int(m[1].length());
-      read_head(m[3].str(), node);
-      if (m[4].matched) {
-        node.rows = std::atof(m[4].str().c_str());
-        node.loops = std::atof(m[5].str().c_str());
-      }
+      node.indent = n->indent;
+      read_head(n->head, node);
+      node.rows = n->rows;
+      node.loops = n->loops;
       node.label = label;
       label.clear();
       while (!open.empty() && open.back().first >= node.indent) open.pop_back();
       node.parent = open.empty() ? -1 : int(open.back().second);
       open.emplace_back(node.indent, plan.nodes.size());
       plan.nodes.push_back(node);
-    } else if (std::regex_search(line, m, label_line())) {
-      label = m[1].str();
-    } else if (std::regex_search(line, m, property_line()) && !plan.nodes.empty()) {
+    } else if (const auto l = read_label(line)) {
+      label = *l;
+    } else if (const auto property = read_property(line); property && !plan.nodes.empty()) {
       PlanNode& node = plan.nodes.back();
-      const std::string key = m[1].str(), value = m[2].str();
+      const auto& [key, value] = *property;
       if (key == "Output")
         node.output = split_list(value);
       else if (key == "Rows Removed by Filter" || key == "Rows Removed by Index Recheck")
