@@ -136,12 +136,12 @@ TEST_CASE(
     "a run killed with SIGKILL at random moments and restarted until done applies every "
     "row exactly once") {
   TestDatabase db;
-  create_two_lists(db, 4000, 10);
+  create_two_lists(db, 8000, 10);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
-  const int kills = kill_until_done(db, dir, path, 60);
+  const int kills = kill_until_done(db, dir, path, 40);
   CHECK(kills >= 20);
-  check_exactly_once(db, 4000);
+  check_exactly_once(db, 8000);
 }
 
 TEST_CASE("a sliced job killed with SIGKILL and resumed applies every row exactly once") {
