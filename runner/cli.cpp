@@ -81,6 +81,15 @@ po::variables_map parse(const po::options_description& d, const std::vector<std:
   return vm;
 }
 
+// Every command's options struct has `file` and `dsn`, from the common options.
+template <typename Options>
+Options with_connection(const po::variables_map& vm) {
+  Options o;
+  o.file = vm["file"].as<std::string>();
+  o.dsn = vm["dsn"].as<std::string>();
+  return o;
+}
+
 void set_verbosity(const po::variables_map& vm) {
   setup_logging(vm.count("verbose") ? Verbosity::debug
                 : vm.count("quiet") ? Verbosity::quiet
@@ -106,9 +115,7 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out) {
     return k_exit_ok;
   }
   set_verbosity(vm);
-  RunOptions o;
-  o.file = vm["file"].as<std::string>();
-  o.dsn = vm["dsn"].as<std::string>();
+  auto o = with_connection<RunOptions>(vm);
   o.threads = vm["threads"].as<int>();
   if (o.threads < 0) throw UsageError("--threads must be a positive number");
   if (vm.count("only")) o.only = vm["only"].as<std::vector<std::string>>();
@@ -131,17 +138,13 @@ int cmd_status(const std::vector<std::string>& args, std::ostream& out) {
     return k_exit_ok;
   }
   set_verbosity(vm);
-  StatusOptions o;
-  o.file = vm["file"].as<std::string>();
-  o.dsn = vm["dsn"].as<std::string>();
+  auto o = with_connection<StatusOptions>(vm);
   o.format = vm.count("json") ? StatusFormat::json : StatusFormat::table;
   return status_command(o, out);
 }
 
 JobCommandOptions job_options(const po::variables_map& vm) {
-  JobCommandOptions o;
-  o.file = vm["file"].as<std::string>();
-  o.dsn = vm["dsn"].as<std::string>();
+  auto o = with_connection<JobCommandOptions>(vm);
   if (vm.count("job")) o.jobs = vm["job"].as<std::vector<std::string>>();
   return o;
 }
@@ -285,11 +288,8 @@ int cmd_profile(const std::vector<std::string>& args, std::ostream& out) {
     return k_exit_ok;
   }
   set_verbosity(vm);
-  ProfileOptions o;
-  const JobCommandOptions j = job_options(vm);
-  o.file = j.file;
-  o.dsn = j.dsn;
-  o.jobs = j.jobs;
+  auto o = with_connection<ProfileOptions>(vm);
+  o.jobs = job_options(vm).jobs;
   o.format = vm.count("json") ? ProfileFormat::json : ProfileFormat::table;
   if (vm.count("html")) o.html = vm["html"].as<std::string>();
   return profile_command(o, out);
@@ -311,9 +311,7 @@ int cmd_explain(const std::vector<std::string>& args, std::ostream& out) {
   set_verbosity(vm);
   const JobCommandOptions j = job_options(vm);
   if (j.jobs.size() != 1) throw UsageError("explain takes exactly one job");
-  ExplainOptions o;
-  o.file = j.file;
-  o.dsn = j.dsn;
+  auto o = with_connection<ExplainOptions>(vm);
   o.job = j.jobs.front();
   if (vm.count("at")) o.at = vm["at"].as<std::string>();
   return explain_command(o, out);
@@ -334,11 +332,8 @@ int cmd_rehearse(const std::vector<std::string>& args, std::ostream& out) {
     return k_exit_ok;
   }
   set_verbosity(vm);
-  const JobCommandOptions j = job_options(vm);
-  RehearseOptions o;
-  o.file = j.file;
-  o.dsn = j.dsn;
-  o.jobs = j.jobs;
+  auto o = with_connection<RehearseOptions>(vm);
+  o.jobs = job_options(vm).jobs;
   o.samples = vm["samples"].as<int>();
   o.threads = vm["threads"].as<int>();
   if (o.samples < 1) throw UsageError("--samples must be at least 1");
@@ -357,9 +352,7 @@ int cmd_validate(const std::vector<std::string>& args, std::ostream& out) {
     return k_exit_ok;
   }
   set_verbosity(vm);
-  PreflightOptions o;
-  o.file = vm["file"].as<std::string>();
-  o.dsn = vm["dsn"].as<std::string>();
+  auto o = with_connection<PreflightOptions>(vm);
   return validate_command(o, out);
 }
 
@@ -376,9 +369,7 @@ int cmd_plan(const std::vector<std::string>& args, std::ostream& out) {
     return k_exit_ok;
   }
   set_verbosity(vm);
-  PreflightOptions o;
-  o.file = vm["file"].as<std::string>();
-  o.dsn = vm["dsn"].as<std::string>();
+  auto o = with_connection<PreflightOptions>(vm);
   o.threads = vm["threads"].as<int>();
   o.json = vm.count("json") > 0;
   return plan_command(o, out);
