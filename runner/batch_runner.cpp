@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <thread>
 
+#include "block_counters.h"
 #include "stop_signal.h"
 
 namespace pgxform {
@@ -60,6 +62,20 @@ pqxx::result BatchRunner::exec(pqxx::work& tx, const std::string& name, const st
   return tx.exec_prepared(name, m_cursor.last_key, second, m_job.name, m_task.slice, fifth);
 }
 
+pqxx::result BatchRunner::log_batch(pqxx::work& tx, const pqxx::result& plan) {
+  const std::string name = "log_batch";
+  m_session.prepare(name, log_sql(m_store.schema_sql()));
+  std::optional<long long> c[std::size(k_counter_fields)];
+  if (const auto counters = top_node_counters(plan[0][0].c_str())) {
+    for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
+      c[i] = (*counters).*k_counter_fields[i].member;
+  } else {
+    spdlog::debug("{}: no buffer counters in the batch's plan", m_task.text());
+  }
+  static_assert(std::size(k_counter_fields) == 8, "log_sql binds eight counters");
+  return tx.exec_prepared(name, m_job.name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+}
+
 BatchRunner::Step BatchRunner::transact(const Work& work) {
   for (int attempt = 0;; ++attempt) {
     m_committing.reset();
@@ -114,8 +130,8 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
     const std::string name =
         statement_name(m_task, std::string("batch") + (s.start == CursorStart::none ? "0" : "") +
                                    (s.upper == UpperBound::hi_key ? "h" : ""));
-    const pqxx::result r = exec(tx, name, batch_sql(m_job, m_store.schema_sql(), s),
-                                std::to_string(m_job.batch_size), m_cursor.hi_key);
+    const pqxx::result r = log_batch(tx, exec(tx, name, batch_sql(m_job, m_store.schema_sql(), s),
+                                              std::to_string(m_job.batch_size), m_cursor.hi_key));
     if (r.empty()) {
       tx.commit();
       finished = true;
@@ -139,8 +155,9 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
 
 BatchRunner::Step BatchRunner::process_range(const std::string& lo, const std::string& hi) {
   return transact([&](pqxx::work& tx) {
-    const pqxx::result r = exec(tx, statement_name(m_task, "range"),
-                                range_sql(m_job, m_store.schema_sql(), m_slicing), lo, hi);
+    const pqxx::result r =
+        log_batch(tx, exec(tx, statement_name(m_task, "range"),
+                           range_sql(m_job, m_store.schema_sql(), m_slicing), lo, hi));
     if (r.empty() || r[0]["moved"].as<long long>() != 1)
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
     m_committing = hi;

@@ -1,7 +1,8 @@
 // batch_runner: one task's keyset loop — a job, or one slice of a sliced job.
 //
-// Each batch is ONE transaction holding ONE statement (batch_sql.h), so a batch costs three
-// round trips (BEGIN, the statement, COMMIT) whatever its size, and the function's writes, the
+// Each batch is ONE transaction holding two statements (batch_sql.h): the batch itself, under
+// EXPLAIN ANALYZE for its buffer counters, and its batch_log row. So a batch costs four round
+// trips (BEGIN, the two statements, COMMIT) whatever its size, and the function's writes, the
 // cursor's move and the batch_log row commit together or not at all.
 //
 // Failures (see retry.h), decided by SQLSTATE:
@@ -66,6 +67,8 @@ class BatchRunner {
                     const std::optional<std::string>& fifth,
                     const std::optional<std::string>& sqlstate = std::nullopt,
                     const std::optional<std::string>& error = std::nullopt);
+  // The log statement of batch_sql.h, given the batch statement's plan: lo, hi, rows, moved.
+  pqxx::result log_batch(pqxx::work& tx, const pqxx::result& plan);
   std::optional<std::pair<std::string, std::string>> next_range();
   std::optional<std::pair<std::string, std::string>> split(const std::string& lo,
                                                            const std::string& hi);

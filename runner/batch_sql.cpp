@@ -1,5 +1,7 @@
 #include "batch_sql.h"
 
+#include "block_counters.h"
+
 namespace pgxform {
 
 namespace {
@@ -20,7 +22,8 @@ std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
          " AS k" + from + " LIMIT $2) s ORDER BY k DESC LIMIT 1) AS hi";
 }
 
-// From the bounds in CTE b: call the function, move the cursor, count, log.
+// From the bounds in CTE b: call the function, move the cursor, count, and leave the batch's
+// figures in the transaction-local setting k_batch_setting (see batch_sql.h).
 std::string process_from_b(const ResolvedJob& job, const std::string& state, Slicing slicing) {
   const bool sliced = slicing == Slicing::slice;
   const std::string cursor_table = state + (sliced ? ".job_slice" : ".job_state");
@@ -35,38 +38,68 @@ std::string process_from_b(const ResolvedJob& job, const std::string& state, Sli
                     " batches_done = c.batches_done + 1, status = 'running',"
                     " updated_at = clock_timestamp() FROM r WHERE c.job = $3" +
                     (sliced ? " AND c.slice = $4" : "") +
-                    " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING c.batches_done),";
+                    " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING c.batches_done)";
   std::string numbered = "c";
   if (sliced) {
-    sql += " j AS (UPDATE " + state +
+    sql += ", j AS (UPDATE " + state +
            ".job_state j SET rows_done = j.rows_done + r.rows, batches_done = j.batches_done + 1,"
            " status = 'running', updated_at = clock_timestamp() FROM r, c WHERE j.job = $3"
-           " RETURNING j.batches_done),";
+           " RETURNING j.batches_done)";
     numbered = "j";
   }
-  sql += " l AS (INSERT INTO " + state +
-         ".batch_log (job, batch_no, slice, first_key, last_key, rows, rows_written,"
-         " started_at, duration_ms, fn_version) SELECT $3, x.batches_done, $4, r.lo::text,"
-         " r.hi::text, r.rows, NULLIF(r.result, '')::bigint, statement_timestamp(),"
-         " 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()),"
-         " (SELECT v.fn_version FROM " +
-         state + ".job_state v WHERE v.job = $3) FROM r, " + numbered +
-         " x RETURNING 1)"
-         " SELECT r.lo::text, r.hi::text, r.rows, (SELECT count(*) FROM c) AS moved,"
-         " (SELECT count(*) FROM l) AS logged, $5::text IS NULL AS open FROM r";
+  // The duration is taken last, once the function and the cursor's move are done.
+  sql += " SELECT set_config('" + std::string(k_batch_setting) +
+         "', json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
+         " 'written', NULLIF(r.result, '')::bigint, 'slice', $4::int, 'open', $5::text IS NULL,"
+         " 'moved', (SELECT count(*) FROM c), 'batch_no', (SELECT batches_done FROM " +
+         numbered +
+         "), 'started', statement_timestamp(),"
+         " 'ms', 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()))::text,"
+         " true) FROM r";
   return sql;
+}
+
+// Under EXPLAIN ANALYZE, for the buffer counters of the whole batch, function included. TIMING
+// OFF: no clock reads per row of the plan's nodes.
+std::string explained(const std::string& sql) {
+  return "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql;
 }
 
 }  // namespace
 
 std::string batch_sql(const ResolvedJob& job, const std::string& state, BatchShape shape) {
-  return "WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
-         process_from_b(job, state, shape.slicing);
+  return explained("WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
+                   process_from_b(job, state, shape.slicing));
 }
 
 std::string range_sql(const ResolvedJob& job, const std::string& state, Slicing slicing) {
-  return "WITH b AS MATERIALIZED (SELECT " + cast("$2", job) + " AS lo, " + cast("$5", job) +
-         " AS hi)" + process_from_b(job, state, slicing);
+  return explained("WITH b AS MATERIALIZED (SELECT " + cast("$2", job) + " AS lo, " +
+                   cast("$5", job) + " AS hi)" + process_from_b(job, state, slicing));
+}
+
+std::string log_sql(const std::string& state) {
+  std::string columns, values;
+  int param = 2;
+  for (const auto& field : k_counter_fields) {
+    columns += std::string(", ") + field.column;
+    values += ", $" + std::to_string(param++) + "::bigint";
+  }
+  // The figures parsed once, into jsonb: json would be parsed again for every field read.
+  return "WITH s AS MATERIALIZED (SELECT x::jsonb AS j FROM (SELECT nullif(current_setting('" +
+         std::string(k_batch_setting) +
+         "', true), '') AS x) q WHERE x IS NOT NULL),"
+         " l AS (INSERT INTO " +
+         state +
+         ".batch_log (job, batch_no, slice, first_key, last_key, rows, rows_written,"
+         " started_at, duration_ms, fn_version" +
+         columns +
+         ") SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int,"
+         " s.j ->> 'lo', s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,"
+         " (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (SELECT v.fn_version FROM " +
+         state + ".job_state v WHERE v.job = $1::text)" + values +
+         " FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)"
+         " SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,"
+         " (s.j ->> 'moved')::int AS moved, (SELECT count(*) FROM l) AS logged FROM s";
 }
 
 std::string skip_sql(const std::string& state, Slicing slicing) {

@@ -41,13 +41,15 @@ std::string rerun_range_sql(const ResolvedJob& job, const std::string& state) {
          " j AS (UPDATE " +
          state +
          ".job_state j SET rows_done = j.rows_done + r.rows, batches_done = j.batches_done + 1,"
-         " updated_at = clock_timestamp() FROM r WHERE j.job = $3 RETURNING j.batches_done)"
+         " updated_at = clock_timestamp() FROM r WHERE j.job = $3"
+         " RETURNING j.batches_done, j.fn_version)"
          " INSERT INTO " +
          state +
          ".batch_log (job, batch_no, first_key, last_key, rows, rows_written, started_at,"
-         " duration_ms) SELECT $3, j.batches_done, $1, $2, r.rows, NULLIF(r.result, '')::bigint,"
-         " statement_timestamp(), 1000 * extract(epoch FROM clock_timestamp() -"
-         " statement_timestamp()) FROM r, j RETURNING rows";
+         " duration_ms, fn_version) SELECT $3, j.batches_done, $1, $2, r.rows,"
+         " NULLIF(r.result, '')::bigint, statement_timestamp(),"
+         " 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()), j.fn_version"
+         " FROM r, j RETURNING rows";
 }
 
 // Holds the advisory locks of every task of a job for the life of the object, or throws.

@@ -10,8 +10,8 @@
 #include "database.h"
 #include "exit_code.h"
 #include "jobs_file.h"
+#include "output_format.h"
 #include "state_store.h"
-#include "status_command.h"
 
 namespace pgxform {
 

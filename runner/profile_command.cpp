@@ -8,14 +8,16 @@
 #include <ctime>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 
+#include "block_counters.h"
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
 #include "jobs_file.h"
+#include "output_format.h"
 #include "state_store.h"
-#include "status_command.h"
 
 namespace pgxform {
 
@@ -79,7 +81,8 @@ std::optional<double> estimated_rows(pqxx::connection& conn, const Job& job) {
   return r[0].as<double>();
 }
 
-JobProfile read_profile(pqxx::connection& conn, StateStore& store, bool have_state,
+// `state_version`: the state schema's version (0: no state yet).
+JobProfile read_profile(pqxx::connection& conn, StateStore& store, int state_version,
                         const Job& job) {
   JobProfile p;
   p.job = job.name;
@@ -87,7 +90,8 @@ JobProfile read_profile(pqxx::connection& conn, StateStore& store, bool have_sta
   p.status = "pending";
   long long rows_done = 0;
   std::vector<std::pair<std::string, std::string>> keys;
-  if (have_state) {
+  if (state_version > 0) {
+    const bool counters = state_version >= 5;  // they came with version 5
     pqxx::read_transaction tx(conn);
     const pqxx::result state = tx.exec_params(
         "SELECT status, rows_done FROM " + store.schema_sql() + ".job_state WHERE job = $1",
@@ -96,16 +100,24 @@ JobProfile read_profile(pqxx::connection& conn, StateStore& store, bool have_sta
       p.status = state[0][0].as<std::string>();
       rows_done = state[0][1].as<long long>();
     }
+    std::string columns;
+    for (const auto& field : k_counter_fields) columns += std::string(", ") + field.column;
     const pqxx::result log = tx.exec_params(
         "SELECT batch_no, first_key, last_key, rows, duration_ms,"
-        " extract(epoch FROM started_at)::float8 FROM " +
-            store.schema_sql() + ".batch_log WHERE job = $1 ORDER BY started_at, batch_no",
+        " extract(epoch FROM started_at)::float8" +
+            (counters ? columns : std::string()) + " FROM " + store.schema_sql() +
+            ".batch_log WHERE job = $1 ORDER BY started_at, batch_no",
         job.name);
     for (const auto& row : log) {
       BatchSample b;
       b.rows = row[3].as<long long>();
       b.duration_ms = row[4].as<double>();
       b.started_s = row[5].as<double>();
+      if (counters && !row[6].is_null()) {
+        b.blocks = BlockCounters{};
+        for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
+          (*b.blocks).*k_counter_fields[i].member = row[int(6 + i)].as<long long>();
+      }
       p.batches.push_back(b);
       p.batch_numbers.push_back(row[0].as<long long>());
       p.first_keys.push_back(row[1].as<std::string>());
@@ -136,23 +148,6 @@ JobProfile read_profile(pqxx::connection& conn, StateStore& store, bool have_sta
   return p;
 }
 
-std::string json_number(double value, int precision) {
-  if (!std::isfinite(value)) return "null";
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << value;
-  return s.str();
-}
-
-std::string json_number(const std::optional<double>& value, int precision) {
-  return value ? json_number(*value, precision) : "null";
-}
-
-std::string fixed(double value, int precision) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << value;
-  return s.str();
-}
-
 void print_json(std::ostream& out, const std::vector<JobProfile>& jobs) {
   out << "{\"jobs\": [";
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -167,7 +162,12 @@ void print_json(std::ostream& out, const std::vector<JobProfile>& jobs) {
         << ", \"max_ms\": " << json_number(f.max_ms, 3)
         << ", \"growth\": " << json_number(f.growth, 3)
         << ", \"eta_seconds\": " << json_number(p.eta_seconds, 3)
-        << ", \"status\": " << json_string(p.status) << "}";
+        << ", \"status\": " << json_string(p.status);
+    for (const auto& field : k_counter_fields)
+      out << ", \"" << field.column
+          << "\": " << (f.blocks ? std::to_string((*f.blocks).*field.member) : "null");
+    out << ", \"blocks_per_row\": " << json_number(f.blocks_per_row, 3)
+        << ", \"blocks_growth\": " << json_number(f.blocks_growth, 3) << "}";
   }
   out << "]}\n";
 }
@@ -177,6 +177,7 @@ void print_table(std::ostream& out, const std::vector<JobProfile>& jobs) {
       << std::setw(9) << "BATCHES" << std::setw(12) << "ROWS" << std::setw(10) << "ROWS/S"
       << std::setw(10) << "P50 MS" << std::setw(10) << "P95 MS" << std::setw(10) << "MAX MS"
       << "  " << std::left << std::setw(13) << "TREND" << std::right << std::setw(7) << "GROWTH"
+      << std::setw(9) << "BLK/ROW"
       << "  ETA\n";
   for (const auto& p : jobs) {
     const JobFigures& f = p.figures;
@@ -188,7 +189,8 @@ void print_table(std::ostream& out, const std::vector<JobProfile>& jobs) {
         << fixed(f.rows_per_second, 0) << std::setw(10) << fixed(f.p50_ms, 1) << std::setw(10)
         << fixed(f.p95_ms, 1) << std::setw(10) << fixed(f.max_ms, 1) << "  " << std::left
         << std::setw(13) << trend_name(f.trend) << std::right << std::setw(7)
-        << (f.growth ? fixed(*f.growth, 1) + "x" : "-") << "  " << eta << "\n";
+        << (f.growth ? fixed(*f.growth, 1) + "x" : "-") << std::setw(9)
+        << (f.blocks_per_row ? fixed(*f.blocks_per_row, 1) : "-") << "  " << eta << "\n";
   }
   for (const auto& p : jobs)
     if (const auto warning = trend_warning(p)) out << "\nwarning: " << *warning << "\n";
@@ -210,9 +212,10 @@ int profile_command(const ProfileOptions& options, std::ostream& out) {
   const std::vector<const Job*> selected = select_jobs(file, options.jobs);
   auto conn = connect(options.dsn);
   StateStore store(*conn, file.state_schema);
-  const bool have_state = store.schema_version() > 0;
+  const int state_version = store.schema_version();
   std::vector<JobProfile> profiles;
-  for (const Job* job : selected) profiles.push_back(read_profile(*conn, store, have_state, *job));
+  for (const Job* job : selected)
+    profiles.push_back(read_profile(*conn, store, state_version, *job));
 
   if (options.format == ProfileFormat::json)
     print_json(out, profiles);

@@ -15,6 +15,7 @@
 #include "database.h"
 #include "exit_code.h"
 #include "jobs_file.h"
+#include "output_format.h"
 #include "run_estimate.h"
 #include "scheduler.h"
 #include "trend.h"
@@ -27,13 +28,15 @@ namespace {
 constexpr double k_rehearse_growth = 2.0;
 // Consecutive batches per sample.
 constexpr int k_batches_per_sample = 3;
+// Rows inserted per timing of the foreign-key check calibration, and timings.
+constexpr int k_fk_probe_rows = 20000;
+constexpr int k_fk_probe_rounds = 3;
 
 enum class ForeignKeys { checked, unchecked };
 
-std::string fixed(double value, int precision) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << value;
-  return s.str();
+double ms_since(std::chrono::steady_clock::time_point began) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began)
+      .count();
 }
 
 double table_rows(pqxx::connection& conn, const ResolvedJob& job, bool& counted) {
@@ -73,10 +76,31 @@ struct SampleBatch {
   std::string hi;
   long long rows = 0;
   double ms = 0;
+  long long fk_checks = 0;  // unchecked: the foreign-key checks it skipped
 };
+
+// The foreign-key checks that the inserts of the open transaction would have fired: its rows
+// inserted into each table that has foreign keys, once per key. A foreign key into a
+// partitioned table has a row in pg_constraint for each partition it references too, with the
+// same referencing table; those would count the inserts again. The figure also holds what
+// earlier transactions of this session inserted, until the session's statistics are flushed
+// (between transactions, at most once a second), so only a difference between two readings in
+// the same transaction counts. Adds the query's time to `ms`.
+long long foreign_key_rows(pqxx::work& tx, double& ms) {
+  const auto began = std::chrono::steady_clock::now();
+  const long long rows =
+      tx.exec1(
+            "SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.conrelid)), 0)::bigint"
+            " FROM pg_constraint c WHERE c.contype = 'f' AND NOT EXISTS (SELECT 1 FROM"
+            " pg_constraint p WHERE p.oid = c.conparentid AND p.conrelid = c.conrelid)")[0]
+          .as<long long>();
+  ms += ms_since(began);
+  return rows;
+}
 
 // One batch of `batch_size` keys after `after` (from the first key when none), run and rolled
 // back; its wall time includes BEGIN and ROLLBACK, as a real batch's includes BEGIN and COMMIT.
+// Without foreign-key checks it also counts the checks skipped, and the counting is not timed.
 SampleBatch run_batch(pqxx::connection& conn, const ResolvedJob& job,
                       const std::optional<std::string>& after, long batch_size,
                       ForeignKeys foreign_keys) {
@@ -89,22 +113,27 @@ SampleBatch run_batch(pqxx::connection& conn, const ResolvedJob& job,
                           ") AS rows, " + job.function_sql + "(" + lo + ", " + hi +
                           ")::text FROM q WHERE q.lo IS NOT NULL";
   SampleBatch b;
+  double counting_ms = 0;
   const auto began = std::chrono::steady_clock::now();
   {
     pqxx::work tx(conn, "rehearse");
+    long long inserted_before = 0;
     // Replica mode fires no foreign-key triggers, for this transaction only.
-    if (foreign_keys == ForeignKeys::unchecked)
+    if (foreign_keys == ForeignKeys::unchecked) {
       tx.exec("SET LOCAL session_replication_role = replica");
+      inserted_before = foreign_key_rows(tx, counting_ms);
+    }
     const pqxx::result r =
         tx.exec_params(sql, after, batch_size, job.name, 0, std::optional<std::string>());
     if (!r.empty()) {
       b.hi = r[0][1].as<std::string>();
       b.rows = r[0][2].as<long long>();
     }
+    if (foreign_keys == ForeignKeys::unchecked)
+      b.fk_checks = foreign_key_rows(tx, counting_ms) - inserted_before;
     tx.abort();
   }
-  b.ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  b.ms = ms_since(began) - counting_ms;
   return b;
 }
 
@@ -122,6 +151,7 @@ RehearsalSample run_sample(pqxx::connection& conn, const ResolvedJob& job,
     ++s.batches;
     s.rows += b.rows;
     s.ms += b.ms;
+    s.fk_checks += b.fk_checks;
     costs.push_back(b.ms / double(b.rows));
     cursor = b.hi;
   }
@@ -149,15 +179,64 @@ double commit_ms(pqxx::connection& conn) {
     pqxx::work tx(conn, "commit_probe");
     tx.exec(probe);
     tx.commit();
-    times.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began)
-            .count());
+    times.push_back(ms_since(began));
   }
   return percentile(times, 50);
 }
 
+// What one foreign-key check costs here: the same rows inserted into a child table with a
+// foreign key and into one without, the difference per row. Temporary tables, in a transaction
+// that is rolled back, so nothing is left behind. The check is an index lookup and a row lock
+// in the parent; a temporary parent writes no WAL for the lock, so the figure is a little low.
+// The median of a few rounds, as one may be disturbed; never below zero.
+std::optional<double> fk_check_ms(pqxx::connection& conn) {
+  const auto insert = [](pqxx::work& tx, const std::string& table, int rows) {
+    const auto began = std::chrono::steady_clock::now();
+    tx.exec_params("INSERT INTO " + table + " SELECT g, g FROM generate_series(1, $1) g", rows);
+    return ms_since(began);
+  };
+  try {
+    pqxx::work tx(conn, "fk_check_probe");
+    // The job's statement_timeout, set for its samples, is not meant for this.
+    tx.exec(
+        "SET LOCAL statement_timeout = 0;"
+        "CREATE TEMP TABLE pgxform_fk_parent (id bigint PRIMARY KEY);"
+        "CREATE TEMP TABLE pgxform_fk_checked (id bigint, parent bigint REFERENCES"
+        " pgxform_fk_parent);"
+        "CREATE TEMP TABLE pgxform_fk_plain (id bigint, parent bigint)");
+    tx.exec_params("INSERT INTO pgxform_fk_parent SELECT generate_series(1, $1)", k_fk_probe_rows);
+    // Unmeasured, so that no round pays for preparing the check's query.
+    insert(tx, "pgxform_fk_checked", 100);
+    insert(tx, "pgxform_fk_plain", 100);
+    std::vector<double> per_check;
+    for (int i = 0; i < k_fk_probe_rounds; ++i) {
+      const double plain = insert(tx, "pgxform_fk_plain", k_fk_probe_rows);
+      const double checked = insert(tx, "pgxform_fk_checked", k_fk_probe_rows);
+      per_check.push_back((checked - plain) / k_fk_probe_rows);
+    }
+    tx.abort();
+    return std::max(0.0, percentile(per_check, 50));
+  } catch (const pqxx::sql_error& e) {
+    spdlog::warn("the cost of a foreign-key check could not be measured, so it is missing: {}",
+                 redact(e.what()));
+    return std::nullopt;
+  }
+}
+
+// The cost of one foreign-key check, measured the first time a job needs it.
+struct ForeignKeyCost {
+  bool measured = false;
+  std::optional<double> ms;
+
+  double get(pqxx::connection& conn) {
+    if (!measured) ms = fk_check_ms(conn);
+    measured = true;
+    return ms.value_or(0);
+  }
+};
+
 JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const ResolvedJob& job,
-                          int samples, double per_batch_ms) {
+                          int samples, double per_batch_ms, ForeignKeyCost& fk_cost) {
   JobRehearsal r;
   r.job = job.name;
   apply_timeouts(conn, spec.settings);
@@ -187,7 +266,7 @@ JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const Resolve
     } catch (const pqxx::sql_error& e) {
       // 23503: the rows it references are written by a job of an earlier list, which has not
       // run yet. Measured again without foreign-key checks, in transactions rolled back all
-      // the same; the checks' own cost is then missing from the figures.
+      // the same; the checks skipped are counted, and their cost added.
       if (e.sqlstate() != "23503") throw;
       r.foreign_keys_unchecked = true;
       take_samples(ForeignKeys::unchecked);
@@ -200,10 +279,22 @@ JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const Resolve
           "session_replication_role to measure it without them needs a superuser)\n";
     return r;
   }
-  std::vector<SampleCost> costs;
-  for (const auto& s : r.samples) costs.push_back({s.position, s.ms_per_row});
+  // The checks skipped, at what one costs, added to each sample's cost per row.
+  const double fk_ms = r.foreign_keys_unchecked ? fk_cost.get(conn) : 0;
+  std::vector<SampleCost> costs, fk_costs;
+  long long rows = 0, fk_checks = 0;
+  for (auto& s : r.samples) {
+    const double fk_ms_per_row = double(s.fk_checks) / double(s.rows) * fk_ms;
+    s.ms_per_row += fk_ms_per_row;
+    costs.push_back({s.position, s.ms_per_row});
+    fk_costs.push_back({s.position, fk_ms_per_row});
+    rows += s.rows;
+    fk_checks += s.fk_checks;
+  }
+  if (r.foreign_keys_unchecked && rows > 0) r.fk_checks_per_row = double(fk_checks) / double(rows);
   r.batches = std::ceil(r.rows / double(std::max(1L, job.batch_size)));
   r.projected_ms = projected_job_ms(costs, r.rows) + r.batches * per_batch_ms;
+  r.projected_fk_ms = projected_job_ms(fk_costs, r.rows);
   if (costs.size() >= 2)
     r.growth = costs.back().ms_per_row / std::max(costs.front().ms_per_row, 1e-9);
   return r;
@@ -232,20 +323,24 @@ Rehearsal rehearse(const RehearseOptions& options) {
   result.threads = options.threads > 0 ? options.threads : file.default_threads;
   result.commit_ms = commit_ms(*conn);
   std::map<std::string, double> job_seconds;
+  ForeignKeyCost fk_cost;
   for (const auto& list : file.lists)
     for (const auto& spec : list.jobs) {
       const auto it = preflight.jobs.find(spec.name);
       if (it == preflight.jobs.end()) continue;
-      JobRehearsal r = rehearse_job(*conn, spec, it->second, options.samples, result.commit_ms);
+      JobRehearsal r =
+          rehearse_job(*conn, spec, it->second, options.samples, result.commit_ms, fk_cost);
       job_seconds[r.job] = r.projected_ms / 1000;
       result.jobs.push_back(r);
     }
+  result.fk_check_ms = fk_cost.ms;
   result.run = estimate_run(select_lists(file, {}, {}, {}), job_seconds, result.threads);
   return result;
 }
 
-int rehearse_command(const RehearseOptions& options, std::ostream& out) {
-  const Rehearsal rehearsal = rehearse(options);
+namespace {
+
+void print_table(const Rehearsal& rehearsal, const RehearseOptions& options, std::ostream& out) {
   out << "rehearse: " << options.samples << " sample batch" << (options.samples == 1 ? "" : "es")
       << " per job across its key range, each in a transaction that is rolled back;\n"
       << "a COMMIT takes " << fixed(rehearsal.commit_ms, 2)
@@ -255,7 +350,6 @@ int rehearse_command(const RehearseOptions& options, std::ostream& out) {
       << "  " << std::left << std::setw(34) << "MS PER 1000 ROWS, START .. END" << std::right
       << std::setw(12) << "PROJECTED"
       << "  TREND\n";
-  bool failed = false;
   for (const auto& r : rehearsal.jobs) {
     std::string costs;
     for (const auto& s : r.samples)
@@ -268,17 +362,25 @@ int rehearse_command(const RehearseOptions& options, std::ostream& out) {
             : r.growing()                 ? "growing"
                                           : "flat")
         << "\n";
-    failed = failed || !r.error.empty();
   }
   for (const auto& r : rehearsal.jobs) {
     if (!r.error.empty()) out << "\nerror: " << r.job << ": a sample batch failed: " << r.error;
     if (r.counted)
       out << "\nnote: " << r.job << ": its table was never analyzed; its rows were counted\n";
-    if (r.foreign_keys_unchecked && r.error.empty())
+    if (r.foreign_keys_unchecked && r.error.empty()) {
       out << "\nnote: " << r.job
-          << ": it references rows that a job of an earlier list writes, so it was measured"
-             " without\nforeign-key checks (session_replication_role = replica, rolled back):"
-             " the checks' cost is missing\n";
+          << ": it references rows that a job of an earlier list writes, so it was measured\n"
+             "without foreign-key checks and without its tables' ordinary triggers"
+             " (session_replication_role\n= replica, rolled back). ";
+      if (rehearsal.fk_check_ms && r.fk_checks_per_row)
+        out << "The checks' cost was estimated, " << fixed(*r.fk_checks_per_row, 2)
+            << " checks per row at " << fixed(*rehearsal.fk_check_ms * 1000, 1) << " µs each:\n"
+            << human_duration(r.projected_fk_ms / 1000)
+            << " of its projection. The triggers' cost, if it has any, is missing.\n";
+      else
+        out << "The cost of the checks could not be measured\nand is missing, as is the"
+               " triggers' cost, if it has any.\n";
+    }
     if (r.growing()) {
       out << "\nwarning: " << r.job << " is growing: the end of its key range costs "
           << fixed(*r.growth, 1) << "x per row what the start does; projected "
@@ -303,6 +405,58 @@ int rehearse_command(const RehearseOptions& options, std::ostream& out) {
          " own output\n(a sub-select against the table it fills) does not show in a rehearsal:"
          " watch `pgxform profile`\nduring the first minutes of the run. Nothing was written;"
          " sequences used by the functions\nmay have advanced (nextval is never rolled back).\n";
+}
+
+void print_json(const Rehearsal& rehearsal, std::ostream& out) {
+  const RunEstimate& run = rehearsal.run;
+  out << "{\"threads\": " << rehearsal.threads
+      << ", \"commit_ms\": " << json_number(rehearsal.commit_ms, 3)
+      << ", \"fk_check_ms\": " << json_number(rehearsal.fk_check_ms, 6)
+      << ", \"seconds\": " << json_number(run.seconds, 3) << ", \"critical_path\": [";
+  for (std::size_t i = 0; i < run.critical_path.size(); ++i)
+    out << (i ? ", " : "") << json_string(run.critical_path[i]);
+  out << "], \"lists\": [";
+  bool first = true;
+  for (const auto& [list, finish] : run.list_finish) {
+    out << (first ? "" : ", ") << "{\"list\": " << json_string(list)
+        << ", \"finish_seconds\": " << json_number(finish, 3) << "}";
+    first = false;
+  }
+  out << "], \"jobs\": [";
+  for (std::size_t i = 0; i < rehearsal.jobs.size(); ++i) {
+    const JobRehearsal& r = rehearsal.jobs[i];
+    const bool ok = r.error.empty();
+    out << (i ? ", " : "") << "{\"job\": " << json_string(r.job)
+        << ", \"rows\": " << json_number(r.rows, 0)
+        << ", \"batches\": " << json_number(r.batches, 0) << ", \"projected_seconds\": "
+        << json_number(ok ? std::optional(r.projected_ms / 1000) : std::nullopt, 3)
+        << ", \"trend\": "
+        << (!ok || !r.growth ? "null" : json_string(r.growing() ? "growing" : "flat"))
+        << ", \"growth\": " << json_number(ok ? r.growth : std::nullopt, 3)
+        << ", \"foreign_keys_unchecked\": " << (r.foreign_keys_unchecked ? "true" : "false")
+        << ", \"fk_checks_per_row\": " << json_number(r.fk_checks_per_row, 4) << ", \"samples\": [";
+    for (std::size_t k = 0; k < r.samples.size(); ++k) {
+      const RehearsalSample& s = r.samples[k];
+      out << (k ? ", " : "") << "{\"position\": " << json_number(s.position, 3)
+          << ", \"after\": " << (s.after ? json_string(*s.after) : "null")
+          << ", \"rows\": " << s.rows << ", \"ms_per_row\": " << json_number(s.ms_per_row, 6)
+          << "}";
+    }
+    out << "], \"error\": " << (ok ? "null" : json_string(r.error)) << "}";
+  }
+  out << "]}\n";
+}
+
+}  // namespace
+
+int rehearse_command(const RehearseOptions& options, std::ostream& out) {
+  const Rehearsal rehearsal = rehearse(options);
+  if (options.format == RehearseFormat::json)
+    print_json(rehearsal, out);
+  else
+    print_table(rehearsal, options, out);
+  const bool failed = std::any_of(rehearsal.jobs.begin(), rehearsal.jobs.end(),
+                                  [](const JobRehearsal& r) { return !r.error.empty(); });
   return failed ? k_exit_job_failed : k_exit_ok;
 }
 

@@ -120,6 +120,10 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
         ": " + std::to_string(b[i].rows) + " rows in " + num(b[i].duration_ms, 1) + " ms, " +
         num(y, 2) + " ms per 1000 rows";
     if (i < job.first_keys.size()) tip += ", first key " + job.first_keys[i];
+    if (b[i].blocks)
+      tip += ", " + std::to_string(b[i].blocks->touched()) + " blocks (" +
+             num(double(b[i].blocks->touched()) / double(std::max(b[i].rows, 1LL)), 1) +
+             " per row)";
     points.push_back({x, y, tip});
   }
   if (points.size() > k_max_chart_points) {
@@ -243,6 +247,24 @@ void chart(std::ostream& out, const JobProfile& job, std::size_t index) {
   cost_panel(out, job, {70, 40, 440, 230, 0, 1, 0, 1});
   throughput_panel(out, job, {640, 40, 440, 230, 0, 1, 0, 1});
   out << "</svg>\n";
+}
+
+// The summary's cells for the database's counters: "-" for a job without them.
+std::string block_cells(const JobFigures& f) {
+  const auto cell = [](const std::optional<double>& value, const std::string& text) {
+    return "<td data-sort=\"" + (value ? num(*value, 3) : std::string("-1")) + "\">" +
+           (value ? text : "-") + "</td>";
+  };
+  std::optional<double> hit, temp;
+  if (f.blocks) {
+    const BlockCounters& b = *f.blocks;
+    const double shared = double(b.shared_hit + b.shared_read);
+    if (shared > 0) hit = 100 * double(b.shared_hit) / shared;
+    temp = double(b.temp_read + b.temp_written);
+  }
+  return cell(f.blocks_per_row, num(f.blocks_per_row.value_or(0))) +
+         cell(f.blocks_growth, num(f.blocks_growth.value_or(0)) + "x") +
+         cell(hit, num(hit.value_or(0)) + "%") + cell(temp, short_number(temp.value_or(0)));
 }
 
 std::string eta_text(const JobProfile& job) {
@@ -389,6 +411,10 @@ std::optional<std::string> trend_warning(const JobProfile& job) {
             human_duration(*job.eta_seconds) + " more: projected total " +
             human_duration(f.active_seconds + *job.eta_seconds) + ".";
   }
+  if (f.blocks_growth && *f.blocks_growth >= k_growth_ratio)
+    text += " The database agrees: the blocks it touches per row rose " + num(*f.blocks_growth) +
+            "x (to " + num(f.blocks_per_row.value_or(0)) + " per row), so it reads more of a " +
+            "growing table every batch.";
   text += " Run `pgxform explain " + job.job + "` to see which statement scans more every batch.";
   return text;
 }
@@ -417,6 +443,7 @@ void write_report(std::ostream& out, const ReportHeading& heading,
   out << "<section class=\"card\"><h2>Summary</h2>\n<table class=\"summary\">\n<thead><tr>"
       << "<th>Job</th><th>Status</th><th>Batches</th><th>Rows</th><th>Rows/s</th>"
       << "<th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>Trend</th><th>Growth</th>"
+      << "<th>Blocks/row</th><th>Block growth</th><th>Hit %</th><th>Temp blocks</th>"
       << "<th>ETA</th></tr></thead>\n<tbody>\n";
   for (const auto& job : jobs) {
     const JobFigures& f = job.figures;
@@ -431,9 +458,9 @@ void write_report(std::ostream& out, const ReportHeading& heading,
         << "</td><td data-sort=\"" << num(f.max_ms, 3) << "\">" << num(f.max_ms)
         << "</td><td data-sort=\"" << trend << "\"><span class=\"badge " << trend << "\">" << trend
         << "</span></td><td data-sort=\"" << (f.growth ? num(*f.growth, 3) : "0") << "\">"
-        << (f.growth ? num(*f.growth) + "x" : "-") << "</td><td data-sort=\""
-        << (job.eta_seconds ? num(*job.eta_seconds) : "0") << "\">" << eta_text(job)
-        << "</td></tr>\n";
+        << (f.growth ? num(*f.growth) + "x" : "-") << "</td>" << block_cells(f)
+        << "<td data-sort=\"" << (job.eta_seconds ? num(*job.eta_seconds) : "0") << "\">"
+        << eta_text(job) << "</td></tr>\n";
   }
   out << "</tbody>\n</table>\n</section>\n";
 
@@ -448,6 +475,11 @@ void write_report(std::ostream& out, const ReportHeading& heading,
         << " rows, " << short_number(f.rows_per_second) << " rows/s &middot; batch p50 "
         << num(f.p50_ms) << " ms, p95 " << num(f.p95_ms) << " ms, max " << num(f.max_ms) << " ms"
         << (f.growth ? " &middot; growth " + num(*f.growth) + "x" : "");
+    if (f.blocks)
+      out << " &middot; " << short_number(double(f.blocks->touched())) << " blocks touched, "
+          << short_number(double(f.blocks->shared_read + f.blocks->local_read))
+          << " read from outside the buffers, " << short_number(double(f.blocks->temp_written))
+          << " temp blocks written";
     if (job.status != "done") out << " &middot; ETA " << eta_text(job);
     out << "</p>\n";
     chart(out, job, i);

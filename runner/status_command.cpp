@@ -11,41 +11,11 @@
 #include "database.h"
 #include "exit_code.h"
 #include "jobs_file.h"
+#include "output_format.h"
 #include "state_store.h"
 #include "trend.h"
 
 namespace pgxform {
-
-std::string json_string(const std::string& text) {
-  std::ostringstream out;
-  out << '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out << "\\\"";
-        break;
-      case '\\':
-        out << "\\\\";
-        break;
-      case '\n':
-        out << "\\n";
-        break;
-      case '\r':
-        out << "\\r";
-        break;
-      case '\t':
-        out << "\\t";
-        break;
-      default:
-        if (c < 0x20)
-          out << "\\u" << std::hex << std::setw(4) << std::setfill('0') << int(c) << std::dec;
-        else
-          out << c;
-    }
-  }
-  out << '"';
-  return out.str();
-}
 
 namespace {
 

@@ -26,6 +26,4 @@ struct StatusOptions {
 
 int status_command(const StatusOptions& options, std::ostream& out);
 
-std::string json_string(const std::string& text);
-
 }  // namespace pgxform

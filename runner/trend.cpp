@@ -78,6 +78,14 @@ double active_seconds(const std::vector<BatchSample>& batches, double p95_ms,
   return total + (end - begin);
 }
 
+// The medians of the first and the last quarter of `values` (at least one value each).
+std::pair<double, double> quarter_medians(const std::vector<double>& values) {
+  const std::size_t quarter = std::max<std::size_t>(1, values.size() / 4);
+  std::vector<double> first(values.begin(), values.begin() + std::ptrdiff_t(quarter));
+  std::vector<double> last(values.end() - std::ptrdiff_t(quarter), values.end());
+  return {median(std::move(first)), median(std::move(last))};
+}
+
 }  // namespace
 
 const char* trend_name(Trend trend) {
@@ -123,24 +131,34 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
   f.active_seconds = active_seconds(batches, f.p95_ms, f.batch_seconds);
   if (f.active_seconds > 0) f.rows_per_second = double(f.rows) / f.active_seconds;
 
-  // The batches that speak for the trend, as (rows done at their middle, cost per row).
+  // The batches that speak for the trend, as (rows done at their middle, cost per row); and
+  // of those with counters, the blocks they touched per row.
   const double typical_rows = median(rows);
   std::vector<Point> points;
+  std::vector<double> blocks_per_row;
   double done = 0;
   for (const auto& b : batches) {
     const double n = double(std::max(b.rows, 1LL));
-    if (n >= typical_rows / 4) points.push_back({done + n / 2, b.duration_ms / n});
+    if (b.blocks) {
+      if (!f.blocks) f.blocks = BlockCounters{};
+      *f.blocks += *b.blocks;
+    }
+    if (n >= typical_rows / 4) {
+      points.push_back({done + n / 2, b.duration_ms / n});
+      if (b.blocks) blocks_per_row.push_back(double(b.blocks->touched()) / n);
+    }
     done += double(b.rows);
+  }
+  if (!blocks_per_row.empty()) {
+    const auto [first, last] = quarter_medians(blocks_per_row);
+    f.blocks_per_row = last;
+    if (blocks_per_row.size() >= 4) f.blocks_growth = last / std::max(first, 1e-9);
   }
   if (points.empty()) return f;
 
-  const std::size_t quarter = std::max<std::size_t>(1, points.size() / 4);
-  std::vector<double> first, last;
-  for (std::size_t i = 0; i < quarter; ++i) {
-    first.push_back(points[i].y);
-    last.push_back(points[points.size() - 1 - i].y);
-  }
-  const double first_median = median(first), last_median = median(last);
+  std::vector<double> costs;
+  for (const auto& p : points) costs.push_back(p.y);
+  const auto [first_median, last_median] = quarter_medians(costs);
   f.cost_per_row_ms = last_median;
   if (points.size() >= 4) f.growth = last_median / std::max(first_median, 1e-9);
   if (!enough_batches(points.size())) return f;

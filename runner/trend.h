@@ -20,6 +20,9 @@
 // which would be a promise). Batches far smaller than the typical one (the last batch of a
 // job, a bisected range) carry mostly fixed overhead per row and are left out of the trend.
 //
+// Blocks: the counters of the batches, summed, and blocks touched per row compared between the
+// first and the last quarter as for the growth of the cost (the same typical batches).
+//
 // ETA: the cost per row is modelled as a straight line over rows done, c(r) = c_end + b (r - D)
 // with D the rows done so far (b = 0 unless the trend is growing), and integrated over the
 // remaining rows R: R c_end + b R² / 2 milliseconds of batch time. Batch time becomes wall time
@@ -33,13 +36,16 @@
 #include <string>
 #include <vector>
 
+#include "block_counters.h"
+
 namespace pgxform {
 
 struct BatchSample {
   long long rows = 0;
   double duration_ms = 0;
-  double position = std::nan("");   // 0..1 in the key range; NaN when unknown
-  double started_s = std::nan("");  // start, in seconds on any one clock; NaN when unknown
+  double position = std::nan("");       // 0..1 in the key range; NaN when unknown
+  double started_s = std::nan("");      // start, in seconds on any one clock; NaN when unknown
+  std::optional<BlockCounters> blocks;  // none for batches logged without counters
 };
 
 enum class Trend { insufficient, flat, growing };
@@ -67,6 +73,14 @@ struct JobFigures {
   // The cost model (see above): ms per row at the end, and its rise per row done.
   double cost_per_row_ms = 0;
   double cost_slope = 0;
+  // The counters summed over the batches that have them; none when no batch has.
+  std::optional<BlockCounters> blocks;
+  // Blocks touched per row: the median of the last quarter of the batches with counters, and
+  // its ratio to the first quarter's (none below 4 such batches). Unlike time, a count is not
+  // disturbed by a noisy machine: a job that touches ever more blocks per row reads a growing
+  // table (the O(N²) signature), whatever its timings say.
+  std::optional<double> blocks_per_row;
+  std::optional<double> blocks_growth;
 };
 
 JobFigures analyze_batches(const std::vector<BatchSample>& batches);

@@ -82,10 +82,9 @@ TEST_CASE(
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
   int terminated = 0;
   for (int i = 0; i < 500 && terminated < 3; ++i) {
-    terminated +=
-        int(db.count("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                     " WHERE datname = current_database() AND state = 'active'"
-                     " AND application_name LIKE 'pgxform %' AND query LIKE '%batch_log%') x"));
+    terminated += int(db.count(std::string("SELECT count(*) FROM (SELECT pg_terminate_backend(pid)"
+                                           " FROM ") +
+                               k_batches_in_flight + ") x"));
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
   }
   CHECK(terminated == 3);

@@ -20,4 +20,10 @@ std::string items_jobs_yaml(int batch_size, int parallel = 1);
 long long missing_items(TestDatabase& db);
 long long duplicate_items(TestDatabase& db);
 
+// The sessions of pgxform runners in this database that are running a batch statement (see
+// batch_sql.h), as a FROM clause over pg_stat_activity.
+constexpr const char* k_batches_in_flight =
+    "pg_stat_activity WHERE datname = current_database() AND state = 'active'"
+    " AND application_name LIKE 'pgxform %' AND query LIKE 'EXPLAIN (ANALYZE%'";
+
 }  // namespace pgxform_test

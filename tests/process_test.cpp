@@ -109,10 +109,7 @@ int kill_until_done(TestDatabase& db, const TempDir& dir, const std::string& pat
 }
 
 bool batch_in_flight(TestDatabase& db) {
-  return db.count(
-             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-             " AND state = 'active' AND application_name LIKE 'pgxform %' AND query LIKE "
-             "'%batch_log%'") > 0;
+  return db.count(std::string("SELECT count(*) FROM ") + k_batches_in_flight) > 0;
 }
 
 // Polls `condition` for up to 30 s; a condition that throws (the state schema does not exist

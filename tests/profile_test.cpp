@@ -2,6 +2,7 @@
 // target it fills, without an index) next to a linear one over the same table, run by the real
 // runner; then profile, explain and rehearse on them.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -117,7 +118,8 @@ std::string snapshot(TestDatabase& db) {
 
 }  // namespace
 
-TEST_CASE("a planted O(N²) transform is growing, a linear one over the same table is flat") {
+TEST_CASE("a planted O(N²) transform is growing, a linear one over the same table is flat",
+          "[timing]") {
   TestDatabase db;
   create_planted(db);
   TempDir dir;
@@ -156,6 +158,83 @@ TEST_CASE("a planted O(N²) transform is growing, a linear one over the same tab
   CHECK(charts == 2);
   CHECK(html.str().find("data-job=\"quadratic\"") != std::string::npos);
   CHECK(html.str().find("class=\"warning\" data-job=\"quadratic\"") != std::string::npos);
+}
+
+TEST_CASE("each batch_log row carries the blocks its batch touched, the function's included") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  run_all(db, path);
+
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 2 * k_rows / k_batch);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE shared_blks_hit IS NULL"
+                 " OR shared_blks_read IS NULL OR shared_blks_dirtied IS NULL"
+                 " OR shared_blks_written IS NULL OR local_blks_hit IS NULL"
+                 " OR local_blks_read IS NULL OR temp_blks_read IS NULL"
+                 " OR temp_blks_written IS NULL") == 0);
+  // Each batch inserts k_batch rows: it touches at least a block per row, and dirties some.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log"
+                 " WHERE shared_blks_hit + shared_blks_read < rows OR shared_blks_dirtied = 0") ==
+        0);
+  // The quadratic job's anti-join scans all of target.items that the batches before it wrote:
+  // its late batches touch about the table's final size in blocks more than its early ones.
+  // The linear job scans nothing it wrote. Counts, not timings: no noise.
+  const auto extra = [&](const std::string& job) {
+    const std::string touched = "(shared_blks_hit + shared_blks_read)";
+    return db.count("SELECT (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY " + touched +
+                    ") FROM pgxform.batch_log WHERE job = '" + job + "' AND batch_no > " +
+                    std::to_string(k_rows / k_batch - 10) +
+                    ") - (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY " + touched +
+                    ") FROM pgxform.batch_log WHERE job = '" + job + "' AND batch_no <= 10)");
+  };
+  const long long pages = db.count("SELECT pg_relation_size('target.items') / 8192");
+  CHECK(extra("quadratic") > pages / 2);
+  CHECK(extra("quadratic") < pages * 2);
+  CHECK(std::abs(extra("linear")) < pages / 4);
+
+  // profile sums them, and compares the blocks per row of the first and last quarter.
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  CHECK(std::stoll(json_field(json, "quadratic", "shared_blks_hit")) +
+            std::stoll(json_field(json, "quadratic", "shared_blks_read")) ==
+        db.count("SELECT sum(shared_blks_hit + shared_blks_read) FROM pgxform.batch_log"
+                 " WHERE job = 'quadratic'"));
+  CHECK(std::stod(json_field(json, "quadratic", "blocks_growth")) > 1.1);
+  CHECK(std::stod(json_field(json, "linear", "blocks_growth")) < 1.05);
+  CHECK(std::stod(json_field(json, "linear", "blocks_per_row")) >= 1);
+}
+
+TEST_CASE("a sort past work_mem and a temporary table show in the batch's counters") {
+  TestDatabase db;
+  create_items(db, 2000);
+  // Each batch sorts 20 md5 strings per row with 64 kB of work_mem, and goes through a
+  // temporary table, as seed 002's transform did.
+  db.exec(
+      "CREATE FUNCTION xf.spilling(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE plpgsql SET work_mem = '64kB' AS $$"
+      " DECLARE n bigint; BEGIN"
+      "  CREATE TEMP TABLE IF NOT EXISTS scratch (id bigint, m text) ON COMMIT DELETE ROWS;"
+      "  INSERT INTO scratch SELECT l.id, md5(l.id::text || g) FROM legacy.items l,"
+      "   generate_series(1, 20) g WHERE l.id BETWEEN first_key AND last_key;"
+      "  SELECT count(*) INTO n FROM (SELECT m FROM scratch ORDER BY m OFFSET 0) s;"
+      "  RETURN n; END $$");
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml",
+                "version: 1\nlists:\n  - name: l\n    jobs:\n"
+                "      - {name: spilling, table: legacy.items, key: id, function: xf.spilling,"
+                " batch_size: 500}\n");
+  const auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 4);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE temp_blks_written > 0"
+                 " AND temp_blks_read > 0 AND local_blks_hit + local_blks_read > 0") == 4);
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  CHECK(std::stoll(json_field(json, "spilling", "temp_blks_written")) ==
+        db.count("SELECT sum(temp_blks_written) FROM pgxform.batch_log"));
 }
 
 TEST_CASE("explain names the sequential scan of the planted case and proposes the index") {
@@ -202,7 +281,7 @@ TEST_CASE("explain names the sequential scan of the planted case and proposes th
   CHECK_THROWS_AS(pgxform::explain_command(unknown, ignored), pgxform::PreflightError);
 }
 
-TEST_CASE("after the DBA adds the index on the target's key, the same job is flat") {
+TEST_CASE("after the DBA adds the index on the target's key, the same job is flat", "[timing]") {
   TestDatabase db;
   create_planted(db);
   TempDir dir;
@@ -229,7 +308,8 @@ TEST_CASE("after the DBA adds the index on the target's key, the same job is fla
   CHECK(text.find("none: no statement reads much more than its batch needs") != std::string::npos);
 }
 
-TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unknown job") {
+TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unknown job",
+          "[timing]") {
   TestDatabase db;
   // 5 ms of work per batch: sub-millisecond batches are all noise, and the ETA below is
   // compared with the job's own pace.
@@ -241,7 +321,11 @@ TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unkn
   CHECK(json ==
         "{\"jobs\": [{\"job\": \"items\", \"trend\": \"insufficient\", \"batches\": 0, \"rows\": 0,"
         " \"rows_per_second\": 0.0, \"p50_ms\": 0.000, \"p95_ms\": 0.000, \"max_ms\": 0.000,"
-        " \"growth\": null, \"eta_seconds\": null, \"status\": \"pending\"}]}\n");
+        " \"growth\": null, \"eta_seconds\": null, \"status\": \"pending\","
+        " \"shared_blks_hit\": null, \"shared_blks_read\": null, \"shared_blks_dirtied\": null,"
+        " \"shared_blks_written\": null, \"local_blks_hit\": null, \"local_blks_read\": null,"
+        " \"temp_blks_read\": null, \"temp_blks_written\": null, \"blocks_per_row\": null,"
+        " \"blocks_growth\": null}]}\n");
   CHECK_FALSE(db.schema_exists("pgxform"));
 
   // Half the job done: 15 batches of 100, and 1500 rows left by the planner's estimate.
@@ -298,7 +382,7 @@ TEST_CASE("rehearse changes no data, before a run and after one") {
   CHECK_THROWS_AS(pgxform::rehearse_command(o, again), pgxform::PreflightError);
 }
 
-TEST_CASE("rehearse projects a job's duration within a factor of 2 of the real run") {
+TEST_CASE("rehearse projects a job's duration within a factor of 2 of the real run", "[timing]") {
   TestDatabase db;
   create_items(db, 200000);
   TempDir dir;
@@ -329,4 +413,125 @@ TEST_CASE("rehearse projects a job's duration within a factor of 2 of the real r
                              << db.scalar("SELECT sum(duration_ms) FROM pgxform.batch_log"));
   CHECK(projected > real / 2);
   CHECK(projected < real * 2);
+}
+
+TEST_CASE("rehearse counts the foreign-key checks it skips and adds their cost") {
+  TestDatabase db;
+  // As in the sample migration: `children` references rows that `parents`, in a list before
+  // it, writes, so at rehearsal time every child row fails its foreign key. Each child row is
+  // one check; the copy beside it, into a table without foreign keys, is none.
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.items (id bigint PRIMARY KEY, v int NOT NULL);"
+      "INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(1, 6000) g;"
+      "CREATE TABLE target.parents (id bigint PRIMARY KEY);"
+      "CREATE TABLE target.children (id bigint NOT NULL, parent bigint NOT NULL"
+      " REFERENCES target.parents);"
+      "CREATE TABLE target.copies (id bigint NOT NULL);"
+      "CREATE FUNCTION xf.parents(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS $$ WITH ins AS (INSERT INTO target.parents SELECT id FROM legacy.items"
+      " WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM ins $$;"
+      "CREATE FUNCTION xf.children(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS $$"
+      "  INSERT INTO target.copies SELECT id FROM legacy.items"
+      "   WHERE id BETWEEN first_key AND last_key;"
+      "  WITH ins AS (INSERT INTO target.children SELECT id, id FROM legacy.items"
+      "   WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM ins $$;"
+      "ANALYZE legacy.items;");
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml",
+                "version: 1\nlists:\n"
+                "  - name: parents\n    jobs:\n"
+                "      - {name: parents, table: legacy.items, key: id, function: xf.parents,"
+                " batch_size: 500}\n"
+                "  - name: children\n    after: [parents]\n    jobs:\n"
+                "      - {name: children, table: legacy.items, key: id, function: xf.children,"
+                " batch_size: 500}\n");
+  const auto counts = [&db] {
+    return db.scalar(
+        "SELECT (SELECT count(*) FROM target.parents) || '/' || (SELECT count(*) FROM"
+        " target.children) || '/' || (SELECT count(*) FROM target.copies)");
+  };
+  pgxform::RehearseOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  const pgxform::Rehearsal rehearsal = pgxform::rehearse(o);
+  CHECK(counts() == "0/0/0");
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  REQUIRE(rehearsal.jobs.size() == 2);
+
+  const pgxform::JobRehearsal& parents = rehearsal.jobs[0];
+  CHECK(parents.error.empty());
+  CHECK_FALSE(parents.foreign_keys_unchecked);
+  CHECK_FALSE(parents.fk_checks_per_row);
+  CHECK(parents.projected_fk_ms == 0);
+
+  const pgxform::JobRehearsal& children = rehearsal.jobs[1];
+  INFO(children.error);
+  REQUIRE(children.error.empty());
+  CHECK(children.foreign_keys_unchecked);
+  REQUIRE(children.samples.size() == 3);
+  // Counted, not timed: one check per child row, none for the copies.
+  for (const auto& s : children.samples) CHECK(s.fk_checks == s.rows);
+  REQUIRE(children.fk_checks_per_row);
+  CHECK(*children.fk_checks_per_row == 1.0);
+  // Calibrated once, and the job's projection holds every row's check at that cost, on top of
+  // what the samples measured and one COMMIT per batch.
+  REQUIRE(rehearsal.fk_check_ms);
+  CHECK(*rehearsal.fk_check_ms > 0);
+  CHECK(children.projected_fk_ms == Approx(children.rows * *rehearsal.fk_check_ms));
+  CHECK(children.projected_ms > children.projected_fk_ms + children.batches * rehearsal.commit_ms);
+  WARN("a foreign-key check costs " << *rehearsal.fk_check_ms * 1000
+                                    << " µs: " << children.projected_fk_ms << " of the "
+                                    << children.projected_ms << " ms projected for children");
+
+  std::ostringstream out;
+  REQUIRE(pgxform::rehearse_command(o, out) == 0);
+  INFO(out.str());
+  CHECK(out.str().find("The checks' cost was estimated, 1.00 checks per row at ") !=
+        std::string::npos);
+  CHECK(counts() == "0/0/0");
+}
+
+TEST_CASE("rehearse --json prints the projections as one object and changes no data") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  const std::string before = snapshot(db);
+  const auto r = run_cli({"rehearse", "-f", path, "--dsn", db.dsn(), "--json"});
+  INFO(r.err);
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  CHECK(snapshot(db) == before);
+  CHECK_FALSE(db.schema_exists("pgxform"));
+
+  // PostgreSQL parses it: a jsonb cast fails on anything that is not one valid JSON value.
+  const auto field = [&db, &r](const std::string& expression) {
+    return db.scalar("SELECT " + expression + " FROM (SELECT $json$" + r.out +
+                     "$json$::jsonb AS j) x");
+  };
+  CHECK(field("jsonb_typeof(j)") == "object");
+  CHECK(field("j->>'threads'") == "4");
+  CHECK(field("jsonb_typeof(j->'fk_check_ms')") == "null");
+  CHECK(field("jsonb_array_length(j->'jobs')") == "2");
+  CHECK(field("j->'jobs'->0->>'job'") == "quadratic");
+  CHECK(field("j->'jobs'->1->>'job'") == "linear");
+  const double quadratic = std::stod(field("j->'jobs'->0->>'projected_seconds'"));
+  const double linear = std::stod(field("j->'jobs'->1->>'projected_seconds'"));
+  CHECK(quadratic > 0);
+  CHECK(linear > 0);
+  // Two independent lists on 4 threads: side by side, so the run takes the longer of the two.
+  CHECK(std::stod(field("j->>'seconds'")) == Approx(std::max(quadratic, linear)).margin(0.002));
+  CHECK(field("j->'jobs'->0->>'rows'") == std::to_string(k_rows));
+  CHECK(field("jsonb_array_length(j->'jobs'->0->'samples')") == "3");
+  CHECK(field("jsonb_typeof(j->'jobs'->0->'samples'->0->'after')") == "null");
+  CHECK(field("jsonb_typeof(j->'jobs'->0->'samples'->1->'after')") == "string");
+  CHECK(field("j->'jobs'->0->>'foreign_keys_unchecked'") == "false");
+  CHECK(field("jsonb_typeof(j->'jobs'->0->'fk_checks_per_row')") == "null");
+  CHECK(field("jsonb_typeof(j->'jobs'->0->'error')") == "null");
+  // Which of the two, a timing says: only its type is the format's.
+  CHECK(field("jsonb_typeof(j->'jobs'->1->'trend')") == "string");
+  CHECK(field("jsonb_array_length(j->'lists')") == "2");
 }

@@ -82,6 +82,11 @@ TEST_CASE(
   CHECK(duplicate_items(db) == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches WHERE resolved_at IS NULL") == 0);
   CHECK(db.count("SELECT rows_done FROM pgxform.job_state") == 1000);
+  // Every batch names the function's version; the bisected ranges carry their counters, the
+  // range retry-failed redid (outside EXPLAIN) does not.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE fn_version IS NULL") == 0);
+  CHECK(db.scalar("SELECT string_agg(first_key || '-' || last_key, ',') FROM pgxform.batch_log"
+                  " WHERE shared_blks_hit IS NULL") == "1500-1500");
   CHECK(run_cli(with_db(db, path, {"retry-failed"})).exit_code == 0);
   CHECK(duplicate_items(db) == 0);
 }

@@ -24,7 +24,8 @@ void plant_quadratic(TestDatabase& db) {
 
 }  // namespace
 
-TEST_CASE("a run warns about a job whose batches get slower per row, and status shows it") {
+TEST_CASE("a run warns about a job whose batches get slower per row, and status shows it",
+          "[timing]") {
   TestDatabase db;
   create_items(db, 8000);
   plant_quadratic(db);
@@ -39,7 +40,7 @@ TEST_CASE("a run warns about a job whose batches get slower per row, and status 
   CHECK_THAT(status.out, Catch::Contains("\"trend\": \"growing\""));
 }
 
-TEST_CASE("a job whose batches cost the same per row is not warned about") {
+TEST_CASE("a job whose batches cost the same per row is not warned about", "[timing]") {
   TestDatabase db;
   create_items(db, 24000);
   TempDir dir;
