@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
+
 #include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
@@ -86,6 +88,15 @@ class JobLock {
   std::vector<std::string> m_tasks;
 };
 
+// The job's slices as job_state records them; none when the job was never registered.
+std::optional<int> recorded_slices(pqxx::connection& conn, const std::string& state,
+                                   const std::string& job) {
+  pqxx::read_transaction tx(conn);
+  const auto r = tx.exec_params("SELECT slices FROM " + state + ".job_state WHERE job = $1", job);
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<int>();
+}
+
 }  // namespace
 
 int retry_failed_command(const JobCommandOptions& options, std::ostream& out) {
@@ -99,7 +110,10 @@ int retry_failed_command(const JobCommandOptions& options, std::ostream& out) {
   }
   store.ensure_schema();
   const std::string& state = store.schema_sql();
-  int resolved = 0, failing = 0;
+  // Every job with ranges to retry is claimed first, so that a job held by a runner (whose
+  // function may be another version) stops the command before it writes anything.
+  std::vector<std::pair<const ResolvedJob*, pqxx::result>> work;
+  std::vector<std::unique_ptr<JobLock>> locks;
   for (const auto& job : jobs) {
     pqxx::result ranges;
     {
@@ -109,6 +123,14 @@ int retry_failed_command(const JobCommandOptions& options, std::ostream& out) {
                              ".failed_batches WHERE job = $1 AND resolved_at IS NULL ORDER BY id",
                          job.name);
     }
+    if (ranges.empty()) continue;
+    locks.push_back(std::make_unique<JobLock>(*conn, file.state_schema, job.name,
+                                              recorded_slices(*conn, state, job.name).value_or(1)));
+    work.emplace_back(&job, ranges);
+  }
+  int resolved = 0, failing = 0;
+  for (const auto& [job_ptr, ranges] : work) {
+    const ResolvedJob& job = *job_ptr;
     for (const auto& range : ranges) {
       const long long id = range[0].as<long long>();
       const std::string first = range[1].as<std::string>(), last = range[2].as<std::string>();
@@ -168,17 +190,12 @@ int reset_command(const JobCommandOptions& options, const std::optional<std::str
   }
   store.ensure_schema();
   const std::string& state = store.schema_sql();
-  int slices = 1;
-  {
-    pqxx::read_transaction tx(*conn);
-    const auto r =
-        tx.exec_params("SELECT slices FROM " + state + ".job_state WHERE job = $1", name);
-    if (r.empty()) {
-      out << name << ": nothing recorded yet\n";
-      return k_exit_ok;
-    }
-    slices = r[0][0].as<int>();
+  const std::optional<int> recorded = recorded_slices(*conn, state, name);
+  if (!recorded) {
+    out << name << ": nothing recorded yet\n";
+    return k_exit_ok;
   }
+  const int slices = *recorded;
   if (to_key && (job->is_step() || slices > 1))
     throw PreflightError({"reset --to works on a job without slices; reset " + name +
                           " without --to to start it again"});
@@ -283,7 +300,11 @@ int verify_command(const JobCommandOptions& options, VerifyMode mode, std::ostre
       }
       cursor = hi;
     }
-    if (mode == VerifyMode::repair) {
+    if (mode == VerifyMode::repair && !bad_ranges.empty()) {
+      // Not while a runner works on the job: a repair re-runs its function too.
+      std::optional<int> slices;
+      if (store.schema_version() > 0) slices = recorded_slices(*conn, store.schema_sql(), job.name);
+      JobLock lock(*conn, file.state_schema, job.name, slices.value_or(1));
       for (const auto& [lo, hi] : bad_ranges) {
         pqxx::work tx(*conn);
         // A repair re-runs what was counted already: the function alone, no counters, no log.

@@ -237,3 +237,49 @@ TEST_CASE(
   CHECK(db.count("SELECT count(DISTINCT fn_version) FROM pgxform.batch_log") == 1);
   CHECK(db.scalar("SELECT fn_version FROM pgxform.job_state") != before);
 }
+
+TEST_CASE(
+    "retry-failed, reset and verify --repair leave a job that a runner holds alone: exit 2, "
+    "nothing written") {
+  TestDatabase db;
+  create_items(db, 1000);
+  poison(db);
+  TempDir dir;
+  std::string yaml = skip_yaml(false);
+  yaml.replace(yaml.find("idempotent: false"), 17, "idempotent: true");
+  const auto path = dir.write("jobs.yaml", yaml);
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  cure(db);
+  const auto state = [&] {
+    return db.scalar("SELECT count(*) FROM target.items") + " " +
+           db.scalar(
+               "SELECT string_agg(first_key || '-' || last_key || ' ' || attempts || ' ' ||"
+               " (resolved_at IS NULL), ',') FROM pgxform.failed_batches") +
+           " " +
+           db.scalar(
+               "SELECT status || ' ' || last_key || ' ' || rows_done FROM"
+               " pgxform.job_state") +
+           " " + db.scalar("SELECT count(*) FROM pgxform.batch_log");
+  };
+  const std::string before = state();
+
+  // The claim a runner holds on the job (state schema pgxform, task items).
+  pqxx::connection runner(db.dsn());
+  pqxx::nontransaction(runner).exec(
+      "SELECT pg_advisory_lock(hashtext('pgxform'), hashtext('items'))");
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"retry-failed"}, {"reset", "items"}, {"verify", "--repair"}}) {
+    const auto r = run_cli(with_db(db, path, command));
+    INFO(command.front() << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("job 'items' is held by a running pgxform"));
+    CHECK(state() == before);
+  }
+
+  runner.disconnect();
+  const auto retried = run_cli(with_db(db, path, {"retry-failed"}));
+  INFO(retried.err);
+  CHECK(retried.exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+}
