@@ -288,8 +288,10 @@ h2 { font-size: 17px; margin: 0 0 10px; }
 .warning { border-left: 4px solid var(--bad); background: #fff4f2; padding: 10px 14px;
            margin: 8px 0; border-radius: 4px; }
 .ok { color: #246b38; }
-table.summary { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-table.summary th, table.summary td { padding: 6px 8px; border-bottom: 1px solid var(--line);
+.table-wrap { overflow-x: auto; }
+table.summary { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums;
+                font-size: 13px; }
+table.summary th, table.summary td { padding: 6px 5px; border-bottom: 1px solid var(--line);
                                      text-align: right; white-space: nowrap; }
 table.summary th { cursor: pointer; user-select: none; background: #eef2f6; }
 table.summary th:first-child, table.summary td:first-child,
@@ -440,10 +442,15 @@ void write_report(std::ostream& out, const ReportHeading& heading,
   if (warnings == 0) out << "<p class=\"ok\">No job's cost per row grows with its progress.</p>\n";
   out << "</section>\n";
 
-  out << "<section class=\"card\"><h2>Summary</h2>\n<table class=\"summary\">\n<thead><tr>"
+  out << "<section class=\"card\"><h2>Summary</h2>\n<div class=\"table-wrap\">"
+      << "<table class=\"summary\">\n<thead><tr>"
       << "<th>Job</th><th>Status</th><th>Batches</th><th>Rows</th><th>Rows/s</th>"
       << "<th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>Trend</th><th>Growth</th>"
-      << "<th>Blocks/row</th><th>Block growth</th><th>Hit %</th><th>Temp blocks</th>"
+      << "<th title=\"8 kB blocks the batches touched per row (median of the last quarter)\">"
+      << "Blk/row</th><th title=\"blocks per row, last quarter over first\">Blk growth</th>"
+      << "<th title=\"blocks found in shared buffers, of all shared blocks touched\">Hit %</th>"
+      << "<th title=\"temporary-file blocks read and written: sorts and hashes past work_mem\">"
+      << "Temp blk</th>"
       << "<th>ETA</th></tr></thead>\n<tbody>\n";
   for (const auto& job : jobs) {
     const JobFigures& f = job.figures;
@@ -462,7 +469,7 @@ void write_report(std::ostream& out, const ReportHeading& heading,
         << "<td data-sort=\"" << (job.eta_seconds ? num(*job.eta_seconds) : "0") << "\">"
         << eta_text(job) << "</td></tr>\n";
   }
-  out << "</tbody>\n</table>\n</section>\n";
+  out << "</tbody>\n</table></div>\n</section>\n";
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const JobProfile& job = jobs[i];

@@ -43,13 +43,27 @@ JobProfile job(const std::string& name, std::size_t n, Cost cost, const std::str
   return p;
 }
 
+// Gives each batch of `p` the counters `blocks(i)` and analyzes it again.
+template <typename Blocks>
+void with_counters(JobProfile& p, Blocks blocks) {
+  for (std::size_t i = 0; i < p.batches.size(); ++i) p.batches[i].blocks = blocks(i);
+  p.figures = pgxform::analyze_batches(p.batches);
+}
+
 std::vector<JobProfile> sample_jobs() {
   std::vector<JobProfile> jobs;
   jobs.push_back(job(
       "orders", 120, [](std::size_t) { return 0.004; }, "done"));
+  // 2 blocks per row, 3 in 4 found in shared buffers, a sort spilling 40 blocks per batch.
+  with_counters(jobs.back(),
+                [](std::size_t) { return pgxform::BlockCounters{1500, 500, 20, 0, 0, 0, 40, 40}; });
   jobs.push_back(job(
       "events <quadratic>", 90, [](std::size_t i) { return 0.004 * (1 + 0.08 * double(i)); },
       "running"));
+  // Each batch scans what the ones before it wrote: 30 more blocks every batch.
+  with_counters(jobs.back(), [](std::size_t i) {
+    return pgxform::BlockCounters{1000 + 30 * (long long)i, 0, 10, 0, 0, 0, 0, 0};
+  });
   auto slow = job(
       "customers", 40, [](std::size_t) { return 0.01; }, "done");
   slow.batches[17].duration_ms *= 30;  // one slow batch: a checkpoint
@@ -90,6 +104,25 @@ TEST_CASE("the report has one chart per job, the warnings and the summary") {
   CHECK(html.find("position in the key range") != std::string::npos);  // orders
   CHECK(html.find("point clipped") != std::string::npos);  // customers' slow batch, on top
   CHECK(occurrences(html, "<tr><td") == 4);
+}
+
+TEST_CASE("the summary shows the database's counters per job, and '-' for a job without") {
+  std::ostringstream out;
+  pgxform::write_report(out, {"pgxform profile", "jobs.yaml", "2026-01-01 00:00:00 UTC"},
+                        sample_jobs());
+  const std::string html = out.str();
+  CHECK(html.find(">Blk/row</th>") != std::string::npos);
+  CHECK(html.find(">Temp blk</th>") != std::string::npos);
+  // orders: 2 blocks per row, flat; 75% hits; 120 batches of 80 temp blocks.
+  CHECK(html.find("<td data-sort=\"2.000\">2.0</td><td data-sort=\"1.000\">1.0x</td>"
+                  "<td data-sort=\"75.000\">75.0%</td><td data-sort=\"9600.000\">9600</td>") !=
+        std::string::npos);
+  // customers and order_lines have no counters.
+  CHECK(occurrences(html, "<td data-sort=\"-1\">-</td>") == 8);
+  // The growing job's warning cites the counters, which grew from about 1.3 to 3.4 per row.
+  CHECK(html.find("The database agrees: the blocks it touches per row rose") != std::string::npos);
+  // Each point's tooltip has its blocks.
+  CHECK(html.find("1000 blocks (1.0 per row)") != std::string::npos);
 }
 
 TEST_CASE("the report fetches nothing: no external resource of any kind") {
