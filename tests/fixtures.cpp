@@ -21,6 +21,14 @@ void create_items(TestDatabase& db, int rows, int sleep_ms) {
       "ANALYZE legacy.items;");
 }
 
+void plain_items_function(TestDatabase& db) {
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
+      " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
+      " SELECT count(*) FROM i'");
+}
+
 std::string items_jobs_yaml(int batch_size, int parallel) {
   return "version: 1\n"
          "lists:\n"

@@ -13,6 +13,10 @@ namespace pgxform_test {
 // sleeping `sleep_ms` per batch, and returns the row count.
 void create_items(TestDatabase& db, int rows, int sleep_ms = 0);
 
+// Replaces xf.items with a plain INSERT ... SELECT of the range: no sleep, no failure (the
+// fix a test applies after planting a slow or failing transform).
+void plain_items_function(TestDatabase& db);
+
 // A jobs file with one list holding one job over legacy.items.
 std::string items_jobs_yaml(int batch_size, int parallel = 1);
 

@@ -127,6 +127,16 @@ void wait_until(const std::function<bool()>& condition) {
   REQUIRE(met());
 }
 
+// After a stopped run whose functions were swapped for fast ones mid-job: the rerun accepts
+// the change, completes, and every row is there exactly once.
+void rerun_with_fast_functions(TestDatabase& db, const std::string& path, const TempDir& dir) {
+  auto args = run_args(db, path);
+  args.insert(args.end(), {"--accept-changed", "items", "--accept-changed", "others"});
+  Child rerun(args, dir.path());
+  CHECK(rerun.wait() == 0);
+  check_exactly_once(db, 1000);
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -199,17 +209,8 @@ TEST_CASE(
   db.exec(
       "CREATE OR REPLACE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
       " 'INSERT INTO target.others SELECT * FROM legacy.others WHERE id BETWEEN a AND b'");
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
-      " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
-      " SELECT count(*) FROM i'");
-  // The functions changed mid-job (the slow ones were swapped for fast ones): say it is fine.
-  auto args = run_args(db, path);
-  args.insert(args.end(), {"--accept-changed", "items", "--accept-changed", "others"});
-  Child rerun(args, dir.path());
-  CHECK(rerun.wait() == 0);
-  check_exactly_once(db, 1000);
+  plain_items_function(db);
+  rerun_with_fast_functions(db, path, dir);
 }
 
 TEST_CASE(
@@ -243,17 +244,8 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM target.items") ==
         db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'"));
   CHECK(db.count("SELECT count(*) FROM target.items WHERE id > 1500") == 0);
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM"
-      " legacy.items WHERE id BETWEEN first_key AND last_key RETURNING 1)"
-      " SELECT count(*) FROM i'");
-  // The functions changed mid-job (the slow ones were swapped for fast ones): say it is fine.
-  auto args = run_args(db, path);
-  args.insert(args.end(), {"--accept-changed", "items", "--accept-changed", "others"});
-  Child rerun(args, dir.path());
-  CHECK(rerun.wait() == 0);
-  check_exactly_once(db, 1000);
+  plain_items_function(db);
+  rerun_with_fast_functions(db, path, dir);
 }
 
 TEST_CASE("status shows which runner, host and pid, holds a running job") {
