@@ -322,3 +322,39 @@ TEST_CASE("a sliced job over an empty table finishes, and the next run slices th
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
 }
+
+TEST_CASE(
+    "a state schema of the previous version is upgraded in place by the next run, its batches "
+    "kept") {
+  TestDatabase db;
+  create_items(db, 250);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(run(db, path).exit_code == 0);
+  // Back to version 4, as a pgxform before the batch counters left it.
+  db.exec(
+      "ALTER TABLE pgxform.batch_log DROP COLUMN shared_blks_hit, DROP COLUMN shared_blks_read,"
+      " DROP COLUMN shared_blks_dirtied, DROP COLUMN shared_blks_written,"
+      " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
+      " DROP COLUMN temp_blks_written;"
+      "DELETE FROM pgxform.schema_version WHERE version = 5");
+  // Version 4 is what profile reads, too: no counters, no error.
+  auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
+  INFO(old.err);
+  CHECK(old.exit_code == 0);
+  CHECK_THAT(old.out, Catch::Contains("\"shared_blks_hit\": null"));
+
+  db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
+  REQUIRE(run(db, path).exit_code == 0);
+  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") == "5");
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  // The three batches of the first run, without counters; the two of the second, with.
+  CHECK(db.scalar("SELECT string_agg(batch_no || ':' || (shared_blks_hit IS NOT NULL), ' '"
+                  " ORDER BY batch_no) FROM pgxform.batch_log") ==
+        "1:false 2:false 3:false 4:true 5:true");
+  auto now = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
+  CHECK(now.exit_code == 0);
+  CHECK_THAT(now.out, Catch::Contains("\"batches\": 5"));
+  CHECK_THAT(now.out, !Catch::Contains("\"shared_blks_hit\": null"));
+}
