@@ -49,7 +49,8 @@ BatchShape BatchRunner::shape() const {
           m_cursor.hi_key ? UpperBound::hi_key : UpperBound::open};
 }
 
-pqxx::result BatchRunner::exec(pqxx::work& tx, const std::string& name, const std::string& sql,
+pqxx::result BatchRunner::exec(pqxx::work& tx, const std::string& name,
+                               const std::function<std::string()>& sql,
                                const std::optional<std::string>& second,
                                const std::optional<std::string>& fifth,
                                const std::optional<std::string>& sqlstate,
@@ -64,7 +65,7 @@ pqxx::result BatchRunner::exec(pqxx::work& tx, const std::string& name, const st
 
 pqxx::result BatchRunner::log_batch(pqxx::work& tx, const pqxx::result& plan) {
   const std::string name = "log_batch";
-  m_session.prepare(name, log_sql(m_store.schema_sql()));
+  m_session.prepare(name, [&] { return log_sql(m_store.schema_sql()); });
   std::optional<long long> c[std::size(k_counter_fields)];
   if (const auto counters = top_node_counters(plan[0][0].c_str())) {
     for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
@@ -130,8 +131,10 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
     const std::string name =
         statement_name(m_task, std::string("batch") + (s.start == CursorStart::none ? "0" : "") +
                                    (s.upper == UpperBound::hi_key ? "h" : ""));
-    const pqxx::result r = log_batch(tx, exec(tx, name, batch_sql(m_job, m_store.schema_sql(), s),
-                                              std::to_string(m_job.batch_size), m_cursor.hi_key));
+    const pqxx::result r =
+        log_batch(tx, exec(
+                          tx, name, [&] { return batch_sql(m_job, m_store.schema_sql(), s); },
+                          std::to_string(m_job.batch_size), m_cursor.hi_key));
     if (r.empty()) {
       tx.commit();
       finished = true;
@@ -155,9 +158,10 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
 
 BatchRunner::Step BatchRunner::process_range(const std::string& lo, const std::string& hi) {
   return transact([&](pqxx::work& tx) {
-    const pqxx::result r =
-        log_batch(tx, exec(tx, statement_name(m_task, "range"),
-                           range_sql(m_job, m_store.schema_sql(), m_slicing), lo, hi));
+    const pqxx::result r = log_batch(
+        tx, exec(
+                tx, statement_name(m_task, "range"),
+                [&] { return range_sql(m_job, m_store.schema_sql(), m_slicing); }, lo, hi));
     if (r.empty() || r[0]["moved"].as<long long>() != 1)
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
     m_committing = hi;
@@ -171,9 +175,10 @@ BatchRunner::Step BatchRunner::skip_range(const std::string& lo, const std::stri
   return transact([&](pqxx::work& tx) {
     const std::optional<std::string> sqlstate =
         failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
-    const pqxx::result r =
-        exec(tx, statement_name(m_task, "skip"), skip_sql(m_store.schema_sql(), m_slicing), lo, hi,
-             sqlstate, failure.message);
+    const pqxx::result r = exec(
+        tx, statement_name(m_task, "skip"),
+        [&] { return skip_sql(m_store.schema_sql(), m_slicing); }, lo, hi, sqlstate,
+        failure.message);
     if (r[0]["moved"].as<long long>() != 1)
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
     m_committing = hi;

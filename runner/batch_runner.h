@@ -62,7 +62,10 @@ class BatchRunner {
   // on_error: skip — sets [lo, hi] aside, narrowing it down first with bisect.
   Step set_aside(const std::string& lo, const std::string& hi, const Failure& failure);
 
-  pqxx::result exec(pqxx::work& tx, const std::string& name, const std::string& sql,
+  // Runs prepared statement `name` (`sql` builds its text the first time) with the five
+  // parameters of batch_sql.h (seven with a failure's SQLSTATE and error).
+  pqxx::result exec(pqxx::work& tx, const std::string& name,
+                    const std::function<std::string()>& sql,
                     const std::optional<std::string>& second,
                     const std::optional<std::string>& fifth,
                     const std::optional<std::string>& sqlstate = std::nullopt,

@@ -116,8 +116,11 @@ void Session::reconnect() {
   conn();
 }
 
-void Session::prepare(const std::string& name, const std::string& sql) {
-  if (m_prepared.insert(name).second) conn().prepare(name, sql);
+void Session::prepare(const std::string& name, const std::function<std::string()>& sql) {
+  pqxx::connection& c = conn();  // first: a new connection forgets what was prepared
+  if (m_prepared.count(name)) return;
+  c.prepare(name, sql());
+  m_prepared.insert(name);
 }
 
 }  // namespace pgxform

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <pqxx/pqxx>
 #include <set>
@@ -55,7 +56,9 @@ class Session {
   explicit Session(std::string dsn) : m_dsn(std::move(dsn)) {}
   pqxx::connection& conn();
   void reconnect();
-  void prepare(const std::string& name, const std::string& sql);
+  // Prepares statement `name` on this connection unless it is already; `sql` builds its text,
+  // called only then (not once per batch).
+  void prepare(const std::string& name, const std::function<std::string()>& sql);
   int backend_pid() const { return m_backend_pid.load(); }
 
  private:

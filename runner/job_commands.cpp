@@ -263,12 +263,13 @@ int verify_command(const JobCommandOptions& options, VerifyMode mode, std::ostre
   auto conn = connect(options.dsn);
   StateStore store(*conn, file.state_schema);
   const auto jobs = resolve(*conn, file, names);
+  const bool have_state = store.schema_version() > 0;
   bool wrong = false;
   for (const auto& job : jobs) {
     const Job& spec = *file.find_job(job.name);
     // Only what the job has processed can be right or wrong: up to its cursor unless done.
     std::optional<std::string> limit;
-    if (store.schema_version() > 0) {
+    if (have_state) {
       pqxx::read_transaction tx(*conn);
       const auto r = tx.exec_params("SELECT status, last_key, slices FROM " + store.schema_sql() +
                                         ".job_state WHERE job = $1",
@@ -303,7 +304,7 @@ int verify_command(const JobCommandOptions& options, VerifyMode mode, std::ostre
     if (mode == VerifyMode::repair && !bad_ranges.empty()) {
       // Not while a runner works on the job: a repair re-runs its function too.
       std::optional<int> slices;
-      if (store.schema_version() > 0) slices = recorded_slices(*conn, store.schema_sql(), job.name);
+      if (have_state) slices = recorded_slices(*conn, store.schema_sql(), job.name);
       JobLock lock(*conn, file.state_schema, job.name, slices.value_or(1));
       for (const auto& [lo, hi] : bad_ranges) {
         pqxx::work tx(*conn);

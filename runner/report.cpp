@@ -128,20 +128,16 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
   }
   if (points.size() > k_max_chart_points) {
     // Medians of consecutive groups, in commit order.
-    const std::size_t group = (points.size() + k_max_chart_points - 1) / k_max_chart_points;
-    std::vector<ChartPoint> grouped;
-    for (std::size_t i = 0; i < points.size(); i += group) {
-      const std::size_t end = std::min(points.size(), i + group);
-      std::vector<double> ys;
-      double xs = 0;
-      for (std::size_t j = i; j < end; ++j) {
-        ys.push_back(points[j].y);
-        xs += points[j].x;
-      }
-      grouped.push_back({xs / double(end - i), percentile(ys, 50),
-                         "batches " + std::to_string(i + 1) + " to " + std::to_string(end) +
-                             ": median " + num(percentile(ys, 50), 2) + " ms per 1000 rows"});
+    std::vector<double> xs, ys;
+    for (const auto& pt : points) {
+      xs.push_back(pt.x);
+      ys.push_back(pt.y);
     }
+    std::vector<ChartPoint> grouped;
+    for (const auto& g : group_medians(xs, ys, k_max_chart_points))
+      grouped.push_back({g.x, g.y,
+                         "batches " + std::to_string(g.first + 1) + " to " + std::to_string(g.end) +
+                             ": median " + num(g.y, 2) + " ms per 1000 rows"});
     points = grouped;
   }
   Panel p = frame;

@@ -163,18 +163,10 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
   if (points.size() >= 4) f.growth = last_median / std::max(first_median, 1e-9);
   if (!enough_batches(points.size())) return f;
 
+  std::vector<double> done_at;
+  for (const auto& p : points) done_at.push_back(p.x);
   std::vector<Point> grouped;
-  const std::size_t group = (points.size() + k_max_points - 1) / k_max_points;
-  for (std::size_t i = 0; i < points.size(); i += group) {
-    const std::size_t end = std::min(points.size(), i + group);
-    std::vector<double> ys;
-    double xs = 0;
-    for (std::size_t j = i; j < end; ++j) {
-      ys.push_back(points[j].y);
-      xs += points[j].x;
-    }
-    grouped.push_back({xs / double(end - i), median(ys)});
-  }
+  for (const auto& g : group_medians(done_at, costs, k_max_points)) grouped.push_back({g.x, g.y});
   f.trend_z = mann_kendall_z(grouped);
   const auto [slope, intercept] = theil_sen(grouped);
   std::vector<double> ys;
@@ -189,6 +181,23 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
     f.cost_slope = slope;
   }
   return f;
+}
+
+std::vector<PointGroup> group_medians(const std::vector<double>& xs, const std::vector<double>& ys,
+                                      std::size_t max_groups) {
+  std::vector<PointGroup> groups;
+  const std::size_t n = std::min(xs.size(), ys.size());
+  const std::size_t size = (n + max_groups - 1) / std::max<std::size_t>(max_groups, 1);
+  for (std::size_t i = 0; i < n; i += size) {
+    const std::size_t end = std::min(n, i + size);
+    double x = 0;
+    for (std::size_t j = i; j < end; ++j) x += xs[j];
+    groups.push_back({x / double(end - i),
+                      median(std::vector<double>(ys.begin() + std::ptrdiff_t(i),
+                                                 ys.begin() + std::ptrdiff_t(end))),
+                      i, end});
+  }
+  return groups;
 }
 
 std::optional<double> eta_seconds(const JobFigures& figures, long long remaining_rows) {

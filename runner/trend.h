@@ -94,4 +94,14 @@ std::string human_duration(double seconds);
 // Percentile p (0..100) of `values`, linearly interpolated; 0 for no values.
 double percentile(std::vector<double> values, double p);
 
+// Points (xs[i], ys[i]) in consecutive groups, as few points per group as keep the groups at
+// most `max_groups`: each group's mean x, median y, and the points [first, end) it stands for.
+// A trend over a hundred thousand batches, or a chart of them, needs no more.
+struct PointGroup {
+  double x, y;
+  std::size_t first, end;
+};
+std::vector<PointGroup> group_medians(const std::vector<double>& xs, const std::vector<double>& ys,
+                                      std::size_t max_groups);
+
 }  // namespace pgxform
