@@ -22,7 +22,8 @@ constexpr int k_batch = 500;
 
 // legacy.items as in fixtures.h; target.items WITHOUT an index, filled by xf.quadratic only
 // with the rows NOT EXISTS in it yet (each batch scans everything the batches before it wrote);
-// target.copies filled by xf.linear with a plain INSERT ... SELECT.
+// target.copies filled by xf.linear with a plain INSERT ... SELECT, after 5 ms of other work
+// (batches of 1 ms move between two speeds with the machine's state: a step, not a trend).
 void create_planted(TestDatabase& db) {
   db.exec(
       "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
@@ -39,7 +40,7 @@ void create_planted(TestDatabase& db) {
       "   AND NOT EXISTS (SELECT 1 FROM target.items t WHERE t.id = l.id) RETURNING 1)"
       "  SELECT count(*) FROM ins $$;"
       "CREATE FUNCTION xf.linear(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS $$"
+      " LANGUAGE sql AS $$ SELECT pg_sleep(0.005);"
       "  WITH ins AS (INSERT INTO target.copies SELECT l.id, l.v * 10 FROM legacy.items l"
       "   WHERE l.id BETWEEN first_key AND last_key RETURNING 1)"
       "  SELECT count(*) FROM ins $$;"
