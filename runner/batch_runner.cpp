@@ -5,7 +5,9 @@
 #include <iterator>
 #include <thread>
 
+#include "batch_log.h"
 #include "block_counters.h"
+#include "failed_ranges.h"
 #include "stop_signal.h"
 
 namespace pgxform {
@@ -23,26 +25,15 @@ std::string describe(const Failure& failure) {
 
 }  // namespace
 
-void apply_timeouts(pqxx::connection& conn, const JobSettings& settings) {
-  pqxx::nontransaction tx(conn);
-  tx.exec_params(
-      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"
-      " set_config('idle_in_transaction_session_timeout', $3, false)",
-      settings.statement_timeout, settings.lock_timeout,
-      settings.idle_in_transaction_session_timeout);
-}
-
 BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
-                         const JobSettings& settings, TaskId task, std::string list,
-                         Progress& progress)
+                         const JobSettings& settings, TaskId task, Progress& progress)
     : m_session(session),
       m_store(store),
       m_job(job),
       m_settings(settings),
       m_task(std::move(task)),
-      m_list(std::move(list)),
       m_progress(progress),
-      m_slicing(job.parallel > 1 ? Slicing::slice : Slicing::whole_job) {}
+      m_slicing(slicing_of(job)) {}
 
 BatchShape BatchRunner::shape() const {
   return {m_slicing, m_cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
@@ -63,61 +54,47 @@ pqxx::result BatchRunner::exec(pqxx::work& tx, const std::string& name,
   return tx.exec_prepared(name, m_cursor.last_key, second, m_job.name, m_task.slice, fifth);
 }
 
-pqxx::result BatchRunner::log_batch(pqxx::work& tx, const pqxx::result& plan) {
+std::optional<std::string> BatchRunner::commit_logged(pqxx::work& tx, const pqxx::result& plan,
+                                                      long long& rows) {
   const std::string name = "log_batch";
-  m_session.prepare(name, [&] { return log_sql(m_store.schema_sql()); });
-  std::optional<long long> c[std::size(k_counter_fields)];
-  if (const auto counters = top_node_counters(plan[0][0].c_str())) {
-    for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
-      c[i] = (*counters).*k_counter_fields[i].member;
-  } else {
-    spdlog::debug("{}: no buffer counters in the batch's plan", m_task.text());
-  }
-  static_assert(std::size(k_counter_fields) == 8, "log_sql binds eight counters");
-  return tx.exec_prepared(name, m_job.name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+  m_session.prepare(name, [&] { return log_sql(m_store.schema()); });
+  const pqxx::result r = log_batch(tx, m_store.schema(), m_job.name, plan, name);
+  if (r.empty()) return std::nullopt;  // no key was left
+  if (r[0]["moved"].as<long long>() != 1)
+    throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
+  rows = r[0]["rows"].as<long long>();
+  const std::string hi = r[0]["hi"].as<std::string>();
+  // libpqxx throws in_doubt_error when this COMMIT gets no answer: task_runner reconnects and
+  // the cursor, read again, tells whether it went through.
+  tx.commit();
+  m_cursor.last_key = hi;
+  if (m_committed) ++*m_committed;
+  return hi;
 }
 
 BatchRunner::Step BatchRunner::transact(const Work& work) {
   for (int attempt = 0;; ++attempt) {
-    m_committing.reset();
     try {
       pqxx::work tx(m_session.conn());
       work(tx);
       return {};
     } catch (const std::exception& e) {
       const Failure failure = classify(e);
-      if (failure.kind == FailureKind::cancelled && stop_level() >= 2)
-        return {Step::Kind::stopped, failure};
-      const bool connection =
-          failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt;
-      // A lost connection gets more tries than a transient error: a restarting server may take
-      // a while to accept connections again.
-      const int limit = m_settings.retries + (connection ? 10 : 0);
-      if ((failure.kind != FailureKind::transient && !connection) || attempt >= limit)
-        return {Step::Kind::permanent, failure};
+      switch (failure.kind) {
+        case FailureKind::connection_lost:
+        case FailureKind::in_doubt:
+          throw;
+        case FailureKind::cancelled:
+          return {stop_level() >= 2 ? Step::Kind::stopped : Step::Kind::permanent, failure};
+        case FailureKind::permanent:
+          return {Step::Kind::permanent, failure};
+        case FailureKind::transient:
+          if (attempt >= m_settings.retries) return {Step::Kind::permanent, failure};
+      }
       spdlog::warn("{}: {} (attempt {} of {}), retrying", m_task.text(), describe(failure),
-                   attempt + 1, limit);
+                   attempt + 1, m_settings.retries);
       std::this_thread::sleep_for(
           backoff_delay(attempt, std::chrono::milliseconds(m_settings.retry_backoff_ms)));
-      try {
-        if (connection) {
-          m_session.reconnect();
-          apply_timeouts(m_session.conn(), m_settings);
-          // The claim died with the old session: take it again, or leave the task to whoever
-          // holds it now.
-          if (!m_store.try_claim(m_task, m_list)) return {Step::Kind::deferred, failure};
-        }
-        // Whether an in-doubt COMMIT went through is read from the cursor, never guessed.
-        const std::string expected = m_committing.value_or("");
-        if (auto cursor = m_store.read_cursor(m_task, m_slicing == Slicing::slice))
-          m_cursor = *cursor;
-        if (m_committing && m_cursor.last_key == m_committing) {
-          spdlog::info("{}: the transaction moving to {} did commit", m_task.text(), expected);
-          return {};
-        }
-      } catch (const std::exception& again) {
-        spdlog::warn("{}: reconnecting failed: {}", m_task.text(), redact(again.what()));
-      }
     }
   }
 }
@@ -131,21 +108,13 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
     const std::string name =
         statement_name(m_task, std::string("batch") + (s.start == CursorStart::none ? "0" : "") +
                                    (s.upper == UpperBound::hi_key ? "h" : ""));
-    const pqxx::result r =
-        log_batch(tx, exec(
-                          tx, name, [&] { return batch_sql(m_job, m_store.schema_sql(), s); },
-                          std::to_string(m_job.batch_size), m_cursor.hi_key));
-    if (r.empty()) {
+    const pqxx::result plan = exec(
+        tx, name, [&] { return batch_sql(m_job, m_store.schema(), s); },
+        std::to_string(m_job.batch_size), m_cursor.hi_key);
+    if (!commit_logged(tx, plan, rows)) {
       tx.commit();
       finished = true;
-      return;
     }
-    if (r[0]["moved"].as<long long>() != 1)
-      throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
-    rows = r[0]["rows"].as<long long>();
-    m_committing = r[0][1].as<std::string>();
-    tx.commit();
-    m_cursor.last_key = m_committing;
   });
   if (step.kind == Step::Kind::ok && !finished)
     m_progress.batch_done(
@@ -156,45 +125,42 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   return step;
 }
 
-BatchRunner::Step BatchRunner::process_range(const std::string& lo, const std::string& hi) {
+BatchRunner::Step BatchRunner::process_range(const Range& range) {
   return transact([&](pqxx::work& tx) {
-    const pqxx::result r = log_batch(
-        tx, exec(
-                tx, statement_name(m_task, "range"),
-                [&] { return range_sql(m_job, m_store.schema_sql(), m_slicing); }, lo, hi));
-    if (r.empty() || r[0]["moved"].as<long long>() != 1)
+    const pqxx::result plan = exec(
+        tx, statement_name(m_task, "range"),
+        [&] { return range_sql(m_job, m_store.schema(), m_slicing, CursorMove::advance); },
+        range.first, range.second);
+    long long rows = 0;
+    if (!commit_logged(tx, plan, rows))
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
-    m_committing = hi;
-    tx.commit();
-    m_cursor.last_key = hi;
   });
 }
 
-BatchRunner::Step BatchRunner::skip_range(const std::string& lo, const std::string& hi,
-                                          const Failure& failure) {
+BatchRunner::Step BatchRunner::skip_range(const Range& range, const Failure& failure) {
   return transact([&](pqxx::work& tx) {
     const std::optional<std::string> sqlstate =
         failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
     const pqxx::result r = exec(
         tx, statement_name(m_task, "skip"),
-        [&] { return skip_sql(m_store.schema_sql(), m_slicing); }, lo, hi, sqlstate,
-        failure.message);
+        [&] { return set_aside_sql(m_store.schema(), m_slicing); }, range.first, range.second,
+        sqlstate, failure.message);
     if (r[0]["moved"].as<long long>() != 1)
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
-    m_committing = hi;
     tx.commit();
-    m_cursor.last_key = hi;
-    spdlog::warn("{}: set aside [{}, {}]: {}", m_task.text(), lo, hi, describe(failure));
+    m_cursor.last_key = range.second;
+    spdlog::warn("{}: set aside [{}, {}]: {}", m_task.text(), range.first, range.second,
+                 describe(failure));
   });
 }
 
-std::optional<std::pair<std::string, std::string>> BatchRunner::next_range() {
+std::optional<BatchRunner::Range> BatchRunner::next_range() {
   try {
     pqxx::read_transaction tx(m_session.conn());
     const pqxx::row r =
         tx.exec_params1(bounds_query(m_job, shape()), m_cursor.last_key, m_job.batch_size,
                         m_job.name, m_task.slice, m_cursor.hi_key);
-    if (!r[0].is_null()) return std::make_pair(r[0].as<std::string>(), r[1].as<std::string>());
+    if (!r[0].is_null()) return Range(r[0].as<std::string>(), r[1].as<std::string>());
   } catch (const std::exception& e) {
     spdlog::warn("{}: could not find the failing batch's key range: {}", m_task.text(),
                  redact(e.what()));
@@ -202,30 +168,29 @@ std::optional<std::pair<std::string, std::string>> BatchRunner::next_range() {
   return std::nullopt;
 }
 
-std::optional<std::pair<std::string, std::string>> BatchRunner::split(const std::string& lo,
-                                                                      const std::string& hi) {
-  pqxx::read_transaction tx(m_session.conn());
-  const pqxx::row r = tx.exec_params1(split_query(m_job), lo, hi);
-  if (r[0].is_null() || r[1].is_null()) return std::nullopt;
-  return std::make_pair(r[0].as<std::string>(), r[1].as<std::string>());
+std::optional<BatchRunner::Range> BatchRunner::split(const Range& range) {
+  try {
+    pqxx::read_transaction tx(m_session.conn());
+    const pqxx::row r = tx.exec_params1(split_query(m_job), range.first, range.second);
+    if (!r[0].is_null() && !r[1].is_null())
+      return Range(r[0].as<std::string>(), r[1].as<std::string>());
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: cannot split [{}, {}]: {}", m_task.text(), range.first, range.second,
+                 redact(e.what()));
+  }
+  return std::nullopt;  // a single key value (or no way to tell): the culprit
 }
 
-BatchRunner::Step BatchRunner::set_aside(const std::string& lo, const std::string& hi,
-                                         const Failure& failure) {
-  if (!m_settings.bisect) return skip_range(lo, hi, failure);
-  std::optional<std::pair<std::string, std::string>> halves;
-  try {
-    halves = split(lo, hi);
-  } catch (const std::exception& e) {
-    spdlog::warn("{}: cannot split [{}, {}]: {}", m_task.text(), lo, hi, redact(e.what()));
-  }
-  if (!halves) return skip_range(lo, hi, failure);  // a single key value: the culprit
+BatchRunner::Step BatchRunner::set_aside(const Range& range, const Failure& failure) {
+  if (!m_settings.bisect) return skip_range(range, failure);
+  const std::optional<Range> halves = split(range);
+  if (!halves) return skip_range(range, failure);
   // Left to right, so that the cursor only ever moves forward.
-  const std::pair<std::string, std::string> parts[] = {{lo, halves->first}, {halves->second, hi}};
-  for (const auto& [a, b] : parts) {
+  for (const Range& part :
+       {Range(range.first, halves->first), Range(halves->second, range.second)}) {
     if (stop_level() >= 1) return {Step::Kind::stopped, failure};
-    Step step = process_range(a, b);
-    if (step.kind == Step::Kind::permanent) step = set_aside(a, b, step.failure);
+    Step step = process_range(part);
+    if (step.kind == Step::Kind::permanent) step = set_aside(part, step.failure);
     if (step.kind != Step::Kind::ok) return step;
   }
   return {};
@@ -241,31 +206,29 @@ TaskOutcome BatchRunner::fail(const Failure& failure) {
       m_task.text() + ": batch [" + first.value_or("?") + ", " + last.value_or("?") + "] failed";
   if (!failure.sqlstate.empty()) message += " (SQLSTATE " + failure.sqlstate + ")";
   message += ": " + failure.message;
-  m_store.mark_failed(m_task, m_slicing == Slicing::slice, failure, first, last);
+  m_store.mark_failed(m_task, m_slicing, failure, first, last);
   return {TaskOutcome::Kind::failed, message};
 }
 
-TaskOutcome BatchRunner::run() {
-  const bool sliced = m_slicing == Slicing::slice;
-  std::optional<Cursor> cursor = m_store.read_cursor(m_task, sliced);
+TaskOutcome BatchRunner::run(long long& committed) {
+  m_committed = &committed;
+  std::optional<Cursor> cursor = m_store.read_cursor(m_task, m_slicing);
   if (!cursor) {
     // A slice that was never cut: the table was empty when the run started. Its rows, if any
     // arrived since, are the next run's, which cuts the slices first.
-    m_store.mark_done(m_task, sliced);
+    m_store.mark_done(m_task, m_slicing);
     return {TaskOutcome::Kind::finished, ""};
   }
   m_cursor = *cursor;
-  apply_timeouts(m_session.conn(), m_settings);
   while (true) {
     if (stop_level() >= 1) {
-      m_store.mark_stopped(m_task, sliced);
+      m_store.mark_stopped(m_task, m_slicing);
       return {TaskOutcome::Kind::stopped, ""};
     }
     bool finished = false;
     Step step = next_batch(finished);
     if (step.kind == Step::Kind::permanent && m_settings.on_error == OnError::skip) {
-      if (const auto range = next_range())
-        step = set_aside(range->first, range->second, step.failure);
+      if (const auto range = next_range()) step = set_aside(*range, step.failure);
     }
     switch (step.kind) {
       case Step::Kind::ok:
@@ -273,37 +236,14 @@ TaskOutcome BatchRunner::run() {
       case Step::Kind::permanent:
         return fail(step.failure);
       case Step::Kind::stopped:
-        m_store.mark_stopped(m_task, sliced);
+        m_store.mark_stopped(m_task, m_slicing);
         return {TaskOutcome::Kind::stopped, ""};
-      case Step::Kind::deferred:
-        return {TaskOutcome::Kind::deferred, m_task.text() + " was claimed by another runner"};
     }
     if (finished) {
-      m_store.mark_done(m_task, sliced);
+      m_store.mark_done(m_task, m_slicing);
       m_progress.job_finished(m_task.text());
       return {TaskOutcome::Kind::finished, ""};
     }
-  }
-}
-
-TaskOutcome run_step(StateStore& store, const std::string& job, const std::string& sql) {
-  try {
-    if (store.run_step_once(job, sql))
-      spdlog::info("{}: step done", job);
-    else
-      spdlog::info("{}: step already done, not run again", job);
-    return {TaskOutcome::Kind::finished, ""};
-  } catch (const std::exception& e) {
-    const Failure failure = classify(e);
-    if (failure.kind == FailureKind::cancelled && stop_level() >= 2) {
-      store.mark_stopped(TaskId{job, 0}, false);
-      return {TaskOutcome::Kind::stopped, ""};
-    }
-    store.mark_failed(TaskId{job, 0}, false, failure, std::nullopt, std::nullopt);
-    return {TaskOutcome::Kind::failed,
-            job + ": step failed" +
-                (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") + ": " +
-                failure.message};
   }
 }
 

@@ -6,9 +6,10 @@
 
 namespace pgxform {
 
-PreflightError::PreflightError(std::vector<std::string> problems)
-    : std::runtime_error(problems.empty() ? "preflight failed" : problems.front()),
-      m_problems(std::move(problems)) {}
+std::string quote_qualified(const QualifiedName& name) {
+  return name.schema.empty() ? quote_ident(name.name)
+                             : quote_ident(name.schema) + "." + quote_ident(name.name);
+}
 
 namespace {
 
@@ -109,6 +110,22 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
 }
 
 }  // namespace
+
+std::string as_key(const ResolvedJob& job, const std::string& text) {
+  return "(" + text + "::text)::" + job.key_type;
+}
+
+void check_key(pqxx::dbtransaction& tx, const ResolvedJob& job, const std::string& key,
+               const std::string& option) {
+  try {
+    pqxx::subtransaction probe(tx, "check_key");
+    probe.exec_params("SELECT " + as_key(job, "$1"), key);
+    probe.commit();
+  } catch (const pqxx::sql_error& e) {
+    throw PreflightError({option + " '" + key + "' is not a valid " + job.key_type + " key for " +
+                          job.name + " (SQLSTATE " + e.sqlstate() + ")"});
+  }
+}
 
 Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
                         const std::vector<std::string>& names) {

@@ -10,10 +10,10 @@
 
 #include <map>
 #include <pqxx/pqxx>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "errors.h"
 #include "jobs_file.h"
 
 namespace pgxform {
@@ -36,15 +36,19 @@ struct ResolvedJob {
   int parallel = 1;
 };
 
-// Every problem found; the CLI prints them and exits 2.
-class PreflightError : public std::runtime_error {
- public:
-  explicit PreflightError(std::vector<std::string> problems);
-  const std::vector<std::string>& problems() const { return m_problems; }
+// A name from the jobs file as SQL text: always quoted (database.h: quote_ident), the schema
+// only when it was given.
+std::string quote_qualified(const QualifiedName& name);
 
- private:
-  std::vector<std::string> m_problems;
-};
+// The SQL text expression `text` (of type text: a bound parameter, a column of the state
+// tables) as a value of the job's key type: "($1::text)::bigint". Keys travel as text, so that
+// every key type round-trips through the state tables unchanged.
+std::string as_key(const ResolvedJob& job, const std::string& text);
+
+// Throws PreflightError naming `option` (--at, --to) unless `key` is a value of the job's key
+// type.
+void check_key(pqxx::dbtransaction& tx, const ResolvedJob& job, const std::string& key,
+               const std::string& option);
 
 struct Preflight {
   std::map<std::string, ResolvedJob> jobs;  // the batched jobs that passed, by name

@@ -61,7 +61,7 @@ std::string runner_identity() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn) {
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn, Access access) {
   register_secrets_from(dsn);
   try {
     auto conn = std::make_unique<pqxx::connection>(dsn);
@@ -77,6 +77,7 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn) {
         "SELECT set_config('DateStyle', 'ISO, YMD', false), set_config('TimeZone', 'UTC', false),"
         " set_config('application_name', $1, false), set_config('extra_float_digits', '3', false)",
         "pgxform " + runner_identity());
+    if (access == Access::read_only) tx.exec("SET default_transaction_read_only = on");
     return conn;
   } catch (const std::exception& e) {
     throw ConnectError("cannot connect to PostgreSQL: " + redact(e.what()));
@@ -90,11 +91,6 @@ std::string quote_ident(const std::string& name) {
     out += c;
   }
   return out + "\"";
-}
-
-std::string quote_qualified(const QualifiedName& name) {
-  return name.schema.empty() ? quote_ident(name.name)
-                             : quote_ident(name.schema) + "." + quote_ident(name.name);
 }
 
 }  // namespace pgxform

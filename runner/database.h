@@ -16,17 +16,17 @@
 #include <memory>
 #include <pqxx/pqxx>
 #include <set>
-#include <stdexcept>
 #include <string>
 
-#include "jobs_file.h"
+#include "errors.h"
 
 namespace pgxform {
 
-// Could not connect; the message is already redacted.
-class ConnectError : public std::runtime_error {
+// Could not connect: the connection string (or the PG* environment) reaches no server that
+// lets us in. An input error, found before anything is written; the message is redacted.
+class ConnectError : public InputError {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConnectError(const std::string& problem) : InputError({problem}) {}
 };
 
 // Remembers the passwords of `dsn` and of PGPASSWORD so that redact() hides them.
@@ -35,14 +35,17 @@ std::string redact(std::string text);
 
 // Opens a connection and prepares its session (ISO dates, UTC, application_name naming the
 // runner), so that key values round-trip exactly through their text form.
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn);
+// With Access::read_only, every transaction of the session is read-only
+// (default_transaction_read_only), so that a command that promises to write nothing cannot.
+enum class Access { read_write, read_only };
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn,
+                                          Access access = Access::read_write);
 
 // This runner's identity in the database and in the state: "host:pid".
 std::string runner_identity();
 
 // "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
 std::string quote_ident(const std::string& name);
-std::string quote_qualified(const QualifiedName& name);
 
 }  // namespace pgxform
 

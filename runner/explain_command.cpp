@@ -5,18 +5,16 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <iomanip>
-#include <map>
+#include <set>
 #include <sstream>
-#include <tuple>
 
+#include "batch_log.h"
 #include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
-#include "jobs_file.h"
-#include "query_plan.h"
-#include "retry.h"
+#include "job_selection.h"
+#include "output_format.h"
 #include "state_store.h"
 
 namespace pgxform {
@@ -45,10 +43,6 @@ class NoticeCollector : public pqxx::errorhandler {
   std::vector<std::string> m_messages;
 };
 
-std::string cast(const std::string& param, const ResolvedJob& job) {
-  return "(" + param + "::text)::" + job.key_type;
-}
-
 std::string indent(const std::string& text, const std::string& prefix) {
   std::istringstream in(text);
   std::string out;
@@ -56,67 +50,201 @@ std::string indent(const std::string& text, const std::string& prefix) {
   return out;
 }
 
-// Where the batch to explain starts: the cursor of the job (or of its first unfinished slice).
+// Where the batch to explain starts: after --at, else at the job's cursor (or its first
+// unfinished slice's).
 struct Start {
   BatchShape shape;
-  std::optional<std::string> after;  // exclusive lower bound
-  std::optional<std::string> hi;     // inclusive upper bound of a slice
-  int slice = 0;
+  Cursor cursor;
   std::string described;
   // The job's last logged batch: explained again when no keys are left after the cursor.
   std::optional<std::pair<std::string, std::string>> last_batch;
 };
 
-Start find_start(pqxx::connection& conn, const JobsFile& file, const ResolvedJob& job,
+Start find_start(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                  const std::optional<std::string>& at) {
   Start s;
   if (at) {
-    try {
-      pqxx::read_transaction tx(conn);
-      tx.exec_params("SELECT " + cast("$1", job), *at);
-    } catch (const pqxx::sql_error& e) {
-      throw PreflightError({"'" + *at + "' is not a valid " + job.key_type + " key for " +
-                            job.name + " (SQLSTATE " + e.sqlstate() + ")"});
-    }
-    s.shape = {Slicing::whole_job, CursorStart::after_last_key, UpperBound::open};
-    s.after = at;
+    pqxx::read_transaction tx(conn);
+    check_key(tx, job, *at, "--at");
+    s.cursor.last_key = at;
     s.described = "the batch after key " + *at;
-    return s;
+  } else {
+    StateStore store(conn, schema);
+    const auto cursor = store.next_cursor(job.name, slicing_of(job));
+    if (cursor) s.cursor = *cursor;
+    pqxx::read_transaction tx(conn);
+    s.last_batch = last_batch(tx, schema, job.name);
+    s.described = s.cursor.last_key ? "the next batch after the cursor, key " + *s.cursor.last_key
+                                    : "the job's first batch";
+    if (cursor && job.parallel > 1)
+      s.described += " (slice " + std::to_string(s.cursor.slice) + ")";
   }
-  StateStore store(conn, file.state_schema);
-  s.described = "the job's first batch";
-  if (store.schema_version() == 0) return s;
-  pqxx::read_transaction tx(conn);
-  const pqxx::result r =
-      job.parallel > 1
-          ? tx.exec_params("SELECT last_key, hi_key, slice FROM " + store.schema_sql() +
-                               ".job_slice WHERE job = $1 AND status <> 'done' ORDER BY slice"
-                               " LIMIT 1",
-                           job.name)
-          : tx.exec_params(
-                "SELECT last_key, NULL, 0 FROM " + store.schema_sql() + ".job_state WHERE job = $1",
-                job.name);
-  const pqxx::result last =
-      tx.exec_params("SELECT first_key, last_key FROM " + store.schema_sql() +
-                         ".batch_log WHERE job = $1 ORDER BY batch_no DESC LIMIT 1",
-                     job.name);
-  if (!last.empty())
-    s.last_batch = std::make_pair(last[0][0].as<std::string>(), last[0][1].as<std::string>());
-  if (r.empty()) return s;
-  if (!r[0][0].is_null()) s.after = r[0][0].as<std::string>();
-  if (!r[0][1].is_null()) s.hi = r[0][1].as<std::string>();
-  s.slice = r[0][2].as<int>();
-  s.shape = {Slicing::whole_job, s.after ? CursorStart::after_last_key : CursorStart::none,
-             s.hi ? UpperBound::hi_key : UpperBound::open};
-  if (s.after) s.described = "the next batch after the cursor, key " + *s.after;
-  if (job.parallel > 1) s.described += " (slice " + std::to_string(s.slice) + ")";
+  s.shape = {Slicing::whole_job,
+             s.cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
+             s.cursor.hi_key ? UpperBound::hi_key : UpperBound::open};
   return s;
 }
 
-// The statement with the function's arguments replaced by the batch's bounds, so that it can be
-// planned on its own (EXPLAIN, for hypopg). Names are matched as whole words outside quotes.
-// The bounds come in as literals escaped by libpq (tx.quote): EXPLAIN of a statement text
-// takes no parameters, and a plpgsql statement names its arguments rather than numbering them.
+void load_auto_explain(pqxx::connection& conn) {
+  try {
+    pqxx::nontransaction load(conn);
+    load.exec("LOAD 'auto_explain'");
+  } catch (const pqxx::sql_error& e) {
+    throw PreflightError({"explain needs auto_explain, and LOAD 'auto_explain' failed (SQLSTATE " +
+                          e.sqlstate() +
+                          "): connect as a superuser, or have auto_explain installed in "
+                          "$libdir/plugins"});
+  }
+}
+
+// The function's call over [lo, hi] with auto_explain on for it alone (the settings last until
+// the rollback): the plans of the statements inside it, or its error.
+void run_explained(pqxx::work& tx, NoticeCollector& notices, const ResolvedJob& job,
+                   ExplainedBatch& batch) {
+  tx.exec(
+      "SET LOCAL client_min_messages = notice; SET LOCAL auto_explain.log_level = notice;"
+      " SET LOCAL auto_explain.log_analyze = on; SET LOCAL auto_explain.log_buffers = on;"
+      " SET LOCAL auto_explain.log_verbose = on; SET LOCAL auto_explain.log_triggers = on;"
+      " SET LOCAL auto_explain.log_nested_statements = on;"
+      " SET LOCAL auto_explain.log_format = text;"
+      " SET LOCAL auto_explain.log_min_duration = 0");
+  notices.take();
+  const std::string call = call_query(job);
+  const auto began = std::chrono::steady_clock::now();
+  try {
+    pqxx::subtransaction sub(tx, "explained");
+    sub.exec_params(call, batch.lo, batch.hi);
+    sub.commit();
+  } catch (const pqxx::sql_error& e) {
+    batch.error = "(SQLSTATE " + e.sqlstate() + "): " + redact(e.what());
+    return;
+  }
+  batch.took_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  tx.exec("SET LOCAL auto_explain.log_min_duration = -1");
+  for (const auto& message : notices.take()) {
+    const auto plan = parse_auto_explain(message);
+    if (!plan)
+      batch.notices.push_back(message);
+    else if (plan->query_text != call)  // the call itself: its plan is one Result node
+      batch.statements.push_back(*plan);
+  }
+}
+
+std::vector<std::string> argument_names(pqxx::transaction_base& tx, const ResolvedJob& job) {
+  std::vector<std::string> names;
+  for (const auto& row : tx.exec_params(
+           "SELECT lower(a.n) FROM pg_proc p, unnest(p.proargnames) WITH ORDINALITY a(n, i)"
+           " WHERE p.oid = to_regprocedure($1) ORDER BY a.i",
+           job.function_sql + "(" + job.key_type + ", " + job.key_type + ")"))
+    names.push_back(row[0].as<std::string>());
+  return names;
+}
+
+// The estimated total cost of a plan's top node: "(cost=0.00..154.99 ..." -> 154.99.
+double plan_cost(const std::string& plan) {
+  const auto at = plan.find("..");
+  return at == std::string::npos ? 0 : std::atof(plan.c_str() + at + 2);
+}
+
+std::string explain_text(pqxx::subtransaction& tx, const std::string& sql) {
+  std::string text;
+  for (const auto& row : tx.exec("EXPLAIN " + sql)) text += row[0].as<std::string>() + "\n";
+  return text;
+}
+
+// Whether an index on the proposal's relation already starts with its columns; its name, if so.
+std::optional<std::string> existing_index(pqxx::work& tx, const IndexProposal& p) {
+  try {
+    pqxx::subtransaction sub(tx, "existing_index");
+    const pqxx::result r = sub.exec_params(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = to_regclass($1)"
+        " AND (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n)"
+        "  FROM unnest((i.indkey::int2[])[0:$3 - 1]) WITH ORDINALITY k(attnum, n)"
+        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = $2",
+        p.relation, p.columns, int(std::count(p.columns.begin(), p.columns.end(), ',') + 1));
+    sub.commit();
+    if (!r.empty()) return r[0][0].as<std::string>();
+  } catch (const pqxx::sql_error& e) {
+    spdlog::debug("could not look for an index on {}: {}", p.relation, e.what());
+  }
+  return std::nullopt;
+}
+
+// Creates the proposed index hypothetically and tells whether the planner would use it.
+std::string check_with_hypopg(pqxx::work& tx, const IndexProposal& p) {
+  try {
+    pqxx::subtransaction sub(tx, "hypopg");
+    sub.exec("CREATE EXTENSION IF NOT EXISTS hypopg");
+    const std::string before = explain_text(sub, p.statement);
+    const std::string name =
+        sub.exec_params1("SELECT indexname FROM hypopg_create_index($1)", p.sql)[0]
+            .as<std::string>();
+    const std::string after = explain_text(sub, p.statement);
+    sub.exec("SELECT hypopg_reset()");
+    sub.abort();
+    if (after.find(name) != std::string::npos)
+      return "the planner would use it (" + name + "): estimated cost " +
+             fixed(plan_cost(before), 1) + " -> " + fixed(plan_cost(after), 1);
+    return "the planner would NOT use it (estimated cost stays " + fixed(plan_cost(before), 1) +
+           "); look at the statement itself";
+  } catch (const pqxx::sql_error& e) {
+    return "could not check (SQLSTATE " + e.sqlstate() + ": " +
+           redact(std::string(e.what()).substr(0, std::string(e.what()).find('\n'))) + ")";
+  }
+}
+
+void check_proposals(pqxx::work& tx, std::vector<IndexProposal>& proposals) {
+  if (proposals.empty()) return;
+  const bool hypopg =
+      tx.exec1("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')")[0]
+          .as<bool>();
+  for (auto& p : proposals) {
+    p.existing = existing_index(tx, p);
+    if (hypopg) p.hypopg = check_with_hypopg(tx, p);
+  }
+}
+
+void print_statements(std::ostream& out, const ExplainedBatch& b) {
+  out << "  " << b.function_sql << " ran in " << fixed(b.took_ms, 1) << " ms\n";
+  for (const auto& notice : b.notices) out << "  notice: " << notice;
+  for (std::size_t i = 0; i < b.statements.size(); ++i) {
+    const StatementPlan& s = b.statements[i];
+    out << "\nstatement " << i + 1 << " of " << b.statements.size() << ", "
+        << fixed(s.duration_ms, 1) << " ms:\n"
+        << indent(s.query_text, "    ") << "  plan (Output lists left out):\n"
+        << indent(plan_without_output(s.plan_text), "    ");
+  }
+  if (b.statements.empty())
+    out << "\nno statement inside the function was explained (is it a C function?)\n";
+}
+
+void print_findings(std::ostream& out, const ExplainReport& report) {
+  out << "\nfindings:\n";
+  if (report.findings.empty())
+    out << "  none: no statement reads much more than its batch needs, no sub-plan runs per row\n";
+  for (std::size_t k = 0; k < report.findings.size(); ++k) {
+    const auto& [f, statement] = report.findings[k];
+    out << "  " << k + 1 << ". statement " << statement + 1 << ": " << f.text << "\n";
+    if (!f.index_sql().empty()) out << "     proposed: " << f.index_sql() << ";\n";
+  }
+  if (report.proposals.empty()) return;
+  out << "\nproposed indexes:\n";
+  for (const auto& p : report.proposals) {
+    out << "  " << p.sql << ";\n";
+    if (p.existing)
+      out << "    an index with these leading columns exists (" << *p.existing
+          << ") but was not used: are the table's statistics stale? ANALYZE " << p.relation << "\n";
+    if (p.hypopg)
+      out << "    hypopg: " << *p.hypopg << "\n";
+    else
+      out << "    hypopg is not installed, so the planner's choice was not checked (Debian: "
+             "postgresql-15-hypopg)\n";
+  }
+}
+
+}  // namespace
+
 std::string with_bounds(const std::string& sql, const std::vector<std::string>& names,
                         const std::string& lo, const std::string& hi) {
   std::string out;
@@ -151,218 +279,80 @@ std::string with_bounds(const std::string& sql, const std::vector<std::string>& 
   return out;
 }
 
-// The estimated total cost of a plan's top node: "(cost=0.00..154.99 ..." -> 154.99.
-double plan_cost(const std::string& plan) {
-  const auto at = plan.find("..");
-  return at == std::string::npos ? 0 : std::atof(plan.c_str() + at + 2);
+void find_proposals(ExplainReport& report, const std::vector<std::string>& arg_names,
+                    const std::string& lo, const std::string& hi) {
+  const auto& statements = report.batch.statements;
+  std::set<std::string> proposed;
+  for (std::size_t i = 0; i < statements.size(); ++i)
+    for (const auto& f : find_problems(statements[i], double(report.batch.rows))) {
+      report.findings.emplace_back(f, i);
+      const std::string sql = f.index_sql();
+      if (sql.empty() || !proposed.insert(sql).second) continue;
+      std::string columns;
+      for (const auto& c : f.columns) columns += (columns.empty() ? "" : ", ") + c;
+      report.proposals.push_back({sql, f.relation, columns,
+                                  with_bounds(statements[i].query_text, arg_names, lo, hi),
+                                  std::nullopt, std::nullopt});
+    }
 }
 
-std::string explain_text(pqxx::subtransaction& tx, const std::string& sql) {
-  std::string text;
-  for (const auto& row : tx.exec("EXPLAIN " + sql)) text += row[0].as<std::string>() + "\n";
-  return text;
-}
-
-struct Proposal {
-  std::string sql;        // CREATE INDEX ...
-  std::string relation;   // as printed in the plan
-  std::string columns;    // as printed, ", "-separated
-  std::string statement;  // the statement it came from, with the bounds in place
-};
-
-// Whether an index on `relation` already starts with `columns`; its name, if so.
-std::optional<std::string> existing_index(pqxx::work& tx, const Proposal& p) {
-  pqxx::result r;
-  try {
-    pqxx::subtransaction sub(tx, "existing_index");
-    r = sub.exec_params(
-        "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = to_regclass($1)"
-        " AND (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n)"
-        "  FROM unnest((i.indkey::int2[])[0:$3 - 1]) WITH ORDINALITY k(attnum, n)"
-        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = $2",
-        p.relation, p.columns, int(std::count(p.columns.begin(), p.columns.end(), ',') + 1));
-    sub.commit();
-  } catch (const pqxx::sql_error& e) {
-    spdlog::debug("could not look for an index on {}: {}", p.relation, e.what());
+void print_explained(std::ostream& out, const ExplainReport& report) {
+  const ExplainedBatch& b = report.batch;
+  out << "explain " << b.job << ": " << b.described << "\n  keys [" << b.lo << ", " << b.hi << "], "
+      << b.rows << " rows of " << b.table_sql << ", in a transaction that is rolled back\n";
+  if (b.error) {
+    out << "the function failed " << *b.error
+        << "nothing was written: the transaction was rolled back.\n";
+    return;
   }
-  if (r.empty()) return std::nullopt;
-  return r[0][0].as<std::string>();
+  print_statements(out, b);
+  print_findings(out, report);
+  out << "\nnothing was written: the transaction was rolled back.\n";
 }
-
-// Creates the proposed index hypothetically and tells whether the planner would use it.
-std::string check_with_hypopg(pqxx::work& tx, const Proposal& p) {
-  try {
-    pqxx::subtransaction sub(tx, "hypopg");
-    sub.exec("CREATE EXTENSION IF NOT EXISTS hypopg");
-    const std::string before = explain_text(sub, p.statement);
-    const std::string name =
-        sub.exec_params1("SELECT indexname FROM hypopg_create_index($1)", p.sql)[0]
-            .as<std::string>();
-    const std::string after = explain_text(sub, p.statement);
-    sub.exec("SELECT hypopg_reset()");
-    sub.abort();
-    std::ostringstream text;
-    text << std::fixed << std::setprecision(1);
-    if (after.find(name) != std::string::npos)
-      text << "the planner would use it (" << name << "): estimated cost " << plan_cost(before)
-           << " -> " << plan_cost(after);
-    else
-      text << "the planner would NOT use it (estimated cost stays " << plan_cost(before)
-           << "); look at the statement itself";
-    return text.str();
-  } catch (const pqxx::sql_error& e) {
-    return "could not check (SQLSTATE " + e.sqlstate() + ": " +
-           redact(std::string(e.what()).substr(0, std::string(e.what()).find('\n'))) + ")";
-  }
-}
-
-}  // namespace
 
 int explain_command(const ExplainOptions& options, std::ostream& out) {
   const JobsFile file = parse_jobs_file(options.file);
-  if (options.job.empty()) throw PreflightError({"explain takes a job (pgxform explain JOB)"});
-  const Job* spec = file.find_job(options.job);
-  if (!spec) throw PreflightError({file.path + ": no job named '" + options.job + "'"});
-  if (spec->is_step())
-    throw PreflightError({file.path + ": job '" + options.job +
-                          "' is a one-shot sql: step; explain works on batched jobs"});
+  if (options.job.empty()) throw UsageError("explain takes a job (pgxform explain JOB)");
+  select_jobs(file, {options.job}, JobKinds::batched, "explain works on batched jobs");
   auto conn = connect(options.dsn);
-  const ResolvedJob job = check_catalog(*conn, file, {options.job}).jobs.at(options.job);
-  Start start = find_start(*conn, file, job, options.at);
-
-  try {
-    pqxx::nontransaction load(*conn);
-    load.exec("LOAD 'auto_explain'");
-  } catch (const pqxx::sql_error& e) {
-    throw PreflightError({"explain needs auto_explain, and LOAD 'auto_explain' failed (SQLSTATE " +
-                          e.sqlstate() +
-                          "): connect as a superuser, or have auto_explain installed in "
-                          "$libdir/plugins"});
-  }
+  const ResolvedJob job = resolve_jobs(*conn, file, {options.job}).front();
+  const StateSchema schema(file.state_schema);
+  const Start start = find_start(*conn, schema, job, options.at);
+  load_auto_explain(*conn);
   NoticeCollector notices(*conn);
   pqxx::work tx(*conn, "explain");
 
+  ExplainReport report;
+  ExplainedBatch& b = report.batch;
+  b.job = job.name;
+  b.table_sql = job.table_sql;
+  b.function_sql = job.function_sql;
+  b.described = start.described;
   // The batch, found as a run finds it.
-  const pqxx::row bounds = tx.exec_params1(bounds_query(job, start.shape), start.after,
-                                           job.batch_size, job.name, start.slice, start.hi);
-  std::string lo, hi;
+  const pqxx::row bounds =
+      tx.exec_params1(bounds_query(job, start.shape), start.cursor.last_key, job.batch_size,
+                      job.name, start.cursor.slice, start.cursor.hi_key);
   if (!bounds[0].is_null()) {
-    lo = bounds[0].as<std::string>();
-    hi = bounds[1].as<std::string>();
+    b.lo = bounds[0].as<std::string>();
+    b.hi = bounds[1].as<std::string>();
   } else if (start.last_batch) {
-    std::tie(lo, hi) = *start.last_batch;
-    start.described = "no keys are left after the cursor, so its last batch again";
+    std::tie(b.lo, b.hi) = *start.last_batch;
+    b.described = "no keys are left after the cursor, so its last batch again";
   } else {
     out << "explain " << job.name << ": no keys of " << job.table_sql << " in " << start.described
         << "; nothing to explain (try --at KEY)\n";
     return k_exit_ok;
   }
-  const long long rows =
-      tx.exec_params1("SELECT count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
-                          " BETWEEN " + cast("$1", job) + " AND " + cast("$2", job),
-                      lo, hi)[0]
-          .as<long long>();
-  std::vector<std::string> arg_names;
-  for (const auto& row : tx.exec_params(
-           "SELECT lower(a.n) FROM pg_proc p, unnest(p.proargnames) WITH ORDINALITY a(n, i)"
-           " WHERE p.oid = to_regprocedure($1) ORDER BY a.i",
-           job.function_sql + "(" + job.key_type + ", " + job.key_type + ")"))
-    arg_names.push_back(row[0].as<std::string>());
-
-  out << "explain " << job.name << ": " << start.described << "\n  keys [" << lo << ", " << hi
-      << "], " << rows << " rows of " << job.table_sql
-      << ", in a transaction that is rolled back\n";
-
-  // Only the call below is explained: these settings last until the rollback.
-  tx.exec(
-      "SET LOCAL client_min_messages = notice; SET LOCAL auto_explain.log_level = notice;"
-      " SET LOCAL auto_explain.log_analyze = on; SET LOCAL auto_explain.log_buffers = on;"
-      " SET LOCAL auto_explain.log_verbose = on; SET LOCAL auto_explain.log_triggers = on;"
-      " SET LOCAL auto_explain.log_nested_statements = on;"
-      " SET LOCAL auto_explain.log_format = text;"
-      " SET LOCAL auto_explain.log_min_duration = 0");
-  notices.take();
-  const std::string call =
-      "SELECT " + job.function_sql + "(" + cast("$1", job) + ", " + cast("$2", job) + ")::text";
-  const auto began = std::chrono::steady_clock::now();
-  try {
-    tx.exec_params(call, lo, hi);
-  } catch (const pqxx::sql_error& e) {
-    out << "the function failed (SQLSTATE " << e.sqlstate() << "): " << redact(e.what())
-        << "nothing was written: the transaction was rolled back.\n";
-    return k_exit_job_failed;
-  }
-  const double took_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
-  tx.exec("SET LOCAL auto_explain.log_min_duration = -1");
-  out << "  " << job.function_sql << " ran in " << std::fixed << std::setprecision(1) << took_ms
-      << " ms\n";
-
-  std::vector<StatementPlan> statements;
-  for (const auto& message : notices.take()) {
-    const auto plan = parse_auto_explain(message);
-    if (!plan) {
-      out << "  notice: " << message;
-      continue;
-    }
-    if (plan->query_text == call) continue;  // the call itself: its plan is one Result node
-    statements.push_back(*plan);
-  }
-  std::vector<std::pair<Finding, std::size_t>> findings;
-  for (std::size_t i = 0; i < statements.size(); ++i) {
-    const StatementPlan& s = statements[i];
-    out << "\nstatement " << i + 1 << " of " << statements.size() << ", " << s.duration_ms
-        << " ms:\n"
-        << indent(s.query_text, "    ") << "  plan (Output lists left out):\n"
-        << indent(plan_without_output(s.plan_text), "    ");
-    for (const auto& f : find_problems(s, double(rows))) findings.emplace_back(f, i);
-  }
-  if (statements.empty())
-    out << "\nno statement inside the function was explained (is it a C function?)\n";
-
-  out << "\nfindings:\n";
-  if (findings.empty())
-    out << "  none: no statement reads much more than its batch needs, no sub-plan runs per row\n";
-  std::map<std::string, Proposal> proposals;  // by index SQL, first come first kept
-  std::vector<std::string> order;
-  for (std::size_t k = 0; k < findings.size(); ++k) {
-    const auto& [f, statement] = findings[k];
-    out << "  " << k + 1 << ". statement " << statement + 1 << ": " << f.text << "\n";
-    const std::string sql = f.index_sql();
-    if (sql.empty()) continue;
-    out << "     proposed: " << sql << ";\n";
-    if (!proposals.count(sql)) {
-      std::string columns;
-      for (const auto& c : f.columns) columns += (columns.empty() ? "" : ", ") + c;
-      proposals[sql] = {
-          sql, f.relation, columns,
-          with_bounds(statements[statement].query_text, arg_names,
-                      tx.quote(lo) + "::" + job.key_type, tx.quote(hi) + "::" + job.key_type)};
-      order.push_back(sql);
-    }
-  }
-  if (!order.empty()) {
-    const bool hypopg =
-        tx.exec1("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')")[0]
-            .as<bool>();
-    out << "\nproposed indexes:\n";
-    for (const auto& sql : order) {
-      const Proposal& p = proposals[sql];
-      out << "  " << sql << ";\n";
-      if (const auto name = existing_index(tx, p))
-        out << "    an index with these leading columns exists (" << *name
-            << ") but was not used: are the table's statistics stale? ANALYZE " << p.relation
-            << "\n";
-      if (hypopg)
-        out << "    hypopg: " << check_with_hypopg(tx, p) << "\n";
-      else
-        out << "    hypopg is not installed, so the planner's choice was not checked (Debian: "
-               "postgresql-15-hypopg)\n";
-    }
+  b.rows = tx.exec_params1(range_rows_query(job), b.lo, b.hi)[0].as<long long>();
+  run_explained(tx, notices, job, b);
+  if (!b.error) {
+    find_proposals(report, argument_names(tx, job), tx.quote(b.lo) + "::" + job.key_type,
+                   tx.quote(b.hi) + "::" + job.key_type);
+    check_proposals(tx, report.proposals);
   }
   tx.abort();
-  out << "\nnothing was written: the transaction was rolled back.\n";
-  return k_exit_ok;
+  print_explained(out, report);
+  return b.error ? k_exit_job_failed : k_exit_ok;
 }
 
 }  // namespace pgxform

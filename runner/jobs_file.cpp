@@ -17,8 +17,8 @@
 namespace pgxform {
 
 JobsFileError::JobsFileError(const std::string& file, int line, const std::string& message)
-    : std::runtime_error(line > 0 ? file + ":" + std::to_string(line) + ": " + message
-                                  : file + ": " + message),
+    : InputError(
+          {line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message}),
       m_file(file),
       m_line(line) {}
 

@@ -8,14 +8,15 @@
 #pragma once
 
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "errors.h"
 
 namespace pgxform {
 
 // A problem in the jobs file: `file:line: message` (line is 1-based, 0 when unknown).
-class JobsFileError : public std::runtime_error {
+class JobsFileError : public InputError {
  public:
   JobsFileError(const std::string& file, int line, const std::string& message);
   const std::string& file() const { return m_file; }

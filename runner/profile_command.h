@@ -2,15 +2,21 @@
 // job: batches, rows, rows per second, p50/p95/max batch duration, the trend of the cost per
 // row (flat, growing, or insufficient below 12 batches; see trend.h), its growth, and for an
 // unfinished job an ETA that follows the trend. Growing jobs get a warning with their projected
-// duration. Reads pgxform.batch_log and job_state, and pg_class.reltuples of the leading table
-// for the rows still to do (its estimate minus rows_done). Writes nothing to the database.
+// duration. Reads pgxform.batch_log and job_state, and the planner's estimate of the leading
+// table's rows for the rows still to do (its estimate minus rows_done). Writes nothing to the
+// database.
 //
 // --json prints {"jobs": [{"job": ..., "trend": "flat" | "growing" | "insufficient",
 // "batches": N, "rows": N, "rows_per_second": x, "p50_ms": x, "p95_ms": x, "max_ms": x,
-// "growth": x | null, "eta_seconds": x | null, "status": ...}, ...]}: the keys "jobs", "job"
-// and "trend" are a contract. growth is null below 4 batches; eta_seconds is null for a job
-// that is done, has no batches yet, or whose table was never analyzed.
+// "growth": x | null, "eta_seconds": x | null, "status": ..., "shared_blks_hit": N | null, ...
+// (the eight counters of block_counters.h), "blocks_per_row": x | null, "blocks_growth": x |
+// null}, ...]}: the keys "jobs", "job" and "trend" are a contract. growth is null below 4
+// batches; eta_seconds is null for a job that is done, has no batches yet, or whose table was
+// never analyzed.
 // --html FILE also writes the report of report.h.
+//
+// fetch (ProfileInputs per job) -> compute (job_profile.h) -> render (print_profile_table,
+// print_profile_json, report.h).
 #pragma once
 
 #include <optional>
@@ -18,15 +24,14 @@
 #include <string>
 #include <vector>
 
-#include "report.h"
+#include "command_options.h"
+#include "job_profile.h"
 
 namespace pgxform {
 
 enum class ProfileFormat { table, json };
 
-struct ProfileOptions {
-  std::string file = "jobs.yaml";
-  std::string dsn;
+struct ProfileOptions : CommandOptions {
   std::vector<std::string> jobs;  // empty: every batched job of the file
   ProfileFormat format = ProfileFormat::table;
   std::optional<std::string> html;  // write the HTML report here too
@@ -34,5 +39,8 @@ struct ProfileOptions {
 
 // Exit 0; throws PreflightError (exit 2) for a job that is not in the file or is a sql: step.
 int profile_command(const ProfileOptions& options, std::ostream& out);
+
+void print_profile_table(std::ostream& out, const std::vector<JobProfile>& jobs);
+void print_profile_json(std::ostream& out, const std::vector<JobProfile>& jobs);
 
 }  // namespace pgxform

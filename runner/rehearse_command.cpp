@@ -9,15 +9,18 @@
 #include <map>
 #include <sstream>
 
-#include "batch_runner.h"
 #include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
+#include "job_selection.h"
 #include "jobs_file.h"
+#include "json_output.h"
 #include "output_format.h"
 #include "run_estimate.h"
 #include "scheduler.h"
+#include "table_stats.h"
+#include "task_runner.h"
 #include "trend.h"
 
 namespace pgxform {
@@ -41,35 +44,20 @@ double ms_since(std::chrono::steady_clock::time_point began) {
 
 double table_rows(pqxx::connection& conn, const ResolvedJob& job, bool& counted) {
   pqxx::read_transaction tx(conn);
-  const double estimate =
-      tx.exec_params1("SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1)",
-                      job.table_sql)[0]
-          .as<double>();
-  counted = estimate < 0;
-  if (!counted) return estimate;
+  const std::optional<double> estimate = estimated_rows(tx, job);
+  counted = !estimate;
+  if (estimate) return *estimate;
   // Never analyzed: no estimate, so count. Rehearsals run before the window, when a full scan
   // is affordable; ANALYZE would be cheaper but writes statistics, and rehearse writes nothing.
   return tx.exec("SELECT count(*)::float8 FROM " + job.table_sql)[0][0].as<double>();
 }
 
-// The key at `position` (0..1) of the key's distribution: from the planner's histogram, else by
-// walking the key's index.
-std::optional<std::string> key_at(pqxx::connection& conn, const ResolvedJob& job, double position,
-                                  double rows) {
+// The key at `position` (0..1) of the key's distribution (table_stats.h).
+std::optional<std::string> key_at(pqxx::connection& conn, const ResolvedJob& job, double position) {
   pqxx::read_transaction tx(conn);
-  const pqxx::result h = tx.exec_params(
-      "WITH h AS (SELECT (s.histogram_bounds::text)::" + job.key_type +
-          "[] AS b FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
-          " AND s.attname = $3 AND s.histogram_bounds IS NOT NULL LIMIT 1)"
-          " SELECT (b[1 + round($4::float8 * (array_length(b, 1) - 1))::int])::text FROM h",
-      job.table_schema, job.table_name, job.key_name, position);
-  if (!h.empty() && !h[0][0].is_null()) return h[0][0].as<std::string>();
-  const pqxx::result r = tx.exec_params(
-      "SELECT t." + job.key_sql + "::text FROM " + job.table_sql + " t WHERE t." + job.key_sql +
-          " IS NOT NULL ORDER BY t." + job.key_sql + " OFFSET $1 LIMIT 1",
-      (long long)std::floor(position * rows));
-  if (r.empty()) return std::nullopt;
-  return r[0][0].as<std::string>();
+  const std::vector<std::string> keys = keys_at(tx, job, {position});
+  if (keys.empty()) return std::nullopt;
+  return keys.front();
 }
 
 struct SampleBatch {
@@ -106,12 +94,7 @@ SampleBatch run_batch(pqxx::connection& conn, const ResolvedJob& job,
                       ForeignKeys foreign_keys) {
   const BatchShape shape{Slicing::whole_job,
                          after ? CursorStart::after_last_key : CursorStart::none, UpperBound::open};
-  const std::string lo = "(q.lo)::" + job.key_type, hi = "(q.hi)::" + job.key_type;
-  const std::string sql = "WITH q AS MATERIALIZED (" + bounds_query(job, shape) +
-                          ") SELECT q.lo, q.hi, (SELECT count(*) FROM " + job.table_sql +
-                          " t WHERE t." + job.key_sql + " BETWEEN " + lo + " AND " + hi +
-                          ") AS rows, " + job.function_sql + "(" + lo + ", " + hi +
-                          ")::text FROM q WHERE q.lo IS NOT NULL";
+  const std::string sql = trial_batch_sql(job, shape);
   SampleBatch b;
   double counting_ms = 0;
   const auto began = std::chrono::steady_clock::now();
@@ -253,7 +236,7 @@ JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const Resolve
       const double start =
           samples == 1 ? 0 : double(i) / double(samples - 1) * std::max(0.0, 1 - window);
       std::optional<std::string> after;
-      if (start > 0) after = key_at(conn, job, start, r.rows);
+      if (start > 0) after = key_at(conn, job, start);
       RehearsalSample s = run_sample(conn, job, after, foreign_keys);
       if (s.rows == 0) continue;  // no keys after the one picked: the end of the table
       s.position = std::min(1.0, start + window / 2);
@@ -308,14 +291,8 @@ bool JobRehearsal::growing() const {
 
 Rehearsal rehearse(const RehearseOptions& options) {
   const JobsFile file = parse_jobs_file(options.file);
-  if (options.samples < 1) throw PreflightError({"--samples must be at least 1"});
-  for (const auto& name : options.jobs) {
-    const Job* job = file.find_job(name);
-    if (!job) throw PreflightError({file.path + ": no job named '" + name + "'"});
-    if (job->is_step())
-      throw PreflightError({file.path + ": job '" + name +
-                            "' is a one-shot sql: step; rehearse samples batched jobs"});
-  }
+  if (options.samples < 1) throw UsageError("--samples must be at least 1");
+  select_jobs(file, options.jobs, JobKinds::batched, "rehearse samples batched jobs");
   auto conn = connect(options.dsn);
   const Preflight preflight = check_catalog(*conn, file, options.jobs);
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
@@ -338,10 +315,8 @@ Rehearsal rehearse(const RehearseOptions& options) {
   return result;
 }
 
-namespace {
-
-void print_table(const Rehearsal& rehearsal, const RehearseOptions& options, std::ostream& out) {
-  out << "rehearse: " << options.samples << " sample batch" << (options.samples == 1 ? "" : "es")
+void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int samples) {
+  out << "rehearse: " << samples << " sample batch" << (samples == 1 ? "" : "es")
       << " per job across its key range, each in a transaction that is rolled back;\n"
       << "a COMMIT takes " << fixed(rehearsal.commit_ms, 2)
       << " ms here, counted once per batch\n\n";
@@ -407,54 +382,48 @@ void print_table(const Rehearsal& rehearsal, const RehearseOptions& options, std
          " sequences used by the functions\nmay have advanced (nextval is never rolled back).\n";
 }
 
-void print_json(const Rehearsal& rehearsal, std::ostream& out) {
+void print_rehearsal_json(std::ostream& out, const Rehearsal& rehearsal) {
   const RunEstimate& run = rehearsal.run;
-  out << "{\"threads\": " << rehearsal.threads
-      << ", \"commit_ms\": " << json_number(rehearsal.commit_ms, 3)
-      << ", \"fk_check_ms\": " << json_number(rehearsal.fk_check_ms, 6)
-      << ", \"seconds\": " << json_number(run.seconds, 3) << ", \"critical_path\": [";
-  for (std::size_t i = 0; i < run.critical_path.size(); ++i)
-    out << (i ? ", " : "") << json_string(run.critical_path[i]);
-  out << "], \"lists\": [";
-  bool first = true;
-  for (const auto& [list, finish] : run.list_finish) {
-    out << (first ? "" : ", ") << "{\"list\": " << json_string(list)
-        << ", \"finish_seconds\": " << json_number(finish, 3) << "}";
-    first = false;
-  }
-  out << "], \"jobs\": [";
-  for (std::size_t i = 0; i < rehearsal.jobs.size(); ++i) {
-    const JobRehearsal& r = rehearsal.jobs[i];
+  Json lists = Json::array();
+  for (const auto& [list, finish] : run.list_finish)
+    lists.push_back({{"list", list}, {"finish_seconds", json_number(finish, 3)}});
+  Json jobs = Json::array();
+  for (const auto& r : rehearsal.jobs) {
     const bool ok = r.error.empty();
-    out << (i ? ", " : "") << "{\"job\": " << json_string(r.job)
-        << ", \"rows\": " << json_number(r.rows, 0)
-        << ", \"batches\": " << json_number(r.batches, 0) << ", \"projected_seconds\": "
-        << json_number(ok ? std::optional(r.projected_ms / 1000) : std::nullopt, 3)
-        << ", \"trend\": "
-        << (!ok || !r.growth ? "null" : json_string(r.growing() ? "growing" : "flat"))
-        << ", \"growth\": " << json_number(ok ? r.growth : std::nullopt, 3)
-        << ", \"foreign_keys_unchecked\": " << (r.foreign_keys_unchecked ? "true" : "false")
-        << ", \"fk_checks_per_row\": " << json_number(r.fk_checks_per_row, 4) << ", \"samples\": [";
-    for (std::size_t k = 0; k < r.samples.size(); ++k) {
-      const RehearsalSample& s = r.samples[k];
-      out << (k ? ", " : "") << "{\"position\": " << json_number(s.position, 3)
-          << ", \"after\": " << (s.after ? json_string(*s.after) : "null")
-          << ", \"rows\": " << s.rows << ", \"ms_per_row\": " << json_number(s.ms_per_row, 6)
-          << "}";
-    }
-    out << "], \"error\": " << (ok ? "null" : json_string(r.error)) << "}";
+    Json samples = Json::array();
+    for (const auto& s : r.samples)
+      samples.push_back({{"position", json_number(s.position, 3)},
+                         {"after", json_text(s.after)},
+                         {"rows", s.rows},
+                         {"ms_per_row", json_number(s.ms_per_row, 6)}});
+    jobs.push_back(
+        {{"job", r.job},
+         {"rows", std::llround(r.rows)},
+         {"batches", std::llround(r.batches)},
+         {"projected_seconds",
+          json_number(ok ? std::optional(r.projected_ms / 1000) : std::nullopt, 3)},
+         {"trend", !ok || !r.growth ? Json(nullptr) : Json(r.growing() ? "growing" : "flat")},
+         {"growth", json_number(ok ? r.growth : std::nullopt, 3)},
+         {"foreign_keys_unchecked", r.foreign_keys_unchecked},
+         {"fk_checks_per_row", json_number(r.fk_checks_per_row, 4)},
+         {"samples", samples},
+         {"error", ok ? Json(nullptr) : Json(r.error)}});
   }
-  out << "]}\n";
+  print_json(out, Json{{"threads", rehearsal.threads},
+                       {"commit_ms", json_number(rehearsal.commit_ms, 3)},
+                       {"fk_check_ms", json_number(rehearsal.fk_check_ms, 6)},
+                       {"seconds", json_number(run.seconds, 3)},
+                       {"critical_path", run.critical_path},
+                       {"lists", lists},
+                       {"jobs", jobs}});
 }
-
-}  // namespace
 
 int rehearse_command(const RehearseOptions& options, std::ostream& out) {
   const Rehearsal rehearsal = rehearse(options);
   if (options.format == RehearseFormat::json)
-    print_json(rehearsal, out);
+    print_rehearsal_json(out, rehearsal);
   else
-    print_table(rehearsal, options, out);
+    print_rehearsal_table(out, rehearsal, options.samples);
   const bool failed = std::any_of(rehearsal.jobs.begin(), rehearsal.jobs.end(),
                                   [](const JobRehearsal& r) { return !r.error.empty(); });
   return failed ? k_exit_job_failed : k_exit_ok;

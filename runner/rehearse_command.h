@@ -49,15 +49,14 @@
 #include <string>
 #include <vector>
 
+#include "command_options.h"
 #include "run_estimate.h"
 
 namespace pgxform {
 
 enum class RehearseFormat { table, json };
 
-struct RehearseOptions {
-  std::string file = "jobs.yaml";
-  std::string dsn;
+struct RehearseOptions : CommandOptions {
   std::vector<std::string> jobs;  // empty: every batched job of the file
   int samples = 3;
   int threads = 0;  // 0: defaults.threads of the file, as `run` would use
@@ -106,7 +105,11 @@ struct Rehearsal {
 Rehearsal rehearse(const RehearseOptions& options);
 
 // Exit 0 when every sample ran, 1 when a job's function failed in a sample; throws
-// PreflightError (exit 2) for an unknown job, a step, or --samples below 1.
+// PreflightError (exit 2) for an unknown job or a step, UsageError for --samples below 1.
 int rehearse_command(const RehearseOptions& options, std::ostream& out);
+
+// Rendering, pure: the table (`samples`: per job, as asked) and the --json object.
+void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int samples);
+void print_rehearsal_json(std::ostream& out, const Rehearsal& rehearsal);
 
 }  // namespace pgxform

@@ -394,29 +394,6 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
-std::optional<std::string> trend_warning(const JobProfile& job) {
-  const JobFigures& f = job.figures;
-  if (f.trend != Trend::growing) return std::nullopt;
-  std::string text = job.job + " is growing: its cost per row rose " + num(f.growth.value_or(0)) +
-                     "x from the first quarter of its " + std::to_string(f.batches) +
-                     " batches to the last, the signature of an O(N\xC2\xB2) job (each batch " +
-                     "reads what the ones before it wrote).";
-  if (job.status == "done") {
-    text += " It took " + human_duration(f.active_seconds) +
-            "; on a table twice as large it would take about four times as long.";
-  } else if (job.eta_seconds && job.remaining_rows) {
-    text += " At this rate its remaining " + std::to_string(*job.remaining_rows) + " rows take " +
-            human_duration(*job.eta_seconds) + " more: projected total " +
-            human_duration(f.active_seconds + *job.eta_seconds) + ".";
-  }
-  if (f.blocks_growth && *f.blocks_growth >= k_growth_ratio)
-    text += " The database agrees: the blocks it touches per row rose " + num(*f.blocks_growth) +
-            "x (to " + num(f.blocks_per_row.value_or(0)) + " per row), so it reads more of a " +
-            "growing table every batch.";
-  text += " Run `pgxform explain " + job.job + "` to see which statement scans more every batch.";
-  return text;
-}
-
 void write_report(std::ostream& out, const ReportHeading& heading,
                   const std::vector<JobProfile>& jobs) {
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

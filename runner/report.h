@@ -17,26 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "trend.h"
+#include "job_profile.h"
 
 namespace pgxform {
-
-// One job as profile reads it from the state, with its figures.
-struct JobProfile {
-  std::string job;
-  std::string list;
-  std::string status;                    // from job_state; "pending" when never started
-  std::vector<BatchSample> batches;      // commit order
-  std::vector<long long> batch_numbers;  // batch_no of each batch, for tooltips
-  std::vector<std::string> first_keys;   // first key of each batch, for `explain --at`
-  bool key_positions = false;            // positions are the key's (else batch order)
-  JobFigures figures;
-  std::optional<long long> remaining_rows;  // none when done or unknown
-  std::optional<double> eta_seconds;        // none when done or unknown
-};
-
-// The warning for a growing job ("quadratic is growing: ..."), or none.
-std::optional<std::string> trend_warning(const JobProfile& job);
 
 struct ReportHeading {
   std::string title = "pgxform profile";

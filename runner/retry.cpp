@@ -61,4 +61,9 @@ std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds b
   return std::chrono::milliseconds(dist(rng));
 }
 
+std::chrono::milliseconds reconnect_delay(int attempt) {
+  // Doubling from 200 ms, but never past 3.2 s: a server that is back should not wait for us.
+  return backoff_delay(std::min(attempt, 4), std::chrono::milliseconds(200));
+}
+
 }  // namespace pgxform

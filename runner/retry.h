@@ -33,4 +33,10 @@ FailureKind classify_sqlstate(const std::string& sqlstate);
 // capped at 30 s. `attempt` counts from 0.
 std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base);
 
+// A lost connection (or an in-doubt COMMIT) is not the batch's fault: its task is reconnected
+// and claimed again this many times before it fails, waiting reconnect_delay(attempt) before
+// each — long enough together (a few minutes) for a server restart or a failover.
+constexpr int k_reconnect_attempts = 60;
+std::chrono::milliseconds reconnect_delay(int attempt);
+
 }  // namespace pgxform

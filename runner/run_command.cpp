@@ -4,28 +4,24 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
-#include <mutex>
 
-#include "batch_runner.h"
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
+#include "failed_ranges.h"
 #include "jobs_file.h"
 #include "progress.h"
-#include "retry.h"
 #include "scheduler.h"
-#include "script_migrator.h"
+#include "script_commands.h"
 #include "state_store.h"
 #include "stop_signal.h"
+#include "table_stats.h"
+#include "task_runner.h"
 #include "worker_pool.h"
 
 namespace pgxform {
 
 namespace {
-
-// How often a task whose connection broke between batches is tried again.
-constexpr int k_task_reconnects = 60;
 
 std::vector<std::string> job_names(const std::vector<PlannedList>& plan) {
   std::vector<std::string> names;
@@ -34,115 +30,64 @@ std::vector<std::string> job_names(const std::vector<PlannedList>& plan) {
   return names;
 }
 
-}  // namespace
+// What the run will do, checked against the database and the state before anything is
+// written: throws an InputError (exit 2) for every problem found.
+struct RunPlan {
+  std::vector<PlannedList> lists;
+  Preflight preflight;
+};
 
-int run_command(const RunOptions& options) {
-  const JobsFile file = parse_jobs_file(options.file);
-  if (options.migrate) {
-    // The scripts create the functions the preflight checks, so they go first, on a session of
-    // their own: a SET in a script must not outlive it.
-    auto scripts = connect(options.dsn);
-    ScriptMigrator migrator(*scripts, file.state_schema, file.scripts_dir);
-    // Read first: with nothing to apply (or no scripts at all), the run writes nothing yet.
-    const auto states = migrator.info();
-    if (std::any_of(states.begin(), states.end(), [](const ScriptStatus& s) {
-          return s.state != ScriptState::applied && s.state != ScriptState::missing;
-        }))
-      migrator.migrate();
-  }
-  auto conn = connect(options.dsn);
-  StateStore store(*conn, file.state_schema);
-
+RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions& options) {
+  StateStore store(conn, StateSchema(file.state_schema));
   for (const auto& name : options.accept_changed)
     if (!file.find_job(name))
       throw SelectionError("--accept-changed " + name + ": no job of that name in " + file.path);
-  const std::vector<PlannedList> plan =
-      select_lists(file, options.only, options.exclude, store.done_jobs());
-  const Preflight preflight = check_catalog(*conn, file, job_names(plan));
-  for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  RunPlan run;
+  run.lists = select_lists(file, options.only, options.exclude, store.done_jobs());
+  run.preflight = check_catalog(conn, file, job_names(run.lists));
+  for (const auto& warning : run.preflight.warnings) spdlog::warn("{}", warning);
   std::vector<std::string> problems = store.changed_functions(
-      preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
-  for (const auto& [name, job] : preflight.jobs) {
-    try {
-      store.check_slicing(job);
-    } catch (const std::runtime_error& e) {
-      problems.push_back(file.path + ": " + e.what());
-    }
-  }
+      run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
+  for (const auto& [name, job] : run.preflight.jobs)
+    if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
   if (!problems.empty()) throw PreflightError(problems);
+  return run;
+}
 
-  // From here on the run writes.
+// The state the workers need: from here on the run writes.
+void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& run) {
+  StateStore store(conn, StateSchema(file.state_schema));
   store.ensure_schema();
   store.register_jobs(file);
-  for (const auto& [name, job] : preflight.jobs) store.ensure_slices(job);
-  store.pin_function_versions(preflight.jobs);
+  for (const auto& [name, job] : run.preflight.jobs) store.ensure_slices(job);
+  store.pin_function_versions(run.preflight.jobs);
+}
 
-  const int threads = options.threads > 0 ? options.threads : file.default_threads;
-  spdlog::info("running {} jobs of {} lists from {} on {} threads", job_names(plan).size(),
-               plan.size(), file.path, threads);
-  install_stop_handlers();
-  Scheduler scheduler(plan);
-  Progress progress;
-  {
+// The planner's estimate of each job's rows, for the progress's projections (0 when unknown).
+void estimate_rows(pqxx::connection& conn, const RunPlan& run, Progress& progress) {
+  pqxx::read_transaction tx(conn);
+  for (const auto& [name, job] : run.preflight.jobs)
+    progress.set_total_rows(name, (long long)estimated_rows(tx, job).value_or(0));
+}
+
+// After a run that finished: the ranges that on_error: skip set aside wait for retry-failed.
+void warn_set_aside(const std::string& dsn, const JobsFile& file) {
+  try {
+    auto conn = connect(dsn);
     pqxx::read_transaction tx(*conn);
-    for (const auto& [name, job] : preflight.jobs) {
-      const pqxx::row r = tx.exec_params1(
-          "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
-          job.table_sql);
-      progress.set_total_rows(name, r[0].as<long long>());
-    }
+    const SetAside aside = count_unresolved(tx, StateSchema(file.state_schema));
+    if (aside.ranges > 0)
+      spdlog::warn(
+          "{} key range(s) of {} job(s) are set aside in failed_batches: fix the "
+          "function or the data, then `pgxform retry-failed`",
+          aside.ranges, aside.jobs);
+  } catch (const std::exception& e) {
+    spdlog::debug("could not count the set-aside ranges: {}", redact(e.what()));
   }
-  conn.reset();
-  const auto started = std::chrono::steady_clock::now();
+}
 
-  // Tasks whose connection broke outside a batch (a server restart while claiming or finishing),
-  // by task: each is tried again after a pause, on a fresh connection, a bounded number of times.
-  std::mutex lost_mutex;
-  std::map<std::string, int> lost;
-  const TaskFunction run_task = [&](Session& session, const TaskId& task) -> TaskOutcome {
-    const Job& job = *file.find_job(task.job);
-    StateStore task_store(session, file.state_schema);
-    auto release = [&] {
-      try {
-        task_store.release(task);
-      } catch (const std::exception&) {
-        // The session is gone, and the lock with it.
-      }
-    };
-    try {
-      if (!task_store.try_claim(task, job.list))
-        return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
-      if (job.is_step()) apply_timeouts(session.conn(), job.settings);
-      const TaskOutcome outcome =
-          job.is_step() ? run_step(task_store, job.name, job.sql)
-                        : BatchRunner(session, task_store, preflight.jobs.at(job.name),
-                                      job.settings, task, job.list, progress)
-                              .run();
-      release();
-      return outcome;
-    } catch (const std::exception& e) {
-      release();
-      const Failure failure = classify(e);
-      if (failure.kind == FailureKind::permanent || failure.kind == FailureKind::cancelled) throw;
-      int tries = 0;
-      {
-        std::lock_guard<std::mutex> lock(lost_mutex);
-        tries = ++lost[task.text()];
-      }
-      if (tries > k_task_reconnects) throw;
-      spdlog::warn("{}: {}; trying again on a new connection", task.text(), failure.message);
-      try {
-        session.reconnect();
-      } catch (const std::exception&) {
-        // Still down: the next try reconnects again.
-      }
-      return {TaskOutcome::Kind::deferred, failure.message};
-    }
-  };
-  const PoolResult result = run_pool(threads, options.dsn, scheduler, run_task);
-
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+int report_result(const PoolResult& result, const Scheduler& scheduler, std::size_t jobs,
+                  double seconds) {
   if (result.stopped) {
     spdlog::warn(
         "stopped by a signal after {:.1f} s; the state is consistent: run again to "
@@ -157,22 +102,42 @@ int run_command(const RunOptions& options) {
       spdlog::error("  {}: not started, a job it depends on failed", job);
     return k_exit_job_failed;
   }
-  spdlog::info("all {} jobs done in {:.1f} s", job_names(plan).size(), seconds);
-  try {
-    auto check = connect(options.dsn);
-    pqxx::read_transaction tx(*check);
-    const pqxx::row aside = tx.exec1("SELECT count(*), count(DISTINCT job) FROM " +
-                                     StateStore(*check, file.state_schema).schema_sql() +
-                                     ".failed_batches WHERE resolved_at IS NULL");
-    if (aside[0].as<long long>() > 0)
-      spdlog::warn(
-          "{} key range(s) of {} job(s) are set aside in failed_batches: fix the "
-          "function or the data, then `pgxform retry-failed`",
-          aside[0].as<long long>(), aside[1].as<long long>());
-  } catch (const std::exception& e) {
-    spdlog::debug("could not count the set-aside ranges: {}", redact(e.what()));
-  }
+  spdlog::info("all {} jobs done in {:.1f} s", jobs, seconds);
   return k_exit_ok;
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  const JobsFile file = parse_jobs_file(options.file);
+  // The scripts create the functions the preflight checks, so they go first, on a session of
+  // their own: a SET in a script must not outlive it.
+  if (options.migrate) migrate_pending(options.dsn, file);
+  auto conn = connect(options.dsn);
+  const RunPlan run = check_run(*conn, file, options);
+  prepare_state(*conn, file, run);
+
+  const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  const std::size_t jobs = job_names(run.lists).size();
+  spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
+               file.path, threads);
+  install_stop_handlers();
+  Scheduler scheduler(run.lists);
+  Progress progress;
+  estimate_rows(*conn, run, progress);
+  conn.reset();
+
+  const auto started = std::chrono::steady_clock::now();
+  const RunContext context{file, run.preflight.jobs, StateSchema(file.state_schema), progress};
+  const PoolResult result =
+      run_pool(threads, options.dsn, scheduler, [&context](Session& session, const TaskId& task) {
+        return run_task(session, context, task);
+      });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int exit_code = report_result(result, scheduler, jobs, seconds);
+  if (exit_code == k_exit_ok) warn_set_aside(options.dsn, file);
+  return exit_code;
 }
 
 }  // namespace pgxform

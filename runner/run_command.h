@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "command_options.h"
+
 namespace pgxform {
 
-struct RunOptions {
-  std::string file = "jobs.yaml";
-  std::string dsn;
+struct RunOptions : CommandOptions {
   int threads = 0;  // 0: defaults.threads of the file
   std::vector<std::string> only;
   std::vector<std::string> exclude;

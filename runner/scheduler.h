@@ -15,9 +15,10 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "errors.h"
 
 namespace pgxform {
 
@@ -29,6 +30,13 @@ struct TaskId {
   bool operator<(const TaskId& o) const { return job < o.job || (job == o.job && slice < o.slice); }
   bool operator==(const TaskId& o) const { return job == o.job && slice == o.slice; }
   std::string text() const;
+};
+
+// How a task ended: the one outcome the caller reports for it (see above).
+struct TaskOutcome {
+  enum class Kind { finished, failed, deferred, stopped };
+  Kind kind = Kind::finished;
+  std::string message;  // failed: the error, SQLSTATE and key range; deferred: why
 };
 
 struct PlannedJob {
@@ -43,9 +51,9 @@ struct PlannedList {
 };
 
 // Thrown by select_lists when the selection cannot run; the CLI maps it to exit 2.
-class SelectionError : public std::runtime_error {
+class SelectionError : public InputError {
  public:
-  using std::runtime_error::runtime_error;
+  explicit SelectionError(const std::string& problem) : InputError({problem}) {}
 };
 
 // The lists to run after --only/--exclude (names of lists or jobs). A selected job needs every

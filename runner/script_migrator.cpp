@@ -12,15 +12,11 @@
 #include <sstream>
 
 #include "database.h"
-#include "state_store.h"
+#include "state_locks.h"
 
 namespace fs = std::filesystem;
 
 namespace pgxform {
-
-ScriptError::ScriptError(std::vector<std::string> problems)
-    : std::runtime_error(problems.empty() ? "script error" : problems.front()),
-      m_problems(std::move(problems)) {}
 
 ScriptFailed::ScriptFailed(std::string script, std::string sqlstate, const std::string& message)
     : std::runtime_error(message), m_script(std::move(script)), m_sqlstate(std::move(sqlstate)) {}
@@ -87,21 +83,20 @@ std::string script_path(const std::string& dir, const std::string& file) {
 // construction to destruction.
 class ScriptLock {
  public:
-  ScriptLock(pqxx::connection& conn, const std::string& schema, std::chrono::milliseconds timeout)
-      : m_conn(conn), m_schema(schema) {
+  ScriptLock(pqxx::connection& conn, const StateSchema& schema, std::chrono::milliseconds timeout)
+      : m_conn(conn), m_key(scripts_lock(schema)) {
     try {
       // SET LOCAL bounds only this wait: the scripts themselves run without lock_timeout. The
       // session lock outlives the transaction it was taken in.
       pqxx::work tx(m_conn);
       tx.exec_params("SELECT set_config('lock_timeout', $1, true)",
                      std::to_string(timeout.count()) + "ms");
-      tx.exec_params("SELECT pg_advisory_lock(hashtext('pgxform scripts'), hashtext($1))",
-                     m_schema);
+      session_lock(tx, m_key);
       tx.commit();
     } catch (const pqxx::sql_error& e) {
       if (e.sqlstate() != "55P03") throw;
       throw ScriptError({"another session is applying scripts to this database (state schema " +
-                         m_schema + holder() + "): gave up waiting for its lock after " +
+                         schema.name + holder() + "): gave up waiting for its lock after " +
                          std::to_string(timeout.count()) + " ms; run again once it is done"});
     }
   }
@@ -109,8 +104,7 @@ class ScriptLock {
   ~ScriptLock() {
     try {
       pqxx::nontransaction tx(m_conn);
-      tx.exec_params("SELECT pg_advisory_unlock(hashtext('pgxform scripts'), hashtext($1))",
-                     m_schema);
+      session_unlock(tx, m_key);
     } catch (const std::exception& e) {
       // The lock ends with the session anyway; a broken connection already released it.
       spdlog::debug("could not release the scripts lock: {}", e.what());
@@ -121,29 +115,21 @@ class ScriptLock {
   ScriptLock& operator=(const ScriptLock&) = delete;
 
  private:
-  // Who holds the lock, for the message: pg_locks shows the two int4 keys as unsigned oids.
+  // Who holds the lock, for the message.
   std::string holder() {
     try {
       pqxx::read_transaction tx(m_conn);
-      const pqxx::result r = tx.exec_params(
-          "SELECT a.pid, coalesce(a.application_name, '') FROM pg_locks l"
-          " JOIN pg_stat_activity a ON a.pid = l.pid"
-          " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
-          " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-          " AND l.classid = (hashtext('pgxform scripts')::bigint & 4294967295)::oid"
-          " AND l.objid = (hashtext($1)::bigint & 4294967295)::oid",
-          m_schema);
-      if (r.empty()) return "";
-      std::string who = ", held by backend " + r[0][0].as<std::string>();
-      if (!r[0][1].as<std::string>().empty()) who += " '" + r[0][1].as<std::string>() + "'";
-      return who;
+      const auto who = lock_holder(tx, m_key);
+      if (!who) return "";
+      return ", held by backend " + std::to_string(who->pid) +
+             (who->application_name.empty() ? "" : " '" + who->application_name + "'");
     } catch (const std::exception&) {
       return "";
     }
   }
 
   pqxx::connection& m_conn;
-  std::string m_schema;
+  LockKey m_key;
 };
 
 // Applied V scripts whose file changed: the problems that stop migrate.
@@ -384,30 +370,12 @@ ScriptMigrator::ScriptMigrator(pqxx::connection& conn, std::string state_schema,
                                std::chrono::milliseconds lock_timeout)
     : m_conn(conn),
       m_schema(std::move(state_schema)),
-      m_schema_sql(quote_ident(m_schema)),
       m_dir(std::move(dir)),
       m_lock_timeout(lock_timeout) {}
 
 std::vector<AppliedScript> ScriptMigrator::read_history() {
-  std::vector<AppliedScript> out;
   pqxx::read_transaction tx(m_conn);
-  if (tx.exec_params1("SELECT to_regclass($1) IS NULL", m_schema_sql + ".script_history")[0]
-          .as<bool>())
-    return out;
-  for (const auto& r : tx.exec("SELECT script, type, coalesce(version, ''), description, checksum,"
-                               " applied_at::text, duration_ms FROM " +
-                               m_schema_sql + ".script_history")) {
-    AppliedScript h;
-    h.script = r[0].as<std::string>();
-    h.type = r[1].as<std::string>().front();
-    h.version = r[2].as<std::string>();
-    h.description = r[3].as<std::string>();
-    h.checksum = r[4].as<std::string>();
-    h.applied_at = r[5].as<std::string>();
-    h.duration_ms = r[6].as<double>();
-    out.push_back(h);
-  }
-  return out;
+  return read_script_history(tx, m_schema);
 }
 
 std::vector<ScriptStatus> ScriptMigrator::info() {
@@ -416,7 +384,7 @@ std::vector<ScriptStatus> ScriptMigrator::info() {
 
 std::vector<std::string> ScriptMigrator::migrate() {
   const auto files = scan_scripts(m_dir);
-  StateStore(m_conn, m_schema).ensure_schema();
+  ensure_state_schema(m_conn, m_schema);
   auto states = script_states(files, read_history());
   auto problems = changed_problems(states);
   if (!problems.empty()) throw ScriptError(problems);
@@ -455,18 +423,12 @@ void ScriptMigrator::apply(const ScriptFile& script) {
   const std::string text = without_bom(read_file(script.path));
   const std::string checksum = script_checksum(text);
   const Transaction transaction = script_transaction(text, script.path);
-  std::optional<std::string> version;
-  if (script.type == 'V') version = script.version;
-  const std::string record =
-      "INSERT INTO " + m_schema_sql +
-      ".script_history (script, type, version, description, checksum, runner, duration_ms)"
-      " VALUES ($1, $2, $3, $4, $5, $6, $7)" +
-      (script.type == 'R'
-           ? " ON CONFLICT (script) DO UPDATE SET description = EXCLUDED.description,"
-             " checksum = EXCLUDED.checksum, applied_at = EXCLUDED.applied_at,"
-             " applied_by = EXCLUDED.applied_by, runner = EXCLUDED.runner,"
-             " duration_ms = EXCLUDED.duration_ms"
-           : "");
+  AppliedScript applied;
+  applied.script = script.file;
+  applied.type = script.type;
+  applied.version = script.version;
+  applied.description = script.description;
+  applied.checksum = checksum;
 
   double ms = 0;
   try {
@@ -476,8 +438,8 @@ void ScriptMigrator::apply(const ScriptFile& script) {
       tx.exec(text);
       ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                .count();
-      tx.exec_params(record, script.file, std::string(1, script.type), version, script.description,
-                     checksum, runner_identity(), ms);
+      applied.duration_ms = ms;
+      record_script(tx, m_schema, applied);
       tx.commit();
     } else {
       {
@@ -488,8 +450,8 @@ void ScriptMigrator::apply(const ScriptFile& script) {
                  .count();
       }
       pqxx::work tx(m_conn);
-      tx.exec_params(record, script.file, std::string(1, script.type), version, script.description,
-                     checksum, runner_identity(), ms);
+      applied.duration_ms = ms;
+      record_script(tx, m_schema, applied);
       tx.commit();
     }
   } catch (const pqxx::in_doubt_error& e) {
@@ -527,7 +489,7 @@ void ScriptMigrator::apply(const ScriptFile& script) {
 
 RepairResult ScriptMigrator::repair() {
   const auto files = scan_scripts(m_dir);
-  StateStore(m_conn, m_schema).ensure_schema();
+  ensure_state_schema(m_conn, m_schema);
   ScriptLock lock(m_conn, m_schema, m_lock_timeout);
   const auto history = read_history();
   RepairResult result;
@@ -544,8 +506,7 @@ RepairResult ScriptMigrator::repair() {
     }
     // A changed R script is not repaired: migrate applies it again.
     if (h.type != 'V' || file->checksum == h.checksum) continue;
-    tx.exec_params("UPDATE " + m_schema_sql + ".script_history SET checksum = $2 WHERE script = $1",
-                   h.script, file->checksum);
+    update_script_checksum(tx, m_schema, h.script, file->checksum);
     result.updated.push_back(file->file);
     spdlog::info("repaired {}: checksum {} recorded (was {})", file->file, file->checksum,
                  h.checksum);

@@ -25,11 +25,8 @@
 // Scripts run on the caller's connection, and a SET in a script lasts for that session: give
 // the migrator a connection of its own.
 //
-// History: <state schema>.script_history (state/003_script_history.sql), one row per script:
-// script (file name, primary key), type 'V' or 'R', version (as written; NULL for R, unique),
-// description, checksum, applied_at, applied_by (current_user), runner (host:pid),
-// duration_ms. An applied V script is matched to its file by version, an R script by name.
-// Re-applying an R script replaces its row.
+// History: <state schema>.script_history (script_history.h), one row per applied script. An
+// applied V script is matched to its file by version, an R script by name.
 //
 // States (info): V applied | pending | changed (its file's checksum differs from the history)
 // | missing (in the history, no file); R applied | pending | outdated (changed since applied,
@@ -38,13 +35,12 @@
 // migrate refuses to apply anything while an applied V script is changed (ScriptError naming
 // every such file; repair() accepts the new content). Missing scripts only warn, and a pending
 // V script older than the newest applied one is applied with a warning. Two runners never
-// apply at once: migrate and repair hold the session advisory lock
-//   (hashtext('pgxform scripts'), hashtext(<state schema>))
-// while they work, a session lock because each script commits on its own. The wait for it is
-// bounded by lock_timeout, after which migrate gives up with ScriptError ("another session is
-// applying scripts ..."). The history is read again once the lock is held, since the other
-// runner may have applied the scripts meanwhile. info only reads and writes nothing, not even
-// the state schema: without a history table every script is pending.
+// apply at once: migrate and repair hold the scripts lock (state_locks.h) while they work, a
+// session lock because each script commits on its own. The wait for it is bounded by lock_timeout,
+// after which migrate gives up with ScriptError ("another session is applying scripts ..."). The
+// history is read again once the lock is held, since the other runner may have applied the scripts
+// meanwhile. info only reads and writes nothing, not even the state schema: without a history table
+// every script is pending.
 #pragma once
 
 #include <chrono>
@@ -54,17 +50,18 @@
 #include <string>
 #include <vector>
 
+#include "errors.h"
+#include "script_history.h"
+#include "state_schema.h"
+
 namespace pgxform {
 
 // Problems found before anything was applied: bad names, duplicate versions, changed V
 // scripts, the lock not obtained. The CLI prints every problem and exits 2.
-class ScriptError : public std::runtime_error {
+class ScriptError : public InputError {
  public:
-  explicit ScriptError(std::vector<std::string> problems);
-  const std::vector<std::string>& problems() const { return m_problems; }
-
- private:
-  std::vector<std::string> m_problems;
+  explicit ScriptError(std::vector<std::string> problems)
+      : InputError(std::move(problems), "nothing was applied") {}
 };
 
 // A script failed while it was applied. The scripts before it stay applied; it was rolled
@@ -111,17 +108,6 @@ Transaction script_transaction(const std::string& text, const std::string& file)
 // listing every problem (malformed names, duplicate versions, unreadable files).
 std::vector<ScriptFile> scan_scripts(const std::string& dir);
 
-// One row of script_history.
-struct AppliedScript {
-  std::string script;
-  char type = 'V';
-  std::string version;  // empty for R
-  std::string description;
-  std::string checksum;
-  std::string applied_at;
-  double duration_ms = 0;
-};
-
 enum class ScriptState { pending, applied, changed, outdated, missing };
 const char* state_name(ScriptState state);
 
@@ -161,8 +147,7 @@ class ScriptMigrator {
   void apply(const ScriptFile& script);
 
   pqxx::connection& m_conn;
-  std::string m_schema;
-  std::string m_schema_sql;
+  StateSchema m_schema;
   std::string m_dir;
   std::chrono::milliseconds m_lock_timeout;
 };

@@ -1,12 +1,6 @@
-// state_store: the runner's own state in PostgreSQL, in the schema named by `state_schema:`
-// (default pgxform). The DDL lives in state/NNN_*.sql, compiled into the binary; the schema's
-// version is kept in <schema>.schema_version and upgraded on first use, in one transaction
-// under an advisory lock, so that two runners starting together never both create it.
-//
-// Tables (see docs/state-tables.md):
-//   job_state  one row per job: status, cursor (last_key as text), counters, last error, runner.
-//   job_slice  one cursor per slice of a job with `parallel: K` (K > 1).
-//   batch_log  one row per committed batch.
+// state_store: the jobs' state — job_state (one row per job) and job_slice (one cursor per
+// slice of a job with `parallel: K`, K > 1) in the state schema (state_schema.h; the tables are
+// described in docs/state-tables.md).
 //
 // Status transitions:  pending -> running -> done
 //                                        \-> failed -> running (a later run retries it)
@@ -14,14 +8,16 @@
 //                      running -> pending (the run was stopped by a signal)
 //
 // Resume: a batch's writes, the cursor's move and its batch_log row commit in one transaction
-// (batch_runner). So the cursor names exactly the last committed batch, and a new run continues
-// with the keys after it: nothing lost, nothing applied twice, whatever killed the last run.
+// (batch_sql.h composes the batch statement with cursor_move_sql below). So the cursor names
+// exactly the last committed batch, and a new run continues with the keys after it: nothing
+// lost, nothing applied twice, whatever killed the last run. The cursor only moves from the
+// key it was read at ($1 of the batch statement), so a batch can never be applied twice.
 //
-// Claims: a runner works on a job (or slice) only while its session holds the advisory lock
-// (hashtext(schema), hashtext(task)). The lock dies with the session, so a killed runner's
-// claims are free again as soon as the server notices its session ended (at once for an idle
-// session; when the statement in flight ends for a busy one); a second runner never runs a
-// batch the first one runs.
+// Claims: a runner works on a task (a job, or one slice of it) only while its session holds
+// the task's lock (state_locks.h); try_claim takes it and records the runner in the row.
+//
+// Every method that changes state is one transaction with an explicit commit. The methods
+// that only read never create the state schema: without one, they find nothing recorded.
 #pragma once
 
 #include <map>
@@ -36,14 +32,22 @@
 #include "jobs_file.h"
 #include "retry.h"
 #include "scheduler.h"
+#include "state_schema.h"
 
 namespace pgxform {
+
+// Which cursor a task moves: the job's own (job_state) or its slice's (job_slice).
+enum class Slicing { whole_job, slice };
+inline Slicing slicing_of(const ResolvedJob& job) {
+  return job.parallel > 1 ? Slicing::slice : Slicing::whole_job;
+}
 
 // Where a task's batches continue from.
 struct Cursor {
   std::optional<std::string> last_key;  // exclusive lower bound; none before the first batch
   std::optional<std::string> hi_key;    // inclusive upper bound of a slice; none = open
   std::string status;
+  int slice = 0;
 };
 
 struct JobStatus {
@@ -61,33 +65,50 @@ struct JobStatus {
   long long set_aside = 0;            // unresolved ranges in failed_batches
 };
 
+// What the batch statement writes to the task's row, after the CTE `r` (columns lo and hi of
+// the key's type, rows) that holds the range it processed. Parameters: $1 the cursor's key as
+// it was read, $3 the job, $4 the slice.
+//   advance  the cursor moves to r.hi, only if it is still at $1; the task is counted;
+//   stay     only the counters (a range redone below the cursor; $1 must be NULL).
+// CTE `c` is the task's row, `j` (a slice only) the job's; `batch_no` is the batch's number as
+// an expression over them.
+enum class CursorMove { advance, stay };
+struct CursorSql {
+  std::string ctes;      // ", c AS (...)[, j AS (...)]"
+  std::string batch_no;  // "(SELECT batches_done FROM c)"
+};
+CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove move);
+// The CTE `c` that moves the cursor from $1 past $5 without counting (a range set aside).
+std::string cursor_skip_sql(const StateSchema& schema, Slicing slicing);
+
 class StateStore {
  public:
-  StateStore(pqxx::connection& conn, std::string schema);
+  StateStore(pqxx::connection& conn, StateSchema schema);
   // Follows the session's connection, also after it reconnected.
-  StateStore(Session& session, std::string schema);
+  StateStore(Session& session, StateSchema schema);
 
-  const std::string& schema_sql() const { return m_schema_sql; }
+  const StateSchema& schema() const { return m_schema; }
+  pqxx::connection& conn() { return m_session ? m_session->conn() : *m_conn; }
 
-  // Read-only: does the state schema exist yet, and at which version (0 when not).
-  int schema_version();
-  // Creates or upgrades the state schema. Refuses a schema newer than this binary knows.
+  // 0 when the schema does not exist. Read-only.
+  int version();
+  // Creates or upgrades the schema (state_schema.h).
   void ensure_schema();
+
   // Adds a pending row for every job of the file that has none.
   void register_jobs(const JobsFile& file);
   // Jobs whose status is done; empty when the schema does not exist. Read-only.
   std::set<std::string> done_jobs();
-  // Computes and stores the slice boundaries of a job with parallel > 1, once; later runs
-  // reuse them. Throws std::runtime_error when the job's slice count changed mid-job.
+  // Every recorded job, with who holds it now; empty when the schema does not exist.
+  std::vector<JobStatus> read_status();
+  std::optional<JobStatus> job_status(const std::string& job);
+
+  // Read-only: the problem when `job`'s `parallel` differs from the slices it already started
+  // with (run checks this before it writes anything); none when it does not.
+  std::optional<std::string> slicing_problem(const ResolvedJob& job);
+  // Cuts and stores the slice boundaries of a job with parallel > 1, once; later runs reuse
+  // them. Nothing is stored for an empty table: its slices are cut once it has rows.
   void ensure_slices(const ResolvedJob& job);
-
-  // Takes the task's advisory lock without waiting; records the runner on success.
-  bool try_claim(const TaskId& task, const std::string& list);
-  void release(const TaskId& task);
-
-  // Read-only: throws std::runtime_error when `job`'s `parallel` differs from the slices it
-  // already started with (run checks this before it writes anything).
-  void check_slicing(const ResolvedJob& job);
 
   // Read-only: one problem per resumed job (started, not done) whose function's definition
   // changed since the job was pinned to it, unless the job is in `accepted`.
@@ -96,27 +117,35 @@ class StateStore {
   // Pins every job to its function's current version (batches record it in batch_log).
   void pin_function_versions(const std::map<std::string, ResolvedJob>& jobs);
 
+  // Takes the task's lock without waiting; records the runner on success.
+  bool try_claim(const TaskId& task, const std::string& list);
+  void release(const TaskId& task);
+
   // The task's cursor; none for a slice that was never cut (its table was empty).
-  std::optional<Cursor> read_cursor(const TaskId& task, bool sliced);
-  void mark_done(const TaskId& task, bool sliced);
-  void mark_failed(const TaskId& task, bool sliced, const Failure& failure,
+  std::optional<Cursor> read_cursor(const TaskId& task, Slicing slicing);
+  // The cursor the job's next batch starts from: the job's, or its first unfinished slice's.
+  std::optional<Cursor> next_cursor(const std::string& job, Slicing slicing);
+  void mark_done(const TaskId& task, Slicing slicing);
+  void mark_failed(const TaskId& task, Slicing slicing, const Failure& failure,
                    const std::optional<std::string>& first_key,
                    const std::optional<std::string>& last_key);
-  void mark_stopped(const TaskId& task, bool sliced);
+  void mark_stopped(const TaskId& task, Slicing slicing);
 
   // A one-shot step: runs `sql` and records the job done in one transaction, unless done.
   // Returns false when it was already done.
   bool run_step_once(const std::string& job, const std::string& sql);
 
-  std::vector<JobStatus> read_status();
+  // Moves the job back to its first key: its counters, batch log, slices and unresolved
+  // set-aside ranges are cleared. The caller holds the job (JobClaim).
+  void reset_job(const std::string& job);
+  // Moves the job's cursor back to just after `key` (a job without slices); set-aside ranges
+  // past it are dropped, as the next run covers them again. The caller holds the job.
+  void reset_job_to(const ResolvedJob& job, const std::string& key);
 
  private:
-  pqxx::connection& conn() { return m_session ? m_session->conn() : *m_conn; }
-
   pqxx::connection* m_conn = nullptr;
   Session* m_session = nullptr;
-  std::string m_schema;
-  std::string m_schema_sql;
+  StateSchema m_schema;
 };
 
 }  // namespace pgxform

@@ -1,6 +1,6 @@
-// status_command: `pgxform status` — per job of the jobs file: status, rows, batches, last
-// key, percent done (estimated from the key's position between its smallest and largest value
-// for numeric and date/time keys, else from rows done against the planner's row estimate), who
+// status_command: `pgxform status` — per job of the jobs file: status, rows, batches, last key,
+// percent done (estimated from the key's position between its smallest and largest value for
+// numeric and date/time keys, else from rows done against the planner's row estimate), who
 // holds it, and its last error. Reads only; writes nothing, not even the state schema.
 //
 // --json prints {"jobs": [{"job": ..., "list": ..., "status": ..., "rows_done": ...,
@@ -9,21 +9,55 @@
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
 // "flat" | "growing", "set_aside": N}, ...]}. A growing trend (trend.h) is also printed as a
 // warning.
+//
+// fetch (fetch_status: the state rows and what the leading tables say) -> compute
+// (compute_status, pure) -> render (print_status_table, print_status_json).
 #pragma once
 
+#include <map>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
+
+#include "command_options.h"
+#include "jobs_file.h"
+#include "state_store.h"
+#include "table_stats.h"
+#include "trend.h"
 
 namespace pgxform {
 
 enum class StatusFormat { table, json };
 
-struct StatusOptions {
-  std::string file = "jobs.yaml";
-  std::string dsn;
+struct StatusOptions : CommandOptions {
   StatusFormat format = StatusFormat::table;
 };
 
 int status_command(const StatusOptions& options, std::ostream& out);
+
+// What status reads about a batched job besides its state row: none of it when the job does
+// not resolve against the catalog.
+struct StatusFacts {
+  std::optional<KeySpan> span;  // span.at: the job's cursor
+  std::optional<double> estimated_rows;
+  std::vector<BatchSample> batches;  // only when there are enough for a trend
+};
+
+struct StatusRow {
+  JobStatus state;
+  std::optional<double> percent;
+  Trend trend = Trend::insufficient;
+};
+
+// Percent done of one job; none when it cannot be told.
+std::optional<double> percent_done(const JobStatus& state, bool step,
+                                   const std::optional<StatusFacts>& facts);
+// One row per job of the file, in file order; a job without a state row is pending.
+std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
+                                      const std::map<std::string, StatusFacts>& facts);
+
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);
 
 }  // namespace pgxform

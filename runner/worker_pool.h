@@ -1,6 +1,8 @@
 // worker_pool: N threads, each with its own database session, running what the scheduler
-// hands out and returning every outcome to it (a task that throws is a failed task, never a
-// log line only). Nothing but the scheduler (under one mutex) is shared between workers.
+// hands out (with task_runner.h's run_task, in a run) and returning every outcome to it. A task
+// function reports its own failures as outcomes; one that throws anyway is a failed task,
+// never a log line only. Nothing but the scheduler (under one mutex) is shared between
+// workers.
 //
 // The calling thread waits and watches the stop level: at level 2 it cancels the statements
 // in flight (pg_cancel_backend from a separate connection) so that they roll back at once.
@@ -10,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "batch_runner.h"
 #include "database.h"
 #include "scheduler.h"
 

@@ -29,6 +29,7 @@ export ROOT
 PGXFORM_PACKAGES=(
     build-essential cmake pkg-config
     libpqxx-dev libboost-program-options-dev libyaml-cpp-dev libspdlog-dev catch2
+    nlohmann-json3-dev
     postgresql postgresql-contrib postgresql-common
     clang-format
 )

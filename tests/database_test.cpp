@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "catalog.h"
+
 using pgxform::QualifiedName;
 using pgxform::quote_ident;
 using pgxform::quote_qualified;

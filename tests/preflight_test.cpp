@@ -3,6 +3,7 @@
 
 #include "fixtures.h"
 #include "test_db.h"
+#include "test_json.h"
 
 using namespace pgxform_test;
 
@@ -113,14 +114,16 @@ TEST_CASE("plan shows stages, estimated rows and batches, and writes nothing") {
   auto json = command(db, path, {"plan", "--json", "--threads", "3"});
   INFO(json.err);
   CHECK(json.exit_code == 0);
-  CHECK_THAT(json.out,
-             Catch::StartsWith("{\"threads\": 3, \"lists\": [{\"name\": \"main\", \"after\": [], "
-                               "\"stage\": 1, \"jobs\": [{\"name\": \"items\", \"kind\": "
-                               "\"batched\", \"table\": \"legacy.items\", \"key\": \"id\", "
-                               "\"function\": \"xf.items\", \"batch_size\": 300, \"parallel\": 2, "
-                               "\"estimated_rows\": 1000, \"estimated_batches\": 4, \"status\": "
-                               "\"pending\"}]}, {\"name\": \"after\", \"after\": [\"main\"], "
-                               "\"stage\": 2"));
+  const Json plan = parse_json(json.out);
+  CHECK(plan.begin().key() == "threads");
+  CHECK(plan["threads"] == 3);
+  CHECK(plan["lists"][0] == parse_json(R"({"name": "main", "after": [], "stage": 1, "jobs": [
+      {"name": "items", "kind": "batched", "table": "legacy.items", "key": "id",
+       "function": "xf.items", "batch_size": 300, "parallel": 2, "estimated_rows": 1000,
+       "estimated_batches": 4, "status": "pending"}]})"));
+  CHECK(plan["lists"][1]["name"] == "after");
+  CHECK(plan["lists"][1]["after"] == Json::array({"main"}));
+  CHECK(plan["lists"][1]["stage"] == 2);
   auto text = command(db, path, {"plan"});
   CHECK(text.exit_code == 0);
   CHECK_THAT(text.out, Catch::Contains("stage 1: 2 list(s), in parallel") &&

@@ -12,6 +12,7 @@
 #include "profile_command.h"
 #include "rehearse_command.h"
 #include "test_db.h"
+#include "test_json.h"
 
 using namespace pgxform_test;
 
@@ -78,14 +79,9 @@ std::string profile_json(TestDatabase& db, const std::string& path) {
   return out.str();
 }
 
-// The value of `key` in the --json object of `job`, as text.
+// The value of `key` in the --json object of `job`, as JSON text ("\"flat\"", "80", "null").
 std::string json_field(const std::string& json, const std::string& job, const std::string& key) {
-  const auto at = json.find("{\"job\": \"" + job + "\"");
-  if (at == std::string::npos) return "";
-  const auto k = json.find("\"" + key + "\": ", at);
-  if (k == std::string::npos) return "";
-  const auto begin = k + key.size() + 4;
-  return json.substr(begin, json.find_first_of(",}", begin) - begin);
+  return job_in(parse_json(json), job).at(key).dump();
 }
 
 std::string explain(TestDatabase& db, const std::string& path, const std::string& job,
@@ -129,7 +125,8 @@ TEST_CASE("a planted O(N²) transform is growing, a linear one over the same tab
 
   const std::string json = profile_json(db, path);
   INFO(json);
-  CHECK(json.rfind("{\"jobs\": [{\"job\": \"quadratic\", \"trend\": \"growing\"", 0) == 0);
+  CHECK(parse_json(json)["jobs"][0]["job"] == "quadratic");
+  CHECK(parse_json(json)["jobs"][0]["trend"] == "growing");
   CHECK(json_field(json, "linear", "trend") == "\"flat\"");
   CHECK(json_field(json, "quadratic", "batches") == std::to_string(k_rows / k_batch));
   CHECK(json_field(json, "quadratic", "rows") == std::to_string(k_rows));
@@ -319,14 +316,17 @@ TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unkn
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   // No state schema yet: every job pending, nothing to tell.
   std::string json = profile_json(db, path);
-  CHECK(json ==
-        "{\"jobs\": [{\"job\": \"items\", \"trend\": \"insufficient\", \"batches\": 0, \"rows\": 0,"
-        " \"rows_per_second\": 0.0, \"p50_ms\": 0.000, \"p95_ms\": 0.000, \"max_ms\": 0.000,"
-        " \"growth\": null, \"eta_seconds\": null, \"status\": \"pending\","
-        " \"shared_blks_hit\": null, \"shared_blks_read\": null, \"shared_blks_dirtied\": null,"
-        " \"shared_blks_written\": null, \"local_blks_hit\": null, \"local_blks_read\": null,"
-        " \"temp_blks_read\": null, \"temp_blks_written\": null, \"blocks_per_row\": null,"
-        " \"blocks_growth\": null}]}\n");
+  CHECK(parse_json(json) ==
+        parse_json(
+            "{\"jobs\": [{\"job\": \"items\", \"trend\": \"insufficient\", \"batches\": 0, "
+            "\"rows\": 0,"
+            " \"rows_per_second\": 0.0, \"p50_ms\": 0.000, \"p95_ms\": 0.000, \"max_ms\": 0.000,"
+            " \"growth\": null, \"eta_seconds\": null, \"status\": \"pending\","
+            " \"shared_blks_hit\": null, \"shared_blks_read\": null, \"shared_blks_dirtied\": null,"
+            " \"shared_blks_written\": null, \"local_blks_hit\": null, \"local_blks_read\": null,"
+            " \"temp_blks_read\": null, \"temp_blks_written\": null, \"blocks_per_row\": null,"
+            " \"blocks_growth\": null}]}"));
+  CHECK(json.back() == '\n');
   CHECK_FALSE(db.schema_exists("pgxform"));
 
   // Half the job done: 15 batches of 100, and 1500 rows left by the planner's estimate.

@@ -2,7 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include "fixtures.h"
+#include "state_locks.h"
 #include "test_db.h"
+#include "test_json.h"
 
 using namespace pgxform_test;
 
@@ -61,8 +63,8 @@ TEST_CASE(
   CHECK(duplicate_items(db) == 0);
   CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "done");
   CHECK_THAT(r.err, Catch::Contains("1 key range(s) of 1 job(s) are set aside"));
-  CHECK_THAT(run_cli(with_db(db, path, {"status", "--json"})).out,
-             Catch::Contains("\"set_aside\": 1}"));
+  CHECK(job_in(parse_json(run_cli(with_db(db, path, {"status", "--json"})).out),
+               "items")["set_aside"] == 1);
 
   // retry-failed while still broken: the range stays, with one more attempt.
   auto again = run_cli(with_db(db, path, {"retry-failed"}));
@@ -78,13 +80,49 @@ TEST_CASE(
   CHECK(duplicate_items(db) == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches WHERE resolved_at IS NULL") == 0);
   CHECK(db.count("SELECT rows_done FROM pgxform.job_state") == 1000);
-  // Every batch names the function's version; the bisected ranges carry their counters, the
-  // range retry-failed redid (outside EXPLAIN) does not.
+  // Every batch names the function's version and carries its counters: the bisected ranges,
+  // and the range retry-failed redid, which it processed as a run processes a range.
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE fn_version IS NULL") == 0);
-  CHECK(db.scalar("SELECT string_agg(first_key || '-' || last_key, ',') FROM pgxform.batch_log"
-                  " WHERE shared_blks_hit IS NULL") == "1500-1500");
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE shared_blks_hit IS NULL") == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE first_key = '1500'"
+                 " AND last_key = '1500' AND rows = 1") == 1);
   CHECK(run_cli(with_db(db, path, {"retry-failed"})).exit_code == 0);
   CHECK(duplicate_items(db) == 0);
+}
+
+TEST_CASE(
+    "retry-failed logs a sliced job's range with its slice, and counts it in the slice and the "
+    "job") {
+  TestDatabase db;
+  create_items(db, 1000);
+  // Key 2400, in the upper slice of two, is poison until cured.
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
+      " id = 2400 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
+      " RETURNING 1) SELECT count(*) FROM i'");
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", "version: 1\ndefaults: {on_error: skip, bisect: true}\n" +
+                                 items_jobs_yaml(100, 2).substr(11));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  const std::string slice = db.scalar("SELECT slice FROM pgxform.failed_batches");
+  REQUIRE(slice == db.scalar("SELECT slice FROM pgxform.job_slice WHERE hi_key IS NULL"));
+  const long long slice_rows =
+      db.count("SELECT rows_done FROM pgxform.job_slice WHERE slice = " + slice);
+  cure(db);
+  const auto fixed = run_cli(with_db(db, path, {"retry-failed"}));
+  INFO(fixed.out);
+  CHECK(fixed.exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.scalar("SELECT slice || ' ' || rows || ' ' || (shared_blks_hit IS NOT NULL) FROM"
+                  " pgxform.batch_log WHERE first_key = '2400'") == slice + " 1 true");
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_slice WHERE slice = " + slice) ==
+        slice_rows + 1);
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_state") == 1000);
+  // The cursors stayed where the run left them: at the end of each slice.
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE status = 'done'") == 2);
 }
 
 TEST_CASE("with on_error: skip and no bisect, the whole failing batch is set aside") {
@@ -261,8 +299,8 @@ TEST_CASE(
 
   // The claim a runner holds on the job (state schema pgxform, task items).
   pqxx::connection runner(db.dsn());
-  pqxx::nontransaction(runner).exec(
-      "SELECT pg_advisory_lock(hashtext('pgxform'), hashtext('items'))");
+  pqxx::nontransaction claim(runner);
+  pgxform::session_lock(claim, pgxform::task_lock(pgxform::StateSchema("pgxform"), {"items", 0}));
   for (const std::vector<std::string>& command :
        {std::vector<std::string>{"retry-failed"}, {"reset", "items"}, {"verify", "--repair"}}) {
     const auto r = run_cli(with_db(db, path, command));

@@ -3,6 +3,7 @@
 
 #include "fixtures.h"
 #include "test_db.h"
+#include "test_json.h"
 
 using namespace pgxform_test;
 
@@ -218,8 +219,10 @@ TEST_CASE("status reports each job's status, rows, batches, last key and percent
   // Before any run: pending, and status creates nothing.
   auto before = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
   REQUIRE(before.exit_code == 0);
-  CHECK_THAT(before.out, Catch::Contains("{\"job\": \"items\", \"list\": \"main\", "
-                                         "\"status\": \"pending\", \"rows_done\": 0"));
+  const Json pending = job_in(parse_json(before.out), "items");
+  CHECK(pending["list"] == "main");
+  CHECK(pending["status"] == "pending");
+  CHECK(pending["rows_done"] == 0);
   CHECK_FALSE(db.schema_exists("pgxform"));
   // Halfway: the cursor stands at key 1500 of 3..3000, about half done.
   REQUIRE(run(db, path, {"--only", "items"}).exit_code == 0);
@@ -227,9 +230,12 @@ TEST_CASE("status reports each job's status, rows, batches, last key and percent
       "UPDATE pgxform.job_state SET status = 'running', last_key = '1500', rows_done = 500,"
       " batches_done = 5 WHERE job = 'items'");
   auto mid = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
-  CHECK_THAT(mid.out, Catch::Contains("\"status\": \"running\", \"rows_done\": 500, "
-                                      "\"batches_done\": 5, \"last_key\": \"1500\", "
-                                      "\"percent\": 49.9"));
+  const Json running = job_in(parse_json(mid.out), "items");
+  CHECK(running["status"] == "running");
+  CHECK(running["rows_done"] == 500);
+  CHECK(running["batches_done"] == 5);
+  CHECK(running["last_key"] == "1500");
+  CHECK(running["percent"] == 49.9);
   auto table = run_cli({"status", "-f", path, "--dsn", db.dsn()});
   CHECK_THAT(table.out, Catch::Contains("items") && Catch::Contains("running") &&
                             Catch::Contains("1500") && Catch::Contains("49.9"));
@@ -342,7 +348,7 @@ TEST_CASE(
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
   INFO(old.err);
   CHECK(old.exit_code == 0);
-  CHECK_THAT(old.out, Catch::Contains("\"shared_blks_hit\": null"));
+  CHECK(job_in(parse_json(old.out), "items")["shared_blks_hit"].is_null());
 
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
   REQUIRE(run(db, path).exit_code == 0);
@@ -355,6 +361,7 @@ TEST_CASE(
         "1:false 2:false 3:false 4:true 5:true");
   auto now = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
   CHECK(now.exit_code == 0);
-  CHECK_THAT(now.out, Catch::Contains("\"batches\": 5"));
-  CHECK_THAT(now.out, !Catch::Contains("\"shared_blks_hit\": null"));
+  const Json upgraded = job_in(parse_json(now.out), "items");
+  CHECK(upgraded["batches"] == 5);
+  CHECK_FALSE(upgraded["shared_blks_hit"].is_null());
 }

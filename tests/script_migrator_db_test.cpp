@@ -12,6 +12,7 @@
 
 #include "database.h"
 #include "script_migrator.h"
+#include "state_locks.h"
 #include "test_db.h"
 
 using namespace pgxform_test;
@@ -307,7 +308,8 @@ TEST_CASE(
   s.write("V1__one.sql", "CREATE TABLE one (a int);\n");
   pqxx::connection holder(db.dsn());
   pqxx::nontransaction hold(holder);
-  hold.exec("SELECT pg_advisory_lock(hashtext('pgxform scripts'), hashtext('pgxform'))");
+  const pgxform::LockKey scripts = pgxform::scripts_lock(pgxform::StateSchema("pgxform"));
+  pgxform::session_lock(hold, scripts);
 
   // On its own thread, so that a migrator that would wait forever is let through after a
   // while (and then fails the checks) instead of hanging the test.
@@ -324,7 +326,7 @@ TEST_CASE(
   CHECK_FALSE(table_exists(db, "one"));
   CHECK(history_rows(db) == 0);
 
-  hold.exec("SELECT pg_advisory_unlock(hashtext('pgxform scripts'), hashtext('pgxform'))");
+  pgxform::session_unlock(hold, scripts);
   CHECK(s.migrate() == Files{"V1__one.sql"});
 }
 

@@ -1,0 +1,97 @@
+#include "batch_log.h"
+
+#include <iterator>
+
+namespace pgxform {
+
+std::string log_sql(const StateSchema& schema) {
+  std::string columns, values;
+  int param = 2;
+  for (const auto& field : k_counter_fields) {
+    columns += std::string(", ") + field.column;
+    values += ", $" + std::to_string(param++) + "::bigint";
+  }
+  // The figures parsed once, into jsonb: json would be parsed again for every field read.
+  return "WITH s AS MATERIALIZED (SELECT x::jsonb AS j FROM (SELECT nullif(current_setting('" +
+         std::string(k_batch_setting) +
+         "', true), '') AS x) q WHERE x IS NOT NULL),"
+         " l AS (INSERT INTO " +
+         schema.table("batch_log") +
+         " (job, batch_no, slice, first_key, last_key, rows, rows_written,"
+         " started_at, duration_ms, fn_version" +
+         columns +
+         ") SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int,"
+         " s.j ->> 'lo', s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,"
+         " (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (SELECT v.fn_version FROM " +
+         schema.table("job_state") + " v WHERE v.job = $1::text)" + values +
+         " FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)"
+         " SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,"
+         " (s.j ->> 'moved')::int AS moved, (SELECT count(*) FROM l) AS logged FROM s";
+}
+
+pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
+                       const std::string& job, const pqxx::result& plan,
+                       const std::optional<std::string>& prepared) {
+  std::optional<long long> c[std::size(k_counter_fields)];
+  if (const auto counters = top_node_counters(plan[0][0].c_str())) {
+    for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
+      c[i] = (*counters).*k_counter_fields[i].member;
+  }
+  static_assert(std::size(k_counter_fields) == 8, "log_sql binds eight counters");
+  if (prepared)
+    return tx.exec_prepared(*prepared, job, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+  return tx.exec_params(log_sql(schema), job, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+}
+
+std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSchema& schema,
+                                      const std::string& job) {
+  std::vector<LoggedBatch> out;
+  const int version = state_version(tx, schema);
+  if (version == 0) return out;
+  const bool counters = has_feature(version, StateFeature::batch_counters);
+  std::string columns;
+  if (counters)
+    for (const auto& field : k_counter_fields) columns += std::string(", ") + field.column;
+  const pqxx::result rows = tx.exec_params(
+      "SELECT batch_no, slice, first_key, last_key, rows, duration_ms,"
+      " extract(epoch FROM started_at)::float8" +
+          columns + " FROM " + schema.table("batch_log") +
+          " WHERE job = $1 ORDER BY started_at, batch_no",
+      job);
+  constexpr int k_first_counter = 7;
+  for (const auto& row : rows) {
+    LoggedBatch b;
+    b.batch_no = row[0].as<long long>();
+    b.slice = row[1].as<int>();
+    b.first_key = row[2].as<std::string>();
+    b.last_key = row[3].as<std::string>();
+    b.rows = row[4].as<long long>();
+    b.duration_ms = row[5].as<double>();
+    b.started_s = row[6].as<double>();
+    if (counters && !row[k_first_counter].is_null()) {
+      b.blocks = BlockCounters{};
+      for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
+        (*b.blocks).*k_counter_fields[i].member = row[int(k_first_counter + i)].as<long long>();
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::optional<std::pair<std::string, std::string>> last_batch(pqxx::transaction_base& tx,
+                                                              const StateSchema& schema,
+                                                              const std::string& job) {
+  if (state_version(tx, schema) == 0) return std::nullopt;
+  const pqxx::result r =
+      tx.exec_params("SELECT first_key, last_key FROM " + schema.table("batch_log") +
+                         " WHERE job = $1 ORDER BY batch_no DESC LIMIT 1",
+                     job);
+  if (r.empty()) return std::nullopt;
+  return std::make_pair(r[0][0].as<std::string>(), r[0][1].as<std::string>());
+}
+
+void drop_batches(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job) {
+  tx.exec_params("DELETE FROM " + schema.table("batch_log") + " WHERE job = $1", job);
+}
+
+}  // namespace pgxform

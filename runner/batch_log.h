@@ -1,0 +1,57 @@
+// batch_log: one row per committed batch — written in the batch's own transaction by the log
+// statement, read back by status, profile and explain.
+//
+// The batch statement (batch_sql.h) runs under EXPLAIN ANALYZE, which returns the plan and no
+// rows of its own, so it leaves its figures (lo, hi, rows, written, slice, moved, batch_no,
+// started, ms) as JSON in the transaction-local setting k_batch_setting; the log statement,
+// next in the same transaction, reads them, adds the job's function version and the block
+// counters that the runner read from the plan, and appends the row.
+#pragma once
+
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "block_counters.h"
+#include "state_schema.h"
+
+namespace pgxform {
+
+// Where the batch statement leaves its figures for the log statement (SET LOCAL: gone at the
+// end of the transaction).
+inline constexpr const char* k_batch_setting = "pgxform.batch";
+
+// The log statement: $1 the job's name, $2..$9 the batch's counters (in k_counter_fields'
+// order; NULL when unknown). Appends the row unless the cursor did not move (`moved` 0), and
+// returns lo, hi, rows, moved and logged; no row when the batch statement found no keys.
+std::string log_sql(const StateSchema& schema);
+
+// Runs the log statement after the batch statement whose result (its plan) is `plan`, with
+// the plan's counters: as the statement prepared under the name `prepared` when given (a
+// runner's session prepares it once), else as text.
+pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
+                       const std::string& job, const pqxx::result& plan,
+                       const std::optional<std::string>& prepared = std::nullopt);
+
+struct LoggedBatch {
+  long long batch_no = 0;
+  int slice = 0;
+  std::string first_key, last_key;
+  long long rows = 0;
+  double duration_ms = 0;
+  double started_s = 0;                 // seconds since the epoch
+  std::optional<BlockCounters> blocks;  // none before version 5 and for rows without them
+};
+
+// The job's batches in commit order (started_at, batch_no); none without a state schema.
+std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSchema& schema,
+                                      const std::string& job);
+// The key range of the job's last logged batch.
+std::optional<std::pair<std::string, std::string>> last_batch(pqxx::transaction_base& tx,
+                                                              const StateSchema& schema,
+                                                              const std::string& job);
+void drop_batches(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job);
+
+}  // namespace pgxform

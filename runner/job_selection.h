@@ -1,0 +1,29 @@
+// job_selection: which jobs of the jobs file a command works on, from the names the user gave
+// it. The one place that says "no job named X" and "X is a one-shot step", so that every
+// command says them the same way (an input error, exit 2, naming the jobs file).
+#pragma once
+
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "catalog.h"
+#include "jobs_file.h"
+
+namespace pgxform {
+
+// Which jobs a command can work on: any, or only batched jobs (not one-shot `sql:` steps).
+enum class JobKinds { any, batched };
+
+// The jobs of `file` named in `names`, in file order; every job of `kinds` when `names` is
+// empty. Throws PreflightError for a name that is no job of the file and, with
+// JobKinds::batched, for a step ("job 'X' is a one-shot sql: step; " + `why_batched`).
+std::vector<const Job*> select_jobs(const JobsFile& file, const std::vector<std::string>& names,
+                                    JobKinds kinds, const std::string& why_batched = "");
+
+// The batched jobs among select_jobs(file, names, JobKinds::any), resolved against the catalog
+// (catalog.h: throws PreflightError for every problem), in file order.
+std::vector<ResolvedJob> resolve_jobs(pqxx::connection& conn, const JobsFile& file,
+                                      const std::vector<std::string>& names);
+
+}  // namespace pgxform

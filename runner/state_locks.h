@@ -1,0 +1,75 @@
+// state_locks: the advisory locks through which runners (and the commands beside them) keep
+// out of each other's way. The one place that knows their keys.
+//
+// Every lock is PostgreSQL's two-key advisory lock (hashtext(space), hashtext(name)) in the
+// migrated database:
+//   task     (<state schema>, <job> or <job>#<slice>)  session lock: a runner works on a task
+//            only while its session holds it; commands that must not work beside a runner
+//            (retry-failed, reset, verify --repair) take every task lock of the job (JobClaim).
+//            It dies with the session, so a killed runner's claims are free again as soon as
+//            the server notices its session ended.
+//   slicing  (<state schema>, <job>#slicing)            transaction lock: slices are cut once.
+//   ddl      ('pgxform ddl', <state schema>)             transaction lock: the state schema is
+//            created or upgraded by one session at a time.
+//   scripts  ('pgxform scripts', <state schema>)         session lock: one session at a time
+//            applies scripts (each script commits on its own).
+// pg_locks shows the two keys of a granted advisory lock as classid and objid, each the int4
+// reinterpreted as an unsigned oid, with objsubid = 2; lock_held_sql() matches them so.
+#pragma once
+
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "scheduler.h"
+#include "state_schema.h"
+
+namespace pgxform {
+
+struct LockKey {
+  std::string space;
+  std::string name;
+};
+
+LockKey task_lock(const StateSchema& schema, const TaskId& task);
+LockKey slicing_lock(const StateSchema& schema, const std::string& job);
+LockKey ddl_lock(const StateSchema& schema);
+LockKey scripts_lock(const StateSchema& schema);
+
+// Session locks: held until unlocked or the session ends, whatever becomes of `tx`.
+bool try_session_lock(pqxx::transaction_base& tx, const LockKey& key);
+void session_lock(pqxx::transaction_base& tx, const LockKey& key);
+void session_unlock(pqxx::transaction_base& tx, const LockKey& key);
+// Held until `tx` ends.
+void transaction_lock(pqxx::transaction_base& tx, const LockKey& key);
+
+// A condition on pg_locks `l`: a granted advisory lock of this database whose keys are the
+// SQL text expressions `space` and `name`.
+std::string lock_held_sql(const std::string& space, const std::string& name);
+// The SQL text expression naming task `slice` (an integer expression) of job `job` (a text
+// expression), as TaskId::text() names it.
+std::string task_name_sql(const std::string& job, const std::string& slice);
+
+// Who holds a session lock now, when someone does.
+struct LockHolder {
+  int pid = 0;
+  std::string application_name;
+};
+std::optional<LockHolder> lock_holder(pqxx::transaction_base& tx, const LockKey& key);
+
+// Holds every task lock of a job (its `slices`, at least one) for its own life, so that no
+// runner works on the job meanwhile; throws JobHeldError when one of them is held.
+class JobClaim {
+ public:
+  JobClaim(pqxx::connection& conn, const StateSchema& schema, const std::string& job, int slices);
+  ~JobClaim();
+  JobClaim(const JobClaim&) = delete;
+  JobClaim& operator=(const JobClaim&) = delete;
+
+ private:
+  pqxx::connection& m_conn;
+  std::vector<LockKey> m_held;
+};
+
+}  // namespace pgxform

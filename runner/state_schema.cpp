@@ -1,0 +1,69 @@
+#include "state_schema.h"
+
+#include "database.h"
+#include "state_locks.h"
+#include "state_sql.h"
+
+namespace pgxform {
+
+namespace {
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size()))
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+int recorded_version(pqxx::transaction_base& tx, const StateSchema& schema) {
+  return tx.exec("SELECT coalesce(max(version), 0) FROM " + schema.table("schema_version"))[0][0]
+      .as<int>();
+}
+
+}  // namespace
+
+StateSchema::StateSchema(std::string schema_name)
+    : name(std::move(schema_name)), sql(quote_ident(name)) {}
+
+int state_version(pqxx::transaction_base& tx, const StateSchema& schema) {
+  if (tx.exec_params1("SELECT to_regclass($1) IS NULL", schema.table("schema_version"))[0]
+          .as<bool>())
+    return 0;
+  return recorded_version(tx, schema);
+}
+
+int state_version(pqxx::connection& conn, const StateSchema& schema) {
+  pqxx::read_transaction tx(conn);
+  return state_version(tx, schema);
+}
+
+int newest_state_version() {
+  const auto& migrations = state_migrations();
+  return migrations.empty() ? 0 : migrations.back().version;
+}
+
+void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
+  const int newest = newest_state_version();
+  if (state_version(conn, schema) == newest) return;  // the common case takes no lock
+  pqxx::work tx(conn);
+  transaction_lock(tx, ddl_lock(schema));
+  tx.exec("CREATE SCHEMA IF NOT EXISTS " + schema.sql);
+  tx.exec("CREATE TABLE IF NOT EXISTS " + schema.table("schema_version") +
+          " (version integer PRIMARY KEY, name text NOT NULL,"
+          " applied_at timestamptz NOT NULL DEFAULT now())");
+  const int current = recorded_version(tx, schema);
+  if (current > newest)
+    throw std::runtime_error("the state schema " + schema.name + " is at version " +
+                             std::to_string(current) + ", newer than this pgxform knows (" +
+                             std::to_string(newest) + "): use a newer pgxform");
+  for (const auto& m : state_migrations()) {
+    if (m.version <= current) continue;
+    tx.exec(replace_all(m.sql, "@schema@", schema.sql));
+    tx.exec_params(
+        "INSERT INTO " + schema.table("schema_version") + " (version, name) VALUES ($1, $2)",
+        m.version, std::string(m.name));
+  }
+  tx.commit();
+}
+
+}  // namespace pgxform

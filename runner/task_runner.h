@@ -1,0 +1,40 @@
+// task_runner: one task of a run, from its claim to its release, on a worker's session (the
+// worker pool hands tasks out; this runs one). It
+//   1. claims the task (state_store.h), or leaves it to the runner that holds it (deferred);
+//   2. sets the job's timeouts on the session and runs it: a batched task's keyset loop
+//      (batch_runner.h) or a one-shot step, which record how they ended in the state;
+//   3. releases the claim.
+// The one place that decides what a lost connection means for a task (retry.h says which
+// failures are one): the connection is reopened, the task claimed again and run again from its
+// cursor, up to k_reconnect_attempts times. Whether a COMMIT that got no answer went through
+// is told by that cursor, never guessed: the task continues after whatever committed. Every
+// other failure ends the task with the outcome its runner recorded.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "catalog.h"
+#include "database.h"
+#include "jobs_file.h"
+#include "progress.h"
+#include "scheduler.h"
+#include "state_schema.h"
+
+namespace pgxform {
+
+// What every task of one run shares. Read-only, but for the progress it reports to.
+struct RunContext {
+  const JobsFile& file;
+  const std::map<std::string, ResolvedJob>& jobs;  // the batched jobs, resolved
+  StateSchema schema;
+  Progress& progress;
+};
+
+TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);
+
+// Sets the session's timeouts for a job (statement_timeout, lock_timeout,
+// idle_in_transaction_session_timeout).
+void apply_timeouts(pqxx::connection& conn, const JobSettings& settings);
+
+}  // namespace pgxform
