@@ -1,7 +1,6 @@
 #include "block_counters.h"
 
-#include <cctype>
-#include <string>
+#include <nlohmann/json.hpp>
 
 namespace pgxform {
 
@@ -11,20 +10,16 @@ BlockCounters& BlockCounters::operator+=(const BlockCounters& other) {
 }
 
 std::optional<BlockCounters> top_node_counters(std::string_view explain_json) {
+  // Without exceptions: a plan that is not JSON simply has no counters.
+  const auto plan = nlohmann::json::parse(explain_json, nullptr, /*allow_exceptions=*/false);
+  if (!plan.is_array() || plan.empty() || !plan[0].is_object()) return std::nullopt;
+  const auto top = plan[0].find("Plan");
+  if (top == plan[0].end() || !top->is_object()) return std::nullopt;
   BlockCounters counters;
   for (const auto& field : k_counter_fields) {
-    const std::string key = std::string("\"") + field.explain_name + "\":";
-    std::size_t at = explain_json.find(key);
-    if (at == std::string_view::npos) return std::nullopt;
-    at += key.size();
-    while (at < explain_json.size() && explain_json[at] == ' ') ++at;
-    long long value = 0;
-    const std::size_t first = at;
-    for (; at < explain_json.size() && std::isdigit(static_cast<unsigned char>(explain_json[at]));
-         ++at)
-      value = value * 10 + (explain_json[at] - '0');
-    if (at == first) return std::nullopt;
-    counters.*field.member = value;
+    const auto value = top->find(field.explain_name);
+    if (value == top->end() || !value->is_number_integer()) return std::nullopt;
+    counters.*field.member = value->get<long long>();
   }
   return counters;
 }

@@ -4,10 +4,10 @@
 //
 // They come from the batch statement's EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) (batch_sql.h):
 // the top plan node's counters cover everything that ran under it, the function's nested
-// statements included. The client reads them from the plan's text and binds them to the log
-// statement as plain numbers, so that the server parses no JSON per batch. In EXPLAIN's JSON a
-// node's own fields come before its "Plans" (children) and the "Planning" section comes after
-// the "Plan": the first occurrence of each field is the top node's.
+// statements included. The client reads them from the plan's JSON (nlohmann-json: the "Plan"
+// object of the plan's one element, not its children's "Plans" nor the "Planning" section)
+// and binds them to the log statement as plain numbers, so that the server parses no JSON per
+// batch.
 #pragma once
 
 #include <optional>

@@ -13,42 +13,57 @@ std::string quote_qualified(const QualifiedName& name) {
 
 namespace {
 
-// One job's checks. Adds to `problems` and `warnings`; returns false when the job is unusable.
-bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, ResolvedJob& out,
-               std::vector<std::string>& problems, std::vector<std::string>& warnings) {
-  const std::string where = file.path + ":" + std::to_string(job.line) + ": job '" + job.name + "'";
-  pqxx::read_transaction tx(conn);
+// The steps of one job's check. Each fills its part of `out`, or returns the problem that makes
+// the job unusable.
+using Problem = std::optional<std::string>;
+
+Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   const pqxx::row table = tx.exec_params1(
       "SELECT to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, '')"
       " FROM (SELECT to_regclass($1) AS oid) r"
       " LEFT JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace",
       quote_qualified(job.table));
-  if (!table[0].as<bool>()) {
-    problems.push_back(where + ": table " + job.table.text() + " does not exist");
-    return false;
-  }
+  if (!table[0].as<bool>()) return "table " + job.table.text() + " does not exist";
   out.name = job.name;
   out.table_schema = table[1].as<std::string>();
   out.table_name = table[2].as<std::string>();
-  out.table_sql =
-      quote_ident(table[1].as<std::string>()) + "." + quote_ident(table[2].as<std::string>());
+  out.table_sql = quote_ident(out.table_schema) + "." + quote_ident(out.table_name);
   out.batch_size = job.batch_size;
   out.parallel = job.parallel;
+  return std::nullopt;
+}
+
+Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   const pqxx::result key = tx.exec_params(
       "SELECT format_type(a.atttypid, a.atttypmod), t.typcategory"
       " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
       " WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0"
       " AND NOT a.attisdropped",
       out.table_sql, job.key);
-  if (key.empty()) {
-    problems.push_back(where + ": table " + job.table.text() + " has no column '" + job.key + "'");
-    return false;
-  }
+  if (key.empty()) return "table " + job.table.text() + " has no column '" + job.key + "'";
   out.key_name = job.key;
   out.key_sql = quote_ident(job.key);
   out.key_type = key[0][0].as<std::string>();
   out.key_category = key[0][1].as<std::string>().at(0);
+  return std::nullopt;
+}
 
+// The version the job is pinned to: of the function the batches will call, the exact
+// signature, else the only two-argument one among `two_arg_oids` (an oid[] literal).
+void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, ResolvedJob& out) {
+  const pqxx::row version = tx.exec_params1(
+      "SELECT md5(regexp_replace(btrim(pg_get_functiondef(f.oid)), '\\s+', ' ', 'g')),"
+      " p.provolatile FROM (SELECT coalesce(to_regprocedure($1), (SELECT min(p2.oid) FROM"
+      " pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING count(*) = 1)) AS oid) f"
+      " LEFT JOIN pg_proc p ON p.oid = f.oid",
+      out.function_sql + "(" + out.key_type + ", " + out.key_type + ")", two_arg_oids);
+  if (!version[0].is_null()) {
+    out.function_version = version[0].as<std::string>();
+    out.function_volatility = version[1].as<std::string>().at(0);
+  }
+}
+
+Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   // The function: by schema when given, else as the search_path finds it.
   const pqxx::result candidates = tx.exec_params(
       "SELECT n.nspname, p.proname, p.pronargs, format_type(p.prorettype, NULL), p.oid"
@@ -56,10 +71,7 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
       " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_function_is_visible(p.oid)"
       " ELSE n.nspname = $1 END",
       job.function.schema, job.function.name);
-  if (candidates.empty()) {
-    problems.push_back(where + ": function " + job.function.text() + " does not exist");
-    return false;
-  }
+  if (candidates.empty()) return "function " + job.function.text() + " does not exist";
   out.function_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
                      quote_ident(candidates[0][1].as<std::string>());
   std::string two_arg_oids = "{";
@@ -74,32 +86,31 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
     probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type +
                ", NULL::" + out.key_type + ")");
   } catch (const pqxx::sql_error& e) {
-    problems.push_back(where + ": function " + job.function.text() +
-                       " does not accept two arguments of the key's type " + out.key_type + " (" +
-                       job.key + "): SQLSTATE " + e.sqlstate());
-    return false;
+    return "function " + job.function.text() + " does not accept two arguments of the key's type " +
+           out.key_type + " (" + job.key + "): SQLSTATE " + e.sqlstate();
   }
   // The return type can be told when the name is not overloaded; with overloads, the call the
   // server resolved above decides, and a wrong type fails the first batch instead.
   if (candidates.size() == 1) {
     const auto returns = candidates[0][3].as<std::string>();
-    if (returns != "bigint" && returns != "integer" && returns != "smallint" && returns != "void") {
-      problems.push_back(where + ": function " + job.function.text() + " returns " + returns +
-                         "; it must return a row count (integer or bigint) or void");
+    if (returns != "bigint" && returns != "integer" && returns != "smallint" && returns != "void")
+      return "function " + job.function.text() + " returns " + returns +
+             "; it must return a row count (integer or bigint) or void";
+  }
+  pin_version(tx, two_arg_oids, out);
+  return std::nullopt;
+}
+
+// One job's checks. Adds to `problems` and `warnings`; returns false when the job is unusable.
+bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, ResolvedJob& out,
+               std::vector<std::string>& problems, std::vector<std::string>& warnings) {
+  const std::string where = file.path + ":" + std::to_string(job.line) + ": job '" + job.name + "'";
+  pqxx::read_transaction tx(conn);
+  for (const auto step : {resolve_table, resolve_key, resolve_function})
+    if (const Problem problem = step(tx, job, out)) {
+      problems.push_back(where + ": " + *problem);
       return false;
     }
-  }
-  // The function the batches will call: the exact signature, else the only two-argument one.
-  const pqxx::row version = tx.exec_params1(
-      "SELECT md5(regexp_replace(btrim(pg_get_functiondef(f.oid)), '\\s+', ' ', 'g')),"
-      " p.provolatile FROM (SELECT coalesce(to_regprocedure($1), (SELECT min(p2.oid) FROM"
-      " pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING count(*) = 1)) AS oid) f"
-      " LEFT JOIN pg_proc p ON p.oid = f.oid",
-      out.function_sql + "(" + out.key_type + ", " + out.key_type + ")", two_arg_oids);
-  if (!version[0].is_null()) {
-    out.function_version = version[0].as<std::string>();
-    out.function_volatility = version[1].as<std::string>().at(0);
-  }
   // Rows whose key is NULL are in no batch. On the key's index this stops at the first one.
   if (tx.exec("SELECT EXISTS (SELECT 1 FROM " + out.table_sql + " WHERE " + out.key_sql +
               " IS NULL)")[0][0]

@@ -81,7 +81,198 @@ int threads_option(const Parsed& p) {
 
 void no_options(po::options_description_easy_init) {}
 
-const std::vector<Command>& commands();
+// The commands, in the order `pgxform --help` lists them.
+const Command k_commands[] = {
+    {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
+     "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
+     "                   [--accept-changed JOB]... [--no-migrate]",
+     "Runs the jobs of FILE, each list once the lists it is after are done,\n"
+     "resuming every job after its last committed batch.",
+     Arguments::none,
+     [](po::options_description_easy_init add) {
+       add("threads", po::value<int>()->default_value(0),
+           "worker threads, one connection each (default: defaults.threads, else 4)")(
+           "only", po::value<std::vector<std::string>>(), "run only this list or job (repeatable)")(
+           "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)")(
+           "accept-changed", po::value<std::vector<std::string>>(),
+           "go on with JOB although its function changed since it started (repeatable)")(
+           "no-migrate", "do not apply pending scripts first");
+     },
+     [](const Parsed& p, std::ostream&) {
+       auto o = p.options<RunOptions>();
+       o.threads = threads_option(p);
+       o.only = p.all("only");
+       o.exclude = p.all("exclude");
+       o.accept_changed = p.all("accept-changed");
+       o.migrate = !p.has("no-migrate");
+       return run_command(o);
+     }},
+    {"status", "status   show each job's status, rows, batches, last key and percent done",
+     "status [-f FILE] [--dsn DSN] [--json]",
+     "Shows each job's status, rows and batches done, last key, percent done and the\n"
+     "runner holding it. Writes nothing.",
+     Arguments::none,
+     [](po::options_description_easy_init add) {
+       add("json", "print JSON: {\"jobs\": [{\"job\": ..., \"status\": ...}, ...]}");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<StatusOptions>();
+       o.format = p.has("json") ? StatusFormat::json : StatusFormat::table;
+       return status_command(o, out);
+     }},
+    {"migrate", "migrate  apply the pending V and changed R scripts of scripts_dir",
+     "migrate [-f FILE] [--dsn DSN]",
+     "Applies the pending V<version>__<description>.sql scripts of scripts_dir in\n"
+     "version order, each in its own transaction (unless its first line is\n"
+     "-- pgxform: no-transaction), then the R__<description>.sql scripts that are\n"
+     "new or changed. Records each in pgxform.script_history.",
+     Arguments::none, no_options,
+     [](const Parsed& p, std::ostream& out) {
+       return migrate_command(p.options<CommandOptions>(), out);
+     }},
+    {"info", "info     list every script: applied, pending, changed, missing",
+     "info [-f FILE] [--dsn DSN]",
+     "Lists every script: applied (when, how long), pending, changed, outdated\n"
+     "(an R script to apply again), missing from disk. Writes nothing.",
+     Arguments::none, no_options,
+     [](const Parsed& p, std::ostream& out) {
+       return info_command(p.options<CommandOptions>(), out);
+     }},
+    {"repair", "repair   accept the new content of changed, applied V scripts",
+     "repair [-f FILE] [--dsn DSN]",
+     "Records the current content of applied V scripts that changed on disk, on\n"
+     "purpose, so that migrate and run go on.",
+     Arguments::none, no_options,
+     [](const Parsed& p, std::ostream& out) {
+       return repair_command(p.options<CommandOptions>(), out);
+     }},
+    {"validate", "validate every check of run's preflight, and warnings; writes nothing",
+     "validate [-f FILE] [--dsn DSN]",
+     "Every check of run's preflight, and warnings for what would make a run slow\n"
+     "or wrong (a key without an index, a table never analyzed, NULL keys, a\n"
+     "function not VOLATILE). Reads catalogs only; writes nothing. Exit 0, or 2\n"
+     "with every problem listed.",
+     Arguments::none, no_options,
+     [](const Parsed& p, std::ostream& out) {
+       return validate_command(p.options<ValidateOptions>(), out);
+     }},
+    {"plan", "plan     the lists and jobs as run would schedule them, with estimates",
+     "plan [-f FILE] [--dsn DSN] [--threads N] [--json]",
+     "The lists and jobs in the order and parallelism the run would use, with\n"
+     "estimated rows and batches per job. Writes nothing.",
+     Arguments::none,
+     [](po::options_description_easy_init add) {
+       add("threads", po::value<int>()->default_value(0), "threads the run would use")(
+           "json", "print JSON");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<PlanOptions>();
+       o.threads = threads_option(p);
+       o.format = p.has("json") ? PlanFormat::json : PlanFormat::text;
+       return plan_command(o, out);
+     }},
+    {"profile", "profile [JOB...] [--json] [--html FILE]  batch figures and trend per job",
+     "profile [-f FILE] [--dsn DSN] [JOB...] [--json] [--html FILE]",
+     "Per job: batches, rows, rows per second, p50/p95/max batch duration, the\n"
+     "trend of the cost per row (flat, growing: the O(N^2) signature) and an ETA\n"
+     "for unfinished jobs. Reads pgxform.batch_log; writes nothing.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("json", "print JSON: {\"jobs\": [{\"job\": ..., \"trend\": ...}, ...]}")(
+           "html", po::value<std::string>(),
+           "also write a self-contained HTML report to this file");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<ProfileOptions>();
+       o.jobs = p.jobs;
+       o.format = p.has("json") ? ProfileFormat::json : ProfileFormat::table;
+       o.html = p.optional<std::string>("html");
+       return profile_command(o, out);
+     }},
+    {"explain",
+     "explain JOB [--at KEY]  one batch, rolled back, with the plans inside the function",
+     "explain [-f FILE] [--dsn DSN] JOB [--at KEY]",
+     "Runs one batch of JOB in a transaction that is rolled back, with auto_explain\n"
+     "logging the plans of the statements inside the function; points out\n"
+     "sequential scans of large tables, sub-plans run per row and nested loops\n"
+     "with many loops, and proposes an index. Changes no data.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("at", po::value<std::string>(), "explain the batch that starts after this key");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<ExplainOptions>();
+       o.job = p.one_job("explain");
+       o.at = p.optional<std::string>("at");
+       return explain_command(o, out);
+     }},
+    {"rehearse",
+     "rehearse [JOB...] [--samples N] [--json]  projected durations, from rolled-back batches",
+     "rehearse [-f FILE] [--dsn DSN] [JOB...] [--samples N] [--threads N]\n"
+     "                        [--json]",
+     "Before the window: runs N batches per job at the start, middle and end of\n"
+     "its key range, each in a transaction that is rolled back, and projects\n"
+     "every job's duration and the whole run's, flagging growing costs. A job whose\n"
+     "rows reference rows an earlier list writes is measured without foreign-key\n"
+     "checks; their cost is estimated apart.\n"
+     "Changes no data.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("samples", po::value<int>()->default_value(3),
+           "batches per job, spread across the key range")(
+           "threads", po::value<int>()->default_value(0), "threads the run would use")(
+           "json", "print JSON: {\"seconds\": ..., \"jobs\": [{\"job\": ..., ...}, ...]}");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<RehearseOptions>();
+       o.jobs = p.jobs;
+       o.samples = p.get<int>("samples");
+       o.threads = threads_option(p);
+       o.format = p.has("json") ? RehearseFormat::json : RehearseFormat::table;
+       return rehearse_command(o, out);
+     }},
+    {"retry-failed", "retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip",
+     "retry-failed [-f FILE] [--dsn DSN] [JOB...]",
+     "Re-runs the key ranges that on_error: skip set aside (pgxform.failed_batches),\n"
+     "each in its own transaction, once the function or the data is fixed. Exit 0 when\n"
+     "every range went through, 1 when some still fail.",
+     Arguments::jobs, no_options,
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<RetryFailedOptions>();
+       o.jobs = p.jobs;
+       return retry_failed_command(o, out);
+     }},
+    {"reset", "reset JOB [--to KEY]   move a job's cursor back: to its start, or after KEY",
+     "reset [-f FILE] [--dsn DSN] JOB [--to KEY]",
+     "Moves JOB's cursor back on purpose: to its first key (clearing its counters,\n"
+     "batch log and slices), or to just after KEY. Refused while a runner holds the job.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("to", po::value<std::string>(), "continue after this key instead of the start");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<ResetOptions>();
+       if (p.jobs.size() != 1)
+         throw UsageError("reset takes exactly one job (pgxform reset JOB [--to KEY])");
+       o.job = p.jobs.front();
+       o.to = p.optional<std::string>("to");
+       return reset_command(o, out);
+     }},
+    {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
+     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair]",
+     "Runs each job's verify: query over the keys it processed, batch by batch,\n"
+     "and reports the offending rows. Exit 0 when nothing is wrong, 1 otherwise.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("repair", "re-run the batches holding offending keys (idempotent jobs only)");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<VerifyOptions>();
+       o.jobs = p.jobs;
+       o.mode = p.has("repair") ? VerifyMode::repair : VerifyMode::check;
+       return verify_command(o, out);
+     }},
+};
 
 const char* const k_usage_head =
     "pgxform — runs SQL transformation functions over keyset batches, resumably.\n"
@@ -99,7 +290,7 @@ const char* const k_usage_tail =
 
 std::string usage() {
   std::string text = k_usage_head;
-  for (const auto& c : commands()) text += std::string("  ") + c.listing + "\n";
+  for (const auto& c : k_commands) text += std::string("  ") + c.listing + "\n";
   return text + k_usage_tail;
 }
 
@@ -170,10 +361,9 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     out << "pgxform " << PGXFORM_VERSION << "\n";
     return k_exit_ok;
   }
-  const auto& table = commands();
-  const auto command =
-      std::find_if(table.begin(), table.end(), [&](const Command& c) { return name == c.name; });
-  if (command == table.end()) {
+  const auto command = std::find_if(std::begin(k_commands), std::end(k_commands),
+                                    [&](const Command& c) { return name == c.name; });
+  if (command == std::end(k_commands)) {
     report("unknown command '" + name + "'\n\n" + usage());
     return k_exit_usage;
   }
@@ -191,206 +381,5 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
     return k_exit_job_failed;
   }
 }
-
-namespace {
-
-const std::vector<Command>& commands() {
-  static const std::vector<Command> table = {
-      {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
-       "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
-       "                   [--accept-changed JOB]... [--no-migrate]",
-       "Runs the jobs of FILE, each list once the lists it is after are done,\n"
-       "resuming every job after its last committed batch.",
-       Arguments::none,
-       [](po::options_description_easy_init add) {
-         add("threads", po::value<int>()->default_value(0),
-             "worker threads, one connection each (default: defaults.threads, else 4)")(
-             "only", po::value<std::vector<std::string>>(),
-             "run only this list or job (repeatable)")("exclude",
-                                                       po::value<std::vector<std::string>>(),
-                                                       "skip this list or job (repeatable)")(
-             "accept-changed", po::value<std::vector<std::string>>(),
-             "go on with JOB although its function changed since it started (repeatable)")(
-             "no-migrate", "do not apply pending scripts first");
-       },
-       [](const Parsed& p, std::ostream&) {
-         auto o = p.options<RunOptions>();
-         o.threads = threads_option(p);
-         o.only = p.all("only");
-         o.exclude = p.all("exclude");
-         o.accept_changed = p.all("accept-changed");
-         o.migrate = !p.has("no-migrate");
-         return run_command(o);
-       }},
-      {"status", "status   show each job's status, rows, batches, last key and percent done",
-       "status [-f FILE] [--dsn DSN] [--json]",
-       "Shows each job's status, rows and batches done, last key, percent done and the\n"
-       "runner holding it. Writes nothing.",
-       Arguments::none,
-       [](po::options_description_easy_init add) {
-         add("json", "print JSON: {\"jobs\": [{\"job\": ..., \"status\": ...}, ...]}");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<StatusOptions>();
-         o.format = p.has("json") ? StatusFormat::json : StatusFormat::table;
-         return status_command(o, out);
-       }},
-      {"migrate", "migrate  apply the pending V and changed R scripts of scripts_dir",
-       "migrate [-f FILE] [--dsn DSN]",
-       "Applies the pending V<version>__<description>.sql scripts of scripts_dir in\n"
-       "version order, each in its own transaction (unless its first line is\n"
-       "-- pgxform: no-transaction), then the R__<description>.sql scripts that are\n"
-       "new or changed. Records each in pgxform.script_history.",
-       Arguments::none, no_options,
-       [](const Parsed& p, std::ostream& out) {
-         return migrate_command(p.options<CommandOptions>(), out);
-       }},
-      {"info", "info     list every script: applied, pending, changed, missing",
-       "info [-f FILE] [--dsn DSN]",
-       "Lists every script: applied (when, how long), pending, changed, outdated\n"
-       "(an R script to apply again), missing from disk. Writes nothing.",
-       Arguments::none, no_options,
-       [](const Parsed& p, std::ostream& out) {
-         return info_command(p.options<CommandOptions>(), out);
-       }},
-      {"repair", "repair   accept the new content of changed, applied V scripts",
-       "repair [-f FILE] [--dsn DSN]",
-       "Records the current content of applied V scripts that changed on disk, on\n"
-       "purpose, so that migrate and run go on.",
-       Arguments::none, no_options,
-       [](const Parsed& p, std::ostream& out) {
-         return repair_command(p.options<CommandOptions>(), out);
-       }},
-      {"validate", "validate every check of run's preflight, and warnings; writes nothing",
-       "validate [-f FILE] [--dsn DSN]",
-       "Every check of run's preflight, and warnings for what would make a run slow\n"
-       "or wrong (a key without an index, a table never analyzed, NULL keys, a\n"
-       "function not VOLATILE). Reads catalogs only; writes nothing. Exit 0, or 2\n"
-       "with every problem listed.",
-       Arguments::none, no_options,
-       [](const Parsed& p, std::ostream& out) {
-         return validate_command(p.options<ValidateOptions>(), out);
-       }},
-      {"plan", "plan     the lists and jobs as run would schedule them, with estimates",
-       "plan [-f FILE] [--dsn DSN] [--threads N] [--json]",
-       "The lists and jobs in the order and parallelism the run would use, with\n"
-       "estimated rows and batches per job. Writes nothing.",
-       Arguments::none,
-       [](po::options_description_easy_init add) {
-         add("threads", po::value<int>()->default_value(0), "threads the run would use")(
-             "json", "print JSON");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<PlanOptions>();
-         o.threads = threads_option(p);
-         o.format = p.has("json") ? PlanFormat::json : PlanFormat::text;
-         return plan_command(o, out);
-       }},
-      {"profile", "profile [JOB...] [--json] [--html FILE]  batch figures and trend per job",
-       "profile [-f FILE] [--dsn DSN] [JOB...] [--json] [--html FILE]",
-       "Per job: batches, rows, rows per second, p50/p95/max batch duration, the\n"
-       "trend of the cost per row (flat, growing: the O(N^2) signature) and an ETA\n"
-       "for unfinished jobs. Reads pgxform.batch_log; writes nothing.",
-       Arguments::jobs,
-       [](po::options_description_easy_init add) {
-         add("json", "print JSON: {\"jobs\": [{\"job\": ..., \"trend\": ...}, ...]}")(
-             "html", po::value<std::string>(),
-             "also write a self-contained HTML report to this file");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<ProfileOptions>();
-         o.jobs = p.jobs;
-         o.format = p.has("json") ? ProfileFormat::json : ProfileFormat::table;
-         o.html = p.optional<std::string>("html");
-         return profile_command(o, out);
-       }},
-      {"explain",
-       "explain JOB [--at KEY]  one batch, rolled back, with the plans inside the function",
-       "explain [-f FILE] [--dsn DSN] JOB [--at KEY]",
-       "Runs one batch of JOB in a transaction that is rolled back, with auto_explain\n"
-       "logging the plans of the statements inside the function; points out\n"
-       "sequential scans of large tables, sub-plans run per row and nested loops\n"
-       "with many loops, and proposes an index. Changes no data.",
-       Arguments::jobs,
-       [](po::options_description_easy_init add) {
-         add("at", po::value<std::string>(), "explain the batch that starts after this key");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<ExplainOptions>();
-         o.job = p.one_job("explain");
-         o.at = p.optional<std::string>("at");
-         return explain_command(o, out);
-       }},
-      {"rehearse",
-       "rehearse [JOB...] [--samples N] [--json]  projected durations, from rolled-back batches",
-       "rehearse [-f FILE] [--dsn DSN] [JOB...] [--samples N] [--threads N]\n"
-       "                        [--json]",
-       "Before the window: runs N batches per job at the start, middle and end of\n"
-       "its key range, each in a transaction that is rolled back, and projects\n"
-       "every job's duration and the whole run's, flagging growing costs. A job whose\n"
-       "rows reference rows an earlier list writes is measured without foreign-key\n"
-       "checks; their cost is estimated apart.\n"
-       "Changes no data.",
-       Arguments::jobs,
-       [](po::options_description_easy_init add) {
-         add("samples", po::value<int>()->default_value(3),
-             "batches per job, spread across the key range")(
-             "threads", po::value<int>()->default_value(0), "threads the run would use")(
-             "json", "print JSON: {\"seconds\": ..., \"jobs\": [{\"job\": ..., ...}, ...]}");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<RehearseOptions>();
-         o.jobs = p.jobs;
-         o.samples = p.get<int>("samples");
-         o.threads = threads_option(p);
-         o.format = p.has("json") ? RehearseFormat::json : RehearseFormat::table;
-         return rehearse_command(o, out);
-       }},
-      {"retry-failed", "retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip",
-       "retry-failed [-f FILE] [--dsn DSN] [JOB...]",
-       "Re-runs the key ranges that on_error: skip set aside (pgxform.failed_batches),\n"
-       "each in its own transaction, once the function or the data is fixed. Exit 0 when\n"
-       "every range went through, 1 when some still fail.",
-       Arguments::jobs, no_options,
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<RetryFailedOptions>();
-         o.jobs = p.jobs;
-         return retry_failed_command(o, out);
-       }},
-      {"reset", "reset JOB [--to KEY]   move a job's cursor back: to its start, or after KEY",
-       "reset [-f FILE] [--dsn DSN] JOB [--to KEY]",
-       "Moves JOB's cursor back on purpose: to its first key (clearing its counters,\n"
-       "batch log and slices), or to just after KEY. Refused while a runner holds the job.",
-       Arguments::jobs,
-       [](po::options_description_easy_init add) {
-         add("to", po::value<std::string>(), "continue after this key instead of the start");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<ResetOptions>();
-         if (p.jobs.size() != 1)
-           throw UsageError("reset takes exactly one job (pgxform reset JOB [--to KEY])");
-         o.job = p.jobs.front();
-         o.to = p.optional<std::string>("to");
-         return reset_command(o, out);
-       }},
-      {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
-       "verify [-f FILE] [--dsn DSN] [JOB...] [--repair]",
-       "Runs each job's verify: query over the keys it processed, batch by batch,\n"
-       "and reports the offending rows. Exit 0 when nothing is wrong, 1 otherwise.",
-       Arguments::jobs,
-       [](po::options_description_easy_init add) {
-         add("repair", "re-run the batches holding offending keys (idempotent jobs only)");
-       },
-       [](const Parsed& p, std::ostream& out) {
-         auto o = p.options<VerifyOptions>();
-         o.jobs = p.jobs;
-         o.mode = p.has("repair") ? VerifyMode::repair : VerifyMode::check;
-         return verify_command(o, out);
-       }},
-  };
-  return table;
-}
-
-}  // namespace
 
 }  // namespace pgxform

@@ -189,3 +189,25 @@ TEST_CASE("a password in the DSN never appears in a message or a log line") {
   CHECK(wrong.exit_code == 2);
   CHECK_THAT(wrong.err, Catch::Contains("cannot connect"));
 }
+
+TEST_CASE("a database error while checking is a failure (exit 1), never reported as bad input") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const std::string path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  REQUIRE(run_cli({"run", "-f", path, "--dsn", db.dsn()}).exit_code == 0);
+  // A role that may read all that validate reads, but the slices' table.
+  const std::string role = db.name() + "_reader";
+  db.exec("CREATE ROLE " + role + " LOGIN PASSWORD 'Reader-1';" +
+          "GRANT USAGE ON SCHEMA legacy, target, xf, pgxform TO " + role + ";" +
+          "GRANT SELECT ON ALL TABLES IN SCHEMA legacy, pgxform TO " + role + ";" +
+          "REVOKE SELECT ON pgxform.job_slice FROM " + role);
+  const auto r = run_cli(
+      {"validate", "-f", path, "--dsn", db.dsn() + " user=" + role + " password=Reader-1"});
+  db.exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
+  INFO(r.err);
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("permission denied"));
+  CHECK_THAT(r.out, !Catch::Contains("error:"));
+}

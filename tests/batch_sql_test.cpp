@@ -1,0 +1,144 @@
+// The range builder's SQL (pure): for each key type and batch shape, the statement quotes every
+// identifier, binds every value, takes the five parameters of batch_sql.h, and writes the
+// state it should — and only that. The database tests run these statements for real.
+#include "batch_sql.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "batch_log.h"
+#include "failed_ranges.h"
+
+using pgxform::BatchShape;
+using pgxform::CursorMove;
+using pgxform::CursorStart;
+using pgxform::ResolvedJob;
+using pgxform::Slicing;
+using pgxform::StateSchema;
+using pgxform::UpperBound;
+
+namespace {
+
+ResolvedJob job_keyed_by(const std::string& type, char category) {
+  ResolvedJob job;
+  job.name = "items";
+  job.table_schema = "le\"gacy";
+  job.table_name = "Items";
+  job.table_sql = R"("le""gacy"."Items")";
+  job.key_name = "id";
+  job.key_sql = R"("id")";
+  job.key_type = type;
+  job.key_category = category;
+  job.function_sql = R"("xf"."items")";
+  job.batch_size = 100;
+  return job;
+}
+
+bool has(const std::string& sql, const std::string& part) {
+  return sql.find(part) != std::string::npos;
+}
+
+// Every parameter $1..$n is referenced, so that each has a type when the server prepares it.
+void check_parameters(const std::string& sql, int n) {
+  INFO(sql);
+  for (int i = 1; i <= n; ++i) CHECK(has(sql, "$" + std::to_string(i)));
+  CHECK_FALSE(has(sql, "$" + std::to_string(n + 1)));
+}
+
+const StateSchema k_state("pgxform");
+
+}  // namespace
+
+TEST_CASE("the batch statement casts its key parameters to the key's own type, for every key") {
+  for (const auto& [type, category] : {std::pair<std::string, char>{"bigint", 'N'},
+                                       {"text", 'S'},
+                                       {"uuid", 'U'},
+                                       {"timestamp with time zone", 'D'}}) {
+    const ResolvedJob job = job_keyed_by(type, category);
+    const std::string first = batch_sql(job, k_state, {});
+    const std::string next = batch_sql(
+        job, k_state, {Slicing::whole_job, CursorStart::after_last_key, UpperBound::open});
+    const std::string bounded =
+        batch_sql(job, k_state, {Slicing::slice, CursorStart::after_last_key, UpperBound::hi_key});
+    INFO(type << ": " << bounded);
+    CHECK(has(first, R"(t."id" IS NOT NULL)"));
+    CHECK_FALSE(has(first, "($1::text)::" + type));
+    CHECK(has(next, R"(t."id" > ($1::text)::)" + type));
+    CHECK_FALSE(has(next, R"(t."id" <= ($5::text)::)" + type));
+    CHECK(has(bounded, R"(t."id" <= ($5::text)::)" + type));
+    for (const auto& sql : {first, next, bounded}) {
+      check_parameters(sql, 5);
+      CHECK(sql.rfind("EXPLAIN (ANALYZE, BUFFERS", 0) == 0);
+      CHECK(has(sql, R"(FROM "le""gacy"."Items" t)"));
+      CHECK(has(sql, R"("xf"."items"(b.lo, b.hi)::text)"));
+      // Keyset, never OFFSET; the batch size is a parameter.
+      CHECK(has(sql, "LIMIT $2"));
+      CHECK_FALSE(has(sql, "OFFSET"));
+      // No value is pasted into the text: the job's name is $3.
+      CHECK_FALSE(has(sql, "'items'"));
+    }
+  }
+}
+
+TEST_CASE("a batch moves its own cursor only from where it was read, and a slice counts its job") {
+  const ResolvedJob job = job_keyed_by("bigint", 'N');
+  const std::string whole = batch_sql(job, k_state, {});
+  CHECK(has(whole, R"(UPDATE "pgxform".job_state c SET last_key = r.hi::text)"));
+  CHECK(has(whole, "c.last_key IS NOT DISTINCT FROM $1::text"));
+  CHECK_FALSE(has(whole, "job_slice"));
+  const std::string slice = batch_sql(job, k_state, {Slicing::slice, {}, {}});
+  CHECK(has(slice, R"(UPDATE "pgxform".job_slice c SET last_key = r.hi::text)"));
+  CHECK(has(slice, "c.job = $3 AND c.slice = $4"));
+  CHECK(has(slice, R"(j AS (UPDATE "pgxform".job_state j SET rows_done = j.rows_done + r.rows)"));
+}
+
+TEST_CASE("a range redone below the cursor is counted and logged without moving the cursor") {
+  const ResolvedJob job = job_keyed_by("bigint", 'N');
+  const std::string advance = range_sql(job, k_state, Slicing::whole_job, CursorMove::advance);
+  const std::string stay = range_sql(job, k_state, Slicing::slice, CursorMove::stay);
+  for (const auto& sql : {advance, stay}) {
+    check_parameters(sql, 5);
+    CHECK(has(sql, "SELECT ($2::text)::bigint AS lo, ($5::text)::bigint AS hi"));
+    CHECK(has(sql, "rows_done = c.rows_done + r.rows, batches_done = c.batches_done + 1"));
+  }
+  CHECK(has(advance, "last_key = r.hi::text"));
+  CHECK_FALSE(has(stay, "last_key ="));
+  CHECK_FALSE(has(stay, "status = 'running'"));
+  CHECK(has(stay, "$1::text IS NULL"));
+  // Its figures name its slice, as a run's batch of the slice would.
+  CHECK(has(stay, "'slice', $4::int"));
+}
+
+TEST_CASE("the log statement binds the job and the eight counters, and logs only a moved cursor") {
+  const std::string sql = log_sql(k_state);
+  check_parameters(sql, 9);
+  CHECK(has(sql, R"(INSERT INTO "pgxform".batch_log)"));
+  CHECK(has(sql, "WHERE (s.j ->> 'moved')::int = 1"));
+  CHECK(has(sql, pgxform::k_batch_setting));
+}
+
+TEST_CASE("setting a range aside moves the cursor and records the range in one statement") {
+  const std::string sql = pgxform::set_aside_sql(k_state, Slicing::slice);
+  check_parameters(sql, 7);
+  CHECK(has(sql, R"(UPDATE "pgxform".job_slice c SET last_key = $5::text)"));
+  CHECK(has(sql, R"(INSERT INTO "pgxform".failed_batches)"));
+  CHECK(has(sql, "FROM c RETURNING 1"));
+}
+
+TEST_CASE("reading bounds, splitting, trials, counts and calls leave the state alone") {
+  const ResolvedJob job = job_keyed_by("uuid", 'U');
+  const std::string bounds = bounds_query(job, {});
+  check_parameters(bounds, 5);
+  check_parameters(trial_batch_sql(job, {Slicing::whole_job, CursorStart::after_last_key, {}}), 5);
+  check_parameters(split_query(job), 2);
+  CHECK(range_rows_query(job) ==
+        R"(SELECT (SELECT count(*) FROM "le""gacy"."Items" t WHERE t."id" >= ($1::text)::uuid)"
+        R"( AND t."id" <= ($2::text)::uuid))");
+  CHECK(call_query(job) == R"(SELECT "xf"."items"(($1::text)::uuid, ($2::text)::uuid)::text)");
+  for (const auto& sql : {bounds, trial_batch_sql(job, {}), split_query(job), range_rows_query(job),
+                          call_query(job)}) {
+    INFO(sql);
+    CHECK_FALSE(has(sql, "pgxform"));
+    CHECK_FALSE(has(sql, "UPDATE"));
+  }
+}

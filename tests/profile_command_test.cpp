@@ -1,0 +1,206 @@
+// profile and rehearse, computed and rendered from plain structs (no database): batches placed
+// in the key range, the ETA, the table and the --json objects.
+#include "profile_command.h"
+
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "job_profile.h"
+#include "rehearse_command.h"
+#include "test_json.h"
+#include "verify_command.h"
+
+using pgxform::LoggedBatch;
+using pgxform::ProfileInputs;
+using pgxform_test::Json;
+using pgxform_test::parse_json;
+
+namespace {
+
+// `n` batches of 100 rows over keys 1..100n, 10 ms each, one a second.
+ProfileInputs inputs(int n, bool counters) {
+  ProfileInputs in;
+  in.job = "items";
+  in.list = "main";
+  in.status = "running";
+  for (int i = 0; i < n; ++i) {
+    LoggedBatch b;
+    b.batch_no = i + 1;
+    b.first_key = std::to_string(i * 100 + 1);
+    b.last_key = std::to_string(i * 100 + 100);
+    b.rows = 100;
+    b.duration_ms = 10;
+    b.started_s = 1.7e9 + i;
+    if (counters) b.blocks = pgxform::BlockCounters{150, 50, 1, 0, 0, 0, 0, 0};
+    in.batches.push_back(b);
+    in.rows_done += b.rows;
+  }
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("a profile places numeric keys in the key range, else keeps batch order") {
+  ProfileInputs in = inputs(20, false);
+  in.span = pgxform::KeySpan{1, 4000, std::nullopt};
+  const auto placed = pgxform::compute_profile(in);
+  CHECK(placed.key_positions);
+  CHECK(placed.batches.front().position == Approx(49.5 / 3999).epsilon(0.01));
+  CHECK(placed.batches.back().position == Approx(1949.5 / 3999).epsilon(0.01));
+  CHECK(placed.batch_numbers.back() == 20);
+  CHECK(placed.first_keys.front() == "1");
+  in.span.reset();
+  CHECK_FALSE(pgxform::compute_profile(in).key_positions);
+  in.span = pgxform::KeySpan{1, 4000, std::nullopt};
+  in.batches.front().first_key = "a1";  // not a number: no position for any batch
+  CHECK_FALSE(pgxform::compute_profile(in).key_positions);
+}
+
+TEST_CASE(
+    "the ETA covers the rows the planner expects beyond those done, and a done job has none") {
+  ProfileInputs in = inputs(20, false);
+  in.estimated_rows = 4000;
+  const auto running = pgxform::compute_profile(in);
+  REQUIRE(running.remaining_rows);
+  CHECK(*running.remaining_rows == 2000);
+  REQUIRE(running.eta_seconds);
+  CHECK(*running.eta_seconds > 0);
+  in.status = "done";
+  CHECK_FALSE(pgxform::compute_profile(in).eta_seconds);
+  in.status = "running";
+  in.estimated_rows.reset();
+  CHECK_FALSE(pgxform::compute_profile(in).eta_seconds);
+}
+
+TEST_CASE("profile --json holds the documented keys in order, rounded, counters null without") {
+  std::vector<pgxform::JobProfile> jobs{pgxform::compute_profile(inputs(20, true)),
+                                        pgxform::compute_profile(inputs(3, false))};
+  jobs[1].job = "other";
+  std::ostringstream out;
+  pgxform::print_profile_json(out, jobs);
+  const Json doc = parse_json(out.str());
+  REQUIRE(doc["jobs"].size() == 2);
+  const Json& items = doc["jobs"][0];
+  std::vector<std::string> keys;
+  for (const auto& item : items.items()) keys.push_back(item.key());
+  CHECK(keys == std::vector<std::string>{"job",
+                                         "trend",
+                                         "batches",
+                                         "rows",
+                                         "rows_per_second",
+                                         "p50_ms",
+                                         "p95_ms",
+                                         "max_ms",
+                                         "growth",
+                                         "eta_seconds",
+                                         "status",
+                                         "shared_blks_hit",
+                                         "shared_blks_read",
+                                         "shared_blks_dirtied",
+                                         "shared_blks_written",
+                                         "local_blks_hit",
+                                         "local_blks_read",
+                                         "temp_blks_read",
+                                         "temp_blks_written",
+                                         "blocks_per_row",
+                                         "blocks_growth"});
+  CHECK(items["trend"] == "flat");
+  CHECK(items["batches"] == 20);
+  CHECK(items["rows"] == 2000);
+  CHECK(items["p50_ms"] == 10.0);
+  CHECK(items["shared_blks_hit"] == 3000);
+  CHECK(items["blocks_per_row"] == 2.0);
+  const Json& other = doc["jobs"][1];
+  CHECK(other["trend"] == "insufficient");
+  CHECK(other["growth"].is_null());
+  CHECK(other["shared_blks_hit"].is_null());
+  CHECK(other["eta_seconds"].is_null());
+}
+
+TEST_CASE("the profile table has a row per job and a warning per growing job") {
+  ProfileInputs growing = inputs(40, false);
+  for (std::size_t i = 0; i < growing.batches.size(); ++i)
+    growing.batches[i].duration_ms = 10.0 * double(i + 1);
+  const auto profile = pgxform::compute_profile(growing);
+  REQUIRE(profile.figures.trend == pgxform::Trend::growing);
+  std::ostringstream out;
+  pgxform::print_profile_table(out, {profile});
+  INFO(out.str());
+  CHECK(out.str().rfind("JOB", 0) == 0);
+  CHECK(out.str().find("items") != std::string::npos);
+  CHECK(out.str().find("warning: items is growing") != std::string::npos);
+}
+
+TEST_CASE("rehearse --json carries whole rows and batches, and nulls for a failed job") {
+  pgxform::Rehearsal r;
+  r.threads = 2;
+  r.commit_ms = 0.5;
+  r.run.seconds = 12.3456;
+  r.run.critical_path = {"main"};
+  r.run.list_finish = {{"main", 12.3456}};
+  pgxform::JobRehearsal ok;
+  ok.job = "items";
+  ok.rows = 200000;
+  ok.batches = 40;
+  ok.projected_ms = 12345.6;
+  ok.growth = 1.1;
+  ok.samples.push_back({0.05, std::nullopt, 3, 15000, 30, 0, 0.002});
+  ok.samples.push_back({0.95, std::string("190003"), 3, 15000, 33, 0, 0.0022});
+  pgxform::JobRehearsal failed;
+  failed.job = "broken";
+  failed.rows = 10;
+  failed.error = "SQLSTATE 22012: division by zero";
+  r.jobs = {ok, failed};
+  std::ostringstream out;
+  pgxform::print_rehearsal_json(out, r);
+  const Json doc = parse_json(out.str());
+  CHECK(doc["threads"] == 2);
+  CHECK(doc["seconds"] == 12.346);
+  CHECK(doc["fk_check_ms"].is_null());
+  CHECK(doc["critical_path"] == Json::array({"main"}));
+  CHECK(doc["lists"][0] == parse_json(R"({"list": "main", "finish_seconds": 12.346})"));
+  const Json& items = doc["jobs"][0];
+  CHECK(items["rows"].is_number_integer());
+  CHECK(items["rows"] == 200000);
+  CHECK(items["batches"] == 40);
+  CHECK(items["projected_seconds"] == 12.346);
+  CHECK(items["trend"] == "flat");
+  CHECK(items["samples"][0]["after"].is_null());
+  CHECK(items["samples"][1]["after"] == "190003");
+  CHECK(items["error"].is_null());
+  const Json& broken = doc["jobs"][1];
+  CHECK(broken["projected_seconds"].is_null());
+  CHECK(broken["trend"].is_null());
+  CHECK(broken["error"] == "SQLSTATE 22012: division by zero");
+
+  std::ostringstream table;
+  pgxform::print_rehearsal_table(table, r, 3);
+  INFO(table.str());
+  CHECK(table.str().rfind("rehearse: 3 sample batches per job", 0) == 0);
+  CHECK(table.str().find("error: broken: a sample batch failed: SQLSTATE 22012") !=
+        std::string::npos);
+  CHECK(table.str().find("whole run on 2 threads: 12.3 s (critical path: main)") !=
+        std::string::npos);
+}
+
+TEST_CASE("verify is wrong while offending rows stay, and says what --repair did") {
+  pgxform::Verification v;
+  v.job = "items";
+  v.batches = 10;
+  CHECK_FALSE(v.wrong(pgxform::VerifyMode::check));
+  v.offending = 2;
+  v.first_keys = {"1500", "1503"};
+  v.bad_ranges = {{"1203", "1500"}, {"1503", "1800"}};
+  CHECK(v.wrong(pgxform::VerifyMode::check));
+  v.repairs = {{{"1203", "1500"}, 0}, {{"1503", "1800"}, 1}};
+  CHECK(v.repaired() == 1);
+  CHECK(v.wrong(pgxform::VerifyMode::repair));
+  v.repairs.back().left = 0;
+  CHECK_FALSE(v.wrong(pgxform::VerifyMode::repair));
+  std::ostringstream out;
+  pgxform::print_verification(out, v, pgxform::VerifyMode::repair);
+  CHECK(out.str() ==
+        "items: re-ran [1203, 1500], 0 offending left\n"
+        "items: re-ran [1503, 1800], 0 offending left\n"
+        "items: 10 batches checked, 2 offending (first: 1500 1503), 2 of 2 batches repaired\n");
+}
