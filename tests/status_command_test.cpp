@@ -24,6 +24,19 @@ JobStatus state(const std::string& status, long long batches, long long rows) {
   return s;
 }
 
+// A job that failed on its batch [1503, 1800], with two ranges set aside before.
+JobStatus failed_state() {
+  JobStatus s = state("failed", 5, 500);
+  s.list = "main";
+  s.last_key = "1500";
+  s.error = "division by zero";
+  s.sqlstate = "22012";
+  s.error_first_key = "1503";
+  s.error_last_key = "1800";
+  s.set_aside = 2;
+  return s;
+}
+
 StatusFacts span(double first, double last, double at) {
   StatusFacts f;
   f.span = KeySpan{first, last, at};
@@ -88,16 +101,8 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 }
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
-  JobStatus failed = state("failed", 5, 500);
-  failed.list = "main";
-  failed.last_key = "1500";
-  failed.error = "division by zero";
-  failed.sqlstate = "22012";
-  failed.error_first_key = "1503";
-  failed.error_last_key = "1800";
-  failed.set_aside = 2;
   std::ostringstream out;
-  pgxform::print_status_json(out, {{failed, 49.94999, pgxform::Trend::flat}});
+  pgxform::print_status_json(out, {{failed_state(), 49.94999, pgxform::Trend::flat}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
@@ -117,13 +122,8 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
 }
 
 TEST_CASE("the status table shows the error, the set-aside ranges and a growing trend") {
-  JobStatus s = state("failed", 5, 500);
-  s.list = "main";
-  s.error = "division by zero";
-  s.sqlstate = "22012";
-  s.error_first_key = "1503";
-  s.error_last_key = "1800";
-  s.set_aside = 2;
+  JobStatus s = failed_state();
+  s.last_key.reset();
   std::ostringstream out;
   pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing}});
   const std::string text = out.str();
