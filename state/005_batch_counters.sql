@@ -1,7 +1,7 @@
 -- pgxform state schema, version 5: the database's own counters for each batch, from the top
 -- node of the batch statement's EXPLAIN (ANALYZE, BUFFERS): every 8 kB block the batch
 -- touched, the function's own statements included (as pg_stat_statements names them).
--- NULL for rows logged before version 5 and for ranges redone by retry-failed.
+-- NULL for rows logged before version 5.
 ALTER TABLE @schema@.batch_log
   ADD COLUMN shared_blks_hit bigint,      -- found in shared buffers
   ADD COLUMN shared_blks_read bigint,     -- read from the OS (page cache or disk)

@@ -202,8 +202,8 @@ TEST_CASE("a database error while checking is a failure (exit 1), never reported
           "GRANT USAGE ON SCHEMA legacy, target, xf, pgxform TO " + role + ";" +
           "GRANT SELECT ON ALL TABLES IN SCHEMA legacy, pgxform TO " + role + ";" +
           "REVOKE SELECT ON pgxform.job_slice FROM " + role);
-  const auto r = run_cli(
-      {"validate", "-f", path, "--dsn", db.dsn() + " user=" + role + " password=Reader-1"});
+  const auto r =
+      run_cli({"validate", "-f", path, "--dsn", db.dsn() + " user=" + role + " password=Reader-1"});
   db.exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
   INFO(r.err);
   INFO(r.out);

@@ -34,15 +34,15 @@ ResolvedJob job_keyed_by(const std::string& type, char category) {
   return job;
 }
 
-bool has(const std::string& sql, const std::string& part) {
+bool contains(const std::string& sql, const std::string& part) {
   return sql.find(part) != std::string::npos;
 }
 
 // Every parameter $1..$n is referenced, so that each has a type when the server prepares it.
 void check_parameters(const std::string& sql, int n) {
   INFO(sql);
-  for (int i = 1; i <= n; ++i) CHECK(has(sql, "$" + std::to_string(i)));
-  CHECK_FALSE(has(sql, "$" + std::to_string(n + 1)));
+  for (int i = 1; i <= n; ++i) CHECK(contains(sql, "$" + std::to_string(i)));
+  CHECK_FALSE(contains(sql, "$" + std::to_string(n + 1)));
 }
 
 const StateSchema k_state("pgxform");
@@ -61,21 +61,21 @@ TEST_CASE("the batch statement casts its key parameters to the key's own type, f
     const std::string bounded =
         batch_sql(job, k_state, {Slicing::slice, CursorStart::after_last_key, UpperBound::hi_key});
     INFO(type << ": " << bounded);
-    CHECK(has(first, R"(t."id" IS NOT NULL)"));
-    CHECK_FALSE(has(first, "($1::text)::" + type));
-    CHECK(has(next, R"(t."id" > ($1::text)::)" + type));
-    CHECK_FALSE(has(next, R"(t."id" <= ($5::text)::)" + type));
-    CHECK(has(bounded, R"(t."id" <= ($5::text)::)" + type));
+    CHECK(contains(first, R"(t."id" IS NOT NULL)"));
+    CHECK_FALSE(contains(first, "($1::text)::" + type));
+    CHECK(contains(next, R"(t."id" > ($1::text)::)" + type));
+    CHECK_FALSE(contains(next, R"(t."id" <= ($5::text)::)" + type));
+    CHECK(contains(bounded, R"(t."id" <= ($5::text)::)" + type));
     for (const auto& sql : {first, next, bounded}) {
       check_parameters(sql, 5);
       CHECK(sql.rfind("EXPLAIN (ANALYZE, BUFFERS", 0) == 0);
-      CHECK(has(sql, R"(FROM "le""gacy"."Items" t)"));
-      CHECK(has(sql, R"("xf"."items"(b.lo, b.hi)::text)"));
+      CHECK(contains(sql, R"(FROM "le""gacy"."Items" t)"));
+      CHECK(contains(sql, R"("xf"."items"(b.lo, b.hi)::text)"));
       // Keyset, never OFFSET; the batch size is a parameter.
-      CHECK(has(sql, "LIMIT $2"));
-      CHECK_FALSE(has(sql, "OFFSET"));
+      CHECK(contains(sql, "LIMIT $2"));
+      CHECK_FALSE(contains(sql, "OFFSET"));
       // No value is pasted into the text: the job's name is $3.
-      CHECK_FALSE(has(sql, "'items'"));
+      CHECK_FALSE(contains(sql, "'items'"));
     }
   }
 }
@@ -83,13 +83,14 @@ TEST_CASE("the batch statement casts its key parameters to the key's own type, f
 TEST_CASE("a batch moves its own cursor only from where it was read, and a slice counts its job") {
   const ResolvedJob job = job_keyed_by("bigint", 'N');
   const std::string whole = batch_sql(job, k_state, {});
-  CHECK(has(whole, R"(UPDATE "pgxform".job_state c SET last_key = r.hi::text)"));
-  CHECK(has(whole, "c.last_key IS NOT DISTINCT FROM $1::text"));
-  CHECK_FALSE(has(whole, "job_slice"));
+  CHECK(contains(whole, R"(UPDATE "pgxform".job_state c SET last_key = r.hi::text)"));
+  CHECK(contains(whole, "c.last_key IS NOT DISTINCT FROM $1::text"));
+  CHECK_FALSE(contains(whole, "job_slice"));
   const std::string slice = batch_sql(job, k_state, {Slicing::slice, {}, {}});
-  CHECK(has(slice, R"(UPDATE "pgxform".job_slice c SET last_key = r.hi::text)"));
-  CHECK(has(slice, "c.job = $3 AND c.slice = $4"));
-  CHECK(has(slice, R"(j AS (UPDATE "pgxform".job_state j SET rows_done = j.rows_done + r.rows)"));
+  CHECK(contains(slice, R"(UPDATE "pgxform".job_slice c SET last_key = r.hi::text)"));
+  CHECK(contains(slice, "c.job = $3 AND c.slice = $4"));
+  CHECK(contains(slice,
+                 R"(j AS (UPDATE "pgxform".job_state j SET rows_done = j.rows_done + r.rows)"));
 }
 
 TEST_CASE("a range redone below the cursor is counted and logged without moving the cursor") {
@@ -98,31 +99,31 @@ TEST_CASE("a range redone below the cursor is counted and logged without moving 
   const std::string stay = range_sql(job, k_state, Slicing::slice, CursorMove::stay);
   for (const auto& sql : {advance, stay}) {
     check_parameters(sql, 5);
-    CHECK(has(sql, "SELECT ($2::text)::bigint AS lo, ($5::text)::bigint AS hi"));
-    CHECK(has(sql, "rows_done = c.rows_done + r.rows, batches_done = c.batches_done + 1"));
+    CHECK(contains(sql, "SELECT ($2::text)::bigint AS lo, ($5::text)::bigint AS hi"));
+    CHECK(contains(sql, "rows_done = c.rows_done + r.rows, batches_done = c.batches_done + 1"));
   }
-  CHECK(has(advance, "last_key = r.hi::text"));
-  CHECK_FALSE(has(stay, "last_key ="));
-  CHECK_FALSE(has(stay, "status = 'running'"));
-  CHECK(has(stay, "$1::text IS NULL"));
+  CHECK(contains(advance, "last_key = r.hi::text"));
+  CHECK_FALSE(contains(stay, "last_key ="));
+  CHECK_FALSE(contains(stay, "status = 'running'"));
+  CHECK(contains(stay, "$1::text IS NULL"));
   // Its figures name its slice, as a run's batch of the slice would.
-  CHECK(has(stay, "'slice', $4::int"));
+  CHECK(contains(stay, "'slice', $4::int"));
 }
 
 TEST_CASE("the log statement binds the job and the eight counters, and logs only a moved cursor") {
   const std::string sql = log_sql(k_state);
   check_parameters(sql, 9);
-  CHECK(has(sql, R"(INSERT INTO "pgxform".batch_log)"));
-  CHECK(has(sql, "WHERE (s.j ->> 'moved')::int = 1"));
-  CHECK(has(sql, pgxform::k_batch_setting));
+  CHECK(contains(sql, R"(INSERT INTO "pgxform".batch_log)"));
+  CHECK(contains(sql, "WHERE (s.j ->> 'moved')::int = 1"));
+  CHECK(contains(sql, pgxform::k_batch_setting));
 }
 
 TEST_CASE("setting a range aside moves the cursor and records the range in one statement") {
   const std::string sql = pgxform::set_aside_sql(k_state, Slicing::slice);
   check_parameters(sql, 7);
-  CHECK(has(sql, R"(UPDATE "pgxform".job_slice c SET last_key = $5::text)"));
-  CHECK(has(sql, R"(INSERT INTO "pgxform".failed_batches)"));
-  CHECK(has(sql, "FROM c RETURNING 1"));
+  CHECK(contains(sql, R"(UPDATE "pgxform".job_slice c SET last_key = $5::text)"));
+  CHECK(contains(sql, R"(INSERT INTO "pgxform".failed_batches)"));
+  CHECK(contains(sql, "FROM c RETURNING 1"));
 }
 
 TEST_CASE("reading bounds, splitting, trials, counts and calls leave the state alone") {
@@ -138,7 +139,7 @@ TEST_CASE("reading bounds, splitting, trials, counts and calls leave the state a
   for (const auto& sql : {bounds, trial_batch_sql(job, {}), split_query(job), range_rows_query(job),
                           call_query(job)}) {
     INFO(sql);
-    CHECK_FALSE(has(sql, "pgxform"));
-    CHECK_FALSE(has(sql, "UPDATE"));
+    CHECK_FALSE(contains(sql, "pgxform"));
+    CHECK_FALSE(contains(sql, "UPDATE"));
   }
 }

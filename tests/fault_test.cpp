@@ -13,7 +13,7 @@ using namespace pgxform_test;
 
 namespace {
 
-CliResult run(TestDatabase& db, const std::string& path) {
+CliResult run_jobs(TestDatabase& db, const std::string& path) {
   return run_cli({"run", "-f", path, "--dsn", db.dsn()});
 }
 
@@ -39,7 +39,7 @@ TEST_CASE("a serialization failure in a batch is retried and the run completes e
   create_items(db, 1000);
   fail_transiently(db, "40001", 2);
   TempDir dir;
-  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
+  auto r = run_jobs(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(db.count("SELECT last_value FROM xf.attempts") == 3);
@@ -52,7 +52,7 @@ TEST_CASE("a deadlock in a batch is retried and the run completes exactly once")
   create_items(db, 1000);
   fail_transiently(db, "40P01", 1);
   TempDir dir;
-  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
+  auto r = run_jobs(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(db.count("SELECT last_value FROM xf.attempts") == 2);
@@ -65,7 +65,7 @@ TEST_CASE("a transient error that outlasts the retries fails the job with its SQ
   create_items(db, 1000);
   fail_transiently(db, "40001", 1000);
   TempDir dir;
-  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
+  auto r = run_jobs(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
   CHECK(r.exit_code == 1);
   CHECK(db.scalar("SELECT status || ' ' || sqlstate FROM pgxform.job_state") == "failed 40001");
   CHECK(db.count("SELECT last_value FROM xf.attempts") == 6);  // the first try and 5 retries

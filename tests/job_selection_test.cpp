@@ -19,7 +19,7 @@ using pgxform::select_jobs;
 
 namespace {
 
-const pgxform::JobsFile k_file = pgxform::parse_jobs_text(R"(version: 1
+const pgxform::JobsFile k_selection_file = pgxform::parse_jobs_text(R"(version: 1
 lists:
   - name: first
     jobs:
@@ -29,9 +29,9 @@ lists:
     jobs:
       - {name: a, table: legacy.a, key: id, function: xf.a}
 )",
-                                                          "jobs.yaml");
+                                                                    "jobs.yaml");
 
-std::vector<std::string> names(const std::vector<const pgxform::Job*>& jobs) {
+std::vector<std::string> job_names(const std::vector<const pgxform::Job*>& jobs) {
   std::vector<std::string> out;
   for (const auto* job : jobs) out.push_back(job->name);
   return out;
@@ -39,7 +39,7 @@ std::vector<std::string> names(const std::vector<const pgxform::Job*>& jobs) {
 
 std::string problem_of(const std::vector<std::string>& named, JobKinds kinds) {
   try {
-    select_jobs(k_file, named, kinds, "explain works on batched jobs");
+    select_jobs(k_selection_file, named, kinds, "explain works on batched jobs");
   } catch (const PreflightError& e) {
     REQUIRE(e.problems().size() == 1);
     return e.problems().front();
@@ -50,12 +50,14 @@ std::string problem_of(const std::vector<std::string>& named, JobKinds kinds) {
 }  // namespace
 
 TEST_CASE("the jobs a command names come in file order; none named means every job it can use") {
-  CHECK(names(select_jobs(k_file, {}, JobKinds::any)) ==
+  CHECK(job_names(select_jobs(k_selection_file, {}, JobKinds::any)) ==
         std::vector<std::string>{"b", "step", "a"});
-  CHECK(names(select_jobs(k_file, {}, JobKinds::batched)) == std::vector<std::string>{"b", "a"});
-  CHECK(names(select_jobs(k_file, {"a", "b"}, JobKinds::batched)) ==
+  CHECK(job_names(select_jobs(k_selection_file, {}, JobKinds::batched)) ==
         std::vector<std::string>{"b", "a"});
-  CHECK(names(select_jobs(k_file, {"step"}, JobKinds::any)) == std::vector<std::string>{"step"});
+  CHECK(job_names(select_jobs(k_selection_file, {"a", "b"}, JobKinds::batched)) ==
+        std::vector<std::string>{"b", "a"});
+  CHECK(job_names(select_jobs(k_selection_file, {"step"}, JobKinds::any)) ==
+        std::vector<std::string>{"step"});
 }
 
 TEST_CASE("a name that is no job, or a step where a batched job is needed, is a preflight error") {

@@ -13,7 +13,7 @@ using pgxform_test::parse_json;
 
 namespace {
 
-const JobsFile k_file = pgxform::parse_jobs_text(R"(version: 1
+const JobsFile k_plan_file = pgxform::parse_jobs_text(R"(version: 1
 lists:
   - name: reports
     after: [logistics]
@@ -32,12 +32,12 @@ lists:
     jobs:
       - {name: check, sql: SELECT 2}
 )",
-                                                 "jobs.yaml");
+                                                      "jobs.yaml");
 
 }  // namespace
 
 TEST_CASE("a list's stage is one more than the latest list it is after, whatever the file order") {
-  const auto stages = pgxform::list_stages(k_file);
+  const auto stages = pgxform::list_stages(k_plan_file);
   CHECK(stages.at("orders") == 1);
   CHECK(stages.at("logistics") == 2);
   CHECK(stages.at("reports") == 3);
@@ -58,7 +58,7 @@ TEST_CASE("stages of a chain of 40,000 lists are found without recursion") {
 
 TEST_CASE("the plan estimates batches from the rows, and knows nothing it was not told") {
   const auto plan =
-      pgxform::compute_plan(k_file, 3, {{"customers", "running"}}, {{"customers", 1000}});
+      pgxform::compute_plan(k_plan_file, 3, {{"customers", "running"}}, {{"customers", 1000}});
   CHECK(plan.threads == 3);
   CHECK(plan.stages == 4);
   REQUIRE(plan.lists.size() == 4);
@@ -74,7 +74,7 @@ TEST_CASE("the plan estimates batches from the rows, and knows nothing it was no
 }
 
 TEST_CASE("plan --json and the plan's text show the same lists, jobs and stages") {
-  const auto plan = pgxform::compute_plan(k_file, 2, {}, {{"customers", 1000}});
+  const auto plan = pgxform::compute_plan(k_plan_file, 2, {}, {{"customers", 1000}});
   std::ostringstream json, text;
   pgxform::print_plan_json(json, plan);
   pgxform::print_plan_text(text, plan);

@@ -51,7 +51,7 @@ long long history_rows(TestDatabase& db) {
   return db.count("SELECT count(*) FROM pgxform.script_history");
 }
 
-std::string error_of(const std::function<void()>& f) {
+std::string message_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const std::exception& e) {
@@ -314,7 +314,7 @@ TEST_CASE(
   // On its own thread, so that a migrator that would wait forever is let through after a
   // while (and then fails the checks) instead of hanging the test.
   auto waiting = std::async(std::launch::async, [&] {
-    return error_of([&] { s.migrator(std::chrono::milliseconds(300)).migrate(); });
+    return message_of([&] { s.migrator(std::chrono::milliseconds(300)).migrate(); });
   });
   if (waiting.wait_for(std::chrono::seconds(20)) != std::future_status::ready)
     hold.exec("SELECT pg_advisory_unlock_all()");

@@ -10,7 +10,8 @@ using namespace pgxform_test;
 
 namespace {
 
-CliResult command(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
+CliResult scripts_command(TestDatabase& db, const std::string& path,
+                          std::vector<std::string> args) {
   args.insert(args.end(), {"-f", path, "--dsn", db.dsn()});
   return run_cli(args);
 }
@@ -44,21 +45,21 @@ TEST_CASE("run applies the pending scripts of scripts_dir before its preflight")
   write_scripts(dir);
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   // Without the scripts, the function does not exist: exit 2, nothing written.
-  auto refused = command(db, path, {"run", "--no-migrate"});
+  auto refused = scripts_command(db, path, {"run", "--no-migrate"});
   CHECK(refused.exit_code == 2);
   CHECK_FALSE(db.schema_exists("pgxform"));
   CHECK_FALSE(db.schema_exists("target"));
 
-  auto info = command(db, path, {"info"});
+  auto info = scripts_command(db, path, {"info"});
   CHECK(info.exit_code == 0);
   CHECK_THAT(info.out, Catch::Contains("V1__target.sql") && Catch::Contains("pending"));
 
-  auto r = command(db, path, {"run"});
+  auto r = scripts_command(db, path, {"run"});
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(missing_items(db) == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.script_history") == 2);
-  auto after = command(db, path, {"info"});
+  auto after = scripts_command(db, path, {"info"});
   CHECK_THAT(after.out, !Catch::Contains("pending"));
 }
 
@@ -68,19 +69,19 @@ TEST_CASE("a changed applied script stops run and migrate with exit 2 naming it,
   TempDir dir;
   write_scripts(dir);
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(command(db, path, {"migrate"}).exit_code == 0);
+  REQUIRE(scripts_command(db, path, {"migrate"}).exit_code == 0);
   dir.write("sql/V1__target.sql",
             "CREATE SCHEMA target;\nCREATE TABLE target.items (id bigint, v int, extra int);\n");
   for (const char* what : {"run", "migrate"}) {
-    auto r = command(db, path, {what});
+    auto r = scripts_command(db, path, {what});
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("V1__target.sql"));
   }
   CHECK(db.count("SELECT count(*) FROM target.items") == 0);
-  CHECK_THAT(command(db, path, {"info"}).out, Catch::Contains("changed"));
-  auto repaired = command(db, path, {"repair"});
+  CHECK_THAT(scripts_command(db, path, {"info"}).out, Catch::Contains("changed"));
+  auto repaired = scripts_command(db, path, {"repair"});
   CHECK(repaired.exit_code == 0);
   CHECK_THAT(repaired.out, Catch::Contains("V1__target.sql"));
-  CHECK(command(db, path, {"run"}).exit_code == 0);
+  CHECK(scripts_command(db, path, {"run"}).exit_code == 0);
   CHECK(missing_items(db) == 0);
 }

@@ -49,14 +49,14 @@ StatusFacts estimate(double rows) {
   return f;
 }
 
-const pgxform::JobsFile k_file = pgxform::parse_jobs_text(R"(version: 1
+const pgxform::JobsFile k_status_file = pgxform::parse_jobs_text(R"(version: 1
 lists:
   - name: main
     jobs:
       - {name: items, table: legacy.items, key: id, function: xf.items}
       - {name: step, sql: ANALYZE legacy.items}
 )",
-                                                          "jobs.yaml");
+                                                                 "jobs.yaml");
 
 }  // namespace
 
@@ -89,7 +89,7 @@ TEST_CASE("percent done follows the key's position, else rows against the estima
 TEST_CASE("status has a row for every job of the file, in file order, pending until recorded") {
   JobStatus recorded = state("running", 5, 500);
   recorded.list = "old list";
-  const auto rows = pgxform::compute_status(k_file, {recorded}, {{"items", estimate(2000)}});
+  const auto rows = pgxform::compute_status(k_status_file, {recorded}, {{"items", estimate(2000)}});
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].state.job == "items");
   CHECK(rows[0].state.list == "main");  // as the jobs file says now
