@@ -15,6 +15,10 @@
 #                      likewise: if one of them is set, that server is used
 #   PGXFORM_BUILD_JOBS parallel compile jobs (default 2)
 #   PGXFORM_BUILD_TARGET  build only this CMake target (default: all)
+#   CCACHE_DIR         where ccache keeps compiled objects (default ~/.cache/ccache); builds
+#                      go through ccache when it is installed, so a machine that keeps that
+#                      folder between runs rebuilds only what changed.  PGXFORM_CCACHE=0
+#                      turns it off.
 
 if [[ -n ${PGXFORM_LIB_SH_LOADED:-} ]]; then
     return 0
@@ -31,7 +35,7 @@ PGXFORM_PACKAGES=(
     libpqxx-dev libboost-program-options-dev libyaml-cpp-dev libspdlog-dev catch2
     nlohmann-json3-dev
     postgresql postgresql-contrib postgresql-common
-    clang-format
+    clang-format ccache
 )
 
 # The major version of the installed PostgreSQL server (15 on Debian 12).
@@ -112,12 +116,28 @@ build() {
     if [[ -n ${PGXFORM_BUILD_TARGET:-} ]]; then
         target_args=(--target "$PGXFORM_BUILD_TARGET")
     fi
+    local launcher=()
+    if [[ ${PGXFORM_CCACHE:-1} != 0 ]] && command -v ccache >/dev/null 2>&1; then
+        # Paths below the repository are hashed relative to it, so clones in other folders
+        # (CI's fresh checkouts) share the cache.
+        export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=true
+        launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        ccache --zero-stats >/dev/null 2>&1 || true
+    fi
     start=$(now)
     log "build: configuring $name${*:+ ($*)}"
-    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" "$@" || return
     log "build: compiling $name${PGXFORM_BUILD_TARGET:+ (target $PGXFORM_BUILD_TARGET)} with -j${PGXFORM_BUILD_JOBS:-2}"
     cmake --build "$dir" -j "${PGXFORM_BUILD_JOBS:-2}" "${target_args[@]}" || return
-    log "build: $name done in $(since "$start")"
+    log "build: $name done in $(since "$start")${launcher[*]:+ ($(ccache_summary))}"
+}
+
+# ccache_summary: "ccache: H hits, M misses" since build zeroed the statistics.
+ccache_summary() {
+    ccache --print-stats 2>/dev/null | awk -F'\t' '
+        $1 == "direct_cache_hit" || $1 == "preprocessed_cache_hit" { hits += $2 }
+        $1 == "cache_miss" { misses += $2 }
+        END { printf "ccache: %d hits, %d misses", hits, misses }'
 }
 
 # pg_describe: one line saying which server the libpq variables point at.
