@@ -12,7 +12,8 @@ std::string log_sql(const StateSchema& schema) {
     values += ", $" + std::to_string(param++) + "::bigint";
   }
   // The figures parsed once, into jsonb: json would be parsed again for every field read.
-  return "WITH s AS MATERIALIZED (SELECT x::jsonb AS j FROM (SELECT nullif(current_setting('" +
+  return "WITH s AS MATERIALIZED (SELECT x::jsonb AS j FROM (SELECT "
+         "nullif(pg_catalog.current_setting('" +
          std::string(k_batch_setting) +
          "', true), '') AS x) q WHERE x IS NOT NULL),"
          " l AS (INSERT INTO " +
@@ -26,7 +27,7 @@ std::string log_sql(const StateSchema& schema) {
          schema.table("job_state") + " v WHERE v.job = $1::text)" + values +
          " FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)"
          " SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,"
-         " (s.j ->> 'moved')::int AS moved, (SELECT count(*) FROM l) AS logged FROM s";
+         " (s.j ->> 'moved')::int AS moved, (SELECT pg_catalog.count(*) FROM l) AS logged FROM s";
 }
 
 pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,

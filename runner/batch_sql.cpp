@@ -26,8 +26,8 @@ std::string explicit_bounds(const ResolvedJob& job) {
 // The leading table's rows in [lo, hi] (SQL expressions of the key's type). Every row of the
 // last key counts, even those past the LIMIT that found hi.
 std::string rows_in(const ResolvedJob& job, const std::string& lo, const std::string& hi) {
-  return "(SELECT count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql + " >= " + lo +
-         " AND t." + job.key_sql + " <= " + hi + ")";
+  return "(SELECT pg_catalog.count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
+         " >= " + lo + " AND t." + job.key_sql + " <= " + hi + ")";
 }
 
 // The function over [lo, hi], its result as text (a row count, or '' for a void function).
@@ -44,13 +44,14 @@ std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Sl
   // The duration is taken last, once the function and the cursor's move are done.
   return ", r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows_in(job, "b.lo", "b.hi") + " AS rows, " +
          call(job, "b.lo", "b.hi") + " AS result FROM b WHERE b.lo IS NOT NULL)" + cursor.ctes +
-         " SELECT set_config('" + k_batch_setting +
-         "', json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
+         " SELECT pg_catalog.set_config('" + k_batch_setting +
+         "', pg_catalog.json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
          " 'written', NULLIF(r.result, '')::bigint, 'slice', $4::int, 'open', $5::text IS NULL,"
-         " 'moved', (SELECT count(*) FROM c), 'batch_no', " +
+         " 'moved', (SELECT pg_catalog.count(*) FROM c), 'batch_no', " +
          cursor.batch_no +
-         ", 'started', statement_timestamp(),"
-         " 'ms', 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()))::text,"
+         ", 'started', pg_catalog.statement_timestamp(),"
+         " 'ms', 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - "
+         "pg_catalog.statement_timestamp()))::text,"
          " true) FROM r";
 }
 
@@ -84,7 +85,7 @@ std::string split_query(const ResolvedJob& job) {
   const std::string in_range = " FROM " + job.table_sql + " t WHERE " + key +
                                " >= " + as_key(job, "$1") + " AND " + key +
                                " <= " + as_key(job, "$2");
-  return "WITH n AS (SELECT count(*) AS rows" + in_range +
+  return "WITH n AS (SELECT pg_catalog.count(*) AS rows" + in_range +
          "), m AS (SELECT (SELECT k FROM (SELECT " + key + " AS k" + in_range + " ORDER BY " + key +
          " LIMIT greatest(1, (SELECT rows FROM n) / 2)) s ORDER BY k DESC LIMIT 1) AS mid)"
          " SELECT m.mid::text, (SELECT " +

@@ -19,9 +19,11 @@ using Problem = std::optional<std::string>;
 
 Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   const pqxx::row table = tx.exec_params1(
-      "SELECT to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, '')"
-      " FROM (SELECT to_regclass($1) AS oid) r"
-      " LEFT JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace",
+      "SELECT pg_catalog.to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, "
+      "'')"
+      " FROM (SELECT pg_catalog.to_regclass($1) AS oid) r"
+      " LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid LEFT JOIN pg_catalog.pg_namespace n ON "
+      "n.oid = c.relnamespace",
       quote_qualified(job.table));
   if (!table[0].as<bool>()) return "table " + job.table.text() + " does not exist";
   out.name = job.name;
@@ -35,9 +37,9 @@ Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out)
 
 Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   const pqxx::result key = tx.exec_params(
-      "SELECT format_type(a.atttypid, a.atttypmod), t.typcategory"
-      " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-      " WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0"
+      "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory"
+      " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+      " WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND a.attnum > 0"
       " AND NOT a.attisdropped",
       out.table_sql, job.key);
   if (key.empty()) return "table " + job.table.text() + " has no column '" + job.key + "'";
@@ -45,6 +47,16 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   out.key_sql = quote_ident(job.key);
   out.key_type = key[0][0].as<std::string>();
   out.key_category = key[0][1].as<std::string>().at(0);
+  // Batches are ranges of the key in its order: a type without one (json, point) cannot page.
+  // EXPLAIN plans the ordering without reading a row.
+  try {
+    pqxx::subtransaction probe(tx, "ordering");
+    probe.exec("EXPLAIN SELECT 1 FROM " + out.table_sql + " t ORDER BY t." + out.key_sql);
+  } catch (const pqxx::sql_error& e) {
+    return "the key " + job.key + " of " + job.table.text() + " is of type " + out.key_type +
+           ", which has no ordering (no default btree operator class): pgxform pages a table "
+           "by ranges of its key; choose a key of an ordered type";
+  }
   return std::nullopt;
 }
 
@@ -52,10 +64,14 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
 // signature, else the only two-argument one among `two_arg_oids` (an oid[] literal).
 void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, ResolvedJob& out) {
   const pqxx::row version = tx.exec_params1(
-      "SELECT md5(regexp_replace(btrim(pg_get_functiondef(f.oid)), '\\s+', ' ', 'g')),"
-      " p.provolatile FROM (SELECT coalesce(to_regprocedure($1), (SELECT min(p2.oid) FROM"
-      " pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING count(*) = 1)) AS oid) f"
-      " LEFT JOIN pg_proc p ON p.oid = f.oid",
+      "SELECT "
+      "pg_catalog.md5(pg_catalog.regexp_replace(pg_catalog.btrim(pg_catalog.pg_get_functiondef(f."
+      "oid)), '\\s+', ' ', 'g')),"
+      " p.provolatile FROM (SELECT coalesce(pg_catalog.to_regprocedure($1), (SELECT "
+      "pg_catalog.min(p2.oid) FROM"
+      " pg_catalog.pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING pg_catalog.count(*) = 1)) AS "
+      "oid) f"
+      " LEFT JOIN pg_catalog.pg_proc p ON p.oid = f.oid",
       out.function_sql + "(" + out.key_type + ", " + out.key_type + ")", two_arg_oids);
   if (!version[0].is_null()) {
     out.function_version = version[0].as<std::string>();
@@ -66,9 +82,9 @@ void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, Resol
 Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   // The function: by schema when given, else as the search_path finds it.
   const pqxx::result candidates = tx.exec_params(
-      "SELECT n.nspname, p.proname, p.pronargs, format_type(p.prorettype, NULL), p.oid"
-      " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-      " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_function_is_visible(p.oid)"
+      "SELECT n.nspname, p.proname, p.pronargs, pg_catalog.format_type(p.prorettype, NULL), p.oid"
+      " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+      " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_catalog.pg_function_is_visible(p.oid)"
       " ELSE n.nspname = $1 END",
       job.function.schema, job.function.name);
   if (candidates.empty()) return "function " + job.function.text() + " does not exist";

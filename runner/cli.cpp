@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "exit_code.h"
 #include "explain_command.h"
+#include "jobs_file.h"
 #include "logging.h"
 #include "plan_command.h"
 #include "profile_command.h"
@@ -19,6 +20,7 @@
 #include "run_command.h"
 #include "script_commands.h"
 #include "status_command.h"
+#include "text_check.h"
 #include "validate_command.h"
 #include "verify_command.h"
 
@@ -75,8 +77,24 @@ struct Command {
 
 int threads_option(const Parsed& p) {
   const int threads = p.get<int>("threads");
-  if (threads < 0) throw UsageError("--threads must be a positive number");
+  if (threads < 0 || threads > k_max_threads)
+    throw UsageError(
+        "--threads must be 0 (the jobs file's defaults.threads) or a number of "
+        "threads from 1 to " +
+        std::to_string(k_max_threads));
   return threads;
+}
+
+// Every string on the command line may reach the database or a log line (text_check.h).
+void check_text(const Parsed& p) {
+  for (const auto& [name, value] : p.vm) {
+    std::vector<std::string> texts;
+    if (const auto* one = boost::any_cast<std::string>(&value.value())) texts.push_back(*one);
+    if (const auto* many = boost::any_cast<std::vector<std::string>>(&value.value())) texts = *many;
+    const std::string option = name == "job" ? "a job name" : "--" + name;
+    for (const auto& text : texts)
+      if (const auto flaw = text_flaw(text)) throw UsageError(option + " holds " + flaw->what);
+  }
 }
 
 void no_options(po::options_description_easy_init) {}
@@ -310,6 +328,7 @@ Parsed parse(const po::options_description& described, Arguments arguments,
     throw UsageError(e.what());
   }
   p.jobs = p.all("job");
+  check_text(p);
   return p;
 }
 
@@ -335,7 +354,7 @@ int run_command_line(const Command& command, const std::vector<std::string>& arg
 }
 
 void report(const std::string& message) {
-  std::cerr << "pgxform: " << redact(message) << std::endl;
+  std::cerr << "pgxform: " << contained(redact(message)) << std::endl;
 }
 
 }  // namespace

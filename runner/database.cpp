@@ -1,5 +1,6 @@
 #include "database.h"
 
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,21 +26,55 @@ void add_secret(const std::string& secret) {
   secrets().insert(secret);
 }
 
+// A password as written, and the pieces a message may quote of it when it does not parse (a
+// URI password with an unencoded '/' ends its host part early, and libpq then quotes what
+// it found there). Pieces shorter than 3 characters are too common to hide and tell little.
+void add_secret_with_pieces(const std::string& secret) {
+  add_secret(secret);
+  std::string piece;
+  for (const char c : secret + "/") {
+    if (std::string_view("/?#@:&=").find(c) == std::string_view::npos) {
+      piece += c;
+      continue;
+    }
+    if (piece.size() >= 3) add_secret(piece);
+    piece.clear();
+  }
+}
+
+// What libpq itself reads as the password, decoded (percent-encoding, quotes, escapes).
+void add_parsed_password(const std::string& dsn) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (error) PQfreemem(error);
+  if (!options) return;
+  for (const PQconninfoOption* o = options; o->keyword; ++o)
+    if (std::string_view(o->keyword) == "password" && o->val) add_secret(o->val);
+  PQconninfoFree(options);
+}
+
 }  // namespace
 
 void register_secrets_from(const std::string& dsn) {
   if (const char* env = std::getenv("PGPASSWORD")) add_secret(env);
-  // key=value form: password=secret or password='se cret'.
-  static const std::regex kv(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'|([^\s]+)))");
+  add_parsed_password(dsn);
+  // And as written, whether libpq could parse it or not: a message quotes the raw text.
+  static const std::regex scheme(R"(^\s*postgres(?:ql)?://)");
+  if (std::regex_search(dsn, scheme)) {
+    // URI form, leading spaces too: postgresql://user:secret@host/db, the secret running to
+    // the LAST '@' (an unencoded '@' or '/' in it included); and ?password=secret.
+    static const std::regex uri(R"(postgres(?:ql)?://[^:/@\s]*:(.*)@)");
+    std::smatch m;
+    if (std::regex_search(dsn, m, uri)) add_secret_with_pieces(m[1].str());
+    static const std::regex query(R"([?&]password=([^&\s]*))");
+    for (std::sregex_iterator it(dsn.begin(), dsn.end(), query), end; it != end; ++it)
+      add_secret_with_pieces((*it)[1].str());
+    return;
+  }
+  // key=value form: password=secret or password='se cret' (its quote closed or not).
+  static const std::regex kv(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'?|([^\s]+)))");
   for (std::sregex_iterator it(dsn.begin(), dsn.end(), kv), end; it != end; ++it)
-    add_secret((*it)[2].matched ? (*it)[2].str() : (*it)[3].str());
-  // URI form: postgresql://user:secret@host/db and ?password=secret.
-  static const std::regex uri(R"(^postgres(?:ql)?://[^:/@]*:([^@/]*)@)");
-  std::smatch m;
-  if (std::regex_search(dsn, m, uri)) add_secret(m[1].str());
-  static const std::regex query(R"([?&]password=([^&]*))");
-  for (std::sregex_iterator it(dsn.begin(), dsn.end(), query), end; it != end; ++it)
-    add_secret((*it)[1].str());
+    add_secret_with_pieces((*it)[2].matched ? (*it)[2].str() : (*it)[3].str());
 }
 
 std::string redact(std::string text) {
@@ -73,9 +108,13 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn, Access access)
     conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
     pqxx::nontransaction tx(*conn);
+    // Text travels as UTF-8 both ways, whatever the database's encoding.
     tx.exec_params(
-        "SELECT set_config('DateStyle', 'ISO, YMD', false), set_config('TimeZone', 'UTC', false),"
-        " set_config('application_name', $1, false), set_config('extra_float_digits', '3', false)",
+        "SELECT pg_catalog.set_config('client_encoding', 'UTF8', false),"
+        " pg_catalog.set_config('DateStyle', 'ISO, YMD', false),"
+        " pg_catalog.set_config('TimeZone', 'UTC', false),"
+        " pg_catalog.set_config('application_name', $1, false),"
+        " pg_catalog.set_config('extra_float_digits', '3', false)",
         "pgxform " + runner_identity());
     if (access == Access::read_only) tx.exec("SET default_transaction_read_only = on");
     return conn;

@@ -15,6 +15,7 @@
 #include "exit_code.h"
 #include "job_selection.h"
 #include "output_format.h"
+#include "retry.h"
 #include "state_store.h"
 
 namespace pgxform {
@@ -90,9 +91,13 @@ void load_auto_explain(pqxx::connection& conn) {
     pqxx::nontransaction load(conn);
     load.exec("LOAD 'auto_explain'");
   } catch (const pqxx::sql_error& e) {
-    throw PreflightError({"explain needs auto_explain, and LOAD 'auto_explain' failed (SQLSTATE " +
-                          e.sqlstate() +
-                          "): connect as a superuser, or have auto_explain installed in "
+    // libpqxx leaves the SQLSTATE of some errors (42501, insufficient privilege) out of
+    // sqlstate(); retry.h reads it from the exception's type.
+    const Failure failure = classify(e);
+    throw PreflightError({"explain needs auto_explain, and LOAD 'auto_explain' failed" +
+                          (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") +
+                          ": " + failure.message +
+                          "; connect as a superuser, or have auto_explain installed in "
                           "$libdir/plugins"});
   }
 }
@@ -133,10 +138,11 @@ void run_explained(pqxx::work& tx, NoticeCollector& notices, const ResolvedJob& 
 
 std::vector<std::string> argument_names(pqxx::transaction_base& tx, const ResolvedJob& job) {
   std::vector<std::string> names;
-  for (const auto& row : tx.exec_params(
-           "SELECT lower(a.n) FROM pg_proc p, unnest(p.proargnames) WITH ORDINALITY a(n, i)"
-           " WHERE p.oid = to_regprocedure($1) ORDER BY a.i",
-           job.function_sql + "(" + job.key_type + ", " + job.key_type + ")"))
+  for (const auto& row :
+       tx.exec_params("SELECT pg_catalog.lower(a.n) FROM pg_catalog.pg_proc p, "
+                      "pg_catalog.unnest(p.proargnames) WITH ORDINALITY a(n, i)"
+                      " WHERE p.oid = pg_catalog.to_regprocedure($1) ORDER BY a.i",
+                      job.function_sql + "(" + job.key_type + ", " + job.key_type + ")"))
     names.push_back(row[0].as<std::string>());
   return names;
 }
@@ -158,10 +164,11 @@ std::optional<std::string> existing_index(pqxx::work& tx, const IndexProposal& p
   try {
     pqxx::subtransaction sub(tx, "existing_index");
     const pqxx::result r = sub.exec_params(
-        "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = to_regclass($1)"
-        " AND (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n)"
-        "  FROM unnest((i.indkey::int2[])[0:$3 - 1]) WITH ORDINALITY k(attnum, n)"
-        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = $2",
+        "SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i WHERE i.indrelid = "
+        "pg_catalog.to_regclass($1)"
+        " AND (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)"
+        "  FROM pg_catalog.unnest((i.indkey::int2[])[0:$3 - 1]) WITH ORDINALITY k(attnum, n)"
+        "  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = $2",
         p.relation, p.columns, int(std::count(p.columns.begin(), p.columns.end(), ',') + 1));
     sub.commit();
     if (!r.empty()) return r[0][0].as<std::string>();
@@ -172,16 +179,22 @@ std::optional<std::string> existing_index(pqxx::work& tx, const IndexProposal& p
 }
 
 // Creates the proposed index hypothetically and tells whether the planner would use it.
+// hypopg's functions are called in the extension's own schema, never as the search_path finds
+// a function of that name.
 std::string check_with_hypopg(pqxx::work& tx, const IndexProposal& p) {
   try {
     pqxx::subtransaction sub(tx, "hypopg");
     sub.exec("CREATE EXTENSION IF NOT EXISTS hypopg");
+    const std::string schema = quote_ident(
+        sub.exec1("SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
+                  " ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'")[0]
+            .as<std::string>());
     const std::string before = explain_text(sub, p.statement);
     const std::string name =
-        sub.exec_params1("SELECT indexname FROM hypopg_create_index($1)", p.sql)[0]
+        sub.exec_params1("SELECT indexname FROM " + schema + ".hypopg_create_index($1)", p.sql)[0]
             .as<std::string>();
     const std::string after = explain_text(sub, p.statement);
-    sub.exec("SELECT hypopg_reset()");
+    sub.exec("SELECT " + schema + ".hypopg_reset()");
     sub.abort();
     if (after.find(name) != std::string::npos)
       return "the planner would use it (" + name + "): estimated cost " +
@@ -196,9 +209,10 @@ std::string check_with_hypopg(pqxx::work& tx, const IndexProposal& p) {
 
 void check_proposals(pqxx::work& tx, std::vector<IndexProposal>& proposals) {
   if (proposals.empty()) return;
-  const bool hypopg =
-      tx.exec1("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')")[0]
-          .as<bool>();
+  const bool hypopg = tx.exec1(
+                            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE "
+                            "name = 'hypopg')")[0]
+                          .as<bool>();
   for (auto& p : proposals) {
     p.existing = existing_index(tx, p);
     if (hypopg) p.hypopg = check_with_hypopg(tx, p);

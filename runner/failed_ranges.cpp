@@ -7,7 +7,8 @@ std::string set_aside_sql(const StateSchema& schema, Slicing slicing) {
          schema.table("failed_batches") +
          " (job, slice, first_key, last_key, sqlstate, error)"
          " SELECT $3, $4, $2::text, $5, $6::text, $7::text FROM c RETURNING 1)"
-         " SELECT (SELECT count(*) FROM c) AS moved, (SELECT count(*) FROM f) AS recorded";
+         " SELECT (SELECT pg_catalog.count(*) FROM c) AS moved, (SELECT pg_catalog.count(*) FROM "
+         "f) AS recorded";
 }
 
 std::vector<FailedRange> unresolved_ranges(pqxx::transaction_base& tx, const StateSchema& schema,
@@ -33,7 +34,7 @@ bool take_range(pqxx::transaction_base& tx, const StateSchema& schema, long long
 
 void resolve_range(pqxx::transaction_base& tx, const StateSchema& schema, long long id) {
   tx.exec_params("UPDATE " + schema.table("failed_batches") +
-                     " SET resolved_at = now(), attempts = attempts + 1 WHERE id = $1",
+                     " SET resolved_at = pg_catalog.now(), attempts = attempts + 1 WHERE id = $1",
                  id);
 }
 
@@ -48,15 +49,15 @@ void record_retry_failure(pqxx::transaction_base& tx, const StateSchema& schema,
 
 SetAside count_unresolved(pqxx::transaction_base& tx, const StateSchema& schema) {
   if (!has_feature(state_version(tx, schema), StateFeature::failed_batches)) return {};
-  const pqxx::row r = tx.exec1("SELECT count(*), count(DISTINCT job) FROM " +
+  const pqxx::row r = tx.exec1("SELECT pg_catalog.count(*), pg_catalog.count(DISTINCT job) FROM " +
                                schema.table("failed_batches") + " WHERE resolved_at IS NULL");
   return {r[0].as<long long>(), r[1].as<long long>()};
 }
 
 std::string unresolved_count_sql(const StateSchema& schema, int version, const std::string& job) {
   if (!has_feature(version, StateFeature::failed_batches)) return "0";
-  return "(SELECT count(*) FROM " + schema.table("failed_batches") + " f WHERE f.job = " + job +
-         " AND f.resolved_at IS NULL)";
+  return "(SELECT pg_catalog.count(*) FROM " + schema.table("failed_batches") +
+         " f WHERE f.job = " + job + " AND f.resolved_at IS NULL)";
 }
 
 void drop_unresolved(pqxx::transaction_base& tx, const StateSchema& schema,

@@ -14,6 +14,9 @@
 #include <set>
 #include <sstream>
 
+#include "sql_text.h"
+#include "text_check.h"
+
 namespace pgxform {
 
 JobsFileError::JobsFileError(const std::string& file, int line, const std::string& message)
@@ -63,6 +66,17 @@ QualifiedName parse_qualified_name(const std::string& text) {
 
 namespace {
 
+// The longest name PostgreSQL keeps (NAMEDATALEN - 1).
+constexpr std::size_t k_max_identifier = 63;
+// What is reasonable for one jobs file: a larger one would take seconds and hundreds of MB to
+// read (the YAML tree), for no migration anyone runs.
+constexpr std::size_t k_max_file_bytes = 4 * 1024 * 1024;
+constexpr std::size_t k_max_jobs = 10000;
+
+// How a string field is checked: as text that reaches the database, or as a name, which also
+// goes into log lines.
+enum class Text { value, name };
+
 // Walks the YAML tree; every error it raises carries the file and the node's line.
 class Reader {
  public:
@@ -97,7 +111,10 @@ class Reader {
                     const std::string& where) const {
     std::set<std::string> seen;
     for (const auto& entry : node) {
-      auto field = entry.first.as<std::string>();
+      if (!entry.first.IsScalar())
+        fail(entry.first, "a key in " + where + " must be a plain name, not a list or mapping");
+      check_text(entry.first, "a key in " + where, Text::name);
+      const std::string field = entry.first.Scalar();
       // yaml-cpp keeps the first of two equal keys; YAML forbids them, and so do we.
       if (!seen.insert(field).second)
         fail(entry.first, "field '" + field + "' appears twice in " + where);
@@ -110,12 +127,31 @@ class Reader {
   }
 
   std::string string_field(const YAML::Node& node, const std::string& field,
-                           const std::string& where) const {
+                           const std::string& where, Text text = Text::value) const {
     const YAML::Node value = node[field];
     if (!value) fail(node, "missing required field '" + field + "' in " + where);
     if (!value.IsScalar() || value.Scalar().empty())
       fail_at(key_line(node, field), "'" + field + "' in " + where + " must be a non-empty string");
+    check_text(value, "'" + field + "' in " + where, text);
     return value.Scalar();
+  }
+
+  // Every string that reaches the database or a log line (text_check.h): no NUL, UTF-8 only,
+  // and for names no control characters.
+  void check_text(const YAML::Node& scalar, const std::string& what, Text text) const {
+    const auto flaw = text == Text::name ? name_flaw(scalar.Scalar()) : text_flaw(scalar.Scalar());
+    if (flaw)
+      fail(scalar,
+           what + " holds " + flaw->what + " (at byte " + std::to_string(flaw->offset + 1) + ")");
+  }
+
+  // An SQL identifier (a table, a key, a function, a schema): PostgreSQL cuts a longer one to
+  // its first 63 bytes without an error, which could name another object.
+  void check_identifier(const YAML::Node& scalar, const std::string& part,
+                        const std::string& what) const {
+    if (part.size() > k_max_identifier)
+      fail(scalar, what + ": '" + part + "' is longer than PostgreSQL's " +
+                       std::to_string(k_max_identifier) + " bytes for a name");
   }
 
   // A positive integer no larger than `max`; an empty value is reported on its key's line.
@@ -136,11 +172,15 @@ class Reader {
   QualifiedName name_field(const YAML::Node& node, const std::string& field,
                            const std::string& where) const {
     auto text = string_field(node, field, where);
+    QualifiedName name;
     try {
-      return parse_qualified_name(text);
+      name = parse_qualified_name(text);
     } catch (const std::invalid_argument& e) {
       fail(node[field], "'" + field + "' in " + where + ": " + e.what());
     }
+    for (const auto& part : {name.schema, name.name})
+      check_identifier(node[field], part, "'" + field + "' in " + where);
+    return name;
   }
 
   const std::string& path() const { return m_path; }
@@ -166,13 +206,13 @@ class Reader {
 
   // Reads the inheritable settings present in `map` over `settings`.
   void settings(const YAML::Node& map, JobSettings& settings, const std::string& where) const {
-    const long k_max = std::numeric_limits<long>::max();
     // "defaults.batch_size", or "batch_size of job 'x'".
     auto what = [&](const std::string& field) {
       return where == "defaults" ? "defaults." + field : field + " of " + where;
     };
     if (map["batch_size"])
-      settings.batch_size = positive_integer(map, "batch_size", what("batch_size"), k_max);
+      settings.batch_size =
+          positive_integer(map, "batch_size", what("batch_size"), k_max_batch_size);
     if (map["retries"]) {
       // 0 is allowed: no retry.
       if (map["retries"].IsScalar() && map["retries"].Scalar() == "0")
@@ -209,7 +249,7 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   Job job;
   job.list = list;
   job.line = Reader::line_of(node);
-  job.name = r.string_field(node, "name", "a job of list '" + list + "'");
+  job.name = r.string_field(node, "name", "a job of list '" + list + "'", Text::name);
   const std::string where = "job '" + job.name + "'";
   r.check_fields(node,
                  {"name", "table", "key", "function", "sql", "batch_size", "parallel", "retries",
@@ -227,6 +267,11 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
                      "(a one-shot step)");
   if (has_sql) {
     job.sql = r.string_field(node, "sql", where);
+    // The step runs in one transaction with its state row: it may not end that transaction.
+    if (const auto control = find_transaction_control(job.sql))
+      r.fail(node["sql"], "the sql of the one-shot step " + where + " holds " + control->command +
+                              ": a step runs in one transaction with its state row, so that it "
+                              "runs once; it may not end or split that transaction");
     for (const char* f :
          {"table", "key", "batch_size", "parallel", "on_error", "bisect", "verify", "idempotent"})
       if (node[f])
@@ -236,10 +281,12 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.function = r.name_field(node, "function", where);
   job.table = r.name_field(node, "table", where);
   job.key = r.string_field(node, "key", where);
+  r.check_identifier(node["key"], job.key, "'key' in " + where);
   if (node["verify"]) job.verify = r.string_field(node, "verify", where);
   if (node["idempotent"]) job.idempotent = r.boolean(node, "idempotent", "idempotent of " + where);
   if (node["parallel"])
-    job.parallel = int(r.positive_integer(node, "parallel", "parallel of " + where));
+    job.parallel =
+        int(r.positive_integer(node, "parallel", "parallel of " + where, k_max_parallel));
   return job;
 }
 
@@ -247,7 +294,7 @@ JobList read_list(const Reader& r, const YAML::Node& node, const JobsFile& file)
   r.expect_map(node, "a list");
   JobList list;
   list.line = Reader::line_of(node);
-  list.name = r.string_field(node, "name", "a list");
+  list.name = r.string_field(node, "name", "a list", Text::name);
   const std::string where = "list '" + list.name + "'";
   r.check_fields(node, {"name", "after", "jobs"}, where);
   if (const YAML::Node after = node["after"]) {
@@ -255,6 +302,7 @@ JobList read_list(const Reader& r, const YAML::Node& node, const JobsFile& file)
     for (const auto& a : after) {
       if (!a.IsScalar() || a.Scalar().empty())
         r.fail(a, "'after' of " + where + " must be a list of list names");
+      r.check_text(a, "'after' of " + where, Text::name);
       list.after.push_back(a.Scalar());
     }
   }
@@ -264,6 +312,41 @@ JobList read_list(const Reader& r, const YAML::Node& node, const JobsFile& file)
     r.fail(jobs, "'jobs' of " + where + " must be a non-empty list");
   for (const auto& j : jobs) list.jobs.push_back(read_job(r, j, file, list.name));
   return list;
+}
+
+// Depth-first search for a cycle in `after:`, with a stack of its own rather than recursion, so
+// that a chain of any length is walked; the message spells the cycle out.
+void check_cycles(const Reader& r, const std::map<std::string, const JobList*>& lists) {
+  std::map<std::string, int> mark;  // 0 unvisited, 1 on the path, 2 done
+  struct Step {
+    const JobList* list;
+    std::size_t next;  // the index in list->after to look at next
+  };
+  for (const auto& [name, start] : lists) {
+    if (mark[name] != 0) continue;
+    std::vector<Step> path{{start, 0}};
+    mark[name] = 1;
+    while (!path.empty()) {
+      Step& step = path.back();
+      if (step.next == step.list->after.size()) {
+        mark[step.list->name] = 2;
+        path.pop_back();
+        continue;
+      }
+      const std::string& a = step.list->after[step.next++];
+      if (mark[a] == 1) {
+        std::string cycle;
+        auto from = std::find_if(path.begin(), path.end(),
+                                 [&](const Step& s) { return s.list->name == a; });
+        for (auto it = from; it != path.end(); ++it) cycle += it->list->name + " -> ";
+        throw JobsFileError(r.path(), lists.at(a)->line, "'after' forms a cycle: " + cycle + a);
+      }
+      if (mark[a] == 0) {
+        mark[a] = 1;
+        path.push_back({lists.at(a), 0});
+      }
+    }
+  }
 }
 
 void check_names_and_graph(const Reader& r, const JobsFile& file) {
@@ -288,40 +371,50 @@ void check_names_and_graph(const Reader& r, const JobsFile& file) {
       if (a == list.name)
         throw JobsFileError(r.path(), list.line, "list '" + list.name + "' is after itself");
     }
-  // Depth-first search for a cycle in `after:`; the message spells the cycle out.
-  std::map<std::string, int> mark;  // 0 unvisited, 1 on the stack, 2 done
-  std::vector<std::string> stack;
-  std::function<void(const JobList&)> visit = [&](const JobList& list) {
-    mark[list.name] = 1;
-    stack.push_back(list.name);
-    for (const auto& a : list.after) {
-      if (mark[a] == 1) {
-        std::string cycle;
-        auto from = std::find(stack.begin(), stack.end(), a);
-        for (auto it = from; it != stack.end(); ++it) cycle += *it + " -> ";
-        throw JobsFileError(r.path(), lists[a]->line, "'after' forms a cycle: " + cycle + a);
-      }
-      if (mark[a] == 0) visit(*lists[a]);
-    }
-    stack.pop_back();
-    mark[list.name] = 2;
-  };
-  for (const auto& list : file.lists)
-    if (mark[list.name] == 0) visit(list);
+  check_cycles(r, lists);
 }
+
+// The file's jobs and lists, within k_max_jobs.
+void check_size(const Reader& r, const JobsFile& file) {
+  std::size_t jobs = 0;
+  for (const auto& list : file.lists) jobs += list.jobs.size();
+  if (jobs > k_max_jobs || file.lists.size() > k_max_jobs)
+    throw JobsFileError(r.path(), 0,
+                        std::to_string(jobs) + " jobs in " + std::to_string(file.lists.size()) +
+                            " lists: a jobs file holds at most " + std::to_string(k_max_jobs) +
+                            " of each; split the migration into several files");
+}
+
+JobsFile read_file(const Reader& r, const YAML::Node& root);
 
 }  // namespace
 
 JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
   Reader r(path);
-  YAML::Node root;
+  // YAML is UTF-8 text; a NUL or a stray byte is refused here, at its line.
+  if (const auto flaw = text_flaw(text))
+    throw JobsFileError(path, line_at(text, flaw->offset),
+                        "the jobs file holds " + flaw->what + " (it must be UTF-8 text)");
   try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
+    const YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) throw JobsFileError(path, 0, "the jobs file must be a YAML mapping");
+    JobsFile file = read_file(r, root);
+    check_size(r, file);
+    check_names_and_graph(r, file);
+    return file;
+  } catch (const YAML::ParserException& e) {
     throw JobsFileError(path, e.mark.is_null() ? 0 : e.mark.line + 1,
                         "YAML syntax error: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    // Whatever else yaml-cpp refuses (a conversion it cannot make) is the file's fault too.
+    throw JobsFileError(path, e.mark.is_null() ? 0 : e.mark.line + 1, "YAML error: " + e.msg);
   }
-  if (!root.IsMap()) throw JobsFileError(path, 0, "the jobs file must be a YAML mapping");
+}
+
+namespace {
+
+JobsFile read_file(const Reader& r, const YAML::Node& root) {
+  const std::string& path = r.path();
   JobsFile file;
   file.path = path;
   r.check_fields(root, {"version", "defaults", "state_schema", "scripts_dir", "lists"},
@@ -340,9 +433,18 @@ JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
     r.settings(defaults, file.defaults, "defaults");
     file.default_batch_size = file.defaults.batch_size;
     if (defaults["threads"])
-      file.default_threads = int(r.positive_integer(defaults, "threads", "defaults.threads", 1024));
+      file.default_threads =
+          int(r.positive_integer(defaults, "threads", "defaults.threads", k_max_threads));
   }
-  if (root["state_schema"]) file.state_schema = r.string_field(root, "state_schema", "the file");
+  if (root["state_schema"]) {
+    file.state_schema = r.string_field(root, "state_schema", "the file", Text::name);
+    r.check_identifier(root["state_schema"], file.state_schema, "'state_schema'");
+    // PostgreSQL reserves these for itself ("unacceptable schema name").
+    if (file.state_schema.rfind("pg_", 0) == 0 || file.state_schema == "information_schema")
+      r.fail(root["state_schema"], "'state_schema' may not be " + file.state_schema +
+                                       ": names starting with pg_ and information_schema are "
+                                       "PostgreSQL's own");
+  }
   {
     // Scripts live beside the jobs file unless it says otherwise.
     const std::filesystem::path folder = std::filesystem::path(path).parent_path();
@@ -354,16 +456,23 @@ JobsFile parse_jobs_text(const std::string& text, const std::string& path) {
   if (!lists) r.fail(root, "missing required field 'lists'");
   if (!lists.IsSequence() || lists.size() == 0) r.fail(lists, "'lists' must be a non-empty list");
   for (const auto& l : lists) file.lists.push_back(read_list(r, l, file));
-  check_names_and_graph(r, file);
   return file;
 }
 
+}  // namespace
+
 JobsFile parse_jobs_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw JobsFileError(path, 0, "cannot read the jobs file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_jobs_text(text.str(), path);
+  std::string text(k_max_file_bytes + 1, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(std::size_t(in.gcount()));
+  if (text.size() > k_max_file_bytes)
+    throw JobsFileError(path, 0,
+                        "the jobs file is larger than " +
+                            std::to_string(k_max_file_bytes / (1024 * 1024)) +
+                            " MB; split the migration into several files");
+  return parse_jobs_text(text, path);
 }
 
 }  // namespace pgxform

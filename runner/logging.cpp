@@ -3,12 +3,33 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <iostream>
 #include <mutex>
 
 #include "database.h"
 
 namespace pgxform {
+
+namespace {}  // namespace
+
+std::string contained(const std::string& line) {
+  std::string out;
+  const std::size_t end = line.size() - (!line.empty() && line.back() == '\n' ? 1 : 0);
+  for (std::size_t i = 0; i < end; ++i) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    if (c == '\n') {
+      out += "\n    ";
+    } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + line.substr(end);
+}
 
 namespace {
 
@@ -17,7 +38,7 @@ class RedactingSink : public spdlog::sinks::base_sink<std::mutex> {
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t formatted;
     formatter_->format(msg, formatted);
-    std::cerr << redact(fmt::to_string(formatted));
+    std::cerr << contained(redact(fmt::to_string(formatted)));
   }
   void flush_() override { std::cerr.flush(); }
 };

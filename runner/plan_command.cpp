@@ -53,8 +53,10 @@ PlanReport compute_plan(const JobsFile& file, int threads,
       const auto s = status.find(job.name);
       j.status = s == status.end() ? "pending" : s->second;
       if (const auto r = rows.find(job.name); r != rows.end()) {
-        j.rows = (long long)r->second;
-        j.batches = (*j.rows + job.batch_size - 1) / job.batch_size;
+        // reltuples is a float4: held within what a long long can count.
+        j.rows = (long long)std::clamp(r->second, 0.0, 9.2e18);
+        // Rounded up, without rows + batch_size - 1, which a large batch_size would overflow.
+        j.batches = *j.rows / job.batch_size + (*j.rows % job.batch_size != 0);
       }
       l.jobs.push_back(j);
     }

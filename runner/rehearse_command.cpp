@@ -49,7 +49,7 @@ double table_rows(pqxx::connection& conn, const ResolvedJob& job, bool& counted)
   if (estimate) return *estimate;
   // Never analyzed: no estimate, so count. Rehearsals run before the window, when a full scan
   // is affordable; ANALYZE would be cheaper but writes statistics, and rehearse writes nothing.
-  return tx.exec("SELECT count(*)::float8 FROM " + job.table_sql)[0][0].as<double>();
+  return tx.exec("SELECT pg_catalog.count(*)::float8 FROM " + job.table_sql)[0][0].as<double>();
 }
 
 // The key at `position` (0..1) of the key's distribution (table_stats.h).
@@ -78,10 +78,13 @@ long long foreign_key_rows(pqxx::work& tx, double& ms) {
   const auto began = std::chrono::steady_clock::now();
   const long long rows =
       tx.exec1(
-            "SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.conrelid)), 0)::bigint"
-            " FROM pg_constraint c WHERE c.contype = 'f' AND NOT EXISTS (SELECT 1 FROM"
-            " pg_constraint p WHERE p.oid = c.conparentid AND p.conrelid = c.conrelid)")[0]
-          .as<long long>();
+            "SELECT "
+            "coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.conrelid)), "
+            "0)::bigint"
+            " FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND NOT EXISTS (SELECT 1 FROM"
+            " pg_catalog.pg_constraint p WHERE p.oid = c.conparentid AND p.conrelid = c.conrelid)")
+          [0]
+              .as<long long>();
   ms += ms_since(began);
   return rows;
 }
@@ -142,29 +145,18 @@ RehearsalSample run_sample(pqxx::connection& conn, const ResolvedJob& job,
   return s;
 }
 
-// What a batch's COMMIT costs beyond a ROLLBACK: flushing the WAL. Timed on transactions that
-// write one WAL record and nothing else (a transactional logical-decoding message, which only
-// a logical replication slot would ever read), so that their COMMIT waits for the flush as a
-// batch's does. The median of a few, as one may wait behind a checkpoint. Where the message is
-// not allowed, a transaction id alone: its COMMIT does not flush, so the figure is low.
-double commit_ms(pqxx::connection& conn) {
-  std::string probe = "SELECT pg_logical_emit_message(true, 'pgxform rehearse', '')";
-  try {
-    pqxx::work tx(conn, "commit_probe");
-    tx.exec(probe);
-  } catch (const pqxx::sql_error& e) {
-    spdlog::debug("timing a COMMIT without a WAL record: {}", e.what());
-    probe = "SELECT txid_current()";
-  }
-  std::vector<double> times;
-  for (int i = 0; i < 7; ++i) {
-    const auto began = std::chrono::steady_clock::now();
-    pqxx::work tx(conn, "commit_probe");
-    tx.exec(probe);
-    tx.commit();
-    times.push_back(ms_since(began));
-  }
-  return percentile(times, 50);
+// What a batch's COMMIT costs beyond a ROLLBACK: flushing the WAL. Rehearse commits nothing —
+// not even a transaction id, which a logical decoding plugin may pass on to a CDC consumer as
+// an empty transaction — so the figure is the server's own: the mean time of its WAL syncs
+// (pg_stat_wal, with track_wal_io_timing on). None when the server does not time them.
+std::optional<double> commit_ms(pqxx::connection& conn) {
+  pqxx::read_transaction tx(conn);
+  const pqxx::row r = tx.exec1(
+      "SELECT CASE WHEN pg_catalog.current_setting('track_wal_io_timing', true) = 'on'"
+      " AND w.wal_sync > 0 THEN w.wal_sync_time / w.wal_sync END"
+      " FROM pg_catalog.pg_stat_wal w");
+  if (r[0].is_null()) return std::nullopt;
+  return r[0].as<double>();
 }
 
 // What one foreign-key check costs here: the same rows inserted into a child table with a
@@ -175,7 +167,8 @@ double commit_ms(pqxx::connection& conn) {
 std::optional<double> fk_check_ms(pqxx::connection& conn) {
   const auto insert = [](pqxx::work& tx, const std::string& table, int rows) {
     const auto began = std::chrono::steady_clock::now();
-    tx.exec_params("INSERT INTO " + table + " SELECT g, g FROM generate_series(1, $1) g", rows);
+    tx.exec_params("INSERT INTO " + table + " SELECT g, g FROM pg_catalog.generate_series(1, $1) g",
+                   rows);
     return ms_since(began);
   };
   try {
@@ -187,7 +180,8 @@ std::optional<double> fk_check_ms(pqxx::connection& conn) {
         "CREATE TEMP TABLE pgxform_fk_checked (id bigint, parent bigint REFERENCES"
         " pgxform_fk_parent);"
         "CREATE TEMP TABLE pgxform_fk_plain (id bigint, parent bigint)");
-    tx.exec_params("INSERT INTO pgxform_fk_parent SELECT generate_series(1, $1)", k_fk_probe_rows);
+    tx.exec_params("INSERT INTO pgxform_fk_parent SELECT pg_catalog.generate_series(1, $1)",
+                   k_fk_probe_rows);
     // Unmeasured, so that no round pays for preparing the check's query.
     insert(tx, "pgxform_fk_checked", 100);
     insert(tx, "pgxform_fk_plain", 100);
@@ -305,8 +299,8 @@ Rehearsal rehearse(const RehearseOptions& options) {
     for (const auto& spec : list.jobs) {
       const auto it = preflight.jobs.find(spec.name);
       if (it == preflight.jobs.end()) continue;
-      JobRehearsal r =
-          rehearse_job(*conn, spec, it->second, options.samples, result.commit_ms, fk_cost);
+      JobRehearsal r = rehearse_job(*conn, spec, it->second, options.samples,
+                                    result.commit_ms.value_or(0), fk_cost);
       job_seconds[r.job] = r.projected_ms / 1000;
       result.jobs.push_back(r);
     }
@@ -318,8 +312,10 @@ Rehearsal rehearse(const RehearseOptions& options) {
 void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int samples) {
   out << "rehearse: " << samples << " sample batch" << (samples == 1 ? "" : "es")
       << " per job across its key range, each in a transaction that is rolled back;\n"
-      << "a COMMIT takes " << fixed(rehearsal.commit_ms, 2)
-      << " ms here, counted once per batch\n\n";
+      << (rehearsal.commit_ms ? "a COMMIT's WAL flush takes " + fixed(*rehearsal.commit_ms, 2) +
+                                    " ms here (pg_stat_wal), counted once per batch\n\n"
+                              : "a COMMIT's WAL flush is not timed here (track_wal_io_timing is "
+                                "off), so the projection leaves it out\n\n");
   out << std::left << std::setw(20) << "JOB" << std::right << std::setw(12) << "ROWS"
       << std::setw(9) << "BATCHES"
       << "  " << std::left << std::setw(34) << "MS PER 1000 ROWS, START .. END" << std::right

@@ -28,7 +28,7 @@
 // counts though its check costs nearly nothing. The skipped triggers' cost stays missing, and
 // the output says so.
 //
-// --json prints one object: {"threads": N, "commit_ms": x, "fk_check_ms": x | null,
+// --json prints one object: {"threads": N, "commit_ms": x | null, "fk_check_ms": x | null,
 // "seconds": x, "critical_path": ["list", ...], "lists": [{"list": "...", "finish_seconds":
 // x}, ...], "jobs": [{"job": "...", "rows": x, "batches": x, "projected_seconds": x | null,
 // "trend": "flat" | "growing" | null, "growth": x | null, "foreign_keys_unchecked": bool,
@@ -39,9 +39,11 @@
 // What a rehearsal cannot see: a cost that grows because the job's OWN output grows (an
 // anti-join or a sub-select against the table it fills). Each sample runs against the target as
 // it is now, nearly empty. `pgxform profile` sees that within the first batches of the real run.
-// A rolled-back sample flushes no WAL, so a batch's COMMIT is timed apart, on a few transactions
-// that take a transaction id and write nothing else, and added once per batch. The run's state
-// writes per batch (one row updated, one inserted) are not counted.
+// A rolled-back sample flushes no WAL, so a batch's COMMIT is added once per batch at the mean
+// time of the server's own WAL syncs (pg_stat_wal), when it times them. Rehearse commits
+// nothing, so a logical replication slot (a CDC consumer) receives nothing from it: its
+// samples and probes are all rolled back. The run's state writes per batch (one row updated,
+// one inserted) are not counted.
 #pragma once
 
 #include <optional>
@@ -93,7 +95,9 @@ struct JobRehearsal {
 
 struct Rehearsal {
   std::vector<JobRehearsal> jobs;  // in file order
-  double commit_ms = 0;            // what one COMMIT costs, counted once per batch
+  // What one COMMIT's WAL flush costs, counted once per batch; none when the server does not
+  // time its WAL syncs (track_wal_io_timing off): the projection then leaves it out.
+  std::optional<double> commit_ms;
   // What one foreign-key check costs, calibrated when a job was measured without them (none
   // when no job was, or when the calibration failed: their cost is then missing).
   std::optional<double> fk_check_ms;

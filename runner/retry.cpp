@@ -8,6 +8,31 @@
 
 namespace pgxform {
 
+namespace {
+
+// libpqxx 6.4 raises some errors as a subclass of sql_error whose sqlstate() is empty (seen:
+// insufficient_privilege). The class still says which SQLSTATE class it stands for.
+std::string sqlstate_of_type(const pqxx::sql_error& e) {
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e)) return "42501";
+  if (dynamic_cast<const pqxx::undefined_table*>(&e)) return "42P01";
+  if (dynamic_cast<const pqxx::undefined_function*>(&e)) return "42883";
+  if (dynamic_cast<const pqxx::undefined_column*>(&e)) return "42703";
+  if (dynamic_cast<const pqxx::syntax_error*>(&e)) return "42601";
+  if (dynamic_cast<const pqxx::unique_violation*>(&e)) return "23505";
+  if (dynamic_cast<const pqxx::foreign_key_violation*>(&e)) return "23503";
+  if (dynamic_cast<const pqxx::not_null_violation*>(&e)) return "23502";
+  if (dynamic_cast<const pqxx::check_violation*>(&e)) return "23514";
+  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(&e)) return "23000";
+  if (dynamic_cast<const pqxx::out_of_memory*>(&e)) return "53200";
+  if (dynamic_cast<const pqxx::disk_full*>(&e)) return "53100";
+  if (dynamic_cast<const pqxx::insufficient_resources*>(&e)) return "53000";
+  if (dynamic_cast<const pqxx::feature_not_supported*>(&e)) return "0A000";
+  if (dynamic_cast<const pqxx::data_exception*>(&e)) return "22000";
+  return "";
+}
+
+}  // namespace
+
 FailureKind classify_sqlstate(const std::string& sqlstate) {
   if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "53300" ||
       sqlstate == "57P03")
@@ -46,7 +71,7 @@ Failure classify(const std::exception& error) {
              dynamic_cast<const ConnectError*>(&error)) {
     f.kind = FailureKind::connection_lost;
   } else if (auto sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
-    f.sqlstate = sql->sqlstate();
+    f.sqlstate = sql->sqlstate().empty() ? sqlstate_of_type(*sql) : sql->sqlstate();
     f.kind = classify_sqlstate(f.sqlstate);
   }
   return f;

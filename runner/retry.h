@@ -15,6 +15,7 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <thread>
 
 namespace pgxform {
 
@@ -38,5 +39,22 @@ std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds b
 // each — long enough together (a few minutes) for a server restart or a failover.
 constexpr int k_reconnect_attempts = 60;
 std::chrono::milliseconds reconnect_delay(int attempt);
+
+// Runs `step` again while it fails with a transient error (a deadlock, a serialization
+// failure, a lock not available), `attempts` times in all, with backoff from 100 ms; any other
+// failure, and the last one, is thrown. For the steps outside batches that must not fail
+// because another runner was busy at the same moment (a run's setup).
+template <typename Step>
+void retry_transient(const Step& step, int attempts = 5) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      step();
+      return;
+    } catch (const std::exception& e) {
+      if (attempt + 1 >= attempts || classify(e).kind != FailureKind::transient) throw;
+      std::this_thread::sleep_for(backoff_delay(attempt, std::chrono::milliseconds(100)));
+    }
+  }
+}
 
 }  // namespace pgxform

@@ -11,6 +11,7 @@
 #include "failed_ranges.h"
 #include "jobs_file.h"
 #include "progress.h"
+#include "retry.h"
 #include "scheduler.h"
 #include "script_commands.h"
 #include "state_store.h"
@@ -115,9 +116,12 @@ int run_command(const RunOptions& options) {
   if (options.migrate) migrate_pending(options.dsn, file);
   auto conn = connect(options.dsn);
   const RunPlan run = check_run(*conn, file, options);
-  prepare_state(*conn, file, run);
-
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  // The workers' threads exist before anything is written: a system that refuses one stops
+  // the run here, cleanly.
+  WorkerPool pool(threads, options.dsn);
+  retry_transient([&] { prepare_state(*conn, file, run); });
+
   const std::size_t jobs = job_names(run.lists).size();
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
                file.path, threads);
@@ -129,10 +133,9 @@ int run_command(const RunOptions& options) {
 
   const auto started = std::chrono::steady_clock::now();
   const RunContext context{file, run.preflight.jobs, StateSchema(file.state_schema), progress};
-  const PoolResult result =
-      run_pool(threads, options.dsn, scheduler, [&context](Session& session, const TaskId& task) {
-        return run_task(session, context, task);
-      });
+  const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
+    return run_task(session, context, task);
+  });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int exit_code = report_result(result, scheduler, jobs, seconds);

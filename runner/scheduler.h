@@ -89,18 +89,26 @@ class Scheduler {
   enum class TaskState { waiting, running, deferred, done, failed };
   struct JobEntry {
     std::string name;
-    std::string list;
+    size_t list;  // index in m_lists
     std::vector<TaskState> slices;
+  };
+  struct ListEntry {
+    std::vector<size_t> jobs;   // indices in m_jobs, in list order
+    std::vector<size_t> after;  // indices in m_lists
   };
   bool job_done(const JobEntry& job) const;
   bool job_failed(const JobEntry& job) const;
-  bool list_done(const std::string& list) const;
-  bool list_blocked(const std::string& list) const;  // a failure upstream or inside
+  bool list_done(size_t list) const;
+  // Per list: a failure inside it or in any list upstream of it. One pass in topological
+  // order, without recursion: a chain of any length of `after:` costs its length.
+  std::vector<bool> blocked_lists() const;
   bool job_may_start(size_t index) const;
   TaskState& state_of(const TaskId& task);
 
   std::vector<PlannedList> m_lists;
-  std::vector<JobEntry> m_jobs;  // in plan order: lists in order, jobs in list order
+  std::vector<ListEntry> m_list_entries;  // beside m_lists
+  std::vector<size_t> m_topological;      // list indices, every list after those it is after
+  std::vector<JobEntry> m_jobs;           // in plan order: lists in order, jobs in list order
   std::map<std::string, size_t> m_job_index;
 };
 

@@ -9,7 +9,8 @@ namespace pgxform {
 std::vector<AppliedScript> read_script_history(pqxx::transaction_base& tx,
                                                const StateSchema& schema) {
   std::vector<AppliedScript> out;
-  if (tx.exec_params1("SELECT to_regclass($1) IS NULL", schema.table("script_history"))[0]
+  if (tx.exec_params1("SELECT pg_catalog.to_regclass($1) IS NULL",
+                      schema.table("script_history"))[0]
           .as<bool>())
     return out;
   for (const auto& r : tx.exec("SELECT script, type, coalesce(version, ''), description, checksum,"

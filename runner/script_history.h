@@ -10,20 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "script_files.h"
 #include "state_schema.h"
 
 namespace pgxform {
-
-// One row of script_history.
-struct AppliedScript {
-  std::string script;
-  char type = 'V';
-  std::string version;  // empty for R
-  std::string description;
-  std::string checksum;
-  std::string applied_at;
-  double duration_ms = 0;
-};
 
 // Every row; none when the table does not exist yet (reads only: info creates nothing).
 std::vector<AppliedScript> read_script_history(pqxx::transaction_base& tx,

@@ -3,14 +3,15 @@
 //
 // Every lock is PostgreSQL's two-key advisory lock (hashtext(space), hashtext(name)) in the
 // migrated database:
-//   task     (<state schema>, <job> or <job>#<slice>)  session lock: a runner works on a task
+//   task     (<state schema>, <job> or <job>\x1f<slice>)  session lock: a runner works on a task
 //            only while its session holds it; commands that must not work beside a runner
 //            (retry-failed, reset, verify --repair) take every task lock of the job (JobClaim).
 //            It dies with the session, so a killed runner's claims are free again as soon as
 //            the server notices its session ended.
-//   slicing  (<state schema>, <job>#slicing)            transaction lock: slices are cut once.
-//   ddl      ('pgxform ddl', <state schema>)             transaction lock: the state schema is
-//            created or upgraded by one session at a time.
+//   setup    ('pgxform ddl', <state schema>)             transaction lock: what a runner does
+//            before its first batch — creating or upgrading the state schema, registering
+//            jobs, cutting slices, pinning function versions — one session at a time, so that
+//            any number of runners may start at once.
 //   scripts  ('pgxform scripts', <state schema>)         session lock: one session at a time
 //            applies scripts (each script commits on its own).
 // pg_locks shows the two keys of a granted advisory lock as classid and objid, each the int4
@@ -33,8 +34,7 @@ struct LockKey {
 };
 
 LockKey task_lock(const StateSchema& schema, const TaskId& task);
-LockKey slicing_lock(const StateSchema& schema, const std::string& job);
-LockKey ddl_lock(const StateSchema& schema);
+LockKey setup_lock(const StateSchema& schema);
 LockKey scripts_lock(const StateSchema& schema);
 
 // Session locks: held until unlocked or the session ends, whatever becomes of `tx`.
@@ -48,7 +48,7 @@ void transaction_lock(pqxx::transaction_base& tx, const LockKey& key);
 // SQL text expressions `space` and `name`.
 std::string lock_held_sql(const std::string& space, const std::string& name);
 // The SQL text expression naming task `slice` (an integer expression) of job `job` (a text
-// expression), as TaskId::text() names it.
+// expression), as task_lock() names it.
 std::string task_name_sql(const std::string& job, const std::string& slice);
 
 // Who holds a session lock now, when someone does.

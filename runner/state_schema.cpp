@@ -16,7 +16,9 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 }
 
 int recorded_version(pqxx::transaction_base& tx, const StateSchema& schema) {
-  return tx.exec("SELECT coalesce(max(version), 0) FROM " + schema.table("schema_version"))[0][0]
+  return tx
+      .exec("SELECT coalesce(pg_catalog.max(version), 0) FROM " +
+            schema.table("schema_version"))[0][0]
       .as<int>();
 }
 
@@ -26,7 +28,8 @@ StateSchema::StateSchema(std::string schema_name)
     : name(std::move(schema_name)), sql(quote_ident(name)) {}
 
 int state_version(pqxx::transaction_base& tx, const StateSchema& schema) {
-  if (tx.exec_params1("SELECT to_regclass($1) IS NULL", schema.table("schema_version"))[0]
+  if (tx.exec_params1("SELECT pg_catalog.to_regclass($1) IS NULL",
+                      schema.table("schema_version"))[0]
           .as<bool>())
     return 0;
   return recorded_version(tx, schema);
@@ -46,11 +49,14 @@ void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
   const int newest = newest_state_version();
   if (state_version(conn, schema) == newest) return;  // the common case takes no lock
   pqxx::work tx(conn);
-  transaction_lock(tx, ddl_lock(schema));
-  tx.exec("CREATE SCHEMA IF NOT EXISTS " + schema.sql);
+  transaction_lock(tx, setup_lock(schema));
+  // Only when it is missing: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
+  // database even when the schema exists, and a DBA may have created it for a role without.
+  if (tx.exec_params1("SELECT pg_catalog.to_regnamespace($1) IS NULL", schema.sql)[0].as<bool>())
+    tx.exec("CREATE SCHEMA " + schema.sql);
   tx.exec("CREATE TABLE IF NOT EXISTS " + schema.table("schema_version") +
           " (version integer PRIMARY KEY, name text NOT NULL,"
-          " applied_at timestamptz NOT NULL DEFAULT now())");
+          " applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
   const int current = recorded_version(tx, schema);
   if (current > newest)
     throw std::runtime_error("the state schema " + schema.name + " is at version " +

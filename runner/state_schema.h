@@ -2,7 +2,7 @@
 // `state_schema:`, default pgxform), its DDL and its versions. One of the files of the state
 // layer, which alone writes SQL on the state tables:
 //   state_schema   the schema itself: created and upgraded here
-//   state_locks    the advisory-lock keys of claims, slicing, DDL and scripts
+//   state_locks    the advisory-lock keys of claims, setup and scripts
 //   state_store    job_state and job_slice: jobs, cursors, claims, status transitions
 //   batch_log      one row per committed batch: written with the batch, read by the reports
 //   failed_ranges  failed_batches: the ranges that on_error: skip set aside
@@ -11,7 +11,7 @@
 // The DDL lives in state/NNN_*.sql, compiled into the binary (state_sql.h); @schema@ in it
 // stands for the schema's quoted name. The version is the highest row of
 // <schema>.schema_version. A command that writes creates or upgrades the schema on first use,
-// in one transaction under the DDL lock (state_locks.h), so that two runners starting together
+// in one transaction under the setup lock (state_locks.h), so that two runners starting together
 // never both create it; a command that only reads never creates it and reads what its version
 // has (see StateFeature).
 #pragma once

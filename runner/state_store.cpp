@@ -38,7 +38,7 @@ CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove
   const bool advance = move == CursorMove::advance;
   const std::string counted =
       "rows_done = {t}.rows_done + r.rows, batches_done = {t}.batches_done + 1,"
-      " updated_at = clock_timestamp()" +
+      " updated_at = pg_catalog.clock_timestamp()" +
       std::string(advance ? ", status = 'running'" : "");
   auto counting = [&](const std::string& alias) {
     std::string text = counted;
@@ -63,8 +63,8 @@ CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove
 
 std::string cursor_skip_sql(const StateSchema& schema, Slicing slicing) {
   return "UPDATE " + schema.table(cursor_table(slicing)) +
-         " c SET last_key = $5::text, updated_at = clock_timestamp() WHERE " + task_row(slicing) +
-         " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING 1";
+         " c SET last_key = $5::text, updated_at = pg_catalog.clock_timestamp() WHERE " +
+         task_row(slicing) + " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING 1";
 }
 
 StateStore::StateStore(pqxx::connection& conn, StateSchema schema)
@@ -83,6 +83,7 @@ void StateStore::ensure_schema() {
 
 void StateStore::register_jobs(const JobsFile& file) {
   pqxx::work tx(conn());
+  transaction_lock(tx, setup_lock(m_schema));
   for (const auto& list : file.lists)
     for (const auto& job : list.jobs)
       tx.exec_params("INSERT INTO " + m_schema.table("job_state") +
@@ -108,15 +109,15 @@ std::vector<JobStatus> StateStore::read_status() {
   // The holder of a job is whoever holds one of its tasks' locks now.
   const pqxx::result rows = tx.exec_params(
       "SELECT j.job, j.list, j.status, j.last_key, j.rows_done, j.batches_done, j.slices,"
-      " (SELECT count(*) FROM " +
+      " (SELECT pg_catalog.count(*) FROM " +
           m_schema.table("job_slice") +
           " s WHERE s.job = j.job AND s.status = 'done'),"
           " j.started_at::text, j.updated_at::text, j.finished_at::text, j.error, j.sqlstate,"
           " j.error_first_key, j.error_last_key,"
-          " (SELECT string_agg(DISTINCT substr(a.application_name, 9), ', ')"
-          "  FROM generate_series(0, j.slices - 1) g JOIN pg_locks l ON " +
+          " (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, 9), ', ')"
+          "  FROM pg_catalog.generate_series(0, j.slices - 1) g JOIN pg_catalog.pg_locks l ON " +
           lock_held_sql("$1", task_name_sql("j.job", "g")) +
-          "  JOIN pg_stat_activity a ON a.pid = l.pid), " +
+          "  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid), " +
           unresolved_count_sql(m_schema, version, "j.job") + " FROM " +
           m_schema.table("job_state") + " j",
       m_schema.name);
@@ -154,7 +155,7 @@ std::optional<std::string> StateStore::slicing_problem(const ResolvedJob& job) {
   pqxx::read_transaction tx(conn());
   if (state_version(tx, m_schema) == 0) return std::nullopt;
   const pqxx::result r = tx.exec_params(
-      "SELECT batches_done, (SELECT count(*) FROM " + m_schema.table("job_slice") +
+      "SELECT batches_done, (SELECT pg_catalog.count(*) FROM " + m_schema.table("job_slice") +
           " s WHERE s.job = j.job) FROM " + m_schema.table("job_state") + " j WHERE job = $1",
       job.name);
   if (r.empty() || r[0][0].as<long long>() == 0) return std::nullopt;
@@ -167,9 +168,9 @@ std::optional<std::string> StateStore::slicing_problem(const ResolvedJob& job) {
 
 void StateStore::ensure_slices(const ResolvedJob& job) {
   pqxx::work tx(conn());
-  transaction_lock(tx, slicing_lock(m_schema, job.name));
+  transaction_lock(tx, setup_lock(m_schema));
   const pqxx::row state = tx.exec_params1(
-      "SELECT batches_done, (SELECT count(*) FROM " + m_schema.table("job_slice") +
+      "SELECT batches_done, (SELECT pg_catalog.count(*) FROM " + m_schema.table("job_slice") +
           " s WHERE s.job = j.job) FROM " + m_schema.table("job_state") + " j WHERE job = $1",
       job.name);
   const long long batches = state[0].as<long long>();
@@ -232,6 +233,7 @@ std::vector<std::string> StateStore::changed_functions(
 
 void StateStore::pin_function_versions(const std::map<std::string, ResolvedJob>& jobs) {
   pqxx::work tx(conn());
+  transaction_lock(tx, setup_lock(m_schema));
   for (const auto& [name, job] : jobs) {
     if (job.function_version.empty()) continue;
     const pqxx::result r =
@@ -253,12 +255,14 @@ bool StateStore::try_claim(const TaskId& task, const std::string& list) {
   // A session lock: it outlives this transaction and is held while the task runs.
   if (!try_session_lock(tx, task_lock(m_schema, task))) return false;
   const std::string claimed =
-      " updated_at = now(), status = CASE WHEN status IN ('pending', 'failed') THEN 'running'"
+      " updated_at = pg_catalog.now(), status = CASE WHEN status IN ('pending', 'failed') THEN "
+      "'running'"
       " ELSE status END";
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET runner = $2, list = $3, started_at = coalesce(started_at, now())," +
-                     claimed + " WHERE job = $1",
-                 task.job, runner_identity(), list);
+  tx.exec_params(
+      "UPDATE " + m_schema.table("job_state") +
+          " SET runner = $2, list = $3, started_at = coalesce(started_at, pg_catalog.now())," +
+          claimed + " WHERE job = $1",
+      task.job, runner_identity(), list);
   tx.exec_params("UPDATE " + m_schema.table("job_slice") + " SET runner = $3," + claimed +
                      " WHERE job = $1 AND slice = $2",
                  task.job, task.slice, runner_identity());
@@ -308,15 +312,17 @@ void StateStore::mark_done(const TaskId& task, Slicing slicing) {
   tx.exec_params("SELECT 1 FROM " + m_schema.table("job_state") + " WHERE job = $1 FOR UPDATE",
                  task.job);
   if (slicing == Slicing::slice)
-    tx.exec_params("UPDATE " + m_schema.table("job_slice") +
-                       " SET status = 'done', updated_at = now() WHERE job = $1 AND slice = $2",
-                   task.job, task.slice);
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " j SET status = 'done', updated_at = now(),"
-                     " finished_at = CASE WHEN status = 'done' THEN finished_at ELSE now() END, " +
-                     k_no_error + " WHERE job = $1 AND NOT EXISTS (SELECT 1 FROM " +
-                     m_schema.table("job_slice") + " s WHERE s.job = j.job AND s.status <> 'done')",
-                 task.job);
+    tx.exec_params(
+        "UPDATE " + m_schema.table("job_slice") +
+            " SET status = 'done', updated_at = pg_catalog.now() WHERE job = $1 AND slice = $2",
+        task.job, task.slice);
+  tx.exec_params(
+      "UPDATE " + m_schema.table("job_state") +
+          " j SET status = 'done', updated_at = pg_catalog.now(),"
+          " finished_at = CASE WHEN status = 'done' THEN finished_at ELSE pg_catalog.now() END, " +
+          k_no_error + " WHERE job = $1 AND NOT EXISTS (SELECT 1 FROM " +
+          m_schema.table("job_slice") + " s WHERE s.job = j.job AND s.status <> 'done')",
+      task.job);
   tx.commit();
 }
 
@@ -325,13 +331,14 @@ void StateStore::mark_failed(const TaskId& task, Slicing slicing, const Failure&
                              const std::optional<std::string>& last_key) {
   pqxx::work tx(conn());
   if (slicing == Slicing::slice)
-    tx.exec_params("UPDATE " + m_schema.table("job_slice") +
-                       " SET status = 'failed', updated_at = now() WHERE job = $1 AND slice = $2",
-                   task.job, task.slice);
+    tx.exec_params(
+        "UPDATE " + m_schema.table("job_slice") +
+            " SET status = 'failed', updated_at = pg_catalog.now() WHERE job = $1 AND slice = $2",
+        task.job, task.slice);
   std::optional<std::string> sqlstate;
   if (!failure.sqlstate.empty()) sqlstate = failure.sqlstate;
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET status = 'failed', updated_at = now(), error = $2,"
+                     " SET status = 'failed', updated_at = pg_catalog.now(), error = $2,"
                      " sqlstate = $3, error_first_key = $4, error_last_key = $5 WHERE job = $1",
                  task.job, failure.message, sqlstate, first_key, last_key);
   tx.commit();
@@ -341,11 +348,11 @@ void StateStore::mark_stopped(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());
   if (slicing == Slicing::slice)
     tx.exec_params("UPDATE " + m_schema.table("job_slice") +
-                       " SET status = 'pending', updated_at = now()"
+                       " SET status = 'pending', updated_at = pg_catalog.now()"
                        " WHERE job = $1 AND slice = $2 AND status = 'running'",
                    task.job, task.slice);
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET status = 'pending', updated_at = now()"
+                     " SET status = 'pending', updated_at = pg_catalog.now()"
                      " WHERE job = $1 AND status = 'running'",
                  task.job);
   tx.commit();
@@ -361,7 +368,7 @@ bool StateStore::run_step_once(const std::string& job, const std::string& sql) {
   tx.exec(sql);
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
                      " SET status = 'done', batches_done = batches_done + 1,"
-                     " updated_at = now(), finished_at = now(), " +
+                     " updated_at = pg_catalog.now(), finished_at = pg_catalog.now(), " +
                      k_no_error + " WHERE job = $1",
                  job);
   tx.commit();
@@ -376,7 +383,7 @@ void StateStore::reset_job(const std::string& job) {
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
                      " SET last_key = NULL, rows_done = 0, batches_done = 0, slices = 1,"
                      " fn_version = NULL, status = 'pending', started_at = NULL,"
-                     " finished_at = NULL, updated_at = now(), " +
+                     " finished_at = NULL, updated_at = pg_catalog.now(), " +
                      k_no_error + " WHERE job = $1",
                  job);
   tx.commit();
@@ -386,7 +393,7 @@ void StateStore::reset_job_to(const ResolvedJob& job, const std::string& key) {
   pqxx::work tx(conn());
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
                      " SET last_key = $2, status = 'pending', finished_at = NULL,"
-                     " updated_at = now(), " +
+                     " updated_at = pg_catalog.now(), " +
                      k_no_error + " WHERE job = $1",
                  job.name, key);
   drop_unresolved_after(tx, m_schema, job, key);

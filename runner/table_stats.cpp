@@ -21,21 +21,25 @@ std::string positions_array(const std::vector<double>& positions) {
 
 std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJob& job) {
   const pqxx::row r = tx.exec_params1(
-      "SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1)", job.table_sql);
+      "SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)",
+      job.table_sql);
   if (r[0].is_null() || r[0].as<double>() < 0) return std::nullopt;
   return r[0].as<double>();
 }
 
 TableHealth table_health(pqxx::transaction_base& tx, const ResolvedJob& job) {
   const pqxx::row r = tx.exec_params1(
-      "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-      "  JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid"
-      "  AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND am.amname = 'btree'"
+      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = "
+      "i.indexrelid"
+      "  JOIN pg_catalog.pg_am am ON am.oid = c.relam JOIN pg_catalog.pg_attribute a ON a.attrelid "
+      "= i.indrelid"
+      "  AND a.attnum = i.indkey[0] WHERE i.indrelid = pg_catalog.to_regclass($1) AND am.amname = "
+      "'btree'"
       "  AND a.attname = $2),"
       " coalesce((SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL"
-      "  FROM pg_stat_all_tables WHERE relid = to_regclass($1)), false)",
+      "  FROM pg_catalog.pg_stat_all_tables WHERE relid = pg_catalog.to_regclass($1)), false)",
       job.table_sql, job.key_name);
-  return {r[0].as<bool>(), r[1].as<bool>()};
+  return {r[0].as<bool>(), r[1].as<bool>(), estimated_rows(tx, job)};
 }
 
 std::optional<KeySpan> key_span(pqxx::transaction_base& tx, const ResolvedJob& job,
@@ -63,17 +67,20 @@ std::vector<std::string> keys_at(pqxx::transaction_base& tx, const ResolvedJob& 
                                  const std::vector<double>& positions) {
   if (positions.empty()) return {};
   const std::string wanted = positions_array(positions);
-  pqxx::result keys =
-      tx.exec_params("WITH h AS (SELECT (s.histogram_bounds::text)::" + job.key_type +
-                         "[] AS b FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
-                         " AND s.attname = $3 AND s.histogram_bounds IS NOT NULL LIMIT 1)"
-                         " SELECT (h.b[1 + round(p.p * (array_length(h.b, 1) - 1))::int])::text"
-                         " FROM h, unnest($4::float8[]) WITH ORDINALITY p(p, i) ORDER BY p.i",
-                     job.table_schema, job.table_name, job.key_name, wanted);
+  pqxx::result keys = tx.exec_params(
+      "WITH h AS (SELECT (s.histogram_bounds::text)::" + job.key_type +
+          "[] AS b FROM pg_catalog.pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2"
+          " AND s.attname = $3 AND s.histogram_bounds IS NOT NULL LIMIT 1)"
+          " SELECT (h.b[1 + pg_catalog.round(p.p * (pg_catalog.array_length(h.b, 1) - "
+          "1))::int])::text"
+          " FROM h, pg_catalog.unnest($4::float8[]) WITH ORDINALITY p(p, i) ORDER BY p.i",
+      job.table_schema, job.table_name, job.key_name, wanted);
   if (keys.empty())
-    keys = tx.exec_params("SELECT unnest(percentile_disc($1::float8[]) WITHIN GROUP (ORDER BY t." +
-                              job.key_sql + "))::text FROM " + job.table_sql + " t",
-                          wanted);
+    keys = tx.exec_params(
+        "SELECT pg_catalog.unnest(pg_catalog.percentile_disc($1::float8[]) WITHIN GROUP (ORDER BY "
+        "t." +
+            job.key_sql + "))::text FROM " + job.table_sql + " t",
+        wanted);
   std::vector<std::string> out;
   for (const auto& row : keys) {
     if (row[0].is_null()) return {};

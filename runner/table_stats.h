@@ -23,6 +23,7 @@ std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJ
 struct TableHealth {
   bool key_index = false;
   bool analyzed = false;
+  std::optional<double> estimated_rows;  // as estimated_rows() below
 };
 TableHealth table_health(pqxx::transaction_base& tx, const ResolvedJob& job);
 

@@ -74,8 +74,9 @@ void release(StateStore& store, const TaskId& task) {
 void apply_timeouts(pqxx::connection& conn, const JobSettings& settings) {
   pqxx::nontransaction tx(conn);
   tx.exec_params(
-      "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"
-      " set_config('idle_in_transaction_session_timeout', $3, false)",
+      "SELECT pg_catalog.set_config('statement_timeout', $1, false), "
+      "pg_catalog.set_config('lock_timeout', $2, false),"
+      " pg_catalog.set_config('idle_in_transaction_session_timeout', $3, false)",
       settings.statement_timeout, settings.lock_timeout,
       settings.idle_in_transaction_session_timeout);
 }

@@ -20,6 +20,13 @@ std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& j
   if (!health.analyzed)
     warnings.push_back(where + ": " + table + " has not been analyzed since it was loaded: run " +
                        "ANALYZE " + job.table_sql + " so that the planner knows its size");
+  // Slices of less than a batch each: threads that mostly wait on each other's commits.
+  if (job.parallel > 1 && health.estimated_rows &&
+      *health.estimated_rows / job.parallel < double(job.batch_size))
+    warnings.push_back(where + ": parallel: " + std::to_string(job.parallel) + " cuts about " +
+                       std::to_string((long long)(*health.estimated_rows)) +
+                       " rows into slices of less than one batch of " +
+                       std::to_string(job.batch_size) + " each; fewer slices would do");
   if (job.function_volatility != 'v')
     warnings.push_back(where + ": function " + job.function_sql + " is declared " +
                        (job.function_volatility == 'i' ? "IMMUTABLE" : "STABLE") +

@@ -2,11 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <system_error>
 
+#include "errors.h"
 #include "stop_signal.h"
 
 namespace pgxform {
@@ -18,15 +18,30 @@ using Clock = std::chrono::steady_clock;
 // A task held by another runner is offered again after this long.
 constexpr auto k_deferred_retry = std::chrono::milliseconds(500);
 
-class Pool {
- public:
-  Pool(const std::string& dsn, Scheduler& scheduler, const TaskFunction& run_task)
-      : m_dsn(dsn), m_scheduler(scheduler), m_run_task(run_task) {}
+// Cancels every worker's statement in flight; they roll back and the workers see level 2.
+void cancel_in_flight(const std::string& dsn,
+                      const std::vector<std::unique_ptr<Session>>& sessions) {
+  try {
+    auto conn = connect(dsn);
+    pqxx::nontransaction tx(*conn);
+    for (const auto& s : sessions)
+      if (int pid = s->backend_pid())
+        tx.exec_params("SELECT pg_catalog.pg_cancel_backend($1)", pid);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not cancel the statements in flight: {}", redact(e.what()));
+  }
+}
 
-  void worker(Session& session) {
-    while (true) {
-      std::optional<TaskId> task = take_task();
-      if (!task) return;
+}  // namespace
+
+// One run's shared state: the scheduler under one mutex, and the outcomes so far.
+class WorkerPool::Work {
+ public:
+  Work(Scheduler& scheduler, const TaskFunction& run_task)
+      : m_scheduler(scheduler), m_run_task(run_task) {}
+
+  void work(Session& session) {
+    while (const std::optional<TaskId> task = take_task()) {
       TaskOutcome outcome;
       try {
         outcome = m_run_task(session, *task);
@@ -35,7 +50,11 @@ class Pool {
       }
       report(*task, outcome);
     }
+    m_running.fetch_sub(1);
   }
+
+  bool running() const { return m_running.load() > 0; }
+  void set_workers(int n) { m_running.store(n); }
 
   PoolResult result() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -86,53 +105,72 @@ class Pool {
     m_cv.notify_all();
   }
 
-  const std::string& m_dsn;
   Scheduler& m_scheduler;
   const TaskFunction& m_run_task;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   Clock::time_point m_last_retry = Clock::now();
   PoolResult m_result;
+  std::atomic<int> m_running{0};
 };
 
-// Cancels every worker's statement in flight; they roll back and the workers see level 2.
-void cancel_in_flight(const std::string& dsn,
-                      const std::vector<std::unique_ptr<Session>>& sessions) {
+WorkerPool::WorkerPool(int threads, std::string dsn) : m_dsn(std::move(dsn)) {
+  for (int i = 0; i < threads; ++i) m_sessions.push_back(std::make_unique<Session>(m_dsn));
   try {
-    auto conn = connect(dsn);
-    pqxx::nontransaction tx(*conn);
-    for (const auto& s : sessions)
-      if (int pid = s->backend_pid()) tx.exec_params("SELECT pg_cancel_backend($1)", pid);
-  } catch (const std::exception& e) {
-    spdlog::warn("could not cancel the statements in flight: {}", redact(e.what()));
+    for (auto& session : m_sessions)
+      m_threads.emplace_back([this, s = session.get()] { worker(*s); });
+  } catch (const std::system_error& e) {
+    const std::size_t started = m_threads.size();
+    release_workers();
+    throw InputError({"--threads " + std::to_string(threads) + ": the system refused thread " +
+                      std::to_string(started + 1) + " (" + e.what() + "); run with fewer threads"},
+                     "nothing was written");
   }
 }
 
-}  // namespace
+WorkerPool::~WorkerPool() {
+  release_workers();
+}
 
-PoolResult run_pool(int threads, const std::string& dsn, Scheduler& scheduler,
-                    const TaskFunction& run_task) {
-  Pool pool(dsn, scheduler, run_task);
-  std::vector<std::unique_ptr<Session>> sessions;
-  for (int i = 0; i < threads; ++i) sessions.push_back(std::make_unique<Session>(dsn));
-  std::vector<std::thread> workers;
-  std::atomic<int> running{threads};
-  for (int i = 0; i < threads; ++i)
-    workers.emplace_back([&pool, &running, session = sessions[size_t(i)].get()] {
-      pool.worker(*session);
-      running.fetch_sub(1);
-    });
+void WorkerPool::release_workers() {
+  {
+    std::lock_guard<std::mutex> lock(m_gate_mutex);
+    m_closing = true;
+  }
+  m_gate.notify_all();
+  for (auto& t : m_threads)
+    if (t.joinable()) t.join();
+}
+
+void WorkerPool::worker(Session& session) {
+  Work* work = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(m_gate_mutex);
+    m_gate.wait(lock, [this] { return m_work != nullptr || m_closing; });
+    work = m_work;
+  }
+  if (work) work->work(session);
+}
+
+PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
+  Work work(scheduler, run_task);
+  work.set_workers(int(m_threads.size()));
+  {
+    std::lock_guard<std::mutex> lock(m_gate_mutex);
+    m_work = &work;
+  }
+  m_gate.notify_all();
   bool cancelled = false;
-  while (running.load() > 0) {
+  while (work.running()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (stop_level() >= 2 && !cancelled) {
       spdlog::warn("second signal: cancelling the statements in flight");
-      cancel_in_flight(dsn, sessions);
+      cancel_in_flight(m_dsn, m_sessions);
       cancelled = true;
     }
   }
-  for (auto& w : workers) w.join();
-  return pool.result();
+  release_workers();
+  return work.result();
 }
 
 }  // namespace pgxform

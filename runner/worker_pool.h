@@ -4,12 +4,20 @@
 // never a log line only. Nothing but the scheduler (under one mutex) is shared between
 // workers.
 //
+// The threads are started first, all of them, and wait; only run() lets them take tasks. So a
+// system that refuses a thread (ulimit -u, memory) fails the pool before anything ran, and
+// the run can stop cleanly before it writes anything.
+//
 // The calling thread waits and watches the stop level: at level 2 it cancels the statements
 // in flight (pg_cancel_backend from a separate connection) so that they roll back at once.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "database.h"
@@ -24,7 +32,30 @@ struct PoolResult {
 
 using TaskFunction = std::function<TaskOutcome(Session&, const TaskId&)>;
 
-PoolResult run_pool(int threads, const std::string& dsn, Scheduler& scheduler,
-                    const TaskFunction& run_task);
+class WorkerPool {
+ public:
+  // Starts `threads` workers, each with a session on `dsn` (connected on first use). Throws
+  // InputError naming --threads when the system refuses one of them; none has run anything.
+  WorkerPool(int threads, std::string dsn);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Runs the scheduler's tasks to the end (or a stop); once per pool.
+  PoolResult run(Scheduler& scheduler, const TaskFunction& run_task);
+
+ private:
+  class Work;
+  void worker(Session& session);
+  void release_workers();
+
+  std::string m_dsn;
+  std::vector<std::unique_ptr<Session>> m_sessions;
+  std::vector<std::thread> m_threads;
+  std::mutex m_gate_mutex;
+  std::condition_variable m_gate;
+  Work* m_work = nullptr;  // set by run(): the workers take tasks from it
+  bool m_closing = false;  // no run will come: the workers return
+};
 
 }  // namespace pgxform

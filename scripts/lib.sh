@@ -15,6 +15,7 @@
 #                      likewise: if one of them is set, that server is used
 #   PGXFORM_BUILD_JOBS parallel compile jobs (default 2)
 #   PGXFORM_BUILD_TARGET  build only this CMake target (default: all)
+#   PGXFORM_BUILD_TARGETS the same for several, space-separated
 #   CCACHE_DIR         where ccache keeps compiled objects (default ~/.cache/ccache); builds
 #                      go through ccache when it is installed, so a machine that keeps that
 #                      folder between runs rebuilds only what changed.  PGXFORM_CCACHE=0
@@ -116,6 +117,10 @@ build() {
     if [[ -n ${PGXFORM_BUILD_TARGET:-} ]]; then
         target_args=(--target "$PGXFORM_BUILD_TARGET")
     fi
+    if [[ -n ${PGXFORM_BUILD_TARGETS:-} ]]; then
+        # shellcheck disable=SC2206 # the names are space-separated on purpose
+        target_args=(--target ${PGXFORM_BUILD_TARGETS})
+    fi
     local launcher=()
     if [[ ${PGXFORM_CCACHE:-1} != 0 ]] && command -v ccache >/dev/null 2>&1; then
         # Paths below the repository are hashed relative to it, so clones in other folders
@@ -192,8 +197,9 @@ with_postgres() {
     # -t: cluster files in a temporary directory even as root, so nothing is
     # left in /etc/postgresql and parallel runs don't collide.  fsync is
     # already off in pg_virtualenv clusters; a larger max_wal_size avoids
-    # checkpoints during bulk loads.
-    pg_virtualenv -t -o max_wal_size=2GB \
+    # checkpoints during bulk loads; wal_level=logical lets a test read a
+    # logical replication slot (read-only commands must send it nothing).
+    pg_virtualenv -t -o max_wal_size=2GB -o wal_level=logical \
         bash -c 'set -euo pipefail; pg_describe; "$@"' with_postgres "$@" || rc=$?
     unset PGXFORM_THROWAWAY_PG
     log "postgres: throw-away cluster dropped after $(since "$start") (exit status $rc)"

@@ -109,3 +109,23 @@ TEST_CASE("the runner identity is this host's name and this process's pid") {
   CHECK(runner_identity() == std::string(host) + ":" + std::to_string(::getpid()));
   CHECK_FALSE(std::string(host).empty());
 }
+
+TEST_CASE("a URI with spaces before it, or a password holding '/', '@' or %-escapes, is hidden") {
+  // Each as libpq reads it (decoded) and as written; of a password libpq cannot parse, the
+  // pieces a message may quote (3 characters and more).
+  register_secrets_from("  postgresql://u:Lead1ngSpace@host/db  ");
+  CHECK(redact(" postgresql://u:Lead1ngSpace@host/db") == " postgresql://u:***@host/db");
+  register_secrets_from("postgresql://u:Sl4sh/in/Pw@host/db");
+  CHECK(redact("invalid port number: \"Sl4sh\"") == "invalid port number: \"***\"");
+  CHECK(redact("x Sl4sh/in/Pw y") == "x *** y");
+  CHECK(redact("Pw@host") == "Pw@host");  // 2 characters: too common to hide
+  register_secrets_from("postgresql://u:at@Sign99@host/db");
+  CHECK(redact("at@Sign99") == "***");
+  register_secrets_from("postgresql://u:pct%2Fenc%40oded@host/db");
+  CHECK(redact("pct%2Fenc%40oded") == "***");
+  CHECK(redact("pct/enc@oded") == "***");
+  register_secrets_from("host=h password='it\\'s a s3cr3t' user=u");
+  CHECK(redact("it's a s3cr3t") == "***");
+  register_secrets_from("host=h password='unterminated s3cr3t");
+  CHECK(redact("unterminated s3cr3t") == "***");
+}

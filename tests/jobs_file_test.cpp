@@ -802,3 +802,164 @@ TEST_CASE("parse_jobs_file reads the file and names its path in errors") {
   }
   std::remove(path.c_str());
 }
+
+// --- Hardening: what may not reach the database ----------------------------------------------
+
+TEST_CASE("a NUL byte in any field is refused at its line, before anything is written") {
+  // Two jobs that libpq would both see as "items": YAML's \0 escape makes the NUL.
+  const auto e = error_of(R"(version: 1
+lists:
+  - name: l
+    jobs:
+      - {name: "items\0a", table: legacy.items, key: id, function: xf.items}
+)");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), Contains("'name'") && Contains("a NUL byte"));
+  for (const char* field :
+       {"table: \"legacy.it\\0ems\"", "key: \"i\\0d\"", "function: \"xf.i\\0tems\""}) {
+    std::string text = std::string(R"(version: 1
+lists:
+  - name: l
+    jobs:
+      - name: items
+        table: legacy.items
+        key: id
+        function: xf.items
+)");
+    const std::string name = std::string(field).substr(0, std::string(field).find(':'));
+    const auto at = text.find("        " + name + ":");
+    text.replace(at, text.find('\n', at) - at, std::string("        ") + field);
+    INFO(text);
+    CHECK_THAT(message(error_of(text)), Contains("a NUL byte"));
+  }
+  CHECK_THAT(message(error_of("version: 1\nlists:\n  - name: l\n    jobs:\n"
+                              "      - {name: s, sql: \"SELECT 1\\0; DROP TABLE x\"}\n")),
+             Contains("a NUL byte"));
+}
+
+TEST_CASE("bytes that are not UTF-8 are refused at their line; a name holds no control character") {
+  const auto latin1 = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n"
+      "      - {name: caf\xe9, table: t, key: id, function: f}\n");
+  CHECK(latin1.line() == 5);
+  CHECK_THAT(message(latin1), Contains("not UTF-8"));
+  const auto escape = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n"
+      "      - {name: \"evil\\e[2J\", table: t, key: id, function: f}\n");
+  CHECK(escape.line() == 5);
+  CHECK_THAT(message(escape), Contains("a control character"));
+  CHECK_THAT(message(error_of("version: 1\nlists:\n  - name: \"l\\r\\n12:00:00 info forged\"\n"
+                              "    jobs: [{name: s, sql: SELECT 1}]\n")),
+             Contains("a control character"));
+}
+
+TEST_CASE("a complex YAML key is an error at its line, not a crash") {
+  const auto top = error_of("version: 1\n? [a, b]\n: 1\nlists: []\n");
+  CHECK(top.line() == 2);
+  CHECK_THAT(message(top), Contains("plain name"));
+  const auto in_job = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n      - name: j\n        ? {x: 1}\n"
+      "        : y\n        sql: SELECT 1\n");
+  CHECK(in_job.line() == 6);
+}
+
+TEST_CASE("names PostgreSQL would cut or refuse are refused: long identifiers, pg_ schemas") {
+  const std::string long_name(64, 'a');
+  CHECK_THAT(message(error_of("version: 1\nlists:\n  - name: l\n    jobs:\n"
+                              "      - {name: j, table: legacy." +
+                              long_name + ", key: id, function: f}\n")),
+             Contains("longer than PostgreSQL's 63 bytes"));
+  CHECK_THAT(message(error_of("version: 1\nlists:\n  - name: l\n    jobs:\n"
+                              "      - {name: j, table: t, key: " +
+                              long_name + ", function: f}\n")),
+             Contains("63 bytes"));
+  const auto catalog = error_of(
+      "version: 1\nstate_schema: pg_catalog\nlists:\n  - name: l\n    jobs: [{name: s, sql: "
+      "SELECT 1}]\n");
+  CHECK(catalog.line() == 2);
+  CHECK_THAT(message(catalog), Contains("PostgreSQL's own"));
+  // 63 bytes is fine.
+  CHECK_NOTHROW(
+      parse_jobs_text("version: 1\nlists:\n  - name: l\n    jobs:\n"
+                      "      - {name: j, table: legacy." +
+                          std::string(63, 'a') + ", key: id, function: f}\n",
+                      "jobs.yaml"));
+}
+
+TEST_CASE("numbers beyond what a run can do are refused: parallel, threads, batch_size") {
+  const auto job = [](const std::string& field) {
+    return "version: 1\nlists:\n  - name: l\n    jobs:\n"
+           "      - {name: j, table: t, key: id, function: f, " +
+           field + "}\n";
+  };
+  CHECK_THAT(message(error_of(job("parallel: 2147483647"))), Contains("at most 1024"));
+  CHECK_THAT(message(error_of(job("batch_size: 9223372036854775807"))),
+             Contains("at most 1000000000"));
+  CHECK_THAT(message(error_of("version: 1\ndefaults: {threads: 100000}\nlists:\n  - name: l\n"
+                              "    jobs: [{name: s, sql: SELECT 1}]\n")),
+             Contains("at most 1024"));
+  CHECK_NOTHROW(parse_jobs_text(job("parallel: 1024, batch_size: 1000000000"), "jobs.yaml"));
+}
+
+TEST_CASE("a one-shot step may not end its own transaction") {
+  const auto e = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n"
+      "      - {name: s, sql: \"INSERT INTO t VALUES (1); COMMIT; SELECT 1/0\"}\n");
+  CHECK(e.line() == 5);
+  CHECK_THAT(message(e), Contains("holds COMMIT"));
+  CHECK_NOTHROW(
+      parse_jobs_text("version: 1\nlists:\n  - name: l\n    jobs:\n"
+                      "      - {name: s, sql: \"DO $$BEGIN COMMIT; END$$\"}\n",
+                      "jobs.yaml"));
+}
+
+TEST_CASE(
+    "a chain of 10,000 lists is checked without recursion; more lists than that are refused") {
+  const auto chain = [](int n) {
+    std::string text = "version: 1\nlists:\n";
+    for (int i = 0; i < n; ++i) {
+      text += "  - {name: l" + std::to_string(i) + ", jobs: [{name: j" + std::to_string(i) +
+              ", sql: SELECT 1}]";
+      if (i > 0) text += ", after: [l" + std::to_string(i - 1) + "]";
+      text += "}\n";
+    }
+    return text;
+  };
+  const JobsFile file = parse_jobs_text(chain(10000), "jobs.yaml");
+  CHECK(file.lists.size() == 10000);
+  CHECK_THAT(message(error_of(chain(10001))), Contains("at most 10000"));
+  // A cycle through the whole chain is still named.
+  std::string cyclic = chain(3000);
+  cyclic.replace(cyclic.find("{name: l0, jobs: [{name: j0, sql: SELECT 1}]"),
+                 std::string("{name: l0, jobs: [{name: j0, sql: SELECT 1}]").size(),
+                 "{name: l0, jobs: [{name: j0, sql: SELECT 1}], after: [l2999]");
+  CHECK_THAT(message(error_of(cyclic)), Contains("'after' forms a cycle"));
+}
+
+TEST_CASE("a NUL byte is refused in every string field, whichever it is") {
+  const std::string base = R"(version: 1
+state_schema: st
+scripts_dir: sql
+lists:
+  - name: a
+    jobs:
+      - {name: x, table: t, key: id, function: f, verify: "SELECT 1"}
+  - name: b
+    after: [a]
+    jobs: [{name: s, sql: SELECT 1}]
+)";
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"state_schema: st", "state_schema: \"s\\0t\""},
+        {"scripts_dir: sql", "scripts_dir: \"s\\0ql\""},
+        {"- name: a\n", "- name: \"a\\0\"\n"},
+        {"verify: \"SELECT 1\"", "verify: \"SELECT 1\\0\""},
+        {"after: [a]", "after: [\"a\\0\"]"},
+        {"sql: SELECT 1}", "sql: \"SELECT\\0 1\"}"}}) {
+    std::string text = base;
+    text.replace(text.find(from), from.size(), to);
+    INFO(text);
+    const auto e = error_of(text);
+    CHECK(e.line() > 0);
+    CHECK_THAT(message(e), Contains("a NUL byte"));
+  }
+}

@@ -95,3 +95,13 @@ TEST_CASE("plan --json and the plan's text show the same lists, jobs and stages"
                         "one-shot step `SELECT 2` [pending]") != std::string::npos);
   CHECK(text.str().find("~? rows in ~? batches") != std::string::npos);
 }
+
+TEST_CASE("the largest batch size a file allows cannot overflow the plan's arithmetic") {
+  const JobsFile file = pgxform::parse_jobs_text(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n"
+      "      - {name: j, table: t, key: id, function: f, batch_size: 1000000000}\n",
+      "jobs.yaml");
+  const auto plan = pgxform::compute_plan(file, 1, {}, {{"j", 9.2e18}});
+  CHECK(*plan.lists[0].jobs[0].batches == 9200000000);
+  CHECK(*pgxform::compute_plan(file, 1, {}, {{"j", 5}}).lists[0].jobs[0].batches == 1);
+}

@@ -523,3 +523,36 @@ TEST_CASE("excluding a done job in the middle of a list drops it from the plan")
   CHECK(job_names(plan[0]) == Names{"customers", "analyze-orders"});
   CHECK(plan[1].after == Names{"orders"});
 }
+
+TEST_CASE("a chain of 10,000 lists is scheduled to its end without recursion") {
+  std::vector<PlannedList> plan;
+  for (int i = 0; i < 10000; ++i) {
+    PlannedList list{"l" + std::to_string(i), {}, {{"j" + std::to_string(i), 1}}};
+    if (i > 0) list.after.push_back("l" + std::to_string(i - 1));
+    plan.push_back(list);
+  }
+  Scheduler scheduler(plan);
+  int done = 0;
+  while (const auto task = scheduler.next_task()) {
+    CHECK(task->job == "j" + std::to_string(done));
+    CHECK_FALSE(scheduler.next_task());  // the next list waits for this one
+    scheduler.task_finished(*task);
+    ++done;
+  }
+  CHECK(done == 10000);
+  CHECK(scheduler.is_finished());
+  CHECK(scheduler.all_done());
+}
+
+TEST_CASE("a failure at the head of a 10,000-list chain blocks the rest without recursion") {
+  std::vector<PlannedList> plan;
+  for (int i = 0; i < 10000; ++i) {
+    PlannedList list{"l" + std::to_string(i), {}, {{"j" + std::to_string(i), 1}}};
+    if (i > 0) list.after.push_back("l" + std::to_string(i - 1));
+    plan.push_back(list);
+  }
+  Scheduler scheduler(plan);
+  scheduler.task_failed(*scheduler.next_task());
+  CHECK(scheduler.is_finished());
+  CHECK(scheduler.blocked_jobs().size() == 9999);
+}

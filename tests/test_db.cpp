@@ -102,7 +102,8 @@ CliResult run_cli(const std::vector<std::string>& args) {
   return {code, out.str(), err.str()};
 }
 
-Child::Child(const std::vector<std::string>& args, const std::string& dir) {
+Child::Child(const std::vector<std::string>& args, const std::string& dir,
+             const std::function<void()>& in_child) {
   static std::atomic<int> n{0};
   m_err_path = dir + "/child_" + std::to_string(++n) + ".err";
   const std::string out_path = dir + "/child_" + std::to_string(n) + ".out";
@@ -119,6 +120,7 @@ Child::Child(const std::vector<std::string>& args, const std::string& dir) {
     FILE* o = freopen(out_path.c_str(), "w", stdout);
     (void)e;
     (void)o;
+    if (in_child) in_child();
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -3,6 +3,7 @@
 // or as a real child process (for SIGKILL and SIGINT), and jobs files in a temporary folder.
 #pragma once
 
+#include <functional>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
@@ -52,7 +53,9 @@ CliResult run_cli(const std::vector<std::string>& args);
 // pgxform as a child process, its stderr and stdout sent to files in `dir`.
 class Child {
  public:
-  Child(const std::vector<std::string>& args, const std::string& dir);
+  // `in_child` runs in the child process between fork and exec (limits, another user).
+  Child(const std::vector<std::string>& args, const std::string& dir,
+        const std::function<void()>& in_child = {});
   ~Child();
   int pid() const { return m_pid; }
   void kill(int signal);

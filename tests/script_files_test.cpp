@@ -1,5 +1,5 @@
 // The pure parts of the script migrator: versions, file names, checksums, states. No database.
-#include "script_migrator.h"
+#include "script_files.h"
 
 #include <catch2/catch.hpp>
 #include <cstdlib>

@@ -1,0 +1,25 @@
+// sql_text: SQL text read as PostgreSQL's lexer reads it, just far enough to find its
+// top-level statements — never inside a quoted string or identifier, a comment, a
+// dollar-quoted body, or the body of a CREATE FUNCTION ... BEGIN ATOMIC ... END — and whether
+// one of them controls the transaction: BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
+// ABORT, SAVEPOINT, RELEASE, PREPARE TRANSACTION. pgxform runs a script (and a one-shot step)
+// inside a transaction of its own, together with its history row; a COMMIT in it would commit
+// behind pgxform's back, and what ran before it would stay whatever happened after. Pure.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pgxform {
+
+struct TransactionControl {
+  std::size_t offset = 0;  // where the statement starts
+  std::string command;     // "COMMIT", "START TRANSACTION", ... in capitals
+};
+
+// The first top-level statement of `sql` that controls the transaction; none when none does.
+std::optional<TransactionControl> find_transaction_control(std::string_view sql);
+
+}  // namespace pgxform
