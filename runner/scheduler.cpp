@@ -76,29 +76,55 @@ Scheduler::Scheduler(std::vector<PlannedList> lists)
     : m_lists(std::move(lists)), m_list_entries(m_lists.size()) {
   std::map<std::string, size_t> list_index;
   for (size_t l = 0; l < m_lists.size(); ++l) list_index[m_lists[l].name] = l;
-  std::vector<std::vector<size_t>> dependents(m_lists.size());
-  std::vector<size_t> waiting_for(m_lists.size(), 0);
   for (size_t l = 0; l < m_lists.size(); ++l) {
+    ListEntry& entry = m_list_entries[l];
     for (const auto& a : m_lists[l].after) {
       const size_t upstream = list_index.at(a);
-      m_list_entries[l].after.push_back(upstream);
-      dependents[upstream].push_back(l);
-      ++waiting_for[l];
+      entry.after.push_back(upstream);
+      m_list_entries[upstream].dependents.push_back(l);
     }
+    entry.after_pending = entry.after.size();
     for (const auto& job : m_lists[l].jobs) {
       m_job_index[job.name] = m_jobs.size();
-      m_list_entries[l].jobs.push_back(m_jobs.size());
+      entry.jobs.push_back(m_jobs.size());
       m_jobs.push_back(
           {job.name, l,
            std::vector<TaskState>(size_t(std::max(1, job.slices)), TaskState::waiting)});
     }
   }
   // Kahn's order: `after:` has no cycle (jobs_file checks), so every list gets its place.
-  for (size_t l = 0; l < m_lists.size(); ++l)
+  std::vector<size_t> waiting_for(m_lists.size());
+  for (size_t l = 0; l < m_lists.size(); ++l) {
+    waiting_for[l] = m_list_entries[l].after.size();
     if (waiting_for[l] == 0) m_topological.push_back(l);
+  }
   for (size_t i = 0; i < m_topological.size(); ++i)
-    for (const size_t next : dependents[m_topological[i]])
+    for (const size_t next : m_list_entries[m_topological[i]].dependents)
       if (--waiting_for[next] == 0) m_topological.push_back(next);
+  for (size_t l = 0; l < m_lists.size(); ++l)
+    if (m_list_entries[l].after_pending == 0) m_open.insert(l);
+  for (size_t l = 0; l < m_lists.size(); ++l)
+    if (m_list_entries[l].jobs.empty()) advance(l);  // nothing to wait for
+}
+
+void Scheduler::advance(size_t list) {
+  // A list done opens those after it; one of those may be done already (it has no jobs), and
+  // opens others in turn: a worklist, not recursion.
+  std::vector<size_t> work{list};
+  while (!work.empty()) {
+    const size_t l = work.back();
+    work.pop_back();
+    ListEntry& entry = m_list_entries[l];
+    while (entry.front < entry.jobs.size() && job_done(m_jobs[entry.jobs[entry.front]]))
+      ++entry.front;
+    if (!list_done(l) || !m_open.count(l)) continue;
+    m_open.erase(l);
+    for (const size_t next : entry.dependents)
+      if (--m_list_entries[next].after_pending == 0) {
+        m_open.insert(next);
+        work.push_back(next);
+      }
+  }
 }
 
 bool Scheduler::job_done(const JobEntry& job) const {
@@ -109,11 +135,6 @@ bool Scheduler::job_done(const JobEntry& job) const {
 bool Scheduler::job_failed(const JobEntry& job) const {
   return std::any_of(job.slices.begin(), job.slices.end(),
                      [](TaskState s) { return s == TaskState::failed; });
-}
-
-bool Scheduler::list_done(size_t list) const {
-  const auto& jobs = m_list_entries[list].jobs;
-  return std::all_of(jobs.begin(), jobs.end(), [&](size_t j) { return job_done(m_jobs[j]); });
 }
 
 std::vector<bool> Scheduler::blocked_lists() const {
@@ -128,26 +149,18 @@ std::vector<bool> Scheduler::blocked_lists() const {
   return blocked;
 }
 
-bool Scheduler::job_may_start(size_t index) const {
-  const JobEntry& job = m_jobs[index];
-  if (job_failed(job)) return false;
-  // A list runs its jobs in order: the one before this must be done (and with it, all before).
-  const auto& in_list = m_list_entries[job.list].jobs;
-  const auto position = std::find(in_list.begin(), in_list.end(), index);
-  if (position != in_list.begin() && !job_done(m_jobs[*(position - 1)])) return false;
-  const auto& after = m_list_entries[job.list].after;
-  return std::all_of(after.begin(), after.end(), [&](size_t a) { return list_done(a); });
-}
-
 std::optional<TaskId> Scheduler::next_task() {
-  for (size_t i = 0; i < m_jobs.size(); ++i) {
-    auto& job = m_jobs[i];
-    for (size_t s = 0; s < job.slices.size(); ++s) {
-      if (job.slices[s] != TaskState::waiting) continue;
-      if (!job_may_start(i)) break;
-      job.slices[s] = TaskState::running;
-      return TaskId{job.name, int(s)};
-    }
+  // In an open list only its front job may start: a list runs its jobs in order.
+  for (const size_t l : m_open) {
+    const ListEntry& list = m_list_entries[l];
+    if (list.front == list.jobs.size()) continue;
+    JobEntry& job = m_jobs[list.jobs[list.front]];
+    if (job_failed(job)) continue;
+    for (size_t s = 0; s < job.slices.size(); ++s)
+      if (job.slices[s] == TaskState::waiting) {
+        job.slices[s] = TaskState::running;
+        return TaskId{job.name, int(s)};
+      }
   }
   return std::nullopt;
 }
@@ -163,6 +176,7 @@ Scheduler::TaskState& Scheduler::state_of(const TaskId& task) {
 
 void Scheduler::task_finished(const TaskId& task) {
   state_of(task) = TaskState::done;
+  advance(m_jobs[m_job_index.at(task.job)].list);
 }
 void Scheduler::task_failed(const TaskId& task) {
   state_of(task) = TaskState::failed;

@@ -93,22 +93,31 @@ class Scheduler {
     std::vector<TaskState> slices;
   };
   struct ListEntry {
-    std::vector<size_t> jobs;   // indices in m_jobs, in list order
-    std::vector<size_t> after;  // indices in m_lists
+    std::vector<size_t> jobs;        // indices in m_jobs, in list order
+    std::vector<size_t> after;       // indices in m_lists
+    std::vector<size_t> dependents;  // the lists after this one
+    size_t after_pending = 0;        // lists of `after` not done yet
+    size_t front = 0;                // its first job not done (jobs.size(): the list is done)
   };
   bool job_done(const JobEntry& job) const;
   bool job_failed(const JobEntry& job) const;
-  bool list_done(size_t list) const;
+  bool list_done(size_t list) const {
+    return m_list_entries[list].front == m_list_entries[list].jobs.size();
+  }
   // Per list: a failure inside it or in any list upstream of it. One pass in topological
   // order, without recursion: a chain of any length of `after:` costs its length.
   std::vector<bool> blocked_lists() const;
-  bool job_may_start(size_t index) const;
+  // After a job finished: moves its list's front on, and opens the lists that waited for it.
+  void advance(size_t list);
   TaskState& state_of(const TaskId& task);
 
   std::vector<PlannedList> m_lists;
   std::vector<ListEntry> m_list_entries;  // beside m_lists
   std::vector<size_t> m_topological;      // list indices, every list after those it is after
-  std::vector<JobEntry> m_jobs;           // in plan order: lists in order, jobs in list order
+  // The lists whose `after` lists are all done and that have jobs left, in plan order: the only
+  // places a task may start, so that next_task costs what is open, not the whole plan.
+  std::set<size_t> m_open;
+  std::vector<JobEntry> m_jobs;  // in plan order: lists in order, jobs in list order
   std::map<std::string, size_t> m_job_index;
 };
 

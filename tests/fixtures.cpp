@@ -43,6 +43,12 @@ std::string items_jobs_yaml(int batch_size, int parallel) {
          (parallel > 1 ? "        parallel: " + std::to_string(parallel) + "\n" : "");
 }
 
+std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
+                                 std::vector<std::string> args) {
+  args.insert(args.end(), {"-f", path, "--dsn", db.dsn()});
+  return args;
+}
+
 long long missing_items(TestDatabase& db) {
   return db.count(
       "SELECT count(*) FROM legacy.items l WHERE NOT EXISTS"

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "test_db.h"
 
@@ -19,6 +20,10 @@ void plain_items_function(TestDatabase& db);
 
 // A jobs file with one list holding one job over legacy.items.
 std::string items_jobs_yaml(int batch_size, int parallel = 1);
+
+// `args`, then -f `path` --dsn for `db`: a command line for run_cli or Child.
+std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
+                                 std::vector<std::string> args);
 
 // Source rows that are missing in the target, and target rows that are there twice.
 long long missing_items(TestDatabase& db);

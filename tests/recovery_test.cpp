@@ -10,12 +10,6 @@ using namespace pgxform_test;
 
 namespace {
 
-std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
-                                 std::vector<std::string> args) {
-  args.insert(args.end(), {"-f", path, "--dsn", db.dsn()});
-  return args;
-}
-
 // Key 1500 (v = 500) is poison: the transform divides by zero on it, until fixed.
 void poison(TestDatabase& db) {
   db.exec(

@@ -1,0 +1,56 @@
+// batch_sizer: how many keys a task's next batch takes, so that a batch lasts about
+// `target_batch_ms` whatever its transform costs — large batches for a cheap transform, where
+// the fixed cost of a batch (its round trips, its state writes, its COMMIT) would otherwise
+// dominate; small ones for a dear transform, so that no batch holds its locks for long. Pure:
+// no clock, no database.
+//
+// After each batch, its cost per row (duration / rows) is smoothed into a running estimate
+// (exponentially weighted, the newest batch weighing k_smoothing), and the next size is
+// target / estimate, except that it
+//   - grows at most k_max_growth times per batch (a transform may be cheap at first and dear
+//     later: the estimate needs a few batches to follow);
+//   - is cut at once, to what that batch's own cost per row gives, after a batch that took
+//     more than k_cut_over times the target (a lock wait, a table that got slow), and the
+//     estimate restarts from that batch;
+//   - changes only when the ideal size is more than k_dead_band away from the current one,
+//     so that a transform of steady cost keeps a steady size rather than wobbling with noise;
+//   - stays within [min, max], widened to hold the first size.
+// A target of 0 keeps every batch at the first size, as before time sizing.
+#pragma once
+
+#include <optional>
+
+namespace pgxform {
+
+struct BatchSizing {
+  long first = 10000;  // the first batch's size (batch_size:)
+  long min = 100;
+  long max = 1000000;
+  long target_ms = 500;  // 0: fixed size
+};
+
+constexpr double k_smoothing = 0.3;
+constexpr double k_max_growth = 2.0;
+constexpr double k_cut_over = 2.0;
+constexpr double k_dead_band = 0.2;
+
+class BatchSizer {
+ public:
+  explicit BatchSizer(const BatchSizing& sizing);
+
+  // The size the next batch asks for.
+  long size() const { return m_size; }
+  // What a batch did: its rows (which may differ from the size asked for) and its duration.
+  void batch_done(long long rows, double duration_ms);
+  // New settings while the task runs; the size stays unless it is out of the new range.
+  void set(const BatchSizing& sizing);
+
+ private:
+  long clamp(double size) const;
+
+  BatchSizing m_sizing;
+  long m_size;
+  std::optional<double> m_ms_per_row;  // the smoothed estimate
+};
+
+}  // namespace pgxform
