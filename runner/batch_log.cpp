@@ -19,11 +19,12 @@ std::string log_sql(const StateSchema& schema) {
          " l AS (INSERT INTO " +
          schema.table("batch_log") +
          " (job, batch_no, slice, first_key, last_key, rows, rows_written,"
-         " started_at, duration_ms, fn_version" +
+         " started_at, duration_ms, batch_size, fn_version" +
          columns +
          ") SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int,"
          " s.j ->> 'lo', s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,"
-         " (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (SELECT v.fn_version FROM " +
+         " (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (s.j ->> 'size')::bigint,"
+         " (SELECT v.fn_version FROM " +
          schema.table("job_state") + " v WHERE v.job = $1::text)" + values +
          " FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)"
          " SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,"
@@ -50,7 +51,8 @@ std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSch
   const int version = state_version(tx, schema);
   if (version == 0) return out;
   const bool counters = has_feature(version, StateFeature::batch_counters);
-  std::string columns;
+  const bool sizes = has_feature(version, StateFeature::batch_sizes);
+  std::string columns = sizes ? ", batch_size" : ", NULL::bigint";
   if (counters)
     for (const auto& field : k_counter_fields) columns += std::string(", ") + field.column;
   const pqxx::result rows = tx.exec_params(
@@ -59,7 +61,7 @@ std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSch
           columns + " FROM " + schema.table("batch_log") +
           " WHERE job = $1 ORDER BY started_at, batch_no",
       job);
-  constexpr int k_first_counter = 7;
+  constexpr int k_first_counter = 8;
   for (const auto& row : rows) {
     LoggedBatch b;
     b.batch_no = row[0].as<long long>();
@@ -69,6 +71,7 @@ std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSch
     b.rows = row[4].as<long long>();
     b.duration_ms = row[5].as<double>();
     b.started_s = row[6].as<double>();
+    if (!row[7].is_null()) b.asked = row[7].as<long long>();
     if (counters && !row[k_first_counter].is_null()) {
       b.blocks = BlockCounters{};
       for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)

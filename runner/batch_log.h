@@ -2,10 +2,10 @@
 // statement, read back by status, profile and explain.
 //
 // The batch statement (batch_sql.h) runs under EXPLAIN ANALYZE, which returns the plan and no
-// rows of its own, so it leaves its figures (lo, hi, rows, written, slice, moved, batch_no,
-// started, ms) as JSON in the transaction-local setting k_batch_setting; the log statement,
-// next in the same transaction, reads them, adds the job's function version and the block
-// counters that the runner read from the plan, and appends the row.
+// rows of its own, so it leaves its figures (lo, hi, rows, written, size, slice, moved,
+// batch_no, started, ms) as JSON in the transaction-local setting k_batch_setting; the log
+// statement, next in the same transaction, reads them, adds the job's function version and the
+// block counters that the runner read from the plan, and appends the row.
 #pragma once
 
 #include <optional>
@@ -42,6 +42,7 @@ struct LoggedBatch {
   long long rows = 0;
   double duration_ms = 0;
   double started_s = 0;                 // seconds since the epoch
+  std::optional<long long> asked;       // the batch's size; none for a range and before v6
   std::optional<BlockCounters> blocks;  // none before version 5 and for rows without them
 };
 

@@ -23,6 +23,11 @@ std::string describe(const Failure& failure) {
   return (failure.sqlstate.empty() ? "" : "SQLSTATE " + failure.sqlstate + ": ") + failure.message;
 }
 
+BatchSizing sizing_of(const JobSettings& settings) {
+  return {settings.batch_size, settings.min_batch_size, settings.max_batch_size,
+          settings.target_batch_ms};
+}
+
 }  // namespace
 
 BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
@@ -33,7 +38,8 @@ BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob&
       m_settings(settings),
       m_task(std::move(task)),
       m_progress(progress),
-      m_slicing(slicing_of(job)) {}
+      m_slicing(slicing_of(job)),
+      m_sizer(sizing_of(settings)) {}
 
 BatchShape BatchRunner::shape() const {
   return {m_slicing, m_cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
@@ -102,26 +108,31 @@ BatchRunner::Step BatchRunner::transact(const Work& work) {
 BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   finished = false;
   long long rows = 0;
-  const auto started = std::chrono::steady_clock::now();
+  const long size = m_sizer.size();
+  auto started = std::chrono::steady_clock::now();
   Step step = transact([&](pqxx::work& tx) {
+    started = std::chrono::steady_clock::now();  // the attempt that commits, not its retries
     const BatchShape s = shape();
     const std::string name =
         statement_name(m_task, std::string("batch") + (s.start == CursorStart::none ? "0" : "") +
                                    (s.upper == UpperBound::hi_key ? "h" : ""));
     const pqxx::result plan = exec(
-        tx, name, [&] { return batch_sql(m_job, m_store.schema(), s); },
-        std::to_string(m_job.batch_size), m_cursor.hi_key);
+        tx, name, [&] { return batch_sql(m_job, m_store.schema(), s); }, std::to_string(size),
+        m_cursor.hi_key);
     if (!commit_logged(tx, plan, rows)) {
       tx.commit();
       finished = true;
     }
   });
-  if (step.kind == Step::Kind::ok && !finished)
-    m_progress.batch_done(
-        m_task.text(), m_job.name, rows,
+  if (step.kind == Step::Kind::ok && !finished) {
+    // The whole transaction as the client saw it: what a lock held for a batch lasts.
+    const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-            .count(),
-        m_cursor.last_key.value_or(""));
+            .count();
+    m_sizer.batch_done(rows, ms);
+    m_progress.batch_done(m_task.text(), m_job.name, rows, size, ms,
+                          m_cursor.last_key.value_or(""));
+  }
   return step;
 }
 
@@ -157,9 +168,8 @@ BatchRunner::Step BatchRunner::skip_range(const Range& range, const Failure& fai
 std::optional<BatchRunner::Range> BatchRunner::next_range() {
   try {
     pqxx::read_transaction tx(m_session.conn());
-    const pqxx::row r =
-        tx.exec_params1(bounds_query(m_job, shape()), m_cursor.last_key, m_job.batch_size,
-                        m_job.name, m_task.slice, m_cursor.hi_key);
+    const pqxx::row r = tx.exec_params1(bounds_query(m_job, shape()), m_cursor.last_key,
+                                        m_sizer.size(), m_job.name, m_task.slice, m_cursor.hi_key);
     if (!r[0].is_null()) return Range(r[0].as<std::string>(), r[1].as<std::string>());
   } catch (const std::exception& e) {
     spdlog::warn("{}: could not find the failing batch's key range: {}", m_task.text(),

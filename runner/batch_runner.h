@@ -1,7 +1,9 @@
 // batch_runner: one task's keyset loop — a job, or one slice of a sliced job — on a claim its
 // session holds (task_runner.h takes and releases it).
 //
-// Each batch is ONE transaction holding two statements (batch_sql.h): the batch itself, under
+// Each batch takes the next keys after the cursor, as many as batch_sizer.h says (so that a
+// batch lasts about target_batch_ms), and is ONE transaction holding two statements
+// (batch_sql.h): the batch itself, under
 // EXPLAIN ANALYZE for its buffer counters, and its batch_log row. So a batch costs four round
 // trips (BEGIN, the two statements, COMMIT) whatever its size, and the function's writes, the
 // cursor's move and the batch_log row commit together or not at all.
@@ -22,6 +24,7 @@
 #include <string>
 #include <utility>
 
+#include "batch_sizer.h"
 #include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
@@ -88,6 +91,7 @@ class BatchRunner {
   Progress& m_progress;
   Slicing m_slicing;
   Cursor m_cursor;
+  BatchSizer m_sizer;
   long long* m_committed = nullptr;
 };
 

@@ -6,21 +6,33 @@ namespace pgxform {
 
 namespace {
 
-// lo and hi of the next batch on the key's index, in two probes. ORDER BY ... LIMIT 1 rather
-// than min/max, which not every key type has (uuid has not).
+// lo and hi of the next batch on the key's index, and `full`: whether $2 keys were found.
+// ORDER BY ... LIMIT 1 rather than min/max, which not every key type has (uuid has not).
+//   A key a unique index keeps unique: a full batch holds exactly $2 rows, so its last key is
+//   found with OFFSET $2 - 1 (one walk of the index) and its rows need no count; the last batch
+//   of a range, not full, ends at the range's last key (one probe from the other end), and only
+//   its rows are counted. (OFFSET 0 keeps the planner from copying the walk into each of the
+//   two places that use its result.)
+//   Any other key: hi is the last of the first $2 keys, and the rows are counted, as every row
+//   of the last key counts, even those past the LIMIT.
 std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
   const std::string key = "t." + job.key_sql;
   std::string where =
       shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
   if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$5");
   const std::string from = " FROM " + job.table_sql + " t WHERE " + where + " ORDER BY " + key;
-  return "SELECT (SELECT " + key + from + " LIMIT 1) AS lo, (SELECT k FROM (SELECT " + key +
-         " AS k" + from + " LIMIT $2) s ORDER BY k DESC LIMIT 1) AS hi";
+  const std::string lo = "(SELECT " + key + from + " LIMIT 1)";
+  if (job.key_unique)
+    return "SELECT " + lo + " AS lo, coalesce(h.full_hi, (SELECT " + key + from +
+           " DESC LIMIT 1)) AS hi, h.full_hi IS NOT NULL AS full FROM (SELECT (SELECT " + key +
+           from + " OFFSET $2::bigint - 1 LIMIT 1) AS full_hi OFFSET 0) h";
+  return "SELECT " + lo + " AS lo, (SELECT k FROM (SELECT " + key + " AS k" + from +
+         " LIMIT $2::bigint) s ORDER BY k DESC LIMIT 1) AS hi, false AS full";
 }
 
 // The explicit range [$2, $5] in the shape of bounds_select.
 std::string explicit_bounds(const ResolvedJob& job) {
-  return "SELECT " + as_key(job, "$2") + " AS lo, " + as_key(job, "$5") + " AS hi";
+  return "SELECT " + as_key(job, "$2") + " AS lo, " + as_key(job, "$5") + " AS hi, false AS full";
 }
 
 // The leading table's rows in [lo, hi] (SQL expressions of the key's type). Every row of the
@@ -28,6 +40,12 @@ std::string explicit_bounds(const ResolvedJob& job) {
 std::string rows_in(const ResolvedJob& job, const std::string& lo, const std::string& hi) {
   return "(SELECT pg_catalog.count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
          " >= " + lo + " AND t." + job.key_sql + " <= " + hi + ")";
+}
+
+// The rows of a batch found by bounds_select: $2 when it is full (a unique key), else counted.
+std::string batch_rows(const ResolvedJob& job, const std::string& full, const std::string& lo,
+                       const std::string& hi) {
+  return "CASE WHEN " + full + " THEN $2::bigint ELSE " + rows_in(job, lo, hi) + " END";
 }
 
 // The function over [lo, hi], its result as text (a row count, or '' for a void function).
@@ -38,15 +56,18 @@ std::string call(const ResolvedJob& job, const std::string& lo, const std::strin
 // From the bounds in CTE b: CTE r processes them (rows, the function's result), then the state
 // is written as `move` says, and the batch's figures go to the transaction-local setting
 // k_batch_setting (see batch_log.h).
+// `size`: the keys the batch asked for (SQL; NULL for an explicit range).
 std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
-                           CursorMove move) {
+                           CursorMove move, const std::string& rows, const std::string& size) {
   const CursorSql cursor = cursor_move_sql(schema, slicing, move);
   // The duration is taken last, once the function and the cursor's move are done.
-  return ", r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows_in(job, "b.lo", "b.hi") + " AS rows, " +
+  return ", r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows + " AS rows, " +
          call(job, "b.lo", "b.hi") + " AS result FROM b WHERE b.lo IS NOT NULL)" + cursor.ctes +
          " SELECT pg_catalog.set_config('" + k_batch_setting +
          "', pg_catalog.json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
-         " 'written', NULLIF(r.result, '')::bigint, 'slice', $4::int, 'open', $5::text IS NULL,"
+         " 'written', NULLIF(r.result, '')::bigint, 'size', " +
+         size +
+         ", 'slice', $4::int, 'open', $5::text IS NULL,"
          " 'moved', (SELECT pg_catalog.count(*) FROM c), 'batch_no', " +
          cursor.batch_no +
          ", 'started', pg_catalog.statement_timestamp(),"
@@ -65,18 +86,20 @@ std::string explained(const std::string& sql) {
 
 std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
   return explained("WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
-                   process_from_b(job, schema, shape.slicing, CursorMove::advance));
+                   process_from_b(job, schema, shape.slicing, CursorMove::advance,
+                                  batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint"));
 }
 
 std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
                       CursorMove move) {
-  return explained("WITH b AS MATERIALIZED (" + explicit_bounds(job) + ")" +
-                   process_from_b(job, schema, slicing, move));
+  return explained(
+      "WITH b AS MATERIALIZED (" + explicit_bounds(job) + ")" +
+      process_from_b(job, schema, slicing, move, rows_in(job, "b.lo", "b.hi"), "NULL::bigint"));
 }
 
 std::string bounds_query(const ResolvedJob& job, BatchShape shape) {
   // $1, $3, $4 and $5 are named even when unused, so that every parameter has a type.
-  return "SELECT b.lo::text, b.hi::text, $1::text, $3::text, $4::int, $5::text FROM (" +
+  return "SELECT b.lo::text, b.hi::text, $1::text, $3::text, $4::int, $5::text, b.full FROM (" +
          bounds_select(job, shape) + ") b";
 }
 
@@ -95,7 +118,7 @@ std::string split_query(const ResolvedJob& job) {
 std::string trial_batch_sql(const ResolvedJob& job, BatchShape shape) {
   const std::string lo = as_key(job, "q.lo"), hi = as_key(job, "q.hi");
   return "WITH q AS MATERIALIZED (" + bounds_query(job, shape) + ") SELECT q.lo, q.hi, " +
-         rows_in(job, lo, hi) + " AS rows, " + call(job, lo, hi) +
+         batch_rows(job, "q.full", lo, hi) + " AS rows, " + call(job, lo, hi) +
          " AS result FROM q WHERE q.lo IS NOT NULL";
 }
 

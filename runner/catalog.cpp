@@ -47,6 +47,15 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   out.key_sql = quote_ident(job.key);
   out.key_type = key[0][0].as<std::string>();
   out.key_category = key[0][1].as<std::string>().at(0);
+  out.key_unique =
+      tx.exec_params1(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = pg_catalog.to_regclass($1) AND a.attname = $2"
+            " AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1"
+            " AND i.indpred IS NULL AND i.indexprs IS NULL)",
+            out.table_sql, job.key)[0]
+          .as<bool>();
   // Batches are ranges of the key in its order: a type without one (json, point) cannot page.
   // EXPLAIN plans the ordering without reading a row.
   try {

@@ -22,11 +22,13 @@ struct ResolvedJob {
   std::string name;
   std::string table_schema;  // as in the catalog, unquoted
   std::string table_name;
-  std::string table_sql;     // "schema"."table", quoted
-  std::string key_name;      // the key column, unquoted
-  std::string key_sql;       // "key", quoted
-  std::string key_type;      // format_type() of the key column, e.g. bigint, text, uuid
-  char key_category = 'X';   // pg_type.typcategory: N numeric, D date/time, S string, ...
+  std::string table_sql;    // "schema"."table", quoted
+  std::string key_name;     // the key column, unquoted
+  std::string key_sql;      // "key", quoted
+  std::string key_type;     // format_type() of the key column, e.g. bigint, text, uuid
+  char key_category = 'X';  // pg_type.typcategory: N numeric, D date/time, S string, ...
+  // A valid unique index (or the primary key) on the key alone: a batch of N keys is N rows.
+  bool key_unique = false;
   std::string function_sql;  // "schema"."function", quoted
   // md5 of the function's definition (pg_get_functiondef, whitespace folded): the version a
   // job is pinned to. Empty when the called function cannot be told among overloads.

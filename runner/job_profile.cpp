@@ -46,6 +46,7 @@ JobProfile compute_profile(const ProfileInputs& in) {
   for (const auto& b : in.batches) {
     BatchSample s;
     s.rows = b.rows;
+    s.asked = b.asked;
     s.duration_ms = b.duration_ms;
     s.started_s = b.started_s;
     s.blocks = b.blocks;

@@ -213,6 +213,29 @@ class Reader {
     if (map["batch_size"])
       settings.batch_size =
           positive_integer(map, "batch_size", what("batch_size"), k_max_batch_size);
+    if (map["target_batch_ms"])
+      settings.target_batch_ms =
+          map["target_batch_ms"].IsScalar() && map["target_batch_ms"].Scalar() == "0"
+              ? 0
+              : positive_integer(map, "target_batch_ms", what("target_batch_ms"), 3600000);
+    if (map["min_batch_size"])
+      settings.min_batch_size =
+          positive_integer(map, "min_batch_size", what("min_batch_size"), k_max_batch_size);
+    if (map["max_batch_size"])
+      settings.max_batch_size =
+          positive_integer(map, "max_batch_size", what("max_batch_size"), k_max_batch_size);
+    if (settings.min_batch_size > settings.max_batch_size)
+      fail_at(key_line(map, map["max_batch_size"] ? "max_batch_size" : "min_batch_size"),
+              what("min_batch_size") + " (" + std::to_string(settings.min_batch_size) +
+                  ") is above " + what("max_batch_size") + " (" +
+                  std::to_string(settings.max_batch_size) + ")");
+    if (const YAML::Node sync = map["synchronous_commit"]) {
+      if (!sync.IsScalar() || (sync.Scalar() != "on" && sync.Scalar() != "off"))
+        fail_at(sync.IsNull() ? key_line(map, "synchronous_commit") : line_of(sync),
+                what("synchronous_commit") + " must be on or off");
+      settings.synchronous_commit =
+          sync.Scalar() == "on" ? SynchronousCommit::on : SynchronousCommit::off;
+    }
     if (map["retries"]) {
       // 0 is allowed: no retry.
       if (map["retries"].IsScalar() && map["retries"].Scalar() == "0")
@@ -252,9 +275,26 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.name = r.string_field(node, "name", "a job of list '" + list + "'", Text::name);
   const std::string where = "job '" + job.name + "'";
   r.check_fields(node,
-                 {"name", "table", "key", "function", "sql", "batch_size", "parallel", "retries",
-                  "retry_backoff_ms", "on_error", "bisect", "statement_timeout", "lock_timeout",
-                  "idle_in_transaction_session_timeout", "verify", "idempotent"},
+                 {"name",
+                  "table",
+                  "key",
+                  "function",
+                  "sql",
+                  "batch_size",
+                  "target_batch_ms",
+                  "min_batch_size",
+                  "max_batch_size",
+                  "synchronous_commit",
+                  "parallel",
+                  "retries",
+                  "retry_backoff_ms",
+                  "on_error",
+                  "bisect",
+                  "statement_timeout",
+                  "lock_timeout",
+                  "idle_in_transaction_session_timeout",
+                  "verify",
+                  "idempotent"},
                  where);
   job.settings = file.defaults;
   r.settings(node, job.settings, where);
@@ -273,7 +313,8 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
                               ": a step runs in one transaction with its state row, so that it "
                               "runs once; it may not end or split that transaction");
     for (const char* f :
-         {"table", "key", "batch_size", "parallel", "on_error", "bisect", "verify", "idempotent"})
+         {"table", "key", "batch_size", "target_batch_ms", "min_batch_size", "max_batch_size",
+          "parallel", "on_error", "bisect", "verify", "idempotent"})
       if (node[f])
         r.fail(node[f], "'" + std::string(f) + "' does not apply to the one-shot step " + where);
     return job;
@@ -426,10 +467,12 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
                         "' (this pgxform reads version 1)");
   if (const YAML::Node defaults = root["defaults"]) {
     r.expect_map(defaults, "'defaults'");
-    r.check_fields(defaults,
-                   {"batch_size", "threads", "retries", "retry_backoff_ms", "on_error", "bisect",
-                    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"},
-                   "defaults");
+    r.check_fields(
+        defaults,
+        {"batch_size", "target_batch_ms", "min_batch_size", "max_batch_size", "synchronous_commit",
+         "threads", "retries", "retry_backoff_ms", "on_error", "bisect", "statement_timeout",
+         "lock_timeout", "idle_in_transaction_session_timeout"},
+        "defaults");
     r.settings(defaults, file.defaults, "defaults");
     file.default_batch_size = file.defaults.batch_size;
     if (defaults["threads"])

@@ -43,8 +43,16 @@ constexpr int k_max_parallel = 1024;  // parallel:
 constexpr long k_max_batch_size = 1000000000;
 
 // What a job inherits from `defaults:` and may override.
+enum class SynchronousCommit { on, off };
+
 struct JobSettings {
-  long batch_size = 10000;
+  long batch_size = 10000;     // the first batch's size; then sized by time (batch_sizer.h)
+  long target_batch_ms = 500;  // 0: every batch of batch_size
+  long min_batch_size = 100;
+  long max_batch_size = 1000000;
+  // off: a batch's COMMIT does not wait for its WAL to reach the disk (see jobs-file.md);
+  // none: the server's setting for the role and database, left alone.
+  std::optional<SynchronousCommit> synchronous_commit;
   int retries = 5;              // transient failures retried per batch
   long retry_backoff_ms = 200;  // first backoff; doubles per attempt, with jitter
   OnError on_error = OnError::stop;

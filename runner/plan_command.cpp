@@ -56,7 +56,10 @@ PlanReport compute_plan(const JobsFile& file, int threads,
         // reltuples is a float4: held within what a long long can count.
         j.rows = (long long)std::clamp(r->second, 0.0, 9.2e18);
         // Rounded up, without rows + batch_size - 1, which a large batch_size would overflow.
-        j.batches = *j.rows / job.batch_size + (*j.rows % job.batch_size != 0);
+        // Unknown for batches sized by time: as many as the transform's speed makes (rehearse
+        // measures it).
+        if (job.settings.target_batch_ms == 0)
+          j.batches = *j.rows / job.batch_size + (*j.rows % job.batch_size != 0);
       }
       l.jobs.push_back(j);
     }
@@ -76,6 +79,8 @@ void print_job(std::ostream& out, const PlannedJobRow& j) {
   out << "    " << job.name << ": " << job.function.text() << " over " << job.table.text() << " by "
       << job.key << ", ~" << (j.rows ? std::to_string(*j.rows) : "?") << " rows in ~"
       << (j.batches ? std::to_string(*j.batches) : "?") << " batches of " << job.batch_size;
+  if (job.settings.target_batch_ms > 0)
+    out << " at first, then sized to last " << job.settings.target_batch_ms << " ms";
   if (job.parallel > 1) out << ", " << job.parallel << " slices at once";
   out << " [" << j.status << "]\n";
 }

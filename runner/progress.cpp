@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace pgxform {
 
 void Progress::set_total_rows(const std::string& job, long long rows) {
@@ -10,17 +12,22 @@ void Progress::set_total_rows(const std::string& job, long long rows) {
 }
 
 void Progress::batch_done(const std::string& task, const std::string& job, long long rows,
-                          double duration_ms, const std::string& last_key) {
+                          long long asked, double duration_ms, const std::string& last_key) {
   std::lock_guard<std::mutex> lock(m_mutex);
   const auto now = std::chrono::steady_clock::now();
   JobTrend& trend = m_jobs[job];
   BatchSample sample;
   sample.rows = rows;
+  sample.asked = asked;
   sample.duration_ms = duration_ms;
   sample.started_s = std::chrono::duration<double>(now - m_start).count() - duration_ms / 1000;
   trend.batches.push_back(sample);
-  if (!trend.warned && enough_batches(trend.batches.size()) && trend.batches.size() % 4 == 0)
+  // Each check reads every batch so far: at sizes growing by a quarter (12, 16, 20, 25, ...), so
+  // that a job of a million batches is checked some fifty times, not a quarter of a million.
+  if (!trend.warned && trend.batches.size() >= trend.next_check) {
+    trend.next_check = std::max(trend.batches.size() + 4, trend.batches.size() * 5 / 4);
     check_trend(job, trend);
+  }
 
   auto [it, added] = m_tasks.try_emplace(task);
   Entry& e = it->second;

@@ -21,7 +21,8 @@ class Progress {
       : m_interval(interval) {}
   // The rows a job has in all (the planner's estimate), for projections.
   void set_total_rows(const std::string& job, long long rows);
-  void batch_done(const std::string& task, const std::string& job, long long rows,
+  // A batch committed: its rows, the size it asked for and its duration (see BatchSample).
+  void batch_done(const std::string& task, const std::string& job, long long rows, long long asked,
                   double duration_ms, const std::string& last_key);
   void job_finished(const std::string& task);
   // Jobs warned about as growing during this run.
@@ -37,6 +38,7 @@ class Progress {
     std::vector<BatchSample> batches;
     long long total_rows = 0;
     bool warned = false;
+    std::size_t next_check = k_min_batches;  // the batch count of the next trend check
   };
   void check_trend(const std::string& job, JobTrend& trend);
 

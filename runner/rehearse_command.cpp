@@ -212,11 +212,21 @@ struct ForeignKeyCost {
   }
 };
 
+// The batches of a job of `rows` rows and `work_ms` of work: of batch_size rows each, or, when
+// batches are sized by time, as many as last about target_batch_ms each within the sizes
+// allowed (batch_sizer.h).
+double batches_for(const JobSettings& settings, double rows, double work_ms) {
+  const auto at_size = [&](long size) { return std::ceil(rows / double(std::max(1L, size))); };
+  if (settings.target_batch_ms <= 0) return at_size(settings.batch_size);
+  return std::clamp(std::ceil(work_ms / double(settings.target_batch_ms)),
+                    at_size(settings.max_batch_size), at_size(settings.min_batch_size));
+}
+
 JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const ResolvedJob& job,
                           int samples, double per_batch_ms, ForeignKeyCost& fk_cost) {
   JobRehearsal r;
   r.job = job.name;
-  apply_timeouts(conn, spec.settings);
+  apply_session_settings(conn, spec.settings);
   r.rows = table_rows(conn, job, r.counted);
   if (r.rows <= 0) return r;
   const double window = std::min(1.0, k_batches_per_sample * double(job.batch_size) / r.rows);
@@ -269,8 +279,9 @@ JobRehearsal rehearse_job(pqxx::connection& conn, const Job& spec, const Resolve
     fk_checks += s.fk_checks;
   }
   if (r.foreign_keys_unchecked && rows > 0) r.fk_checks_per_row = double(fk_checks) / double(rows);
-  r.batches = std::ceil(r.rows / double(std::max(1L, job.batch_size)));
-  r.projected_ms = projected_job_ms(costs, r.rows) + r.batches * per_batch_ms;
+  const double work_ms = projected_job_ms(costs, r.rows);
+  r.batches = batches_for(spec.settings, r.rows, work_ms);
+  r.projected_ms = work_ms + r.batches * per_batch_ms;
   r.projected_fk_ms = projected_job_ms(fk_costs, r.rows);
   if (costs.size() >= 2)
     r.growth = costs.back().ms_per_row / std::max(costs.front().ms_per_row, 1e-9);

@@ -38,6 +38,7 @@ enum class StateFeature {
   script_history = 3,     // script_history.h
   function_versions = 4,  // job_state.fn_version, batch_log.fn_version
   batch_counters = 5,     // batch_log's block counters (block_counters.h)
+  batch_sizes = 6,        // batch_log.batch_size: the size a batch asked for
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);

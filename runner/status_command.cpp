@@ -29,6 +29,7 @@ StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const 
     for (const auto& b : read_batches(tx, schema, job.name)) {
       BatchSample sample;
       sample.rows = b.rows;
+      sample.asked = b.asked;
       sample.duration_ms = b.duration_ms;
       facts.batches.push_back(sample);
     }

@@ -43,7 +43,7 @@ TaskOutcome run_step(StateStore& store, const Job& job) {
 // The task on a claim this session holds; `committed` counts its batches.
 TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& run, const Job& job,
                         const TaskId& task, long long& committed) {
-  apply_timeouts(session.conn(), job.settings);
+  apply_session_settings(session.conn(), job.settings);
   if (job.is_step()) return run_step(store, job);
   return BatchRunner(session, store, run.jobs.at(job.name), job.settings, task, run.progress)
       .run(committed);
@@ -71,14 +71,22 @@ void release(StateStore& store, const TaskId& task) {
 
 }  // namespace
 
-void apply_timeouts(pqxx::connection& conn, const JobSettings& settings) {
+void apply_session_settings(pqxx::connection& conn, const JobSettings& settings) {
   pqxx::nontransaction tx(conn);
   tx.exec_params(
       "SELECT pg_catalog.set_config('statement_timeout', $1, false), "
       "pg_catalog.set_config('lock_timeout', $2, false),"
-      " pg_catalog.set_config('idle_in_transaction_session_timeout', $3, false)",
+      " pg_catalog.set_config('idle_in_transaction_session_timeout', $3, false),"
+      // Unset: what the session started with (the server's, role's, database's setting), as
+      // a job before may have changed it on this session.
+      " pg_catalog.set_config('synchronous_commit', coalesce($4, (SELECT s.reset_val FROM"
+      " pg_catalog.pg_settings s WHERE s.name = 'synchronous_commit')), false)",
       settings.statement_timeout, settings.lock_timeout,
-      settings.idle_in_transaction_session_timeout);
+      settings.idle_in_transaction_session_timeout,
+      settings.synchronous_commit
+          ? std::optional<std::string>(
+                *settings.synchronous_commit == SynchronousCommit::on ? "on" : "off")
+          : std::nullopt);
 }
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task) {

@@ -33,8 +33,8 @@ struct RunContext {
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);
 
-// Sets the session's timeouts for a job (statement_timeout, lock_timeout,
-// idle_in_transaction_session_timeout).
-void apply_timeouts(pqxx::connection& conn, const JobSettings& settings);
+// Sets the session's settings for a job: statement_timeout, lock_timeout,
+// idle_in_transaction_session_timeout and synchronous_commit.
+void apply_session_settings(pqxx::connection& conn, const JobSettings& settings);
 
 }  // namespace pgxform

@@ -143,7 +143,8 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
       if (!f.blocks) f.blocks = BlockCounters{};
       *f.blocks += *b.blocks;
     }
-    if (n >= typical_rows / 4) {
+    const bool full = b.asked ? b.rows >= *b.asked : n >= typical_rows / 4;
+    if (full) {
       points.push_back({done + n / 2, b.duration_ms / n});
       if (b.blocks) blocks_per_row.push_back(double(b.blocks->touched()) / n);
     }

@@ -17,8 +17,11 @@
 //   3. Theil–Sen: the median of the pairwise slopes, over the job's progress so far, adds at
 //      least half of the median cost per row.
 // Fewer than k_min_batches batches cannot tell: the trend is then `insufficient` (never `flat`,
-// which would be a promise). Batches far smaller than the typical one (the last batch of a
-// job, a bisected range) carry mostly fixed overhead per row and are left out of the trend.
+// which would be a promise). The last batch of a range, which got fewer rows than it asked for,
+// and, where the size asked for is not known, any batch far smaller than the typical one (a
+// bisected range) carry mostly fixed overhead per row and are left out of the trend. Batches of
+// varying sizes (time-sized, batch_sizer.h) all count: a batch's duration is almost all its
+// rows' cost when it lasts about its target, so its cost per row does not depend on its size.
 //
 // Blocks: the counters of the batches, summed, and blocks touched per row compared between the
 // first and the last quarter as for the growth of the cost (the same typical batches).
@@ -42,6 +45,9 @@ namespace pgxform {
 
 struct BatchSample {
   long long rows = 0;
+  // The keys the batch asked for (batches are sized by time); none for an explicit range and
+  // for batches logged before sizes were. A batch with fewer rows is the last of its range.
+  std::optional<long long> asked;
   double duration_ms = 0;
   double position = std::nan("");       // 0..1 in the key range; NaN when unknown
   double started_s = std::nan("");      // start, in seconds on any one clock; NaN when unknown

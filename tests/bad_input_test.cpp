@@ -152,9 +152,11 @@ TEST_CASE("rows whose key is NULL are warned about and left out of every batch")
       " 'WITH i AS (INSERT INTO target.items SELECT id, v FROM legacy.nullable"
       "  WHERE id BETWEEN a AND b RETURNING 1) SELECT count(*) FROM i'");
   TempDir dir;
-  const std::string path =
-      dir.write("jobs.yaml", job_with("        table: legacy.nullable\n        key: id\n"
-                                      "        function: xf.nullable\n        batch_size: 20\n"));
+  const std::string path = dir.write(
+      "jobs.yaml",
+      job_with(
+          "        table: legacy.nullable\n        key: id\n"
+          "        function: xf.nullable\n        batch_size: 20\n        target_batch_ms: 0\n"));
   auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("NULLs"));

@@ -144,3 +144,18 @@ TEST_CASE("reading bounds, splitting, trials, counts and calls leave the state a
     CHECK_FALSE(contains(sql, "UPDATE"));
   }
 }
+
+TEST_CASE("a unique key finds a full batch's last key in one walk and counts no rows") {
+  ResolvedJob job = job_keyed_by("bigint", 'N');
+  job.key_unique = true;
+  const std::string sql =
+      batch_sql(job, k_state, {Slicing::whole_job, CursorStart::after_last_key, UpperBound::open});
+  INFO(sql);
+  check_parameters(sql, 5);
+  CHECK(contains(sql, "OFFSET $2::bigint - 1 LIMIT 1) AS full_hi"));
+  // The last batch of a range, not full, ends at the range's last key and is counted.
+  CHECK(contains(sql, R"(ORDER BY t."id" DESC LIMIT 1)"));
+  CHECK(contains(sql, "CASE WHEN b.full THEN $2::bigint ELSE (SELECT pg_catalog.count(*)"));
+  job.key_unique = false;
+  CHECK_FALSE(contains(batch_sql(job, k_state, {}), "OFFSET"));
+}

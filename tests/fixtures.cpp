@@ -21,6 +21,20 @@ void create_items(TestDatabase& db, int rows, int sleep_ms) {
       "ANALYZE legacy.items;");
 }
 
+void per_row_items_function(TestDatabase& db, double ms_per_row, long long slow_key, int slow_ms) {
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+      "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+      "   WHERE id BETWEEN first_key AND last_key;"
+      "  GET DIAGNOSTICS n = ROW_COUNT;"
+      "  PERFORM pg_sleep(n * " +
+      std::to_string(ms_per_row / 1000.0) + " + CASE WHEN " + std::to_string(slow_key) +
+      " BETWEEN first_key AND last_key THEN " + std::to_string(slow_ms / 1000.0) +
+      " ELSE 0 END);"
+      "  RETURN n; END $$");
+}
+
 void plain_items_function(TestDatabase& db) {
   db.exec(
       "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
@@ -29,7 +43,7 @@ void plain_items_function(TestDatabase& db) {
       " SELECT count(*) FROM i'");
 }
 
-std::string items_jobs_yaml(int batch_size, int parallel) {
+std::string items_jobs_yaml(int batch_size, int parallel, const std::string& settings) {
   return "version: 1\n"
          "lists:\n"
          "  - name: main\n"
@@ -40,7 +54,9 @@ std::string items_jobs_yaml(int batch_size, int parallel) {
          "        function: xf.items\n"
          "        batch_size: " +
          std::to_string(batch_size) + "\n" +
-         (parallel > 1 ? "        parallel: " + std::to_string(parallel) + "\n" : "");
+         (settings.find("target_batch_ms") == std::string::npos ? "        target_batch_ms: 0\n"
+                                                                : "") +
+         settings + (parallel > 1 ? "        parallel: " + std::to_string(parallel) + "\n" : "");
 }
 
 std::vector<std::string> with_db(TestDatabase& db, const std::string& path,

@@ -18,8 +18,15 @@ void create_items(TestDatabase& db, int rows, int sleep_ms = 0);
 // fix a test applies after planting a slow or failing transform).
 void plain_items_function(TestDatabase& db);
 
-// A jobs file with one list holding one job over legacy.items.
-std::string items_jobs_yaml(int batch_size, int parallel = 1);
+// A jobs file with one list holding one job over legacy.items, of fixed batch_size (no time
+// sizing) unless `settings` (more lines of the job, e.g. "        target_batch_ms: 50\n")
+// says otherwise.
+std::string items_jobs_yaml(int batch_size, int parallel = 1, const std::string& settings = "");
+
+// Replaces xf.items with a transform that costs `ms_per_row` per row of its range (pg_sleep),
+// and `slow_ms` more for the batch that holds key `slow_key` (none: 0).
+void per_row_items_function(TestDatabase& db, double ms_per_row, long long slow_key = 0,
+                            int slow_ms = 0);
 
 // `args`, then -f `path` --dsn for `db`: a command line for run_cli or Child.
 std::vector<std::string> with_db(TestDatabase& db, const std::string& path,

@@ -963,3 +963,96 @@ lists:
     CHECK_THAT(message(e), Contains("a NUL byte"));
   }
 }
+
+TEST_CASE("batch sizing: time-sized by default, the job's own fields over the defaults'") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+defaults: {target_batch_ms: 800, min_batch_size: 50, synchronous_commit: off}
+lists:
+  - name: a
+    jobs:
+      - {name: inherited, table: t, key: id, function: f}
+      - {name: own, table: t, key: id, function: f, target_batch_ms: 0, max_batch_size: 5000,
+         synchronous_commit: on}
+)",
+                                        "jobs.yaml");
+  const auto& inherited = file.find_job("inherited")->settings;
+  CHECK(inherited.target_batch_ms == 800);
+  CHECK(inherited.min_batch_size == 50);
+  CHECK(inherited.max_batch_size == 1000000);
+  CHECK(inherited.synchronous_commit == pgxform::SynchronousCommit::off);
+  const auto& own = file.find_job("own")->settings;
+  CHECK(own.target_batch_ms == 0);
+  CHECK(own.min_batch_size == 50);
+  CHECK(own.max_batch_size == 5000);
+  CHECK(own.synchronous_commit == pgxform::SynchronousCommit::on);
+
+  const JobsFile plain = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - {name: x, table: t, key: id, function: f}
+)",
+                                         "jobs.yaml");
+  const auto& x = plain.find_job("x")->settings;
+  CHECK(x.target_batch_ms == 500);
+  CHECK(x.min_batch_size == 100);
+  CHECK(x.max_batch_size == 1000000);
+  CHECK_FALSE(x.synchronous_commit);  // the server's own setting
+}
+
+TEST_CASE("bad batch sizing fields are errors on their line") {
+  SECTION("min_batch_size above max_batch_size") {
+    auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        min_batch_size: 900
+        max_batch_size: 800
+)");
+    CHECK(e.line() == 10);
+    CHECK_THAT(message(e), Contains("min_batch_size") && Contains("above") &&
+                               Contains("max_batch_size") && Contains("job 'x'"));
+  }
+  SECTION("a negative target") {
+    auto e = error_of(R"(version: 1
+defaults:
+  target_batch_ms: -5
+lists:
+  - name: a
+    jobs:
+      - {name: x, sql: SELECT 1}
+)");
+    CHECK(e.line() == 3);
+    CHECK_THAT(message(e), Contains("target_batch_ms"));
+  }
+  SECTION("synchronous_commit neither on nor off") {
+    auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        synchronous_commit: local
+)");
+    CHECK(e.line() == 9);
+    CHECK_THAT(message(e), Contains("synchronous_commit of job 'x' must be on or off"));
+  }
+  SECTION("a batch sizing field on a one-shot step") {
+    auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        sql: SELECT 1
+        target_batch_ms: 100
+)");
+    CHECK(e.line() == 7);
+    CHECK_THAT(message(e), Contains("'target_batch_ms' does not apply to the one-shot step"));
+  }
+}

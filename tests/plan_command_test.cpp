@@ -22,7 +22,7 @@ lists:
   - name: orders
     jobs:
       - {name: customers, table: legacy.customers, key: id, function: xf.customers,
-         batch_size: 300, parallel: 2}
+         batch_size: 300, target_batch_ms: 0, parallel: 2}
   - name: logistics
     after: [orders]
     jobs:
@@ -99,7 +99,8 @@ TEST_CASE("plan --json and the plan's text show the same lists, jobs and stages"
 TEST_CASE("the largest batch size a file allows cannot overflow the plan's arithmetic") {
   const JobsFile file = pgxform::parse_jobs_text(
       "version: 1\nlists:\n  - name: l\n    jobs:\n"
-      "      - {name: j, table: t, key: id, function: f, batch_size: 1000000000}\n",
+      "      - {name: j, table: t, key: id, function: f, batch_size: 1000000000, target_batch_ms: "
+      "0}\n",
       "jobs.yaml");
   const auto plan = pgxform::compute_plan(file, 1, {}, {{"j", 9.2e18}});
   CHECK(*plan.lists[0].jobs[0].batches == 9200000000);

@@ -17,21 +17,22 @@ using namespace pgxform_test;
 namespace {
 
 // Two independent lists over two tables, non-idempotent transforms; the second job of list
-// `main` is sliced in `parallel` slices when parallel > 1.
-std::string two_lists_yaml(int parallel) {
+// `main` is sliced in `parallel` slices when parallel > 1. The batches are of fixed sizes
+// unless `items_sizing` sizes those of items otherwise.
+std::string two_lists_yaml(int parallel,
+                           const std::string& items_sizing = "batch_size: 50, target_batch_ms: 0") {
   return "version: 1\n"
          "lists:\n"
          "  - name: main\n"
          "    jobs:\n"
-         "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 50,"
-         " parallel: " +
-         std::to_string(parallel) +
+         "      - {name: items, table: legacy.items, key: id, function: xf.items, " +
+         items_sizing + ", parallel: " + std::to_string(parallel) +
          "}\n"
          "      - {name: after-items, sql: INSERT INTO target.steps VALUES ('after-items')}\n"
          "  - name: other\n"
          "    jobs:\n"
          "      - {name: others, table: legacy.others, key: id, function: xf.others,"
-         " batch_size: 40}\n";
+         " batch_size: 40, target_batch_ms: 0}\n";
 }
 
 void create_two_lists(TestDatabase& db, int rows, int sleep_ms) {
@@ -150,6 +151,29 @@ TEST_CASE(
   const int kills = kill_until_done(db, dir, path, 40);
   CHECK(kills >= 20);
   check_exactly_once(db, 8000);
+}
+
+TEST_CASE(
+    "a run of time-sized batches killed with SIGKILL at random moments and restarted until done "
+    "applies every row exactly once") {
+  TestDatabase db;
+  create_two_lists(db, 8000, 10);
+  // 0.1 ms per row: batches of about 150 rows make the 20 ms target; every run starts again
+  // at 50 and grows, and is killed up to 150 ms after its first batch, so that the sizes
+  // change all along.
+  per_row_items_function(db, 0.1);
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", two_lists_yaml(1, "batch_size: 50, target_batch_ms: 20"));
+  const int kills = kill_until_done(db, dir, path, 150);
+  CHECK(kills >= 5);
+  check_exactly_once(db, 8000);
+  CHECK(db.count("SELECT count(DISTINCT batch_size) FROM pgxform.batch_log WHERE job = 'items'") >=
+        3);
+  // Ranges follow each other without a gap or an overlap, whatever their sizes.
+  CHECK(db.count("SELECT count(*) FROM (SELECT first_key::bigint AS lo, lag(last_key::bigint)"
+                 " OVER (ORDER BY first_key::bigint) AS prev FROM pgxform.batch_log"
+                 " WHERE job = 'items') b WHERE prev IS NOT NULL AND lo <> prev + 3") == 0);
 }
 
 TEST_CASE("a sliced job killed with SIGKILL and resumed applies every row exactly once") {

@@ -48,17 +48,20 @@ void create_planted(TestDatabase& db) {
       "ANALYZE legacy.items;");
 }
 
-std::string planted_yaml() {
-  const std::string batch = std::to_string(k_batch);
+// Fixed batches of k_batch rows, or as `sizing` says (e.g. "batch_size: 100, target_batch_ms:
+// 10").
+std::string planted_yaml(const std::string& sizing = "") {
+  const std::string batch =
+      sizing.empty() ? "batch_size: " + std::to_string(k_batch) + ", target_batch_ms: 0" : sizing;
   return "version: 1\nlists:\n"
          "  - name: planted\n    jobs:\n"
          "      - {name: quadratic, table: legacy.items, key: id, function: xf.quadratic,"
-         " batch_size: " +
+         " " +
          batch +
          "}\n"
          "  - name: plain\n    jobs:\n"
          "      - {name: linear, table: legacy.items, key: id, function: xf.linear,"
-         " batch_size: " +
+         " " +
          batch + "}\n";
 }
 
@@ -158,6 +161,34 @@ TEST_CASE("a planted O(N²) transform is growing, a linear one over the same tab
   CHECK(html.str().find("class=\"warning\" data-job=\"quadratic\"") != std::string::npos);
 }
 
+TEST_CASE("with time-sized batches, the planted O(N²) transform is growing and the linear one flat",
+          "[timing]") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml",
+      // Batches of at most 600 rows, as the fixed batches of the test above are of 500: larger
+      // ones would spread the growing scan of the target over so many rows that 40,000 rows
+      // would not show it.
+      planted_yaml(
+          "batch_size: 100, target_batch_ms: 10, min_batch_size: 50, max_batch_size: 600"));
+  run_all(db, path);
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  INFO(
+      db.scalar("SELECT string_agg(job || ':' || batch_size, ' ' ORDER BY job, batch_no)"
+                " FROM pgxform.batch_log"));
+  // The sizes did vary, for both jobs.
+  CHECK(db.count("SELECT count(DISTINCT batch_size) FROM pgxform.batch_log"
+                 " WHERE job = 'quadratic'") >= 4);
+  CHECK(db.count("SELECT count(DISTINCT batch_size) FROM pgxform.batch_log"
+                 " WHERE job = 'linear'") >= 4);
+  CHECK(json_field(json, "quadratic", "trend") == "\"growing\"");
+  CHECK(json_field(json, "linear", "trend") == "\"flat\"");
+  CHECK(json_field(json, "quadratic", "rows") == std::to_string(k_rows));
+}
+
 TEST_CASE("each batch_log row carries the blocks its batch touched, the function's included") {
   TestDatabase db;
   create_planted(db);
@@ -222,7 +253,7 @@ TEST_CASE("a sort past work_mem and a temporary table show in the batch's counte
       dir.write("jobs.yaml",
                 "version: 1\nlists:\n  - name: l\n    jobs:\n"
                 "      - {name: spilling, table: legacy.items, key: id, function: xf.spilling,"
-                " batch_size: 500}\n");
+                " batch_size: 500, target_batch_ms: 0}\n");
   const auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -445,10 +476,10 @@ TEST_CASE("rehearse counts the foreign-key checks it skips and adds their cost")
                 "version: 1\nlists:\n"
                 "  - name: parents\n    jobs:\n"
                 "      - {name: parents, table: legacy.items, key: id, function: xf.parents,"
-                " batch_size: 500}\n"
+                " batch_size: 500, target_batch_ms: 0}\n"
                 "  - name: children\n    after: [parents]\n    jobs:\n"
                 "      - {name: children, table: legacy.items, key: id, function: xf.children,"
-                " batch_size: 500}\n");
+                " batch_size: 500, target_batch_ms: 0}\n");
   const auto counts = [&db] {
     return db.scalar(
         "SELECT (SELECT count(*) FROM target.parents) || '/' || (SELECT count(*) FROM"

@@ -31,7 +31,8 @@ std::string skip_yaml(bool bisect) {
          "lists:\n"
          "  - name: main\n"
          "    jobs:\n"
-         "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 100,"
+         "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 100, "
+         "target_batch_ms: 0,"
          " idempotent: false,\n"
          "         verify: 'SELECT l.id FROM legacy.items l WHERE l.id BETWEEN $1 AND $2 AND NOT"
          " EXISTS (SELECT 1 FROM target.items t WHERE t.id = l.id)'}\n";

@@ -39,7 +39,8 @@ void create_typed(TestDatabase& db, const std::string& type, const std::string& 
 
 std::string typed_yaml() {
   return "version: 1\nlists:\n  - name: main\n    jobs:\n"
-         "      - {name: typed, table: legacy.typed, key: k, function: xf.typed, batch_size: 37}\n";
+         "      - {name: typed, table: legacy.typed, key: k, function: xf.typed, batch_size: 37, "
+         "target_batch_ms: 0}\n";
 }
 
 void check_typed_exactly_once(TestDatabase& db, int rows) {
@@ -146,7 +147,7 @@ TEST_CASE("a non-unique key never splits one key value across two batches") {
   REQUIRE(run(db, dir.write("jobs.yaml",
                             "version: 1\nlists:\n  - name: main\n    jobs:\n"
                             "      - {name: lines, table: legacy.lines, key: order_id,"
-                            " function: xf.lines, batch_size: 10}\n"))
+                            " function: xf.lines, batch_size: 10, target_batch_ms: 0}\n"))
               .exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM target.lines") == 420);
   CHECK(db.count("SELECT count(*) FROM (SELECT DISTINCT * FROM target.lines) x") == 420);
@@ -337,13 +338,13 @@ TEST_CASE(
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   REQUIRE(run(db, path).exit_code == 0);
-  // Back to version 4, as a pgxform before the batch counters left it.
+  // Back to version 4, as a pgxform before the batch counters and sizes left it.
   db.exec(
       "ALTER TABLE pgxform.batch_log DROP COLUMN shared_blks_hit, DROP COLUMN shared_blks_read,"
       " DROP COLUMN shared_blks_dirtied, DROP COLUMN shared_blks_written,"
       " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
-      " DROP COLUMN temp_blks_written;"
-      "DELETE FROM pgxform.schema_version WHERE version = 5");
+      " DROP COLUMN temp_blks_written, DROP COLUMN batch_size;"
+      "DELETE FROM pgxform.schema_version WHERE version IN (5, 6)");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
   INFO(old.err);
@@ -352,13 +353,15 @@ TEST_CASE(
 
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
   REQUIRE(run(db, path).exit_code == 0);
-  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") == "5");
+  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") == "6");
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
-  // The three batches of the first run, without counters; the two of the second, with.
-  CHECK(db.scalar("SELECT string_agg(batch_no || ':' || (shared_blks_hit IS NOT NULL), ' '"
-                  " ORDER BY batch_no) FROM pgxform.batch_log") ==
-        "1:false 2:false 3:false 4:true 5:true");
+  // The three batches of the first run, without counters or sizes; the two of the second,
+  // with.
+  CHECK(db.scalar("SELECT string_agg(batch_no || ':' || (shared_blks_hit IS NOT NULL) || ':' ||"
+                  " coalesce(batch_size::text, '-'), ' ' ORDER BY batch_no)"
+                  " FROM pgxform.batch_log") ==
+        "1:false:- 2:false:- 3:false:- 4:true:100 5:true:100");
   auto now = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
   CHECK(now.exit_code == 0);
   const Json upgraded = job_in(parse_json(now.out), "items");
