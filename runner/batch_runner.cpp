@@ -109,16 +109,24 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   finished = false;
   long long rows = 0;
   const long size = m_sizer.size();
+  const BatchShape s = shape();
+  const std::string variant = std::string(s.start == CursorStart::none ? "0" : "") +
+                              (s.upper == UpperBound::hi_key ? "h" : "");
+  // The batch as a call of a temporary function, planned once per session (see batch_sql.h);
+  // the statement itself where the session cannot create one.
+  auto it = m_functions.find(variant);
+  if (it == m_functions.end())
+    it = m_functions.emplace(variant, batch_function(m_job, m_store.schema(), s)).first;
+  const BatchFunction& function = it->second;
+  const bool called =
+      !function.name.empty() && m_session.define(function.name, [&] { return function.ddl; });
+  const std::string name = statement_name(m_task, (called ? "call" : "batch") + variant);
   auto started = std::chrono::steady_clock::now();
   Step step = transact([&](pqxx::work& tx) {
     started = std::chrono::steady_clock::now();  // the attempt that commits, not its retries
-    const BatchShape s = shape();
-    const std::string name =
-        statement_name(m_task, std::string("batch") + (s.start == CursorStart::none ? "0" : "") +
-                                   (s.upper == UpperBound::hi_key ? "h" : ""));
     const pqxx::result plan = exec(
-        tx, name, [&] { return batch_sql(m_job, m_store.schema(), s); }, std::to_string(size),
-        m_cursor.hi_key);
+        tx, name, [&] { return called ? function.call : batch_sql(m_job, m_store.schema(), s); },
+        std::to_string(size), m_cursor.hi_key);
     if (!commit_logged(tx, plan, rows)) {
       tx.commit();
       finished = true;

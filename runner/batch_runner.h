@@ -20,6 +20,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -92,6 +93,7 @@ class BatchRunner {
   Slicing m_slicing;
   Cursor m_cursor;
   BatchSizer m_sizer;
+  std::map<std::string, BatchFunction> m_functions;  // by statement variant, built once
   long long* m_committed = nullptr;
 };
 

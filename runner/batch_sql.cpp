@@ -53,16 +53,23 @@ std::string call(const ResolvedJob& job, const std::string& lo, const std::strin
   return job.function_sql + "(" + lo + ", " + hi + ")::text";
 }
 
+// Where the batch statement's figures go: nowhere but the setting (a statement of its own), or
+// a variable (the statement inside the batch function).
+const char* const k_figures_variable = "pgxform_figures";
+
 // From the bounds in CTE b: CTE r processes them (rows, the function's result), then the state
 // is written as `move` says, and the batch's figures go to the transaction-local setting
 // k_batch_setting (see batch_log.h).
-// `size`: the keys the batch asked for (SQL; NULL for an explicit range).
+// `size`: the keys the batch asked for (SQL; NULL for an explicit range). `callee` calls the
+// function (call() above unless given); `into` selects the figures into the variable.
 std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
-                           CursorMove move, const std::string& rows, const std::string& size) {
+                           CursorMove move, const std::string& rows, const std::string& size,
+                           const std::string& callee = "", bool into = false) {
   const CursorSql cursor = cursor_move_sql(schema, slicing, move);
   // The duration is taken last, once the function and the cursor's move are done.
   return ", r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows + " AS rows, " +
-         call(job, "b.lo", "b.hi") + " AS result FROM b WHERE b.lo IS NOT NULL)" + cursor.ctes +
+         (callee.empty() ? call(job, "b.lo", "b.hi") : callee + "(b.lo, b.hi)") +
+         " AS result FROM b WHERE b.lo IS NOT NULL)" + cursor.ctes +
          " SELECT pg_catalog.set_config('" + k_batch_setting +
          "', pg_catalog.json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
          " 'written', NULLIF(r.result, '')::bigint, 'size', " +
@@ -73,7 +80,8 @@ std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Sl
          ", 'started', pg_catalog.statement_timestamp(),"
          " 'ms', 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - "
          "pg_catalog.statement_timestamp()))::text,"
-         " true) FROM r";
+         " true)" +
+         (into ? std::string(" INTO ") + k_figures_variable : std::string()) + " FROM r";
 }
 
 // Under EXPLAIN ANALYZE, for the buffer counters of the whole batch, function included. TIMING
@@ -88,6 +96,36 @@ std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchSh
   return explained("WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
                    process_from_b(job, schema, shape.slicing, CursorMove::advance,
                                   batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint"));
+}
+
+BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
+  const std::string body_sql =
+      "WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
+      process_from_b(job, schema, shape.slicing, CursorMove::advance,
+                     batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint", "@call@", true);
+  const std::string tag = "$pgxform_batch$";
+  BatchFunction f;
+  // Named after what it does, so that a session never holds two bodies under one name.
+  const std::string name =
+      "pgxform_batch_" + std::to_string(std::hash<std::string>{}(job.function_sql + body_sql));
+  const std::string call_name = "pg_temp." + name + "_call";
+  std::string body = body_sql;
+  body.replace(body.find("@call@"), 6, call_name);
+  // An identifier that holds the tag would end the body early: no function then.
+  if (body.find(tag) != std::string::npos || job.function_sql.find(tag) != std::string::npos)
+    return f;
+  f.name = "pg_temp." + name;
+  // The job's function under the session's own plan_cache_mode (FROM CURRENT: the value when
+  // the function is created), not under the batch function's.
+  f.ddl = "CREATE FUNCTION " + call_name + "(lo " + job.key_type + ", hi " + job.key_type +
+          ") RETURNS text LANGUAGE plpgsql SET plan_cache_mode FROM CURRENT AS " + tag +
+          " BEGIN RETURN " + call(job, "lo", "hi") + "; END " + tag + ";\nCREATE FUNCTION " +
+          f.name +
+          "(text, bigint, text, integer, text) RETURNS void LANGUAGE plpgsql"
+          " SET plan_cache_mode = force_generic_plan AS " +
+          tag + " DECLARE " + k_figures_variable + " text; BEGIN " + body + "; END " + tag;
+  f.call = explained("SELECT " + f.name + "($1::text, $2::bigint, $3::text, $4::int, $5::text)");
+  return f;
 }
 
 std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,

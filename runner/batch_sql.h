@@ -17,7 +17,8 @@
 //
 // A range that is counted in the state is TWO statements in one transaction:
 //   the batch statement finds the batch on the key's index (lo: the first key after the cursor;
-//   hi: the last of the next batch_size keys, never OFFSET) or takes [$2, $5], calls
+//   hi: the last of the next batch_size keys, one walk of the index from the cursor, never an
+//   OFFSET from the table's start) or takes [$2, $5], calls
 //   function(lo, hi), moves the cursor (state_store.h: cursor_move_sql) and counts rows and
 //   batches. It runs under EXPLAIN (ANALYZE, BUFFERS, TIMING OFF), whose top plan node counts
 //   every buffer the batch touched, the function's own statements included: the plan (one row
@@ -48,6 +49,21 @@ struct BatchShape {
 
 // The next batch, processed and counted (see above); the cursor advances.
 std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
+
+// The same batch statement as a temporary PL/pgSQL function of the session, so that it is
+// planned once per session rather than once per batch: a statement under EXPLAIN is planned
+// anew each time, and planning the batch statement costs more than running it on a cheap
+// transform. Its plan is generic (plan_cache_mode = force_generic_plan: custom plans would be
+// chosen, for the unknown OFFSET and LIMIT, and built every time); the job's function is called
+// through a second temporary function that restores the session's plan_cache_mode, so that the
+// DBA's statements are planned as they would be without pgxform. The call runs under EXPLAIN
+// as batch_sql does, and its top node counts every buffer of the function it calls.
+struct BatchFunction {
+  std::string name;  // pg_temp.pgxform_batch_<hash>; empty when the job cannot have one
+  std::string ddl;   // the two CREATE FUNCTION statements
+  std::string call;  // the batch statement: EXPLAIN ... SELECT name($1, ..., $5)
+};
+BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
 // The explicit range [$2, $5], processed and counted: `advance` moves the cursor past it (a
 // bisected range), `stay` leaves the cursor (a range redone below it: retry-failed; $1 NULL).
 std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,

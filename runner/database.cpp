@@ -1,6 +1,7 @@
 #include "database.h"
 
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,6 +141,8 @@ pqxx::connection& Session::conn() {
   if (!m_conn) {
     m_conn = connect(m_dsn);
     m_prepared.clear();
+    m_defined.clear();
+    m_cannot_define = false;
     m_backend_pid = m_conn->backendpid();
   }
   return *m_conn;
@@ -156,6 +159,29 @@ void Session::prepare(const std::string& name, const std::function<std::string()
   if (m_prepared.count(name)) return;
   c.prepare(name, sql());
   m_prepared.insert(name);
+}
+
+bool Session::define(const std::string& name, const std::function<std::string()>& ddl) {
+  pqxx::connection& c = conn();
+  if (m_cannot_define) return false;
+  if (m_defined.count(name)) return true;
+  try {
+    pqxx::work tx(c);
+    tx.exec(ddl());
+    tx.commit();
+  } catch (const pqxx::sql_error& e) {
+    std::string why = redact(e.what());
+    why.erase(why.find_last_not_of(" \n") + 1);
+    // Said once per runner: every connection of the role meets the same refusal.
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      spdlog::info("cannot create the temporary batch function ({}); each batch is planned anew",
+                   why);
+    m_cannot_define = true;
+    return false;
+  }
+  m_defined.insert(name);
+  return true;
 }
 
 }  // namespace pgxform

@@ -62,12 +62,19 @@ class Session {
   // Prepares statement `name` on this connection unless it is already; `sql` builds its text,
   // called only then (not once per batch).
   void prepare(const std::string& name, const std::function<std::string()>& sql);
+  // Creates the temporary objects of `ddl` (built by `ddl`, called only then) on this
+  // connection, in a transaction of their own, unless done already. False when they could not
+  // be created (no TEMP privilege, no PL/pgSQL): the caller does without, said once, and no
+  // other definition is tried until the next connection.
+  bool define(const std::string& name, const std::function<std::string()>& ddl);
   int backend_pid() const { return m_backend_pid.load(); }
 
  private:
   std::string m_dsn;
   std::unique_ptr<pqxx::connection> m_conn;
   std::set<std::string> m_prepared;
+  std::set<std::string> m_defined;
+  bool m_cannot_define = false;  // the first attempt failed: none is tried again
   std::atomic<int> m_backend_pid{0};
 };
 

@@ -159,3 +159,38 @@ TEST_CASE("a unique key finds a full batch's last key in one walk and counts no 
   job.key_unique = false;
   CHECK_FALSE(contains(batch_sql(job, k_state, {}), "OFFSET"));
 }
+
+TEST_CASE("the batch function holds the batch statement, called with its five parameters") {
+  const ResolvedJob job = job_keyed_by("uuid", 'U');
+  const BatchShape next{Slicing::whole_job, CursorStart::after_last_key, UpperBound::open};
+  const pgxform::BatchFunction f = pgxform::batch_function(job, k_state, next);
+  INFO(f.ddl);
+  REQUIRE(contains(f.name, "pg_temp.pgxform_batch_"));
+  // The call: EXPLAIN for the counters, the five parameters bound, nothing else.
+  CHECK(contains(f.call, "EXPLAIN"));
+  CHECK(contains(f.call, "SELECT " + f.name + "($1::text, $2::bigint, $3::text, $4::int"));
+  check_parameters(f.call, 5);
+  // The body: the same batch (cursor moved from where it was read), planned generically; the
+  // job's function called through a function of its own that keeps the session's planning.
+  CHECK(contains(f.ddl, "SET plan_cache_mode = force_generic_plan"));
+  CHECK(contains(f.ddl, "SET plan_cache_mode FROM CURRENT"));
+  CHECK(contains(f.ddl, "(lo uuid, hi uuid) RETURNS text"));
+  CHECK(contains(f.ddl, R"(RETURN "xf"."items"(lo, hi)::text)"));
+  CHECK(contains(f.ddl, f.name + "_call(b.lo, b.hi)"));
+  CHECK(contains(f.ddl, "INTO pgxform_figures"));
+  CHECK(contains(f.ddl, "($1::text)::uuid"));
+  // A different shape or job is a different function: one name never holds two bodies.
+  CHECK(pgxform::batch_function(job, k_state, {}).name != f.name);
+  ResolvedJob other = job;
+  other.function_sql = R"("xf"."others")";
+  CHECK(pgxform::batch_function(other, k_state, next).name != f.name);
+}
+
+TEST_CASE("an identifier that holds the function's dollar tag gets no batch function") {
+  ResolvedJob job = job_keyed_by("bigint", 'N');
+  job.table_sql = R"("le""gacy"."x$pgxform_batch$y")";
+  CHECK(pgxform::batch_function(job, k_state, {}).name.empty());
+  job = job_keyed_by("bigint", 'N');
+  job.function_sql = R"("xf"."$pgxform_batch$")";
+  CHECK(pgxform::batch_function(job, k_state, {}).name.empty());
+}

@@ -186,6 +186,49 @@ TEST_CASE("a role without CREATE on the database migrates with a state schema ma
   }
 }
 
+TEST_CASE("batches call a temporary function of the session; without TEMP, the statement") {
+  TestDatabase db;
+  create_items(db, 300);
+  // The job's function notes, each time it is called, how many batch functions its session
+  // holds: the runner's own, when it could create them.
+  db.exec(
+      "CREATE TABLE target.calls (batch_functions bigint);"
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS $$ INSERT INTO target.calls SELECT pg_catalog.count(*) FROM"
+      "  pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema()"
+      "  AND proname LIKE 'pgxform\\_batch\\_%';"
+      "  WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+      "   WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM i $$");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(50, 2));
+  const auto run = run_cli(with_db(db, path, {"run"}));
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.scalar("SELECT min(batch_functions) > 0 FROM target.calls") == "t");
+
+  // A role that may not create temporary objects: the same batches, as plain statements.
+  db.exec("TRUNCATE target.items, target.calls; DROP SCHEMA pgxform CASCADE");
+  Role migrator(db, "notemp", "");
+  db.exec("REVOKE TEMP ON DATABASE " + db.name() + " FROM PUBLIC;" +
+          "GRANT USAGE ON SCHEMA legacy, target, xf TO " + migrator.name + ";" +
+          "GRANT SELECT ON legacy.items TO " + migrator.name + ";" +
+          "GRANT SELECT, INSERT ON target.items, target.calls TO " + migrator.name + ";" +
+          "CREATE SCHEMA pgxform AUTHORIZATION " + migrator.name);
+  const auto plain = run_cli({"run", "-f", path, "--dsn", migrator.dsn()});
+  INFO(plain.err);
+  REQUIRE(plain.exit_code == 0);
+  // Said once per runner, not once per connection, batch or statement.
+  const std::string said = plain.err + plain.out;
+  const std::string message = "cannot create the temporary batch function";
+  CHECK_THAT(said, Catch::Contains(message));
+  CHECK(said.find(message, said.find(message) + 1) == std::string::npos);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.scalar("SELECT count(*) > 0 AND max(batch_functions) = 0 FROM target.calls") == "t");
+}
+
 TEST_CASE("rehearse sends nothing to a logical replication slot") {
   TestDatabase db;
   REQUIRE(db.scalar("SHOW wal_level") == "logical");  // scripts/test starts the server so
