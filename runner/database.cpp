@@ -148,6 +148,14 @@ pqxx::connection& Session::conn() {
   return *m_conn;
 }
 
+void Session::adopt(std::unique_ptr<pqxx::connection> conn) {
+  m_conn = std::move(conn);
+  m_prepared.clear();
+  m_defined.clear();
+  m_cannot_define = false;
+  m_backend_pid = m_conn ? m_conn->backendpid() : 0;
+}
+
 void Session::reconnect() {
   m_backend_pid = 0;
   m_conn.reset();

@@ -59,6 +59,8 @@ class Session {
   explicit Session(std::string dsn) : m_dsn(std::move(dsn)) {}
   pqxx::connection& conn();
   void reconnect();
+  // Takes `conn` (opened on the same DSN) as this session's connection.
+  void adopt(std::unique_ptr<pqxx::connection> conn);
   // Prepares statement `name` on this connection unless it is already; `sql` builds its text,
   // called only then (not once per batch).
   void prepare(const std::string& name, const std::function<std::string()>& sql);

@@ -95,6 +95,7 @@ Json job_json(const PlannedJobRow& j) {
     o["key"] = job.key;
     o["function"] = job.function.text();
     o["batch_size"] = job.batch_size;
+    o["target_batch_ms"] = job.settings.target_batch_ms;
     o["parallel"] = job.parallel;
     o["estimated_rows"] = j.rows ? Json(*j.rows) : Json(nullptr);
     o["estimated_batches"] = j.batches ? Json(*j.batches) : Json(nullptr);

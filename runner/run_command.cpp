@@ -72,10 +72,9 @@ void estimate_rows(pqxx::connection& conn, const RunPlan& run, Progress& progres
 }
 
 // After a run that finished: the ranges that on_error: skip set aside wait for retry-failed.
-void warn_set_aside(const std::string& dsn, const JobsFile& file) {
+void warn_set_aside(Session& session, const JobsFile& file) {
   try {
-    auto conn = connect(dsn);
-    pqxx::read_transaction tx(*conn);
+    pqxx::read_transaction tx(session.conn());
     const SetAside aside = count_unresolved(tx, StateSchema(file.state_schema));
     if (aside.ranges > 0)
       spdlog::warn(
@@ -129,7 +128,7 @@ int run_command(const RunOptions& options) {
   Scheduler scheduler(run.lists);
   Progress progress;
   estimate_rows(*conn, run, progress);
-  conn.reset();
+  pool.lend(std::move(conn));
 
   const auto started = std::chrono::steady_clock::now();
   const RunContext context{file, run.preflight.jobs, StateSchema(file.state_schema), progress};
@@ -139,7 +138,7 @@ int run_command(const RunOptions& options) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int exit_code = report_result(result, scheduler, jobs, seconds);
-  if (exit_code == k_exit_ok) warn_set_aside(options.dsn, file);
+  if (exit_code == k_exit_ok) warn_set_aside(pool.first_session(), file);
   return exit_code;
 }
 

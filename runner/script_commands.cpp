@@ -42,6 +42,9 @@ int repair_command(const CommandOptions& options, std::ostream& out) {
 }
 
 void migrate_pending(const std::string& dsn, const JobsFile& file) {
+  // No script to apply, no connection to open: a scripts_dir without scripts (or none at all)
+  // leaves only `missing` ones, which a run does not act on.
+  if (scan_scripts(file.scripts_dir).empty()) return;
   auto conn = connect(dsn);
   ScriptMigrator migrator(*conn, file.state_schema, file.scripts_dir);
   const auto states = migrator.info();

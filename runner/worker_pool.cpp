@@ -50,10 +50,16 @@ class WorkerPool::Work {
       }
       report(*task, outcome);
     }
+    std::lock_guard<std::mutex> lock(m_mutex);
     m_running.fetch_sub(1);
+    m_cv.notify_all();
   }
 
-  bool running() const { return m_running.load() > 0; }
+  // Waits until every worker is done, or `limit` has passed; true while some still work.
+  bool wait_running(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    return !m_cv.wait_for(lock, limit, [this] { return m_running.load() == 0; });
+  }
   void set_workers(int n) { m_running.store(n); }
 
   PoolResult result() {
@@ -152,6 +158,11 @@ void WorkerPool::worker(Session& session) {
   if (work) work->work(session);
 }
 
+void WorkerPool::lend(std::unique_ptr<pqxx::connection> conn) {
+  std::lock_guard<std::mutex> lock(m_gate_mutex);  // the workers wait on it until run()
+  m_sessions.front()->adopt(std::move(conn));
+}
+
 PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
   Work work(scheduler, run_task);
   work.set_workers(int(m_threads.size()));
@@ -161,8 +172,8 @@ PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
   }
   m_gate.notify_all();
   bool cancelled = false;
-  while (work.running()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Woken when the last worker is done (not at the next tick), and every 50 ms for a signal.
+  while (work.wait_running(std::chrono::milliseconds(50))) {
     if (stop_level() >= 2 && !cancelled) {
       spdlog::warn("second signal: cancelling the statements in flight");
       cancel_in_flight(m_dsn, m_sessions);

@@ -10,6 +10,10 @@
 //
 // The calling thread waits and watches the stop level: at level 2 it cancels the statements
 // in flight (pg_cancel_backend from a separate connection) so that they roll back at once.
+//
+// A connection costs a fork on the server (tens of ms on a small machine): the caller may lend
+// the connection it prepared the run on to the first worker before run(), and use that
+// worker's session again once run() returned and the workers stopped.
 #pragma once
 
 #include <condition_variable>
@@ -43,6 +47,11 @@ class WorkerPool {
 
   // Runs the scheduler's tasks to the end (or a stop); once per pool.
   PoolResult run(Scheduler& scheduler, const TaskFunction& run_task);
+
+  // Before run(): the first worker's session takes `conn` as its connection.
+  void lend(std::unique_ptr<pqxx::connection> conn);
+  // After run(): the first worker's session, for the calling thread.
+  Session& first_session() { return *m_sessions.front(); }
 
  private:
   class Work;

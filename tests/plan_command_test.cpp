@@ -85,8 +85,20 @@ TEST_CASE("plan --json and the plan's text show the same lists, jobs and stages"
       "jobs": [{"name": "summary", "kind": "step", "sql": "SELECT 1", "status": "pending"}]})"));
   CHECK(doc["lists"][1]["jobs"][0] == parse_json(R"({"name": "customers", "kind": "batched",
       "table": "legacy.customers", "key": "id", "function": "xf.customers", "batch_size": 300,
-      "parallel": 2, "estimated_rows": 1000, "estimated_batches": 4, "status": "pending"})"));
+      "target_batch_ms": 0, "parallel": 2, "estimated_rows": 1000, "estimated_batches": 4,
+      "status": "pending"})"));
   CHECK(doc["lists"][2]["jobs"][0]["estimated_rows"].is_null());
+  // Time-sized batches (the default): their number is not known before the run.
+  const auto timed = pgxform::compute_plan(k_plan_file, 2, {}, {{"events", 5000}});
+  std::ostringstream timed_json, timed_text;
+  pgxform::print_plan_json(timed_json, timed);
+  pgxform::print_plan_text(timed_text, timed);
+  const Json events = parse_json(timed_json.str())["lists"][2]["jobs"][0];
+  CHECK(events["target_batch_ms"] == 500);
+  CHECK(events["estimated_rows"] == 5000);
+  CHECK(events["estimated_batches"].is_null());
+  CHECK_THAT(timed_text.str(), Catch::Contains("~5000 rows in ~? batches of 10000 at first, then "
+                                               "sized to last 500 ms [pending]"));
   INFO(text.str());
   CHECK(text.str().rfind("plan for jobs.yaml: 4 lists on 2 threads\nstage 1: 1 list(s)\n", 0) == 0);
   CHECK(text.str().find("    customers: xf.customers over legacy.customers by id, ~1000 rows in "

@@ -119,7 +119,8 @@ TEST_CASE("plan shows stages, estimated rows and batches, and writes nothing") {
   CHECK(plan["threads"] == 3);
   CHECK(plan["lists"][0] == parse_json(R"({"name": "main", "after": [], "stage": 1, "jobs": [
       {"name": "items", "kind": "batched", "table": "legacy.items", "key": "id",
-       "function": "xf.items", "batch_size": 300, "parallel": 2, "estimated_rows": 1000,
+       "function": "xf.items", "batch_size": 300, "target_batch_ms": 0, "parallel": 2,
+       "estimated_rows": 1000,
        "estimated_batches": 4, "status": "pending"}]})"));
   CHECK(plan["lists"][1]["name"] == "after");
   CHECK(plan["lists"][1]["after"] == Json::array({"main"}));
