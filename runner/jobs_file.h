@@ -50,9 +50,9 @@ struct JobSettings {
   long target_batch_ms = 500;  // 0: every batch of batch_size
   long min_batch_size = 100;
   long max_batch_size = 1000000;
-  // off: a batch's COMMIT does not wait for its WAL to reach the disk (see jobs-file.md);
-  // none: the server's setting for the role and database, left alone.
-  std::optional<SynchronousCommit> synchronous_commit;
+  // off (the default): a batch's COMMIT does not wait for its WAL to reach the disk; a task's
+  // closing state change does (state_store.h). See jobs-file.md.
+  SynchronousCommit synchronous_commit = SynchronousCommit::off;
   int retries = 5;              // transient failures retried per batch
   long retry_backoff_ms = 200;  // first backoff; doubles per attempt, with jitter
   OnError on_error = OnError::stop;

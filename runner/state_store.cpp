@@ -305,8 +305,25 @@ std::optional<Cursor> StateStore::next_cursor(const std::string& job, Slicing sl
   return Cursor{opt(r[0][0]), opt(r[0][1]), r[0][2].as<std::string>(), r[0][3].as<int>()};
 }
 
+namespace {
+
+// A task's closing state change waits for its WAL to be flushed, whatever the batches before
+// it did (they may commit with synchronous_commit off, see task_runner.h): as WAL is flushed in
+// order, everything the task committed is then on disk, so a job shown done, failed or stopped
+// stays so after a server crash. The server's own setting, at least a local flush.
+// Called first in the transaction, so that its statements already run under the setting.
+void flush_at_commit(pqxx::work& tx) {
+  tx.exec(
+      "SELECT pg_catalog.set_config('synchronous_commit', CASE s.reset_val WHEN 'off' THEN "
+      "'local' ELSE s.reset_val END, true) FROM pg_catalog.pg_settings s"
+      " WHERE s.name = 'synchronous_commit'");
+}
+
+}  // namespace
+
 void StateStore::mark_done(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());
+  flush_at_commit(tx);
   // Slices finishing at the same moment each see the other still running unless they take
   // turns: the job's row lock orders them, and the last one marks the job done.
   tx.exec_params("SELECT 1 FROM " + m_schema.table("job_state") + " WHERE job = $1 FOR UPDATE",
@@ -330,6 +347,7 @@ void StateStore::mark_failed(const TaskId& task, Slicing slicing, const Failure&
                              const std::optional<std::string>& first_key,
                              const std::optional<std::string>& last_key) {
   pqxx::work tx(conn());
+  flush_at_commit(tx);
   if (slicing == Slicing::slice)
     tx.exec_params(
         "UPDATE " + m_schema.table("job_slice") +
@@ -346,6 +364,7 @@ void StateStore::mark_failed(const TaskId& task, Slicing slicing, const Failure&
 
 void StateStore::mark_stopped(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());
+  flush_at_commit(tx);
   if (slicing == Slicing::slice)
     tx.exec_params("UPDATE " + m_schema.table("job_slice") +
                        " SET status = 'pending', updated_at = pg_catalog.now()"

@@ -16,6 +16,11 @@
 // Claims: a runner works on a task (a job, or one slice of it) only while its session holds
 // the task's lock (state_locks.h); try_claim takes it and records the runner in the row.
 //
+// Durability: a job's batches commit with synchronous_commit off by default (a server crash may
+// take the last ones back, cursor and writes together: they are redone). The closing change of
+// a task (mark_done, mark_failed, mark_stopped) waits for its WAL's flush, and with it for the
+// flush of every batch before it: what a run reported as done stays done.
+//
 // Every method that changes state is one transaction with an explicit commit. The methods
 // that only read never create the state schema: without one, they find nothing recorded.
 #pragma once

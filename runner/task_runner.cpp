@@ -77,16 +77,10 @@ void apply_session_settings(pqxx::connection& conn, const JobSettings& settings)
       "SELECT pg_catalog.set_config('statement_timeout', $1, false), "
       "pg_catalog.set_config('lock_timeout', $2, false),"
       " pg_catalog.set_config('idle_in_transaction_session_timeout', $3, false),"
-      // Unset: what the session started with (the server's, role's, database's setting), as
-      // a job before may have changed it on this session.
-      " pg_catalog.set_config('synchronous_commit', coalesce($4, (SELECT s.reset_val FROM"
-      " pg_catalog.pg_settings s WHERE s.name = 'synchronous_commit')), false)",
+      " pg_catalog.set_config('synchronous_commit', $4, false)",
       settings.statement_timeout, settings.lock_timeout,
       settings.idle_in_transaction_session_timeout,
-      settings.synchronous_commit
-          ? std::optional<std::string>(
-                *settings.synchronous_commit == SynchronousCommit::on ? "on" : "off")
-          : std::nullopt);
+      settings.synchronous_commit == SynchronousCommit::on ? "on" : "off");
 }
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task) {

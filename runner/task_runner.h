@@ -34,7 +34,9 @@ struct RunContext {
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);
 
 // Sets the session's settings for a job: statement_timeout, lock_timeout,
-// idle_in_transaction_session_timeout and synchronous_commit.
+// idle_in_transaction_session_timeout and synchronous_commit (off unless the job says on: a
+// batch need not wait for its WAL's flush, as a crash loses its writes and its cursor's move
+// together; the task's closing state change waits for it, see state_store.h).
 void apply_session_settings(pqxx::connection& conn, const JobSettings& settings);
 
 }  // namespace pgxform

@@ -90,24 +90,46 @@ TEST_CASE("target_batch_ms: 0 keeps every batch at batch_size") {
   CHECK(missing_items(db) == 0);
 }
 
-TEST_CASE("synchronous_commit: off is the batches' setting; unset, the database's own setting is") {
+TEST_CASE("batches commit with synchronous_commit off unless the job says on; done waits") {
   TestDatabase db;
   create_items(db, 100);
-  db.exec("ALTER DATABASE " + db.name() + " SET synchronous_commit = local");
+  db.exec("ALTER DATABASE " + db.name() + " SET synchronous_commit = remote_write");
   db.exec(
       "CREATE TABLE target.seen (setting text);"
       "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
       " LANGUAGE sql AS $$ INSERT INTO target.seen"
       "  SELECT pg_catalog.current_setting('synchronous_commit');"
-      "  WITH i AS (INSERT INTO target.items SELECT id, v FROM legacy.items"
+      "  WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
       "   WHERE id BETWEEN first_key AND last_key RETURNING 1) SELECT count(*) FROM i $$");
   TempDir dir;
-  const auto off =
-      dir.write("off.yaml", items_jobs_yaml(50, 1, "        synchronous_commit: off\n"));
-  REQUIRE(run_cli(with_db(db, off, {"run"})).exit_code == 0);
+  const auto unset = dir.write("unset.yaml", items_jobs_yaml(50));
+  // The state schema first, then a trigger that notes the setting of the transaction that
+  // marks the job done.
+  REQUIRE(run_cli(with_db(db, unset, {"migrate"})).exit_code == 0);
+  db.exec(
+      "CREATE TABLE target.marked (setting text);"
+      "CREATE FUNCTION target.note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " INSERT INTO target.marked SELECT pg_catalog.current_setting('synchronous_commit');"
+      " RETURN NEW; END $$;"
+      "CREATE TRIGGER note AFTER UPDATE ON pgxform.job_state FOR EACH ROW"
+      " WHEN (NEW.status = 'done' AND OLD.status <> 'done') EXECUTE FUNCTION target.note()");
+  REQUIRE(run_cli(with_db(db, unset, {"run"})).exit_code == 0);
   CHECK(db.scalar("SELECT string_agg(DISTINCT setting, ',') FROM target.seen") == "off");
-  db.exec("TRUNCATE target.items, target.seen; DROP SCHEMA pgxform CASCADE");
-  const auto on = dir.write("on.yaml", items_jobs_yaml(50));
+  // The done mark waits for the flush, as the database's setting says.
+  CHECK(db.scalar("SELECT string_agg(setting, ',') FROM target.marked") == "remote_write");
+
+  db.exec(
+      "TRUNCATE target.items, target.seen, target.marked;"
+      "UPDATE pgxform.job_state SET status = 'pending', last_key = NULL");
+  const auto on = dir.write("on.yaml", items_jobs_yaml(50, 1, "        synchronous_commit: on\n"));
   REQUIRE(run_cli(with_db(db, on, {"run"})).exit_code == 0);
-  CHECK(db.scalar("SELECT string_agg(DISTINCT setting, ',') FROM target.seen") == "local");
+  CHECK(db.scalar("SELECT string_agg(DISTINCT setting, ',') FROM target.seen") == "on");
+
+  // A database that commits with off: the done mark still flushes, locally.
+  db.exec("ALTER DATABASE " + db.name() +
+          " SET synchronous_commit = off; TRUNCATE target.items, target.seen, target.marked");
+  REQUIRE(run_cli(with_db(db, unset, {"reset", "items"})).exit_code == 0);
+  REQUIRE(run_cli(with_db(db, unset, {"run"})).exit_code == 0);
+  CHECK(db.scalar("SELECT string_agg(setting, ',') FROM target.marked") == "local");
+  CHECK(missing_items(db) == 0);
 }

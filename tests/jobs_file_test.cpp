@@ -997,7 +997,7 @@ lists:
   CHECK(x.target_batch_ms == 500);
   CHECK(x.min_batch_size == 100);
   CHECK(x.max_batch_size == 1000000);
-  CHECK_FALSE(x.synchronous_commit);  // the server's own setting
+  CHECK(x.synchronous_commit == pgxform::SynchronousCommit::off);  // the default
 }
 
 TEST_CASE("bad batch sizing fields are errors on their line") {
