@@ -64,6 +64,7 @@ struct JobStatus {
   long long batches_done = 0;
   int slices = 1;
   int slices_done = 0;
+  int slices_running = 0;  // slices whose row says running (held now, or their runner died)
   std::optional<std::string> started_at, updated_at, finished_at;
   std::optional<std::string> error, sqlstate, error_first_key, error_last_key;
   std::optional<std::string> runner;  // who holds it now, when someone does

@@ -2,10 +2,12 @@
 // and twice, and two runners started at the same moment on the same database.
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "fixtures.h"
@@ -137,6 +139,20 @@ void rerun_with_fast_functions(TestDatabase& db, const std::string& path, const 
   Child rerun(args, dir.path());
   CHECK(rerun.wait() == 0);
   check_exactly_once(db, 1000);
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The lines of `text` that hold every one of `parts`.
+long long lines_with(const std::string& text, const std::vector<std::string>& parts) {
+  long long n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (std::all_of(parts.begin(), parts.end(), [&](const auto& p) { return contains(line, p); }))
+      ++n;
+  return n;
 }
 
 }  // namespace
@@ -299,4 +315,34 @@ TEST_CASE("status shows which runner, host and pid, holds a running job") {
   child.wait();
   // A killed runner holds nothing: its locks died with its sessions.
   wait_until([&] { return !held_by(db, path, child.pid()); });
+}
+
+TEST_CASE(
+    "status shows a job whose runner was killed as interrupted, and done once run to the end") {
+  TestDatabase db;
+  create_items(db, 300, 100);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(20));
+  Child child(run_args(db, path), dir.path());
+  wait_until([&] { return db.count("SELECT count(*) FROM pgxform.batch_log") >= 3; });
+  child.kill(SIGKILL);
+  CHECK(child.wait() == 128 + SIGKILL);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "running");  // the stale row
+  auto status_of = [&] {
+    const Json status = parse_json(run_cli(with_db(db, path, {"status", "--json"})).out);
+    return status.at("jobs").at(0).at("status").get<std::string>();
+  };
+  // Once the server noticed the killed session (it may finish its batch's sleep first).
+  wait_until([&] { return status_of() == "interrupted"; });
+  const Json status = parse_json(run_cli(with_db(db, path, {"status", "--json"})).out);
+  CHECK(status.at("jobs").at(0).at("runner").is_null());
+  const auto table = run_cli(with_db(db, path, {"status"}));
+  INFO(table.out);
+  CHECK(table.exit_code == 0);
+  CHECK(lines_with(table.out, {"items", "interrupted"}) == 1);
+  REQUIRE(run_cli(with_db(db, path, {"run", "-q"})).exit_code == 0);
+  CHECK(status_of() == "done");
+  CHECK(lines_with(run_cli(with_db(db, path, {"status"})).out, {"items", " done "}) == 1);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
 }
