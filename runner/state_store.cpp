@@ -279,6 +279,18 @@ void StateStore::release(const TaskId& task) {
   session_unlock(tx, task_lock(m_schema, task));
 }
 
+std::optional<std::string> StateStore::task_holder(const TaskId& task) {
+  pqxx::read_transaction tx(conn());
+  const std::optional<LockHolder> holder = lock_holder(tx, task_lock(m_schema, task));
+  if (!holder) return std::nullopt;
+  // A runner's sessions are named "pgxform host:pid" (database.h: connect).
+  const std::string prefix = "pgxform ";
+  if (holder->application_name.compare(0, prefix.size(), prefix) == 0)
+    return holder->application_name.substr(prefix.size());
+  return "backend " + std::to_string(holder->pid) +
+         (holder->application_name.empty() ? "" : " '" + holder->application_name + "'");
+}
+
 std::optional<Cursor> StateStore::read_cursor(const TaskId& task, Slicing slicing) {
   pqxx::read_transaction tx(conn());
   const pqxx::result r =

@@ -126,6 +126,9 @@ class StateStore {
   // Takes the task's lock without waiting; records the runner on success.
   bool try_claim(const TaskId& task, const std::string& list);
   void release(const TaskId& task);
+  // Who holds the task's lock now, as status's RUNNER names a runner (host:pid); none when
+  // nobody does.
+  std::optional<std::string> task_holder(const TaskId& task);
 
   // The task's cursor; none for a slice that was never cut (its table was empty).
   std::optional<Cursor> read_cursor(const TaskId& task, Slicing slicing);

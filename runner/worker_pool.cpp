@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <system_error>
 
 #include "errors.h"
@@ -90,6 +91,7 @@ class WorkerPool::Work {
 
   void report(const TaskId& task, const TaskOutcome& outcome) {
     std::lock_guard<std::mutex> lock(m_mutex);
+    if (outcome.kind != TaskOutcome::Kind::deferred) m_said_held.erase(task.text());
     switch (outcome.kind) {
       case TaskOutcome::Kind::finished:
         m_scheduler.task_finished(task);
@@ -100,7 +102,7 @@ class WorkerPool::Work {
         spdlog::error("{}", outcome.message);
         break;
       case TaskOutcome::Kind::deferred:
-        spdlog::info("{}: {}; trying again shortly", task.text(), outcome.message);
+        say_held(task, outcome.message);
         m_scheduler.task_deferred(task);
         break;
       case TaskOutcome::Kind::stopped:
@@ -111,6 +113,19 @@ class WorkerPool::Work {
     m_cv.notify_all();
   }
 
+  // A held task is asked for twice a second: the operator hears of it once, and again only
+  // when what the message says changed (another holder, or it was free a moment); every
+  // retry is a debug line.
+  void say_held(const TaskId& task, const std::string& message) {
+    auto [said, first] = m_said_held.try_emplace(task.text(), message);
+    if (first || said->second != message) {
+      said->second = message;
+      spdlog::info("{}; trying again shortly", message);
+    } else {
+      spdlog::debug("{}; trying again", message);
+    }
+  }
+
   Scheduler& m_scheduler;
   const TaskFunction& m_run_task;
   std::mutex m_mutex;
@@ -118,6 +133,7 @@ class WorkerPool::Work {
   Clock::time_point m_last_retry = Clock::now();
   PoolResult m_result;
   std::atomic<int> m_running{0};
+  std::map<std::string, std::string> m_said_held;  // task -> its last "held" message said
 };
 
 WorkerPool::WorkerPool(int threads, std::string dsn) : m_dsn(std::move(dsn)) {

@@ -11,6 +11,10 @@
 // The calling thread waits and watches the stop level: at level 2 it cancels the statements
 // in flight (pg_cancel_backend from a separate connection) so that they roll back at once.
 //
+// A task held by another runner is offered again every half second: the pool says so once per
+// task at info level, and again only when the message changes (another holder), the retries at
+// debug level.
+//
 // A connection costs a fork on the server (tens of ms on a small machine): the caller may lend
 // the connection it prepared the run on to the first worker before run(), and use that
 // worker's session again once run() returned and the workers stopped.

@@ -318,6 +318,34 @@ TEST_CASE("status shows which runner, host and pid, holds a running job") {
 }
 
 TEST_CASE(
+    "a second runner says once per task that another runner holds it, however long it waits") {
+  TestDatabase db;
+  create_items(db, 800, 250);  // two slices of eight batches of 50 keys, 250 ms each
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(50, 2));
+  Child first(with_db(db, path, {"run", "-q", "--threads", "2"}), dir.path());
+  // Both slices claimed: each has committed a batch, and has seven more to go.
+  wait_until([&] {
+    return db.count(
+               "SELECT count(*) FROM pgxform.job_slice WHERE status = 'running' AND "
+               "batches_done > 0") == 2;
+  });
+  Child second(with_db(db, path, {"run", "-v", "--threads", "2"}), dir.path());
+  CHECK(second.wait() == 0);
+  CHECK(first.wait() == 0);
+  const std::string err = second.err();
+  INFO(err);
+  // One info line per held slice, naming the runner that holds it; the retries at debug.
+  const std::string holder = ":" + std::to_string(first.pid()) + "); trying again shortly";
+  CHECK(lines_with(err, {"held by another runner"}) > 2);
+  CHECK(lines_with(err, {" info ", "held by another runner"}) == 2);
+  CHECK(lines_with(err, {" info ", "items is held by another runner (", holder}) == 1);
+  CHECK(lines_with(err, {" info ", "items#1 is held by another runner (", holder}) == 1);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+}
+
+TEST_CASE(
     "status shows a job whose runner was killed as interrupted, and done once run to the end") {
   TestDatabase db;
   create_items(db, 300, 100);
