@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <optional>
 #include <thread>
 
@@ -23,8 +24,14 @@ std::string with_sqlstate(const Failure& failure) {
 TaskOutcome run_step(StateStore& store, const Job& job) {
   const TaskId task{job.name, 0};
   try {
+    // A step may run for minutes with nothing else to show: say when it starts and how long
+    // it took.
+    spdlog::info("{}: running step", job.name);
+    const auto started = std::chrono::steady_clock::now();
     if (store.run_step_once(job.name, job.sql))
-      spdlog::info("{}: step done", job.name);
+      spdlog::info(
+          "{}: step done in {:.1f} s", job.name,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     else
       spdlog::info("{}: step already done, not run again", job.name);
     return {TaskOutcome::Kind::finished, ""};

@@ -33,6 +33,16 @@ void cancel_in_flight(const std::string& dsn,
   }
 }
 
+// Said at the first signal, from the calling thread (a signal handler may not log): the tasks
+// in flight each finish their batch, or their step, and stop.
+void announce_stop(int in_flight) {
+  if (in_flight == 0)
+    spdlog::warn("stopping: nothing in flight");
+  else
+    spdlog::warn("stopping: {} {} in flight will finish; Ctrl-C again to cancel {}", in_flight,
+                 in_flight == 1 ? "batch/step" : "batches/steps", in_flight == 1 ? "it" : "them");
+}
+
 }  // namespace
 
 // One run's shared state: the scheduler under one mutex, and the outcomes so far.
@@ -62,6 +72,11 @@ class WorkerPool::Work {
     return !m_cv.wait_for(lock, limit, [this] { return m_running.load() == 0; });
   }
   void set_workers(int n) { m_running.store(n); }
+  // The tasks taken and not yet reported: each runs a batch or a step right now.
+  int in_flight() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_in_flight;
+  }
 
   PoolResult result() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -76,7 +91,10 @@ class WorkerPool::Work {
         m_result.stopped = m_result.stopped || !m_scheduler.is_finished();
         return std::nullopt;
       }
-      if (auto task = m_scheduler.next_task()) return task;
+      if (auto task = m_scheduler.next_task()) {
+        ++m_in_flight;
+        return task;
+      }
       if (m_scheduler.is_finished()) {
         m_cv.notify_all();
         return std::nullopt;
@@ -91,6 +109,7 @@ class WorkerPool::Work {
 
   void report(const TaskId& task, const TaskOutcome& outcome) {
     std::lock_guard<std::mutex> lock(m_mutex);
+    --m_in_flight;
     if (outcome.kind != TaskOutcome::Kind::deferred) m_said_held.erase(task.text());
     switch (outcome.kind) {
       case TaskOutcome::Kind::finished:
@@ -133,6 +152,7 @@ class WorkerPool::Work {
   Clock::time_point m_last_retry = Clock::now();
   PoolResult m_result;
   std::atomic<int> m_running{0};
+  int m_in_flight = 0;
   std::map<std::string, std::string> m_said_held;  // task -> its last "held" message said
 };
 
@@ -187,9 +207,14 @@ PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
     m_work = &work;
   }
   m_gate.notify_all();
+  bool announced = false;
   bool cancelled = false;
   // Woken when the last worker is done (not at the next tick), and every 50 ms for a signal.
   while (work.wait_running(std::chrono::milliseconds(50))) {
+    if (stop_level() >= 1 && !announced) {
+      announce_stop(work.in_flight());
+      announced = true;
+    }
     if (stop_level() >= 2 && !cancelled) {
       spdlog::warn("second signal: cancelling the statements in flight");
       cancel_in_flight(m_dsn, m_sessions);

@@ -318,6 +318,41 @@ TEST_CASE("status shows which runner, host and pid, holds a running job") {
 }
 
 TEST_CASE(
+    "the first SIGINT says at once what will finish before the run stops, and a step logs its "
+    "start and duration") {
+  TestDatabase db;
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml",
+                              "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                              "      - {name: slow-step, sql: SELECT pg_sleep(4)}\n"
+                              "      - {name: next-step, sql: SELECT 1}\n");
+  Child child(with_db(db, path, {"run", "--threads", "1"}), dir.path());
+  wait_until([&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND wait_event = 'PgSleep'") > 0;
+  });
+  CHECK(contains(child.err(), "slow-step: running step"));
+  child.kill(SIGINT);
+  wait_until([&] { return contains(child.err(), "stopping: "); });
+  // Said while the step still runs, not when the run ends.
+  int code = -1;
+  CHECK_FALSE(child.wait_for(0, code));
+  const std::string said = child.err();
+  CHECK(contains(said, "stopping: 1 batch/step in flight will finish; Ctrl-C again to cancel it"));
+  CHECK_FALSE(contains(said, "step done"));
+  CHECK(child.wait() == 3);
+  const std::string err = child.err();
+  INFO(err);
+  // The step finished, said how long it took, and the next one never started.
+  CHECK(lines_with(err, {"slow-step: step done in ", " s"}) == 1);
+  CHECK(err.find("stopping: ") < err.find("slow-step: step done in "));
+  CHECK_FALSE(contains(err, "next-step: running step"));
+  CHECK(db.scalar("SELECT string_agg(job || '=' || status, ',' ORDER BY job) FROM"
+                  " pgxform.job_state") == "next-step=pending,slow-step=done");
+}
+
+TEST_CASE(
     "a second runner says once per task that another runner holds it, however long it waits") {
   TestDatabase db;
   create_items(db, 800, 250);  // two slices of eight batches of 50 keys, 250 ms each
