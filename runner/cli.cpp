@@ -12,6 +12,7 @@
 #include "explain_command.h"
 #include "jobs_file.h"
 #include "logging.h"
+#include "name_suggestion.h"
 #include "plan_command.h"
 #include "profile_command.h"
 #include "rehearse_command.h"
@@ -263,7 +264,8 @@ const Command k_commands[] = {
     {"reset", "reset JOB [--to KEY]   move a job's cursor back: to its start, or after KEY",
      "reset [-f FILE] [--dsn DSN] JOB [--to KEY]",
      "Moves JOB's cursor back on purpose: to its first key (clearing its counters,\n"
-     "batch log and slices), or to just after KEY. Refused while a runner holds the job.",
+     "batch log and slices), or to just after KEY. A one-shot step is run again by\n"
+     "the next run. Refused while a runner holds the job.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
        add("to", po::value<std::string>(), "continue after this key instead of the start");
@@ -383,7 +385,13 @@ int run_cli(int argc, const char* const argv[], std::ostream& out) {
   const auto command = std::find_if(std::begin(k_commands), std::end(k_commands),
                                     [&](const Command& c) { return name == c.name; });
   if (command == std::end(k_commands)) {
-    report("unknown command '" + name + "'\n\n" + usage());
+    std::vector<std::string> names;
+    for (const auto& c : k_commands) names.push_back(c.name);
+    const std::optional<std::string> meant = suggest_name(name, names);
+    // A typo gets the one line that fixes it; anything else the list of commands.
+    report("unknown command '" + name + "'" +
+           (meant ? "; did you mean '" + *meant + "'? (pgxform --help lists the commands)"
+                  : "\n\n" + usage()));
     return k_exit_usage;
   }
   try {

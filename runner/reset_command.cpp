@@ -36,7 +36,10 @@ int reset_command(const ResetOptions& options, std::ostream& out) {
     out << job.name << ": the next run continues after key " << *options.to << "\n";
   } else {
     store.reset_job(job.name);
-    out << job.name << ": reset; the next run starts it from its first key\n";
+    // A step has no keys: what it gets back is being run again.
+    out << job.name
+        << (job.is_step() ? ": reset; the next run runs the step again\n"
+                          : ": reset; the next run starts it from its first key\n");
   }
   return k_exit_ok;
 }

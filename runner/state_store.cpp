@@ -112,6 +112,9 @@ std::vector<JobStatus> StateStore::read_status() {
       " (SELECT pg_catalog.count(*) FROM " +
           m_schema.table("job_slice") +
           " s WHERE s.job = j.job AND s.status = 'done'),"
+          " (SELECT pg_catalog.count(*) FROM " +
+          m_schema.table("job_slice") +
+          " s WHERE s.job = j.job AND s.status = 'running'),"
           " j.started_at::text, j.updated_at::text, j.finished_at::text, j.error, j.sqlstate,"
           " j.error_first_key, j.error_last_key,"
           " (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, 9), ', ')"
@@ -131,15 +134,16 @@ std::vector<JobStatus> StateStore::read_status() {
     s.batches_done = r[5].as<long long>();
     s.slices = r[6].as<int>();
     s.slices_done = r[7].as<int>();
-    s.started_at = opt(r[8]);
-    s.updated_at = opt(r[9]);
-    s.finished_at = opt(r[10]);
-    s.error = opt(r[11]);
-    s.sqlstate = opt(r[12]);
-    s.error_first_key = opt(r[13]);
-    s.error_last_key = opt(r[14]);
-    s.runner = opt(r[15]);
-    s.set_aside = r[16].as<long long>();
+    s.slices_running = r[8].as<int>();
+    s.started_at = opt(r[9]);
+    s.updated_at = opt(r[10]);
+    s.finished_at = opt(r[11]);
+    s.error = opt(r[12]);
+    s.sqlstate = opt(r[13]);
+    s.error_first_key = opt(r[14]);
+    s.error_last_key = opt(r[15]);
+    s.runner = opt(r[16]);
+    s.set_aside = r[17].as<long long>();
     out.push_back(s);
   }
   return out;
@@ -273,6 +277,18 @@ bool StateStore::try_claim(const TaskId& task, const std::string& list) {
 void StateStore::release(const TaskId& task) {
   pqxx::nontransaction tx(conn());
   session_unlock(tx, task_lock(m_schema, task));
+}
+
+std::optional<std::string> StateStore::task_holder(const TaskId& task) {
+  pqxx::read_transaction tx(conn());
+  const std::optional<LockHolder> holder = lock_holder(tx, task_lock(m_schema, task));
+  if (!holder) return std::nullopt;
+  // A runner's sessions are named "pgxform host:pid" (database.h: connect).
+  const std::string prefix = "pgxform ";
+  if (holder->application_name.compare(0, prefix.size(), prefix) == 0)
+    return holder->application_name.substr(prefix.size());
+  return "backend " + std::to_string(holder->pid) +
+         (holder->application_name.empty() ? "" : " '" + holder->application_name + "'");
 }
 
 std::optional<Cursor> StateStore::read_cursor(const TaskId& task, Slicing slicing) {

@@ -64,6 +64,7 @@ struct JobStatus {
   long long batches_done = 0;
   int slices = 1;
   int slices_done = 0;
+  int slices_running = 0;  // slices whose row says running (held now, or their runner died)
   std::optional<std::string> started_at, updated_at, finished_at;
   std::optional<std::string> error, sqlstate, error_first_key, error_last_key;
   std::optional<std::string> runner;  // who holds it now, when someone does
@@ -125,6 +126,9 @@ class StateStore {
   // Takes the task's lock without waiting; records the runner on success.
   bool try_claim(const TaskId& task, const std::string& list);
   void release(const TaskId& task);
+  // Who holds the task's lock now, as status's RUNNER names a runner (host:pid); none when
+  // nobody does.
+  std::optional<std::string> task_holder(const TaskId& task);
 
   // The task's cursor; none for a slice that was never cut (its table was empty).
   std::optional<Cursor> read_cursor(const TaskId& task, Slicing slicing);

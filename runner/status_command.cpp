@@ -63,6 +63,12 @@ std::string text_or(const std::optional<std::string>& v, const std::string& fall
 
 }  // namespace
 
+std::string shown_status(const JobStatus& state) {
+  const bool held = state.runner.has_value();
+  const bool claimed = state.slices <= 1 || state.slices_running > 0;
+  return state.status == "running" && !held && claimed ? "interrupted" : state.status;
+}
+
 std::optional<double> percent_done(const JobStatus& state, bool step,
                                    const std::optional<StatusFacts>& facts) {
   if (step) return state.status == "done" ? 100.0 : 0.0;
@@ -90,6 +96,7 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
         row.state.status = "pending";
       }
       row.state.list = list.name;
+      row.state.status = shown_status(row.state);
       const auto f = facts.find(job.name);
       const std::optional<StatusFacts> job_facts =
           f == facts.end() ? std::nullopt : std::optional<StatusFacts>(f->second);
@@ -128,21 +135,32 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
   print_json(out, Json{{"jobs", jobs}});
 }
 
+namespace {
+
+// The status as the table shows it: a sliced job's with its slices done.
+std::string status_text(const JobStatus& s) {
+  if (s.slices <= 1) return s.status;
+  return s.status + " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
+}
+
+}  // namespace
+
 void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
-  out << std::left << std::setw(14) << "LIST" << std::setw(20) << "JOB" << std::setw(9) << "STATUS"
-      << std::right << std::setw(12) << "ROWS" << std::setw(9) << "BATCHES" << std::setw(8)
-      << "DONE%"
+  // The STATUS column as wide as its longest entry ("interrupted 3/8").
+  int status_width = 9;
+  for (const auto& row : rows)
+    status_width = std::max(status_width, int(status_text(row.state).size()) + 1);
+  out << std::left << std::setw(14) << "LIST" << std::setw(20) << "JOB" << std::setw(status_width)
+      << "STATUS" << std::right << std::setw(12) << "ROWS" << std::setw(9) << "BATCHES"
+      << std::setw(8) << "DONE%"
       << "  " << std::left << std::setw(20) << "LAST KEY"
       << "RUNNER\n";
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
-    std::string status = s.status;
-    if (s.slices > 1)
-      status += " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
-    out << std::left << std::setw(14) << s.list << std::setw(20) << s.job << std::setw(9) << status
-        << std::right << std::setw(12) << s.rows_done << std::setw(9) << s.batches_done
-        << std::setw(8) << (row.percent ? fixed(*row.percent, 1) : "?") << "  " << std::left
-        << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+    out << std::left << std::setw(14) << s.list << std::setw(20) << s.job << std::setw(status_width)
+        << status_text(s) << std::right << std::setw(12) << s.rows_done << std::setw(9)
+        << s.batches_done << std::setw(8) << (row.percent ? fixed(*row.percent, 1) : "?") << "  "
+        << std::left << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
     if (s.set_aside > 0)
       out << "    " << s.set_aside
           << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job

@@ -3,7 +3,14 @@
 // numeric and date/time keys, else from rows done against the planner's row estimate), who
 // holds it, and its last error. Reads only; writes nothing, not even the state schema.
 //
-// --json prints {"jobs": [{"job": ..., "list": ..., "status": ..., "rows_done": ...,
+// The status shown is the state row's (pending, running, done, failed), except that a job
+// whose row says running while no session holds any of its tasks is `interrupted`: its runner
+// died (kill -9, a lost host or connection) and the next run continues it after its last
+// committed batch. A sliced job is interrupted when a slice's row says running and no slice
+// is held (between two slices of a live run, no slice says running).
+//
+// --json prints {"jobs": [{"job": ..., "list": ..., "status": "pending" | "running" |
+// "interrupted" | "done" | "failed", "rows_done": ...,
 // "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
 // "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
@@ -50,6 +57,8 @@ struct StatusRow {
   Trend trend = Trend::insufficient;
 };
 
+// The status to show for a job's state row (see above).
+std::string shown_status(const JobStatus& state);
 // Percent done of one job; none when it cannot be told.
 std::optional<double> percent_done(const JobStatus& state, bool step,
                                    const std::optional<StatusFacts>& facts);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <optional>
 #include <thread>
 
 #include "batch_runner.h"
@@ -22,8 +24,14 @@ std::string with_sqlstate(const Failure& failure) {
 TaskOutcome run_step(StateStore& store, const Job& job) {
   const TaskId task{job.name, 0};
   try {
+    // A step may run for minutes with nothing else to show: say when it starts and how long
+    // it took.
+    spdlog::info("{}: running step", job.name);
+    const auto started = std::chrono::steady_clock::now();
     if (store.run_step_once(job.name, job.sql))
-      spdlog::info("{}: step done", job.name);
+      spdlog::info(
+          "{}: step done in {:.1f} s", job.name,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     else
       spdlog::info("{}: step already done, not run again", job.name);
     return {TaskOutcome::Kind::finished, ""};
@@ -38,6 +46,18 @@ TaskOutcome run_step(StateStore& store, const Job& job) {
     store.mark_failed(task, Slicing::whole_job, failure, std::nullopt, std::nullopt);
     return {TaskOutcome::Kind::failed, job.name + ": step failed" + with_sqlstate(failure)};
   }
+}
+
+// Claims the task; when another runner holds it, says who.
+std::optional<std::string> claim_or_holder(StateStore& store, const TaskId& task,
+                                           const std::string& list) {
+  // A holder gone by the time it is asked for freed the task a moment ago: claim it again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (store.try_claim(task, list)) return std::nullopt;
+    if (const auto holder = store.task_holder(task))
+      return task.text() + " is held by another runner (" + *holder + ")";
+  }
+  return task.text() + " is held by another runner";
 }
 
 // The task on a claim this session holds; `committed` counts its batches.
@@ -89,8 +109,8 @@ TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task
   for (int attempt = 1;; ++attempt) {
     long long committed = 0;
     try {
-      if (!store.try_claim(task, job.list))
-        return {TaskOutcome::Kind::deferred, task.text() + " is held by another runner"};
+      if (const auto held = claim_or_holder(store, task, job.list))
+        return {TaskOutcome::Kind::deferred, *held};
       const TaskOutcome outcome = run_claimed(session, store, run, job, task, committed);
       release(store, task);
       return outcome;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <system_error>
 
 #include "errors.h"
@@ -30,6 +31,16 @@ void cancel_in_flight(const std::string& dsn,
   } catch (const std::exception& e) {
     spdlog::warn("could not cancel the statements in flight: {}", redact(e.what()));
   }
+}
+
+// Said at the first signal, from the calling thread (a signal handler may not log): the tasks
+// in flight each finish their batch, or their step, and stop.
+void announce_stop(int in_flight) {
+  if (in_flight == 0)
+    spdlog::warn("stopping: nothing in flight");
+  else
+    spdlog::warn("stopping: {} {} in flight will finish; Ctrl-C again to cancel {}", in_flight,
+                 in_flight == 1 ? "batch/step" : "batches/steps", in_flight == 1 ? "it" : "them");
 }
 
 }  // namespace
@@ -61,6 +72,11 @@ class WorkerPool::Work {
     return !m_cv.wait_for(lock, limit, [this] { return m_running.load() == 0; });
   }
   void set_workers(int n) { m_running.store(n); }
+  // The tasks taken and not yet reported: each runs a batch or a step right now.
+  int in_flight() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_in_flight;
+  }
 
   PoolResult result() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -75,7 +91,10 @@ class WorkerPool::Work {
         m_result.stopped = m_result.stopped || !m_scheduler.is_finished();
         return std::nullopt;
       }
-      if (auto task = m_scheduler.next_task()) return task;
+      if (auto task = m_scheduler.next_task()) {
+        ++m_in_flight;
+        return task;
+      }
       if (m_scheduler.is_finished()) {
         m_cv.notify_all();
         return std::nullopt;
@@ -90,6 +109,8 @@ class WorkerPool::Work {
 
   void report(const TaskId& task, const TaskOutcome& outcome) {
     std::lock_guard<std::mutex> lock(m_mutex);
+    --m_in_flight;
+    if (outcome.kind != TaskOutcome::Kind::deferred) m_said_held.erase(task.text());
     switch (outcome.kind) {
       case TaskOutcome::Kind::finished:
         m_scheduler.task_finished(task);
@@ -100,7 +121,7 @@ class WorkerPool::Work {
         spdlog::error("{}", outcome.message);
         break;
       case TaskOutcome::Kind::deferred:
-        spdlog::info("{}: {}; trying again shortly", task.text(), outcome.message);
+        say_held(task, outcome.message);
         m_scheduler.task_deferred(task);
         break;
       case TaskOutcome::Kind::stopped:
@@ -111,6 +132,19 @@ class WorkerPool::Work {
     m_cv.notify_all();
   }
 
+  // A held task is asked for twice a second: the operator hears of it once, and again only
+  // when what the message says changed (another holder, or it was free a moment); every
+  // retry is a debug line.
+  void say_held(const TaskId& task, const std::string& message) {
+    auto [said, first] = m_said_held.try_emplace(task.text(), message);
+    if (first || said->second != message) {
+      said->second = message;
+      spdlog::info("{}; trying again shortly", message);
+    } else {
+      spdlog::debug("{}; trying again", message);
+    }
+  }
+
   Scheduler& m_scheduler;
   const TaskFunction& m_run_task;
   std::mutex m_mutex;
@@ -118,6 +152,8 @@ class WorkerPool::Work {
   Clock::time_point m_last_retry = Clock::now();
   PoolResult m_result;
   std::atomic<int> m_running{0};
+  int m_in_flight = 0;
+  std::map<std::string, std::string> m_said_held;  // task -> its last "held" message said
 };
 
 WorkerPool::WorkerPool(int threads, std::string dsn) : m_dsn(std::move(dsn)) {
@@ -171,9 +207,14 @@ PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
     m_work = &work;
   }
   m_gate.notify_all();
+  bool announced = false;
   bool cancelled = false;
   // Woken when the last worker is done (not at the next tick), and every 50 ms for a signal.
   while (work.wait_running(std::chrono::milliseconds(50))) {
+    if (stop_level() >= 1 && !announced) {
+      announce_stop(work.in_flight());
+      announced = true;
+    }
     if (stop_level() >= 2 && !cancelled) {
       spdlog::warn("second signal: cancelling the statements in flight");
       cancel_in_flight(m_dsn, m_sessions);

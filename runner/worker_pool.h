@@ -8,8 +8,14 @@
 // system that refuses a thread (ulimit -u, memory) fails the pool before anything ran, and
 // the run can stop cleanly before it writes anything.
 //
-// The calling thread waits and watches the stop level: at level 2 it cancels the statements
-// in flight (pg_cancel_backend from a separate connection) so that they roll back at once.
+// The calling thread waits and watches the stop level: at level 1 it says at once how many
+// batches or steps are in flight and will finish (a signal handler may not log); at level 2 it
+// cancels the statements in flight (pg_cancel_backend from a separate connection) so that they
+// roll back at once.
+//
+// A task held by another runner is offered again every half second: the pool says so once per
+// task at info level, and again only when the message changes (another holder), the retries at
+// debug level.
 //
 // A connection costs a fork on the server (tens of ms on a small machine): the caller may lend
 // the connection it prepared the run on to the first worker before run(), and use that

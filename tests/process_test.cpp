@@ -2,10 +2,12 @@
 // and twice, and two runners started at the same moment on the same database.
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "fixtures.h"
@@ -137,6 +139,20 @@ void rerun_with_fast_functions(TestDatabase& db, const std::string& path, const 
   Child rerun(args, dir.path());
   CHECK(rerun.wait() == 0);
   check_exactly_once(db, 1000);
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The lines of `text` that hold every one of `parts`.
+long long lines_with(const std::string& text, const std::vector<std::string>& parts) {
+  long long n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (std::all_of(parts.begin(), parts.end(), [&](const auto& p) { return contains(line, p); }))
+      ++n;
+  return n;
 }
 
 }  // namespace
@@ -299,4 +315,97 @@ TEST_CASE("status shows which runner, host and pid, holds a running job") {
   child.wait();
   // A killed runner holds nothing: its locks died with its sessions.
   wait_until([&] { return !held_by(db, path, child.pid()); });
+}
+
+TEST_CASE(
+    "the first SIGINT says at once what will finish before the run stops, and a step logs its "
+    "start and duration") {
+  TestDatabase db;
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml",
+                              "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                              "      - {name: slow-step, sql: SELECT pg_sleep(4)}\n"
+                              "      - {name: next-step, sql: SELECT 1}\n");
+  Child child(with_db(db, path, {"run", "--threads", "1"}), dir.path());
+  wait_until([&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND wait_event = 'PgSleep'") > 0;
+  });
+  CHECK(contains(child.err(), "slow-step: running step"));
+  child.kill(SIGINT);
+  wait_until([&] { return contains(child.err(), "stopping: "); });
+  // Said while the step still runs, not when the run ends.
+  int code = -1;
+  CHECK_FALSE(child.wait_for(0, code));
+  const std::string said = child.err();
+  CHECK(contains(said, "stopping: 1 batch/step in flight will finish; Ctrl-C again to cancel it"));
+  CHECK_FALSE(contains(said, "step done"));
+  CHECK(child.wait() == 3);
+  const std::string err = child.err();
+  INFO(err);
+  // The step finished, said how long it took, and the next one never started.
+  CHECK(lines_with(err, {"slow-step: step done in ", " s"}) == 1);
+  CHECK(err.find("stopping: ") < err.find("slow-step: step done in "));
+  CHECK_FALSE(contains(err, "next-step: running step"));
+  CHECK(db.scalar("SELECT string_agg(job || '=' || status, ',' ORDER BY job) FROM"
+                  " pgxform.job_state") == "next-step=pending,slow-step=done");
+}
+
+TEST_CASE(
+    "a second runner says once per task that another runner holds it, however long it waits") {
+  TestDatabase db;
+  create_items(db, 800, 250);  // two slices of eight batches of 50 keys, 250 ms each
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(50, 2));
+  Child first(with_db(db, path, {"run", "-q", "--threads", "2"}), dir.path());
+  // Both slices claimed: each has committed a batch, and has seven more to go.
+  wait_until([&] {
+    return db.count(
+               "SELECT count(*) FROM pgxform.job_slice WHERE status = 'running' AND "
+               "batches_done > 0") == 2;
+  });
+  Child second(with_db(db, path, {"run", "-v", "--threads", "2"}), dir.path());
+  CHECK(second.wait() == 0);
+  CHECK(first.wait() == 0);
+  const std::string err = second.err();
+  INFO(err);
+  // One info line per held slice, naming the runner that holds it; the retries at debug.
+  const std::string holder = ":" + std::to_string(first.pid()) + "); trying again shortly";
+  CHECK(lines_with(err, {"held by another runner"}) > 2);
+  CHECK(lines_with(err, {" info ", "held by another runner"}) == 2);
+  CHECK(lines_with(err, {" info ", "items is held by another runner (", holder}) == 1);
+  CHECK(lines_with(err, {" info ", "items#1 is held by another runner (", holder}) == 1);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+}
+
+TEST_CASE(
+    "status shows a job whose runner was killed as interrupted, and done once run to the end") {
+  TestDatabase db;
+  create_items(db, 300, 100);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(20));
+  Child child(run_args(db, path), dir.path());
+  wait_until([&] { return db.count("SELECT count(*) FROM pgxform.batch_log") >= 3; });
+  child.kill(SIGKILL);
+  CHECK(child.wait() == 128 + SIGKILL);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "running");  // the stale row
+  auto status_of = [&] {
+    const Json status = parse_json(run_cli(with_db(db, path, {"status", "--json"})).out);
+    return status.at("jobs").at(0).at("status").get<std::string>();
+  };
+  // Once the server noticed the killed session (it may finish its batch's sleep first).
+  wait_until([&] { return status_of() == "interrupted"; });
+  const Json status = parse_json(run_cli(with_db(db, path, {"status", "--json"})).out);
+  CHECK(status.at("jobs").at(0).at("runner").is_null());
+  const auto table = run_cli(with_db(db, path, {"status"}));
+  INFO(table.out);
+  CHECK(table.exit_code == 0);
+  CHECK(lines_with(table.out, {"items", "interrupted"}) == 1);
+  REQUIRE(run_cli(with_db(db, path, {"run", "-q"})).exit_code == 0);
+  CHECK(status_of() == "done");
+  CHECK(lines_with(run_cli(with_db(db, path, {"status"})).out, {"items", " done "}) == 1);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
 }

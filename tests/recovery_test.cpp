@@ -197,6 +197,27 @@ TEST_CASE("reset moves a job's cursor back: to its start, or after a key") {
   CHECK(run_cli(with_db(db, path, {"reset", "nope"})).exit_code == 2);
 }
 
+TEST_CASE("reset of a one-shot step says the next run runs it again, not a first key") {
+  TestDatabase db;
+  create_items(db, 10);
+  db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", items_jobs_yaml(100) +
+                                 "      - name: count-step\n"
+                                 "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n");
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  const auto step = run_cli(with_db(db, path, {"reset", "count-step"}));
+  INFO(step.err);
+  CHECK(step.exit_code == 0);
+  CHECK(step.out == "count-step: reset; the next run runs the step again\n");
+  // A batched job still starts again from its first key.
+  const auto job = run_cli(with_db(db, path, {"reset", "items"}));
+  CHECK(job.out == "items: reset; the next run starts it from its first key\n");
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM target.step_runs") == 2);
+}
+
 TEST_CASE("verify finds a deleted target row, and --repair restores it for an idempotent job") {
   TestDatabase db;
   create_items(db, 1000);

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "fixtures.h"
+#include "state_locks.h"
 #include "test_db.h"
 #include "test_json.h"
 
@@ -230,9 +231,17 @@ TEST_CASE("status reports each job's status, rows, batches, last key and percent
   db.exec(
       "UPDATE pgxform.job_state SET status = 'running', last_key = '1500', rows_done = 500,"
       " batches_done = 5 WHERE job = 'items'");
+  // Nobody holds it: its runner died.
+  auto orphaned = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
+  CHECK(job_in(parse_json(orphaned.out), "items")["status"] == "interrupted");
+  // The claim a runner holds on the job while it works on it.
+  pqxx::connection holder("dbname=" + db.name() + " application_name='pgxform other-host:42'");
+  pqxx::nontransaction hold(holder);
+  pgxform::session_lock(hold, pgxform::task_lock(pgxform::StateSchema("pgxform"), {"items", 0}));
   auto mid = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
   const Json running = job_in(parse_json(mid.out), "items");
   CHECK(running["status"] == "running");
+  CHECK(running["runner"] == "other-host:42");
   CHECK(running["rows_done"] == 500);
   CHECK(running["batches_done"] == 5);
   CHECK(running["last_key"] == "1500");

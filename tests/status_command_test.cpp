@@ -135,3 +135,44 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   CHECK(text.find("the O(N^2) signature") != std::string::npos);
   CHECK(text.find("      ?  -") != std::string::npos);  // no percent, no last key
 }
+
+TEST_CASE("a running job that no session holds is shown as interrupted") {
+  using pgxform::shown_status;
+  JobStatus killed = state("running", 5, 500);  // its runner died: nobody holds it
+  CHECK(shown_status(killed) == "interrupted");
+  JobStatus held = killed;
+  held.runner = "host-a:4711";
+  CHECK(shown_status(held) == "running");
+  for (const std::string other : {"pending", "done", "failed"})
+    CHECK(shown_status(state(other, 5, 500)) == other);
+  // A sliced job: interrupted when a slice says running and no slice is held; between two
+  // slices of a live run, no slice says running.
+  JobStatus sliced = state("running", 5, 500);
+  sliced.slices = 4;
+  sliced.slices_done = 1;
+  CHECK(shown_status(sliced) == "running");
+  sliced.slices_running = 1;
+  CHECK(shown_status(sliced) == "interrupted");
+  sliced.runner = "host-a:4711";
+  CHECK(shown_status(sliced) == "running");
+}
+
+TEST_CASE("status shows interrupted in the table, its column wide enough, and in --json") {
+  JobStatus killed = state("running", 5, 500);
+  killed.list = "main";
+  killed.slices = 4;
+  killed.slices_done = 1;
+  killed.slices_running = 3;
+  const auto rows = pgxform::compute_status(k_status_file, {killed}, {});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].state.status == "interrupted");
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  INFO(table.str());
+  CHECK(table.str().find("items               interrupted 1/4          500") != std::string::npos);
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows);
+  const Json doc = parse_json(json.str());
+  CHECK(doc.at("jobs").at(0).at("status") == "interrupted");
+  CHECK(doc.at("jobs").at(1).at("status") == "pending");
+}

@@ -1,0 +1,59 @@
+// The command line before any database: a mistyped command and an option out of range are
+// usage errors (exit 2) whose message says what would have been right.
+#include "cli.h"
+
+#include <catch2/catch.hpp>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string err;
+};
+
+// pgxform in this process, its messages (std::cerr) captured.
+Result run(const std::vector<std::string>& args) {
+  std::vector<const char*> argv{"pgxform"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream out, err;
+  std::streambuf* old = std::cerr.rdbuf(err.rdbuf());
+  const int code = pgxform::run_cli(int(argv.size()), argv.data(), out);
+  std::cerr.rdbuf(old);
+  return {code, err.str()};
+}
+
+}  // namespace
+
+TEST_CASE("a mistyped command exits 2 with a did-you-mean suggestion") {
+  const Result r = run({"statu"});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("unknown command 'statu'; did you mean 'status'?"));
+  const Result swapped = run({"retry-fialed", "items"});
+  CHECK(swapped.exit_code == 2);
+  CHECK_THAT(swapped.err, Catch::Contains("did you mean 'retry-failed'?"));
+  // A word far from every command gets the list of commands instead.
+  const Result far = run({"frobnicate"});
+  CHECK(far.exit_code == 2);
+  CHECK_THAT(far.err, !Catch::Contains("did you mean") && Catch::Contains("commands:") &&
+                          Catch::Contains("status"));
+}
+
+TEST_CASE("--threads out of range exits 2 saying that 0 and 1 to 1024 are accepted") {
+  for (const std::string command : {"run", "plan", "rehearse"})
+    for (const std::string threads : {"-1", "1025"}) {
+      const Result r = run({command, "-f", "/nonexistent/jobs.yaml", "--threads", threads});
+      INFO(command << " --threads " << threads << ": " << r.err);
+      CHECK(r.exit_code == 2);
+      CHECK_THAT(r.err, Catch::Contains("--threads must be 0 (the jobs file's defaults.threads)"
+                                        " or a number of threads from 1 to 1024"));
+    }
+  // 0 passes the check: the jobs file is what is missing then.
+  const Result zero = run({"run", "-f", "/nonexistent/jobs.yaml", "--threads", "0"});
+  CHECK(zero.exit_code == 2);
+  CHECK_THAT(zero.err, !Catch::Contains("--threads"));
+}
