@@ -43,7 +43,7 @@ TEST_CASE("a mistyped command exits 2 with a did-you-mean suggestion") {
                           Catch::Contains("status"));
 }
 
-TEST_CASE("--threads out of range exits 2 saying that 0 and 1 to 1024 are accepted") {
+TEST_CASE("a --threads out of range exits 2 saying that 0 and 1 to 1024 are accepted") {
   for (const std::string command : {"run", "plan", "rehearse"})
     for (const std::string threads : {"-1", "1025"}) {
       const Result r = run({command, "-f", "/nonexistent/jobs.yaml", "--threads", threads});
