@@ -1,10 +1,85 @@
 #include "validate_command.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "database.h"
 #include "exit_code.h"
+#include "script_migrator.h"
 #include "state_store.h"
 
 namespace pgxform {
+
+namespace {
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  return text;
+}
+
+// Whether `script` creates `function` (schema.name as the jobs file names it): a CREATE [OR
+// REPLACE] FUNCTION of that name, with or without the schema, quoted or not, case folded as
+// PostgreSQL folds unquoted names. A hint, not a parse: comments and strings are not skipped.
+bool creates_function(const std::string& script, const QualifiedName& function) {
+  std::string text = lower(script);
+  text.erase(std::remove(text.begin(), text.end(), '"'), text.end());
+  const std::string name = lower(function.name);
+  const std::string qualified =
+      function.schema.empty() ? name : lower(function.schema) + "." + name;
+  for (std::size_t at = text.find("function"); at != std::string::npos;
+       at = text.find("function", at + 1)) {
+    // The words before it: CREATE, or CREATE OR REPLACE.
+    const std::size_t end = text.find_last_not_of(" \t\r\n", at == 0 ? 0 : at - 1);
+    const std::string before = end == std::string::npos ? "" : text.substr(0, end + 1);
+    const auto ends_with = [&](const std::string& word) {
+      return before.size() >= word.size() &&
+             before.compare(before.size() - word.size(), word.size(), word) == 0;
+    };
+    if (at == 0 || !(ends_with("create") || ends_with("replace"))) continue;
+    std::size_t start = text.find_first_not_of(" \t\r\n", at + 8);
+    if (start == std::string::npos) break;
+    for (const std::string& candidate : {qualified, name})
+      if (text.compare(start, candidate.size(), candidate) == 0 &&
+          (start + candidate.size() == text.size() ||
+           !(std::isalnum((unsigned char)text[start + candidate.size()]) ||
+             text[start + candidate.size()] == '_')))
+        return true;
+  }
+  return false;
+}
+
+// A missing function that a pending script would create is not a mistake in the jobs file:
+// the scripts have not been applied yet. Says which script, and what to run.
+void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
+                          std::vector<std::string>& problems) {
+  std::vector<ScriptStatus> pending;
+  try {
+    ScriptMigrator migrator(conn, file.state_schema, file.scripts_dir);
+    for (const auto& s : migrator.info())
+      if ((s.state == ScriptState::pending || s.state == ScriptState::changed) &&
+          !s.script.path.empty())
+        pending.push_back(s);
+  } catch (const std::exception&) {
+    return;  // unreadable scripts: `info` and `migrate` say why; the problems stand as they are
+  }
+  for (const auto& list : file.lists)
+    for (const auto& job : list.jobs) {
+      if (job.is_step()) continue;
+      const std::string missing = "function " + job.function.text() + " does not exist";
+      for (auto& problem : problems) {
+        if (problem.find(missing) == std::string::npos) continue;
+        for (const auto& s : pending)
+          if (creates_function(read_script(s.script.path), job.function)) {
+            problem += " (pending script " + s.script.file +
+                       " creates it: run pgxform migrate, or pgxform run, which applies it)";
+            break;
+          }
+      }
+    }
+}
+
+}  // namespace
 
 std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& job,
                                       const TableHealth& health) {
@@ -50,6 +125,7 @@ int validate_command(const ValidateOptions& options, std::ostream& out) {
   auto conn = connect(options.dsn, Access::read_only);
   const Preflight preflight = inspect_catalog(*conn, file, {});
   Validation v{preflight.problems, preflight.warnings};
+  if (!v.problems.empty()) hint_pending_scripts(*conn, file, v.problems);
   for (const auto& [name, job] : preflight.jobs) {
     pqxx::read_transaction tx(*conn);
     for (auto& w : job_warnings(file, job, table_health(tx, job))) v.warnings.push_back(w);

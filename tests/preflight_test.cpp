@@ -1,5 +1,6 @@
 // validate and plan: what a run would check and do, told before the window, writing nothing.
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "fixtures.h"
 #include "test_db.h"
@@ -80,6 +81,34 @@ TEST_CASE("validate lists every problem at once and exits 2, writing nothing") {
   CHECK_THAT(r.out, Catch::Contains("job 'a'") && Catch::Contains("job 'b'") &&
                         Catch::Contains("job 'c'") && Catch::Contains("3 error(s)"));
   check_nothing_written(db, tables);
+}
+
+TEST_CASE("validate names the pending script that would create a missing function") {
+  TestDatabase db;
+  create_items(db, 100);
+  db.exec("DROP FUNCTION xf.items(bigint, bigint)");
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() + "/sql");
+  // The script that creates it, not yet applied; and one that only calls it.
+  dir.write("sql/R__transforms.sql",
+            "-- the transforms\nCREATE OR REPLACE FUNCTION \"xf\".ITEMS(first_key bigint,"
+            " last_key bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';\n");
+  dir.write("sql/V1__uses.sql", "CREATE VIEW target.v AS SELECT 1 AS function_items;\n");
+  const long long tables = db.count("SELECT count(*) FROM pg_class WHERE relkind = 'r'");
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10) +
+                                               "      - {name: other, table: legacy.items,"
+                                               " key: id, function: xf.other}\n");
+  auto r = command(db, path, {"validate"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("function xf.items does not exist (pending script "
+                                    "R__transforms.sql creates it: run pgxform migrate"));
+  // A function that no script creates gets no hint.
+  CHECK_THAT(r.out, Catch::Contains("function xf.other does not exist\n"));
+  check_nothing_written(db, tables);
+  // Once applied, the job validates.
+  REQUIRE(command(db, path, {"migrate"}).exit_code == 0);
+  CHECK_THAT(command(db, path, {"validate"}).out, !Catch::Contains("xf.items does not exist"));
 }
 
 TEST_CASE("validate reports a function changed under a started job") {
