@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -45,9 +46,13 @@ class RedactingSink : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
+const char* log_pattern(bool terminal) {
+  return terminal ? "%H:%M:%S %^%l%$ %v" : "%Y-%m-%dT%H:%M:%S.%e%z %l %v";
+}
+
 void setup_logging(Verbosity verbosity) {
   auto logger = std::make_shared<spdlog::logger>("pgxform", std::make_shared<RedactingSink>());
-  logger->set_pattern("%H:%M:%S %^%l%$ %v");
+  logger->set_pattern(log_pattern(isatty(STDERR_FILENO) == 1));
   logger->set_level(verbosity == Verbosity::debug   ? spdlog::level::debug
                     : verbosity == Verbosity::quiet ? spdlog::level::warn
                                                     : spdlog::level::info);

@@ -2,6 +2,11 @@
 // Every line passes through redact(), so that no password ever reaches the terminal or a file,
 // and has its control characters escaped and its later lines indented, so that nothing in a
 // message can forge a log line.
+//
+// Timestamps: on a terminal the time of day alone (`08:22:55 info ...`); anywhere else (a file,
+// a pipe, a journal) ISO 8601 with milliseconds and the offset from UTC
+// (`2026-12-02T08:22:55.123+00:00 info ...`), so that a log read later, or beside the server's,
+// says when.
 #pragma once
 
 #include <string>
@@ -10,6 +15,9 @@ namespace pgxform {
 
 enum class Verbosity { quiet, normal, debug };
 void setup_logging(Verbosity verbosity);
+
+// The line prefix's pattern (spdlog's), for stderr on a terminal or not.
+const char* log_pattern(bool terminal);
 
 // A line as it may reach a terminal or a file: no control character but the line's own end
 // passes (an ESC would drive the terminal, a CR overwrite the line; each becomes \xNN), and

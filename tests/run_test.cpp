@@ -1,5 +1,7 @@
 // The core slice against a real PostgreSQL: batches, state, resume, key types, steps, failures.
 #include <catch2/catch.hpp>
+#include <regex>
+#include <sstream>
 
 #include "fixtures.h"
 #include "state_locks.h"
@@ -72,6 +74,25 @@ TEST_CASE("every row of the leading table is processed exactly once, in batches 
                  " OR duration_ms < 0") == 0);
   CHECK(db.scalar("SELECT string_agg(first_key || '-' || last_key, ',' ORDER BY batch_no)"
                   " FROM pgxform.batch_log WHERE batch_no <= 2") == "3-300,303-600");
+}
+
+TEST_CASE("log lines written to a pipe carry an ISO 8601 timestamp with its offset") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const auto r = run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(50)), {"run"}));
+  REQUIRE(r.exit_code == 0);
+  const std::regex stamped(
+      R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} (debug|info|warning|error) .*)");
+  std::istringstream lines(r.err);
+  int checked = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("    ", 0) == 0) continue;  // the later lines of a message of several
+    INFO(line);
+    CHECK(std::regex_match(line, stamped));
+    ++checked;
+  }
+  CHECK(checked >= 3);  // running ..., items: done ..., all 1 jobs done ...
 }
 
 TEST_CASE("a second run of a finished migration processes nothing again") {
