@@ -116,7 +116,7 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn, Access access)
         " pg_catalog.set_config('TimeZone', 'UTC', false),"
         " pg_catalog.set_config('application_name', $1, false),"
         " pg_catalog.set_config('extra_float_digits', '3', false)",
-        "pgxform " + runner_identity());
+        k_application_prefix + runner_identity());
     if (access == Access::read_only) tx.exec("SET default_transaction_read_only = on");
     return conn;
   } catch (const std::exception& e) {

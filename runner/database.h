@@ -41,8 +41,10 @@ enum class Access { read_write, read_only };
 std::unique_ptr<pqxx::connection> connect(const std::string& dsn,
                                           Access access = Access::read_write);
 
-// This runner's identity in the database and in the state: "host:pid".
+// This runner's identity in the database and in the state: "host:pid". Its sessions' application
+// name is k_application_prefix followed by it.
 std::string runner_identity();
+inline const std::string k_application_prefix = "pgxform ";
 
 // "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
 std::string quote_ident(const std::string& name);

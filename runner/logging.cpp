@@ -44,11 +44,12 @@ class RedactingSink : public spdlog::sinks::base_sink<std::mutex> {
   void flush_() override { std::cerr.flush(); }
 };
 
-}  // namespace
-
+// The line prefix (spdlog's pattern), for stderr on a terminal or not (logging.h).
 const char* log_pattern(bool terminal) {
   return terminal ? "%H:%M:%S %^%l%$ %v" : "%Y-%m-%dT%H:%M:%S.%e%z %l %v";
 }
+
+}  // namespace
 
 void setup_logging(Verbosity verbosity) {
   auto logger = std::make_shared<spdlog::logger>("pgxform", std::make_shared<RedactingSink>());

@@ -16,9 +16,6 @@ namespace pgxform {
 enum class Verbosity { quiet, normal, debug };
 void setup_logging(Verbosity verbosity);
 
-// The line prefix's pattern (spdlog's), for stderr on a terminal or not.
-const char* log_pattern(bool terminal);
-
 // A line as it may reach a terminal or a file: no control character but the line's own end
 // passes (an ESC would drive the terminal, a CR overwrite the line; each becomes \xNN), and
 // the later lines of a message of several (a server error's CONTEXT) are indented, so that

@@ -1,5 +1,6 @@
 #include "state_locks.h"
 
+#include "database.h"
 #include "errors.h"
 
 namespace pgxform {
@@ -74,6 +75,13 @@ std::optional<LockHolder> lock_holder(pqxx::transaction_base& tx, const LockKey&
       key.space, key.name);
   if (r.empty()) return std::nullopt;
   return LockHolder{r[0][0].as<int>(), r[0][1].as<std::string>()};
+}
+
+std::string holder_name(const LockHolder& holder) {
+  const std::string& app = holder.application_name;
+  if (app.compare(0, k_application_prefix.size(), k_application_prefix) == 0)
+    return app.substr(k_application_prefix.size());
+  return "backend " + std::to_string(holder.pid) + (app.empty() ? "" : " '" + app + "'");
 }
 
 JobClaim::JobClaim(pqxx::connection& conn, const StateSchema& schema, const std::string& job,

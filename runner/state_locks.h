@@ -57,6 +57,9 @@ struct LockHolder {
   std::string application_name;
 };
 std::optional<LockHolder> lock_holder(pqxx::transaction_base& tx, const LockKey& key);
+// The holder as a message names it: a runner by its identity ("host:pid", as status's RUNNER
+// shows it), any other session as "backend PID 'application'".
+std::string holder_name(const LockHolder& holder);
 
 // Holds every task lock of a job (its `slices`, at least one) for its own life, so that no
 // runner works on the job meanwhile; throws JobHeldError when one of them is held.

@@ -117,7 +117,9 @@ std::vector<JobStatus> StateStore::read_status() {
           " s WHERE s.job = j.job AND s.status = 'running'),"
           " j.started_at::text, j.updated_at::text, j.finished_at::text, j.error, j.sqlstate,"
           " j.error_first_key, j.error_last_key,"
-          " (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, 9), ', ')"
+          " (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, " +
+          std::to_string(k_application_prefix.size() + 1) +
+          "), ', ')"
           "  FROM pg_catalog.generate_series(0, j.slices - 1) g JOIN pg_catalog.pg_locks l ON " +
           lock_held_sql("$1", task_name_sql("j.job", "g")) +
           "  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid), " +
@@ -283,12 +285,7 @@ std::optional<std::string> StateStore::task_holder(const TaskId& task) {
   pqxx::read_transaction tx(conn());
   const std::optional<LockHolder> holder = lock_holder(tx, task_lock(m_schema, task));
   if (!holder) return std::nullopt;
-  // A runner's sessions are named "pgxform host:pid" (database.h: connect).
-  const std::string prefix = "pgxform ";
-  if (holder->application_name.compare(0, prefix.size(), prefix) == 0)
-    return holder->application_name.substr(prefix.size());
-  return "backend " + std::to_string(holder->pid) +
-         (holder->application_name.empty() ? "" : " '" + holder->application_name + "'");
+  return holder_name(*holder);
 }
 
 std::optional<Cursor> StateStore::read_cursor(const TaskId& task, Slicing slicing) {

@@ -53,13 +53,13 @@ bool creates_function(const std::string& script, const QualifiedName& function) 
 // the scripts have not been applied yet. Says which script, and what to run.
 void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
                           std::vector<std::string>& problems) {
-  std::vector<ScriptStatus> pending;
+  std::vector<std::pair<std::string, std::string>> pending;  // file name, text
   try {
     ScriptMigrator migrator(conn, file.state_schema, file.scripts_dir);
     for (const auto& s : migrator.info())
       if ((s.state == ScriptState::pending || s.state == ScriptState::changed) &&
           !s.script.path.empty())
-        pending.push_back(s);
+        pending.emplace_back(s.script.file, read_script(s.script.path));
   } catch (const std::exception&) {
     return;  // unreadable scripts: `info` and `migrate` say why; the problems stand as they are
   }
@@ -67,15 +67,14 @@ void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
     for (const auto& job : list.jobs) {
       if (job.is_step()) continue;
       const std::string missing = "function " + job.function.text() + " does not exist";
-      for (auto& problem : problems) {
-        if (problem.find(missing) == std::string::npos) continue;
-        for (const auto& s : pending)
-          if (creates_function(read_script(s.script.path), job.function)) {
-            problem += " (pending script " + s.script.file +
-                       " creates it: run pgxform migrate, or pgxform run, which applies it)";
-            break;
-          }
-      }
+      const auto creator = std::find_if(pending.begin(), pending.end(), [&](const auto& script) {
+        return creates_function(script.second, job.function);
+      });
+      if (creator == pending.end()) continue;
+      for (auto& problem : problems)
+        if (problem.find(missing) != std::string::npos)
+          problem += " (pending script " + creator->first +
+                     " creates it: run pgxform migrate, or pgxform run, which applies it)";
     }
 }
 

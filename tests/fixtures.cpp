@@ -65,6 +65,13 @@ std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
   return args;
 }
 
+std::string items_and_counting_step_yaml(TestDatabase& db) {
+  db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
+  return items_jobs_yaml(100) +
+         "      - name: count-step\n"
+         "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n";
+}
+
 long long missing_items(TestDatabase& db) {
   return db.count(
       "SELECT count(*) FROM legacy.items l WHERE NOT EXISTS"

@@ -22,6 +22,9 @@ void plain_items_function(TestDatabase& db);
 // sizing) unless `settings` (more lines of the job, e.g. "        target_batch_ms: 50\n")
 // says otherwise.
 std::string items_jobs_yaml(int batch_size, int parallel = 1, const std::string& settings = "");
+// items_jobs_yaml(100) and, after the items job, the one-shot step count-step, which adds a row
+// to target.step_runs (created here) each time it runs.
+std::string items_and_counting_step_yaml(TestDatabase& db);
 
 // Replaces xf.items with a transform that costs `ms_per_row` per row of its range (pg_sleep),
 // and `slow_ms` more for the batch that holds key `slow_key` (none: 0).

@@ -200,12 +200,8 @@ TEST_CASE("reset moves a job's cursor back: to its start, or after a key") {
 TEST_CASE("reset of a one-shot step says the next run runs it again, not a first key") {
   TestDatabase db;
   create_items(db, 10);
-  db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
   TempDir dir;
-  const auto path =
-      dir.write("jobs.yaml", items_jobs_yaml(100) +
-                                 "      - name: count-step\n"
-                                 "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n");
+  const auto path = dir.write("jobs.yaml", items_and_counting_step_yaml(db));
   REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
   const auto step = run_cli(with_db(db, path, {"reset", "count-step"}));
   INFO(step.err);

@@ -182,12 +182,8 @@ TEST_CASE("a non-unique key never splits one key value across two batches") {
 TEST_CASE("a one-shot step runs once and only once") {
   TestDatabase db;
   create_items(db, 10);
-  db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
   TempDir dir;
-  const auto path =
-      dir.write("jobs.yaml", items_jobs_yaml(100) +
-                                 "      - name: count-step\n"
-                                 "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n");
+  const auto path = dir.write("jobs.yaml", items_and_counting_step_yaml(db));
   REQUIRE(run(db, path).exit_code == 0);
   REQUIRE(run(db, path).exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM target.step_runs") == 1);
