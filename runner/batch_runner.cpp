@@ -153,6 +153,7 @@ BatchRunner::Step BatchRunner::process_range(const Range& range) {
     long long rows = 0;
     if (!commit_logged(tx, plan, rows))
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
+    m_progress.range_done(m_task.text(), rows);
   });
 }
 
@@ -168,6 +169,7 @@ BatchRunner::Step BatchRunner::skip_range(const Range& range, const Failure& fai
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
     tx.commit();
     m_cursor.last_key = range.second;
+    m_progress.range_set_aside(m_task.text());
     spdlog::warn("{}: set aside [{}, {}]: {}", m_task.text(), range.first, range.second,
                  describe(failure));
   });
@@ -258,8 +260,7 @@ TaskOutcome BatchRunner::run(long long& committed) {
         return {TaskOutcome::Kind::stopped, ""};
     }
     if (finished) {
-      m_store.mark_done(m_task, m_slicing);
-      m_progress.job_finished(m_task.text());
+      m_progress.job_finished(m_task.text(), m_store.mark_done(m_task, m_slicing));
       return {TaskOutcome::Kind::finished, ""};
     }
   }

@@ -69,7 +69,7 @@ std::optional<std::string> trend_warning(const JobProfile& job) {
   std::string text = job.job + " is growing: its cost per row rose " +
                      fixed(f.growth.value_or(0), 1) + "x from the first quarter of its " +
                      std::to_string(f.batches) +
-                     " batches to the last, the signature of an O(N\xC2\xB2) job (each batch " +
+                     " batches to the last, the signature of an O(N\xC2\xB2) job (each batch "
                      "reads what the ones before it wrote).";
   if (job.status == "done") {
     text += " It took " + human_duration(f.active_seconds) +

@@ -11,6 +11,7 @@
 #include "json_output.h"
 #include "state_store.h"
 #include "table_stats.h"
+#include "validate_command.h"
 
 namespace pgxform {
 
@@ -153,6 +154,12 @@ int plan_command(const PlanOptions& options, std::ostream& out) {
     pqxx::read_transaction tx(*conn);
     for (const auto& [name, job] : preflight.jobs)
       if (const auto estimate = estimated_rows(tx, job)) rows[name] = *estimate;
+    // A job whose function a pending script creates does not resolve, but its table may.
+    for (const auto& list : file.lists)
+      for (const auto& job : list.jobs)
+        if (!job.is_step() && !rows.count(job.name) && !preflight.jobs.count(job.name))
+          if (const auto estimate = estimated_rows(tx, quote_qualified(job.table)))
+            rows[job.name] = *estimate;
   }
   const PlanReport plan = compute_plan(
       file, options.threads > 0 ? options.threads : file.default_threads, status, rows);
@@ -161,7 +168,9 @@ int plan_command(const PlanOptions& options, std::ostream& out) {
   else
     print_plan_text(out, plan);
   // On stderr, so that --json stays valid JSON.
-  for (const auto& p : preflight.problems) std::cerr << "pgxform: error: " << redact(p) << "\n";
+  std::vector<std::string> problems = preflight.problems;
+  if (!problems.empty()) hint_pending_scripts(*conn, file, problems);
+  for (const auto& p : problems) std::cerr << "pgxform: error: " << redact(p) << "\n";
   return preflight.problems.empty() ? k_exit_ok : k_exit_usage;
 }
 

@@ -29,9 +29,7 @@ void Progress::batch_done(const std::string& task, const std::string& job, long 
     check_trend(job, trend);
   }
 
-  auto [it, added] = m_tasks.try_emplace(task);
-  Entry& e = it->second;
-  if (added) e.started = e.last_report = now;
+  Entry& e = entry(task);
   e.rows += rows;
   e.batches += 1;
   if (now - e.last_report < m_interval) return;
@@ -39,6 +37,24 @@ void Progress::batch_done(const std::string& task, const std::string& job, long 
   const double seconds = std::chrono::duration<double>(now - e.started).count();
   spdlog::info("{}: {} rows in {} batches this run, last key {}, {:.0f} rows/s", task, e.rows,
                e.batches, last_key, seconds > 0 ? double(e.rows) / seconds : 0.0);
+}
+
+Progress::Entry& Progress::entry(const std::string& task) {
+  auto [it, added] = m_tasks.try_emplace(task);
+  if (added) it->second.started = it->second.last_report = std::chrono::steady_clock::now();
+  return it->second;
+}
+
+void Progress::range_done(const std::string& task, long long rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  Entry& e = entry(task);
+  e.rows += rows;
+  e.batches += 1;
+}
+
+void Progress::range_set_aside(const std::string& task) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  entry(task).set_aside += 1;
 }
 
 void Progress::check_trend(const std::string& job, JobTrend& trend) {
@@ -57,17 +73,22 @@ void Progress::check_trend(const std::string& job, JobTrend& trend) {
       eta ? human_duration(elapsed + *eta) : std::string("unknown"), job);
 }
 
-void Progress::job_finished(const std::string& task) {
+void Progress::job_finished(const std::string& task, std::optional<long long> job_rows) {
   std::lock_guard<std::mutex> lock(m_mutex);
+  const std::string in_all = job_rows ? fmt::format("; {} rows in all", *job_rows) : "";
   const auto it = m_tasks.find(task);
   if (it == m_tasks.end()) {
-    spdlog::info("{}: done, nothing new to process", task);
+    spdlog::info("{}: done, nothing new to process{}", task, in_all);
     return;
   }
+  const Entry& e = it->second;
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started).count();
-  spdlog::info("{}: done, {} rows in {} batches in {:.1f} s", task, it->second.rows,
-               it->second.batches, seconds);
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - e.started).count();
+  const std::string set_aside =
+      e.set_aside ? fmt::format(", {} range{} set aside", e.set_aside, e.set_aside == 1 ? "" : "s")
+                  : "";
+  spdlog::info("{}: done, {} rows in {} batches this run in {:.1f} s{}{}", task, e.rows, e.batches,
+               seconds, set_aside, in_all);
 }
 
 std::vector<std::string> Progress::growing_jobs() {

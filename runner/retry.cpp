@@ -43,9 +43,25 @@ FailureKind classify_sqlstate(const std::string& sqlstate) {
   return FailureKind::permanent;
 }
 
+std::string without_own_context(const std::string& message) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < message.size()) {
+    std::size_t end = message.find('\n', start);
+    if (end == std::string::npos) end = message.size();
+    const std::string line = message.substr(start, end - start);
+    if (line.find("pgxform_batch_") == std::string::npos) {
+      if (!out.empty()) out += '\n';
+      out += line;
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
 Failure classify(const std::exception& error) {
   Failure f;
-  f.message = redact(error.what());
+  f.message = without_own_context(redact(error.what()));
   while (!f.message.empty() && (f.message.back() == '\n' || f.message.back() == ' '))
     f.message.pop_back();
   // libpqxx 6.4 maps some SQLSTATEs to classes that do not derive from sql_error and carry no

@@ -28,6 +28,10 @@ struct Failure {
 };
 
 Failure classify(const std::exception& error);
+// The error's text without the lines of its CONTEXT that speak of pgxform's own wrapper (the
+// temporary function each batch calls, see batch_sql.h, and its statement): what is left
+// points at the DBA's function, as the statement alone would.
+std::string without_own_context(const std::string& message);
 FailureKind classify_sqlstate(const std::string& sqlstate);
 
 // Exponential backoff with full jitter: a random wait in [base*2^attempt/2, base*2^attempt],

@@ -334,7 +334,7 @@ void flush_at_commit(pqxx::work& tx) {
 
 }  // namespace
 
-void StateStore::mark_done(const TaskId& task, Slicing slicing) {
+std::optional<long long> StateStore::mark_done(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());
   flush_at_commit(tx);
   // Slices finishing at the same moment each see the other still running unless they take
@@ -346,14 +346,18 @@ void StateStore::mark_done(const TaskId& task, Slicing slicing) {
         "UPDATE " + m_schema.table("job_slice") +
             " SET status = 'done', updated_at = pg_catalog.now() WHERE job = $1 AND slice = $2",
         task.job, task.slice);
-  tx.exec_params(
+  const pqxx::result done = tx.exec_params(
       "UPDATE " + m_schema.table("job_state") +
           " j SET status = 'done', updated_at = pg_catalog.now(),"
           " finished_at = CASE WHEN status = 'done' THEN finished_at ELSE pg_catalog.now() END, " +
           k_no_error + " WHERE job = $1 AND NOT EXISTS (SELECT 1 FROM " +
-          m_schema.table("job_slice") + " s WHERE s.job = j.job AND s.status <> 'done')",
+          m_schema.table("job_slice") +
+          " s WHERE s.job = j.job AND s.status <> 'done')"
+          " RETURNING rows_done",
       task.job);
   tx.commit();
+  if (done.empty()) return std::nullopt;
+  return done[0][0].as<long long>();
 }
 
 void StateStore::mark_failed(const TaskId& task, Slicing slicing, const Failure& failure,
@@ -423,11 +427,33 @@ void StateStore::reset_job(const std::string& job) {
 
 void StateStore::reset_job_to(const ResolvedJob& job, const std::string& key) {
   pqxx::work tx(conn());
+  // The counters keep counting each row once: the batches after the key are run again, so
+  // they leave the log and the counters; a batch the key cuts keeps its rows up to the key.
+  const std::string log = m_schema.table("batch_log");
+  const std::string key_of = job.table_sql + " t WHERE t." + job.key_sql +
+                             " >= " + as_key(job, "b.first_key") + " AND t." + job.key_sql +
+                             " <= " + as_key(job, "$2");
+  const pqxx::row less = tx.exec_params1(
+      "WITH gone AS (DELETE FROM " + log + " b WHERE b.job = $1 AND " + as_key(job, "b.first_key") +
+          " > " + as_key(job, "$2") +
+          " RETURNING b.rows), cut AS (SELECT b.batch_no, b.rows,"
+          " (SELECT pg_catalog.count(*) FROM " +
+          key_of + ") AS kept FROM " + log + " b WHERE b.job = $1 AND " +
+          as_key(job, "b.first_key") + " <= " + as_key(job, "$2") + " AND " +
+          as_key(job, "b.last_key") + " > " + as_key(job, "$2") + "), trimmed AS (UPDATE " + log +
+          " b SET last_key = $2, rows = cut.kept FROM cut WHERE b.job = $1"
+          " AND b.batch_no = cut.batch_no RETURNING cut.rows - cut.kept AS less)"
+          " SELECT (SELECT COALESCE(pg_catalog.sum(rows), 0) FROM gone)"
+          " + (SELECT COALESCE(pg_catalog.sum(less), 0) FROM trimmed),"
+          " (SELECT pg_catalog.count(*) FROM gone)",
+      job.name, key);
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
                      " SET last_key = $2, status = 'pending', finished_at = NULL,"
+                     " rows_done = GREATEST(rows_done - $3::bigint, 0),"
+                     " batches_done = GREATEST(batches_done - $4::bigint, 0),"
                      " updated_at = pg_catalog.now(), " +
                      k_no_error + " WHERE job = $1",
-                 job.name, key);
+                 job.name, key, less[0].as<long long>(), less[1].as<long long>());
   drop_unresolved_after(tx, m_schema, job, key);
   tx.commit();
 }

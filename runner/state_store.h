@@ -134,7 +134,8 @@ class StateStore {
   std::optional<Cursor> read_cursor(const TaskId& task, Slicing slicing);
   // The cursor the job's next batch starts from: the job's, or its first unfinished slice's.
   std::optional<Cursor> next_cursor(const std::string& job, Slicing slicing);
-  void mark_done(const TaskId& task, Slicing slicing);
+  // The job's rows_done when this finished the job (its last slice), else nothing.
+  std::optional<long long> mark_done(const TaskId& task, Slicing slicing);
   void mark_failed(const TaskId& task, Slicing slicing, const Failure& failure,
                    const std::optional<std::string>& first_key,
                    const std::optional<std::string>& last_key);

@@ -19,12 +19,16 @@ std::string positions_array(const std::vector<double>& positions) {
 
 }  // namespace
 
-std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJob& job) {
-  const pqxx::row r = tx.exec_params1(
+std::optional<double> estimated_rows(pqxx::transaction_base& tx, const std::string& table_sql) {
+  const pqxx::result r = tx.exec_params(
       "SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)",
-      job.table_sql);
-  if (r[0].is_null() || r[0].as<double>() < 0) return std::nullopt;
-  return r[0].as<double>();
+      table_sql);
+  if (r.empty() || r[0][0].is_null() || r[0][0].as<double>() < 0) return std::nullopt;
+  return r[0][0].as<double>();
+}
+
+std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJob& job) {
+  return estimated_rows(tx, job.table_sql);
 }
 
 TableHealth table_health(pqxx::transaction_base& tx, const ResolvedJob& job) {

@@ -16,6 +16,10 @@ namespace pgxform {
 // The planner's estimate of the table's rows (pg_class.reltuples); none when the table was
 // never vacuumed or analyzed, which PostgreSQL says with -1. Costs nothing.
 std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJob& job);
+// The same for a table named as SQL text ("schema"."table", quoted): for a job that does not
+// resolve yet (its function is created by a pending script) but whose table is there. None
+// when the table does not exist either.
+std::optional<double> estimated_rows(pqxx::transaction_base& tx, const std::string& table_sql);
 
 // Whether a btree index leads with the key (else each batch scans the table), and whether the
 // table was analyzed since it was loaded (else the planner guesses its size). A table whose

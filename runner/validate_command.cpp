@@ -49,8 +49,8 @@ bool creates_function(const std::string& script, const QualifiedName& function) 
   return false;
 }
 
-// A missing function that a pending script would create is not a mistake in the jobs file:
-// the scripts have not been applied yet. Says which script, and what to run.
+}  // namespace
+
 void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
                           std::vector<std::string>& problems) {
   std::vector<std::pair<std::string, std::string>> pending;  // file name, text
@@ -77,8 +77,6 @@ void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
                      " creates it: run pgxform migrate, or pgxform run, which applies it)";
     }
 }
-
-}  // namespace
 
 std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& job,
                                       const TableHealth& health) {

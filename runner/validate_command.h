@@ -24,6 +24,12 @@ struct ValidateOptions : CommandOptions {};
 
 int validate_command(const ValidateOptions& options, std::ostream& out);
 
+// A missing function that a pending script would create is not a mistake in the jobs file:
+// the scripts have not been applied yet. Adds to each such problem which script creates the
+// function and what to run. validate and plan both say it.
+void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
+                          std::vector<std::string>& problems);
+
 // The warnings about a resolved job that only make a run slow or surprising.
 std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& job,
                                       const TableHealth& health);

@@ -111,6 +111,27 @@ TEST_CASE("validate names the pending script that would create a missing functio
   CHECK_THAT(command(db, path, {"validate"}).out, !Catch::Contains("xf.items does not exist"));
 }
 
+TEST_CASE(
+    "plan estimates an analyzed table's rows while the script creating its function is "
+    "pending") {
+  TestDatabase db;
+  create_items(db, 100);
+  db.exec("ANALYZE legacy.items; DROP FUNCTION xf.items(bigint, bigint)");
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() + "/sql");
+  dir.write("sql/R__transforms.sql",
+            "CREATE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+            " LANGUAGE sql AS 'SELECT 0::bigint';\n");
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  auto r = command(db, path, {"plan"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("~100 rows in ~10 batches"));
+  CHECK_THAT(r.err, Catch::Contains("pending script R__transforms.sql creates it"));
+  const auto json = parse_json(command(db, path, {"plan", "--json"}).out);
+  CHECK(json["lists"][0]["jobs"][0]["estimated_rows"] == 100);
+}
+
 TEST_CASE("validate reports a function changed under a started job") {
   TestDatabase db;
   create_items(db, 1000);

@@ -176,3 +176,17 @@ TEST_CASE("the backoff is capped at 30 seconds for large attempts and bases") {
     CHECK(d >= 15000);
   }
 }
+
+TEST_CASE("an error's context keeps the DBA's function and drops pgxform's own wrapper") {
+  const std::string message =
+      "ERROR:  division by zero\n"
+      "CONTEXT:  SQL function \"items\" statement 1\n"
+      "PL/pgSQL function pg_temp_4.pgxform_batch_1758_call(bigint,bigint) line 1 at RETURN\n"
+      "SQL statement \"WITH b AS MATERIALIZED (SELECT pg_temp.pgxform_batch_1758_call(b.lo, "
+      "b.hi))\"\n"
+      "PL/pgSQL function pg_temp_4.pgxform_batch_1758(text,bigint,text,integer,text) line 1";
+  CHECK(pgxform::without_own_context(message) ==
+        "ERROR:  division by zero\nCONTEXT:  SQL function \"items\" statement 1");
+  CHECK(classify(pqxx::sql_error(message, "SELECT 1", "22012")).message ==
+        "ERROR:  division by zero\nCONTEXT:  SQL function \"items\" statement 1");
+}
