@@ -31,7 +31,8 @@ BatchSizing sizing_of(const JobSettings& settings) {
 }  // namespace
 
 BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
-                         const JobSettings& settings, TaskId task, Progress& progress)
+                         const JobSettings& settings, std::string list, TaskId task,
+                         Progress& progress)
     : m_session(session),
       m_store(store),
       m_job(job),
@@ -39,7 +40,55 @@ BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob&
       m_task(std::move(task)),
       m_progress(progress),
       m_slicing(slicing_of(job)),
-      m_sizer(sizing_of(settings)) {}
+      m_sizer(sizing_of(settings)),
+      m_list(std::move(list)) {}
+
+void BatchRunner::read_control() {
+  pqxx::nontransaction tx(m_session.conn());
+  m_control = resolve_control(read_control_rows(tx, m_store.schema(), m_job.name, m_list),
+                              m_job.name, m_list);
+  m_control_read = std::chrono::steady_clock::now();
+}
+
+bool BatchRunner::follow_control() {
+  using namespace std::chrono;
+  const JobControl before = m_control;
+  if (!m_control_read || steady_clock::now() - *m_control_read >= seconds(1)) read_control();
+  if (m_control.paused) {
+    spdlog::info("{}: paused ({}): no new batch until pgxform resume {}", m_task.text(),
+                 m_control.paused_by, m_job.name);
+    auto said = steady_clock::now();
+    while (m_control.paused) {
+      for (int i = 0; i < 10; ++i) {
+        if (stop_level() >= 1) return false;
+        std::this_thread::sleep_for(milliseconds(100));
+      }
+      read_control();
+      if (m_control.paused && steady_clock::now() - said >= minutes(1)) {
+        spdlog::info("{}: still paused ({})", m_task.text(), m_control.paused_by);
+        said = steady_clock::now();
+      }
+    }
+    spdlog::info("{}: resumed", m_task.text());
+  }
+  if (m_control.batch_size != before.batch_size ||
+      m_control.target_batch_ms != before.target_batch_ms) {
+    BatchSizing sizing = sizing_of(m_settings);
+    if (m_control.target_batch_ms) sizing.target_ms = *m_control.target_batch_ms;
+    if (m_control.batch_size) sizing.first = *m_control.batch_size;
+    // A size given now is the next batch's; time sizing goes on from it.
+    m_sizer = BatchSizer(sizing);
+    spdlog::info("{}: batches of {} keys{} from now on (control)", m_task.text(), m_sizer.size(),
+                 sizing.target_ms > 0
+                     ? ", then sized to last " + std::to_string(sizing.target_ms) + " ms"
+                     : std::string());
+  }
+  for (long long slept = 0; slept < m_control.pause_ms; slept += 100) {
+    if (stop_level() >= 1) return false;
+    std::this_thread::sleep_for(milliseconds(std::min<long long>(100, m_control.pause_ms - slept)));
+  }
+  return true;
+}
 
 BatchShape BatchRunner::shape() const {
   return {m_slicing, m_cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
@@ -241,7 +290,7 @@ TaskOutcome BatchRunner::run(long long& committed) {
   }
   m_cursor = *cursor;
   while (true) {
-    if (stop_level() >= 1) {
+    if (stop_level() >= 1 || !follow_control()) {
       m_store.mark_stopped(m_task, m_slicing);
       return {TaskOutcome::Kind::stopped, ""};
     }

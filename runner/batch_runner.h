@@ -8,6 +8,10 @@
 // trips (BEGIN, the two statements, COMMIT) whatever its size, and the function's writes, the
 // cursor's move and the batch_log row commit together or not at all.
 //
+// Between two batches the task reads the control table (job_control.h), at most once a
+// second: a paused job takes no new batch until it is resumed (a stop signal still ends it),
+// a new batch_size or target_batch_ms applies from the next batch, pause_ms sleeps.
+//
 // Failures (see retry.h), decided by SQLSTATE:
 //   transient        retried in place with exponential backoff and jitter (`retries`,
 //                    `retry_backoff_ms`);
@@ -19,6 +23,7 @@
 //                    until only the offending keys are set aside and the rest is processed.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -29,6 +34,7 @@
 #include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
+#include "job_control.h"
 #include "jobs_file.h"
 #include "progress.h"
 #include "retry.h"
@@ -40,7 +46,7 @@ namespace pgxform {
 class BatchRunner {
  public:
   BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
-              const JobSettings& settings, TaskId task, Progress& progress);
+              const JobSettings& settings, std::string list, TaskId task, Progress& progress);
   // From the task's cursor to its end, a stop, or a permanent failure, each recorded in the
   // state. Throws what task_runner must handle: a lost connection, an in-doubt COMMIT. Counts
   // the batches it commits in `committed`, which the caller reads also when it throws: a
@@ -83,6 +89,11 @@ class BatchRunner {
   std::optional<Range> split(const Range& range);
   TaskOutcome fail(const Failure& failure);
   BatchShape shape() const;
+  // Between two batches: what the control table says for this job (job_control.h), read at
+  // most once a second. Waits while the job is paused, applies new sizes, sleeps pause_ms.
+  // False when a stop signal came while it waited.
+  bool follow_control();
+  void read_control();
 
   Session& m_session;
   StateStore& m_store;
@@ -93,6 +104,9 @@ class BatchRunner {
   Slicing m_slicing;
   Cursor m_cursor;
   BatchSizer m_sizer;
+  std::string m_list;
+  JobControl m_control;
+  std::optional<std::chrono::steady_clock::time_point> m_control_read;
   std::map<std::string, BatchFunction> m_functions;  // by statement variant, built once
   long long* m_committed = nullptr;
 };

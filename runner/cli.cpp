@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 
+#include "control_command.h"
 #include "database.h"
 #include "errors.h"
 #include "exit_code.h"
@@ -277,6 +278,48 @@ const Command k_commands[] = {
        o.job = p.jobs.front();
        o.to = p.optional<std::string>("to");
        return reset_command(o, out);
+     }},
+    {"pause", "pause NAME...|--all    no new batch for these jobs or lists until resumed",
+     "pause [-f FILE] [--dsn DSN] [NAME...] [--all]",
+     "Pauses jobs while they run, from any host: a running runner takes no new batch\n"
+     "for a paused job (the batch in flight commits) and waits until it is resumed.\n"
+     "NAME is a list or a batched job. Works before a run too. Writes the control\n"
+     "table of the state schema, which plain SQL may also write.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<ControlOptions>();
+       o.action = ControlAction::pause;
+       o.arguments = p.jobs;
+       o.all = p.has("all");
+       return control_command(o, out);
+     }},
+    {"resume", "resume NAME...|--all   let paused jobs or lists take batches again",
+     "resume [-f FILE] [--dsn DSN] [NAME...] [--all]",
+     "Resumes paused jobs: a job's own setting wins over its list's, which wins\n"
+     "over --all's, so `pause --all` then `resume JOB` runs JOB alone.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<ControlOptions>();
+       o.action = ControlAction::resume;
+       o.arguments = p.jobs;
+       o.all = p.has("all");
+       return control_command(o, out);
+     }},
+    {"set", "set NAME...|--all KEY=VALUE...  batch_size, target_batch_ms, pause_ms, live",
+     "set [-f FILE] [--dsn DSN] [NAME...] [--all] KEY=VALUE...",
+     "Changes settings of jobs while they run, from their next batch:\n"
+     "batch_size=N (the next batch's size; every batch's when target_batch_ms is 0),\n"
+     "target_batch_ms=MS (0: fixed batch_size), pause_ms=MS (a sleep between batches).",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<ControlOptions>();
+       o.action = ControlAction::set;
+       o.arguments = p.jobs;
+       o.all = p.has("all");
+       return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
      "verify [-f FILE] [--dsn DSN] [JOB...] [--repair]",

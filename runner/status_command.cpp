@@ -84,7 +84,8 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
 }
 
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
-                                      const std::map<std::string, StatusFacts>& facts) {
+                                      const std::map<std::string, StatusFacts>& facts,
+                                      const std::vector<ControlRow>& control) {
   std::vector<StatusRow> rows;
   for (const auto& list : file.lists)
     for (const auto& job : list.jobs) {
@@ -105,6 +106,13 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
       row.percent = percent_done(row.state, job.is_step(), job_facts);
       if (job_facts && !job_facts->batches.empty())
         row.trend = analyze_batches(job_facts->batches).trend;
+      if (!job.is_step() && row.state.status != "done") {
+        const JobControl c = resolve_control(control, job.name, list.name);
+        if (c.paused) {
+          row.waiting = "paused";
+          row.paused_by = c.paused_by;
+        }
+      }
       rows.push_back(row);
     }
   return rows;
@@ -132,7 +140,8 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"error_first_key", json_text(s.error_first_key)},
                     {"error_last_key", json_text(s.error_last_key)},
                     {"trend", trend_name(row.trend)},
-                    {"set_aside", s.set_aside}});
+                    {"set_aside", s.set_aside},
+                    {"waiting", json_text(row.waiting)}});
   }
   print_json(out, Json{{"jobs", jobs}});
 }
@@ -171,6 +180,11 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
       out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
              " see pgxform profile and pgxform explain "
           << s.job << "\n";
+    if (row.waiting)
+      out << "    paused (" << row.paused_by << "): no new batch until pgxform resume "
+          << (row.paused_by == "all" ? std::string("--all")
+                                     : row.paused_by.substr(row.paused_by.find(' ') + 1))
+          << "\n";
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
           << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
@@ -183,8 +197,14 @@ int status_command(const StatusOptions& options, std::ostream& out) {
   auto conn = connect(options.dsn);
   const std::vector<JobStatus> states =
       StateStore(*conn, StateSchema(file.state_schema)).read_status();
+  const StateSchema schema(file.state_schema);
+  std::vector<ControlRow> control;
+  if (has_feature(state_version(*conn, schema), StateFeature::control)) {
+    pqxx::read_transaction tx(*conn);
+    control = read_all_control(tx, schema);
+  }
   const std::vector<StatusRow> rows =
-      compute_status(file, states, fetch_facts(*conn, file, states));
+      compute_status(file, states, fetch_facts(*conn, file, states), control);
   if (options.format == StatusFormat::json)
     print_status_json(out, rows);
   else

@@ -14,8 +14,8 @@
 // "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
 // "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
-// "flat" | "growing", "set_aside": N}, ...]}. A growing trend (trend.h) is also printed as a
-// warning.
+// "flat" | "growing", "set_aside": N, "waiting": null | "paused"}, ...]}. A growing trend (trend.h)
+// is also printed as a warning.
 //
 // fetch (fetch_status: the state rows and what the leading tables say) -> compute
 // (compute_status, pure) -> render (print_status_table, print_status_json).
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "command_options.h"
+#include "job_control.h"
 #include "jobs_file.h"
 #include "state_store.h"
 #include "table_stats.h"
@@ -55,6 +56,8 @@ struct StatusRow {
   JobStatus state;
   std::optional<double> percent;
   Trend trend = Trend::insufficient;
+  std::optional<std::string> waiting;  // "paused": no new batch until resumed
+  std::string paused_by;               // "job items", "list shop", "all"
 };
 
 // The status to show for a job's state row (see above).
@@ -63,8 +66,11 @@ std::string shown_status(const JobStatus& state);
 std::optional<double> percent_done(const JobStatus& state, bool step,
                                    const std::optional<StatusFacts>& facts);
 // One row per job of the file, in file order; a job without a state row is pending.
+// `control`: the control table's rows (job_control.h): a paused job that is not done is
+// waiting for `pgxform resume`.
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
-                                      const std::map<std::string, StatusFacts>& facts);
+                                      const std::map<std::string, StatusFacts>& facts,
+                                      const std::vector<ControlRow>& control = {});
 
 void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
 void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);

@@ -65,7 +65,8 @@ TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& r
                         const TaskId& task, long long& committed) {
   apply_session_settings(session.conn(), job.settings);
   if (job.is_step()) return run_step(store, job);
-  return BatchRunner(session, store, run.jobs.at(job.name), job.settings, task, run.progress)
+  return BatchRunner(session, store, run.jobs.at(job.name), job.settings, job.list, task,
+                     run.progress)
       .run(committed);
 }
 

@@ -58,7 +58,7 @@ YAML
 cp "$dir/migration.yaml" "$dir/jobs.yaml"
 
 expect "status " pgxform sta
-expect "rehearse repair reset retry-failed run " pgxform r
+expect "rehearse repair reset resume retry-failed run " pgxform r
 expect "--only " pgxform run --on
 expect "analyze_all customers finish orders shop " pgxform reset -f "$dir/migration.yaml" ""
 expect "customers " pgxform -f "$dir/migration.yaml" explain cu
@@ -66,6 +66,8 @@ expect "shop " pgxform run --file "$dir/migration.yaml" --only s
 # Without -f: ./jobs.yaml.
 (cd "$dir" && expect "orders " pgxform verify or) || failed=1
 expect "--repair " pgxform verify --r
+expect "batch_size= " pgxform set orders batch
+expect "shop " pgxform pause -f "$dir/migration.yaml" sh
 
 # In step with the binary: its commands, and each command's own options.
 commands=$("$binary" --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')

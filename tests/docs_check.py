@@ -6,8 +6,9 @@ usage: docs_check.py PGXFORM_BINARY [--keep DIR]
 
 The binary runs the tour of the README on the sample migration (sql/, jobs.yaml) in a
 database of its own, from the PG* environment: info, validate and plan before and after
-migrate, run, status, profile, explain, verify, rehearse, the run again, and a few mistakes
-(a mistyped command, an unknown job). What it printed, on stdout and stderr, is the corpus.
+migrate, run, status, profile, explain, verify, rehearse, pause, set and resume, the run
+again, and a few mistakes (a mistyped command, an unknown job). What it printed, on stdout and
+stderr, is the corpus.
 
 Then every line quoted in an output block of the docs (a fenced block with no language, or
 `console` or `json`; `text` marks a block that is no output, such as a diagram) is checked:
@@ -204,6 +205,9 @@ class Tour:
             self.pgxform("explain", "customers")
             self.pgxform("verify")
             self.pgxform("run", expect=0)
+            self.pgxform("pause", "orders", expect=0)
+            self.pgxform("set", "shop_orders", "batch_size=2000", "target_batch_ms=0", expect=0)
+            self.pgxform("resume", "--all", expect=0)
             self.pgxform("reset", "analyze_events", expect=0)
             self.pgxform("run", expect=0)
             # Mistakes.

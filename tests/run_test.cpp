@@ -370,7 +370,8 @@ TEST_CASE(
       " DROP COLUMN shared_blks_dirtied, DROP COLUMN shared_blks_written,"
       " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
       " DROP COLUMN temp_blks_written, DROP COLUMN batch_size;"
-      "DELETE FROM pgxform.schema_version WHERE version IN (5, 6)");
+      "DROP TABLE pgxform.control;"
+      "DELETE FROM pgxform.schema_version WHERE version IN (5, 6, 7)");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
   INFO(old.err);
@@ -379,7 +380,7 @@ TEST_CASE(
 
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
   REQUIRE(run(db, path).exit_code == 0);
-  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") == "6");
+  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") == "7");
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
   // The three batches of the first run, without counters or sizes; the two of the second,

@@ -105,22 +105,26 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(out, {{failed_state(), 49.94999, pgxform::Trend::flat}});
+  pgxform::print_status_json(out,
+                             {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, ""}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
   for (const auto& item : job.items()) keys.push_back(item.key());
-  CHECK(keys == std::vector<std::string>{"job", "list", "status", "rows_done", "batches_done",
-                                         "last_key", "percent", "slices", "slices_done", "runner",
-                                         "started_at", "updated_at", "finished_at", "error",
-                                         "sqlstate", "error_first_key", "error_last_key", "trend",
-                                         "set_aside"});
+  CHECK(
+      keys ==
+      std::vector<std::string>{
+          "job",         "list",   "status",      "rows_done",       "batches_done",   "last_key",
+          "percent",     "slices", "slices_done", "runner",          "started_at",     "updated_at",
+          "finished_at", "error",  "sqlstate",    "error_first_key", "error_last_key", "trend",
+          "set_aside",   "waiting"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");
   CHECK(job["sqlstate"] == "22012");
   CHECK(job["trend"] == "flat");
   CHECK(job["set_aside"] == 2);
+  CHECK(job["waiting"].is_null());
   CHECK(out.str().back() == '\n');
 }
 
@@ -128,7 +132,7 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   JobStatus s = failed_state();
   s.last_key.reset();
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing}});
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, ""}});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);

@@ -1,0 +1,125 @@
+// Steering running jobs (job_control.h, control_command.h) against a real PostgreSQL and a
+// real runner process: pause holds a job between batches until resume, set changes the size
+// of its next batches, plain SQL on the control table does the same, and bad requests write
+// nothing.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
+#include "fixtures.h"
+#include "test_db.h"
+#include "test_json.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+// Polls `condition` for up to 30 s; a condition that throws (no state schema yet) is not met.
+void wait_for_condition(const std::function<bool()>& condition) {
+  auto met = [&] {
+    try {
+      return condition();
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  for (int i = 0; i < 3000 && !met(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(met());
+}
+
+CliResult control(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
+  return run_cli(with_db(db, path, std::move(args)));
+}
+
+}  // namespace
+
+TEST_CASE("a paused job takes no batch until it is resumed, then the run finishes it") {
+  TestDatabase db;
+  create_items(db, 500, 20);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  // Paused before the run starts: the command creates the state schema.
+  const auto paused = control(db, path, {"pause", "items"});
+  INFO(paused.out << paused.err);
+  REQUIRE(paused.exit_code == 0);
+  CHECK_THAT(paused.out, Catch::Contains("paused job items"));
+
+  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
+  wait_for_condition(
+      [&] { return child.err().find("items: paused (job items)") != std::string::npos; });
+  // The runner keeps waiting: it reads the control table again every second and takes no
+  // batch. Two more reads, and still no batch and no exit.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  int code = 0;
+  CHECK_FALSE(child.wait_for(1, code));
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+  const auto status = parse_json(control(db, path, {"status", "--json"}).out);
+  CHECK(job_in(status, "items")["waiting"] == "paused");
+  CHECK_THAT(control(db, path, {"status"}).out,
+             Catch::Contains("paused (job items): no new batch until pgxform resume items"));
+
+  REQUIRE(control(db, path, {"resume", "items"}).exit_code == 0);
+  CHECK(child.wait() == 0);
+  INFO(child.err());
+  CHECK_THAT(child.err(), Catch::Contains("items: resumed"));
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(job_in(parse_json(control(db, path, {"status", "--json"}).out), "items")["waiting"]
+            .is_null());
+}
+
+TEST_CASE("set changes the size of a running job's next batches, and plain SQL can pause it") {
+  TestDatabase db;
+  create_items(db, 500, 0);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  // The schema, then a pause of the job's list written as plain SQL, as docs/cli.md shows.
+  REQUIRE(control(db, path, {"set", "--all", "pause_ms=0"}).exit_code == 0);
+  db.exec("INSERT INTO pgxform.control (scope, name, paused) VALUES ('list', 'main', true)");
+
+  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
+  wait_for_condition(
+      [&] { return child.err().find("items: paused (list main)") != std::string::npos; });
+  const auto set = control(db, path, {"set", "items", "batch_size=7", "target_batch_ms=0"});
+  INFO(set.out << set.err);
+  REQUIRE(set.exit_code == 0);
+  CHECK_THAT(set.out, Catch::Contains("set batch_size=7 target_batch_ms=0 for job items"));
+  db.exec("UPDATE pgxform.control SET paused = false WHERE scope = 'list'");
+  CHECK(child.wait() == 0);
+  CHECK(missing_items(db) == 0);
+  // Every batch after the change took 7 keys (the last one what was left).
+  CHECK(db.scalar("SELECT string_agg(DISTINCT batch_size::text, ',') FROM pgxform.batch_log") ==
+        "7");
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == (500 + 6) / 7);
+}
+
+TEST_CASE("pause, resume and set refuse an unknown name, setting or value and write nothing") {
+  TestDatabase db;
+  create_items(db, 10, 0);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_and_counting_step_yaml(db));
+  const std::vector<std::vector<std::string>> bad = {
+      {"pause", "itemz"},
+      {"pause"},
+      {"resume", "items", "--all"},
+      {"pause", "count-step"},
+      {"set", "items"},
+      {"set", "items", "batch_sise=5"},
+      {"set", "items", "batch_size=0"},
+      {"set", "items", "pause_ms=-1"},
+      {"set", "items", "target_batch_ms=fast"},
+      {"pause", "items", "batch_size=5"},
+  };
+  for (const auto& args : bad) {
+    const auto r = control(db, path, args);
+    INFO(args.front() << " " << (args.size() > 1 ? args[1] : "") << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_FALSE(db.schema_exists("pgxform"));
+  }
+  CHECK_THAT(control(db, path, {"pause", "itemz"}).err,
+             Catch::Contains("no list or job 'itemz'") && Catch::Contains("did you mean 'items'?"));
+  CHECK_THAT(control(db, path, {"set", "items", "batch_sise=5"}).err,
+             Catch::Contains("unknown setting 'batch_sise'"));
+}
