@@ -32,13 +32,14 @@ BatchSizing sizing_of(const JobSettings& settings) {
 
 BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
                          const JobSettings& settings, std::string list, TaskId task,
-                         Progress& progress)
+                         Progress& progress, HealthMonitor& health)
     : m_session(session),
       m_store(store),
       m_job(job),
       m_settings(settings),
       m_task(std::move(task)),
       m_progress(progress),
+      m_health(health),
       m_slicing(slicing_of(job)),
       m_sizer(sizing_of(settings)),
       m_list(std::move(list)) {}
@@ -87,6 +88,34 @@ bool BatchRunner::follow_control() {
     if (stop_level() >= 1) return false;
     std::this_thread::sleep_for(milliseconds(std::min<long long>(100, m_control.pause_ms - slept)));
   }
+  return wait_for_health();
+}
+
+bool BatchRunner::wait_for_health() {
+  using namespace std::chrono;
+  if (!m_settings.throttle.any()) return true;
+  std::optional<std::string> why =
+      throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
+  if (!why) return true;
+  const auto started = steady_clock::now();
+  spdlog::info("{}: throttled: {}; waiting", m_task.text(), *why);
+  m_store.set_waiting(m_job.name, "throttled: " + *why);
+  while (why) {
+    for (int i = 0; i < 10; ++i) {
+      if (stop_level() >= 1) {
+        m_store.set_waiting(m_job.name, std::nullopt);
+        return false;
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    const auto now = throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
+    if (now && *now != *why && now->substr(0, now->find(' ')) != why->substr(0, why->find(' ')))
+      spdlog::info("{}: throttled: {}", m_task.text(), *now);
+    why = now;
+  }
+  m_store.set_waiting(m_job.name, std::nullopt);
+  spdlog::info("{}: no longer throttled, after {:.1f} s", m_task.text(),
+               duration<double>(steady_clock::now() - started).count());
   return true;
 }
 

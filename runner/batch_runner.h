@@ -10,7 +10,8 @@
 //
 // Between two batches the task reads the control table (job_control.h), at most once a
 // second: a paused job takes no new batch until it is resumed (a stop signal still ends it),
-// a new batch_size or target_batch_ms applies from the next batch, pause_ms sleeps.
+// a new batch_size or target_batch_ms applies from the next batch, pause_ms sleeps. Then, with
+// `throttle:` limits, it waits while the database's health is over one (health_throttle.h).
 //
 // Failures (see retry.h), decided by SQLSTATE:
 //   transient        retried in place with exponential backoff and jitter (`retries`,
@@ -34,6 +35,7 @@
 #include "batch_sql.h"
 #include "catalog.h"
 #include "database.h"
+#include "health_throttle.h"
 #include "job_control.h"
 #include "jobs_file.h"
 #include "progress.h"
@@ -46,7 +48,8 @@ namespace pgxform {
 class BatchRunner {
  public:
   BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
-              const JobSettings& settings, std::string list, TaskId task, Progress& progress);
+              const JobSettings& settings, std::string list, TaskId task, Progress& progress,
+              HealthMonitor& health);
   // From the task's cursor to its end, a stop, or a permanent failure, each recorded in the
   // state. Throws what task_runner must handle: a lost connection, an in-doubt COMMIT. Counts
   // the batches it commits in `committed`, which the caller reads also when it throws: a
@@ -94,6 +97,8 @@ class BatchRunner {
   // False when a stop signal came while it waited.
   bool follow_control();
   void read_control();
+  // Waits while a throttle: limit is exceeded (health_throttle.h). False on a stop signal.
+  bool wait_for_health();
 
   Session& m_session;
   StateStore& m_store;
@@ -101,6 +106,7 @@ class BatchRunner {
   const JobSettings& m_settings;
   TaskId m_task;
   Progress& m_progress;
+  HealthMonitor& m_health;
   Slicing m_slicing;
   Cursor m_cursor;
   BatchSizer m_sizer;

@@ -253,6 +253,21 @@ class Reader {
       settings.on_error = on_error.Scalar() == "skip" ? OnError::skip : OnError::stop;
     }
     if (map["bisect"]) settings.bisect = boolean(map, "bisect", what("bisect"));
+    if (const YAML::Node throttle = map["throttle"]) {
+      expect_map(throttle, what("throttle"));
+      check_fields(
+          throttle,
+          {"max_replica_lag_s", "max_active_sessions", "max_xact_age_s", "max_wal_mb_per_s"},
+          what("throttle"));
+      const auto limit = [&](const char* field, std::optional<long>& into) {
+        if (throttle[field])
+          into = positive_integer(throttle, field, what("throttle") + "." + field, 1000000);
+      };
+      limit("max_replica_lag_s", settings.throttle.max_replica_lag_s);
+      limit("max_active_sessions", settings.throttle.max_active_sessions);
+      limit("max_xact_age_s", settings.throttle.max_xact_age_s);
+      limit("max_wal_mb_per_s", settings.throttle.max_wal_mb_per_s);
+    }
     if (map["statement_timeout"])
       settings.statement_timeout = duration(map, "statement_timeout", what("statement_timeout"));
     if (map["lock_timeout"])
@@ -290,6 +305,7 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
                   "retry_backoff_ms",
                   "on_error",
                   "bisect",
+                  "throttle",
                   "statement_timeout",
                   "lock_timeout",
                   "idle_in_transaction_session_timeout",
@@ -470,8 +486,8 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
     r.check_fields(
         defaults,
         {"batch_size", "target_batch_ms", "min_batch_size", "max_batch_size", "synchronous_commit",
-         "threads", "retries", "retry_backoff_ms", "on_error", "bisect", "statement_timeout",
-         "lock_timeout", "idle_in_transaction_session_timeout"},
+         "threads", "retries", "retry_backoff_ms", "on_error", "bisect", "throttle",
+         "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"},
         "defaults");
     r.settings(defaults, file.defaults, "defaults");
     file.default_batch_size = file.defaults.batch_size;

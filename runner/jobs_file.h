@@ -45,6 +45,18 @@ constexpr long k_max_batch_size = 1000000000;
 // What a job inherits from `defaults:` and may override.
 enum class SynchronousCommit { on, off };
 
+// `throttle:`: the database's health signals a job waits for (health_throttle.h). A job's own
+// limits override the defaults' one by one.
+struct ThrottleLimits {
+  std::optional<long> max_replica_lag_s;
+  std::optional<long> max_active_sessions;
+  std::optional<long> max_xact_age_s;
+  std::optional<long> max_wal_mb_per_s;
+  bool any() const {
+    return max_replica_lag_s || max_active_sessions || max_xact_age_s || max_wal_mb_per_s;
+  }
+};
+
 struct JobSettings {
   long batch_size = 10000;     // the first batch's size; then sized by time (batch_sizer.h)
   long target_batch_ms = 500;  // 0: every batch of batch_size
@@ -56,6 +68,7 @@ struct JobSettings {
   int retries = 5;              // transient failures retried per batch
   long retry_backoff_ms = 200;  // first backoff; doubles per attempt, with jitter
   OnError on_error = OnError::stop;
+  ThrottleLimits throttle;
   bool bisect = false;  // with on_error: skip, narrow a failing batch down by halving
   // PostgreSQL durations ("30min", "5s", "0" for none), set for the job's session.
   std::string statement_timeout = "1h";

@@ -131,7 +131,9 @@ int run_command(const RunOptions& options) {
   pool.lend(std::move(conn));
 
   const auto started = std::chrono::steady_clock::now();
-  const RunContext context{file, run.preflight.jobs, StateSchema(file.state_schema), progress};
+  HealthMonitor health;
+  const RunContext context{file, run.preflight.jobs, StateSchema(file.state_schema), progress,
+                           health};
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
     return run_task(session, context, task);
   });

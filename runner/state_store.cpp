@@ -123,7 +123,8 @@ std::vector<JobStatus> StateStore::read_status() {
           "  FROM pg_catalog.generate_series(0, j.slices - 1) g JOIN pg_catalog.pg_locks l ON " +
           lock_held_sql("$1", task_name_sql("j.job", "g")) +
           "  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid), " +
-          unresolved_count_sql(m_schema, version, "j.job") + " FROM " +
+          unresolved_count_sql(m_schema, version, "j.job") + ", " +
+          (has_feature(version, StateFeature::control) ? "j.waiting" : "NULL::text") + " FROM " +
           m_schema.table("job_state") + " j",
       m_schema.name);
   for (const auto& r : rows) {
@@ -146,6 +147,7 @@ std::vector<JobStatus> StateStore::read_status() {
     s.error_last_key = opt(r[15]);
     s.runner = opt(r[16]);
     s.set_aside = r[17].as<long long>();
+    s.waiting = opt(r[18]);
     out.push_back(s);
   }
   return out;
@@ -333,6 +335,13 @@ void flush_at_commit(pqxx::work& tx) {
 }
 
 }  // namespace
+
+void StateStore::set_waiting(const std::string& job, const std::optional<std::string>& why) {
+  pqxx::work tx(conn());
+  tx.exec_params("UPDATE " + m_schema.table("job_state") + " SET waiting = $2 WHERE job = $1", job,
+                 why);
+  tx.commit();
+}
 
 std::optional<long long> StateStore::mark_done(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());

@@ -67,8 +67,9 @@ struct JobStatus {
   int slices_running = 0;  // slices whose row says running (held now, or their runner died)
   std::optional<std::string> started_at, updated_at, finished_at;
   std::optional<std::string> error, sqlstate, error_first_key, error_last_key;
-  std::optional<std::string> runner;  // who holds it now, when someone does
-  long long set_aside = 0;            // unresolved ranges in failed_batches
+  std::optional<std::string> runner;   // who holds it now, when someone does
+  long long set_aside = 0;             // unresolved ranges in failed_batches
+  std::optional<std::string> waiting;  // job_state.waiting: why its runner takes no batch now
 };
 
 // What the batch statement writes to the task's row, after the CTE `r` (columns lo and hi of
@@ -136,6 +137,8 @@ class StateStore {
   std::optional<Cursor> next_cursor(const std::string& job, Slicing slicing);
   // The job's rows_done when this finished the job (its last slice), else nothing.
   std::optional<long long> mark_done(const TaskId& task, Slicing slicing);
+  // Why the job's runner takes no batch now (health_throttle.h), or nothing: job_state.waiting.
+  void set_waiting(const std::string& job, const std::optional<std::string>& why);
   void mark_failed(const TaskId& task, Slicing slicing, const Failure& failure,
                    const std::optional<std::string>& first_key,
                    const std::optional<std::string>& last_key);

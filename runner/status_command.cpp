@@ -111,6 +111,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
         if (c.paused) {
           row.waiting = "paused";
           row.paused_by = c.paused_by;
+        } else if (row.state.waiting && row.state.runner) {
+          row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
         }
       }
       rows.push_back(row);
@@ -180,7 +182,8 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
       out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
              " see pgxform profile and pgxform explain "
           << s.job << "\n";
-    if (row.waiting)
+    if (row.waiting && *row.waiting != "paused") out << "    " << *row.waiting << "\n";
+    if (row.waiting && *row.waiting == "paused")
       out << "    paused (" << row.paused_by << "): no new batch until pgxform resume "
           << (row.paused_by == "all" ? std::string("--all")
                                      : row.paused_by.substr(row.paused_by.find(' ') + 1))

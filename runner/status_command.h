@@ -14,8 +14,8 @@
 // "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
 // "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
-// "flat" | "growing", "set_aside": N, "waiting": null | "paused"}, ...]}. A growing trend (trend.h)
-// is also printed as a warning.
+// "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..."}, ...]}. A
+// growing trend (trend.h) is also printed as a warning.
 //
 // fetch (fetch_status: the state rows and what the leading tables say) -> compute
 // (compute_status, pure) -> render (print_status_table, print_status_json).
@@ -56,8 +56,10 @@ struct StatusRow {
   JobStatus state;
   std::optional<double> percent;
   Trend trend = Trend::insufficient;
-  std::optional<std::string> waiting;  // "paused": no new batch until resumed
-  std::string paused_by;               // "job items", "list shop", "all"
+  // "paused": no new batch until resumed; "throttled: max_xact_age_s 12 > 10": its runner waits
+  // for the database's health (health_throttle.h).
+  std::optional<std::string> waiting;
+  std::string paused_by;  // "job items", "list shop", "all"
 };
 
 // The status to show for a job's state row (see above).

@@ -16,6 +16,7 @@
 
 #include "catalog.h"
 #include "database.h"
+#include "health_throttle.h"
 #include "jobs_file.h"
 #include "progress.h"
 #include "scheduler.h"
@@ -29,6 +30,7 @@ struct RunContext {
   const std::map<std::string, ResolvedJob>& jobs;  // the batched jobs, resolved
   StateSchema schema;
   Progress& progress;
+  HealthMonitor& health;  // the database's health signals, shared by the workers
 };
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);

@@ -14,3 +14,7 @@ CREATE TABLE @schema@.control (
   updated_by      text NOT NULL DEFAULT current_user,
   PRIMARY KEY (scope, name)
 );
+-- Why a running job takes no batch now: "throttled: max_xact_age_s 12 > 10" while its runner
+-- waits for the database's health (throttle:), NULL while it works. Set and cleared by the
+-- runner; status shows it only while a runner holds the job.
+ALTER TABLE @schema@.job_state ADD COLUMN waiting text;

@@ -1,10 +1,12 @@
-// Steering running jobs (job_control.h, control_command.h) against a real PostgreSQL and a
-// real runner process: pause holds a job between batches until resume, set changes the size
-// of its next batches, plain SQL on the control table does the same, and bad requests write
-// nothing.
+// Steering running jobs (job_control.h, control_command.h, health_throttle.h) against a real
+// PostgreSQL and a real runner process: pause holds a job between batches until resume, set
+// changes the size of its next batches, plain SQL on the control table does the same, bad
+// requests write nothing, and throttle limits make the run wait for the database's health.
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <pqxx/pqxx>
 #include <thread>
+#include <vector>
 
 #include "fixtures.h"
 #include "test_db.h"
@@ -122,4 +124,113 @@ TEST_CASE("pause, resume and set refuse an unknown name, setting or value and wr
              Catch::Contains("no list or job 'itemz'") && Catch::Contains("did you mean 'items'?"));
   CHECK_THAT(control(db, path, {"set", "items", "batch_sise=5"}).err,
              Catch::Contains("unknown setting 'batch_sise'"));
+}
+
+TEST_CASE("a transaction held open past max_xact_age_s makes the run wait until it ends") {
+  TestDatabase db;
+  create_items(db, 300, 0);
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", "version: 1\ndefaults: {throttle: {max_xact_age_s: 1}}\n" +
+                                 items_jobs_yaml(100).substr(std::string("version: 1\n").size()));
+  // An application's transaction, left open: it holds back vacuum on the migration's tables.
+  pqxx::connection app(db.dsn());
+  pqxx::work open(app);
+  open.exec("SELECT txid_current()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+
+  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
+  wait_for_condition(
+      [&] { return child.err().find("items: throttled: max_xact_age_s") != std::string::npos; });
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
+  const auto waiting =
+      job_in(parse_json(control(db, path, {"status", "--json"}).out), "items")["waiting"];
+  CHECK_THAT(waiting.get<std::string>(), Catch::StartsWith("throttled: max_xact_age_s "));
+  open.abort();
+  CHECK(child.wait() == 0);
+  INFO(child.err());
+  CHECK_THAT(child.err(), Catch::Contains("items: no longer throttled"));
+  CHECK(missing_items(db) == 0);
+  CHECK(job_in(parse_json(control(db, path, {"status", "--json"}).out), "items")["waiting"]
+            .is_null());
+}
+
+TEST_CASE("more active sessions than max_active_sessions make the run wait until they end") {
+  TestDatabase db;
+  create_items(db, 300, 0);
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(100, 1, "        throttle: {max_active_sessions: 1}\n"));
+  // Two application sessions busy with a statement, until they are cancelled.
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 2; ++i)
+    busy.emplace_back([&] {
+      try {
+        pqxx::connection c(db.dsn());
+        pqxx::nontransaction(c).exec("SELECT pg_sleep(60)");
+      } catch (const std::exception&) {
+        // cancelled: what the test does to end them
+      }
+    });
+  wait_for_condition([&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND query = 'SELECT pg_sleep(60)' AND state = 'active'") == 2;
+  });
+  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
+  wait_for_condition([&] {
+    return child.err().find("items: throttled: max_active_sessions") != std::string::npos;
+  });
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
+  db.exec(
+      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+      " AND query = 'SELECT pg_sleep(60)'");
+  for (auto& t : busy) t.join();
+  CHECK(child.wait() == 0);
+  INFO(child.err());
+  CHECK(missing_items(db) == 0);
+}
+
+TEST_CASE("a paused list waits while an independent list runs to its end") {
+  TestDatabase db;
+  create_items(db, 300, 0);
+  db.exec(
+      "CREATE TABLE legacy.others (id int PRIMARY KEY); CREATE TABLE target.others (id int);"
+      "INSERT INTO legacy.others SELECT generate_series(1, 250);"
+      "CREATE FUNCTION xf.others(a int, b int) RETURNS void LANGUAGE sql AS"
+      " 'INSERT INTO target.others SELECT id FROM legacy.others WHERE id BETWEEN a AND b'");
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(100) +
+                       "  - name: other\n"
+                       "    jobs:\n"
+                       "      - {name: others, table: legacy.others, key: id, function: xf.others,"
+                       " batch_size: 50, target_batch_ms: 0}\n");
+  REQUIRE(control(db, path, {"pause", "main"}).exit_code == 0);
+  Child child({"run", "-f", path, "--dsn", db.dsn(), "--threads", "2"}, dir.path());
+  wait_for_condition([&] {
+    return db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'others'") == "done";
+  });
+  CHECK(db.count("SELECT count(*) FROM target.others") == 250);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE job = 'items'") == 0);
+  int code = 0;
+  CHECK_FALSE(child.wait_for(1, code));
+  REQUIRE(control(db, path, {"resume", "main"}).exit_code == 0);
+  CHECK(child.wait() == 0);
+  CHECK(missing_items(db) == 0);
+}
+
+TEST_CASE("set pause_ms leaves at least that long between two batches of a job") {
+  TestDatabase db;
+  create_items(db, 400, 0);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(control(db, path, {"set", "items", "pause_ms=150"}).exit_code == 0);
+  REQUIRE(control(db, path, {"run"}).exit_code == 0);
+  // A lower bound, so no clock can make it flaky: each batch starts at least 150 ms after the
+  // one before it ended.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 4);
+  CHECK(db.scalar("SELECT bool_and(gap >= 150) FROM (SELECT extract(epoch FROM started_at - lag("
+                  "started_at) OVER (ORDER BY batch_no)) * 1000 - lag(duration_ms) OVER (ORDER BY"
+                  " batch_no) AS gap FROM pgxform.batch_log) g WHERE gap IS NOT NULL") == "t");
 }

@@ -1,11 +1,13 @@
-// The control table's rules without a database: which row wins for a job (job_control.h), and
-// what pause, resume and set accept (control_command.h).
+// The control table's rules without a database: which row wins for a job (job_control.h), what
+// pause, resume and set accept (control_command.h), and which throttle limit a job waits for
+// (health_throttle.h).
 #include "job_control.h"
 
 #include <catch2/catch.hpp>
 
 #include "control_command.h"
 #include "errors.h"
+#include "health_throttle.h"
 #include "jobs_file.h"
 
 using pgxform::ControlAction;
@@ -94,4 +96,27 @@ TEST_CASE("pause, resume and set resolve names to lists before jobs and parse se
   CHECK_THROWS_AS(request(ControlAction::set, {"orders", "batch_size=1e3"}), UsageError);
   CHECK_THROWS_WITH(request(ControlAction::pause, {"order"}),
                     Catch::Contains("did you mean 'orders'?"));
+}
+
+TEST_CASE("a throttle limit names the first signal over it, and none within the limits") {
+  using pgxform::HealthSignals;
+  using pgxform::throttle_reason;
+  pgxform::ThrottleLimits limits;
+  HealthSignals s;
+  s.active_sessions = 9;
+  s.xact_age_s = 12.7;
+  CHECK_FALSE(throttle_reason(s, limits));  // no limit set
+  limits.max_xact_age_s = 10;
+  CHECK(*throttle_reason(s, limits) == "max_xact_age_s 12 > 10");
+  limits.max_active_sessions = 8;
+  CHECK(*throttle_reason(s, limits) == "max_active_sessions 9 > 8");
+  s.active_sessions = 8;  // at the limit is within it
+  s.xact_age_s.reset();   // no other transaction open
+  CHECK_FALSE(throttle_reason(s, limits));
+  limits.max_wal_mb_per_s = 50;
+  s.wal_mb_per_s = 80.2;
+  CHECK(*throttle_reason(s, limits) == "max_wal_mb_per_s 80 > 50");
+  limits.max_replica_lag_s = 30;
+  s.replica_lag_s = 31;
+  CHECK(*throttle_reason(s, limits) == "max_replica_lag_s 31 > 30");
 }

@@ -1056,3 +1056,47 @@ lists:
     CHECK_THAT(message(e), Contains("'target_batch_ms' does not apply to the one-shot step"));
   }
 }
+
+TEST_CASE("throttle limits come from defaults, and a job's own override them one by one") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+defaults:
+  throttle: {max_xact_age_s: 60, max_active_sessions: 20}
+lists:
+  - name: a
+    jobs:
+      - {name: x, table: t, key: id, function: f, throttle: {max_active_sessions: 5}}
+      - {name: y, table: t, key: id, function: f}
+)",
+                                        "jobs.yaml");
+  const auto& x = file.find_job("x")->settings.throttle;
+  CHECK(*x.max_xact_age_s == 60);
+  CHECK(*x.max_active_sessions == 5);
+  CHECK_FALSE(x.max_replica_lag_s);
+  CHECK(*file.find_job("y")->settings.throttle.max_active_sessions == 20);
+  CHECK_FALSE(parse_jobs_text(k_example, "jobs.yaml").defaults.throttle.any());
+}
+
+TEST_CASE("an unknown throttle signal or a limit that is not a positive number is an error") {
+  auto unknown = error_of(R"(version: 1
+defaults:
+  throttle:
+    max_lag: 10
+lists: []
+)");
+  CHECK(unknown.line() == 4);
+  CHECK_THAT(message(unknown), Contains("unknown field 'max_lag' in defaults.throttle") &&
+                                   Contains("max_replica_lag_s"));
+  auto zero = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: x
+        table: t
+        key: id
+        function: f
+        throttle: {max_xact_age_s: 0}
+)");
+  CHECK(zero.line() == 9);
+  CHECK_THAT(message(zero),
+             Contains("throttle of job 'x'.max_xact_age_s must be a positive integer"));
+}
