@@ -2,6 +2,8 @@
 
 #include <iterator>
 
+#include "failed_ranges.h"
+
 namespace pgxform {
 
 std::string log_sql(const StateSchema& schema) {
@@ -45,6 +47,18 @@ pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
   return tx.exec_params(log_sql(schema), job, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
 }
 
+const char* batch_kind_name(BatchKind kind) {
+  switch (kind) {
+    case BatchKind::bisect:
+      return "bisect";
+    case BatchKind::retry:
+      return "retry";
+    case BatchKind::batch:
+      break;
+  }
+  return "batch";
+}
+
 std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSchema& schema,
                                       const std::string& job) {
   std::vector<LoggedBatch> out;
@@ -52,18 +66,26 @@ std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSch
   if (version == 0) return out;
   const bool counters = has_feature(version, StateFeature::batch_counters);
   const bool sizes = has_feature(version, StateFeature::batch_sizes);
-  std::string columns = sizes ? ", batch_size" : ", NULL::bigint";
+  // A row without a size, logged since sizes are, is an explicit range (see BatchKind).
+  const std::string kind = sizes ? "CASE WHEN b.batch_size IS NOT NULL OR b.started_at < " +
+                                       feature_since_sql(schema, StateFeature::batch_sizes) +
+                                       " THEN 0 WHEN " + retried_range_sql(schema, version, "b") +
+                                       " THEN 2 ELSE 1 END"
+                                 : "0";
+  std::string columns = (sizes ? ", b.batch_size, " : ", NULL::bigint, ") + kind;
   if (counters)
-    for (const auto& field : k_counter_fields) columns += std::string(", ") + field.column;
+    for (const auto& field : k_counter_fields) columns += std::string(", b.") + field.column;
   const pqxx::result rows = tx.exec_params(
-      "SELECT batch_no, slice, first_key, last_key, rows, duration_ms,"
-      " extract(epoch FROM started_at)::float8" +
+      "SELECT b.batch_no, b.slice, b.first_key, b.last_key, b.rows, b.duration_ms,"
+      " extract(epoch FROM b.started_at)::float8" +
           columns + " FROM " + schema.table("batch_log") +
-          " WHERE job = $1 ORDER BY started_at, batch_no",
+          " b WHERE b.job = $1 ORDER BY b.started_at, b.batch_no",
       job);
-  constexpr int k_first_counter = 8;
+  constexpr int k_first_counter = 9;
+  constexpr BatchKind k_kinds[] = {BatchKind::batch, BatchKind::bisect, BatchKind::retry};
   for (const auto& row : rows) {
     LoggedBatch b;
+    b.kind = k_kinds[row[8].as<int>()];
     b.batch_no = row[0].as<long long>();
     b.slice = row[1].as<int>();
     b.first_key = row[2].as<std::string>();

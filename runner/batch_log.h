@@ -35,7 +35,18 @@ pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
                        const std::string& job, const pqxx::result& plan,
                        const std::optional<std::string>& prepared = std::nullopt);
 
+// What made a batch_log row. A run's own batches ask for a size; the ranges that bisect
+// narrowed down and those that retry-failed redid are explicit ranges, logged without one
+// (batch_size NULL, state version 6 on), mostly of a row or a few: their cost is their fixed
+// overhead, and mixed with the job's batches they would pull its percentiles to a few ms.
+// retry-failed resolves its range in the transaction that logs it, which tells the two apart.
+// Rows logged before version 6 are all batches: nothing tells their ranges apart.
+enum class BatchKind { batch, bisect, retry };
+// "batch", "bisect", "retry".
+const char* batch_kind_name(BatchKind kind);
+
 struct LoggedBatch {
+  BatchKind kind = BatchKind::batch;
   long long batch_no = 0;
   int slice = 0;
   std::string first_key, last_key;
@@ -46,7 +57,8 @@ struct LoggedBatch {
   std::optional<BlockCounters> blocks;  // none before version 5 and for rows without them
 };
 
-// The job's batches in commit order (started_at, batch_no); none without a state schema.
+// The job's batches in commit order (started_at, batch_no), each with its kind; none without a
+// state schema.
 std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSchema& schema,
                                       const std::string& job);
 // The key range of the job's last logged batch.

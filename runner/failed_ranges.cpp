@@ -60,6 +60,13 @@ std::string unresolved_count_sql(const StateSchema& schema, int version, const s
          " f WHERE f.job = " + job + " AND f.resolved_at IS NULL)";
 }
 
+std::string retried_range_sql(const StateSchema& schema, int version, const std::string& row) {
+  if (!has_feature(version, StateFeature::failed_batches)) return "false";
+  return "EXISTS (SELECT 1 FROM " + schema.table("failed_batches") + " f WHERE f.job = " + row +
+         ".job AND f.slice = " + row + ".slice AND f.resolved_at IS NOT NULL AND f.xmin = " + row +
+         ".xmin)";
+}
+
 void drop_unresolved(pqxx::transaction_base& tx, const StateSchema& schema,
                      const std::string& job) {
   tx.exec_params(

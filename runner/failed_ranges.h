@@ -45,6 +45,12 @@ SetAside count_unresolved(pqxx::transaction_base& tx, const StateSchema& schema)
 // The count of job `job` (an SQL text expression) as an SQL expression, "0" before version 2.
 std::string unresolved_count_sql(const StateSchema& schema, int version, const std::string& job);
 
+// Whether the batch_log row `row` (its alias in the query) is a range that retry-failed redid,
+// as an SQL expression: a range of its job and slice resolved by the very transaction that
+// wrote the row (their xmin), which is how retry-failed commits the two. "false" before
+// version 2.
+std::string retried_range_sql(const StateSchema& schema, int version, const std::string& row);
+
 // Drops the job's unresolved ranges: all of them, or those starting after `key`.
 void drop_unresolved(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job);
 void drop_unresolved_after(pqxx::transaction_base& tx, const StateSchema& schema,

@@ -86,6 +86,10 @@ void print_profile_json(std::ostream& out, const std::vector<JobProfile>& jobs) 
       o[field.column] = f.blocks ? Json((*f.blocks).*field.member) : Json(nullptr);
     o["blocks_per_row"] = json_number(f.blocks_per_row, 3);
     o["blocks_growth"] = json_number(f.blocks_growth, 3);
+    o["bisect_batches"] = p.bisected.batches;
+    o["bisect_rows"] = p.bisected.rows;
+    o["retry_batches"] = p.retried.batches;
+    o["retry_rows"] = p.retried.rows;
     list.push_back(o);
   }
   print_json(out, Json{{"jobs", list}});
@@ -111,6 +115,8 @@ void print_profile_table(std::ostream& out, const std::vector<JobProfile>& jobs)
         << (f.growth ? fixed(*f.growth, 1) + "x" : "-") << std::setw(9)
         << (f.blocks_per_row ? fixed(*f.blocks_per_row, 1) : "-") << "  " << eta << "\n";
   }
+  for (const auto& p : jobs)
+    if (const auto note = set_apart_note(p)) out << "\nnote: " << *note << "\n";
   for (const auto& p : jobs)
     if (const auto warning = trend_warning(p)) out << "\nwarning: " << *warning << "\n";
 }

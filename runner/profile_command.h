@@ -10,9 +10,11 @@
 // "batches": N, "rows": N, "rows_per_second": x, "p50_ms": x, "p95_ms": x, "max_ms": x,
 // "growth": x | null, "eta_seconds": x | null, "status": ..., "shared_blks_hit": N | null, ...
 // (the eight counters of block_counters.h), "blocks_per_row": x | null, "blocks_growth": x |
-// null}, ...]}: the keys "jobs", "job" and "trend" are a contract. growth is null below 4
-// batches; eta_seconds is null for a job that is done, has no batches yet, or whose table was
-// never analyzed.
+// null, "bisect_batches": N, "bisect_rows": N, "retry_batches": N, "retry_rows": N}, ...]}:
+// the keys "jobs", "job" and "trend" are a contract. growth is null below 4 batches;
+// eta_seconds is null for a job that is done, has no batches yet, or whose table was never
+// analyzed. The figures are of the job's own batches; the ranges of bisect and retry-failed
+// are counted in the last four keys, and in a note under the table (job_profile.h).
 // --html FILE also writes the report of report.h.
 //
 // fetch (ProfileInputs per job) -> compute (job_profile.h) -> render (print_profile_table,

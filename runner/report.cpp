@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "throughput.h"
+
 namespace pgxform {
 
 namespace {
@@ -77,6 +79,12 @@ struct Panel {
   }
 };
 
+// A set-apart batch's mark: a small diamond centred on (x, y).
+std::string diamond(double x, double y) {
+  return "M" + num(x) + "," + num(y - 4.5) + " L" + num(x + 4) + "," + num(y) + " L" + num(x) +
+         "," + num(y + 4.5) + " L" + num(x - 4) + "," + num(y) + " Z";
+}
+
 void axes(std::ostream& svg, const Panel& p, const std::string& title, const std::string& x_label,
           bool x_percent) {
   svg << "<text class=\"panel-title\" x=\"" << num(p.left) << "\" y=\"" << num(p.top - 14) << "\">"
@@ -100,6 +108,53 @@ void axes(std::ostream& svg, const Panel& p, const std::string& title, const std
       << num(p.width) << "\" height=\"" << num(p.height) << "\"/>\n"
       << "<text class=\"axis-label\" text-anchor=\"middle\" x=\"" << num(p.left + p.width / 2)
       << "\" y=\"" << num(p.top + p.height + 36) << "\">" << html_escape(x_label) << "</text>\n";
+}
+
+// The key to a panel's marks, in a row under its axis label: each item a sample of the mark
+// (drawn with the mark's own class) and what it means.
+enum class Mark { point, clipped, median, set_apart, throughput, pause };
+struct LegendItem {
+  Mark mark;
+  const char* name;  // data-item, for tests and styles
+  std::string text;
+};
+
+void legend(std::ostream& svg, const Panel& p, const std::vector<LegendItem>& items) {
+  double x = p.left;
+  const double y = p.top + p.height + 58;
+  svg << "<g class=\"legend\">";
+  for (const auto& item : items) {
+    svg << "<g class=\"legend-item\" data-item=\"" << item.name << "\">";
+    const double cx = x + 6;
+    switch (item.mark) {
+      case Mark::point:
+        svg << "<circle class=\"point\" cx=\"" << num(cx) << "\" cy=\"" << num(y - 4)
+            << "\" r=\"3\"/>";
+        break;
+      case Mark::clipped:
+        svg << "<path class=\"point clipped\" d=\"M" << num(cx - 4) << "," << num(y - 1) << " L"
+            << num(cx + 4) << "," << num(y - 1) << " L" << num(cx) << "," << num(y - 8) << " Z\"/>";
+        break;
+      case Mark::set_apart:
+        svg << "<path class=\"set-apart\" d=\"" << diamond(cx, y - 4) << "\"/>";
+        break;
+      case Mark::median:
+      case Mark::throughput:
+        svg << "<line class=\"" << (item.mark == Mark::median ? "median" : "throughput")
+            << "\" x1=\"" << num(x) << "\" x2=\"" << num(x + 12) << "\" y1=\"" << num(y - 4)
+            << "\" y2=\"" << num(y - 4) << "\"/>";
+        break;
+      case Mark::pause:
+        svg << "<line class=\"pause\" x1=\"" << num(cx) << "\" x2=\"" << num(cx) << "\" y1=\""
+            << num(y - 11) << "\" y2=\"" << num(y + 3) << "\"/>";
+        break;
+    }
+    svg << "<text class=\"legend-text\" x=\"" << num(x + 17) << "\" y=\"" << num(y) << "\">"
+        << html_escape(item.text) << "</text></g>";
+    // 11 px text: about 6 px a character, and room before the next item.
+    x += 17 + 6.0 * double(item.text.size()) + 18;
+  }
+  svg << "</g>\n";
 }
 
 struct ChartPoint {
@@ -157,13 +212,16 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
   }
   axes(svg, p, "ms per 1000 rows",
        job.key_positions ? "position in the key range" : "batch (commit order)", job.key_positions);
-  if (points.empty()) {
+  if (points.empty())
     svg << "<text class=\"empty\" text-anchor=\"middle\" x=\"" << num(p.left + p.width / 2)
-        << "\" y=\"" << num(p.top + p.height / 2) << "\">no batches recorded yet</text>\n";
-    return;
-  }
+        << "\" y=\"" << num(p.top + p.height / 2) << "\">"
+        << (job.set_apart.empty() ? "no batches recorded yet"
+                                  : "only bisect and retry-failed ranges recorded")
+        << "</text>\n";
+  bool clipped = false;
   for (const auto& pt : points) {
     if (pt.y > p.y_max) {
+      clipped = true;
       const double cx = p.x(pt.x), cy = p.top + 4;
       svg << "<path class=\"point clipped\" d=\"M" << num(cx - 4) << "," << num(cy + 3) << " L"
           << num(cx + 4) << "," << num(cy + 3) << " L" << num(cx) << "," << num(cy - 4)
@@ -173,72 +231,118 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
           << "\" r=\"2.6\"><title>" << html_escape(pt.tip) << "</title></circle>\n";
     }
   }
-  // A running median along x shows the trend without the noise.
-  std::vector<ChartPoint> sorted = points;
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const ChartPoint& a, const ChartPoint& c) { return a.x < c.x; });
-  const std::size_t half = std::max<std::size_t>(1, sorted.size() / 24);
-  svg << "<polyline class=\"median\" points=\"";
-  for (std::size_t i = 0; i < sorted.size(); i += std::max<std::size_t>(1, half / 2)) {
-    std::vector<double> window;
-    for (std::size_t j = i >= half ? i - half : 0; j < std::min(sorted.size(), i + half + 1); ++j)
-      window.push_back(sorted[j].y);
-    svg << num(p.x(sorted[i].x)) << "," << num(p.y(std::min(percentile(window, 50), p.y_max)))
-        << " ";
+  if (!points.empty()) {
+    // A running median along x shows the trend without the noise.
+    std::vector<ChartPoint> sorted = points;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const ChartPoint& a, const ChartPoint& c) { return a.x < c.x; });
+    const std::size_t half = std::max<std::size_t>(1, sorted.size() / 24);
+    svg << "<polyline class=\"median\" points=\"";
+    for (std::size_t i = 0; i < sorted.size(); i += std::max<std::size_t>(1, half / 2)) {
+      std::vector<double> window;
+      for (std::size_t j = i >= half ? i - half : 0; j < std::min(sorted.size(), i + half + 1); ++j)
+        window.push_back(sorted[j].y);
+      svg << num(p.x(sorted[i].x)) << "," << num(p.y(std::min(percentile(window, 50), p.y_max)))
+          << " ";
+    }
+    svg << "\"/>\n";
   }
-  svg << "\"/>\n";
+  // The set-apart batches along the foot of the panel, where they fall in the key range (or
+  // between which batches they committed): their cost is off any scale of the job's batches.
+  const std::size_t stride = std::max<std::size_t>(
+      1, (job.set_apart.size() + k_max_chart_points - 1) / k_max_chart_points);
+  for (std::size_t i = 0; i < job.set_apart.size(); i += stride) {
+    const SetApartBatch& a = job.set_apart[i];
+    const double x =
+        job.key_positions && !std::isnan(a.position) ? a.position : double(a.after) + 0.5;
+    const std::string tip = std::string(a.kind == BatchKind::retry ? "retry-failed" : "bisect") +
+                            " range [" + a.first_key + ", " + a.last_key + "], batch " +
+                            std::to_string(a.batch_no) + ": " + std::to_string(a.rows) +
+                            " rows in " + num(a.duration_ms, 1) + " ms, not in the job's figures";
+    svg << "<path class=\"set-apart " << batch_kind_name(a.kind) << "\" d=\""
+        << diamond(p.x(std::min(x, p.x_max)), p.top + p.height - 6) << "\"><title>"
+        << html_escape(tip) << "</title></path>\n";
+  }
+  std::vector<LegendItem> items{{Mark::point, "batch", "batch"},
+                                {Mark::median, "median", "running median"}};
+  if (clipped) items.push_back({Mark::clipped, "clipped", "slower, above the scale"});
+  if (!job.set_apart.empty())
+    items.push_back({Mark::set_apart, "set-apart", "bisect/retry range, not in the figures"});
+  legend(svg, p, items);
 }
 
-// Rows per second over wall time since the first batch: at each batch's end, the rows that
-// committed over the last few batches divided by the time they took (a moving window, so that
-// a batch landing just before or after a boundary makes no saw-tooth).
+// Rows per second against working time (throughput.h): one line per stretch of work, and a
+// dashed line where each pause was cut out. Of the job's own batches, as its figures: the few
+// rows of a bisect's ranges, counted in a window of batches, would make a deep dip out of a
+// tenth of a second. Where bisect ran, diamonds along the foot say why the line sags there.
 void throughput_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
   Panel p = frame;
-  const auto& b = job.batches;
-  std::vector<std::pair<double, double>> ends;  // (end, rows), in time order
-  double clock = 0, first = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    // Without start times, batch time stands in for wall time.
-    const double start = std::isnan(b[i].started_s) ? clock : b[i].started_s;
-    clock += b[i].duration_ms / 1000;
-    first = i == 0 ? start : std::min(first, start);
-    ends.emplace_back(start + b[i].duration_ms / 1000, double(b[i].rows));
-  }
-  std::sort(ends.begin(), ends.end());
-  const double span = ends.empty() ? 1 : std::max(ends.back().first - first, 1e-3);
-  const bool minutes = span >= 180;
+  const Throughput t = throughput(job.batches, job.figures.p95_ms);
+  const bool minutes = t.span_s >= 180;
   const double unit = minutes ? 60 : 1;
-  const std::size_t window = std::clamp<std::size_t>(b.size() / 15, 1, 50);
-  std::vector<std::pair<double, double>> rates;  // (seconds since the first batch, rows/s)
-  double rows = 0, top = 0;
-  for (std::size_t i = 0; i < ends.size(); ++i) {
-    rows += ends[i].second;
-    if (i >= window) rows -= ends[i - window].second;
-    const double since = i >= window ? ends[i - window].first : first;
-    // Until a full window has ended, the time between batches is undercounted: wait for it.
-    if (i < window && ends.size() > window) continue;
-    const double rate = rows / std::max(ends[i].first - since, 1e-6);
-    rates.emplace_back(ends[i].first - first, rate);
-    top = std::max(top, rate);
+  p.x_min = 0;
+  p.x_max = t.segments.empty() ? 1 : t.span_s / unit;
+  p.y_min = 0;
+  p.y_max = std::max(t.top, 1.0) * 1.1;
+  const std::string since =
+      t.pauses.empty() ? " since the first batch" : " at work, pauses cut out";
+  axes(svg, p, "throughput, rows per second", (minutes ? "minutes" : "seconds") + since, false);
+  std::vector<LegendItem> items{{Mark::throughput, "throughput", "rows per second"}};
+  if (!t.pauses.empty()) items.push_back({Mark::pause, "pause", "pause, no batch ran: cut out"});
+  bool bisect = false;
+  const std::size_t stride = std::max<std::size_t>(
+      1, (job.set_apart.size() + k_max_chart_points - 1) / k_max_chart_points);
+  for (std::size_t i = 0; i < job.set_apart.size(); i += stride) {
+    const SetApartBatch& a = job.set_apart[i];
+    const auto at = a.kind == BatchKind::bisect ? at_work(t, a.started_s) : std::nullopt;
+    if (!at) continue;
+    bisect = true;
+    svg << "<path class=\"set-apart bisect\" d=\"" << diamond(p.x(*at / unit), p.top + p.height - 6)
+        << "\"><title>"
+        << html_escape("bisect range [" + a.first_key + ", " + a.last_key +
+                       "]: " + std::to_string(a.rows) + " rows in " + num(a.duration_ms, 1) + " ms")
+        << "</title></path>\n";
+  }
+  if (bisect) items.push_back({Mark::set_apart, "bisect", "bisect ran"});
+  legend(svg, p, items);
+  double last_label = -1e9;
+  for (const Pause& pause : t.pauses) {
+    const double x = p.x(pause.at_s / unit);
+    svg << "<line class=\"pause\" x1=\"" << num(x) << "\" x2=\"" << num(x) << "\" y1=\""
+        << num(p.top) << "\" y2=\"" << num(p.top + p.height) << "\"><title>"
+        << html_escape("paused " + human_duration(pause.wall_s) +
+                       ": no batch of the job ran (stopped, killed, between runs, or waiting for"
+                       " another job); cut out of the time axis")
+        << "</title></line>\n";
+    // Labels that would overlap are left to the tooltips.
+    if (x - last_label < 44) continue;
+    last_label = x;
+    svg << "<text class=\"pause-label\" x=\"" << num(x + 3) << "\" y=\"" << num(p.top + 12) << "\">"
+        << html_escape(human_duration(pause.wall_s)) << "</text>\n";
   }
   // A few hundred points draw the line as well as a hundred thousand.
-  const std::size_t step = std::max<std::size_t>(1, rates.size() / 400);
-  p.x_min = 0;
-  p.x_max = span / unit;
-  p.y_min = 0;
-  p.y_max = std::max(top, 1.0) * 1.1;
-  axes(svg, p, "throughput, rows per second",
-       minutes ? "minutes since the first batch" : "seconds since the first batch", false);
-  if (b.empty()) return;
-  svg << "<polyline class=\"throughput\" points=\"";
-  for (std::size_t i = 0; i < rates.size(); i += step)
-    svg << num(p.x(rates[i].first / unit)) << "," << num(p.y(rates[i].second)) << " ";
-  svg << "\"/>\n";
+  std::size_t total = 0;
+  for (const auto& segment : t.segments) total += segment.size();
+  const std::size_t step = std::max<std::size_t>(1, total / 400);
+  for (const auto& segment : t.segments) {
+    if (segment.size() == 1) {
+      svg << "<circle class=\"throughput-dot\" cx=\"" << num(p.x(segment[0].at_s / unit))
+          << "\" cy=\"" << num(p.y(segment[0].rows_per_second)) << "\" r=\"2.2\"/>\n";
+      continue;
+    }
+    svg << "<polyline class=\"throughput\" points=\"";
+    for (std::size_t i = 0; i < segment.size(); i += step)
+      svg << num(p.x(segment[i].at_s / unit)) << "," << num(p.y(segment[i].rows_per_second)) << " ";
+    if ((segment.size() - 1) % step != 0)
+      svg << num(p.x(segment.back().at_s / unit)) << "," << num(p.y(segment.back().rows_per_second))
+          << " ";
+    svg << "\"/>\n";
+  }
 }
 
 void chart(std::ostream& out, const JobProfile& job, std::size_t index) {
   out << "<svg class=\"chart\" data-job=\"" << html_escape(job.job) << "\" data-index=\"" << index
-      << "\" viewBox=\"0 0 1100 330\" role=\"img\" aria-label=\""
+      << "\" viewBox=\"0 0 1100 344\" role=\"img\" aria-label=\""
       << html_escape("batches of " + job.job) << "\" xmlns=\"http://www.w3.org/2000/svg\">\n";
   cost_panel(out, job, {70, 40, 440, 230, 0, 1, 0, 1});
   throughput_panel(out, job, {640, 40, 440, 230, 0, 1, 0, 1});
@@ -261,6 +365,52 @@ std::string block_cells(const JobFigures& f) {
   return cell(f.blocks_per_row, num(f.blocks_per_row.value_or(0))) +
          cell(f.blocks_growth, num(f.blocks_growth.value_or(0)) + "x") +
          cell(hit, num(hit.value_or(0)) + "%") + cell(temp, short_number(temp.value_or(0)));
+}
+
+// The set-apart batches, after the job's own in the summary's Batches cell: "+11", its tooltip
+// saying what they are; nothing for a job without.
+std::string set_apart_mark(const JobProfile& job) {
+  if (job.set_apart.empty()) return "";
+  std::string what;
+  if (job.bisected.batches) what = std::to_string(job.bisected.batches) + " bisect";
+  if (job.retried.batches)
+    what += (what.empty() ? "" : " and ") + std::to_string(job.retried.batches) + " retry-failed";
+  return " <span class=\"apart\" title=\"" + what +
+         (job.set_apart.size() == 1 ? " batch" : " batches") +
+         ", set apart from the job's figures\">+" + std::to_string(job.set_apart.size()) +
+         "</span>";
+}
+
+// Under a job's chart: its set-apart batches, summed up by kind and listed (the first ones).
+constexpr std::size_t k_max_listed = 30;
+
+void set_apart_section(std::ostream& out, const JobProfile& job) {
+  if (job.set_apart.empty()) return;
+  out << "<div class=\"set-apart-list\"><h3>Set apart from the figures above</h3>\n"
+      << "<p class=\"meta\">";
+  const auto sum = [&](const SetApartFigures& f, const char* what) {
+    out << f.batches << " " << what << (f.batches == 1 ? "" : "es") << ": " << f.rows << " row"
+        << (f.rows == 1 ? "" : "s") << ", p50 " << num(f.p50_ms) << " ms, max " << num(f.max_ms)
+        << " ms";
+  };
+  if (job.bisected.batches) sum(job.bisected, "bisect batch");
+  if (job.bisected.batches && job.retried.batches) out << " &middot; ";
+  if (job.retried.batches) sum(job.retried, "retry-failed batch");
+  out << ". Ranges that bisect narrowed down around a failing key, or that retry-failed redid: "
+         "mostly of a row or a few, their cost is their overhead, so the job's percentiles, "
+         "rows per second, trend and ETA leave them out.</p>\n"
+      << "<table class=\"set-apart\"><thead><tr><th>Batch</th><th>Kind</th><th>First key</th>"
+         "<th>Last key</th><th>Rows</th><th>ms</th></tr></thead>\n<tbody>\n";
+  for (std::size_t i = 0; i < std::min(job.set_apart.size(), k_max_listed); ++i) {
+    const SetApartBatch& a = job.set_apart[i];
+    out << "<tr><td>" << a.batch_no << "</td><td>" << batch_kind_name(a.kind) << "</td><td>"
+        << html_escape(a.first_key) << "</td><td>" << html_escape(a.last_key) << "</td><td>"
+        << a.rows << "</td><td>" << num(a.duration_ms) << "</td></tr>\n";
+  }
+  if (job.set_apart.size() > k_max_listed)
+    out << "<tr><td colspan=\"6\">and " << job.set_apart.size() - k_max_listed
+        << " more</td></tr>\n";
+  out << "</tbody></table></div>\n";
 }
 
 std::string eta_text(const JobProfile& job) {
@@ -292,6 +442,7 @@ table.summary th, table.summary td { padding: 6px 5px; border-bottom: 1px solid 
 table.summary th { cursor: pointer; user-select: none; background: #eef2f6; }
 table.summary th:first-child, table.summary td:first-child,
 table.summary th:nth-child(2), table.summary td:nth-child(2) { text-align: left; }
+.apart { color: #8a5cc2; font-size: 12px; cursor: help; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
          font-weight: 600; background: #e7edf3; color: var(--muted); }
 .badge.growing { background: #fde4e1; color: var(--bad); }
@@ -309,7 +460,18 @@ svg .point:hover { fill-opacity: 1; r: 5; }
 svg .clipped { fill: var(--bad); fill-opacity: .9; }
 svg .median { fill: none; stroke: #e08a00; stroke-width: 2.2; }
 svg .throughput { fill: none; stroke: #2f8f57; stroke-width: 2; }
+svg .throughput-dot { fill: #2f8f57; }
+svg .pause { stroke: #8a5cc2; stroke-width: 1.4; stroke-dasharray: 4 3; }
+svg .pause-label { font-size: 11px; fill: #8a5cc2; }
+svg .set-apart { fill: #8a5cc2; fill-opacity: .8; }
+svg .set-apart.retry { fill: #c2410c; }
+svg .legend-text { font-size: 11px; fill: var(--muted); }
 svg .empty { font-size: 14px; fill: var(--muted); }
+h3 { font-size: 14px; margin: 14px 0 6px; }
+table.set-apart { border-collapse: collapse; font-size: 12px; font-variant-numeric: tabular-nums; }
+table.set-apart th, table.set-apart td { padding: 3px 10px 3px 0; text-align: right;
+                                         border-bottom: 1px solid var(--line); }
+table.set-apart th:nth-child(2), table.set-apart td:nth-child(2) { text-align: left; }
 .info { min-height: 1.4em; color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 #report-error { background: var(--bad); color: #fff; padding: 10px 32px; }
 )css";
@@ -431,8 +593,8 @@ void write_report(std::ostream& out, const ReportHeading& heading,
     out << "<tr><td data-sort=\"" << html_escape(job.job) << "\"><a href=\"#job-"
         << html_escape(job.job) << "\">" << html_escape(job.job) << "</a></td><td data-sort=\""
         << html_escape(job.status) << "\">" << html_escape(job.status) << "</td><td data-sort=\""
-        << f.batches << "\">" << f.batches << "</td><td data-sort=\"" << f.rows << "\">" << f.rows
-        << "</td><td data-sort=\"" << num(f.rows_per_second) << "\">"
+        << f.batches << "\">" << f.batches << set_apart_mark(job) << "</td><td data-sort=\""
+        << f.rows << "\">" << f.rows << "</td><td data-sort=\"" << num(f.rows_per_second) << "\">"
         << short_number(f.rows_per_second) << "</td><td data-sort=\"" << num(f.p50_ms, 3) << "\">"
         << num(f.p50_ms) << "</td><td data-sort=\"" << num(f.p95_ms, 3) << "\">" << num(f.p95_ms)
         << "</td><td data-sort=\"" << num(f.max_ms, 3) << "\">" << num(f.max_ms)
@@ -461,9 +623,14 @@ void write_report(std::ostream& out, const ReportHeading& heading,
           << " read from outside the buffers, " << short_number(double(f.blocks->temp_written))
           << " temp blocks written";
     if (job.status != "done") out << " &middot; ETA " << eta_text(job);
+    if (!job.set_apart.empty())
+      out << " &middot; " << job.set_apart.size() << " bisect or retry-failed batch"
+          << (job.set_apart.size() == 1 ? "" : "es") << " set apart, listed below";
     out << "</p>\n";
     chart(out, job, i);
-    out << "<p class=\"info\" id=\"info-" << i << "\"></p>\n</section>\n";
+    out << "<p class=\"info\" id=\"info-" << i << "\"></p>\n";
+    set_apart_section(out, job);
+    out << "</section>\n";
   }
   out << "</main>\n<script>" << k_script << "</script>\n</body>\n</html>\n";
 }

@@ -40,6 +40,11 @@ int state_version(pqxx::connection& conn, const StateSchema& schema) {
   return state_version(tx, schema);
 }
 
+std::string feature_since_sql(const StateSchema& schema, StateFeature feature) {
+  return "(SELECT v.applied_at FROM " + schema.table("schema_version") +
+         " v WHERE v.version = " + std::to_string(static_cast<int>(feature)) + ")";
+}
+
 int newest_state_version() {
   const auto& migrations = state_migrations();
   return migrations.empty() ? 0 : migrations.back().version;

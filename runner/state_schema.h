@@ -45,6 +45,10 @@ inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);
 }
 
+// When the schema reached the version of `feature`, as an SQL expression (timestamptz): rows
+// written before it lack what the feature brought.
+std::string feature_since_sql(const StateSchema& schema, StateFeature feature);
+
 // The version of the schema, 0 when it does not exist yet. Reads only.
 int state_version(pqxx::transaction_base& tx, const StateSchema& schema);
 int state_version(pqxx::connection& conn, const StateSchema& schema);

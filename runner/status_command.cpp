@@ -24,9 +24,11 @@ StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const 
     if (state.slices == 1 && state.last_key) facts.span = key_span(tx, job, state.last_key);
     facts.estimated_rows = estimated_rows(tx, job);
   }
-  // The same early warning as during the run: do the batches get slower per row?
+  // The same early warning as during the run: do the batches get slower per row? The job's
+  // own batches only, as during the run: not the ranges of bisect and retry-failed.
   if (state.batches_done >= long(k_min_batches))
     for (const auto& b : read_batches(tx, schema, job.name)) {
+      if (b.kind != BatchKind::batch) continue;
       BatchSample sample;
       sample.rows = b.rows;
       sample.asked = b.asked;

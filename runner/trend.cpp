@@ -13,10 +13,6 @@ namespace {
 // Mann–Kendall look at every pair, and a job of a billion rows has a hundred thousand batches.
 constexpr std::size_t k_max_points = 400;
 
-// A gap between batches longer than this (and than ten p95 batches) is a pause: the run was
-// stopped, or waited for another job. Shorter gaps are the job's own overhead.
-constexpr double k_pause_seconds = 5.0;
-
 double median(std::vector<double> values) {
   return percentile(std::move(values), 50);
 }
@@ -52,30 +48,6 @@ std::pair<double, double> theil_sen(const std::vector<Point>& points) {
   std::vector<double> intercepts;
   for (const auto& p : points) intercepts.push_back(p.y - slope * p.x);
   return {slope, median(std::move(intercepts))};
-}
-
-// Wall seconds the job was at work: the union of its batches, with the short gaps between them
-// and without the pauses.
-double active_seconds(const std::vector<BatchSample>& batches, double p95_ms,
-                      double batch_seconds) {
-  std::vector<std::pair<double, double>> spans;
-  for (const auto& b : batches) {
-    if (std::isnan(b.started_s)) return batch_seconds;
-    spans.emplace_back(b.started_s, b.started_s + b.duration_ms / 1000);
-  }
-  if (spans.empty()) return 0;
-  std::sort(spans.begin(), spans.end());
-  const double pause = std::max(k_pause_seconds, 10 * p95_ms / 1000);
-  double total = 0;
-  double begin = spans.front().first, end = spans.front().second;
-  for (const auto& [a, b] : spans) {
-    if (a - end > pause) {
-      total += end - begin;
-      begin = a;
-    }
-    end = std::max(end, b);
-  }
-  return total + (end - begin);
 }
 
 // The medians of the first and the last quarter of `values` (at least one value each).
@@ -128,7 +100,9 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
   f.p50_ms = percentile(durations, 50);
   f.p95_ms = percentile(durations, 95);
   f.max_ms = *std::max_element(durations.begin(), durations.end());
-  f.active_seconds = active_seconds(batches, f.p95_ms, f.batch_seconds);
+  const auto stretches = work_stretches(batches, f.p95_ms);
+  if (stretches.empty()) f.active_seconds = f.batch_seconds;  // no start times: batch time
+  for (const auto& s : stretches) f.active_seconds += s.end - s.begin;
   if (f.active_seconds > 0) f.rows_per_second = double(f.rows) / f.active_seconds;
 
   // The batches that speak for the trend, as (rows done at their middle, cost per row); and
@@ -182,6 +156,24 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
     f.cost_slope = slope;
   }
   return f;
+}
+
+std::vector<WorkStretch> work_stretches(const std::vector<BatchSample>& batches, double p95_ms) {
+  std::vector<std::pair<double, double>> spans;
+  for (const auto& b : batches) {
+    if (std::isnan(b.started_s)) return {};
+    spans.emplace_back(b.started_s, b.started_s + b.duration_ms / 1000);
+  }
+  std::sort(spans.begin(), spans.end());
+  // Shorter gaps are the job's own overhead, and count as time at work.
+  const double pause = std::max(k_pause_seconds, 10 * p95_ms / 1000);
+  std::vector<WorkStretch> stretches;
+  for (const auto& [start, end] : spans) {
+    if (stretches.empty() || start - stretches.back().end > pause)
+      stretches.push_back({start, end});
+    stretches.back().end = std::max(stretches.back().end, end);
+  }
+  return stretches;
 }
 
 std::vector<PointGroup> group_medians(const std::vector<double>& xs, const std::vector<double>& ys,

@@ -23,6 +23,10 @@
 // varying sizes (time-sized, batch_sizer.h) all count: a batch's duration is almost all its
 // rows' cost when it lasts about its target, so its cost per row does not depend on its size.
 //
+// Time at work (active_seconds, and the rows per second over it): the wall time of the batches
+// with the pauses between them left out (work_stretches below), so that a run stopped overnight
+// does not halve the job's speed.
+//
 // Blocks: the counters of the batches, summed, and blocks touched per row compared between the
 // first and the last quarter as for the growth of the cost (the same typical batches).
 //
@@ -93,6 +97,17 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches);
 
 // Wall seconds for `remaining_rows` more rows, the trend accounted for; none without batches.
 std::optional<double> eta_seconds(const JobFigures& figures, long long remaining_rows);
+
+// The stretches of wall time the job was at work: its batches' spans joined across the short
+// gaps between them (round trips, commits), split at each pause — a gap longer than
+// k_pause_seconds and than ten p95 batches, when no batch of the job ran (the run was stopped
+// or killed, or waited for another job, or the next run had not started yet). In time order;
+// active_seconds is the sum of their lengths. Empty when a batch has no start time.
+constexpr double k_pause_seconds = 5.0;
+struct WorkStretch {
+  double begin, end;  // seconds, on the batches' clock
+};
+std::vector<WorkStretch> work_stretches(const std::vector<BatchSample>& batches, double p95_ms);
 
 // "850 ms", "42 s", "12 min", "3 h 20 min", "4 d 2 h".
 std::string human_duration(double seconds);

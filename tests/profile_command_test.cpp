@@ -103,7 +103,11 @@ TEST_CASE("profile --json holds the documented keys in order, rounded, counters 
                                          "temp_blks_read",
                                          "temp_blks_written",
                                          "blocks_per_row",
-                                         "blocks_growth"});
+                                         "blocks_growth",
+                                         "bisect_batches",
+                                         "bisect_rows",
+                                         "retry_batches",
+                                         "retry_rows"});
   CHECK(items["trend"] == "flat");
   CHECK(items["batches"] == 20);
   CHECK(items["rows"] == 2000);
@@ -115,6 +119,63 @@ TEST_CASE("profile --json holds the documented keys in order, rounded, counters 
   CHECK(other["growth"].is_null());
   CHECK(other["shared_blks_hit"].is_null());
   CHECK(other["eta_seconds"].is_null());
+}
+
+TEST_CASE(
+    "a job's percentiles are of its own batches: bisect and retry-failed ranges are counted "
+    "apart") {
+  // 40 batches of 100 rows at 10 ms; after the 20th, a failing batch narrowed down by bisect
+  // into 30 ranges of a row at 1 ms; then retry-failed redid 2 keys at 2 ms.
+  ProfileInputs in = inputs(40, false);
+  const auto explicit_range = [](pgxform::BatchKind kind, long long key, double ms) {
+    LoggedBatch b;
+    b.kind = kind;
+    b.first_key = b.last_key = std::to_string(key);
+    b.rows = 1;
+    b.duration_ms = ms;
+    b.started_s = 1.7e9 + 20;
+    return b;
+  };
+  for (int i = 0; i < 30; ++i)
+    in.batches.insert(in.batches.begin() + 20 + i,
+                      explicit_range(pgxform::BatchKind::bisect, 2001 + i, 1));
+  for (int i = 0; i < 2; ++i)
+    in.batches.push_back(explicit_range(pgxform::BatchKind::retry, 2031 + i, 2));
+  in.span = pgxform::KeySpan{1, 4000, std::nullopt};
+  const auto p = pgxform::compute_profile(in);
+  // Mixed in, the 32 ranges would make the p50 1 ms.
+  CHECK(p.figures.batches == 40);
+  CHECK(p.figures.rows == 4000);
+  CHECK(p.figures.p50_ms == 10);
+  CHECK(p.figures.rows_per_second == Approx(100 / 1.0).epsilon(0.05));
+  CHECK(p.batches.size() == 40);
+  CHECK(p.batch_numbers.size() == 40);
+  CHECK(p.bisected.batches == 30);
+  CHECK(p.bisected.rows == 30);
+  CHECK(p.bisected.p50_ms == 1);
+  CHECK(p.retried.batches == 2);
+  CHECK(p.retried.max_ms == 2);
+  REQUIRE(p.set_apart.size() == 32);
+  CHECK(p.set_apart.front().after == 20);
+  CHECK(p.set_apart.front().position == Approx(2000.0 / 3999).epsilon(0.01));
+
+  std::ostringstream json;
+  pgxform::print_profile_json(json, {p});
+  const Json items = parse_json(json.str())["jobs"][0];
+  CHECK(items["batches"] == 40);
+  CHECK(items["p50_ms"] == 10.0);
+  CHECK(items["bisect_batches"] == 30);
+  CHECK(items["bisect_rows"] == 30);
+  CHECK(items["retry_batches"] == 2);
+  CHECK(items["retry_rows"] == 2);
+  std::ostringstream table;
+  pgxform::print_profile_table(table, {p});
+  CHECK(table.str().find("note: items: its figures leave out 30 bisect batches (30 rows, p50 1.0"
+                         " ms) and 2 retry-failed batches (2 rows, p50 2.0 ms)") !=
+        std::string::npos);
+  std::ostringstream plain;
+  pgxform::print_profile_table(plain, {pgxform::compute_profile(inputs(20, false))});
+  CHECK(plain.str().find("note:") == std::string::npos);
 }
 
 TEST_CASE("the profile table has a row per job and a warning per growing job") {

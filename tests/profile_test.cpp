@@ -356,7 +356,8 @@ TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unkn
             " \"shared_blks_hit\": null, \"shared_blks_read\": null, \"shared_blks_dirtied\": null,"
             " \"shared_blks_written\": null, \"local_blks_hit\": null, \"local_blks_read\": null,"
             " \"temp_blks_read\": null, \"temp_blks_written\": null, \"blocks_per_row\": null,"
-            " \"blocks_growth\": null}]}"));
+            " \"blocks_growth\": null, \"bisect_batches\": 0, \"bisect_rows\": 0,"
+            " \"retry_batches\": 0, \"retry_rows\": 0}]}"));
   CHECK(json.back() == '\n');
   CHECK_FALSE(db.schema_exists("pgxform"));
 
@@ -384,6 +385,92 @@ TEST_CASE("profile of a job that never ran, of an unfinished job, and of an unkn
   o.jobs = {"nope"};
   std::ostringstream out;
   CHECK_THROWS_AS(pgxform::profile_command(o, out), pgxform::PreflightError);
+}
+
+TEST_CASE(
+    "a real run's bisect and retry-failed batches are set apart from the job's figures, in "
+    "profile and in its report") {
+  TestDatabase db;
+  // Keys 3 to 1500 in batches of 100; key 900 fails until cured. Each call sleeps 0.2 ms per
+  // row: 20 ms for a batch, a fraction of that for a bisect range of a few rows.
+  create_items(db, 500);
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'SELECT pg_sleep(0.0002 * (SELECT count(*) FROM legacy.items WHERE id"
+      " BETWEEN first_key AND last_key)); WITH i AS (INSERT INTO target.items SELECT id, v * 10"
+      " / CASE WHEN id = 900 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND"
+      " last_key RETURNING 1) SELECT count(*) FROM i'");
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(100, 1, "        on_error: skip\n        bisect: true\n"));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  REQUIRE(db.scalar("SELECT first_key || '-' || last_key FROM pgxform.failed_batches") ==
+          "900-900");
+  plain_items_function(db);
+  REQUIRE(run_cli(with_db(db, path, {"retry-failed"})).exit_code == 0);
+  REQUIRE(missing_items(db) == 0);
+
+  // What batch_log holds: the run's batches with their size, the ranges of bisect and the one
+  // of retry-failed without.
+  const long long own = db.count("SELECT count(*) FROM pgxform.batch_log WHERE batch_size > 0");
+  const long long bisect = db.count(
+      "SELECT count(*) FROM pgxform.batch_log WHERE batch_size IS NULL AND first_key <> '900'");
+  CHECK(own == 4);
+  CHECK(bisect >= 5);
+  const auto p50 = [&](const std::string& where) {
+    return std::stod(
+        db.scalar("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM"
+                  " pgxform.batch_log" +
+                  where));
+  };
+  const double own_p50 = p50(" WHERE batch_size IS NOT NULL");
+  const double mixed_p50 = p50("");
+  INFO("p50 of the job's batches " << own_p50 << " ms, of all " << mixed_p50 << " ms");
+  REQUIRE(own_p50 > mixed_p50);
+
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  const Json items = job_in(parse_json(json), "items");
+  CHECK(items["batches"] == own);
+  CHECK(items["rows"] == 400);
+  CHECK(items["p50_ms"].get<double>() == Approx(own_p50).margin(0.001));
+  CHECK(items["max_ms"].get<double>() ==
+        Approx(std::stod(db.scalar(
+                   "SELECT max(duration_ms) FROM pgxform.batch_log WHERE batch_size IS NOT NULL")))
+            .margin(0.001));
+  CHECK(items["bisect_batches"] == bisect);
+  CHECK(items["bisect_rows"] == 99);
+  CHECK(items["retry_batches"] == 1);
+  CHECK(items["retry_rows"] == 1);
+
+  pgxform::ProfileOptions o;
+  o.file = path;
+  o.dsn = db.dsn();
+  o.html = dir.path() + "/report.html";
+  std::ostringstream out;
+  REQUIRE(pgxform::profile_command(o, out) == 0);
+  CHECK(out.str().find("note: items: its figures leave out " + std::to_string(bisect) +
+                       " bisect batches (99 rows") != std::string::npos);
+  std::ifstream in(*o.html);
+  std::stringstream read;
+  read << in.rdbuf();
+  const std::string html = read.str();
+  CHECK(html.find("\">" + std::to_string(own) + " <span class=\"apart\"") != std::string::npos);
+  std::size_t marks = 0;
+  for (auto at = html.find(", not in the job&#39;s figures</title>"); at != std::string::npos;
+       at = html.find(", not in the job&#39;s figures</title>", at + 1))
+    ++marks;
+  CHECK(marks == std::size_t(bisect + 1));
+  CHECK(html.find("<title>retry-failed range [900, 900]") != std::string::npos);
+
+  // Rows logged before the state schema had sizes are all the job's: nothing tells them apart.
+  db.exec(
+      "UPDATE pgxform.schema_version SET applied_at = now() + interval '1 hour'"
+      " WHERE version = 6");
+  const Json before = job_in(parse_json(profile_json(db, path)), "items");
+  CHECK(before["batches"] == own + bisect + 1);
+  CHECK(before["bisect_batches"] == 0);
+  CHECK(before["retry_batches"] == 0);
 }
 
 TEST_CASE("rehearse changes no data, before a run and after one") {
