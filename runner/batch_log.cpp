@@ -120,4 +120,19 @@ void drop_batches(pqxx::transaction_base& tx, const StateSchema& schema, const s
   tx.exec_params("DELETE FROM " + schema.table("batch_log") + " WHERE job = $1", job);
 }
 
+std::optional<std::pair<long long, long long>> batches_over(
+    pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
+    const std::string& key_type, const std::string& lo, const std::string& hi) {
+  if (state_version(tx, schema) == 0) return std::nullopt;
+  // The keys are kept as text; they compare in the key's own order (9 < 10).
+  const pqxx::row r =
+      tx.exec_params1("SELECT pg_catalog.min(batch_no), pg_catalog.max(batch_no) FROM " +
+                          schema.table("batch_log") + " WHERE job = $1 AND first_key::" + key_type +
+                          " <= ($3::text)::" + key_type + " AND last_key::" + key_type +
+                          " >= ($2::text)::" + key_type,
+                      job, lo, hi);
+  if (r[0].is_null()) return std::nullopt;
+  return std::make_pair(r[0].as<long long>(), r[1].as<long long>());
+}
+
 }  // namespace pgxform

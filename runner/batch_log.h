@@ -67,4 +67,11 @@ std::optional<std::pair<std::string, std::string>> last_batch(pqxx::transaction_
                                                               const std::string& job);
 void drop_batches(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job);
 
+// The first and the last logged batch of the job whose keys meet [lo, hi] (`key_type` the key
+// column's type, as the catalog prints it): that range was processed already. None without a
+// state schema, or when no batch meets it.
+std::optional<std::pair<long long, long long>> batches_over(
+    pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
+    const std::string& key_type, const std::string& lo, const std::string& hi);
+
 }  // namespace pgxform

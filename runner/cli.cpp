@@ -210,20 +210,25 @@ const Command k_commands[] = {
        return profile_command(o, out);
      }},
     {"explain",
-     "explain JOB [--at KEY]  one batch, rolled back, with the plans inside the function",
-     "explain [-f FILE] [--dsn DSN] JOB [--at KEY]",
+     "explain JOB [--at KEY] [--full]  one batch, rolled back, with the plans inside the function",
+     "explain [-f FILE] [--dsn DSN] JOB [--at KEY] [--full]",
      "Runs one batch of JOB in a transaction that is rolled back, with auto_explain\n"
      "logging the plans of the statements inside the function; points out\n"
-     "sequential scans of large tables, sub-plans run per row and nested loops\n"
-     "with many loops, and proposes an index. Changes no data.",
+     "sequential scans of large tables, sub-plans run per row, nested loops with\n"
+     "many loops, and foreign keys, triggers or repeated statements that take most\n"
+     "of the batch, and proposes an index or a remedy. A statement run many times\n"
+     "(a foreign key's check, once per row) is printed once, with its count.\n"
+     "Changes no data.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("at", po::value<std::string>(), "explain the batch that starts after this key");
+       add("at", po::value<std::string>(), "explain the batch that starts after this key")(
+           "full", "print every statement with its plan, the repeated ones too");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ExplainOptions>();
        o.job = p.one_job("explain");
        o.at = p.optional<std::string>("at");
+       o.detail = p.has("full") ? PlanDetail::full : PlanDetail::summary;
        return explain_command(o, out);
      }},
     {"rehearse",

@@ -133,6 +133,10 @@ std::string quote_ident(const std::string& name) {
   return out + "\"";
 }
 
+void start_savepoint(pqxx::subtransaction& sub) {
+  sub.exec("SELECT 1");
+}
+
 }  // namespace pgxform
 
 namespace pgxform {

@@ -49,6 +49,11 @@ inline const std::string k_application_prefix = "pgxform ";
 // "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
 std::string quote_ident(const std::string& name);
 
+// libpqxx 6.4 sends a subtransaction's SAVEPOINT with its first exec(), not with an
+// exec_params(): a statement with parameters that fails first thing would abort the whole
+// transaction, and the subtransaction's abort() would undo nothing. Call this first.
+void start_savepoint(pqxx::subtransaction& sub);
+
 }  // namespace pgxform
 
 namespace pgxform {

@@ -68,6 +68,36 @@ std::optional<std::pair<std::string, std::string>> read_property(const std::stri
   return std::make_pair(line.substr(at, colon - at), line.substr(colon + 2));
 }
 
+// "Trigger RI_ConstraintTrigger_c_16458 for constraint entries_account_id_fkey: time=248.193
+// calls=5000"; " on REL" follows the name or constraint when the statement wrote several
+// tables, and "time=" is missing when timing was off.
+std::optional<TriggerTime> read_trigger_line(const std::string& line) {
+  if (line.rfind("Trigger ", 0) != 0) return std::nullopt;
+  const auto colon = line.rfind(": ");
+  if (colon == std::string::npos) return std::nullopt;
+  const auto calls = line.find("calls=", colon);
+  if (calls == std::string::npos) return std::nullopt;
+  TriggerTime t;
+  const auto time = line.find("time=", colon);
+  if (time != std::string::npos && time < calls) t.time_ms = std::atof(line.c_str() + time + 5);
+  t.calls = std::atof(line.c_str() + calls + 6);
+  std::string head = line.substr(8, colon - 8);
+  if (const auto on = head.rfind(" on "); on != std::string::npos) {
+    t.relation = head.substr(on + 4);
+    head.resize(on);
+  }
+  const std::string for_constraint = "for constraint ";
+  if (head.rfind(for_constraint, 0) == 0) {  // without VERBOSE the name is left out
+    t.constraint = head.substr(for_constraint.size());
+  } else if (const auto at = head.find(" " + for_constraint); at != std::string::npos) {
+    t.constraint = head.substr(at + 1 + for_constraint.size());
+    t.name = head.substr(0, at);
+  } else {
+    t.name = head;
+  }
+  return t;
+}
+
 // Splits "a b c" into words, keeping double-quoted identifiers whole.
 std::vector<std::string> words(const std::string& text) {
   std::vector<std::string> out;
@@ -298,7 +328,9 @@ std::optional<StatementPlan> parse_auto_explain(const std::string& message) {
     const std::string& line = lines[i];
     if (line.find_first_not_of(' ') == std::string::npos) continue;
     plan.plan_text += line + "\n";
-    if (const auto n = read_node_line(line)) {
+    if (const auto trigger = read_trigger_line(line)) {
+      plan.triggers.push_back(*trigger);
+    } else if (const auto n = read_node_line(line)) {
       PlanNode node;
       node.indent = n->indent;
       read_head(n->head, node);
@@ -353,7 +385,8 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
                     " rows: it reads the whole table for every batch, so each batch costs more"
                     " as the table grows.",
                 "",
-                {}};
+                {},
+                ""};
       propose(plan, i, f);
       findings.push_back(f);
     }
@@ -363,7 +396,8 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
                     " times for this batch, reading " + count(subtree_reads(plan, i)) +
                     " rows in all.",
                 "",
-                {}};
+                {},
+                ""};
       if (auto scan = worst_seq_scan(plan, i)) propose(plan, *scan, f);
       findings.push_back(f);
     }
@@ -378,7 +412,8 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
                         (inner.relation.empty() ? "" : " on " + inner.relation) + ") " +
                         count(inner.loops) + " times, reading " + count(reads) + " rows in all.",
                     "",
-                    {}};
+                    {},
+                    ""};
           if (auto scan = worst_seq_scan(plan, kids[1])) propose(plan, *scan, f);
           findings.push_back(f);
         }
@@ -386,6 +421,10 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
     }
   }
   return findings;
+}
+
+bool TriggerTime::foreign_key() const {
+  return name.rfind("RI_ConstraintTrigger_", 0) == 0;
 }
 
 std::string plan_without_output(const std::string& plan_text) {

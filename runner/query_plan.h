@@ -1,6 +1,7 @@
 // query_plan: reads the plans that auto_explain sends (text format, ANALYZE and VERBOSE on) and
-// points out what makes a batch expensive. Pure: text in, findings out; explain_command runs the
-// batch and collects the messages.
+// points out what makes one statement expensive. Pure: text in, findings out; explain_command
+// runs the batch and collects the messages, statement_summary.h takes a batch's statements
+// together.
 //
 // One auto_explain message reads:
 //   duration: 7.603 ms  plan:
@@ -9,16 +10,23 @@
 //     ->  Hash Anti Join  (cost=...) (actual time=... rows=500 loops=1)
 //           Hash Cond: (l.id = t.id)
 //           ...
+//   Trigger RI_ConstraintTrigger_c_16458 for constraint entries_account_id_fkey: time=248.193
+//   calls=5000
 // A node's properties (Output, Filter, Hash Cond, Rows Removed by Filter, ...) follow its line,
 // before its children; "SubPlan N", "InitPlan N" and "CTE name" head the node below them.
-// Actual rows and removed rows are averages per loop, as EXPLAIN prints them.
+// Actual rows and removed rows are averages per loop, as EXPLAIN prints them. The Trigger lines
+// (auto_explain.log_triggers) close the plan of the statement that fired the triggers: the
+// time its row triggers took, foreign-key checks included, which the statement's own duration
+// holds too.
 //
 // Findings, each with an index to propose when one would help:
 //   seq_scan         a Seq Scan reading many rows (all loops together) for the batch's rows;
 //   per_row_subplan  a SubPlan (not hashed) executed once per outer row;
 //   nested_loop      a Nested Loop whose inner side runs many times and reads many rows each.
 // The index is on the scanned table, over its columns that the scan's own filter or the join
-// above it compares for equality (e.g. "CREATE INDEX ON target.items (id)").
+// above it compares for equality (e.g. "CREATE INDEX ON target.items (id)"). The findings of a
+// whole batch (foreign_key, trigger, repeated_statement: statement_summary.h) have the same
+// shape, with a remedy.
 #pragma once
 
 #include <optional>
@@ -43,22 +51,43 @@ struct PlanNode {
   double rows_read() const { return (rows + removed) * loops; }
 };
 
+// A Trigger line below a plan: "Trigger NAME [for constraint C] [on REL]: time=T calls=N".
+struct TriggerTime {
+  std::string name;        // pg_trigger.tgname
+  std::string constraint;  // the constraint it enforces; empty for an ordinary trigger
+  std::string relation;    // printed only when the statement wrote several tables
+  double time_ms = 0;
+  double calls = 0;
+  // The internal trigger of a foreign key, named RI_ConstraintTrigger_a_OID (on the referenced
+  // table: deletes and updates there) or RI_ConstraintTrigger_c_OID (on the referencing table).
+  bool foreign_key() const;
+};
+
 struct StatementPlan {
   std::string query_text;
   double duration_ms = 0;
   std::string plan_text;  // the plan as printed, without the duration and Query Text lines
   std::vector<PlanNode> nodes;
+  std::vector<TriggerTime> triggers;
 };
 
 // Parses one auto_explain message; none when the text is not one.
 std::optional<StatementPlan> parse_auto_explain(const std::string& message);
 
 struct Finding {
-  enum class Kind { seq_scan, per_row_subplan, nested_loop };
+  enum class Kind {
+    seq_scan,
+    per_row_subplan,
+    nested_loop,
+    foreign_key,
+    trigger,
+    repeated_statement
+  };
   Kind kind;
   std::string text;
   std::string relation;              // the table to index; empty when no index is proposed
   std::vector<std::string> columns;  // its columns, as printed (quoted when they need it)
+  std::string remedy;                // what to do, when it is not (only) an index
   std::string index_sql() const;     // "CREATE INDEX ON target.items (id)", or empty
 };
 

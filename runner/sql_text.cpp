@@ -118,9 +118,10 @@ std::size_t skip_dollar_quoted(std::string_view sql, std::size_t i) {
   return close == std::string_view::npos ? sql.size() : close + tag.size();
 }
 
-}  // namespace
-
-std::optional<TransactionControl> find_transaction_control(std::string_view sql) {
+// Reads `sql` statement by statement: `visit(statement, end)` for each top-level statement,
+// `end` being where its ';' is (or the text's end); stops when `visit` returns false.
+template <typename Visit>
+void for_each_statement(std::string_view sql, Visit visit) {
   Statement statement;
   std::size_t i = 0;
   while (i < sql.size()) {
@@ -138,7 +139,7 @@ std::optional<TransactionControl> find_transaction_control(std::string_view sql)
       const std::size_t end = skip_dollar_quoted(sql, i);
       i = end == i ? i + 1 : end;
     } else if (c == ';' && !statement.atomic) {
-      if (const auto control = statement.control()) return control;
+      if (!visit(statement, i)) return;
       statement = Statement{};
       ++i;
     } else if (word_start(c)) {
@@ -158,7 +159,31 @@ std::optional<TransactionControl> find_transaction_control(std::string_view sql)
       ++i;
     }
   }
-  return statement.control();
+  visit(statement, sql.size());
+}
+
+}  // namespace
+
+std::optional<TransactionControl> find_transaction_control(std::string_view sql) {
+  std::optional<TransactionControl> found;
+  for_each_statement(sql, [&](const Statement& statement, std::size_t) {
+    found = statement.control();
+    return !found;
+  });
+  return found;
+}
+
+std::vector<std::string> split_statements(std::string_view sql) {
+  std::vector<std::string> statements;
+  for_each_statement(sql, [&](const Statement& statement, std::size_t end) {
+    if (statement.start == std::string_view::npos) return true;  // only blanks and comments
+    std::string_view text = sql.substr(statement.start, end - statement.start);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+      text.remove_suffix(1);
+    statements.emplace_back(text);
+    return true;
+  });
+  return statements;
 }
 
 }  // namespace pgxform

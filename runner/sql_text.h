@@ -4,13 +4,16 @@
 // one of them controls the transaction: BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
 // ABORT, SAVEPOINT, RELEASE, PREPARE TRANSACTION. pgxform runs a script (and a one-shot step)
 // inside a transaction of its own, together with its history row; a COMMIT in it would commit
-// behind pgxform's back, and what ran before it would stay whatever happened after. Pure.
+// behind pgxform's back, and what ran before it would stay whatever happened after. explain
+// splits a SQL function's body into its statements the same way, to find the one that failed
+// (PostgreSQL names it "SQL function "f" statement N"). Pure.
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgxform {
 
@@ -21,5 +24,9 @@ struct TransactionControl {
 
 // The first top-level statement of `sql` that controls the transaction; none when none does.
 std::optional<TransactionControl> find_transaction_control(std::string_view sql);
+
+// The top-level statements of `sql`, in order, each without its ';' and the blanks around it;
+// a statement of only comments is none.
+std::vector<std::string> split_statements(std::string_view sql);
 
 }  // namespace pgxform

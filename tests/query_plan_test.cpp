@@ -200,3 +200,51 @@ Nested Loop  (cost=0.00..1.00 rows=1 width=0) (actual time=0.1..900.0 rows=500 l
   for (const auto& f : findings)
     CHECK(f.index_sql() == "CREATE INDEX ON target.lines (item_id, kind)");
 }
+
+namespace {
+
+// An INSERT into a table with a foreign key: its plan ends with the trigger's line.
+const char* const k_insert_with_trigger = R"(NOTICE:  duration: 1.129 ms  plan:
+Query Text: INSERT INTO target.entries SELECT id, account_id, amount FROM legacy.entries WHERE id BETWEEN first_key AND last_key
+Insert on target.entries  (cost=0.29..10.29 rows=0 width=0) (actual time=0.181..0.191 rows=0 loops=1)
+  Buffers: shared hit=26 read=1 dirtied=3 written=2
+  ->  Index Scan using entries_pkey on legacy.entries entries_1  (cost=0.29..10.29 rows=100 width=20) (actual time=0.016..0.018 rows=3 loops=1)
+        Output: entries_1.id, entries_1.account_id, entries_1.amount
+        Index Cond: ((entries_1.id >= $1) AND (entries_1.id <= $2))
+        Buffers: shared hit=3
+Trigger RI_ConstraintTrigger_c_16458 for constraint entries_account_id_fkey: time=0.925 calls=3
+)";
+
+}  // namespace
+
+TEST_CASE("a plan's trigger lines are read with their time and calls") {
+  const auto plan = parse_auto_explain(k_insert_with_trigger);
+  REQUIRE(plan);
+  REQUIRE(plan->triggers.size() == 1);
+  const auto& t = plan->triggers[0];
+  CHECK(t.name == "RI_ConstraintTrigger_c_16458");
+  CHECK(t.constraint == "entries_account_id_fkey");
+  CHECK(t.relation.empty());
+  CHECK(t.time_ms == Approx(0.925));
+  CHECK(t.calls == 3);
+  CHECK(t.foreign_key());
+  // The trigger line is no plan node, and the plan text keeps it.
+  CHECK(plan->nodes.size() == 2);
+  CHECK(plan->plan_text.find("Trigger RI_ConstraintTrigger_c_16458") != std::string::npos);
+
+  // An ordinary trigger, on one of several tables written; without VERBOSE, no name.
+  const auto audit = parse_auto_explain(
+      "duration: 3.0 ms  plan:\nQuery Text: INSERT INTO t VALUES (1)\n"
+      "Insert on public.t  (cost=0.00..0.01 rows=0 width=0) (actual time=0.1..0.1 rows=0 "
+      "loops=1)\nTrigger audit_entries on t: time=2.952 calls=3\n"
+      "Trigger for constraint t_fkey on t: time=1.5 calls=2\n");
+  REQUIRE(audit);
+  REQUIRE(audit->triggers.size() == 2);
+  CHECK(audit->triggers[0].name == "audit_entries");
+  CHECK(audit->triggers[0].relation == "t");
+  CHECK(audit->triggers[0].constraint.empty());
+  CHECK_FALSE(audit->triggers[0].foreign_key());
+  CHECK(audit->triggers[1].name.empty());
+  CHECK(audit->triggers[1].constraint == "t_fkey");
+  CHECK(audit->triggers[1].calls == 2);
+}

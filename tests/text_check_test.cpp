@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "logging.h"
 #include "scheduler.h"
@@ -91,6 +92,18 @@ TEST_CASE("transaction control is found among top-level statements only") {
     INFO(sql);
     CHECK_FALSE(find_transaction_control(sql));
   }
+}
+
+TEST_CASE("a SQL function's body is split into its top-level statements") {
+  using pgxform::split_statements;
+  CHECK(split_statements("\n  INSERT INTO t SELECT 1;\n  SELECT count(*) FROM t \n") ==
+        std::vector<std::string>{"INSERT INTO t SELECT 1", "SELECT count(*) FROM t"});
+  // Semicolons inside quotes, comments and dollar-quoted bodies end nothing; a statement of
+  // only a comment is none, and a comment before a statement is left out of it.
+  CHECK(split_statements("SELECT ';', \"a;b\", E'\\';'; -- x;\n/* y; */ SELECT $q$;$q$;") ==
+        std::vector<std::string>{"SELECT ';', \"a;b\", E'\\';'", "SELECT $q$;$q$"});
+  CHECK(split_statements("  -- only a comment\n").empty());
+  CHECK(split_statements("SELECT 1;;SELECT 2") == std::vector<std::string>{"SELECT 1", "SELECT 2"});
 }
 
 TEST_CASE("a job named like another job's slice never shares its lock") {
