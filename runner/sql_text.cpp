@@ -161,4 +161,13 @@ std::optional<TransactionControl> find_transaction_control(std::string_view sql)
   return statement.control();
 }
 
+std::string quote_ident(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 }  // namespace pgxform

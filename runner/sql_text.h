@@ -4,7 +4,10 @@
 // one of them controls the transaction: BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
 // ABORT, SAVEPOINT, RELEASE, PREPARE TRANSACTION. pgxform runs a script (and a one-shot step)
 // inside a transaction of its own, together with its history row; a COMMIT in it would commit
-// behind pgxform's back, and what ran before it would stay whatever happened after. Pure.
+// behind pgxform's back, and what ran before it would stay whatever happened after.
+//
+// And the other way round, a name written as SQL text: quote_ident, the one quoting of an
+// identifier, for the statements pgxform runs and the scripts `pgxform init` writes. Pure.
 #pragma once
 
 #include <cstddef>
@@ -21,5 +24,8 @@ struct TransactionControl {
 
 // The first top-level statement of `sql` that controls the transaction; none when none does.
 std::optional<TransactionControl> find_transaction_control(std::string_view sql);
+
+// "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
+std::string quote_ident(const std::string& name);
 
 }  // namespace pgxform
