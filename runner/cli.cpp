@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "exit_code.h"
 #include "explain_command.h"
+#include "init_command.h"
 #include "jobs_file.h"
 #include "logging.h"
 #include "name_suggestion.h"
@@ -64,6 +65,8 @@ struct Parsed {
 };
 
 enum class Arguments { none, jobs };
+// Whether the command reads a jobs file (-f FILE) or, as init, writes one.
+enum class JobsFileOption { read, none };
 
 // One command of the table below: its name, its line in `pgxform --help`, its own --help
 // (usage line and what it does), its options beyond the common ones, and how it runs.
@@ -75,6 +78,7 @@ struct Command {
   Arguments arguments;
   std::function<void(po::options_description_easy_init)> add_options;
   std::function<int(const Parsed&, std::ostream&)> run;
+  JobsFileOption jobs_file = JobsFileOption::read;
 };
 
 int threads_option(const Parsed& p) {
@@ -103,6 +107,33 @@ void no_options(po::options_description_easy_init) {}
 
 // The commands, in the order `pgxform --help` lists them.
 const Command k_commands[] = {
+    {"init", "init     write a starting migration (jobs.yaml, sql/) from a legacy schema",
+     "init --schema SCHEMA [--target-schema NAME] [--dir DIR] [--dsn DSN]",
+     "Reads the catalog of SCHEMA (tables, columns, keys, indexes, foreign keys) and\n"
+     "writes a starting migration into DIR: jobs.yaml, one job per table with a\n"
+     "usable key, in lists ordered by the foreign keys; sql/V1__<target>_schema.sql,\n"
+     "the target tables as copies of the legacy ones; sql/R__transforms.sql, one\n"
+     "function per job copying its rows. Reads catalogs only; never overwrites a file.",
+     Arguments::none,
+     [](po::options_description_easy_init add) {
+       add("schema", po::value<std::string>(), "the legacy schema to copy (required)")(
+           "target-schema", po::value<std::string>(),
+           "the schema the V1 script creates (default: SCHEMA_new)")(
+           "dir", po::value<std::string>()->default_value("."),
+           "where to write jobs.yaml and sql/ (created when missing)");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       InitOptions o;
+       o.dsn = p.get<std::string>("dsn");
+       o.schema = p.optional<std::string>("schema").value_or("");
+       if (o.schema.empty()) throw UsageError("init needs --schema, the legacy schema to copy");
+       o.target_schema = p.optional<std::string>("target-schema").value_or("");
+       if (p.has("target-schema") && o.target_schema.empty())
+         throw UsageError("--target-schema may not be empty");
+       o.dir = p.get<std::string>("dir");
+       return init_command(o, out);
+     },
+     JobsFileOption::none},
     {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
      "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
      "                   [--accept-changed JOB]... [--no-migrate]",
@@ -386,10 +417,12 @@ Parsed parse(const po::options_description& described, Arguments arguments,
 int run_command_line(const Command& command, const std::vector<std::string>& args,
                      std::ostream& out) {
   po::options_description described("options");
-  described.add_options()("help,h", "show this help")(
-      "file,f", po::value<std::string>()->default_value("jobs.yaml"), "the jobs file")(
-      "dsn", po::value<std::string>()->default_value(""),
-      "libpq connection string or URI (default: the PG* environment)")(
+  described.add_options()("help,h", "show this help");
+  if (command.jobs_file == JobsFileOption::read)
+    described.add_options()("file,f", po::value<std::string>()->default_value("jobs.yaml"),
+                            "the jobs file");
+  described.add_options()("dsn", po::value<std::string>()->default_value(""),
+                          "libpq connection string or URI (default: the PG* environment)")(
       "verbose,v", "debug logging")("quiet,q", "log warnings and errors only");
   command.add_options(described.add_options());
   const Parsed p = parse(described, command.arguments, args);

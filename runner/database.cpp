@@ -124,15 +124,6 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn, Access access)
   }
 }
 
-std::string quote_ident(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 void start_savepoint(pqxx::subtransaction& sub) {
   sub.exec("SELECT 1");
 }

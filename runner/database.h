@@ -7,8 +7,8 @@
 // or the environment is registered as a secret, and redact() (used by the logger and by the
 // command line's error output) replaces each with "***".
 //
-// Identifiers from jobs.yaml are always written quoted (quote_ident); values are always bound
-// parameters, never pasted into SQL text.
+// Identifiers from jobs.yaml are always written quoted (sql_text.h: quote_ident); values are always
+// bound parameters, never pasted into SQL text.
 #pragma once
 
 #include <atomic>
@@ -19,6 +19,7 @@
 #include <string>
 
 #include "errors.h"
+#include "sql_text.h"  // quote_ident
 
 namespace pgxform {
 
@@ -45,9 +46,6 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn,
 // name is k_application_prefix followed by it.
 std::string runner_identity();
 inline const std::string k_application_prefix = "pgxform ";
-
-// "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
-std::string quote_ident(const std::string& name);
 
 // libpqxx 6.4 sends a subtransaction's SAVEPOINT with its first exec(), not with an
 // exec_params(): a statement with parameters that fails first thing would abort the whole

@@ -186,4 +186,13 @@ std::vector<std::string> split_statements(std::string_view sql) {
   return statements;
 }
 
+std::string quote_ident(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 }  // namespace pgxform

@@ -6,7 +6,10 @@
 // inside a transaction of its own, together with its history row; a COMMIT in it would commit
 // behind pgxform's back, and what ran before it would stay whatever happened after. explain
 // splits a SQL function's body into its statements the same way, to find the one that failed
-// (PostgreSQL names it "SQL function "f" statement N"). Pure.
+// (PostgreSQL names it "SQL function "f" statement N").
+//
+// And the other way round, a name written as SQL text: quote_ident, the one quoting of an
+// identifier, for the statements pgxform runs and the scripts `pgxform init` writes. Pure.
 #pragma once
 
 #include <cstddef>
@@ -28,5 +31,8 @@ std::optional<TransactionControl> find_transaction_control(std::string_view sql)
 // The top-level statements of `sql`, in order, each without its ';' and the blanks around it;
 // a statement of only comments is none.
 std::vector<std::string> split_statements(std::string_view sql);
+
+// "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
+std::string quote_ident(const std::string& name);
 
 }  // namespace pgxform

@@ -1,5 +1,7 @@
 #include "text_check.h"
 
+#include <cstdio>
+
 namespace pgxform {
 
 namespace {
@@ -55,6 +57,19 @@ std::optional<TextFlaw> text_flaw(std::string_view text) {
 
 std::optional<TextFlaw> name_flaw(std::string_view text) {
   return flaw(text, Controls::refused);
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  // One offending byte at a time: a control character of two bytes (U+0085) comes out as
+  // \xc2\x85, its second byte being refused once the first is gone.
+  while (const auto f = name_flaw(text)) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(text[f->offset]));
+    out.append(text.substr(0, f->offset)).append(hex);
+    text.remove_prefix(f->offset + 1);
+  }
+  return out.append(text);
 }
 
 int line_at(std::string_view text, std::size_t offset) {

@@ -25,6 +25,10 @@ std::optional<TextFlaw> text_flaw(std::string_view text);
 // The same, and control characters (U+0000..U+001F, U+007F..U+009F).
 std::optional<TextFlaw> name_flaw(std::string_view text);
 
+// `text` with every byte that name_flaw refuses written as \xNN, so that a name read from a
+// catalog can go into a comment or a message on one line: "a\nb" -> "a\x0ab".
+std::string printable(std::string_view text);
+
 // The 1-based line of `offset` in `text`.
 int line_at(std::string_view text, std::size_t offset);
 

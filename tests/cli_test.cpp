@@ -13,6 +13,7 @@ namespace {
 struct Result {
   int exit_code;
   std::string err;
+  std::string out;
 };
 
 // pgxform in this process, its messages (std::cerr) captured.
@@ -23,7 +24,7 @@ Result run(const std::vector<std::string>& args) {
   std::streambuf* old = std::cerr.rdbuf(err.rdbuf());
   const int code = pgxform::run_cli(int(argv.size()), argv.data(), out);
   std::cerr.rdbuf(old);
-  return {code, err.str()};
+  return {code, err.str(), out.str()};
 }
 
 }  // namespace
@@ -56,4 +57,21 @@ TEST_CASE("a --threads out of range exits 2 saying that 0 and 1 to 1024 are acce
   const Result zero = run({"run", "-f", "/nonexistent/jobs.yaml", "--threads", "0"});
   CHECK(zero.exit_code == 2);
   CHECK_THAT(zero.err, !Catch::Contains("--threads"));
+}
+
+TEST_CASE("init is listed first, reads no jobs file, and needs --schema before it connects") {
+  const Result help = run({"--help"});
+  CHECK_THAT(help.out, Catch::Contains("commands:\n  init     write a starting migration"));
+  const Result init_help = run({"init", "--help"});
+  CHECK(init_help.exit_code == 0);
+  CHECK_THAT(init_help.out, Catch::Contains("usage: pgxform init --schema SCHEMA") &&
+                                Catch::Contains("--target-schema") && Catch::Contains("--dir") &&
+                                !Catch::Contains("--file"));
+  const Result no_schema = run({"init", "--dsn", "host=/nonexistent"});
+  CHECK(no_schema.exit_code == 2);
+  CHECK_THAT(no_schema.err, Catch::Contains("init needs --schema, the legacy schema to copy "
+                                            "(see pgxform init --help)"));
+  const Result file = run({"init", "--schema", "legacy", "-f", "jobs.yaml"});
+  CHECK(file.exit_code == 2);
+  CHECK_THAT(file.err, Catch::Contains("unrecognised option '-f'"));
 }

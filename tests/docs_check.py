@@ -5,10 +5,11 @@ usage: docs_check.py PGXFORM_BINARY [--keep DIR]
        docs_check.py --self-test PGXFORM_BINARY
 
 The binary runs the tour of the README on the sample migration (sql/, jobs.yaml) in a
-database of its own, from the PG* environment: info, validate and plan before and after
-migrate, run, status, profile, explain, verify, rehearse, pause, set and resume, the run
-again, and a few mistakes (a mistyped command, an unknown job). What it printed, on stdout and
-stderr, is the corpus.
+database of its own, from the PG* environment: init on the legacy schema (getting-started.md),
+info, validate and plan before and after migrate, run, status, profile, explain, verify,
+rehearse, pause, set and resume, the run again, and a few mistakes (a mistyped command, an
+unknown job, a second init into the same folder). What it printed, on stdout and stderr, is
+the corpus.
 
 Then every line quoted in an output block of the docs (a fenced block with no language, or
 `console` or `json`; `text` marks a block that is no output, such as a diagram) is checked:
@@ -185,6 +186,11 @@ class Tour:
         self.psql("-c", "DROP DATABASE IF EXISTS " + self.db, "-c", "CREATE DATABASE " + self.db)
         try:
             self.psql("-f", os.path.join(self.dir, "sql", "setup_sample.sql"), db=self.db)
+            # getting-started.md: a starting migration from the legacy schema, written into a
+            # folder of its own; again (refused: its files exist); a schema that is not there.
+            self.pgxform("init", "--schema", "legacy", "--dir", "migration", expect=0)
+            self.pgxform("init", "--schema", "legacy", "--dir", "migration", expect=2)
+            self.pgxform("init", "--schema", "legasy", "--dir", "elsewhere", expect=2)
             # Before the scripts: the functions do not exist yet.
             self.pgxform("info")
             self.pgxform("validate", expect=2)

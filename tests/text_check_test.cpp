@@ -49,6 +49,13 @@ TEST_CASE("a name holds no control character, which could forge a log line") {
   CHECK_FALSE(text_flaw("SELECT 1\n\tFROM t"));
 }
 
+TEST_CASE("a name read from a catalog is made printable on one line, byte by offending byte") {
+  CHECK(pgxform::printable("orders \xc3\xa9t\xc3\xa9") == "orders \xc3\xa9t\xc3\xa9");
+  CHECK(pgxform::printable("a\nb\x1b[0m") == "a\\x0ab\\x1b[0m");
+  CHECK(pgxform::printable("c1 \xc2\x85, latin1 \xe9") == "c1 \\xc2\\x85, latin1 \\xe9");
+  CHECK(pgxform::printable("nul\0"s) == "nul\\x00");
+}
+
 TEST_CASE("a log line's control characters are escaped and its later lines indented") {
   CHECK(pgxform::contained("12:00:00 info a\x1b[31mred\rline\n") ==
         "12:00:00 info a\\x1b[31mred\\x0dline\n");
