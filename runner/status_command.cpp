@@ -162,20 +162,25 @@ std::string status_text(const JobStatus& s) {
 
 void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
   // The STATUS column as wide as its longest entry ("interrupted 3/8").
-  int status_width = 9;
-  for (const auto& row : rows)
+  // LIST and JOB at least as wide as their longest name, so that no two columns run together.
+  int status_width = 9, list_width = 14, job_width = 20;
+  for (const auto& row : rows) {
     status_width = std::max(status_width, int(status_text(row.state).size()) + 1);
-  out << std::left << std::setw(14) << "LIST" << std::setw(20) << "JOB" << std::setw(status_width)
-      << "STATUS" << std::right << std::setw(12) << "ROWS" << std::setw(9) << "BATCHES"
-      << std::setw(8) << "DONE%"
+    list_width = std::max(list_width, int(row.state.list.size()) + 2);
+    job_width = std::max(job_width, int(row.state.job.size()) + 2);
+  }
+  out << std::left << std::setw(list_width) << "LIST" << std::setw(job_width) << "JOB"
+      << std::setw(status_width) << "STATUS" << std::right << std::setw(12) << "ROWS"
+      << std::setw(9) << "BATCHES" << std::setw(8) << "DONE%"
       << "  " << std::left << std::setw(20) << "LAST KEY"
       << "RUNNER\n";
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
-    out << std::left << std::setw(14) << s.list << std::setw(20) << s.job << std::setw(status_width)
-        << status_text(s) << std::right << std::setw(12) << s.rows_done << std::setw(9)
-        << s.batches_done << std::setw(8) << (row.percent ? fixed(*row.percent, 1) : "?") << "  "
-        << std::left << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+    out << std::left << std::setw(list_width) << s.list << std::setw(job_width) << s.job
+        << std::setw(status_width) << status_text(s) << std::right << std::setw(12) << s.rows_done
+        << std::setw(9) << s.batches_done << std::setw(8)
+        << (row.percent ? fixed(*row.percent, 1) : "?") << "  " << std::left << std::setw(20)
+        << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
     if (s.set_aside > 0)
       out << "    " << s.set_aside
           << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job

@@ -183,3 +183,13 @@ TEST_CASE("status shows interrupted in the table, its column wide enough, and in
   CHECK(doc.at("jobs").at(0).at("status") == "interrupted");
   CHECK(doc.at("jobs").at(1).at("status") == "pending");
 }
+
+TEST_CASE("the status table's LIST and JOB columns widen for long names") {
+  JobStatus s = failed_state();
+  s.list = "logistic_events_of_the_year";
+  s.job = "logistic_events_of_the_year_2024";
+  std::ostringstream out;
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, ""}});
+  CHECK_THAT(out.str(),
+             Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
+}
