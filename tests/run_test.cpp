@@ -370,7 +370,7 @@ TEST_CASE(
       " DROP COLUMN shared_blks_dirtied, DROP COLUMN shared_blks_written,"
       " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
       " DROP COLUMN temp_blks_written, DROP COLUMN batch_size;"
-      "DROP TABLE pgxform.control;"
+      "DROP TABLE pgxform.control; ALTER TABLE pgxform.job_state DROP COLUMN waiting;"
       "DELETE FROM pgxform.schema_version WHERE version IN (5, 6, 7)");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
