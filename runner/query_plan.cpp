@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace pgxform {
@@ -338,9 +340,13 @@ std::string Finding::index_sql() const {
   return sql + ")";
 }
 
+double many_rows_for(double batch_rows) {
+  return std::max(k_small_read, k_read_ratio * std::max(batch_rows, 1.0));
+}
+
 std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows) {
   std::vector<Finding> findings;
-  const double many = std::max(k_small_read, k_read_ratio * std::max(batch_rows, 1.0));
+  const double many = many_rows_for(batch_rows);
   for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
     const PlanNode& node = plan.nodes[i];
     if (node.type.find("Seq Scan") != std::string::npos && node.rows_read() >= many) {
@@ -386,6 +392,27 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
     }
   }
   return findings;
+}
+
+std::vector<ScannedTable> sequential_scans(const std::string& explain_json) {
+  using PlanTree = nlohmann::json;
+  const PlanTree doc = PlanTree::parse(explain_json, nullptr, false);
+  std::vector<ScannedTable> tables;
+  if (!doc.is_array() || doc.empty() || !doc[0].is_object() || !doc[0].contains("Plan"))
+    return tables;
+  // The plan is [ { "Plan": { "Node Type": ..., "Plans": [ children ] } } ].
+  const std::function<void(const PlanTree&)> walk = [&](const PlanTree& node) {
+    if (!node.is_object()) return;
+    if (node.value("Node Type", "") == "Seq Scan") {
+      const ScannedTable table{node.value("Schema", ""), node.value("Relation Name", "")};
+      if (!table.name.empty() && std::find(tables.begin(), tables.end(), table) == tables.end())
+        tables.push_back(table);
+    }
+    if (const auto kids = node.find("Plans"); kids != node.end() && kids->is_array())
+      for (const auto& kid : *kids) walk(kid);
+  };
+  walk(doc[0]["Plan"]);
+  return tables;
 }
 
 std::string plan_without_output(const std::string& plan_text) {

@@ -65,6 +65,22 @@ struct Finding {
 // What is wrong with `plan` for a batch of `batch_rows` rows of the leading table.
 std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows);
 
+// The rows a scan may read for a batch of `batch_rows` rows before it reads far more than the
+// batch needs and is worth a finding (find_problems, and verify's check of its query's plan).
+double many_rows_for(double batch_rows);
+
+// A table that a plan reads with a Seq Scan, as EXPLAIN (VERBOSE, FORMAT JSON) names it:
+// schema and name unquoted.
+struct ScannedTable {
+  std::string schema;
+  std::string name;
+  bool operator==(const ScannedTable& o) const { return schema == o.schema && name == o.name; }
+};
+// The tables `explain_json` (the one row of EXPLAIN (VERBOSE, FORMAT JSON), without ANALYZE:
+// what the planner chose, nothing run) reads with a Seq Scan, parallel or not, in its sub-plans
+// and init-plans too, each once, in plan order; empty for text that is no such plan.
+std::vector<ScannedTable> sequential_scans(const std::string& explain_json);
+
 // The plan for printing: the VERBOSE Output lines left out (they list every column).
 std::string plan_without_output(const std::string& plan_text);
 

@@ -200,3 +200,33 @@ Nested Loop  (cost=0.00..1.00 rows=1 width=0) (actual time=0.1..900.0 rows=500 l
   for (const auto& f : findings)
     CHECK(f.index_sql() == "CREATE INDEX ON target.lines (item_id, kind)");
 }
+
+TEST_CASE("the tables a planned query reads whole are found at any depth of its JSON plan") {
+  // EXPLAIN (VERBOSE, FORMAT JSON) of a verify query (PostgreSQL 15; fields trimmed): the
+  // target's rows found by index, a lookup table read whole (a parallel Seq Scan).
+  const char* const plan_json = R"([{"Plan": {"Node Type": "Limit", "Plans": [
+    {"Node Type": "Sort", "Plans": [{"Node Type": "WindowAgg", "Plans": [
+     {"Node Type": "Nested Loop", "Plans": [
+      {"Node Type": "Gather", "Plans": [{"Node Type": "Hash Join", "Plans": [
+       {"Node Type": "Bitmap Heap Scan", "Relation Name": "orders", "Schema": "legacy",
+        "Alias": "l", "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "orders_pkey"}]},
+       {"Node Type": "Hash", "Plans": [{"Node Type": "Seq Scan", "Parallel Aware": true,
+        "Relation Name": "lines", "Schema": "target", "Alias": "x", "Plan Rows": 625000}]}]}]},
+      {"Node Type": "Index Scan", "Index Name": "orders_pkey", "Relation Name": "orders",
+       "Schema": "target", "Alias": "t", "Plan Rows": 1}]}]}]}]}}])";
+  const auto tables = pgxform::sequential_scans(plan_json);
+  REQUIRE(tables.size() == 1);
+  CHECK(tables[0].schema == "target");
+  CHECK(tables[0].name == "lines");
+  // Two scans of one table name it once; anything that is no plan names none.
+  CHECK(pgxform::sequential_scans(R"([{"Plan": {"Node Type": "Append", "Plans": [
+    {"Node Type": "Seq Scan", "Relation Name": "a", "Schema": "s"},
+    {"Node Type": "Seq Scan", "Relation Name": "a", "Schema": "s"}]}}])")
+            .size() == 1);
+  CHECK(pgxform::sequential_scans("").empty());
+  CHECK(pgxform::sequential_scans("Seq Scan on target.items").empty());
+  CHECK(pgxform::sequential_scans(R"({"Plan": {"Node Type": "Seq Scan"}})").empty());
+  // The threshold find_problems uses: four times the batch, and never below 1000 rows.
+  CHECK(pgxform::many_rows_for(10000) == 40000);
+  CHECK(pgxform::many_rows_for(10) == 1000);
+}
