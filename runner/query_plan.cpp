@@ -394,24 +394,30 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
   return findings;
 }
 
-std::vector<ScannedTable> sequential_scans(const std::string& explain_json) {
+std::vector<ScannedTable> unbounded_scans(const std::string& explain_json) {
   using PlanTree = nlohmann::json;
   const PlanTree doc = PlanTree::parse(explain_json, nullptr, false);
   std::vector<ScannedTable> tables;
   if (!doc.is_array() || doc.empty() || !doc[0].is_object() || !doc[0].contains("Plan"))
     return tables;
-  // The plan is [ { "Plan": { "Node Type": ..., "Plans": [ children ] } } ].
-  const std::function<void(const PlanTree&)> walk = [&](const PlanTree& node) {
-    if (!node.is_object()) return;
-    if (node.value("Node Type", "") == "Seq Scan") {
-      const ScannedTable table{node.value("Schema", ""), node.value("Relation Name", "")};
-      if (!table.name.empty() && std::find(tables.begin(), tables.end(), table) == tables.end())
-        tables.push_back(table);
-    }
-    if (const auto kids = node.find("Plans"); kids != node.end() && kids->is_array())
-      for (const auto& kid : *kids) walk(kid);
-  };
-  walk(doc[0]["Plan"]);
+  // The plan is [ { "Plan": { "Node Type": ..., "Plans": [ children ] } } ]. A scan right
+  // under a Limit stops after the rows it needs.
+  const std::function<void(const PlanTree&, const std::string&)> walk =
+      [&](const PlanTree& node, const std::string& parent) {
+        if (!node.is_object()) return;
+        const std::string type = node.value("Node Type", "");
+        const bool unbounded =
+            type == "Seq Scan" ||
+            ((type == "Index Scan" || type == "Index Only Scan") && !node.contains("Index Cond"));
+        if (unbounded && parent != "Limit") {
+          const ScannedTable table{node.value("Schema", ""), node.value("Relation Name", ""), type};
+          if (!table.name.empty() && std::find(tables.begin(), tables.end(), table) == tables.end())
+            tables.push_back(table);
+        }
+        if (const auto kids = node.find("Plans"); kids != node.end() && kids->is_array())
+          for (const auto& kid : *kids) walk(kid, type);
+      };
+  walk(doc[0]["Plan"], "");
   return tables;
 }
 

@@ -36,26 +36,32 @@ long long offending_in(const pqxx::result& r) {
   return r.empty() ? 0 : r[0][r.columns() - 1].as<long long>();
 }
 
-// The query's plan for the first batch [lo, hi] of `rows` rows: a warning for every table it
-// reads whole (see verify_job.h). Planned only, nothing run.
-void warn_whole_table_scans(pqxx::transaction_base& tx, const std::string& job,
-                            const std::string& query, const std::string& lo, const std::string& hi,
-                            long long rows) {
+// Reads the query's plan for the batch [lo, hi] of `rows` rows (planned only, nothing run) and
+// warns of every table it reads without a bound (see verify_job.h); true when it warned.
+bool warn_unbounded_scans(pqxx::transaction_base& tx, const std::string& job,
+                          const std::string& query, const std::string& lo, const std::string& hi,
+                          long long rows) {
   const std::string plan =
       tx.exec_params1("EXPLAIN (VERBOSE, FORMAT JSON) " + query, lo, hi)[0].as<std::string>();
-  for (const ScannedTable& table : sequential_scans(plan)) {
+  bool warned = false;
+  for (const ScannedTable& table : unbounded_scans(plan)) {
     const pqxx::result r = tx.exec_params(
         "SELECT c.reltuples::float8 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
         " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
         table.schema, table.name);
     // A table never analyzed has no estimate (-1): nothing to say of it.
     if (r.empty() || r[0][0].as<double>() < many_rows_for(double(rows))) continue;
+    const bool seq = table.scan == "Seq Scan";
     spdlog::warn(
-        "{}: the verify query reads all of {}.{} (about {:.0f} rows) for a batch of {} rows (a "
-        "Seq Scan), and so for every batch: bound that table by the batch's keys too (e.g. "
-        "t.id BETWEEN $1 AND $2), or index the column the query looks it up by",
-        job, table.schema, table.name, r[0][0].as<double>(), rows);
+        "{}: the verify query reads {} {}.{} (about {:.0f} rows) for a batch of {} rows ({}), "
+        "and so for every batch: bound that table by the batch's keys too (e.g. t.id BETWEEN $1 "
+        "AND $2), or index the column the query looks it up by",
+        job, seq ? "all of" : "from the first key of", table.schema, table.name,
+        r[0][0].as<double>(), rows,
+        seq ? "a Seq Scan" : "an " + table.scan + " with no Index Cond");
+    warned = true;
   }
+  return warned;
 }
 
 // The walk of verify_job.h, into `v`; throws what the database throws.
@@ -68,6 +74,10 @@ void walk_verify_batches(pqxx::connection& conn, const VerifyTarget& target,
   BatchSizer sizer(sizing_of(target.spec->settings));
   std::optional<std::string> cursor;
   auto said = started;
+  // The plan is read again whenever the batches have doubled since it was last: a larger batch
+  // may be planned otherwise. Once it warned, never again.
+  long long planned_rows = 0;
+  bool warned = false;
   pqxx::read_transaction tx(conn);
   while (true) {
     const long size = sizer.size();
@@ -81,7 +91,10 @@ void walk_verify_batches(pqxx::connection& conn, const VerifyTarget& target,
     const long long rows = b[0][2].as<long long>();
     double ms =
         std::chrono::duration<double, std::milli>(VerifyClock::now() - batch_started).count();
-    if (v.batches == 0) warn_whole_table_scans(tx, job.name, query, lo, hi, rows);
+    if (!warned && rows >= 2 * planned_rows) {
+      warned = warn_unbounded_scans(tx, job.name, query, lo, hi, rows);
+      planned_rows = rows;
+    }
     const auto query_started = VerifyClock::now();
     const pqxx::result r = tx.exec_params(query, lo, hi);
     ms += std::chrono::duration<double, std::milli>(VerifyClock::now() - query_started).count();
