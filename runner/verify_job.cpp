@@ -164,7 +164,10 @@ Verification verify_job(pqxx::connection& conn, const VerifyTarget& target,
   Verification v;
   v.job = target.job.name;
   // Nothing processed yet: nothing can be right or wrong.
-  if (target.limit && target.limit->empty()) return v;
+  if (target.limit && target.limit->empty()) {
+    spdlog::info("{}: nothing processed yet, nothing to verify", v.job);
+    return v;
+  }
   try {
     apply_session_settings(conn, target.spec->settings);
     walk_verify_batches(conn, target, every, started, v);

@@ -27,7 +27,7 @@
 //
 // Progress: a log line every `every` (10 s from the command line) with the batches, the rows
 // checked, their share of the rows expected, the last key checked and the time; one line at
-// the end of the job.
+// the end of the job (or one saying that it has processed nothing yet, and is not walked).
 //
 // Repair (verify --repair, idempotent jobs, claimed by the caller): each batch with offending
 // rows is one transaction that calls the function over its range (batch_sql.h: call_query),

@@ -327,3 +327,43 @@ TEST_CASE("verify warns once per job when its query reads a whole table for ever
                       "batch") == 1);
   CHECK(lines_holding(r.err, "reads all of") == 1);  // not for others, read by index
 }
+
+TEST_CASE(
+    "verify checks a job that is not done up to its cursor only, and one that processed nothing "
+    "not at all") {
+  TestDatabase db;
+  create_items(db, 1000);
+  // The transform divides by zero on key `key`.
+  const auto poison_at = [&](int key) {
+    db.exec(
+        "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+        " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
+        " id = " +
+        std::to_string(key) +
+        " THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
+        " RETURNING 1) SELECT count(*) FROM i'");
+  };
+  poison_at(1500);
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(100, 1,
+                                   "        verify: SELECT l.id FROM legacy.items l WHERE l.id"
+                                   " BETWEEN $1 AND $2 AND NOT EXISTS (SELECT 1 FROM target.items"
+                                   " t WHERE t.id = l.id)\n"));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 1);  // failed in [1203, 1500]
+  const auto upto = run_cli(with_db(db, path, {"verify"}));
+  INFO(upto.err);
+  CHECK(upto.exit_code == 0);  // the keys above the cursor are missing, and not checked
+  CHECK_THAT(upto.out, Catch::Contains("items: 4 batches checked, 0 offending, 400 rows in "));
+  // The line at its end counts the rows below the cursor.
+  CHECK(lines_holding(upto.err, "items: verified 400 rows in 4 batches in ") == 1);
+
+  REQUIRE(run_cli(with_db(db, path, {"reset", "items"})).exit_code == 0);
+  db.exec("TRUNCATE target.items");
+  poison_at(3);
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 1);  // failed in its first batch
+  const auto none = run_cli(with_db(db, path, {"verify"}));
+  CHECK(none.exit_code == 0);
+  CHECK_THAT(none.out, Catch::Contains("items: 0 batches checked, 0 offending, 0 rows in "));
+  CHECK(lines_holding(none.err, "items: nothing processed yet, nothing to verify") == 1);
+}
