@@ -23,11 +23,6 @@ std::string describe(const Failure& failure) {
   return (failure.sqlstate.empty() ? "" : "SQLSTATE " + failure.sqlstate + ": ") + failure.message;
 }
 
-BatchSizing sizing_of(const JobSettings& settings) {
-  return {settings.batch_size, settings.min_batch_size, settings.max_batch_size,
-          settings.target_batch_ms};
-}
-
 }  // namespace
 
 BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,

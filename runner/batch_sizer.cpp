@@ -3,7 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "jobs_file.h"
+
 namespace pgxform {
+
+BatchSizing sizing_of(const JobSettings& settings) {
+  return {settings.batch_size, settings.min_batch_size, settings.max_batch_size,
+          settings.target_batch_ms};
+}
 
 BatchSizer::BatchSizer(const BatchSizing& sizing) : m_sizing(sizing), m_size(sizing.first) {
   m_size = clamp(double(sizing.first));

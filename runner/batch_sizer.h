@@ -22,12 +22,17 @@
 
 namespace pgxform {
 
+struct JobSettings;
+
 struct BatchSizing {
   long first = 10000;  // the first batch's size (batch_size:)
   long min = 100;
   long max = 1000000;
   long target_ms = 500;  // 0: fixed size
 };
+
+// A job's settings as the sizing of its batches (a run's, and verify's).
+BatchSizing sizing_of(const JobSettings& settings);
 
 constexpr double k_smoothing = 0.3;
 constexpr double k_max_growth = 2.0;

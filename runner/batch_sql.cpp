@@ -141,6 +141,12 @@ std::string bounds_query(const ResolvedJob& job, BatchShape shape) {
          bounds_select(job, shape) + ") b";
 }
 
+std::string next_range_query(const ResolvedJob& job, BatchShape shape) {
+  const std::string lo = as_key(job, "q.lo"), hi = as_key(job, "q.hi");
+  return "WITH q AS MATERIALIZED (" + bounds_query(job, shape) + ") SELECT q.lo, q.hi, " +
+         batch_rows(job, "q.full", lo, hi) + " AS rows FROM q WHERE q.lo IS NOT NULL";
+}
+
 std::string split_query(const ResolvedJob& job) {
   const std::string key = "t." + job.key_sql;
   const std::string in_range = " FROM " + job.table_sql + " t WHERE " + key +

@@ -1,9 +1,9 @@
 // batch_sql: the one builder of the SQL that processes a key range of a job — that calls the
 // job's function over [lo, hi] and counts the leading table's rows in that range. Every path
-// that processes a range builds its statement here: a run's batches and bisected ranges,
-// retry-failed, verify --repair, rehearse and explain. So a range is found, counted and logged
-// the same way whoever processes it. Identifiers come quoted from the catalog; every value is
-// a bound parameter.
+// that finds or processes a range builds its statement here: a run's batches and bisected
+// ranges, retry-failed, verify (its batches) and verify --repair, rehearse and explain. So a
+// range is found, counted and logged the same way whoever processes it. Identifiers come
+// quoted from the catalog; every value is a bound parameter.
 //
 // The statements that find or process a range take the same five parameters, so that one call
 // site runs them all:
@@ -71,6 +71,10 @@ std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing
 
 // Read-only: the next batch's lo and hi as text (parameters as batch_sql).
 std::string bounds_query(const ResolvedJob& job, BatchShape shape);
+// Read-only: the next batch's lo and hi as text and its rows, counted as batch_sql counts them
+// (a full batch of a unique key is $2 rows, uncounted); no row when no key is left. Parameters
+// as batch_sql. For verify, whose batches are sized by time as a run's are.
+std::string next_range_query(const ResolvedJob& job, BatchShape shape);
 // Read-only: splits [$1, $2] in two halves by rows; returns the last key of the first half and
 // the first key of the second (NULL when the range holds a single key value).
 std::string split_query(const ResolvedJob& job);

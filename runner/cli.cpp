@@ -358,17 +358,21 @@ const Command k_commands[] = {
        return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
-     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair]",
+     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair] [--threads N]",
      "Runs each job's verify: query over the keys it processed, batch by batch,\n"
-     "and reports the offending rows. Exit 0 when nothing is wrong, 1 otherwise.",
+     "jobs in parallel, and reports the offending rows, the first keys in key order.\n"
+     "Exit 0 when nothing is wrong, 1 otherwise.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("repair", "re-run the batches holding offending keys (idempotent jobs only)");
+       add("repair", "re-run the batches holding offending keys (idempotent jobs only)")(
+           "threads", po::value<int>()->default_value(0),
+           "jobs verified at once, one connection each (default: defaults.threads, else 4)");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<VerifyOptions>();
        o.jobs = p.jobs;
        o.mode = p.has("repair") ? VerifyMode::repair : VerifyMode::check;
+       o.threads = threads_option(p);
        return verify_command(o, out);
      }},
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace pgxform {
@@ -370,9 +372,13 @@ std::string Finding::index_sql() const {
   return sql + ")";
 }
 
+double many_rows_for(double batch_rows) {
+  return std::max(k_small_read, k_read_ratio * std::max(batch_rows, 1.0));
+}
+
 std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows) {
   std::vector<Finding> findings;
-  const double many = std::max(k_small_read, k_read_ratio * std::max(batch_rows, 1.0));
+  const double many = many_rows_for(batch_rows);
   for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
     const PlanNode& node = plan.nodes[i];
     if (node.type.find("Seq Scan") != std::string::npos && node.rows_read() >= many) {
@@ -425,6 +431,33 @@ std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows)
 
 bool TriggerTime::foreign_key() const {
   return name.rfind("RI_ConstraintTrigger_", 0) == 0;
+}
+
+std::vector<ScannedTable> unbounded_scans(const std::string& explain_json) {
+  using PlanTree = nlohmann::json;
+  const PlanTree doc = PlanTree::parse(explain_json, nullptr, false);
+  std::vector<ScannedTable> tables;
+  if (!doc.is_array() || doc.empty() || !doc[0].is_object() || !doc[0].contains("Plan"))
+    return tables;
+  // The plan is [ { "Plan": { "Node Type": ..., "Plans": [ children ] } } ]. A scan right
+  // under a Limit stops after the rows it needs.
+  const std::function<void(const PlanTree&, const std::string&)> walk =
+      [&](const PlanTree& node, const std::string& parent) {
+        if (!node.is_object()) return;
+        const std::string type = node.value("Node Type", "");
+        const bool unbounded =
+            type == "Seq Scan" ||
+            ((type == "Index Scan" || type == "Index Only Scan") && !node.contains("Index Cond"));
+        if (unbounded && parent != "Limit") {
+          const ScannedTable table{node.value("Schema", ""), node.value("Relation Name", ""), type};
+          if (!table.name.empty() && std::find(tables.begin(), tables.end(), table) == tables.end())
+            tables.push_back(table);
+        }
+        if (const auto kids = node.find("Plans"); kids != node.end() && kids->is_array())
+          for (const auto& kid : *kids) walk(kid, type);
+      };
+  walk(doc[0]["Plan"], "");
+  return tables;
 }
 
 std::string plan_without_output(const std::string& plan_text) {

@@ -94,6 +94,27 @@ struct Finding {
 // What is wrong with `plan` for a batch of `batch_rows` rows of the leading table.
 std::vector<Finding> find_problems(const StatementPlan& plan, double batch_rows);
 
+// The rows a scan may read for a batch of `batch_rows` rows before it reads far more than the
+// batch needs and is worth a finding (find_problems, and verify's check of its query's plan).
+double many_rows_for(double batch_rows);
+
+// A table that a plan reads without a bound on its rows, as EXPLAIN (VERBOSE, FORMAT JSON)
+// names it (schema and name unquoted): a Seq Scan, or an Index Scan or Index Only Scan with no
+// Index Cond — which reads the index from its first entry, as the inner side of a Merge Join
+// does, skipping every key below the other side's first. A scan right under a Limit is none:
+// it stops after the rows it needs.
+struct ScannedTable {
+  std::string schema;
+  std::string name;
+  std::string scan;  // "Seq Scan", "Index Scan", "Index Only Scan"
+  bool operator==(const ScannedTable& o) const { return schema == o.schema && name == o.name; }
+};
+// The tables `explain_json` (the one row of EXPLAIN (VERBOSE, FORMAT JSON), without ANALYZE:
+// what the planner chose, nothing run) reads without a bound, parallel or not, in its
+// sub-plans and init-plans too, each once (its first such scan), in plan order; empty for text
+// that is no such plan.
+std::vector<ScannedTable> unbounded_scans(const std::string& explain_json);
+
 // The plan for printing: the VERBOSE Output lines left out (they list every column).
 std::string plan_without_output(const std::string& plan_text);
 

@@ -131,14 +131,20 @@ TEST_CASE("reading bounds, splitting, trials, counts and calls leave the state a
   const std::string bounds = bounds_query(job, {});
   check_parameters(bounds, 5);
   check_parameters(trial_batch_sql(job, {Slicing::whole_job, CursorStart::after_last_key, {}}), 5);
+  const std::string next =
+      next_range_query(job, {Slicing::whole_job, CursorStart::after_last_key, UpperBound::hi_key});
+  check_parameters(next, 5);
+  // No row once no key is left, and the rows of a batch counted as the run counts them.
+  CHECK(contains(next, "WHERE q.lo IS NOT NULL"));
+  CHECK(contains(next, "CASE WHEN q.full THEN $2::bigint ELSE (SELECT pg_catalog.count(*)"));
   check_parameters(split_query(job), 2);
   CHECK(
       range_rows_query(job) ==
       R"(SELECT (SELECT pg_catalog.count(*) FROM "le""gacy"."Items" t WHERE t."id" >= ($1::text)::uuid)"
       R"( AND t."id" <= ($2::text)::uuid))");
   CHECK(call_query(job) == R"(SELECT "xf"."items"(($1::text)::uuid, ($2::text)::uuid)::text)");
-  for (const auto& sql : {bounds, trial_batch_sql(job, {}), split_query(job), range_rows_query(job),
-                          call_query(job)}) {
+  for (const auto& sql : {bounds, next, trial_batch_sql(job, {}), split_query(job),
+                          range_rows_query(job), call_query(job)}) {
     INFO(sql);
     CHECK_FALSE(contains(sql, "pgxform"));
     CHECK_FALSE(contains(sql, "UPDATE"));

@@ -8,7 +8,6 @@
 #include "job_profile.h"
 #include "rehearse_command.h"
 #include "test_json.h"
-#include "verify_command.h"
 
 using pgxform::LoggedBatch;
 using pgxform::ProfileInputs;
@@ -242,26 +241,4 @@ TEST_CASE("rehearse --json carries whole rows and batches, and nulls for a faile
         std::string::npos);
   CHECK(table.str().find("whole run on 2 threads: 12.3 s (critical path: main)") !=
         std::string::npos);
-}
-
-TEST_CASE("verify is wrong while offending rows stay, and says what --repair did") {
-  pgxform::Verification v;
-  v.job = "items";
-  v.batches = 10;
-  CHECK_FALSE(v.wrong(pgxform::VerifyMode::check));
-  v.offending = 2;
-  v.first_keys = {"1500", "1503"};
-  v.bad_ranges = {{"1203", "1500"}, {"1503", "1800"}};
-  CHECK(v.wrong(pgxform::VerifyMode::check));
-  v.repairs = {{{"1203", "1500"}, 0}, {{"1503", "1800"}, 1}};
-  CHECK(v.repaired() == 1);
-  CHECK(v.wrong(pgxform::VerifyMode::repair));
-  v.repairs.back().left = 0;
-  CHECK_FALSE(v.wrong(pgxform::VerifyMode::repair));
-  std::ostringstream out;
-  pgxform::print_verification(out, v, pgxform::VerifyMode::repair);
-  CHECK(out.str() ==
-        "items: re-ran [1203, 1500], 0 offending left\n"
-        "items: re-ran [1503, 1800], 0 offending left\n"
-        "items: 10 batches checked, 2 offending (first: 1500 1503), 2 of 2 batches repaired\n");
 }

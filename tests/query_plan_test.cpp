@@ -248,3 +248,50 @@ TEST_CASE("a plan's trigger lines are read with their time and calls") {
   CHECK(audit->triggers[1].constraint == "t_fkey");
   CHECK(audit->triggers[1].calls == 2);
 }
+
+TEST_CASE("the tables a planned query reads without a bound are found at any depth of its plan") {
+  // EXPLAIN (VERBOSE, FORMAT JSON) of a verify query (PostgreSQL 15; fields trimmed): the
+  // target's rows found by index, a lookup table read whole (a parallel Seq Scan).
+  const char* const plan_json = R"json([{"Plan": {"Node Type": "Limit", "Plans": [
+    {"Node Type": "Sort", "Plans": [{"Node Type": "WindowAgg", "Plans": [
+     {"Node Type": "Nested Loop", "Plans": [
+      {"Node Type": "Gather", "Plans": [{"Node Type": "Hash Join", "Plans": [
+       {"Node Type": "Bitmap Heap Scan", "Relation Name": "orders", "Schema": "legacy",
+        "Alias": "l", "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "orders_pkey"}]},
+       {"Node Type": "Hash", "Plans": [{"Node Type": "Seq Scan", "Parallel Aware": true,
+        "Relation Name": "lines", "Schema": "target", "Alias": "x", "Plan Rows": 625000}]}]}]},
+      {"Node Type": "Index Scan", "Index Name": "orders_pkey", "Relation Name": "orders",
+       "Schema": "target", "Alias": "t", "Plan Rows": 1,
+       "Index Cond": "(t.id = l.id)"}]}]}]}]}}])json";
+  const auto tables = pgxform::unbounded_scans(plan_json);
+  REQUIRE(tables.size() == 1);
+  CHECK(tables[0].schema == "target");
+  CHECK(tables[0].name == "lines");
+  CHECK(tables[0].scan == "Seq Scan");
+  // A Merge Join's inner index scan with no condition reads the index from its first key.
+  const char* const merge_json = R"json([{"Plan": {"Node Type": "Merge Join", "Plans": [
+    {"Node Type": "Index Scan", "Relation Name": "orders", "Schema": "legacy",
+     "Index Cond": "((l.id >= '700001'::bigint) AND (l.id <= '900000'::bigint))"},
+    {"Node Type": "Index Only Scan", "Relation Name": "orders", "Schema": "target"}]}}])json";
+  const auto merged = pgxform::unbounded_scans(merge_json);
+  REQUIRE(merged.size() == 1);
+  CHECK(merged[0].name == "orders");
+  CHECK(merged[0].schema == "target");
+  CHECK(merged[0].scan == "Index Only Scan");
+  // A scan under a Limit reads what the Limit takes: the first key, the latest row.
+  CHECK(pgxform::unbounded_scans(R"json([{"Plan": {"Node Type": "Result", "Plans": [
+    {"Node Type": "Limit", "Parent Relationship": "InitPlan", "Plans": [
+     {"Node Type": "Index Only Scan", "Relation Name": "settings", "Schema": "target"}]}]}}])json")
+            .empty());
+  // Two scans of one table name it once; anything that is no plan names none.
+  CHECK(pgxform::unbounded_scans(R"json([{"Plan": {"Node Type": "Append", "Plans": [
+    {"Node Type": "Seq Scan", "Relation Name": "a", "Schema": "s"},
+    {"Node Type": "Seq Scan", "Relation Name": "a", "Schema": "s"}]}}])json")
+            .size() == 1);
+  CHECK(pgxform::unbounded_scans("").empty());
+  CHECK(pgxform::unbounded_scans("Seq Scan on target.items").empty());
+  CHECK(pgxform::unbounded_scans(R"json({"Plan": {"Node Type": "Seq Scan"}})json").empty());
+  // The threshold find_problems uses: four times the batch, and never below 1000 rows.
+  CHECK(pgxform::many_rows_for(10000) == 40000);
+  CHECK(pgxform::many_rows_for(10) == 1000);
+}
