@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iterator>
 #include <thread>
 
@@ -21,6 +22,20 @@ std::string statement_name(const TaskId& task, const std::string& what) {
 
 std::string describe(const Failure& failure) {
   return (failure.sqlstate.empty() ? "" : "SQLSTATE " + failure.sqlstate + ": ") + failure.message;
+}
+
+// Sleeps `ms` in steps of 100 ms; false as soon as a stop signal came.
+bool sleep_unless_stopped(long long ms) {
+  for (long long slept = 0; slept < ms; slept += 100) {
+    if (stop_level() >= 1) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<long long>(100, ms - slept)));
+  }
+  return true;
+}
+
+// The signal a throttle reason names: "max_xact_age_s" of "max_xact_age_s 12 > 10".
+std::string signal_of(const std::string& reason) {
+  return reason.substr(0, reason.find(' '));
 }
 
 }  // namespace
@@ -55,10 +70,7 @@ bool BatchRunner::follow_control() {
                  m_control.paused_by, m_job.name);
     auto said = steady_clock::now();
     while (m_control.paused) {
-      for (int i = 0; i < 10; ++i) {
-        if (stop_level() >= 1) return false;
-        std::this_thread::sleep_for(milliseconds(100));
-      }
+      if (!sleep_unless_stopped(1000)) return false;
       read_control();
       if (m_control.paused && steady_clock::now() - said >= minutes(1)) {
         spdlog::info("{}: still paused ({})", m_task.text(), m_control.paused_by);
@@ -79,11 +91,7 @@ bool BatchRunner::follow_control() {
                      ? ", then sized to last " + std::to_string(sizing.target_ms) + " ms"
                      : std::string());
   }
-  for (long long slept = 0; slept < m_control.pause_ms; slept += 100) {
-    if (stop_level() >= 1) return false;
-    std::this_thread::sleep_for(milliseconds(std::min<long long>(100, m_control.pause_ms - slept)));
-  }
-  return wait_for_health();
+  return sleep_unless_stopped(m_control.pause_ms) && wait_for_health();
 }
 
 bool BatchRunner::wait_for_health() {
@@ -96,15 +104,12 @@ bool BatchRunner::wait_for_health() {
   spdlog::info("{}: throttled: {}; waiting", m_task.text(), *why);
   m_store.set_waiting(m_job.name, "throttled: " + *why);
   while (why) {
-    for (int i = 0; i < 10; ++i) {
-      if (stop_level() >= 1) {
-        m_store.set_waiting(m_job.name, std::nullopt);
-        return false;
-      }
-      std::this_thread::sleep_for(milliseconds(100));
+    if (!sleep_unless_stopped(1000)) {
+      m_store.set_waiting(m_job.name, std::nullopt);
+      return false;
     }
     const auto now = throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
-    if (now && *now != *why && now->substr(0, now->find(' ')) != why->substr(0, why->find(' ')))
+    if (now && signal_of(*now) != signal_of(*why))
       spdlog::info("{}: throttled: {}", m_task.text(), *now);
     why = now;
   }

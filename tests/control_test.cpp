@@ -16,20 +16,6 @@ using namespace pgxform_test;
 
 namespace {
 
-// Polls `condition` for up to 30 s; a condition that throws (no state schema yet) is not met.
-void wait_for_condition(const std::function<bool()>& condition) {
-  auto met = [&] {
-    try {
-      return condition();
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  for (int i = 0; i < 3000 && !met(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  REQUIRE(met());
-}
-
 CliResult control(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
   return run_cli(with_db(db, path, std::move(args)));
 }
@@ -48,8 +34,7 @@ TEST_CASE("a paused job takes no batch until it is resumed, then the run finishe
   CHECK_THAT(paused.out, Catch::Contains("paused job items"));
 
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_for_condition(
-      [&] { return child.err().find("items: paused (job items)") != std::string::npos; });
+  wait_until([&] { return child.err().find("items: paused (job items)") != std::string::npos; });
   // The runner keeps waiting: it reads the control table again every second and takes no
   // batch. Two more reads, and still no batch and no exit.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
@@ -82,8 +67,7 @@ TEST_CASE("set changes the size of a running job's next batches, and plain SQL c
   db.exec("INSERT INTO pgxform.control (scope, name, paused) VALUES ('list', 'main', true)");
 
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_for_condition(
-      [&] { return child.err().find("items: paused (list main)") != std::string::npos; });
+  wait_until([&] { return child.err().find("items: paused (list main)") != std::string::npos; });
   const auto set = control(db, path, {"set", "items", "batch_size=7", "target_batch_ms=0"});
   INFO(set.out << set.err);
   REQUIRE(set.exit_code == 0);
@@ -140,7 +124,7 @@ TEST_CASE("a transaction held open past max_xact_age_s makes the run wait until 
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
 
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_for_condition(
+  wait_until(
       [&] { return child.err().find("items: throttled: max_xact_age_s") != std::string::npos; });
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
   const auto waiting =
@@ -172,13 +156,13 @@ TEST_CASE("more active sessions than max_active_sessions make the run wait until
         // cancelled: what the test does to end them
       }
     });
-  wait_for_condition([&] {
+  wait_until([&] {
     return db.count(
                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                " AND query = 'SELECT pg_sleep(60)' AND state = 'active'") == 2;
   });
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_for_condition([&] {
+  wait_until([&] {
     return child.err().find("items: throttled: max_active_sessions") != std::string::npos;
   });
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
@@ -208,7 +192,7 @@ TEST_CASE("a paused list waits while an independent list runs to its end") {
                        " batch_size: 50, target_batch_ms: 0}\n");
   REQUIRE(control(db, path, {"pause", "main"}).exit_code == 0);
   Child child({"run", "-f", path, "--dsn", db.dsn(), "--threads", "2"}, dir.path());
-  wait_for_condition([&] {
+  wait_until([&] {
     return db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'others'") == "done";
   });
   CHECK(db.count("SELECT count(*) FROM target.others") == 250);

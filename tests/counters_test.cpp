@@ -61,11 +61,8 @@ TEST_CASE("a failed job a few keys short of the end of its range is not shown 10
   db.exec(
       "INSERT INTO legacy.items VALUES (1, 1);"
       "INSERT INTO legacy.items SELECT g, 1 FROM generate_series(10000000, 10000100) g;"
-      "ANALYZE legacy.items;"
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
-      " id = 10000100 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND"
-      " last_key RETURNING 1) SELECT count(*) FROM i'");
+      "ANALYZE legacy.items;");
+  poisoned_items_function(db, 10000100);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   const auto run = run_cli(with_db(db, path, {"run"}));
@@ -89,11 +86,7 @@ TEST_CASE("a skip run's log counts the rows of bisected batches as status does")
   TestDatabase db;
   create_items(db, 1000);
   // Key 1500 fails: its batch is bisected, its other 99 rows commit in halves.
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
-      " id = 1500 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
-      " RETURNING 1) SELECT count(*) FROM i'");
+  poisoned_items_function(db, 1500);
   TempDir dir;
   const auto path =
       dir.write("jobs.yaml", "version: 1\ndefaults: {on_error: skip, bisect: true}\n" +

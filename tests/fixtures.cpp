@@ -1,5 +1,9 @@
 #include "fixtures.h"
 
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
 namespace pgxform_test {
 
 void create_items(TestDatabase& db, int rows, int sleep_ms) {
@@ -57,6 +61,29 @@ std::string items_jobs_yaml(int batch_size, int parallel, const std::string& set
          (settings.find("target_batch_ms") == std::string::npos ? "        target_batch_ms: 0\n"
                                                                 : "") +
          settings + (parallel > 1 ? "        parallel: " + std::to_string(parallel) + "\n" : "");
+}
+
+void poisoned_items_function(TestDatabase& db, long long poisoned_key) {
+  db.exec(
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
+      " id = " +
+      std::to_string(poisoned_key) +
+      " THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
+      " RETURNING 1) SELECT count(*) FROM i'");
+}
+
+void wait_until(const std::function<bool()>& condition) {
+  auto met = [&] {
+    try {
+      return condition();
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  for (int i = 0; i < 3000 && !met(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(met());
 }
 
 std::vector<std::string> with_db(TestDatabase& db, const std::string& path,

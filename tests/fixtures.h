@@ -2,6 +2,7 @@
 // unique constraint (so that a batch applied twice shows as a duplicate), and its transform.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,15 @@ std::string items_jobs_yaml(int batch_size, int parallel = 1, const std::string&
 // items_jobs_yaml(100) and, after the items job, the one-shot step count-step, which adds a row
 // to target.step_runs (created here) each time it runs.
 std::string items_and_counting_step_yaml(TestDatabase& db);
+
+// Replaces xf.items with a set-based copy of the range that divides by zero (SQLSTATE 22012)
+// on key `poisoned_key`: a permanent error of the batch that holds it, until cured
+// (plain_items_function).
+void poisoned_items_function(TestDatabase& db, long long poisoned_key);
+
+// Polls `condition` for up to 30 s, then REQUIREs it; a condition that throws (the state
+// schema does not exist yet) is not met yet.
+void wait_until(const std::function<bool()>& condition);
 
 // Replaces xf.items with a transform that costs `ms_per_row` per row of its range (pg_sleep),
 // and `slow_ms` more for the batch that holds key `slow_key` (none: 0).

@@ -135,11 +135,7 @@ TEST_CASE(
 TEST_CASE("validate reports a function changed under a started job") {
   TestDatabase db;
   create_items(db, 1000);
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
-      " id = 1500 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
-      " RETURNING 1) SELECT count(*) FROM i'");
+  poisoned_items_function(db, 1500);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   REQUIRE(command(db, path, {"run"}).exit_code == 1);

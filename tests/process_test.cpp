@@ -116,21 +116,6 @@ bool batch_in_flight(TestDatabase& db) {
   return db.count(std::string("SELECT count(*) FROM ") + k_batches_in_flight) > 0;
 }
 
-// Polls `condition` for up to 30 s; a condition that throws (the state schema does not exist
-// yet) is not met yet.
-void wait_until(const std::function<bool()>& condition) {
-  auto met = [&] {
-    try {
-      return condition();
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  for (int i = 0; i < 3000 && !met(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  REQUIRE(met());
-}
-
 // After a stopped run whose functions were swapped for fast ones mid-job: the rerun accepts
 // the change, completes, and every row is there exactly once.
 void rerun_with_fast_functions(TestDatabase& db, const std::string& path, const TempDir& dir) {

@@ -10,15 +10,6 @@ using namespace pgxform_test;
 
 namespace {
 
-// Key 1500 (v = 500) is poison: the transform divides by zero on it, until fixed.
-void poison(TestDatabase& db) {
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
-      " id = 1500 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
-      " RETURNING 1) SELECT count(*) FROM i'");
-}
-
 void cure(TestDatabase& db) {
   plain_items_function(db);
 }
@@ -45,7 +36,7 @@ TEST_CASE(
     "its batch is processed") {
   TestDatabase db;
   create_items(db, 1000);
-  poison(db);
+  poisoned_items_function(db, 1500);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", skip_yaml(true));
   auto r = run_cli(with_db(db, path, {"run"}));
@@ -91,11 +82,7 @@ TEST_CASE(
   TestDatabase db;
   create_items(db, 1000);
   // Key 2400, in the upper slice of two, is poison until cured.
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE sql AS 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 / CASE WHEN"
-      " id = 2400 THEN 0 ELSE 1 END FROM legacy.items WHERE id BETWEEN first_key AND last_key"
-      " RETURNING 1) SELECT count(*) FROM i'");
+  poisoned_items_function(db, 2400);
   TempDir dir;
   const auto path =
       dir.write("jobs.yaml", "version: 1\ndefaults: {on_error: skip, bisect: true}\n" +
@@ -123,7 +110,7 @@ TEST_CASE(
 TEST_CASE("with on_error: skip and no bisect, the whole failing batch is set aside") {
   TestDatabase db;
   create_items(db, 1000);
-  poison(db);
+  poisoned_items_function(db, 1500);
   TempDir dir;
   auto r = run_cli(with_db(db, dir.write("jobs.yaml", skip_yaml(false)), {"run"}));
   CHECK(r.exit_code == 0);
@@ -135,7 +122,7 @@ TEST_CASE("with on_error: skip and no bisect, the whole failing batch is set asi
 TEST_CASE("with on_error: stop, a poisoned row fails the job with its key range and exits 1") {
   TestDatabase db;
   create_items(db, 1000);
-  poison(db);
+  poisoned_items_function(db, 1500);
   TempDir dir;
   auto r = run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"}));
   CHECK(r.exit_code == 1);
@@ -254,7 +241,7 @@ TEST_CASE(
     "again with the new one") {
   TestDatabase db;
   create_items(db, 1000, 0);
-  poison(db);
+  poisoned_items_function(db, 1500);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 1);
@@ -289,7 +276,7 @@ TEST_CASE(
     "nothing written") {
   TestDatabase db;
   create_items(db, 1000);
-  poison(db);
+  poisoned_items_function(db, 1500);
   TempDir dir;
   std::string yaml = skip_yaml(false);
   yaml.replace(yaml.find("idempotent: false"), 17, "idempotent: true");
