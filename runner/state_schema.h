@@ -40,6 +40,7 @@ enum class StateFeature {
   batch_counters = 5,     // batch_log's block counters (block_counters.h)
   batch_sizes = 6,        // batch_log.batch_size: the size a batch asked for
   control = 7,            // control: pause, resume and settings of running jobs (job_control.h)
+  control_threads = 8,    // control.threads: the workers of running runners (set --threads)
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);

@@ -5,6 +5,7 @@
 
 #include "fixtures.h"
 #include "state_locks.h"
+#include "state_schema.h"
 #include "test_db.h"
 #include "test_json.h"
 
@@ -371,7 +372,7 @@ TEST_CASE(
       " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
       " DROP COLUMN temp_blks_written, DROP COLUMN batch_size;"
       "DROP TABLE pgxform.control; ALTER TABLE pgxform.job_state DROP COLUMN waiting;"
-      "DELETE FROM pgxform.schema_version WHERE version IN (5, 6, 7)");
+      "DELETE FROM pgxform.schema_version WHERE version >= 5");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
   INFO(old.err);
@@ -380,7 +381,8 @@ TEST_CASE(
 
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
   REQUIRE(run(db, path).exit_code == 0);
-  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") == "7");
+  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") ==
+        std::to_string(newest_state_version()));
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
   // The three batches of the first run, without counters or sizes; the two of the second,
