@@ -24,10 +24,11 @@ std::string describe(const Failure& failure) {
   return (failure.sqlstate.empty() ? "" : "SQLSTATE " + failure.sqlstate + ": ") + failure.message;
 }
 
-// Sleeps `ms` in steps of 100 ms; false as soon as a stop signal came.
-bool sleep_unless_stopped(long long ms) {
+// Sleeps `ms` in steps of 100 ms; false as soon as a stop signal came or the worker is asked
+// to leave the pool.
+bool sleep_unless_stopped(long long ms, const Session& session) {
   for (long long slept = 0; slept < ms; slept += 100) {
-    if (stop_level() >= 1) return false;
+    if (stop_level() >= 1 || session.leave_requested()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min<long long>(100, ms - slept)));
   }
   return true;
@@ -70,7 +71,7 @@ bool BatchRunner::follow_control() {
                  m_control.paused_by, m_job.name);
     auto said = steady_clock::now();
     while (m_control.paused) {
-      if (!sleep_unless_stopped(1000)) return false;
+      if (!sleep_unless_stopped(1000, m_session)) return false;
       read_control();
       if (m_control.paused && steady_clock::now() - said >= minutes(1)) {
         spdlog::info("{}: still paused ({})", m_task.text(), m_control.paused_by);
@@ -91,7 +92,7 @@ bool BatchRunner::follow_control() {
                      ? ", then sized to last " + std::to_string(sizing.target_ms) + " ms"
                      : std::string());
   }
-  return sleep_unless_stopped(m_control.pause_ms) && wait_for_health();
+  return sleep_unless_stopped(m_control.pause_ms, m_session) && wait_for_health();
 }
 
 bool BatchRunner::wait_for_health() {
@@ -104,7 +105,7 @@ bool BatchRunner::wait_for_health() {
   spdlog::info("{}: throttled: {}; waiting", m_task.text(), *why);
   m_store.set_waiting(m_job.name, "throttled: " + *why);
   while (why) {
-    if (!sleep_unless_stopped(1000)) {
+    if (!sleep_unless_stopped(1000, m_session)) {
       m_store.set_waiting(m_job.name, std::nullopt);
       return false;
     }
@@ -319,9 +320,12 @@ TaskOutcome BatchRunner::run(long long& committed) {
   }
   m_cursor = *cursor;
   while (true) {
-    if (stop_level() >= 1 || !follow_control()) {
+    if (stop_level() >= 1 || m_session.leave_requested() || !follow_control()) {
       m_store.mark_stopped(m_task, m_slicing);
-      return {TaskOutcome::Kind::stopped, ""};
+      if (stop_level() >= 1) return {TaskOutcome::Kind::stopped, ""};
+      spdlog::info("{}: handed back after its batch (fewer threads); it goes on from its cursor",
+                   m_task.text());
+      return {TaskOutcome::Kind::released, ""};
     }
     bool finished = false;
     Step step = next_batch(finished);

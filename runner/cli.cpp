@@ -344,17 +344,23 @@ const Command k_commands[] = {
        return control_command(o, out);
      }},
     {"set", "set NAME...|--all KEY=VALUE...  batch_size, target_batch_ms, pause_ms, live",
-     "set [-f FILE] [--dsn DSN] [NAME...] [--all] KEY=VALUE...",
+     "set [-f FILE] [--dsn DSN] [NAME...] [--all] [KEY=VALUE...] [--threads N]",
      "Changes settings of jobs while they run, from their next batch:\n"
      "batch_size=N (the next batch's size; every batch's when target_batch_ms is 0),\n"
-     "target_batch_ms=MS (0: fixed batch_size), pause_ms=MS (a sleep between batches).",
+     "target_batch_ms=MS (0: fixed batch_size), pause_ms=MS (a sleep between batches).\n"
+     "--threads N: the workers of every running runner of the jobs file, up or down.",
      Arguments::jobs,
-     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](po::options_description_easy_init add) {
+       add("all", "every job of the file")(
+           "threads", po::value<int>(),
+           "the workers of the running runners (a leaving worker finishes its batch)");
+     },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::set;
        o.arguments = p.jobs;
        o.all = p.has("all");
+       o.threads = p.optional<int>("threads");
        return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",

@@ -85,8 +85,26 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
                        "' (settings: batch_size, target_batch_ms, pause_ms)");
     request.settings_text += (request.settings_text.empty() ? "" : " ") + key + "=" + text;
   }
+  if (options.threads) {
+    if (options.action != ControlAction::set)
+      throw UsageError(command + ": --threads is a setting; use pgxform set --threads N");
+    if (*options.threads < 1 || *options.threads > k_max_threads)
+      throw UsageError("set: --threads must be a number of threads from 1 to " +
+                       std::to_string(k_max_threads));
+    request.threads = options.threads;
+    // The workers are the runner's, not a job's: names or --all go with KEY=VALUE settings.
+    if (request.settings_text.empty()) {
+      if (!names.empty() || options.all)
+        throw UsageError(
+            "set: --threads applies to whole runners; name lists or jobs only "
+            "with KEY=VALUE settings");
+      return request;
+    }
+  }
   if (options.action == ControlAction::set && request.settings_text.empty())
-    throw UsageError("set: no setting given (KEY=VALUE: batch_size, target_batch_ms, pause_ms)");
+    throw UsageError(
+        "set: no setting given (KEY=VALUE: batch_size, target_batch_ms, pause_ms; or "
+        "--threads N)");
   if (options.all && !names.empty())
     throw UsageError(command + ": name lists or jobs, or --all, not both");
   if (!options.all && names.empty())
@@ -110,6 +128,7 @@ int control_command(const ControlOptions& options, std::ostream& out) {
   const StateSchema schema(file.state_schema);
   ensure_state_schema(*conn, schema);
   pqxx::work tx(*conn);
+  if (request.threads) write_threads(tx, schema, *request.threads);
   for (const auto& target : request.targets) {
     if (target.scope == ControlScope::all && request.values.paused)
       set_paused_everywhere(tx, schema, *request.values.paused);
@@ -117,6 +136,9 @@ int control_command(const ControlOptions& options, std::ostream& out) {
       write_control(tx, schema, target.scope, target.name, request.values);
   }
   tx.commit();
+  if (request.threads)
+    out << "set threads=" << *request.threads << " for every runner of " << file.path
+        << " (state schema " << file.state_schema << ")\n";
   for (const auto& target : request.targets) {
     switch (options.action) {
       case ControlAction::pause:

@@ -5,6 +5,8 @@
 //                                           commits) until resumed
 //   pgxform resume [NAME...] [--all]
 //   pgxform set    [NAME...] [--all] KEY=VALUE...   batch_size, target_batch_ms, pause_ms
+//   pgxform set    --threads N              the workers of every running runner of this
+//                                           jobs file (its state schema), up or down
 // A NAME is a list or a batched job of the jobs file (a list when both have it, as for
 // --only). Everything is checked before anything is written: an unknown name, key or value is
 // exit 2 with nothing written. Creates or upgrades the state schema, so that a migration can
@@ -14,6 +16,7 @@
 // -> write (one transaction) -> render.
 #pragma once
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -30,6 +33,7 @@ struct ControlOptions : CommandOptions {
   ControlAction action = ControlAction::pause;
   std::vector<std::string> arguments;  // names, and KEY=VALUE for set
   bool all = false;
+  std::optional<int> threads;  // set --threads N
 };
 
 int control_command(const ControlOptions& options, std::ostream& out);
@@ -42,8 +46,9 @@ struct ControlTarget {
 
 struct ControlRequest {
   std::vector<ControlTarget> targets;
-  ControlValues values;       // set: the settings; pause/resume: paused
-  std::string settings_text;  // "batch_size=500 pause_ms=100"
+  ControlValues values;        // set: the settings; pause/resume: paused
+  std::string settings_text;   // "batch_size=500 pause_ms=100"
+  std::optional<int> threads;  // set --threads: every runner's workers
 };
 
 // Throws UsageError (exit 2) for a request that names nothing, an unknown list or job (with a

@@ -151,6 +151,11 @@ void Session::adopt(std::unique_ptr<pqxx::connection> conn) {
   m_backend_pid = m_conn ? m_conn->backendpid() : 0;
 }
 
+void Session::close() {
+  m_backend_pid = 0;
+  m_conn.reset();
+}
+
 void Session::reconnect() {
   m_backend_pid = 0;
   m_conn.reset();

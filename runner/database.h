@@ -75,6 +75,12 @@ class Session {
   // other definition is tried until the next connection.
   bool define(const std::string& name, const std::function<std::string()>& ddl);
   int backend_pid() const { return m_backend_pid.load(); }
+  // Closes the connection (a worker that leaves the pool); the next conn() opens one again.
+  void close();
+  // The pool asks this session's worker to leave (fewer threads wanted): its task stops after
+  // the batch in flight and goes back to the pool. Read without a lock by the worker.
+  void request_leave(bool leave) { m_leave.store(leave); }
+  bool leave_requested() const { return m_leave.load(); }
 
  private:
   std::string m_dsn;
@@ -83,6 +89,7 @@ class Session {
   std::set<std::string> m_defined;
   bool m_cannot_define = false;  // the first attempt failed: none is tried again
   std::atomic<int> m_backend_pid{0};
+  std::atomic<bool> m_leave{false};
 };
 
 }  // namespace pgxform

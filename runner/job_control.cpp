@@ -122,6 +122,21 @@ void write_control(pqxx::transaction_base& tx, const StateSchema& schema, Contro
                  scope_name(scope), name, v.paused, v.batch_size, v.target_batch_ms, v.pause_ms);
 }
 
+std::optional<int> read_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
+  const pqxx::result r = tx.exec("SELECT threads FROM " + schema.table("control") +
+                                 " WHERE scope = 'all' AND name = '' AND threads IS NOT NULL");
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<int>();
+}
+
+void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int threads) {
+  tx.exec_params("INSERT INTO " + schema.table("control") +
+                     " AS c (scope, name, threads) VALUES ('all', '', $1)"
+                     " ON CONFLICT (scope, name) DO UPDATE SET threads = EXCLUDED.threads,"
+                     " updated_at = pg_catalog.now(), updated_by = CURRENT_USER",
+                 threads);
+}
+
 void set_paused_everywhere(pqxx::transaction_base& tx, const StateSchema& schema, bool paused) {
   tx.exec("UPDATE " + schema.table("control") +
           " SET paused = NULL, updated_at = pg_catalog.now(), updated_by = CURRENT_USER"

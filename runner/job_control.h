@@ -56,6 +56,12 @@ JobControl resolve_control(const std::vector<ControlRow>& rows, const std::strin
 // The rows that concern `job` of `list`. Needs state version 7.
 std::vector<ControlRow> read_control_rows(pqxx::transaction_base& tx, const StateSchema& schema,
                                           const std::string& job, const std::string& list);
+// The workers every runner of this state schema should have now (`set --threads`, the `all`
+// row's `threads`); nullopt when not set. Needs state version 8.
+std::optional<int> read_threads(pqxx::transaction_base& tx, const StateSchema& schema);
+// Sets it (the `all` row, created if missing).
+void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int threads);
+
 // Every row, for status.
 std::vector<ControlRow> read_all_control(pqxx::transaction_base& tx, const StateSchema& schema);
 

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
 
 #include "catalog.h"
 #include "database.h"
 #include "exit_code.h"
 #include "failed_ranges.h"
+#include "job_control.h"
 #include "jobs_file.h"
 #include "progress.h"
 #include "retry.h"
@@ -86,6 +89,36 @@ void warn_set_aside(Session& session, const JobsFile& file) {
   }
 }
 
+// `set --threads`, as the control table says it now; read on a connection of the calling
+// thread's own, opened on first use and again after a failure (said at debug level only: the
+// workers' own errors tell of a server that went away).
+class WantedWorkers {
+ public:
+  WantedWorkers(std::string dsn, StateSchema schema)
+      : m_dsn(std::move(dsn)), m_schema(std::move(schema)) {}
+  std::optional<int> operator()() {
+    try {
+      if (!m_conn) {
+        m_conn = connect(m_dsn);
+        pqxx::nontransaction(*m_conn).exec("SET statement_timeout = '5s'");
+      }
+      pqxx::read_transaction tx(*m_conn);
+      const std::optional<int> threads = read_threads(tx, m_schema);
+      if (threads) return std::min(*threads, k_max_threads);
+      return threads;
+    } catch (const std::exception& e) {
+      m_conn.reset();
+      spdlog::debug("could not read control.threads: {}", redact(e.what()));
+      return std::nullopt;
+    }
+  }
+
+ private:
+  std::string m_dsn;
+  StateSchema m_schema;
+  std::unique_ptr<pqxx::connection> m_conn;
+};
+
 int report_result(const PoolResult& result, const Scheduler& scheduler, std::size_t jobs,
                   double seconds) {
   if (result.stopped) {
@@ -129,6 +162,8 @@ int run_command(const RunOptions& options) {
   Progress progress;
   estimate_rows(*conn, run, progress);
   pool.lend(std::move(conn));
+  pool.follow_workers([wanted = std::make_shared<WantedWorkers>(
+                           options.dsn, StateSchema(file.state_schema))] { return (*wanted)(); });
 
   const auto started = std::chrono::steady_clock::now();
   HealthMonitor health;

@@ -34,7 +34,9 @@ struct TaskId {
 
 // How a task ended: the one outcome the caller reports for it (see above).
 struct TaskOutcome {
-  enum class Kind { finished, failed, deferred, stopped };
+  // released: stopped between two batches because its worker leaves the pool (set
+  // --threads); not a stop of the run: another worker takes it up from its cursor.
+  enum class Kind { finished, failed, deferred, stopped, released };
   Kind kind = Kind::finished;
   std::string message;  // failed: the error, SQLSTATE and key range; deferred: why
 };

@@ -17,6 +17,15 @@
 // task at info level, and again only when the message changes (another holder), the retries at
 // debug level.
 //
+// The number of workers may change while the pool runs (`pgxform set --threads`): the caller
+// gives a function that says how many are wanted (asked once a second, from the calling
+// thread). New workers connect first, from the calling thread, and join. For fewer, workers
+// are asked to leave (Session::request_leave), idle ones first: a batched task stops after
+// the batch in flight and is handed back (TaskOutcome released: not a stop of the run), to be
+// taken up from its cursor by a worker that stays; a one-shot step runs to its end. A leaving
+// worker closes its session. A worker that cannot be added (no connection, no thread) is said
+// and the pool goes on with the ones it has.
+//
 // A connection costs a fork on the server (tens of ms on a small machine): the caller may lend
 // the connection it prepared the run on to the first worker before run(), and use that
 // worker's session again once run() returned and the workers stopped.
@@ -26,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +64,9 @@ class WorkerPool {
   // Runs the scheduler's tasks to the end (or a stop); once per pool.
   PoolResult run(Scheduler& scheduler, const TaskFunction& run_task);
 
+  // Before run(): how many workers are wanted now (nullopt: no change), asked once a second.
+  void follow_workers(std::function<std::optional<int>()> wanted) { m_wanted = std::move(wanted); }
+
   // Before run(): the first worker's session takes `conn` as its connection.
   void lend(std::unique_ptr<pqxx::connection> conn);
   // After run(): the first worker's session, for the calling thread.
@@ -63,12 +76,16 @@ class WorkerPool {
   class Work;
   void worker(Session& session);
   void release_workers();
+  // From the calling thread, while run() runs: the pool grows or shrinks to `wanted`.
+  void resize(Work& work, int wanted);
+  bool add_worker(Work& work);
 
   std::string m_dsn;
   std::vector<std::unique_ptr<Session>> m_sessions;
   std::vector<std::thread> m_threads;
   std::mutex m_gate_mutex;
   std::condition_variable m_gate;
+  std::function<std::optional<int>()> m_wanted;
   Work* m_work = nullptr;  // set by run(): the workers take tasks from it
   bool m_closing = false;  // no run will come: the workers return
 };

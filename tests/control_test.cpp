@@ -218,3 +218,59 @@ TEST_CASE("set pause_ms leaves at least that long between two batches of a job")
                   "started_at) OVER (ORDER BY batch_no)) * 1000 - lag(duration_ms) OVER (ORDER BY"
                   " batch_no) AS gap FROM pgxform.batch_log) g WHERE gap IS NOT NULL") == "t");
 }
+
+TEST_CASE("set --threads grows and shrinks the workers of a running runner") {
+  TestDatabase db;
+  create_items(db, 2400, 150);  // 4 slices of 30 batches, 150 ms each
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(20, 4));
+  // The tasks claimed right now: one advisory lock per task a worker runs.
+  const auto claimed = [&] {
+    return db.count(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
+        " AND l.granted AND l.objsubid = 2");
+  };
+  Child child({"run", "-f", path, "--dsn", db.dsn(), "--threads", "1"}, dir.path());
+  wait_until([&] { return db.count("SELECT count(*) FROM pgxform.batch_log") > 0; });
+  CHECK(claimed() == 1);
+
+  const auto up = control(db, path, {"set", "--threads", "3"});
+  INFO(up.out << up.err);
+  REQUIRE(up.exit_code == 0);
+  CHECK_THAT(up.out, Catch::Contains("set threads=3 for every runner of " + path));
+  wait_until([&] { return claimed() == 3; });
+  CHECK(db.scalar("SELECT threads FROM pgxform.control WHERE scope = 'all'") == "3");
+
+  REQUIRE(control(db, path, {"set", "--threads", "1"}).exit_code == 0);
+  // Two workers leave after their batch and hand their slices back: one slice runs again.
+  wait_until([&] { return claimed() == 1; });
+  CHECK(child.wait() == 0);
+  INFO(child.err());
+  CHECK_THAT(child.err(), Catch::Contains("threads: 1 -> 3 (set --threads)") &&
+                              Catch::Contains("threads: 3 -> 1 (set --threads)") &&
+                              Catch::Contains("handed back after its batch"));
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE status = 'done'") == 4);
+}
+
+TEST_CASE("set --threads refuses a bad count, names or pause with it, and writes nothing") {
+  TestDatabase db;
+  create_items(db, 10, 0);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(5));
+  const std::vector<std::vector<std::string>> bad = {
+      {"set", "--threads", "0"},          {"set", "--threads", "5000"},
+      {"set", "--threads", "many"},       {"set", "items", "--threads", "2"},
+      {"set", "--all", "--threads", "2"},
+  };
+  for (const auto& args : bad) {
+    const auto r = control(db, path, args);
+    INFO(args[1] << " " << args[2] << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_FALSE(db.schema_exists("pgxform"));
+  }
+  CHECK_THAT(control(db, path, {"set", "--threads", "0"}).err,
+             Catch::Contains("--threads must be a number of threads from 1 to 1024"));
+}

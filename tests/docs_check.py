@@ -251,6 +251,8 @@ class Tour:
             self.pgxform("resume", "--all", expect=0)
             self.pgxform("reset", "analyze_events", expect=0)
             self.pgxform("run", expect=0)
+            # After the last run: a runner started later would go to 2 threads.
+            self.pgxform("set", "--threads", "2", expect=0)
             # Mistakes.
             self.pgxform("statu", expect=2)
             self.pgxform("reset", "customer", expect=2)
