@@ -204,13 +204,18 @@ TEST_CASE("a paused list waits while an independent list runs to its end") {
   CHECK(missing_items(db) == 0);
 }
 
-TEST_CASE("set pause_ms leaves at least that long between two batches of a job") {
+TEST_CASE("set pause_ms leaves at least that long between two batches of a running job") {
   TestDatabase db;
   create_items(db, 400, 0);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  // Set while the runner runs (held by a pause until then), then resumed.
+  REQUIRE(control(db, path, {"pause", "items"}).exit_code == 0);
+  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
+  wait_until([&] { return child.err().find("items: paused (job items)") != std::string::npos; });
   REQUIRE(control(db, path, {"set", "items", "pause_ms=150"}).exit_code == 0);
-  REQUIRE(control(db, path, {"run"}).exit_code == 0);
+  REQUIRE(control(db, path, {"resume", "items"}).exit_code == 0);
+  CHECK(child.wait() == 0);
   // A lower bound, so no clock can make it flaky: each batch starts at least 150 ms after the
   // one before it ended.
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 4);
