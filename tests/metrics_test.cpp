@@ -276,3 +276,32 @@ TEST_CASE("seconds waited on a throttle count under the signal over its limit", 
   CHECK(child.wait() == 0);
   CHECK(missing_items(db) == 0);
 }
+
+TEST_CASE("a sliced job's set-aside ranges count as failed batches under the job's own name",
+          "[metrics]") {
+  TestDatabase db;
+  create_items(db, 1000, 0);
+  poisoned_items_function(db, 30);
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml", items_jobs_yaml(20, 2, "        on_error: skip\n        bisect: true\n"));
+  REQUIRE(run_cli(with_db(db, path, {"set", "items", "pause_ms=250"})).exit_code == 0);
+  const int port = free_port();
+  auto args = metrics_run(db, path, port);
+  args.insert(args.end(), {"--threads", "2"});
+  Child child(args, dir.path());
+  const std::string text =
+      scrape_until_over(port, "pgxform_failed_batches_total{job=\"items\"}", 0);
+  INFO(text);
+  // The key 30 alone is set aside; the rest of its batch went through as ranges.
+  CHECK(value_in(text, "pgxform_failed_batches_total{job=\"items\"}") == 1);
+  long long series = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("pgxform_rows_total{", 0) == 0) ++series;
+  CHECK(series == 1);  // both slices add to one series
+  REQUIRE(run_cli(with_db(db, path, {"set", "items", "pause_ms=0"})).exit_code == 0);
+  INFO(child.err());
+  CHECK(child.wait() == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches") == 1);
+}
