@@ -2,6 +2,7 @@
 
 #include <CivetServer.h>
 #include <arpa/inet.h>
+#include <civetweb.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
@@ -53,10 +54,17 @@ bool is_ip_address(const std::string& text) {
   return inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, text.c_str(), &v6) == 1;
 }
 
-std::string endpoint_text(const MetricsEndpoint& endpoint) {
+namespace {
+
+bool is_ipv6(const std::string& address) {
   in6_addr v6{};
-  const bool is_v6 = inet_pton(AF_INET6, endpoint.address.c_str(), &v6) == 1;
-  return (is_v6 ? "[" + endpoint.address + "]" : endpoint.address) + ":" +
+  return inet_pton(AF_INET6, address.c_str(), &v6) == 1;
+}
+
+}  // namespace
+
+std::string endpoint_text(const MetricsEndpoint& endpoint) {
+  return (is_ipv6(endpoint.address) ? "[" + endpoint.address + "]" : endpoint.address) + ":" +
          std::to_string(endpoint.port);
 }
 
@@ -104,13 +112,20 @@ RunMetrics::~RunMetrics() = default;
 
 void RunMetrics::serve(const MetricsEndpoint& endpoint) {
   const std::string where = endpoint_text(endpoint);
+  const std::string outcome = "nothing was applied, no job was started";
+  // Debian 12's CivetWeb is built without IPv6: it would fail to bind, and say nothing why.
+  if (is_ipv6(endpoint.address) && mg_check_feature(MG_FEATURES_IPV6) == 0)
+    throw InputError({"--metrics-address " + endpoint.address +
+                      ": this pgxform's CivetWeb serves IPv4 only; give an IPv4 address"
+                      " (127.0.0.1, or 0.0.0.0 for every interface)"},
+                     outcome);
   try {
     m_exposer = std::make_unique<prometheus::Exposer>(where, k_server_threads);
   } catch (const CivetException&) {
     // CivetWeb says only that its context is null; what fails here is binding.
     throw InputError({"--metrics-port " + std::to_string(endpoint.port) + ": cannot listen on " +
                       where + " (the port is in use, or the address is not one of this host's)"},
-                     "nothing was applied, no job was started");
+                     outcome);
   }
   m_exposer->RegisterCollectable(m_registry);
 }

@@ -46,7 +46,7 @@ extern const std::vector<std::string> k_metric_names;
 
 // Where --metrics-port / --metrics-address ask the metrics to be served.
 struct MetricsEndpoint {
-  std::string address = "127.0.0.1";  // an IPv4 or IPv6 address
+  std::string address = "127.0.0.1";  // an IPv4 address; IPv6 where CivetWeb has it
   int port = 0;                       // 1..65535
 };
 
@@ -68,7 +68,8 @@ class RunMetrics {
   RunMetrics& operator=(const RunMetrics&) = delete;
 
   // Serves the metrics on `endpoint` until this object ends. Throws an InputError when the
-  // address:port cannot be bound. Needs MetricsCollection::on.
+  // address:port cannot be bound, or is IPv6 and CivetWeb was built without it (Debian 12's).
+  // Needs MetricsCollection::on.
   void serve(const MetricsEndpoint& endpoint);
   // The batched jobs of the run: their series exist from now on, a throttled-seconds series
   // for each of `throttle_signals` (health_throttle.h) among them. Called once, before any

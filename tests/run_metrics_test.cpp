@@ -3,6 +3,8 @@
 // the metrics pgxform exports.
 #include "run_metrics.h"
 
+#include <civetweb.h>
+
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <iostream>
@@ -12,6 +14,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "errors.h"
 
 using pgxform::MetricsCollection;
 using pgxform::Paused;
@@ -150,6 +153,23 @@ TEST_CASE("a --metrics-port outside 1 to 65535 or a --metrics-address that is no
                          "--metrics-address", "::1"},
                         err) == 2);
   CHECK_THAT(err, !Catch::Contains("--metrics-"));
+}
+
+TEST_CASE("an IPv6 metrics address is refused with a reason where CivetWeb serves no IPv6") {
+  if (mg_check_feature(MG_FEATURES_IPV6) != 0) {
+    WARN("this CivetWeb serves IPv6: nothing to refuse");
+    return;
+  }
+  RunMetrics metrics(MetricsCollection::on);
+  pgxform::MetricsEndpoint endpoint{"::1", 9187};
+  try {
+    metrics.serve(endpoint);
+    FAIL("serve accepted ::1");
+  } catch (const pgxform::InputError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK_THAT(e.problems()[0],
+               Catch::Contains("--metrics-address ::1: this pgxform's CivetWeb serves IPv4 only"));
+  }
 }
 
 TEST_CASE("the Grafana dashboard parses and uses every metric pgxform exports, and no other") {
