@@ -24,6 +24,8 @@
 //
 // Binding happens when the run starts, before anything is written: an address:port that cannot
 // be bound (in use, not an address of this host) is an InputError naming --metrics-port.
+// CivetWeb sets SIGPIPE to be ignored, process-wide, when it starts: with a port, a closed
+// stderr pipe no longer kills the run (operator-runbook.md says so).
 #pragma once
 
 #include <map>
