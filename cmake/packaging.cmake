@@ -3,7 +3,8 @@
 #   /usr/bin/pgxform                                   stripped
 #   /usr/share/man/man1/pgxform.1.gz                   docs/pgxform.1, version filled in
 #   /usr/share/bash-completion/completions/pgxform     scripts/completion/pgxform
-#   /usr/share/doc/pgxform/                            README.md, docs/*.md, copyright,
+#   /usr/share/doc/pgxform/                            README.md, docs/*.md, the Grafana
+#                                                      dashboard (docs/*.json), copyright,
 #                                                      changelog.gz, examples/ (the sample)
 # Its dependencies come from the binary's shared libraries (dpkg-shlibdeps), its version from
 # project(). tests/package_test.sh checks it with lintian and dpkg -x (scripts/test runs it).
@@ -25,7 +26,8 @@ add_custom_target(package_files ALL DEPENDS ${CMAKE_BINARY_DIR}/pgxform.1.gz
 install(FILES ${CMAKE_BINARY_DIR}/pgxform.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${CMAKE_SOURCE_DIR}/scripts/completion/pgxform
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
-file(GLOB PGXFORM_DOCS ${CMAKE_SOURCE_DIR}/docs/*.md ${CMAKE_SOURCE_DIR}/docs/*.svg)
+file(GLOB PGXFORM_DOCS ${CMAKE_SOURCE_DIR}/docs/*.md ${CMAKE_SOURCE_DIR}/docs/*.svg
+     ${CMAKE_SOURCE_DIR}/docs/*.json)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${PGXFORM_DOCS} ${CMAKE_SOURCE_DIR}/cmake/copyright
               ${CMAKE_BINARY_DIR}/changelog.gz
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

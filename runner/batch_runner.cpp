@@ -43,7 +43,7 @@ std::string signal_of(const std::string& reason) {
 
 BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
                          const JobSettings& settings, std::string list, TaskId task,
-                         Progress& progress, HealthMonitor& health)
+                         Progress& progress, HealthMonitor& health, RunMetrics& metrics)
     : m_session(session),
       m_store(store),
       m_job(job),
@@ -51,6 +51,7 @@ BatchRunner::BatchRunner(Session& session, StateStore& store, const ResolvedJob&
       m_task(std::move(task)),
       m_progress(progress),
       m_health(health),
+      m_metrics(metrics),
       m_slicing(slicing_of(job)),
       m_sizer(sizing_of(settings)),
       m_list(std::move(list)) {}
@@ -69,6 +70,7 @@ bool BatchRunner::follow_control() {
   if (m_control.paused) {
     spdlog::info("{}: paused ({}): no new batch until pgxform resume {}", m_task.text(),
                  m_control.paused_by, m_job.name);
+    m_metrics.set_paused(m_job.name, Paused::yes);
     auto said = steady_clock::now();
     while (m_control.paused) {
       if (!sleep_unless_stopped(1000, m_session)) return false;
@@ -78,6 +80,7 @@ bool BatchRunner::follow_control() {
         said = steady_clock::now();
       }
     }
+    m_metrics.set_paused(m_job.name, Paused::no);
     spdlog::info("{}: resumed", m_task.text());
   }
   if (m_control.batch_size != before.batch_size ||
@@ -104,15 +107,20 @@ bool BatchRunner::wait_for_health() {
   const auto started = steady_clock::now();
   spdlog::info("{}: throttled: {}; waiting", m_task.text(), *why);
   m_store.set_waiting(m_job.name, "throttled: " + *why);
+  auto counted = started;  // the wait is counted as it goes, so that a long one shows
   while (why) {
-    if (!sleep_unless_stopped(1000, m_session)) {
+    const bool slept = sleep_unless_stopped(1000, m_session);
+    const auto now = steady_clock::now();
+    m_metrics.throttled(m_job.name, signal_of(*why), duration<double>(now - counted).count());
+    counted = now;
+    if (!slept) {
       m_store.set_waiting(m_job.name, std::nullopt);
       return false;
     }
-    const auto now = throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
-    if (now && signal_of(*now) != signal_of(*why))
-      spdlog::info("{}: throttled: {}", m_task.text(), *now);
-    why = now;
+    const auto reason = throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
+    if (reason && signal_of(*reason) != signal_of(*why))
+      spdlog::info("{}: throttled: {}", m_task.text(), *reason);
+    why = reason;
   }
   m_store.set_waiting(m_job.name, std::nullopt);
   spdlog::info("{}: no longer throttled, after {:.1f} s", m_task.text(),
@@ -219,6 +227,7 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
     m_sizer.batch_done(rows, ms);
     m_progress.batch_done(m_task.text(), m_job.name, rows, size, ms,
                           m_cursor.last_key.value_or(""));
+    m_metrics.batch_done(m_job.name, rows, size, ms / 1000);
   }
   return step;
 }
@@ -233,6 +242,7 @@ BatchRunner::Step BatchRunner::process_range(const Range& range) {
     if (!commit_logged(tx, plan, rows))
       throw std::runtime_error("the cursor of " + m_task.text() + " moved under this runner");
     m_progress.range_done(m_task.text(), rows);
+    m_metrics.range_done(m_job.name, rows);
   });
 }
 
@@ -249,6 +259,7 @@ BatchRunner::Step BatchRunner::skip_range(const Range& range, const Failure& fai
     tx.commit();
     m_cursor.last_key = range.second;
     m_progress.range_set_aside(m_task.text());
+    m_metrics.batch_failed(m_job.name);
     spdlog::warn("{}: set aside [{}, {}]: {}", m_task.text(), range.first, range.second,
                  describe(failure));
   });
@@ -306,6 +317,7 @@ TaskOutcome BatchRunner::fail(const Failure& failure) {
   if (!failure.sqlstate.empty()) message += " (SQLSTATE " + failure.sqlstate + ")";
   message += ": " + failure.message;
   m_store.mark_failed(m_task, m_slicing, failure, first, last);
+  m_metrics.batch_failed(m_job.name);
   return {TaskOutcome::Kind::failed, message};
 }
 
@@ -315,7 +327,7 @@ TaskOutcome BatchRunner::run(long long& committed) {
   if (!cursor) {
     // A slice that was never cut: the table was empty when the run started. Its rows, if any
     // arrived since, are the next run's, which cuts the slices first.
-    m_store.mark_done(m_task, m_slicing);
+    if (m_store.mark_done(m_task, m_slicing)) m_metrics.job_done(m_job.name);
     return {TaskOutcome::Kind::finished, ""};
   }
   m_cursor = *cursor;
@@ -342,7 +354,9 @@ TaskOutcome BatchRunner::run(long long& committed) {
         return {TaskOutcome::Kind::stopped, ""};
     }
     if (finished) {
-      m_progress.job_finished(m_task.text(), m_store.mark_done(m_task, m_slicing));
+      const std::optional<long long> job_rows = m_store.mark_done(m_task, m_slicing);
+      if (job_rows) m_metrics.job_done(m_job.name);
+      m_progress.job_finished(m_task.text(), job_rows);
       return {TaskOutcome::Kind::finished, ""};
     }
   }

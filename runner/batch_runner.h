@@ -40,6 +40,7 @@
 #include "jobs_file.h"
 #include "progress.h"
 #include "retry.h"
+#include "run_metrics.h"
 #include "scheduler.h"
 #include "state_store.h"
 
@@ -49,7 +50,7 @@ class BatchRunner {
  public:
   BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
               const JobSettings& settings, std::string list, TaskId task, Progress& progress,
-              HealthMonitor& health);
+              HealthMonitor& health, RunMetrics& metrics);
   // From the task's cursor to its end, a stop, or a permanent failure, each recorded in the
   // state. Throws what task_runner must handle: a lost connection, an in-doubt COMMIT. Counts
   // the batches it commits in `committed`, which the caller reads also when it throws: a
@@ -107,6 +108,7 @@ class BatchRunner {
   TaskId m_task;
   Progress& m_progress;
   HealthMonitor& m_health;
+  RunMetrics& m_metrics;
   Slicing m_slicing;
   Cursor m_cursor;
   BatchSizer m_sizer;

@@ -21,6 +21,7 @@
 #include "reset_command.h"
 #include "retry_failed_command.h"
 #include "run_command.h"
+#include "run_metrics.h"
 #include "script_commands.h"
 #include "status_command.h"
 #include "text_check.h"
@@ -91,6 +92,27 @@ int threads_option(const Parsed& p) {
   return threads;
 }
 
+// --metrics-port and --metrics-address: where run serves its metrics, if anywhere.
+std::optional<MetricsEndpoint> metrics_option(const Parsed& p) {
+  if (!p.has("metrics-port")) {
+    if (p.has("metrics-address"))
+      throw UsageError("--metrics-address needs --metrics-port, the port to serve the metrics on");
+    return std::nullopt;
+  }
+  MetricsEndpoint endpoint;
+  endpoint.port = p.get<int>("metrics-port");
+  if (endpoint.port < 1 || endpoint.port > 65535)
+    throw UsageError("--metrics-port must be a TCP port from 1 to 65535, not " +
+                     std::to_string(endpoint.port));
+  if (p.has("metrics-address")) {
+    endpoint.address = p.get<std::string>("metrics-address");
+    if (!is_ip_address(endpoint.address))
+      throw UsageError("--metrics-address must be an IPv4 or IPv6 address (127.0.0.1, ::1), not '" +
+                       endpoint.address + "'");
+  }
+  return endpoint;
+}
+
 // Every string on the command line may reach the database or a log line (text_check.h).
 void check_text(const Parsed& p) {
   for (const auto& [name, value] : p.vm) {
@@ -136,7 +158,8 @@ const Command k_commands[] = {
      JobsFileOption::none},
     {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
      "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
-     "                   [--accept-changed JOB]... [--no-migrate]",
+     "                   [--accept-changed JOB]... [--no-migrate]\n"
+     "                   [--metrics-port N [--metrics-address ADDRESS]]",
      "Runs the jobs of FILE, each list once the lists it is after are done,\n"
      "resuming every job after its last committed batch.",
      Arguments::none,
@@ -147,7 +170,11 @@ const Command k_commands[] = {
            "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)")(
            "accept-changed", po::value<std::vector<std::string>>(),
            "go on with JOB although its function changed since it started (repeatable)")(
-           "no-migrate", "do not apply pending scripts first");
+           "no-migrate", "do not apply pending scripts first")(
+           "metrics-port", po::value<int>(),
+           "serve Prometheus metrics on this port while the run lasts (http://ADDRESS:N/metrics)")(
+           "metrics-address", po::value<std::string>(),
+           "the address to serve the metrics on (default: 127.0.0.1)");
      },
      [](const Parsed& p, std::ostream&) {
        auto o = p.options<RunOptions>();
@@ -156,6 +183,7 @@ const Command k_commands[] = {
        o.exclude = p.all("exclude");
        o.accept_changed = p.all("accept-changed");
        o.migrate = !p.has("no-migrate");
+       o.metrics = metrics_option(p);
        return run_command(o);
      }},
     {"status", "status   show each job's status, rows, batches, last key and percent done",

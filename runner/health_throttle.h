@@ -19,10 +19,15 @@
 #include <optional>
 #include <pqxx/pqxx>
 #include <string>
+#include <vector>
 
 #include "jobs_file.h"
 
 namespace pgxform {
+
+// The signals' names, as throttle_reason starts its reasons with them.
+inline const std::vector<std::string> k_throttle_signals = {
+    "max_replica_lag_s", "max_active_sessions", "max_xact_age_s", "max_wal_mb_per_s"};
 
 struct HealthSignals {
   std::optional<double> replica_lag_s;  // none without a standby

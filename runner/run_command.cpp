@@ -143,11 +143,19 @@ int report_result(const PoolResult& result, const Scheduler& scheduler, std::siz
 
 int run_command(const RunOptions& options) {
   const JobsFile file = parse_jobs_file(options.file);
+  RunMetrics metrics(options.metrics ? MetricsCollection::on : MetricsCollection::off);
+  if (options.metrics) {
+    metrics.serve(*options.metrics);
+    spdlog::info("serving metrics on http://{}/metrics", endpoint_text(*options.metrics));
+  }
   // The scripts create the functions the preflight checks, so they go first, on a session of
   // their own: a SET in a script must not outlive it.
   if (options.migrate) migrate_pending(options.dsn, file);
   auto conn = connect(options.dsn);
   const RunPlan run = check_run(*conn, file, options);
+  std::vector<std::string> batched;
+  for (const auto& [name, job] : run.preflight.jobs) batched.push_back(name);
+  metrics.declare_jobs(batched, k_throttle_signals);
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.
@@ -167,8 +175,8 @@ int run_command(const RunOptions& options) {
 
   const auto started = std::chrono::steady_clock::now();
   HealthMonitor health;
-  const RunContext context{file, run.preflight.jobs, StateSchema(file.state_schema), progress,
-                           health};
+  const RunContext context{
+      file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics};
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
     return run_task(session, context, task);
   });

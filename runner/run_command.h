@@ -5,13 +5,16 @@
 // here); connect; read which jobs are done (read-only) to check --only/--exclude; check every
 // selected job against the catalogs and the state (slices, function versions); only then
 // create or upgrade the state schema, register the jobs, cut slices, pin function versions and
-// start the workers.
+// start the workers. The metrics endpoint (--metrics-port, run_metrics.h) is bound first of
+// all, after the jobs file is read: a port in use stops the run before a script is applied.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "command_options.h"
+#include "run_metrics.h"
 
 namespace pgxform {
 
@@ -21,6 +24,7 @@ struct RunOptions : CommandOptions {
   std::vector<std::string> exclude;
   std::vector<std::string> accept_changed;  // jobs that may go on with a changed function
   bool migrate = true;                      // apply pending scripts first (--no-migrate: not)
+  std::optional<MetricsEndpoint> metrics;   // --metrics-port: serve the run's metrics there
 };
 
 int run_command(const RunOptions& options);

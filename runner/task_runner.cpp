@@ -66,7 +66,7 @@ TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& r
   apply_session_settings(session.conn(), job.settings);
   if (job.is_step()) return run_step(store, job);
   return BatchRunner(session, store, run.jobs.at(job.name), job.settings, job.list, task,
-                     run.progress, run.health)
+                     run.progress, run.health, run.metrics)
       .run(committed);
 }
 

@@ -19,6 +19,7 @@
 #include "health_throttle.h"
 #include "jobs_file.h"
 #include "progress.h"
+#include "run_metrics.h"
 #include "scheduler.h"
 #include "state_schema.h"
 
@@ -31,6 +32,7 @@ struct RunContext {
   StateSchema schema;
   Progress& progress;
   HealthMonitor& health;  // the database's health signals, shared by the workers
+  RunMetrics& metrics;    // what --metrics-port serves (collects nothing without it)
 };
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);

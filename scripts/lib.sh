@@ -34,7 +34,7 @@ export ROOT
 PGXFORM_PACKAGES=(
     build-essential cmake pkg-config
     libpqxx-dev libboost-program-options-dev libyaml-cpp-dev libspdlog-dev catch2
-    nlohmann-json3-dev
+    nlohmann-json3-dev prometheus-cpp-dev
     postgresql postgresql-contrib postgresql-common
     clang-format ccache
 )

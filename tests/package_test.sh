@@ -29,12 +29,20 @@ else
   fail "lintian found errors in $deb"
 fi
 
+# The metrics endpoint's libraries come from the binary's NEEDED entries (dpkg-shlibdeps).
+depends=$(dpkg-deb -f "$deb" Depends)
+case $depends in
+  *libprometheus-cpp-pull*) ;;
+  *) fail "the package does not depend on libprometheus-cpp-pull: $depends" ;;
+esac
+
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 dpkg -x "$deb" "$root" || fail "dpkg -x $deb failed"
 for f in usr/bin/pgxform usr/share/man/man1/pgxform.1.gz \
   usr/share/bash-completion/completions/pgxform usr/share/doc/pgxform/README.md \
   usr/share/doc/pgxform/copyright usr/share/doc/pgxform/cli.md \
+  usr/share/doc/pgxform/grafana-dashboard.json \
   usr/share/doc/pgxform/examples/jobs.yaml usr/share/doc/pgxform/examples/sql/R__transforms.sql; do
   [ -e "$root/$f" ] || fail "the package has no /$f"
 done

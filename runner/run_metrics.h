@@ -1,0 +1,113 @@
+// run_metrics: what a run tells Prometheus — `pgxform run --metrics-port N` serves these in
+// the Prometheus text format on http://ADDRESS:N/metrics (prometheus-cpp, CivetWeb), from
+// before anything is written until the run ends.
+//
+//   pgxform_rows_total{job}                      counter  rows committed (batches, and the
+//                                                         ranges bisection processed)
+//   pgxform_batches_total{job}                   counter  batches committed (batch_log rows)
+//   pgxform_batch_duration_seconds{job}          histogram a batch's transaction, as the
+//                                                         client saw it (k_duration_buckets)
+//   pgxform_batch_size{job}                      gauge    the keys the last batch asked for
+//   pgxform_failed_batches_total{job}            counter  ranges set aside (on_error: skip)
+//                                                         and batches that failed the job
+//   pgxform_throttled_seconds_total{job,reason}  counter  seconds waited on a throttle: limit,
+//                                                         by signal (max_xact_age_s, ...)
+//   pgxform_paused{job}                          gauge    1 while the job waits on a pause
+//   pgxform_job_done{job}                        gauge    1 once the job is done in this run
+//
+// Every selected batched job has its series from the start (0 until something happens; the
+// throttled seconds for every signal), so that a rate() or a "done jobs" sum sees it before
+// its first batch. A sliced job (parallel:
+// K) reports under its job name: its slices add to the same series. A run without a port
+// collects nothing: every event is then a lookup that finds no job. Thread-safe: the workers
+// report their events; the series of the jobs are created once, before the workers start.
+//
+// Binding happens when the run starts, before anything is written: an address:port that cannot
+// be bound (in use, not an address of this host) is an InputError naming --metrics-port.
+// CivetWeb sets SIGPIPE to be ignored, process-wide, when it starts: with a port, a closed
+// stderr pipe no longer kills the run (operator-runbook.md says so).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace prometheus {
+class Counter;
+class Exposer;
+class Gauge;
+class Histogram;
+class Registry;
+}  // namespace prometheus
+
+namespace pgxform {
+
+// The names of the metrics pgxform exports (the dashboard and its test use no other).
+extern const std::vector<std::string> k_metric_names;
+
+// Where --metrics-port / --metrics-address ask the metrics to be served.
+struct MetricsEndpoint {
+  std::string address = "127.0.0.1";  // an IPv4 address; IPv6 where CivetWeb has it
+  int port = 0;                       // 1..65535
+};
+
+// An IPv4 or IPv6 address in numeric form ("127.0.0.1", "::1"), not a host name.
+bool is_ip_address(const std::string& text);
+
+// "127.0.0.1:9187", "[::1]:9187": how the address:port is written in CivetWeb's options and in
+// messages.
+std::string endpoint_text(const MetricsEndpoint& endpoint);
+
+enum class MetricsCollection { off, on };
+enum class Paused { no, yes };
+
+class RunMetrics {
+ public:
+  explicit RunMetrics(MetricsCollection collection = MetricsCollection::off);
+  ~RunMetrics();
+  RunMetrics(const RunMetrics&) = delete;
+  RunMetrics& operator=(const RunMetrics&) = delete;
+
+  // Serves the metrics on `endpoint` until this object ends. Throws an InputError when the
+  // address:port cannot be bound, or is IPv6 and CivetWeb was built without it (Debian 12's).
+  // Needs MetricsCollection::on.
+  void serve(const MetricsEndpoint& endpoint);
+  // The batched jobs of the run: their series exist from now on, a throttled-seconds series
+  // for each of `throttle_signals` (health_throttle.h) among them. Called once, before any
+  // event.
+  void declare_jobs(const std::vector<std::string>& jobs,
+                    const std::vector<std::string>& throttle_signals);
+
+  // The events. `job` is the job's name, also for a slice's events.
+  void batch_done(const std::string& job, long long rows, long long asked, double seconds);
+  void range_done(const std::string& job, long long rows);  // a range bisection processed
+  void batch_failed(const std::string& job);                // set aside, or failing the job
+  void throttled(const std::string& job, const std::string& signal, double seconds);
+  void set_paused(const std::string& job, Paused paused);
+  void job_done(const std::string& job);
+
+  // The metrics as a scrape returns them (the Prometheus text format).
+  std::string text() const;
+
+ private:
+  struct JobSeries {
+    prometheus::Counter* rows;
+    prometheus::Counter* batches;
+    prometheus::Histogram* duration;
+    prometheus::Gauge* batch_size;
+    prometheus::Counter* failed;
+    prometheus::Gauge* paused;
+    prometheus::Gauge* done;
+  };
+  JobSeries* series(const std::string& job);
+
+  struct Families;  // the metrics' families, registered in m_registry
+
+  std::shared_ptr<prometheus::Registry> m_registry;  // none: MetricsCollection::off
+  std::unique_ptr<Families> m_families;
+  std::map<std::string, JobSeries> m_jobs;  // not changed once the workers run
+  std::unique_ptr<prometheus::Exposer> m_exposer;
+};
+
+}  // namespace pgxform
