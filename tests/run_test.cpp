@@ -382,7 +382,7 @@ TEST_CASE(
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
   REQUIRE(run(db, path).exit_code == 0);
   CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") ==
-        std::to_string(newest_state_version()));
+        std::to_string(pgxform::newest_state_version()));
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
   // The three batches of the first run, without counters or sizes; the two of the second,
