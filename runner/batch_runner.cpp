@@ -68,6 +68,7 @@ bool BatchRunner::follow_control() {
   if (m_control.paused) {
     spdlog::info("{}: paused ({}): no new batch until pgxform resume {}", m_task.text(),
                  m_control.paused_by, m_job.name);
+    m_progress.set_waiting(m_task.text(), "paused (" + m_control.paused_by + ")");
     auto said = steady_clock::now();
     while (m_control.paused) {
       if (!sleep_unless_stopped(1000)) return false;
@@ -77,6 +78,7 @@ bool BatchRunner::follow_control() {
         said = steady_clock::now();
       }
     }
+    m_progress.set_waiting(m_task.text(), std::nullopt);
     spdlog::info("{}: resumed", m_task.text());
   }
   if (m_control.batch_size != before.batch_size ||
@@ -103,6 +105,7 @@ bool BatchRunner::wait_for_health() {
   const auto started = steady_clock::now();
   spdlog::info("{}: throttled: {}; waiting", m_task.text(), *why);
   m_store.set_waiting(m_job.name, "throttled: " + *why);
+  m_progress.set_waiting(m_task.text(), "throttled: " + *why);
   while (why) {
     if (!sleep_unless_stopped(1000)) {
       m_store.set_waiting(m_job.name, std::nullopt);
@@ -111,9 +114,11 @@ bool BatchRunner::wait_for_health() {
     const auto now = throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
     if (now && signal_of(*now) != signal_of(*why))
       spdlog::info("{}: throttled: {}", m_task.text(), *now);
+    if (now) m_progress.set_waiting(m_task.text(), "throttled: " + *now);
     why = now;
   }
   m_store.set_waiting(m_job.name, std::nullopt);
+  m_progress.set_waiting(m_task.text(), std::nullopt);
   spdlog::info("{}: no longer throttled, after {:.1f} s", m_task.text(),
                duration<double>(steady_clock::now() - started).count());
   return true;

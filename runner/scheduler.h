@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "errors.h"
@@ -35,8 +36,11 @@ struct TaskId {
 // How a task ended: the one outcome the caller reports for it (see above).
 struct TaskOutcome {
   enum class Kind { finished, failed, deferred, stopped };
+  TaskOutcome(Kind k = Kind::finished, std::string m = {}, std::string h = {})
+      : kind(k), message(std::move(m)), holder(std::move(h)) {}
   Kind kind = Kind::finished;
   std::string message;  // failed: the error, SQLSTATE and key range; deferred: why
+  std::string holder;   // deferred: the runner that holds the task (host:pid), when known
 };
 
 struct PlannedJob {
