@@ -33,8 +33,11 @@ std::string percent_text(const TaskView& v) {
 }  // namespace
 
 DisplayMode display_mode() {
-  return isatty(STDERR_FILENO) == 1 && log_format() == LogFormat::text ? DisplayMode::terminal
-                                                                       : DisplayMode::plain;
+  // --quiet: no progress at all; the plain lines are info lines, which the logger drops.
+  const bool progress = spdlog::default_logger()->should_log(spdlog::level::info);
+  return progress && isatty(STDERR_FILENO) == 1 && log_format() == LogFormat::text
+             ? DisplayMode::terminal
+             : DisplayMode::plain;
 }
 
 std::chrono::milliseconds plain_interval() {

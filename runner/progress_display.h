@@ -1,15 +1,17 @@
 // progress_display: what `pgxform run` shows of its running tasks while it works (progress.h
 // knows the figures).
 //
-// On a terminal (stderr is a tty, and the log is text): a block of lines at the bottom, one
-// per running task — task, the job's rows and percent, the task's rows per second, the job's
-// ETA, what it waits for — redrawn in place every k_redraw. Every log line is printed above
-// the block: the logger hands its lines over (logging.h: set_log_writer), and under one lock
+// On a terminal (stderr is a tty, the log is text and not --quiet): a block of lines at the
+// bottom, one per running task — task, the job's rows and percent, the task's rows per second,
+// the job's ETA, what it waits for — redrawn in place every k_redraw. Every log line is printed
+// above the block: the logger hands its lines over (logging.h: set_log_writer), and under one lock
 // the block is erased, the line written and the block drawn again, so that no line is lost
-// or torn. Lines are cut to the terminal's width: a wrapped line would throw the count of
-// lines to erase off. The cursor is hidden while the block is up and shown again when the
-// display stops — at the end of the run, after Ctrl-C (the run ends its batches and stops it),
-// and on an exception (the destructor) — with the block erased: the done lines said it all.
+// or torn. (A task's line may outlive its done line by up to k_redraw: the block is redrawn
+// from its last figures when a log line comes.) Lines are cut to the terminal's width: a wrapped
+// line would throw the count of lines to erase off. The cursor is hidden while the block is up and
+// shown again when the display stops — at the end of the run, after Ctrl-C (the run ends its
+// batches and stops it), and on an exception (the destructor) — with the block erased: the done
+// lines said it all.
 //
 // Anywhere else (a pipe, a file, --log-format json): one progress line per running task,
 // through the logger, every k_plain_interval (10 s; PGXFORM_PROGRESS_INTERVAL_MS overrides
