@@ -71,6 +71,7 @@ bool BatchRunner::follow_control() {
     spdlog::info("{}: paused ({}): no new batch until pgxform resume {}", m_task.text(),
                  m_control.paused_by, m_job.name);
     m_metrics.set_paused(m_job.name, Paused::yes);
+    m_progress.set_waiting(m_task.text(), "paused (" + m_control.paused_by + ")");
     auto said = steady_clock::now();
     while (m_control.paused) {
       if (!sleep_unless_stopped(1000, m_session)) return false;
@@ -81,6 +82,7 @@ bool BatchRunner::follow_control() {
       }
     }
     m_metrics.set_paused(m_job.name, Paused::no);
+    m_progress.set_waiting(m_task.text(), std::nullopt);
     spdlog::info("{}: resumed", m_task.text());
   }
   if (m_control.batch_size != before.batch_size ||
@@ -108,6 +110,7 @@ bool BatchRunner::wait_for_health() {
   spdlog::info("{}: throttled: {}; waiting", m_task.text(), *why);
   m_store.set_waiting(m_job.name, "throttled: " + *why);
   auto counted = started;  // the wait is counted as it goes, so that a long one shows
+  m_progress.set_waiting(m_task.text(), "throttled: " + *why);
   while (why) {
     const bool slept = sleep_unless_stopped(1000, m_session);
     const auto now = steady_clock::now();
@@ -120,9 +123,11 @@ bool BatchRunner::wait_for_health() {
     const auto reason = throttle_reason(m_health.signals(m_session.conn()), m_settings.throttle);
     if (reason && signal_of(*reason) != signal_of(*why))
       spdlog::info("{}: throttled: {}", m_task.text(), *reason);
+    if (reason) m_progress.set_waiting(m_task.text(), "throttled: " + *reason);
     why = reason;
   }
   m_store.set_waiting(m_job.name, std::nullopt);
+  m_progress.set_waiting(m_task.text(), std::nullopt);
   spdlog::info("{}: no longer throttled, after {:.1f} s", m_task.text(),
                duration<double>(steady_clock::now() - started).count());
   return true;

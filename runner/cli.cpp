@@ -15,6 +15,7 @@
 #include "jobs_file.h"
 #include "logging.h"
 #include "name_suggestion.h"
+#include "output_format.h"
 #include "plan_command.h"
 #include "profile_command.h"
 #include "rehearse_command.h"
@@ -24,6 +25,7 @@
 #include "run_metrics.h"
 #include "script_commands.h"
 #include "status_command.h"
+#include "status_watch.h"
 #include "text_check.h"
 #include "validate_command.h"
 #include "verify_command.h"
@@ -113,6 +115,27 @@ std::optional<MetricsEndpoint> metrics_option(const Parsed& p) {
   return endpoint;
 }
 
+// --watch [SECONDS]: `--watch=5` or `--watch 5` (the number then parses as an argument).
+double watch_seconds_option(const Parsed& p) {
+  std::string text = p.get<std::string>("watch");
+  if (text.empty() && p.jobs.size() == 1)
+    text = p.jobs.front();
+  else if (!p.jobs.empty())
+    throw UsageError("status takes no job names (unexpected '" + p.jobs.back() + "')");
+  if (text.empty()) return k_default_watch_seconds;
+  std::size_t used = 0;
+  double seconds = 0;
+  try {
+    seconds = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !(seconds >= 0.1 && seconds <= k_max_watch_seconds))
+    throw UsageError("--watch takes seconds from 0.1 to " + fixed(k_max_watch_seconds, 0) +
+                     ", not '" + text + "'");
+  return seconds;
+}
+
 // Every string on the command line may reach the database or a log line (text_check.h).
 void check_text(const Parsed& p) {
   for (const auto& [name, value] : p.vm) {
@@ -186,17 +209,26 @@ const Command k_commands[] = {
        o.metrics = metrics_option(p);
        return run_command(o);
      }},
-    {"status", "status   show each job's status, rows, batches, last key and percent done",
-     "status [-f FILE] [--dsn DSN] [--json]",
-     "Shows each job's status, rows and batches done, last key, percent done and the\n"
-     "runner holding it. Writes nothing.",
-     Arguments::none,
+    {"status", "status   show each job's status, rows, rate, ETA and what it waits for",
+     "status [-f FILE] [--dsn DSN] [--json] [--watch [SECONDS]]",
+     "Shows each job's status, rows and batches done, percent done, rows per second\n"
+     "over the last minute, ETA, batch size, last key, the runner holding it and\n"
+     "what it waits for. --watch redraws it every SECONDS (default 2) until Ctrl-C.\n"
+     "Writes nothing.",
+     Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("json", "print JSON: {\"jobs\": [{\"job\": ..., \"status\": ...}, ...]}");
+       add("json", "print JSON: {\"jobs\": [{\"job\": ..., \"status\": ...}, ...]}")(
+           "watch", po::value<std::string>()->implicit_value(""),
+           "show it again every SECONDS (default 2) until interrupted; with --json one line "
+           "per refresh");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<StatusOptions>();
        o.format = p.has("json") ? StatusFormat::json : StatusFormat::table;
+       if (p.has("watch"))
+         o.watch_seconds = watch_seconds_option(p);
+       else if (!p.jobs.empty())
+         throw UsageError("status takes no job names (unexpected '" + p.jobs.front() + "')");
        return status_command(o, out);
      }},
     {"migrate", "migrate  apply the pending V and changed R scripts of scripts_dir",
@@ -461,21 +493,31 @@ int run_command_line(const Command& command, const std::vector<std::string>& arg
                             "the jobs file");
   described.add_options()("dsn", po::value<std::string>()->default_value(""),
                           "libpq connection string or URI (default: the PG* environment)")(
-      "verbose,v", "debug logging")("quiet,q", "log warnings and errors only");
+      "verbose,v", "debug logging")("quiet,q", "log warnings and errors only")(
+      "log-format", po::value<std::string>()->default_value("text"),
+      "text, or json: one JSON object per log line (time, level, message)");
   command.add_options(described.add_options());
   const Parsed p = parse(described, command.arguments, args);
   if (p.has("help")) {
     out << "usage: pgxform " << command.usage << "\n\n" << command.about << "\n\n" << described;
     return k_exit_ok;
   }
+  const std::string format = p.get<std::string>("log-format");
+  if (format != "text" && format != "json")
+    throw UsageError("--log-format is text or json, not '" + format + "'");
   setup_logging(p.has("verbose") ? Verbosity::debug
                 : p.has("quiet") ? Verbosity::quiet
-                                 : Verbosity::normal);
+                                 : Verbosity::normal,
+                format == "json" ? LogFormat::json : LogFormat::text);
   return command.run(p, out);
 }
 
 void report(const std::string& message) {
-  std::cerr << "pgxform: " << contained(redact(message)) << std::endl;
+  // A log shipper reads JSON only: the last word of a failed command too.
+  if (log_format() == LogFormat::json)
+    spdlog::error("{}", message);
+  else
+    std::cerr << "pgxform: " << contained(redact(message)) << std::endl;
 }
 
 }  // namespace

@@ -32,16 +32,96 @@ void Progress::batch_done(const std::string& task, const std::string& job, long 
   Entry& e = entry(task);
   e.rows += rows;
   e.batches += 1;
-  if (now - e.last_report < m_interval) return;
-  e.last_report = now;
-  const double seconds = std::chrono::duration<double>(now - e.started).count();
-  spdlog::info("{}: {} rows in {} batches this run, last key {}, {:.0f} rows/s", task, e.rows,
-               e.batches, last_key, seconds > 0 ? double(e.rows) / seconds : 0.0);
+  trend.rows_now += rows;
+  count_rows(task, rows);
+  if (const auto live = m_live.find(task); live != m_live.end()) live->second.last_key = last_key;
+}
+
+void Progress::count_rows(const std::string& task, long long rows) {
+  const auto live = m_live.find(task);
+  if (live == m_live.end()) return;
+  const auto now = std::chrono::steady_clock::now();
+  auto& recent = live->second.recent;
+  recent.emplace_back(now, rows);
+  // Older than the window: out. A vector, trimmed from the front now and then: a task commits
+  // a few batches a second at most.
+  const auto first = std::find_if(recent.begin(), recent.end(),
+                                  [&](const auto& r) { return now - r.first <= k_live_window; });
+  if (first - recent.begin() > 64) recent.erase(recent.begin(), first);
+}
+
+void Progress::set_job_rows(const std::string& job, long long rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_jobs[job].rows_before = rows;
+}
+
+void Progress::task_started(const std::string& task, const std::string& job) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  LiveTask& live = m_live[task];
+  live = LiveTask{};
+  live.job = job;
+  live.started = std::chrono::steady_clock::now();
+}
+
+void Progress::task_ended(const std::string& task) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_live.erase(task);
+}
+
+void Progress::task_held(const std::string& task, const std::string& job,
+                         const std::string& holder) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  LiveTask& live = m_live[task];
+  live.job = job;
+  live.started = std::chrono::steady_clock::now();
+  live.waiting = holder.empty() ? "held by another runner" : "held by " + holder;
+}
+
+void Progress::set_waiting(const std::string& task, const std::optional<std::string>& why) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (const auto live = m_live.find(task); live != m_live.end()) live->second.waiting = why;
+}
+
+std::vector<TaskView> Progress::running() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<TaskView> views;
+  std::map<std::string, double> job_rates;
+  for (const auto& [task, live] : m_live) {
+    TaskView v;
+    v.task = task;
+    v.job = live.job;
+    v.last_key = live.last_key;
+    if (const auto e = m_tasks.find(task); e != m_tasks.end()) {
+      v.rows = e->second.rows;
+      v.batches = e->second.batches;
+    }
+    long long recent = 0;
+    for (const auto& [at, rows] : live.recent)
+      if (now - at <= k_live_window) recent += rows;
+    const double span = std::min(std::chrono::duration<double>(now - live.started).count(),
+                                 double(k_live_window.count()));
+    v.rows_per_s = span > 0.5 ? double(recent) / span : 0.0;
+    v.waiting = live.waiting;
+    job_rates[live.job] += v.rows_per_s;
+    views.push_back(v);
+  }
+  for (auto& v : views) {
+    const auto j = m_jobs.find(v.job);
+    if (j == m_jobs.end()) continue;
+    const JobTrend& job = j->second;
+    v.job_rows = job.rows_before + job.rows_now;
+    if (job.total_rows <= 0) continue;
+    v.percent = std::min(99.9, 100.0 * double(v.job_rows) / double(job.total_rows));
+    const double rate = job_rates[v.job];
+    if (rate > 0) v.eta_s = double(std::max(0LL, job.total_rows - v.job_rows)) / rate;
+  }
+  return views;
 }
 
 Progress::Entry& Progress::entry(const std::string& task) {
   auto [it, added] = m_tasks.try_emplace(task);
-  if (added) it->second.started = it->second.last_report = std::chrono::steady_clock::now();
+  if (added) it->second.started = std::chrono::steady_clock::now();
   return it->second;
 }
 
@@ -50,6 +130,10 @@ void Progress::range_done(const std::string& task, long long rows) {
   Entry& e = entry(task);
   e.rows += rows;
   e.batches += 1;
+  if (const auto live = m_live.find(task); live != m_live.end()) {
+    m_jobs[live->second.job].rows_now += rows;
+    count_rows(task, rows);
+  }
 }
 
 void Progress::range_set_aside(const std::string& task) {

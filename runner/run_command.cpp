@@ -14,6 +14,7 @@
 #include "job_control.h"
 #include "jobs_file.h"
 #include "progress.h"
+#include "progress_display.h"
 #include "retry.h"
 #include "scheduler.h"
 #include "script_commands.h"
@@ -67,11 +68,33 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& 
   store.pin_function_versions(run.preflight.jobs);
 }
 
-// The planner's estimate of each job's rows, for the progress's projections (0 when unknown).
-void estimate_rows(pqxx::connection& conn, const RunPlan& run, Progress& progress) {
+// The planner's estimate of each job's rows, for the progress's projections (0 when unknown),
+// and the rows each job had done before this run, for its percent.
+void estimate_rows(pqxx::connection& conn, const JobsFile& file, const RunPlan& run,
+                   Progress& progress) {
+  for (const auto& s : StateStore(conn, StateSchema(file.state_schema)).read_status())
+    progress.set_job_rows(s.job, s.rows_done);
   pqxx::read_transaction tx(conn);
   for (const auto& [name, job] : run.preflight.jobs)
     progress.set_total_rows(name, (long long)estimated_rows(tx, job).value_or(0));
+}
+
+// The task on the display from its start to its end, or as held by another runner.
+TaskOutcome run_shown(Session& session, const RunContext& context, const TaskId& task) {
+  struct Shown {
+    Progress& progress;
+    const std::string task;
+    ~Shown() { progress.task_ended(task); }
+  };
+  TaskOutcome outcome;
+  {
+    const Shown shown{context.progress, task.text()};
+    context.progress.task_started(task.text(), task.job);
+    outcome = run_task(session, context, task);
+  }
+  if (outcome.kind == TaskOutcome::Kind::deferred)
+    context.progress.task_held(task.text(), task.job, outcome.holder);
+  return outcome;
 }
 
 // After a run that finished: the ranges that on_error: skip set aside wait for retry-failed.
@@ -168,18 +191,20 @@ int run_command(const RunOptions& options) {
   install_stop_handlers();
   Scheduler scheduler(run.lists);
   Progress progress;
-  estimate_rows(*conn, run, progress);
+  estimate_rows(*conn, file, run, progress);
   pool.lend(std::move(conn));
   pool.follow_workers([wanted = std::make_shared<WantedWorkers>(
                            options.dsn, StateSchema(file.state_schema))] { return (*wanted)(); });
+  ProgressDisplay display(progress, display_mode());
 
   const auto started = std::chrono::steady_clock::now();
   HealthMonitor health;
   const RunContext context{
       file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics};
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
-    return run_task(session, context, task);
+    return run_shown(session, context, task);
   });
+  display.stop();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int exit_code = report_result(result, scheduler, jobs, seconds);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "errors.h"
@@ -37,8 +38,11 @@ struct TaskOutcome {
   // released: stopped between two batches because its worker leaves the pool (set
   // --threads); not a stop of the run: another worker takes it up from its cursor.
   enum class Kind { finished, failed, deferred, stopped, released };
+  TaskOutcome(Kind k = Kind::finished, std::string m = {}, std::string h = {})
+      : kind(k), message(std::move(m)), holder(std::move(h)) {}
   Kind kind = Kind::finished;
   std::string message;  // failed: the error, SQLSTATE and key range; deferred: why
+  std::string holder;   // deferred: the runner that holds the task (host:pid), when known
 };
 
 struct PlannedJob {

@@ -11,15 +11,45 @@
 #include "exit_code.h"
 #include "json_output.h"
 #include "output_format.h"
+#include "status_watch.h"
 
 namespace pgxform {
 
 namespace {
 
+// The rows of the job's own batches committed in the last minute, and the size its last batch
+// asked for. The last 10,000 batches at most, newest first along the primary key: a minute holds
+// fewer, and a job of millions of batches is not read whole. Before state version 6 nothing
+// tells a batch from a bisected range, and no batch says its size.
+void read_recent(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
+                 StatusFacts& facts) {
+  const bool sizes = has_feature(state_version(tx, schema), StateFeature::batch_sizes);
+  const std::string recent =
+      std::string(sizes ? "b.batch_size IS NOT NULL" : "true") +
+      " AND b.started_at + b.duration_ms * interval '1 millisecond' > pg_catalog.now() - $2 * "
+      "interval '1 second'";
+  const pqxx::row r = tx.exec_params1(
+      "SELECT COALESCE(pg_catalog.sum(b.rows) FILTER (WHERE " + recent +
+          "), 0)::bigint, "
+          "EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.min(b.started_at) FILTER (WHERE " +
+          recent + "))::float8, " +
+          (sizes ? "(SELECT l.batch_size FROM " + schema.table("batch_log") +
+                       " l WHERE l.job = $1 AND l.batch_size IS NOT NULL ORDER BY l.batch_no DESC"
+                       " LIMIT 1)"
+                 : std::string("NULL::bigint")) +
+          " FROM (SELECT * FROM " + schema.table("batch_log") +
+          " WHERE job = $1 ORDER BY batch_no DESC LIMIT 10000) b",
+      job, k_rate_window_s);
+  facts.recent_rows = r[0].as<long long>();
+  if (!r[1].is_null()) facts.recent_span_s = std::clamp(r[1].as<double>(), 1.0, k_rate_window_s);
+  if (!r[2].is_null()) facts.batch_size = r[2].as<long long>();
+}
+
 StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                        const JobStatus& state) {
   StatusFacts facts;
   pqxx::read_transaction tx(conn);
+  if (state.batches_done > 0) read_recent(tx, schema, job.name, facts);
   if (state.status != "done" && state.batches_done > 0) {
     if (state.slices == 1 && state.last_key) facts.span = key_span(tx, job, state.last_key);
     facts.estimated_rows = estimated_rows(tx, job);
@@ -85,9 +115,53 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
   return std::min(99.9, 100.0 * double(state.rows_done) / *facts->estimated_rows);
 }
 
+std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,
+                             const std::optional<double>& estimated_rows,
+                             const std::optional<double>& rows_per_s) {
+  if (!rows_per_s || *rows_per_s <= 0) return std::nullopt;
+  std::optional<double> left;
+  if (percent && *percent > 0 && *percent < 100)
+    left = double(state.rows_done) * (100 - *percent) / *percent;
+  else if (estimated_rows && *estimated_rows > 0)
+    left = std::max(0.0, *estimated_rows - double(state.rows_done));
+  if (!left) return std::nullopt;
+  return *left / *rows_per_s;
+}
+
+namespace {
+
+// What a job not started waits for while a runner works on the file: the first list of its
+// list's `after:` that is not done, else the job before it in its list when that is not done.
+std::optional<std::string> waiting_for(const JobsFile& file, const JobList& list, const Job& job,
+                                       const std::map<std::string, std::string>& shown) {
+  const auto done = [&](const std::string& name) {
+    const auto s = shown.find(name);
+    return s != shown.end() && s->second == "done";
+  };
+  for (const auto& name : list.after)
+    for (const auto& other : file.lists)
+      if (other.name == name)
+        for (const auto& j : other.jobs)
+          if (!done(j.name)) return "waiting for list " + name;
+  for (const auto& j : list.jobs) {
+    if (j.name == job.name) break;
+    if (!done(j.name)) return "waiting for job " + j.name;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control) {
+  // A runner works on the file when it holds one of its jobs: only then does a job wait.
+  std::map<std::string, std::string> shown;
+  bool at_work = false;
+  for (const auto& s : states) {
+    shown[s.job] = s.status;
+    at_work = at_work || s.runner.has_value();
+  }
   std::vector<StatusRow> rows;
   for (const auto& list : file.lists)
     for (const auto& job : list.jobs) {
@@ -117,6 +191,15 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
           row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
         }
       }
+      if (!row.waiting && at_work && !row.state.runner &&
+          (row.state.status == "pending" || row.state.status == "interrupted"))
+        row.waiting = waiting_for(file, list, job, shown);
+      if (job_facts) {
+        row.batch_size = job_facts->batch_size;
+        if (row.state.status == "running")
+          row.rows_per_s = double(job_facts->recent_rows) / job_facts->recent_span_s;
+        row.eta_s = eta_of(row.state, row.percent, job_facts->estimated_rows, row.rows_per_s);
+      }
       rows.push_back(row);
     }
   return rows;
@@ -145,7 +228,10 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"error_last_key", json_text(s.error_last_key)},
                     {"trend", trend_name(row.trend)},
                     {"set_aside", s.set_aside},
-                    {"waiting", json_text(row.waiting)}});
+                    {"waiting", json_text(row.waiting)},
+                    {"rows_per_s", json_number(row.rows_per_s, 1)},
+                    {"eta_s", json_number(row.eta_s, 0)},
+                    {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()}});
   }
   print_json(out, Json{{"jobs", jobs}});
 }
@@ -171,7 +257,8 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
   }
   out << std::left << std::setw(list_width) << "LIST" << std::setw(job_width) << "JOB"
       << std::setw(status_width) << "STATUS" << std::right << std::setw(12) << "ROWS"
-      << std::setw(9) << "BATCHES" << std::setw(8) << "DONE%"
+      << std::setw(9) << "BATCHES" << std::setw(8) << "DONE%" << std::setw(9) << "RATE"
+      << std::setw(9) << "ETA" << std::setw(9) << "BATCH"
       << "  " << std::left << std::setw(20) << "LAST KEY"
       << "RUNNER\n";
   for (const auto& row : rows) {
@@ -179,8 +266,11 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
     out << std::left << std::setw(list_width) << s.list << std::setw(job_width) << s.job
         << std::setw(status_width) << status_text(s) << std::right << std::setw(12) << s.rows_done
         << std::setw(9) << s.batches_done << std::setw(8)
-        << (row.percent ? fixed(*row.percent, 1) : "?") << "  " << std::left << std::setw(20)
-        << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+        << (row.percent ? fixed(*row.percent, 1) : "?") << std::setw(9)
+        << (row.rows_per_s ? rate_text(*row.rows_per_s) : "-") << std::setw(9)
+        << (row.eta_s ? eta_text(*row.eta_s) : "-") << std::setw(9)
+        << (row.batch_size ? std::to_string(*row.batch_size) : "-") << "  " << std::left
+        << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
     if (s.set_aside > 0)
       out << "    " << s.set_aside
           << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job
@@ -202,8 +292,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
   }
 }
 
-int status_command(const StatusOptions& options, std::ostream& out) {
-  const JobsFile file = parse_jobs_file(options.file);
+std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
   auto conn = connect(options.dsn);
   const std::vector<JobStatus> states =
       StateStore(*conn, StateSchema(file.state_schema)).read_status();
@@ -213,8 +302,13 @@ int status_command(const StatusOptions& options, std::ostream& out) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
   }
-  const std::vector<StatusRow> rows =
-      compute_status(file, states, fetch_facts(*conn, file, states), control);
+  return compute_status(file, states, fetch_facts(*conn, file, states), control);
+}
+
+int status_command(const StatusOptions& options, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  if (options.watch_seconds) return watch_status(options, file, out);
+  const std::vector<StatusRow> rows = read_status_rows(options, file);
   if (options.format == StatusFormat::json)
     print_status_json(out, rows);
   else

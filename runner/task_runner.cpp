@@ -48,16 +48,17 @@ TaskOutcome run_step(StateStore& store, const Job& job) {
   }
 }
 
-// Claims the task; when another runner holds it, says who.
-std::optional<std::string> claim_or_holder(StateStore& store, const TaskId& task,
+// Claims the task; when another runner holds it, the deferred outcome that says who.
+std::optional<TaskOutcome> claim_or_holder(StateStore& store, const TaskId& task,
                                            const std::string& list) {
   // A holder gone by the time it is asked for freed the task a moment ago: claim it again.
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (store.try_claim(task, list)) return std::nullopt;
     if (const auto holder = store.task_holder(task))
-      return task.text() + " is held by another runner (" + *holder + ")";
+      return TaskOutcome{TaskOutcome::Kind::deferred,
+                         task.text() + " is held by another runner (" + *holder + ")", *holder};
   }
-  return task.text() + " is held by another runner";
+  return TaskOutcome{TaskOutcome::Kind::deferred, task.text() + " is held by another runner", ""};
 }
 
 // The task on a claim this session holds; `committed` counts its batches.
@@ -110,8 +111,7 @@ TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task
   for (int attempt = 1;; ++attempt) {
     long long committed = 0;
     try {
-      if (const auto held = claim_or_holder(store, task, job.list))
-        return {TaskOutcome::Kind::deferred, *held};
+      if (const auto held = claim_or_holder(store, task, job.list)) return *held;
       const TaskOutcome outcome = run_claimed(session, store, run, job, task, committed);
       release(store, task);
       return outcome;

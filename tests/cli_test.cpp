@@ -75,3 +75,33 @@ TEST_CASE("init is listed first, reads no jobs file, and needs --schema before i
   CHECK(file.exit_code == 2);
   CHECK_THAT(file.err, Catch::Contains("unrecognised option '-f'"));
 }
+
+TEST_CASE("status --watch takes seconds from 0.1 to 3600 and status no job names; exit 2") {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"status", "-f", "/nonexistent/jobs.yaml", "--watch", "soon"},
+           {"status", "-f", "/nonexistent/jobs.yaml", "--watch=0"},
+           {"status", "-f", "/nonexistent/jobs.yaml", "--watch", "3601"}}) {
+    const Result r = run(args);
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--watch takes seconds from 0.1 to 3600"));
+  }
+  const Result named = run({"status", "-f", "/nonexistent/jobs.yaml", "items"});
+  CHECK(named.exit_code == 2);
+  CHECK_THAT(named.err, Catch::Contains("status takes no job names (unexpected 'items')"));
+  // Good seconds pass the check, both ways of writing them: the jobs file is what is missing.
+  for (const std::string watch : {"--watch=5", "--watch"}) {
+    const Result ok = run({"status", "-f", "/nonexistent/jobs.yaml", watch});
+    CHECK(ok.exit_code == 2);
+    CHECK_THAT(ok.err, !Catch::Contains("--watch"));
+  }
+  const Result spaced = run({"status", "-f", "/nonexistent/jobs.yaml", "--watch", "0.5"});
+  CHECK_THAT(spaced.err, !Catch::Contains("--watch") && !Catch::Contains("job names"));
+}
+
+TEST_CASE("--log-format is text or json; anything else exits 2") {
+  const Result r = run({"status", "-f", "/nonexistent/jobs.yaml", "--log-format", "xml"});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--log-format is text or json, not 'xml'"));
+}

@@ -105,19 +105,35 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(out,
-                             {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, ""}});
+  pgxform::print_status_json(out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt,
+                                    "", std::nullopt, std::nullopt, std::nullopt}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
   for (const auto& item : job.items()) keys.push_back(item.key());
-  CHECK(
-      keys ==
-      std::vector<std::string>{
-          "job",         "list",   "status",      "rows_done",       "batches_done",   "last_key",
-          "percent",     "slices", "slices_done", "runner",          "started_at",     "updated_at",
-          "finished_at", "error",  "sqlstate",    "error_first_key", "error_last_key", "trend",
-          "set_aside",   "waiting"});
+  CHECK(keys == std::vector<std::string>{"job",
+                                         "list",
+                                         "status",
+                                         "rows_done",
+                                         "batches_done",
+                                         "last_key",
+                                         "percent",
+                                         "slices",
+                                         "slices_done",
+                                         "runner",
+                                         "started_at",
+                                         "updated_at",
+                                         "finished_at",
+                                         "error",
+                                         "sqlstate",
+                                         "error_first_key",
+                                         "error_last_key",
+                                         "trend",
+                                         "set_aside",
+                                         "waiting",
+                                         "rows_per_s",
+                                         "eta_s",
+                                         "batch_size"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");
@@ -125,6 +141,9 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
   CHECK(job["trend"] == "flat");
   CHECK(job["set_aside"] == 2);
   CHECK(job["waiting"].is_null());
+  CHECK(job["rows_per_s"].is_null());
+  CHECK(job["eta_s"].is_null());
+  CHECK(job["batch_size"].is_null());
   CHECK(out.str().back() == '\n');
 }
 
@@ -132,7 +151,8 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   JobStatus s = failed_state();
   s.last_key.reset();
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, ""}});
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "",
+                                     std::nullopt, std::nullopt, std::nullopt}});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);
@@ -140,7 +160,8 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
         std::string::npos);
   CHECK(text.find("2 key range(s) set aside in failed_batches") != std::string::npos);
   CHECK(text.find("the O(N^2) signature") != std::string::npos);
-  CHECK(text.find("      ?  -") != std::string::npos);  // no percent, no last key
+  // No percent, rate, ETA, batch size or last key.
+  CHECK(text.find("      ?        -        -        -  -") != std::string::npos);
 }
 
 TEST_CASE("a running job that no session holds is shown as interrupted") {
@@ -189,7 +210,112 @@ TEST_CASE("the status table's LIST and JOB columns widen for long names") {
   s.list = "logistic_events_of_the_year";
   s.job = "logistic_events_of_the_year_2024";
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, ""}});
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
+                                     std::nullopt, std::nullopt, std::nullopt}});
   CHECK_THAT(out.str(),
              Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
+}
+
+namespace {
+
+const pgxform::JobsFile k_two_lists = pgxform::parse_jobs_text(R"(version: 1
+lists:
+  - name: shop
+    jobs:
+      - {name: orders, table: legacy.items, key: id, function: xf.items}
+      - {name: lines, table: legacy.items, key: id, function: xf.items}
+  - name: billing
+    after: [shop]
+    jobs:
+      - {name: invoices, table: legacy.items, key: id, function: xf.items}
+)",
+                                                               "jobs.yaml");
+
+JobStatus named(const std::string& job, const std::string& status, long long rows) {
+  JobStatus s = state(status, rows > 0 ? 1 : 0, rows);
+  s.job = job;
+  return s;
+}
+
+StatusFacts live_facts(long long recent_rows, double span_s, long long batch_size,
+                       double estimated) {
+  StatusFacts f;
+  f.recent_rows = recent_rows;
+  f.recent_span_s = span_s;
+  f.batch_size = batch_size;
+  f.estimated_rows = estimated;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("a running job's rate is its last minute's rows, its ETA the rows left over it") {
+  JobStatus running = named("orders", "running", 600);
+  running.runner = "host-a:4711";
+  const auto rows = pgxform::compute_status(
+      k_two_lists, {running, named("lines", "done", 900)},
+      {{"orders", live_facts(1200, 60, 250, 3000)}, {"lines", live_facts(0, 60, 500, 900)}});
+  REQUIRE(rows.size() == 3);
+  CHECK(*rows[0].rows_per_s == Approx(20));
+  CHECK(*rows[0].percent == Approx(20));
+  CHECK(*rows[0].eta_s == Approx(120));  // 2400 rows left at 20 rows/s
+  CHECK(*rows[0].batch_size == 250);
+  // A done job has a last batch size and no rate.
+  CHECK_FALSE(rows[1].rows_per_s);
+  CHECK_FALSE(rows[1].eta_s);
+  CHECK(*rows[1].batch_size == 500);
+  // A job at work for 10 s of the minute: its rows over those 10 s.
+  const auto young =
+      pgxform::compute_status(k_two_lists, {running}, {{"orders", live_facts(300, 10, 250, 3000)}});
+  CHECK(*young[0].rows_per_s == Approx(30));
+  // Running, nothing committed in the last minute (paused): rate 0, no ETA.
+  const auto idle =
+      pgxform::compute_status(k_two_lists, {running}, {{"orders", live_facts(0, 60, 250, 3000)}});
+  CHECK(*idle[0].rows_per_s == 0);
+  CHECK_FALSE(idle[0].eta_s);
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  INFO(table.str());
+  CHECK_THAT(table.str(), Catch::Contains("RATE      ETA    BATCH  LAST KEY"));
+  CHECK_THAT(table.str(), Catch::Contains("20.0       20    2m00s      250"));
+}
+
+TEST_CASE("eta_of takes the rows left from the percent done, else from the estimate") {
+  using pgxform::eta_of;
+  const JobStatus s = named("orders", "running", 500);
+  CHECK(*eta_of(s, 25.0, std::nullopt, 10.0) == Approx(150));    // 1500 left
+  CHECK(*eta_of(s, std::nullopt, 2500.0, 10.0) == Approx(200));  // 2000 left
+  CHECK_FALSE(eta_of(s, 25.0, 2500.0, 0.0));
+  CHECK_FALSE(eta_of(s, 25.0, 2500.0, std::nullopt));
+  CHECK_FALSE(eta_of(s, std::nullopt, std::nullopt, 10.0));
+}
+
+TEST_CASE("while a runner works, a job not started says which list or job it waits for") {
+  JobStatus orders = named("orders", "running", 600);
+  orders.runner = "host-a:4711";
+  const auto rows = pgxform::compute_status(k_two_lists, {orders}, {});
+  REQUIRE(rows.size() == 3);
+  CHECK_FALSE(rows[0].waiting);  // it works
+  CHECK(*rows[1].waiting == "waiting for job orders");
+  CHECK(*rows[2].waiting == "waiting for list shop");
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  CHECK_THAT(table.str(), Catch::Contains("    waiting for list shop\n"));
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows);
+  CHECK(parse_json(json.str()).at("jobs").at(2).at("waiting") == "waiting for list shop");
+  // The list it is after is done: nothing to wait for but its turn, which has come.
+  JobStatus lines = named("lines", "running", 10);
+  lines.runner = "host-a:4711";
+  const auto later = pgxform::compute_status(
+      k_two_lists, {named("orders", "done", 900), lines, named("invoices", "pending", 0)}, {});
+  CHECK(*later[2].waiting == "waiting for list shop");  // lines is not done yet
+  const auto last = pgxform::compute_status(
+      k_two_lists,
+      {named("orders", "done", 900), named("lines", "done", 900), named("invoices", "pending", 0)},
+      {});
+  CHECK_FALSE(last[2].waiting);
+  // No runner at work: nothing waits, whatever is left to do.
+  const auto idle = pgxform::compute_status(k_two_lists, {named("orders", "interrupted", 5)}, {});
+  for (const auto& row : idle) CHECK_FALSE(row.waiting);
 }
