@@ -99,7 +99,7 @@ TEST_CASE("status --watch takes seconds from 0.1 to 3600 and status no job names
   CHECK_THAT(spaced.err, !Catch::Contains("--watch") && !Catch::Contains("job names"));
 }
 
-TEST_CASE("--log-format is text or json; anything else exits 2") {
+TEST_CASE("the log format is text or json; anything else exits 2") {
   const Result r = run({"status", "-f", "/nonexistent/jobs.yaml", "--log-format", "xml"});
   INFO(r.err);
   CHECK(r.exit_code == 2);

@@ -149,7 +149,7 @@ TEST_CASE("a second run says which runner holds the job it waits for", "[live]")
   CHECK(missing_items(db) == 0);
 }
 
-TEST_CASE("--log-format json writes every line of a run as a JSON object, passwords hidden",
+TEST_CASE("a run with --log-format json writes every line as a JSON object, passwords hidden",
           "[live]") {
   TestDatabase db;
   create_items(db, 300, 0);

@@ -25,7 +25,7 @@ std::vector<std::string> logged(pgxform::LogFormat format, const std::function<v
 
 }  // namespace
 
-TEST_CASE("--log-format json writes one object per line with time, level and message") {
+TEST_CASE("log format json writes one object per line with time, level and message") {
   const auto lines = logged(pgxform::LogFormat::json, [] {
     spdlog::info("items: done, {} rows", 3000);
     spdlog::warn("a key with a \"quote\" and an \x1b escape");
