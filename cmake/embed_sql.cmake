@@ -5,6 +5,8 @@ string(REPLACE "|" ";" INPUTS "${INPUTS}")
 foreach(f ${INPUTS})
   get_filename_component(name ${f} NAME_WE)
   string(REGEX MATCH "^[0-9]+" version ${name})
+  # 008 would be an octal literal, and an invalid one: the number without its leading zeros.
+  string(REGEX REPLACE "^0+([0-9])" "\\1" version "${version}")
   file(READ ${f} content)
   string(APPEND body "    {${version}, \"${name}\", R\"pgxform_sql(${content})pgxform_sql\"},\n")
 endforeach()

@@ -87,7 +87,8 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
 
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
-                                      const std::vector<ControlRow>& control) {
+                                      const std::vector<ControlRow>& control,
+                                      const std::map<std::string, PendingChanges>& changes) {
   std::vector<StatusRow> rows;
   for (const auto& list : file.lists)
     for (const auto& job : list.jobs) {
@@ -117,6 +118,11 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
           row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
         }
       }
+      if (job.captures()) {
+        const auto c = changes.find(job.name);
+        row.changes_pending = c == changes.end() ? 0 : c->second.count;
+        if (c != changes.end()) row.oldest_change_s = c->second.oldest_s;
+      }
       rows.push_back(row);
     }
   return rows;
@@ -145,7 +151,9 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"error_last_key", json_text(s.error_last_key)},
                     {"trend", trend_name(row.trend)},
                     {"set_aside", s.set_aside},
-                    {"waiting", json_text(row.waiting)}});
+                    {"waiting", json_text(row.waiting)},
+                    {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
+                    {"oldest_change_s", json_number(row.oldest_change_s, 1)}});
   }
   print_json(out, Json{{"jobs", jobs}});
 }
@@ -195,6 +203,14 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
           << (row.paused_by == "all" ? std::string("--all")
                                      : row.paused_by.substr(row.paused_by.find(' ') + 1))
           << "\n";
+    if (row.changes_pending) {
+      if (*row.changes_pending == 0)
+        out << "    capturing changes: none pending\n";
+      else
+        out << "    capturing changes: " << *row.changes_pending << " pending, the oldest "
+            << fixed(row.oldest_change_s.value_or(0), 0) << " s old: pgxform catch-up " << s.job
+            << "\n";
+    }
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
           << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
@@ -213,8 +229,13 @@ int status_command(const StatusOptions& options, std::ostream& out) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
   }
+  std::map<std::string, PendingChanges> changes;
+  {
+    pqxx::read_transaction tx(*conn);
+    changes = pending_changes(tx, schema);
+  }
   const std::vector<StatusRow> rows =
-      compute_status(file, states, fetch_facts(*conn, file, states), control);
+      compute_status(file, states, fetch_facts(*conn, file, states), control, changes);
   if (options.format == StatusFormat::json)
     print_status_json(out, rows);
   else

@@ -14,8 +14,11 @@
 // "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
 // "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
-// "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..."}, ...]}. A
-// growing trend (trend.h) is also printed as a warning.
+// "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ...",
+// "changes_pending": N, "oldest_change_s": S}, ...]}. A growing trend (trend.h) is also printed
+// as a warning. changes_pending and oldest_change_s are null for a job without changes: trigger;
+// for one with it, the rows of its change log (change_capture.h) and the age of the oldest
+// (null when none is pending).
 //
 // fetch (fetch_status: the state rows and what the leading tables say) -> compute
 // (compute_status, pure) -> render (print_status_table, print_status_json).
@@ -27,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "change_capture.h"
 #include "command_options.h"
 #include "job_control.h"
 #include "jobs_file.h"
@@ -60,6 +64,9 @@ struct StatusRow {
   // for the database's health (health_throttle.h).
   std::optional<std::string> waiting;
   std::string paused_by;  // "job items", "list shop", "all"
+  // With changes: trigger: its change log's rows and the oldest's age; none otherwise.
+  std::optional<long long> changes_pending;
+  std::optional<double> oldest_change_s;
 };
 
 // The status to show for a job's state row (see above).
@@ -72,7 +79,8 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
 // waiting for `pgxform resume`.
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
-                                      const std::vector<ControlRow>& control = {});
+                                      const std::vector<ControlRow>& control = {},
+                                      const std::map<std::string, PendingChanges>& changes = {});
 
 void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
 void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);

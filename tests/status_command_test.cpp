@@ -105,19 +105,34 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(out,
-                             {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, ""}});
+  pgxform::print_status_json(out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt,
+                                    "", std::nullopt, std::nullopt}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
   for (const auto& item : job.items()) keys.push_back(item.key());
-  CHECK(
-      keys ==
-      std::vector<std::string>{
-          "job",         "list",   "status",      "rows_done",       "batches_done",   "last_key",
-          "percent",     "slices", "slices_done", "runner",          "started_at",     "updated_at",
-          "finished_at", "error",  "sqlstate",    "error_first_key", "error_last_key", "trend",
-          "set_aside",   "waiting"});
+  CHECK(keys == std::vector<std::string>{"job",
+                                         "list",
+                                         "status",
+                                         "rows_done",
+                                         "batches_done",
+                                         "last_key",
+                                         "percent",
+                                         "slices",
+                                         "slices_done",
+                                         "runner",
+                                         "started_at",
+                                         "updated_at",
+                                         "finished_at",
+                                         "error",
+                                         "sqlstate",
+                                         "error_first_key",
+                                         "error_last_key",
+                                         "trend",
+                                         "set_aside",
+                                         "waiting",
+                                         "changes_pending",
+                                         "oldest_change_s"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");
@@ -125,6 +140,7 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
   CHECK(job["trend"] == "flat");
   CHECK(job["set_aside"] == 2);
   CHECK(job["waiting"].is_null());
+  CHECK(job["changes_pending"].is_null());  // no changes: trigger
   CHECK(out.str().back() == '\n');
 }
 
@@ -132,7 +148,8 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   JobStatus s = failed_state();
   s.last_key.reset();
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, ""}});
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "",
+                                     std::nullopt, std::nullopt}});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);
@@ -189,7 +206,25 @@ TEST_CASE("the status table's LIST and JOB columns widen for long names") {
   s.list = "logistic_events_of_the_year";
   s.job = "logistic_events_of_the_year_2024";
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, ""}});
+  pgxform::print_status_table(
+      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt}});
   CHECK_THAT(out.str(),
              Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
+}
+
+TEST_CASE("status shows a capturing job's pending changes and the age of the oldest") {
+  pgxform::JobStatus s = failed_state();
+  s.error.reset();
+  std::ostringstream out;
+  pgxform::print_status_table(
+      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", 12LL, 61.5}});
+  CHECK_THAT(out.str(), Catch::Contains("capturing changes: 12 pending, the oldest 62 s old: "
+                                        "pgxform catch-up " +
+                                        s.job));
+  std::ostringstream json;
+  pgxform::print_status_json(
+      json, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", 0LL, std::nullopt}});
+  const Json job = parse_json(json.str()).at("jobs").at(0);
+  CHECK(job["changes_pending"] == 0);
+  CHECK(job["oldest_change_s"].is_null());
 }
