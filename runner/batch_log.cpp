@@ -6,6 +6,10 @@
 
 namespace pgxform {
 
+std::string main_pass_only(int version, const std::string& alias) {
+  return has_feature(version, StateFeature::changes) ? " AND NOT " + alias + ".catch_up" : "";
+}
+
 std::string log_sql(const StateSchema& schema) {
   std::string columns, values;
   int param = 2;
@@ -78,8 +82,8 @@ std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSch
   const pqxx::result rows = tx.exec_params(
       "SELECT b.batch_no, b.slice, b.first_key, b.last_key, b.rows, b.duration_ms,"
       " extract(epoch FROM b.started_at)::float8" +
-          columns + " FROM " + schema.table("batch_log") +
-          " b WHERE b.job = $1 ORDER BY b.started_at, b.batch_no",
+          columns + " FROM " + schema.table("batch_log") + " b WHERE b.job = $1" +
+          main_pass_only(version, "b") + " ORDER BY b.started_at, b.batch_no",
       job);
   constexpr int k_first_counter = 9;
   constexpr BatchKind k_kinds[] = {BatchKind::batch, BatchKind::bisect, BatchKind::retry};
@@ -107,11 +111,12 @@ std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSch
 std::optional<std::pair<std::string, std::string>> last_batch(pqxx::transaction_base& tx,
                                                               const StateSchema& schema,
                                                               const std::string& job) {
-  if (state_version(tx, schema) == 0) return std::nullopt;
-  const pqxx::result r =
-      tx.exec_params("SELECT first_key, last_key FROM " + schema.table("batch_log") +
-                         " WHERE job = $1 ORDER BY batch_no DESC LIMIT 1",
-                     job);
+  const int version = state_version(tx, schema);
+  if (version == 0) return std::nullopt;
+  const pqxx::result r = tx.exec_params(
+      "SELECT first_key, last_key FROM " + schema.table("batch_log") + " b WHERE job = $1" +
+          main_pass_only(version, "b") + " ORDER BY batch_no DESC LIMIT 1",
+      job);
   if (r.empty()) return std::nullopt;
   return std::make_pair(r[0][0].as<std::string>(), r[0][1].as<std::string>());
 }
@@ -123,14 +128,15 @@ void drop_batches(pqxx::transaction_base& tx, const StateSchema& schema, const s
 std::optional<std::pair<long long, long long>> batches_over(
     pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
     const std::string& key_type, const std::string& lo, const std::string& hi) {
-  if (state_version(tx, schema) == 0) return std::nullopt;
+  const int version = state_version(tx, schema);
+  if (version == 0) return std::nullopt;
   // The keys are kept as text; they compare in the key's own order (9 < 10).
-  const pqxx::row r =
-      tx.exec_params1("SELECT pg_catalog.min(batch_no), pg_catalog.max(batch_no) FROM " +
-                          schema.table("batch_log") + " WHERE job = $1 AND first_key::" + key_type +
-                          " <= ($3::text)::" + key_type + " AND last_key::" + key_type +
-                          " >= ($2::text)::" + key_type,
-                      job, lo, hi);
+  const pqxx::row r = tx.exec_params1(
+      "SELECT pg_catalog.min(batch_no), pg_catalog.max(batch_no) FROM " +
+          schema.table("batch_log") + " b WHERE job = $1" + main_pass_only(version, "b") +
+          " AND first_key::" + key_type + " <= ($3::text)::" + key_type +
+          " AND last_key::" + key_type + " >= ($2::text)::" + key_type,
+      job, lo, hi);
   if (r[0].is_null()) return std::nullopt;
   return std::make_pair(r[0].as<long long>(), r[1].as<long long>());
 }

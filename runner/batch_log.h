@@ -57,6 +57,11 @@ struct LoggedBatch {
   std::optional<BlockCounters> blocks;  // none before version 5 and for rows without them
 };
 
+// A condition on the batch_log row `alias` (" AND NOT b.catch_up"): a batch of the main pass,
+// not of catch-up (change_drain.h), whose rows are no rows of the job's pass. Empty before
+// state version 9, which brought catch-up.
+std::string main_pass_only(int version, const std::string& alias);
+
 // The job's batches in commit order (started_at, batch_no), each with its kind; none without a
 // state schema.
 std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSchema& schema,

@@ -126,12 +126,53 @@ Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& o
   return std::nullopt;
 }
 
+// With changes: trigger: the key identifies one row, and the refresh function takes the keys.
+Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  if (!job.captures()) return std::nullopt;
+  out.captures = true;
+  if (!out.key_unique)
+    return "changes: trigger records changes by key, but " + job.table.text() +
+           " has no unique index or primary key on " + job.key +
+           " alone: create one (CREATE UNIQUE INDEX CONCURRENTLY) before capturing";
+  const pqxx::result candidates = tx.exec_params(
+      "SELECT n.nspname, p.proname, pg_catalog.format_type(p.prorettype, NULL)"
+      " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+      " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_catalog.pg_function_is_visible(p.oid)"
+      " ELSE n.nspname = $1 END",
+      job.refresh_function.schema, job.refresh_function.name);
+  if (candidates.empty())
+    return "refresh_function " + job.refresh_function.text() + " does not exist";
+  out.refresh_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
+                    quote_ident(candidates[0][1].as<std::string>());
+  try {
+    pqxx::subtransaction probe(tx, "refresh_probe");
+    probe.exec("EXPLAIN SELECT " + out.refresh_sql + "(NULL::" + out.key_type + "[])");
+  } catch (const pqxx::sql_error& e) {
+    return "refresh_function " + job.refresh_function.text() +
+           " does not accept one argument of type " + out.key_type + "[] (the keys of " + job.key +
+           "): SQLSTATE " + e.sqlstate();
+  }
+  // The exact signature's return type; with overloads that only the server's resolution told
+  // apart (an argument of a broader type), the first batch fails instead of the preflight.
+  const pqxx::row returns = tx.exec_params1(
+      "SELECT (SELECT pg_catalog.format_type(p.prorettype, NULL) FROM pg_catalog.pg_proc p"
+      " WHERE p.oid = pg_catalog.to_regprocedure($1))",
+      out.refresh_sql + "(" + out.key_type + "[])");
+  if (returns[0].is_null()) return std::nullopt;  // its value is not read, then
+  const std::string type = returns[0].as<std::string>();
+  if (type != "bigint" && type != "integer" && type != "smallint" && type != "void")
+    return "refresh_function " + job.refresh_function.text() + " returns " + type +
+           "; it must return a row count (integer or bigint) or void";
+  out.refresh_counts = type != "void";
+  return std::nullopt;
+}
+
 // One job's checks. Adds to `problems` and `warnings`; returns false when the job is unusable.
 bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, ResolvedJob& out,
                std::vector<std::string>& problems, std::vector<std::string>& warnings) {
   const std::string where = file.path + ":" + std::to_string(job.line) + ": job '" + job.name + "'";
   pqxx::read_transaction tx(conn);
-  for (const auto step : {resolve_table, resolve_key, resolve_function})
+  for (const auto step : {resolve_table, resolve_key, resolve_function, resolve_refresh})
     if (const Problem problem = step(tx, job, out)) {
       problems.push_back(where + ": " + *problem);
       return false;

@@ -3,9 +3,11 @@
 // For every batched job it resolves the leading table, the key column and its SQL type, and
 // the function, and checks that the function accepts two arguments of the key's type (asking
 // the server's own function resolution, through EXPLAIN in a read-only transaction that is
-// rolled back) and returns an integer, a bigint or void. It reads catalogs and, for the NULL-key
-// warning, the key's index; it writes nothing. All problems are collected, so that one run
-// reports every one of them at once.
+// rolled back) and returns an integer, a bigint or void. A job with `changes: trigger` also
+// needs a unique index on its key (a change is recorded by key) and a refresh function that
+// accepts one array of the key's type (`f(keys key_type[])`), checked the same way. It reads
+// catalogs and, for the NULL-key warning, the key's index; it writes nothing. All problems are
+// collected, so that one run reports every one of them at once.
 #pragma once
 
 #include <map>
@@ -36,6 +38,11 @@ struct ResolvedJob {
   char function_volatility = 'v';  // pg_proc.provolatile: i immutable, s stable, v volatile
   long batch_size = 0;
   int parallel = 1;
+  // With `changes: trigger` (docs/catch-up.md): the refresh function, called with an array of
+  // keys, and whether it returns a row count (else void).
+  bool captures = false;
+  std::string refresh_sql;  // "schema"."function", quoted
+  bool refresh_counts = false;
 };
 
 // A name from the jobs file as SQL text: always quoted (database.h: quote_ident), the schema

@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 
+#include "catch_up_command.h"
 #include "control_command.h"
 #include "database.h"
 #include "errors.h"
@@ -208,6 +209,42 @@ const Command k_commands[] = {
        o.migrate = !p.has("no-migrate");
        o.metrics = metrics_option(p);
        return run_command(o);
+     }},
+    {"capture", "capture [JOB...] [--drop]  install (or drop) the triggers of changes: trigger",
+     "capture [-f FILE] [--dsn DSN] [JOB...] [--drop]",
+     "Installs the capture triggers of the jobs with changes: trigger on their leading\n"
+     "tables (run does it before a job's first batch), so that every change from now on\n"
+     "is recorded for catch-up. --drop removes them; the changes recorded stay.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("drop", "remove the triggers instead (at the end of the migration)");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<CaptureOptions>();
+       o.jobs = p.jobs;
+       o.action = p.has("drop") ? CaptureAction::drop : CaptureAction::install;
+       return capture_command(o, out);
+     }},
+    {"catch-up", "catch-up [JOB...]  re-apply the changes captured since the main pass read them",
+     "catch-up [-f FILE] [--dsn DSN] [JOB...] [--follow] [--until N] [--threads N]",
+     "Drains each capturing job's change log in batches of up to batch_size keys:\n"
+     "one transaction calls the job's refresh_function with the keys at or below its\n"
+     "cursor and deletes the log rows it consumed. Exit 0 when every log is drained.",
+     Arguments::jobs,
+     [](po::options_description_easy_init add) {
+       add("follow", "keep draining as changes arrive, until SIGINT or SIGTERM")(
+           "until", po::value<long long>(), "stop once at most N changes per job are left")(
+           "threads", po::value<int>()->default_value(0),
+           "jobs drained at once, one connection each (default: defaults.threads, else 4)");
+     },
+     [](const Parsed& p, std::ostream& out) {
+       auto o = p.options<CatchUpOptions>();
+       o.jobs = p.jobs;
+       o.follow = p.has("follow");
+       o.until = p.optional<long long>("until");
+       if (o.until && *o.until < 0) throw UsageError("--until must be 0 or more");
+       o.threads = threads_option(p);
+       return catch_up_command(o, out);
      }},
     {"status", "status   show each job's status, rows, rate, ETA and what it waits for",
      "status [-f FILE] [--dsn DSN] [--json] [--watch [SECONDS]]",

@@ -115,7 +115,10 @@ std::unique_ptr<pqxx::connection> connect(const std::string& dsn, Access access)
         " pg_catalog.set_config('DateStyle', 'ISO, YMD', false),"
         " pg_catalog.set_config('TimeZone', 'UTC', false),"
         " pg_catalog.set_config('application_name', $1, false),"
-        " pg_catalog.set_config('extra_float_digits', '3', false)",
+        " pg_catalog.set_config('extra_float_digits', '3', false),"
+        // What pgxform writes itself is never captured for catch-up (change_capture.h): a
+        // batch or a refresh function that touches a leading table would feed its own log.
+        " pg_catalog.set_config('pgxform.capture_off', 'on', false)",
         k_application_prefix + runner_identity());
     if (access == Access::read_only) tx.exec("SET default_transaction_read_only = on");
     return conn;

@@ -35,7 +35,8 @@ void register_secrets_from(const std::string& dsn);
 std::string redact(std::string text);
 
 // Opens a connection and prepares its session (ISO dates, UTC, application_name naming the
-// runner), so that key values round-trip exactly through their text form.
+// runner), so that key values round-trip exactly through their text form, and sets
+// pgxform.capture_off so that the capture triggers of catch-up ignore what it writes.
 // With Access::read_only, every transaction of the session is read-only
 // (default_transaction_read_only), so that a command that promises to write nothing cannot.
 enum class Access { read_write, read_only };

@@ -76,6 +76,11 @@ struct JobSettings {
   std::string idle_in_transaction_session_timeout = "10min";
 };
 
+// `changes:` of a batched job: how changes to its leading table are captured for catch-up
+// (docs/catch-up.md). none: they are not; trigger: by statement-level triggers into the state
+// schema's change_log (change_capture.h).
+enum class ChangeCapture { none, trigger };
+
 struct Job {
   std::string name;
   std::string list;
@@ -89,6 +94,9 @@ struct Job {
   JobSettings settings;
   std::string verify;       // a query ($1, $2: a key range) returning wrong or missing keys
   bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
+  ChangeCapture changes = ChangeCapture::none;
+  QualifiedName refresh_function;  // with changes: trigger, called as f(keys key_type[])
+  bool captures() const { return changes != ChangeCapture::none; }
   // A one-shot step:
   std::string sql;
   bool is_step() const { return !sql.empty(); }

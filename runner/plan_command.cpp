@@ -83,6 +83,7 @@ void print_job(std::ostream& out, const PlannedJobRow& j) {
   if (job.settings.target_batch_ms > 0)
     out << " at first, then sized to last " << job.settings.target_batch_ms << " ms";
   if (job.parallel > 1) out << ", " << job.parallel << " slices at once";
+  if (job.captures()) out << ", capturing changes for catch-up by " << job.refresh_function.text();
   out << " [" << j.status << "]\n";
 }
 
@@ -100,6 +101,8 @@ Json job_json(const PlannedJobRow& j) {
     o["parallel"] = job.parallel;
     o["estimated_rows"] = j.rows ? Json(*j.rows) : Json(nullptr);
     o["estimated_batches"] = j.batches ? Json(*j.batches) : Json(nullptr);
+    o["changes"] = job.captures() ? Json("trigger") : Json(nullptr);
+    o["refresh_function"] = job.captures() ? Json(job.refresh_function.text()) : Json(nullptr);
   }
   o["status"] = j.status;
   return o;

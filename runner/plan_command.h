@@ -7,7 +7,9 @@
 //
 // --json prints {"threads": N, "lists": [{"name", "after", "stage", "jobs": [{"name", "kind",
 // "table", "key", "function", "sql", "batch_size", "parallel", "estimated_rows",
-// "estimated_batches", "status"}]}]}: a step has "sql", a batched job the rest.
+// "estimated_batches", "changes", "refresh_function", "status"}]}]}: a step has "sql", a batched
+// job the rest; "changes" is "trigger" for a job whose changes are captured for catch-up
+// (docs/catch-up.md), else null, like its "refresh_function".
 //
 // fetch (the catalog, the state, the estimates) -> compute (compute_plan, pure) -> render
 // (print_plan_text, print_plan_json).

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "catalog.h"
+#include "change_capture.h"
 #include "database.h"
 #include "exit_code.h"
 #include "failed_ranges.h"
@@ -66,6 +67,12 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& 
   store.register_jobs(file);
   for (const auto& [name, job] : run.preflight.jobs) store.ensure_slices(job);
   store.pin_function_versions(run.preflight.jobs);
+  // Before the first batch of a job with changes: trigger, so that every change the main pass
+  // does not see is in its change log (change_capture.h).
+  for (const auto& [name, job] : run.preflight.jobs)
+    if (job.captures &&
+        install_capture(conn, store.schema(), job, file.find_job(name)->settings.lock_timeout) > 0)
+      spdlog::info("{}: capturing the changes of {} for catch-up", name, job.table_sql);
 }
 
 // The planner's estimate of each job's rows, for the progress's projections (0 when unknown),

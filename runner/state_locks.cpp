@@ -28,6 +28,10 @@ LockKey setup_lock(const StateSchema& schema) {
   return {"pgxform ddl", schema.name};
 }
 
+LockKey catch_up_lock(const StateSchema& schema, const std::string& job) {
+  return {"pgxform catch-up " + schema.name, job};
+}
+
 LockKey scripts_lock(const StateSchema& schema) {
   return {"pgxform scripts", schema.name};
 }

@@ -35,6 +35,9 @@ struct LockKey {
 
 LockKey task_lock(const StateSchema& schema, const TaskId& task);
 LockKey setup_lock(const StateSchema& schema);
+// ('pgxform catch-up <state schema>', <job>), a session lock: the one session draining the
+// job's change_log (change_drain.h). Not the task lock: catch-up works beside a run.
+LockKey catch_up_lock(const StateSchema& schema, const std::string& job);
 LockKey scripts_lock(const StateSchema& schema);
 
 // Session locks: held until unlocked or the session ends, whatever becomes of `tx`.

@@ -41,6 +41,7 @@ enum class StateFeature {
   batch_sizes = 6,        // batch_log.batch_size: the size a batch asked for
   control = 7,            // control: pause, resume and settings of running jobs (job_control.h)
   control_threads = 8,    // control.threads: the workers of running runners (set --threads)
+  changes = 9,            // change_log, batch_log.catch_up (change_capture.h, change_drain.h)
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);

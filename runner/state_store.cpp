@@ -388,6 +388,20 @@ void StateStore::mark_failed(const TaskId& task, Slicing slicing, const Failure&
   tx.commit();
 }
 
+void StateStore::mark_catch_up_failed(const std::string& job, const Failure& failure,
+                                      const std::optional<std::string>& first_key,
+                                      const std::optional<std::string>& last_key) {
+  pqxx::work tx(conn());
+  flush_at_commit(tx);
+  std::optional<std::string> sqlstate;
+  if (!failure.sqlstate.empty()) sqlstate = failure.sqlstate;
+  tx.exec_params("UPDATE " + m_schema.table("job_state") +
+                     " SET updated_at = pg_catalog.now(), error = 'catch-up: ' || $2,"
+                     " sqlstate = $3, error_first_key = $4, error_last_key = $5 WHERE job = $1",
+                 job, failure.message, sqlstate, first_key, last_key);
+  tx.commit();
+}
+
 void StateStore::mark_stopped(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());
   flush_at_commit(tx);
@@ -439,18 +453,20 @@ void StateStore::reset_job_to(const ResolvedJob& job, const std::string& key) {
   // The counters keep counting each row once: the batches after the key are run again, so
   // they leave the log and the counters; a batch the key cuts keeps its rows up to the key.
   const std::string log = m_schema.table("batch_log");
+  // Catch-up's batches (state version 9) are no rows of the pass: they stay as they are.
+  const std::string main = main_pass_only(state_version(tx, m_schema), "b");
   const std::string key_of = job.table_sql + " t WHERE t." + job.key_sql +
                              " >= " + as_key(job, "b.first_key") + " AND t." + job.key_sql +
                              " <= " + as_key(job, "$2");
   const pqxx::row less = tx.exec_params1(
-      "WITH gone AS (DELETE FROM " + log + " b WHERE b.job = $1 AND " + as_key(job, "b.first_key") +
-          " > " + as_key(job, "$2") +
+      "WITH gone AS (DELETE FROM " + log + " b WHERE b.job = $1" + main + " AND " +
+          as_key(job, "b.first_key") + " > " + as_key(job, "$2") +
           " RETURNING b.rows), cut AS (SELECT b.batch_no, b.rows,"
           " (SELECT pg_catalog.count(*) FROM " +
-          key_of + ") AS kept FROM " + log + " b WHERE b.job = $1 AND " +
+          key_of + ") AS kept FROM " + log + " b WHERE b.job = $1" + main + " AND " +
           as_key(job, "b.first_key") + " <= " + as_key(job, "$2") + " AND " +
           as_key(job, "b.last_key") + " > " + as_key(job, "$2") + "), trimmed AS (UPDATE " + log +
-          " b SET last_key = $2, rows = cut.kept FROM cut WHERE b.job = $1"
+          " b SET last_key = $2, rows = cut.kept FROM cut WHERE b.job = $1" + main +
           " AND b.batch_no = cut.batch_no RETURNING cut.rows - cut.kept AS less)"
           " SELECT (SELECT COALESCE(pg_catalog.sum(rows), 0) FROM gone)"
           " + (SELECT COALESCE(pg_catalog.sum(less), 0) FROM trimmed),"

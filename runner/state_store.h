@@ -143,6 +143,11 @@ class StateStore {
                    const std::optional<std::string>& first_key,
                    const std::optional<std::string>& last_key);
   void mark_stopped(const TaskId& task, Slicing slicing);
+  // A catch-up batch failed (change_drain.h): its error, SQLSTATE and keys on the job's row,
+  // the error prefixed "catch-up: "; the status of the main pass is left as it is.
+  void mark_catch_up_failed(const std::string& job, const Failure& failure,
+                            const std::optional<std::string>& first_key,
+                            const std::optional<std::string>& last_key);
 
   // A one-shot step: runs `sql` and records the job done in one transaction, unless done.
   // Returns false when it was already done.

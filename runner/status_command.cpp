@@ -154,7 +154,8 @@ std::optional<std::string> waiting_for(const JobsFile& file, const JobList& list
 
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
-                                      const std::vector<ControlRow>& control) {
+                                      const std::vector<ControlRow>& control,
+                                      const std::map<std::string, PendingChanges>& changes) {
   // A runner works on the file when it holds one of its jobs: only then does a job wait.
   std::map<std::string, std::string> shown;
   bool at_work = false;
@@ -190,6 +191,11 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
         } else if (row.state.waiting && row.state.runner) {
           row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
         }
+      }
+      if (job.captures()) {
+        const auto c = changes.find(job.name);
+        row.changes_pending = c == changes.end() ? 0 : c->second.count;
+        if (c != changes.end()) row.oldest_change_s = c->second.oldest_s;
       }
       if (!row.waiting && at_work && !row.state.runner &&
           (row.state.status == "pending" || row.state.status == "interrupted"))
@@ -231,7 +237,9 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"waiting", json_text(row.waiting)},
                     {"rows_per_s", json_number(row.rows_per_s, 1)},
                     {"eta_s", json_number(row.eta_s, 0)},
-                    {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()}});
+                    {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()},
+                    {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
+                    {"oldest_change_s", json_number(row.oldest_change_s, 1)}});
   }
   print_json(out, Json{{"jobs", jobs}});
 }
@@ -285,6 +293,14 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
           << (row.paused_by == "all" ? std::string("--all")
                                      : row.paused_by.substr(row.paused_by.find(' ') + 1))
           << "\n";
+    if (row.changes_pending) {
+      if (*row.changes_pending == 0)
+        out << "    capturing changes: none pending\n";
+      else
+        out << "    capturing changes: " << *row.changes_pending << " pending, the oldest "
+            << fixed(row.oldest_change_s.value_or(0), 0) << " s old: pgxform catch-up " << s.job
+            << "\n";
+    }
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
           << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
@@ -302,7 +318,12 @@ std::vector<StatusRow> read_status_rows(const StatusOptions& options, const Jobs
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
   }
-  return compute_status(file, states, fetch_facts(*conn, file, states), control);
+  std::map<std::string, PendingChanges> changes;
+  {
+    pqxx::read_transaction tx(*conn);
+    changes = pending_changes(tx, schema);
+  }
+  return compute_status(file, states, fetch_facts(*conn, file, states), control, changes);
 }
 
 int status_command(const StatusOptions& options, std::ostream& out) {

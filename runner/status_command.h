@@ -16,7 +16,10 @@
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
 // "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
-// "batch_size": ...}, ...]}. A growing trend (trend.h) is also printed as a warning.
+// "batch_size": ..., "changes_pending": N, "oldest_change_s": S}, ...]}. A growing trend
+// (trend.h) is also printed as a warning. changes_pending and oldest_change_s are null for a
+// job without changes: trigger; for one with it, the rows of its change log (change_capture.h)
+// and the age of the oldest (null when none is pending).
 //
 // The live figures (columns RATE, ETA, BATCH):
 //   rows_per_s  rows committed by the job's own batches (not the ranges of bisect and
@@ -46,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "change_capture.h"
 #include "command_options.h"
 #include "job_control.h"
 #include "jobs_file.h"
@@ -89,6 +93,9 @@ struct StatusRow {
   std::string paused_by;  // "job items", "list shop", "all"
   std::optional<double> rows_per_s, eta_s;
   std::optional<long long> batch_size;
+  // With changes: trigger: its change log's rows and the oldest's age; none otherwise.
+  std::optional<long long> changes_pending;
+  std::optional<double> oldest_change_s;
 };
 
 // The status to show for a job's state row (see above).
@@ -101,7 +108,8 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
 // waiting for `pgxform resume`.
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
-                                      const std::vector<ControlRow>& control = {});
+                                      const std::vector<ControlRow>& control = {},
+                                      const std::map<std::string, PendingChanges>& changes = {});
 
 // The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
 std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "change_capture.h"
 #include "database.h"
 #include "exit_code.h"
 #include "script_migrator.h"
@@ -127,7 +128,20 @@ int validate_command(const ValidateOptions& options, std::ostream& out) {
     pqxx::read_transaction tx(*conn);
     for (auto& w : job_warnings(file, job, table_health(tx, job))) v.warnings.push_back(w);
   }
-  StateStore store(*conn, StateSchema(file.state_schema));
+  // A capturing job whose triggers are not in place yet: its changes until then are lost to
+  // catch-up unless its main pass has not started (run installs them before the first batch).
+  const StateSchema schema(file.state_schema);
+  const bool captures_known = has_feature(state_version(*conn, schema), StateFeature::changes);
+  for (const auto& [name, job] : preflight.jobs) {
+    if (!job.captures) continue;
+    pqxx::read_transaction tx(*conn);
+    if (!captures_known || capture_triggers(tx, schema, name, job.table_sql) < k_capture_triggers)
+      v.warnings.push_back(file.path + ":" + std::to_string(file.find_job(name)->line) + ": job '" +
+                           name + "': changes: trigger, but no capture trigger on " +
+                           job.table_sql + " yet: `pgxform capture " + name +
+                           "` installs it (run does before the job's first batch)");
+  }
+  StateStore store(*conn, schema);
   for (const auto& p : store.changed_functions(preflight.jobs, {})) v.problems.push_back(p);
   for (const auto& [name, job] : preflight.jobs)
     if (auto problem = store.slicing_problem(job))

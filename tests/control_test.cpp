@@ -14,21 +14,13 @@
 
 using namespace pgxform_test;
 
-namespace {
-
-CliResult control(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
-  return run_cli(with_db(db, path, std::move(args)));
-}
-
-}  // namespace
-
 TEST_CASE("a paused job takes no batch until it is resumed, then the run finishes it") {
   TestDatabase db;
   create_items(db, 500, 20);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   // Paused before the run starts: the command creates the state schema.
-  const auto paused = control(db, path, {"pause", "items"});
+  const auto paused = run_with_db(db, path, {"pause", "items"});
   INFO(paused.out << paused.err);
   REQUIRE(paused.exit_code == 0);
   CHECK_THAT(paused.out, Catch::Contains("paused job items"));
@@ -42,18 +34,18 @@ TEST_CASE("a paused job takes no batch until it is resumed, then the run finishe
   CHECK_FALSE(child.wait_for(1, code));
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
   CHECK(db.count("SELECT count(*) FROM target.items") == 0);
-  const auto status = parse_json(control(db, path, {"status", "--json"}).out);
+  const auto status = parse_json(run_with_db(db, path, {"status", "--json"}).out);
   CHECK(job_in(status, "items")["waiting"] == "paused");
-  CHECK_THAT(control(db, path, {"status"}).out,
+  CHECK_THAT(run_with_db(db, path, {"status"}).out,
              Catch::Contains("paused (job items): no new batch until pgxform resume items"));
 
-  REQUIRE(control(db, path, {"resume", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"resume", "items"}).exit_code == 0);
   CHECK(child.wait() == 0);
   INFO(child.err());
   CHECK_THAT(child.err(), Catch::Contains("items: resumed"));
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
-  CHECK(job_in(parse_json(control(db, path, {"status", "--json"}).out), "items")["waiting"]
+  CHECK(job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), "items")["waiting"]
             .is_null());
 }
 
@@ -63,12 +55,12 @@ TEST_CASE("set changes the size of a running job's next batches, and plain SQL c
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   // The schema, then a pause of the job's list written as plain SQL, as docs/cli.md shows.
-  REQUIRE(control(db, path, {"set", "--all", "pause_ms=0"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"set", "--all", "pause_ms=0"}).exit_code == 0);
   db.exec("INSERT INTO pgxform.control (scope, name, paused) VALUES ('list', 'main', true)");
 
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
   wait_until([&] { return child.err().find("items: paused (list main)") != std::string::npos; });
-  const auto set = control(db, path, {"set", "items", "batch_size=7", "target_batch_ms=0"});
+  const auto set = run_with_db(db, path, {"set", "items", "batch_size=7", "target_batch_ms=0"});
   INFO(set.out << set.err);
   REQUIRE(set.exit_code == 0);
   CHECK_THAT(set.out, Catch::Contains("set batch_size=7 target_batch_ms=0 for job items"));
@@ -99,14 +91,14 @@ TEST_CASE("pause, resume and set refuse an unknown name, setting or value and wr
       {"pause", "items", "batch_size=5"},
   };
   for (const auto& args : bad) {
-    const auto r = control(db, path, args);
+    const auto r = run_with_db(db, path, args);
     INFO(args.front() << " " << (args.size() > 1 ? args[1] : "") << ": " << r.err);
     CHECK(r.exit_code == 2);
     CHECK_FALSE(db.schema_exists("pgxform"));
   }
-  CHECK_THAT(control(db, path, {"pause", "itemz"}).err,
+  CHECK_THAT(run_with_db(db, path, {"pause", "itemz"}).err,
              Catch::Contains("no list or job 'itemz'") && Catch::Contains("did you mean 'items'?"));
-  CHECK_THAT(control(db, path, {"set", "items", "batch_sise=5"}).err,
+  CHECK_THAT(run_with_db(db, path, {"set", "items", "batch_sise=5"}).err,
              Catch::Contains("unknown setting 'batch_sise'"));
 }
 
@@ -128,14 +120,14 @@ TEST_CASE("a transaction held open past max_xact_age_s makes the run wait until 
       [&] { return child.err().find("items: throttled: max_xact_age_s") != std::string::npos; });
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
   const auto waiting =
-      job_in(parse_json(control(db, path, {"status", "--json"}).out), "items")["waiting"];
+      job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), "items")["waiting"];
   CHECK_THAT(waiting.get<std::string>(), Catch::StartsWith("throttled: max_xact_age_s "));
   open.abort();
   CHECK(child.wait() == 0);
   INFO(child.err());
   CHECK_THAT(child.err(), Catch::Contains("items: no longer throttled"));
   CHECK(missing_items(db) == 0);
-  CHECK(job_in(parse_json(control(db, path, {"status", "--json"}).out), "items")["waiting"]
+  CHECK(job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), "items")["waiting"]
             .is_null());
 }
 
@@ -190,7 +182,7 @@ TEST_CASE("a paused list waits while an independent list runs to its end") {
                        "    jobs:\n"
                        "      - {name: others, table: legacy.others, key: id, function: xf.others,"
                        " batch_size: 50, target_batch_ms: 0}\n");
-  REQUIRE(control(db, path, {"pause", "main"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"pause", "main"}).exit_code == 0);
   Child child({"run", "-f", path, "--dsn", db.dsn(), "--threads", "2"}, dir.path());
   wait_until([&] {
     return db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'others'") == "done";
@@ -199,7 +191,7 @@ TEST_CASE("a paused list waits while an independent list runs to its end") {
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE job = 'items'") == 0);
   int code = 0;
   CHECK_FALSE(child.wait_for(1, code));
-  REQUIRE(control(db, path, {"resume", "main"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"resume", "main"}).exit_code == 0);
   CHECK(child.wait() == 0);
   CHECK(missing_items(db) == 0);
 }
@@ -210,11 +202,11 @@ TEST_CASE("set pause_ms leaves at least that long between two batches of a runni
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
   // Set while the runner runs (held by a pause until then), then resumed.
-  REQUIRE(control(db, path, {"pause", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"pause", "items"}).exit_code == 0);
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
   wait_until([&] { return child.err().find("items: paused (job items)") != std::string::npos; });
-  REQUIRE(control(db, path, {"set", "items", "pause_ms=150"}).exit_code == 0);
-  REQUIRE(control(db, path, {"resume", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"set", "items", "pause_ms=150"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"resume", "items"}).exit_code == 0);
   CHECK(child.wait() == 0);
   // A lower bound, so no clock can make it flaky: each batch starts at least 150 ms after the
   // one before it ended.
@@ -240,14 +232,14 @@ TEST_CASE("set --threads grows and shrinks the workers of a running runner") {
   wait_until([&] { return db.count("SELECT count(*) FROM pgxform.batch_log") > 0; });
   CHECK(claimed() == 1);
 
-  const auto up = control(db, path, {"set", "--threads", "3"});
+  const auto up = run_with_db(db, path, {"set", "--threads", "3"});
   INFO(up.out << up.err);
   REQUIRE(up.exit_code == 0);
   CHECK_THAT(up.out, Catch::Contains("set threads=3 for every runner of " + path));
   wait_until([&] { return claimed() == 3; });
   CHECK(db.scalar("SELECT threads FROM pgxform.control WHERE scope = 'all'") == "3");
 
-  REQUIRE(control(db, path, {"set", "--threads", "1"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"set", "--threads", "1"}).exit_code == 0);
   // Two workers leave after their batch and hand their slices back: one slice runs again.
   wait_until([&] { return claimed() == 1; });
   CHECK(child.wait() == 0);
@@ -271,11 +263,11 @@ TEST_CASE("set --threads refuses a bad count, names or pause with it, and writes
       {"set", "--all", "--threads", "2"},
   };
   for (const auto& args : bad) {
-    const auto r = control(db, path, args);
+    const auto r = run_with_db(db, path, args);
     INFO(args[1] << " " << args[2] << ": " << r.err);
     CHECK(r.exit_code == 2);
     CHECK_FALSE(db.schema_exists("pgxform"));
   }
-  CHECK_THAT(control(db, path, {"set", "--threads", "0"}).err,
+  CHECK_THAT(run_with_db(db, path, {"set", "--threads", "0"}).err,
              Catch::Contains("--threads must be a number of threads from 1 to 1024"));
 }

@@ -92,6 +92,10 @@ std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
   return args;
 }
 
+CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
+  return run_cli(with_db(db, path, std::move(args)));
+}
+
 std::string items_and_counting_step_yaml(TestDatabase& db) {
   db.exec("CREATE TABLE target.step_runs (at timestamptz DEFAULT now())");
   return items_jobs_yaml(100) +

@@ -1100,3 +1100,80 @@ lists:
   CHECK_THAT(message(zero),
              Contains("throttle of job 'x'.max_xact_age_s must be a positive integer"));
 }
+
+TEST_CASE("changes: trigger with a refresh_function makes a capturing job") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        changes: trigger
+        refresh_function: xf.users_refresh
+      - name: plain
+        table: legacy.plain
+        key: id
+        function: xf.plain
+)",
+                                        "jobs.yaml");
+  const auto* users = file.find_job("users");
+  CHECK(users->captures());
+  CHECK(users->refresh_function.text() == "xf.users_refresh");
+  CHECK_FALSE(file.find_job("plain")->captures());
+}
+
+TEST_CASE("changes: trigger without a refresh_function is an error at the changes line") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        changes: trigger
+)");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), Contains("job 'users' has changes: trigger but no refresh_function"));
+}
+
+TEST_CASE("changes other than trigger, and a refresh_function without changes, are errors") {
+  auto other = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        changes: logical
+        refresh_function: xf.users_refresh
+)");
+  CHECK(other.line() == 9);
+  CHECK_THAT(message(other), Contains("changes of job 'users' must be trigger"));
+  auto lonely = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        refresh_function: xf.users_refresh
+)");
+  CHECK(lonely.line() == 9);
+  CHECK_THAT(message(lonely), Contains("refresh_function of job 'users' is only used with "
+                                       "changes: trigger"));
+  auto step = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: s
+        sql: SELECT 1
+        changes: trigger
+)");
+  CHECK(step.line() == 7);
+  CHECK_THAT(message(step), Contains("'changes' does not apply to the one-shot step"));
+}

@@ -17,12 +17,8 @@ using namespace pgxform_test;
 
 namespace {
 
-CliResult cli(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
-  return run_cli(with_db(db, path, std::move(args)));
-}
-
 Json status_of(TestDatabase& db, const std::string& path, const std::string& job) {
-  return job_in(parse_json(cli(db, path, {"status", "--json"}).out), job);
+  return job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), job);
 }
 
 // items (list main), then a step in a list after main.
@@ -72,17 +68,17 @@ TEST_CASE("status --json tells a running job's rate, ETA, batch size and what it
   CHECK(items["batch_size"] == 100);
   CHECK(items["waiting"].is_null());
   CHECK(status_of(db, path, "tally")["waiting"] == "waiting for list main");
-  const std::string table = cli(db, path, {"status"}).out;
+  const std::string table = run_with_db(db, path, {"status"}).out;
   INFO(table);
   CHECK_THAT(table, Catch::Contains("RATE      ETA    BATCH  LAST KEY"));
   CHECK_THAT(table, Catch::Contains("    waiting for list main\n"));
 
-  REQUIRE(cli(db, path, {"pause", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"pause", "items"}).exit_code == 0);
   wait_until([&] { return status_of(db, path, "items")["waiting"] == "paused"; });
   CHECK(status_of(db, path, "tally")["waiting"] == "waiting for list main");
   // The size set live is the size status shows, once a batch asked for it.
-  REQUIRE(cli(db, path, {"set", "items", "batch_size=40"}).exit_code == 0);
-  REQUIRE(cli(db, path, {"resume", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"set", "items", "batch_size=40"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"resume", "items"}).exit_code == 0);
   wait_until([&] { return status_of(db, path, "items")["batch_size"] == 40; });
   CHECK(child.wait() == 0);
 
@@ -128,7 +124,7 @@ TEST_CASE("a second run says which runner holds the job it waits for", "[live]")
   create_items(db, 500, 20);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(cli(db, path, {"pause", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"pause", "items"}).exit_code == 0);
   Child first({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
   wait_until([&] { return first.err().find("items: paused") != std::string::npos; });
   const std::string holder = status_of(db, path, "items")["runner"];
@@ -144,7 +140,7 @@ TEST_CASE("a second run says which runner holds the job it waits for", "[live]")
   INFO(second.err());
   CHECK(count_containing(second.err(), "; held by " + holder) >= 2);
 
-  REQUIRE(cli(db, path, {"resume", "items"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"resume", "items"}).exit_code == 0);
   CHECK(first.wait() == 0);
   CHECK(missing_items(db) == 0);
 }

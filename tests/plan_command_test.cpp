@@ -86,7 +86,7 @@ TEST_CASE("plan --json and the plan's text show the same lists, jobs and stages"
   CHECK(doc["lists"][1]["jobs"][0] == parse_json(R"({"name": "customers", "kind": "batched",
       "table": "legacy.customers", "key": "id", "function": "xf.customers", "batch_size": 300,
       "target_batch_ms": 0, "parallel": 2, "estimated_rows": 1000, "estimated_batches": 4,
-      "status": "pending"})"));
+      "changes": null, "refresh_function": null, "status": "pending"})"));
   CHECK(doc["lists"][2]["jobs"][0]["estimated_rows"].is_null());
   // Time-sized batches (the default): their number is not known before the run.
   const auto timed = pgxform::compute_plan(k_plan_file, 2, {}, {{"events", 5000}});

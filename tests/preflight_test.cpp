@@ -167,7 +167,8 @@ TEST_CASE("plan shows stages, estimated rows and batches, and writes nothing") {
       {"name": "items", "kind": "batched", "table": "legacy.items", "key": "id",
        "function": "xf.items", "batch_size": 300, "target_batch_ms": 0, "parallel": 2,
        "estimated_rows": 1000,
-       "estimated_batches": 4, "status": "pending"}]})"));
+       "estimated_batches": 4, "changes": null, "refresh_function": null,
+       "status": "pending"}]})"));
   CHECK(plan["lists"][1]["name"] == "after");
   CHECK(plan["lists"][1]["after"] == Json::array({"main"}));
   CHECK(plan["lists"][1]["stage"] == 2);

@@ -372,6 +372,8 @@ TEST_CASE(
       " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
       " DROP COLUMN temp_blks_written, DROP COLUMN batch_size;"
       "DROP TABLE pgxform.control; ALTER TABLE pgxform.job_state DROP COLUMN waiting;"
+      "DROP TABLE pgxform.change_log;"
+      "ALTER TABLE pgxform.batch_log DROP COLUMN catch_up, ADD PRIMARY KEY (job, batch_no);"
       "DELETE FROM pgxform.schema_version WHERE version >= 5");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});

@@ -105,8 +105,9 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt,
-                                    "", std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_json(
+      out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, "", std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
@@ -133,7 +134,9 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
                                          "waiting",
                                          "rows_per_s",
                                          "eta_s",
-                                         "batch_size"});
+                                         "batch_size",
+                                         "changes_pending",
+                                         "oldest_change_s"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");
@@ -144,6 +147,7 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
   CHECK(job["rows_per_s"].is_null());
   CHECK(job["eta_s"].is_null());
   CHECK(job["batch_size"].is_null());
+  CHECK(job["changes_pending"].is_null());  // no changes: trigger
   CHECK(out.str().back() == '\n');
 }
 
@@ -151,8 +155,9 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   JobStatus s = failed_state();
   s.last_key.reset();
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "",
-                                     std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_table(
+      out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "", std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt}});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);
@@ -210,8 +215,9 @@ TEST_CASE("the status table's LIST and JOB columns widen for long names") {
   s.list = "logistic_events_of_the_year";
   s.job = "logistic_events_of_the_year_2024";
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
-                                     std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_table(
+      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt}});
   CHECK_THAT(out.str(),
              Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
 }
@@ -318,4 +324,21 @@ TEST_CASE("while a runner works, a job not started says which list or job it wai
   // No runner at work: nothing waits, whatever is left to do.
   const auto idle = pgxform::compute_status(k_two_lists, {named("orders", "interrupted", 5)}, {});
   for (const auto& row : idle) CHECK_FALSE(row.waiting);
+}
+
+TEST_CASE("status shows a capturing job's pending changes and the age of the oldest") {
+  pgxform::JobStatus s = failed_state();
+  s.error.reset();
+  std::ostringstream out;
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
+                                     std::nullopt, std::nullopt, std::nullopt, 12LL, 61.5}});
+  CHECK_THAT(out.str(), Catch::Contains("capturing changes: 12 pending, the oldest 62 s old: "
+                                        "pgxform catch-up " +
+                                        s.job));
+  std::ostringstream json;
+  pgxform::print_status_json(json, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
+                                     std::nullopt, std::nullopt, std::nullopt, 0LL, std::nullopt}});
+  const Json job = parse_json(json.str()).at("jobs").at(0);
+  CHECK(job["changes_pending"] == 0);
+  CHECK(job["oldest_change_s"].is_null());
 }
