@@ -100,10 +100,6 @@ void change_people(TestDatabase& db, int top) {
           "UPDATE legacy.people SET id = -id WHERE id = 1;");
 }
 
-CliResult pgxform(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
-  return run_cli(with_db(db, path, std::move(args)));
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -113,13 +109,13 @@ TEST_CASE(
   create_people(db, 1000);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(100));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   REQUIRE(people_differences(db) == 0);
   REQUIRE(pending(db) == 0);
   change_people(db, 1000);
   CHECK(pending(db) > 0);
   CHECK(people_differences(db) > 0);
-  const auto result = pgxform(db, path, {"catch-up"});
+  const auto result = run_with_db(db, path, {"catch-up"});
   INFO(result.err);
   REQUIRE(result.exit_code == 0);
   CHECK(people_differences(db) == 0);
@@ -129,7 +125,7 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE NOT catch_up") == 10);
   CHECK(db.scalar("SELECT batches_done FROM pgxform.job_state") == "10");
   // A second catch-up finds nothing.
-  REQUIRE(pgxform(db, path, {"catch-up"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up AND batch_no > 1") ==
         db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") - 1);
 }
@@ -140,18 +136,18 @@ TEST_CASE("catch-up refreshes the keys at or below the cursor and leaves the oth
   create_people(db, 1000);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(100));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
-  REQUIRE(pgxform(db, path, {"reset", "people", "--to", "500"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"reset", "people", "--to", "500"}).exit_code == 0);
   db.exec("UPDATE legacy.people SET name = 'changed' WHERE id IN (100, 800)");
   REQUIRE(pending(db) == 2);
-  REQUIRE(pgxform(db, path, {"catch-up"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
   CHECK(db.scalar("SELECT string_agg(key, ',') FROM pgxform.change_log") == "800");
   CHECK(db.scalar("SELECT string_agg(id::text, ',') FROM target.refreshed") == "100");
   CHECK(db.scalar("SELECT display FROM target.people WHERE id = 100") == "CHANGED");
   // The run reads key 800's row as it is now; the next catch-up refreshes it once more.
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   CHECK(people_differences(db) == 0);
-  REQUIRE(pgxform(db, path, {"catch-up"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
   CHECK(pending(db) == 0);
   CHECK(people_differences(db) == 0);
 }
@@ -161,14 +157,14 @@ TEST_CASE("catch-up --until N stops once at most N changes are left", "[catch-up
   create_people(db, 1000);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(10));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   db.exec("UPDATE legacy.people SET score = 0 WHERE id <= 100");
   REQUIRE(pending(db) == 100);
-  REQUIRE(pgxform(db, path, {"catch-up", "--until", "25"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up", "--until", "25"}).exit_code == 0);
   // Batches of 10 keys: it stops at the first count at or below 25.
   CHECK(pending(db) <= 25);
   CHECK(pending(db) > 10);
-  REQUIRE(pgxform(db, path, {"catch-up", "--until", "0"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up", "--until", "0"}).exit_code == 0);
   CHECK(pending(db) == 0);
   CHECK(people_differences(db) == 0);
 }
@@ -179,11 +175,11 @@ TEST_CASE("a failing refresh function fails catch-up with its error and keys and
   create_people(db, 100);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(10));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   db.exec(
       "UPDATE legacy.people SET score = score + 1 WHERE id <= 30;"
       "ALTER TABLE target.people ADD CONSTRAINT small CHECK (doubled < 50) NOT VALID");
-  const auto failed = pgxform(db, path, {"catch-up"});
+  const auto failed = run_with_db(db, path, {"catch-up"});
   CHECK(failed.exit_code == 1);
   CHECK_THAT(failed.err, Catch::Matchers::Contains("SQLSTATE 23514"));
   CHECK(db.scalar("SELECT sqlstate FROM pgxform.job_state") == "23514");
@@ -192,7 +188,7 @@ TEST_CASE("a failing refresh function fails catch-up with its error and keys and
   CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "done");
   CHECK(pending(db) > 0);
   db.exec("ALTER TABLE target.people DROP CONSTRAINT small");
-  REQUIRE(pgxform(db, path, {"catch-up"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
   CHECK(pending(db) == 0);
   CHECK(people_differences(db) == 0);
 }
@@ -209,7 +205,7 @@ TEST_CASE("what pgxform writes to a leading table itself is not captured", "[cat
       " SELECT 0::bigint $$");
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(100));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM legacy.people WHERE migrated") == 300);
   CHECK(pending(db) == 0);
   // Another session's change is.
@@ -224,7 +220,7 @@ TEST_CASE("changes made while the run and catch-up --follow work are all in the 
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(100));
   // The triggers first, as a DBA would: the writer starts before the run.
-  REQUIRE(pgxform(db, path, {"capture"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"capture"}).exit_code == 0);
   std::atomic<bool> writing{true};
   std::atomic<long long> statements{0};
   std::thread writer([&] {
@@ -253,7 +249,7 @@ TEST_CASE("changes made while the run and catch-up --follow work are all in the 
     }
   });
   Child follow(with_db(db, path, {"catch-up", "--follow"}), dir.path());
-  const auto run = pgxform(db, path, {"run"});
+  const auto run = run_with_db(db, path, {"run"});
   // Some more changes after the run, with catch-up following.
   const long long after_run = statements;
   wait_until([&] { return statements > after_run + 50; });
@@ -264,7 +260,7 @@ TEST_CASE("changes made while the run and catch-up --follow work are all in the 
   CHECK(follow.wait() == 0);
   REQUIRE(run.exit_code == 0);
   // The window: writes stopped, the final catch-up.
-  REQUIRE(pgxform(db, path, {"catch-up"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
   CHECK(pending(db) == 0);
   CHECK(people_differences(db) == 0);
 }
@@ -275,7 +271,7 @@ TEST_CASE("catch-up killed with SIGKILL at random moments loses no change and ap
   create_people(db, 4000);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(40));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   // One change per key: each key must be refreshed exactly once by the batches that commit.
   db.exec(
       "UPDATE legacy.people SET name = 'changed ' || id WHERE id % 2 = 0;"
@@ -329,16 +325,16 @@ TEST_CASE("status shows the changes pending and the age of the oldest of a captu
   create_people(db, 100);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", people_yaml(50));
-  REQUIRE(pgxform(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   db.exec("UPDATE legacy.people SET score = 1 WHERE id <= 5");
-  const auto status = pgxform(db, path, {"status", "--json"});
+  const auto status = run_with_db(db, path, {"status", "--json"});
   REQUIRE(status.exit_code == 0);
   const auto json = parse_json(status.out);
   const auto& job = json["jobs"][0];
   CHECK(job["changes_pending"] == 5);
   CHECK(job["oldest_change_s"].is_number());
-  REQUIRE(pgxform(db, path, {"catch-up"}).exit_code == 0);
-  const auto after = parse_json(pgxform(db, path, {"status", "--json"}).out);
+  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
+  const auto after = parse_json(run_with_db(db, path, {"status", "--json"}).out);
   CHECK(after["jobs"][0]["changes_pending"] == 0);
   CHECK(after["jobs"][0]["oldest_change_s"].is_null());
 }

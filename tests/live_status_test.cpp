@@ -22,7 +22,7 @@ Json status_of(TestDatabase& db, const std::string& path, const std::string& job
 }
 
 // items (list main), then a step in a list after main.
-std::string two_lists_yaml(int batch_size) {
+std::string main_and_after_lists_yaml(int batch_size) {
   return items_jobs_yaml(batch_size) +
          "  - name: later\n"
          "    after: [main]\n"
@@ -57,7 +57,7 @@ TEST_CASE("status --json tells a running job's rate, ETA, batch size and what it
   TestDatabase db;
   create_items(db, 3000, 150);
   TempDir dir;
-  const auto path = dir.write("jobs.yaml", two_lists_yaml(100));
+  const auto path = dir.write("jobs.yaml", main_and_after_lists_yaml(100));
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
   wait_until([&] { return status_of(db, path, "items")["rows_done"].get<long long>() >= 300; });
 
