@@ -72,11 +72,15 @@ class Subscription {
     pqxx::connection conn(subscriber.dsn());
     pqxx::nontransaction tx(conn);
     std::string source = "dbname=" + publisher.name();
+    // The apply worker connects as a libpq client of its own: it needs what the test's
+    // environment gives libpq, the password of a password-protected server (pg_virtualenv's)
+    // too, written as a quoted conninfo value.
     for (const auto& [key, var] : {std::pair<std::string, const char*>{"host", "PGHOST"},
                                    {"port", "PGPORT"},
-                                   {"user", "PGUSER"}})
+                                   {"user", "PGUSER"},
+                                   {"password", "PGPASSWORD"}})
       if (const std::string value = env_or(var, ""); !value.empty())
-        source += " " + key + "=" + value;
+        source += " " + key + "=" + conninfo_value(value);
     tx.exec("CREATE SUBSCRIPTION " + tx.quote_name(m_name) + " CONNECTION " + tx.quote(source) +
             " PUBLICATION pub WITH (create_slot = false, slot_name = " + tx.quote(m_name) + ")");
   }

@@ -92,6 +92,15 @@ std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
   return args;
 }
 
+std::string conninfo_value(const std::string& value) {
+  std::string quoted = "'";
+  for (const char c : value) {
+    if (c == '\\' || c == '\'') quoted += '\\';
+    quoted += c;
+  }
+  return quoted + "'";
+}
+
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
   return run_cli(with_db(db, path, std::move(args)));
 }

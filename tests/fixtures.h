@@ -44,6 +44,8 @@ void per_row_items_function(TestDatabase& db, double ms_per_row, long long slow_
 // `args`, then -f `path` --dsn for `db`: a command line for run_cli or Child.
 std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
                                  std::vector<std::string> args);
+// `value` as a quoted libpq conninfo value: '...' with \ and ' escaped.
+std::string conninfo_value(const std::string& value);
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
