@@ -107,7 +107,8 @@ const char* const k_check =
 
 }  // namespace
 
-TEST_CASE("explain sums up a transform whose foreign-key checks make most of the batch") {
+TEST_CASE("explain sums up a transform whose foreign-key checks make most of the batch",
+          "[timing]") {
   TestDatabase db;
   create_ledger(db);
   TempDir dir;
