@@ -138,30 +138,13 @@ TEST_CASE("more active sessions than max_active_sessions make the run wait until
   const auto path = dir.write(
       "jobs.yaml", items_jobs_yaml(100, 1, "        throttle: {max_active_sessions: 1}\n"));
   // Two application sessions busy with a statement, until they are cancelled.
-  std::vector<std::thread> busy;
-  for (int i = 0; i < 2; ++i)
-    busy.emplace_back([&] {
-      try {
-        pqxx::connection c(db.dsn());
-        pqxx::nontransaction(c).exec("SELECT pg_sleep(60)");
-      } catch (const std::exception&) {
-        // cancelled: what the test does to end them
-      }
-    });
-  wait_until([&] {
-    return db.count(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-               " AND query = 'SELECT pg_sleep(60)' AND state = 'active'") == 2;
-  });
+  BusySessions busy(db, 2);
   Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
   wait_until([&] {
     return child.err().find("items: throttled: max_active_sessions") != std::string::npos;
   });
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
-  db.exec(
-      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
-      " AND query = 'SELECT pg_sleep(60)'");
-  for (auto& t : busy) t.join();
+  busy.end();
   CHECK(child.wait() == 0);
   INFO(child.err());
   CHECK(missing_items(db) == 0);

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <pqxx/pqxx>
 #include <thread>
 
 namespace pgxform_test {
@@ -99,6 +100,32 @@ std::string conninfo_value(const std::string& value) {
     quoted += c;
   }
   return quoted + "'";
+}
+
+BusySessions::BusySessions(TestDatabase& db, int count) : m_db(db) {
+  for (int i = 0; i < count; ++i)
+    m_threads.emplace_back([&db] {
+      try {
+        pqxx::connection c(db.dsn());
+        pqxx::nontransaction(c).exec("SELECT pg_sleep(60)");
+      } catch (const std::exception&) {
+        // cancelled: what end() does
+      }
+    });
+  wait_until([&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND query = 'SELECT pg_sleep(60)' AND state = 'active'") == count;
+  });
+}
+
+void BusySessions::end() {
+  if (m_threads.empty()) return;
+  m_db.exec(
+      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+      " AND query = 'SELECT pg_sleep(60)'");
+  for (auto& t : m_threads) t.join();
+  m_threads.clear();
 }
 
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args) {

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_db.h"
@@ -46,6 +47,19 @@ std::vector<std::string> with_db(TestDatabase& db, const std::string& path,
                                  std::vector<std::string> args);
 // `value` as a quoted libpq conninfo value: '...' with \ and ' escaped.
 std::string conninfo_value(const std::string& value);
+// `count` application sessions of `db` busy with a statement (SELECT pg_sleep(60)) from
+// construction, once all are active, until end() cancels them (the destructor does too).
+class BusySessions {
+ public:
+  BusySessions(TestDatabase& db, int count);
+  ~BusySessions() { end(); }
+  void end();
+
+ private:
+  TestDatabase& m_db;
+  std::vector<std::thread> m_threads;
+};
+
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 

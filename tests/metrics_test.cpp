@@ -244,21 +244,7 @@ TEST_CASE("seconds waited on a throttle count under the signal over its limit", 
   const auto path = dir.write(
       "jobs.yaml", items_jobs_yaml(100, 1, "        throttle: {max_active_sessions: 1}\n"));
   // Two application sessions busy with a statement, until they are cancelled.
-  std::vector<std::thread> busy;
-  for (int i = 0; i < 2; ++i)
-    busy.emplace_back([&] {
-      try {
-        pqxx::connection c(db.dsn());
-        pqxx::nontransaction(c).exec("SELECT pg_sleep(60)");
-      } catch (const std::exception&) {
-        // cancelled: what the test does to end them
-      }
-    });
-  wait_until([&] {
-    return db.count(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-               " AND query = 'SELECT pg_sleep(60)' AND state = 'active'") == 2;
-  });
+  BusySessions busy(db, 2);
   const int port = free_port();
   Child child(metrics_run(db, path, port), dir.path());
   const std::string throttled =
@@ -268,10 +254,7 @@ TEST_CASE("seconds waited on a throttle count under the signal over its limit", 
   const std::string second = scrape_until_over(port, throttled, value_in(first, throttled));
   INFO(second);
   CHECK(value_in(second, "pgxform_batches_total{job=\"items\"}") == 0);
-  db.exec(
-      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
-      " AND query = 'SELECT pg_sleep(60)'");
-  for (auto& t : busy) t.join();
+  busy.end();
   INFO(child.err());
   CHECK(child.wait() == 0);
   CHECK(missing_items(db) == 0);
