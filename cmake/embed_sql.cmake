@@ -1,6 +1,6 @@
 # Writes OUT, a C++ file defining pgxform::state_migrations(): each state/NNN_*.sql file's
 # content, in file-name order. Raw string literals with a delimiter SQL never contains.
-set(body "#include \"state_sql.h\"\nnamespace pgxform {\nconst std::vector<StateMigration>& state_migrations() {\n  static const std::vector<StateMigration> k_migrations = {\n")
+set(body "#include \"state/state_sql.h\"\nnamespace pgxform {\nconst std::vector<StateMigration>& state_migrations() {\n  static const std::vector<StateMigration> k_migrations = {\n")
 string(REPLACE "|" ";" INPUTS "${INPUTS}")
 foreach(f ${INPUTS})
   get_filename_component(name ${f} NAME_WE)

@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
-#include "script_files.h"
-#include "sql_text.h"
-#include "text_check.h"
+#include "base/sql_text.h"
+#include "base/text_check.h"
+#include "plan/script_files.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);

@@ -1,0 +1,241 @@
+#include "catalog/catalog.h"
+
+#include <algorithm>
+
+#include "database/database.h"
+
+namespace pgxform {
+
+std::string quote_qualified(const QualifiedName& name) {
+  return name.schema.empty() ? quote_ident(name.name)
+                             : quote_ident(name.schema) + "." + quote_ident(name.name);
+}
+
+namespace {
+
+// The steps of one job's check. Each fills its part of `out`, or returns the problem that makes
+// the job unusable.
+using Problem = std::optional<std::string>;
+
+Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  const pqxx::row table = tx.exec_params1(
+      "SELECT pg_catalog.to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, "
+      "'')"
+      " FROM (SELECT pg_catalog.to_regclass($1) AS oid) r"
+      " LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid LEFT JOIN pg_catalog.pg_namespace n ON "
+      "n.oid = c.relnamespace",
+      quote_qualified(job.table));
+  if (!table[0].as<bool>()) return "table " + job.table.text() + " does not exist";
+  out.name = job.name;
+  out.table_schema = table[1].as<std::string>();
+  out.table_name = table[2].as<std::string>();
+  out.table_sql = quote_ident(out.table_schema) + "." + quote_ident(out.table_name);
+  out.batch_size = job.batch_size;
+  out.parallel = job.parallel;
+  return std::nullopt;
+}
+
+Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  const pqxx::result key = tx.exec_params(
+      "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory"
+      " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+      " WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND a.attnum > 0"
+      " AND NOT a.attisdropped",
+      out.table_sql, job.key);
+  if (key.empty()) return "table " + job.table.text() + " has no column '" + job.key + "'";
+  out.key_name = job.key;
+  out.key_sql = quote_ident(job.key);
+  out.key_type = key[0][0].as<std::string>();
+  out.key_category = key[0][1].as<std::string>().at(0);
+  out.key_unique =
+      tx.exec_params1(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = pg_catalog.to_regclass($1) AND a.attname = $2"
+            " AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1"
+            " AND i.indpred IS NULL AND i.indexprs IS NULL)",
+            out.table_sql, job.key)[0]
+          .as<bool>();
+  // Batches are ranges of the key in its order: a type without one (json, point) cannot page.
+  // EXPLAIN plans the ordering without reading a row.
+  try {
+    pqxx::subtransaction probe(tx, "ordering");
+    probe.exec("EXPLAIN SELECT 1 FROM " + out.table_sql + " t ORDER BY t." + out.key_sql);
+  } catch (const pqxx::sql_error& e) {
+    return "the key " + job.key + " of " + job.table.text() + " is of type " + out.key_type +
+           ", which has no ordering (no default btree operator class): pgxform pages a table "
+           "by ranges of its key; choose a key of an ordered type";
+  }
+  return std::nullopt;
+}
+
+// The version the job is pinned to: of the function the batches will call, the exact
+// signature, else the only two-argument one among `two_arg_oids` (an oid[] literal).
+void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, ResolvedJob& out) {
+  const pqxx::row version = tx.exec_params1(
+      "SELECT "
+      "pg_catalog.md5(pg_catalog.regexp_replace(pg_catalog.btrim(pg_catalog.pg_get_functiondef(f."
+      "oid)), '\\s+', ' ', 'g')),"
+      " p.provolatile FROM (SELECT coalesce(pg_catalog.to_regprocedure($1), (SELECT "
+      "pg_catalog.min(p2.oid) FROM"
+      " pg_catalog.pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING pg_catalog.count(*) = 1)) AS "
+      "oid) f"
+      " LEFT JOIN pg_catalog.pg_proc p ON p.oid = f.oid",
+      out.function_sql + "(" + out.key_type + ", " + out.key_type + ")", two_arg_oids);
+  if (!version[0].is_null()) {
+    out.function_version = version[0].as<std::string>();
+    out.function_volatility = version[1].as<std::string>().at(0);
+  }
+}
+
+Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  // The function: by schema when given, else as the search_path finds it.
+  const pqxx::result candidates = tx.exec_params(
+      "SELECT n.nspname, p.proname, p.pronargs, pg_catalog.format_type(p.prorettype, NULL), p.oid"
+      " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+      " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_catalog.pg_function_is_visible(p.oid)"
+      " ELSE n.nspname = $1 END",
+      job.function.schema, job.function.name);
+  if (candidates.empty()) return "function " + job.function.text() + " does not exist";
+  out.function_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
+                     quote_ident(candidates[0][1].as<std::string>());
+  std::string two_arg_oids = "{";
+  for (const auto& c : candidates)
+    if (c[2].as<int>() == 2)
+      two_arg_oids += (two_arg_oids.size() > 1 ? "," : "") + c[4].as<std::string>();
+  two_arg_oids += "}";
+  // Let the server resolve the call exactly as the batches will make it. EXPLAIN plans the
+  // call without executing it, and the read-only transaction is rolled back anyway.
+  try {
+    pqxx::subtransaction probe(tx, "probe");
+    probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type +
+               ", NULL::" + out.key_type + ")");
+  } catch (const pqxx::sql_error& e) {
+    return "function " + job.function.text() + " does not accept two arguments of the key's type " +
+           out.key_type + " (" + job.key + "): SQLSTATE " + e.sqlstate();
+  }
+  // The return type can be told when the name is not overloaded; with overloads, the call the
+  // server resolved above decides, and a wrong type fails the first batch instead.
+  if (candidates.size() == 1) {
+    const auto returns = candidates[0][3].as<std::string>();
+    if (returns != "bigint" && returns != "integer" && returns != "smallint" && returns != "void")
+      return "function " + job.function.text() + " returns " + returns +
+             "; it must return a row count (integer or bigint) or void";
+  }
+  pin_version(tx, two_arg_oids, out);
+  return std::nullopt;
+}
+
+// With changes: trigger: the key identifies one row, and the refresh function takes the keys.
+Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  if (!job.captures()) return std::nullopt;
+  out.captures = true;
+  if (!out.key_unique)
+    return "changes: trigger records changes by key, but " + job.table.text() +
+           " has no unique index or primary key on " + job.key +
+           " alone: create one (CREATE UNIQUE INDEX CONCURRENTLY) before capturing";
+  const pqxx::result candidates = tx.exec_params(
+      "SELECT n.nspname, p.proname, pg_catalog.format_type(p.prorettype, NULL)"
+      " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+      " WHERE p.proname = $2 AND CASE WHEN $1 = '' THEN pg_catalog.pg_function_is_visible(p.oid)"
+      " ELSE n.nspname = $1 END",
+      job.refresh_function.schema, job.refresh_function.name);
+  if (candidates.empty())
+    return "refresh_function " + job.refresh_function.text() + " does not exist";
+  out.refresh_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
+                    quote_ident(candidates[0][1].as<std::string>());
+  try {
+    pqxx::subtransaction probe(tx, "refresh_probe");
+    probe.exec("EXPLAIN SELECT " + out.refresh_sql + "(NULL::" + out.key_type + "[])");
+  } catch (const pqxx::sql_error& e) {
+    return "refresh_function " + job.refresh_function.text() +
+           " does not accept one argument of type " + out.key_type + "[] (the keys of " + job.key +
+           "): SQLSTATE " + e.sqlstate();
+  }
+  // The exact signature's return type; with overloads that only the server's resolution told
+  // apart (an argument of a broader type), the first batch fails instead of the preflight.
+  const pqxx::row returns = tx.exec_params1(
+      "SELECT (SELECT pg_catalog.format_type(p.prorettype, NULL) FROM pg_catalog.pg_proc p"
+      " WHERE p.oid = pg_catalog.to_regprocedure($1))",
+      out.refresh_sql + "(" + out.key_type + "[])");
+  if (returns[0].is_null()) return std::nullopt;  // its value is not read, then
+  const std::string type = returns[0].as<std::string>();
+  if (type != "bigint" && type != "integer" && type != "smallint" && type != "void")
+    return "refresh_function " + job.refresh_function.text() + " returns " + type +
+           "; it must return a row count (integer or bigint) or void";
+  out.refresh_counts = type != "void";
+  return std::nullopt;
+}
+
+// One job's checks. Adds to `problems` and `warnings`; returns false when the job is unusable.
+bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, ResolvedJob& out,
+               std::vector<std::string>& problems, std::vector<std::string>& warnings) {
+  const std::string where = file.path + ":" + std::to_string(job.line) + ": job '" + job.name + "'";
+  pqxx::read_transaction tx(conn);
+  for (const auto step : {resolve_table, resolve_key, resolve_function, resolve_refresh})
+    if (const Problem problem = step(tx, job, out)) {
+      problems.push_back(where + ": " + *problem);
+      return false;
+    }
+  // Rows whose key is NULL are in no batch. On the key's index this stops at the first one.
+  if (tx.exec("SELECT EXISTS (SELECT 1 FROM " + out.table_sql + " WHERE " + out.key_sql +
+              " IS NULL)")[0][0]
+          .as<bool>())
+    warnings.push_back(where + ": key column " + job.key + " of " + job.table.text() +
+                       " holds NULLs; those rows are in no batch and will not be processed");
+  return true;
+}
+
+}  // namespace
+
+std::string as_key(const ResolvedJob& job, const std::string& text) {
+  return "(" + text + "::text)::" + job.key_type;
+}
+
+void check_key(pqxx::dbtransaction& tx, const ResolvedJob& job, const std::string& key,
+               const std::string& option) {
+  try {
+    pqxx::subtransaction probe(tx, "check_key");
+    probe.exec_params("SELECT " + as_key(job, "$1"), key);
+    probe.commit();
+  } catch (const pqxx::sql_error& e) {
+    throw PreflightError({option + " '" + key + "' is not a valid " + job.key_type + " key for " +
+                          job.name + " (SQLSTATE " + e.sqlstate() + ")"});
+  }
+}
+
+Preflight check_catalog(pqxx::connection& conn, const JobsFile& file,
+                        const std::vector<std::string>& names) {
+  Preflight result = inspect_catalog(conn, file, names);
+  if (!result.problems.empty()) throw PreflightError(result.problems);
+  return result;
+}
+
+Preflight inspect_catalog(pqxx::connection& conn, const JobsFile& file,
+                          const std::vector<std::string>& names) {
+  Preflight result;
+  std::vector<std::string>& problems = result.problems;
+  for (const auto& list : file.lists)
+    for (const auto& job : list.jobs) {
+      if (job.is_step()) continue;
+      if (!names.empty() && std::find(names.begin(), names.end(), job.name) == names.end())
+        continue;
+      ResolvedJob resolved;
+      if (check_job(conn, file, job, resolved, problems, result.warnings))
+        result.jobs[job.name] = resolved;
+    }
+  return result;
+}
+
+std::vector<ResolvedJob> resolve_jobs(pqxx::connection& conn, const JobsFile& file,
+                                      const std::vector<std::string>& names) {
+  const std::vector<const Job*> selected = select_jobs(file, names, JobKinds::any);
+  const Preflight preflight = check_catalog(conn, file, names);
+  std::vector<ResolvedJob> jobs;
+  for (const Job* job : selected)
+    if (auto it = preflight.jobs.find(job->name); it != preflight.jobs.end())
+      jobs.push_back(it->second);
+  return jobs;
+}
+
+}  // namespace pgxform

@@ -1,0 +1,159 @@
+#include "commands/control_command.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "base/errors.h"
+#include "base/exit_code.h"
+#include "base/name_suggestion.h"
+#include "database/database.h"
+#include "state/state_schema.h"
+
+namespace pgxform {
+
+namespace {
+
+const char* action_name(ControlAction action) {
+  switch (action) {
+    case ControlAction::pause:
+      return "pause";
+    case ControlAction::resume:
+      return "resume";
+    case ControlAction::set:
+      break;
+  }
+  return "set";
+}
+
+ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAction action) {
+  const std::string command = action_name(action);
+  for (const auto& list : file.lists)
+    if (list.name == name) return {ControlScope::list, name};
+  if (const Job* job = file.find_job(name)) {
+    if (job->is_step())
+      throw UsageError(command + ": '" + name +
+                       "' is a one-shot step, which runs at once or not at all; name a batched "
+                       "job or a list");
+    return {ControlScope::job, name};
+  }
+  std::vector<std::string> known;
+  for (const auto& list : file.lists) {
+    known.push_back(list.name);
+    for (const auto& job : list.jobs) known.push_back(job.name);
+  }
+  const auto near = suggest_name(name, known);
+  throw UsageError(command + ": no list or job '" + name + "' in " + file.path +
+                   (near ? "; did you mean '" + *near + "'?" : ""));
+}
+
+long long setting_value(const std::string& key, const std::string& text, long long min) {
+  long long value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < min || value > 2147483647)
+    throw UsageError("set: " + key + "=" + text + ": must be a whole number from " +
+                     std::to_string(min) + " to 2147483647");
+  return value;
+}
+
+}  // namespace
+
+std::string ControlTarget::text() const {
+  return scope == ControlScope::all ? "every job" : scope_name(scope) + " " + name;
+}
+
+ControlRequest parse_control_request(const JobsFile& file, const ControlOptions& options) {
+  const std::string command = action_name(options.action);
+  ControlRequest request;
+  std::vector<std::string> names;
+  for (const auto& argument : options.arguments) {
+    const auto eq = argument.find('=');
+    if (eq == std::string::npos) {
+      names.push_back(argument);
+      continue;
+    }
+    if (options.action != ControlAction::set)
+      throw UsageError(command + ": '" + argument + "' is a setting; use pgxform set");
+    const std::string key = argument.substr(0, eq), text = argument.substr(eq + 1);
+    if (key == "batch_size")
+      request.values.batch_size = setting_value(key, text, 1);
+    else if (key == "target_batch_ms")
+      request.values.target_batch_ms = setting_value(key, text, 0);
+    else if (key == "pause_ms")
+      request.values.pause_ms = setting_value(key, text, 0);
+    else
+      throw UsageError("set: unknown setting '" + key +
+                       "' (settings: batch_size, target_batch_ms, pause_ms)");
+    request.settings_text += (request.settings_text.empty() ? "" : " ") + key + "=" + text;
+  }
+  if (options.threads) {
+    if (options.action != ControlAction::set)
+      throw UsageError(command + ": --threads is a setting; use pgxform set --threads N");
+    if (*options.threads < 1 || *options.threads > k_max_threads)
+      throw UsageError("set: --threads must be a number of threads from 1 to " +
+                       std::to_string(k_max_threads));
+    request.threads = options.threads;
+    // The workers are the runner's, not a job's: names or --all go with KEY=VALUE settings.
+    if (request.settings_text.empty()) {
+      if (!names.empty() || options.all)
+        throw UsageError(
+            "set: --threads applies to whole runners; name lists or jobs only "
+            "with KEY=VALUE settings");
+      return request;
+    }
+  }
+  if (options.action == ControlAction::set && request.settings_text.empty())
+    throw UsageError(
+        "set: no setting given (KEY=VALUE: batch_size, target_batch_ms, pause_ms; or "
+        "--threads N)");
+  if (options.all && !names.empty())
+    throw UsageError(command + ": name lists or jobs, or --all, not both");
+  if (!options.all && names.empty())
+    throw UsageError(command + ": name a list or a job, or --all for every job");
+  if (options.all) request.targets.push_back({ControlScope::all, ""});
+  for (const auto& name : names) {
+    ControlTarget t = target_of(file, name, options.action);
+    const bool seen = std::any_of(request.targets.begin(), request.targets.end(),
+                                  [&](auto& o) { return o.scope == t.scope && o.name == t.name; });
+    if (!seen) request.targets.push_back(std::move(t));
+  }
+  if (options.action != ControlAction::set)
+    request.values.paused = options.action == ControlAction::pause;
+  return request;
+}
+
+int control_command(const ControlOptions& options, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  const ControlRequest request = parse_control_request(file, options);
+  auto conn = connect(options.dsn);
+  const StateSchema schema(file.state_schema);
+  ensure_state_schema(*conn, schema);
+  pqxx::work tx(*conn);
+  if (request.threads) write_threads(tx, schema, *request.threads);
+  for (const auto& target : request.targets) {
+    if (target.scope == ControlScope::all && request.values.paused)
+      set_paused_everywhere(tx, schema, *request.values.paused);
+    else
+      write_control(tx, schema, target.scope, target.name, request.values);
+  }
+  tx.commit();
+  if (request.threads)
+    out << "set threads=" << *request.threads << " for every runner of " << file.path
+        << " (state schema " << file.state_schema << ")\n";
+  for (const auto& target : request.targets) {
+    switch (options.action) {
+      case ControlAction::pause:
+        out << "paused " << target.text() << "\n";
+        break;
+      case ControlAction::resume:
+        out << "resumed " << target.text() << "\n";
+        break;
+      case ControlAction::set:
+        out << "set " << request.settings_text << " for " << target.text() << "\n";
+        break;
+    }
+  }
+  out << "running runners apply it before their next batch (within a second)\n";
+  return k_exit_ok;
+}
+
+}  // namespace pgxform

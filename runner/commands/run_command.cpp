@@ -1,0 +1,222 @@
+#include "commands/run_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include "base/exit_code.h"
+#include "base/stop_signal.h"
+#include "capture/change_capture.h"
+#include "catalog/catalog.h"
+#include "catalog/table_stats.h"
+#include "commands/script_commands.h"
+#include "database/database.h"
+#include "database/retry.h"
+#include "engine/task_runner.h"
+#include "engine/worker_pool.h"
+#include "output/progress.h"
+#include "output/progress_display.h"
+#include "plan/jobs_file.h"
+#include "plan/scheduler.h"
+#include "state/failed_ranges.h"
+#include "state/job_control.h"
+#include "state/state_store.h"
+
+namespace pgxform {
+
+namespace {
+
+std::vector<std::string> job_names(const std::vector<PlannedList>& plan) {
+  std::vector<std::string> names;
+  for (const auto& list : plan)
+    for (const auto& job : list.jobs) names.push_back(job.name);
+  return names;
+}
+
+// What the run will do, checked against the database and the state before anything is
+// written: throws an InputError (exit 2) for every problem found.
+struct RunPlan {
+  std::vector<PlannedList> lists;
+  Preflight preflight;
+};
+
+RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions& options) {
+  StateStore store(conn, StateSchema(file.state_schema));
+  for (const auto& name : options.accept_changed)
+    if (!file.find_job(name))
+      throw SelectionError("--accept-changed " + name + ": no job of that name in " + file.path);
+  RunPlan run;
+  run.lists = select_lists(file, options.only, options.exclude, store.done_jobs());
+  run.preflight = check_catalog(conn, file, job_names(run.lists));
+  for (const auto& warning : run.preflight.warnings) spdlog::warn("{}", warning);
+  std::vector<std::string> problems = store.changed_functions(
+      run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
+  for (const auto& [name, job] : run.preflight.jobs)
+    if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
+  if (!problems.empty()) throw PreflightError(problems);
+  return run;
+}
+
+// The state the workers need: from here on the run writes.
+void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& run) {
+  StateStore store(conn, StateSchema(file.state_schema));
+  store.ensure_schema();
+  store.register_jobs(file);
+  for (const auto& [name, job] : run.preflight.jobs) store.ensure_slices(job);
+  store.pin_function_versions(run.preflight.jobs);
+  // Before the first batch of a job with changes: trigger, so that every change the main pass
+  // does not see is in its change log (change_capture.h).
+  for (const auto& [name, job] : run.preflight.jobs)
+    if (job.captures &&
+        install_capture(conn, store.schema(), job, file.find_job(name)->settings.lock_timeout) > 0)
+      spdlog::info("{}: capturing the changes of {} for catch-up", name, job.table_sql);
+}
+
+// The planner's estimate of each job's rows, for the progress's projections (0 when unknown),
+// and the rows each job had done before this run, for its percent.
+void estimate_rows(pqxx::connection& conn, const JobsFile& file, const RunPlan& run,
+                   Progress& progress) {
+  for (const auto& s : StateStore(conn, StateSchema(file.state_schema)).read_status())
+    progress.set_job_rows(s.job, s.rows_done);
+  pqxx::read_transaction tx(conn);
+  for (const auto& [name, job] : run.preflight.jobs)
+    progress.set_total_rows(name, (long long)estimated_rows(tx, job).value_or(0));
+}
+
+// The task on the display from its start to its end, or as held by another runner.
+TaskOutcome run_shown(Session& session, const RunContext& context, const TaskId& task) {
+  struct Shown {
+    Progress& progress;
+    const std::string task;
+    ~Shown() { progress.task_ended(task); }
+  };
+  TaskOutcome outcome;
+  {
+    const Shown shown{context.progress, task.text()};
+    context.progress.task_started(task.text(), task.job);
+    outcome = run_task(session, context, task);
+  }
+  if (outcome.kind == TaskOutcome::Kind::deferred)
+    context.progress.task_held(task.text(), task.job, outcome.holder);
+  return outcome;
+}
+
+// After a run that finished: the ranges that on_error: skip set aside wait for retry-failed.
+void warn_set_aside(Session& session, const JobsFile& file) {
+  try {
+    pqxx::read_transaction tx(session.conn());
+    const SetAside aside = count_unresolved(tx, StateSchema(file.state_schema));
+    if (aside.ranges > 0)
+      spdlog::warn(
+          "{} key range(s) of {} job(s) are set aside in failed_batches: fix the "
+          "function or the data, then `pgxform retry-failed`",
+          aside.ranges, aside.jobs);
+  } catch (const std::exception& e) {
+    spdlog::debug("could not count the set-aside ranges: {}", redact(e.what()));
+  }
+}
+
+// `set --threads`, as the control table says it now; read on a connection of the calling
+// thread's own, opened on first use and again after a failure (said at debug level only: the
+// workers' own errors tell of a server that went away).
+class WantedWorkers {
+ public:
+  WantedWorkers(std::string dsn, StateSchema schema)
+      : m_dsn(std::move(dsn)), m_schema(std::move(schema)) {}
+  std::optional<int> operator()() {
+    try {
+      if (!m_conn) {
+        m_conn = connect(m_dsn);
+        pqxx::nontransaction(*m_conn).exec("SET statement_timeout = '5s'");
+      }
+      pqxx::read_transaction tx(*m_conn);
+      const std::optional<int> threads = read_threads(tx, m_schema);
+      if (threads) return std::min(*threads, k_max_threads);
+      return threads;
+    } catch (const std::exception& e) {
+      m_conn.reset();
+      spdlog::debug("could not read control.threads: {}", redact(e.what()));
+      return std::nullopt;
+    }
+  }
+
+ private:
+  std::string m_dsn;
+  StateSchema m_schema;
+  std::unique_ptr<pqxx::connection> m_conn;
+};
+
+int report_result(const PoolResult& result, const Scheduler& scheduler, std::size_t jobs,
+                  double seconds) {
+  if (result.stopped) {
+    spdlog::warn(
+        "stopped by a signal after {:.1f} s; the state is consistent: run again to "
+        "continue",
+        seconds);
+    return k_exit_interrupted;
+  }
+  if (!result.failures.empty()) {
+    spdlog::error("{} job(s) failed after {:.1f} s:", result.failures.size(), seconds);
+    for (const auto& failure : result.failures) spdlog::error("  {}", failure);
+    for (const auto& job : scheduler.blocked_jobs())
+      spdlog::error("  {}: not started, a job it depends on failed", job);
+    return k_exit_job_failed;
+  }
+  spdlog::info("all {} jobs done in {:.1f} s", jobs, seconds);
+  return k_exit_ok;
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  const JobsFile file = parse_jobs_file(options.file);
+  RunMetrics metrics(options.metrics ? MetricsCollection::on : MetricsCollection::off);
+  if (options.metrics) {
+    metrics.serve(*options.metrics);
+    spdlog::info("serving metrics on http://{}/metrics", endpoint_text(*options.metrics));
+  }
+  // The scripts create the functions the preflight checks, so they go first, on a session of
+  // their own: a SET in a script must not outlive it.
+  if (options.migrate) migrate_pending(options.dsn, file);
+  auto conn = connect(options.dsn);
+  const RunPlan run = check_run(*conn, file, options);
+  std::vector<std::string> batched;
+  for (const auto& [name, job] : run.preflight.jobs) batched.push_back(name);
+  metrics.declare_jobs(batched, k_throttle_signals);
+  const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  // The workers' threads exist before anything is written: a system that refuses one stops
+  // the run here, cleanly.
+  WorkerPool pool(threads, options.dsn);
+  retry_transient([&] { prepare_state(*conn, file, run); });
+
+  const std::size_t jobs = job_names(run.lists).size();
+  spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
+               file.path, threads);
+  install_stop_handlers();
+  Scheduler scheduler(run.lists);
+  Progress progress;
+  estimate_rows(*conn, file, run, progress);
+  pool.lend(std::move(conn));
+  pool.follow_workers([wanted = std::make_shared<WantedWorkers>(
+                           options.dsn, StateSchema(file.state_schema))] { return (*wanted)(); });
+  ProgressDisplay display(progress, display_mode());
+
+  const auto started = std::chrono::steady_clock::now();
+  HealthMonitor health;
+  const RunContext context{
+      file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics};
+  const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
+    return run_shown(session, context, task);
+  });
+  display.stop();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int exit_code = report_result(result, scheduler, jobs, seconds);
+  if (exit_code == k_exit_ok) warn_set_aside(pool.first_session(), file);
+  return exit_code;
+}
+
+}  // namespace pgxform

@@ -1,0 +1,32 @@
+// run_command: `pgxform run` — preflight, state, then the lists on the worker pool.
+//
+// Order of work, so that bad input writes nothing: parse the jobs file; apply the pending
+// scripts of scripts_dir (unless --no-migrate; a changed applied script stops everything
+// here); connect; read which jobs are done (read-only) to check --only/--exclude; check every
+// selected job against the catalogs and the state (slices, function versions); only then
+// create or upgrade the state schema, register the jobs, cut slices, pin function versions and
+// start the workers. The metrics endpoint (--metrics-port, run_metrics.h) is bound first of
+// all, after the jobs file is read: a port in use stops the run before a script is applied.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands/command_options.h"
+#include "output/run_metrics.h"
+
+namespace pgxform {
+
+struct RunOptions : CommandOptions {
+  int threads = 0;  // 0: defaults.threads of the file
+  std::vector<std::string> only;
+  std::vector<std::string> exclude;
+  std::vector<std::string> accept_changed;  // jobs that may go on with a changed function
+  bool migrate = true;                      // apply pending scripts first (--no-migrate: not)
+  std::optional<MetricsEndpoint> metrics;   // --metrics-port: serve the run's metrics there
+};
+
+int run_command(const RunOptions& options);
+
+}  // namespace pgxform

@@ -1,0 +1,81 @@
+#include "commands/script_commands.h"
+
+#include <algorithm>
+#include <iomanip>
+
+#include "base/exit_code.h"
+#include "base/output_format.h"
+#include "database/database.h"
+
+namespace pgxform {
+
+namespace {
+
+// The command's migrator, on a connection of its own, for `body` to use.
+template <typename Body>
+int with_migrator(const CommandOptions& options, Body body) {
+  const JobsFile file = parse_jobs_file(options.file);
+  auto conn = connect(options.dsn);
+  ScriptMigrator migrator(*conn, file.state_schema, file.scripts_dir);
+  body(migrator, file);
+  return k_exit_ok;
+}
+
+}  // namespace
+
+int migrate_command(const CommandOptions& options, std::ostream& out) {
+  return with_migrator(options, [&](ScriptMigrator& migrator, const JobsFile& file) {
+    print_applied(out, file.scripts_dir, migrator.migrate());
+  });
+}
+
+int info_command(const CommandOptions& options, std::ostream& out) {
+  return with_migrator(options, [&](ScriptMigrator& migrator, const JobsFile&) {
+    print_script_states(out, migrator.info());
+  });
+}
+
+int repair_command(const CommandOptions& options, std::ostream& out) {
+  return with_migrator(options, [&](ScriptMigrator& migrator, const JobsFile&) {
+    print_repair(out, migrator.repair());
+  });
+}
+
+void migrate_pending(const std::string& dsn, const JobsFile& file) {
+  // No script to apply, no connection to open: a scripts_dir without scripts (or none at all)
+  // leaves only `missing` ones, which a run does not act on.
+  if (scan_scripts(file.scripts_dir).empty()) return;
+  auto conn = connect(dsn);
+  ScriptMigrator migrator(*conn, file.state_schema, file.scripts_dir);
+  const auto states = migrator.info();
+  if (std::any_of(states.begin(), states.end(), [](const ScriptStatus& s) {
+        return s.state != ScriptState::applied && s.state != ScriptState::missing;
+      }))
+    migrator.migrate();
+}
+
+void print_applied(std::ostream& out, const std::string& dir,
+                   const std::vector<std::string>& applied) {
+  out << applied.size() << " script(s) applied from " << dir << "\n";
+  for (const auto& a : applied) out << "  " << a << "\n";
+}
+
+void print_script_states(std::ostream& out, const std::vector<ScriptStatus>& states) {
+  out << std::left << std::setw(40) << "SCRIPT" << std::setw(10) << "VERSION" << std::setw(10)
+      << "STATE" << std::setw(32) << "APPLIED AT"
+      << "DURATION\n";
+  for (const auto& s : states) {
+    out << std::left << std::setw(40) << s.script.file << std::setw(10)
+        << (s.script.version.empty() ? "-" : s.script.version) << std::setw(10)
+        << state_name(s.state) << std::setw(32) << s.applied_at.value_or("-")
+        << (s.duration_ms ? fixed(*s.duration_ms, 0) + " ms" : "") << "\n";
+  }
+}
+
+void print_repair(std::ostream& out, const RepairResult& result) {
+  for (const auto& u : result.updated) out << "checksum updated: " << u << "\n";
+  for (const auto& m : result.missing) out << "missing from disk (left as is): " << m << "\n";
+  out << result.updated.size() << " script(s) repaired\n";
+}
+
+}  // namespace pgxform

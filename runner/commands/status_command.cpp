@@ -1,0 +1,315 @@
+#include "commands/status_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <iomanip>
+
+#include "base/exit_code.h"
+#include "base/output_format.h"
+#include "catalog/catalog.h"
+#include "database/database.h"
+#include "output/json_output.h"
+#include "state/batch_log.h"
+
+namespace pgxform {
+
+namespace {
+
+StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
+                       const JobStatus& state) {
+  StatusFacts facts;
+  pqxx::read_transaction tx(conn);
+  if (state.batches_done > 0) {
+    const RecentBatches recent = read_recent_batches(tx, schema, job.name, k_rate_window_s);
+    facts.recent_rows = recent.rows;
+    if (recent.span_s) facts.recent_span_s = std::clamp(*recent.span_s, 1.0, k_rate_window_s);
+    facts.batch_size = recent.batch_size;
+  }
+  if (state.status != "done" && state.batches_done > 0) {
+    if (state.slices == 1 && state.last_key) facts.span = key_span(tx, job, state.last_key);
+    facts.estimated_rows = estimated_rows(tx, job);
+  }
+  // The same early warning as during the run: do the batches get slower per row? The job's
+  // own batches only, as during the run: not the ranges of bisect and retry-failed.
+  if (state.batches_done >= long(k_min_batches))
+    for (const auto& b : read_batches(tx, schema, job.name)) {
+      if (b.kind != BatchKind::batch) continue;
+      BatchSample sample;
+      sample.rows = b.rows;
+      sample.asked = b.asked;
+      sample.duration_ms = b.duration_ms;
+      facts.batches.push_back(sample);
+    }
+  return facts;
+}
+
+std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const JobsFile& file,
+                                               const std::vector<JobStatus>& states) {
+  const Preflight preflight = inspect_catalog(conn, file, {});
+  for (const auto& p : preflight.problems) spdlog::warn("{}", p);
+  std::map<std::string, StatusFacts> facts;
+  for (const auto& [name, job] : preflight.jobs) {
+    const auto state = std::find_if(states.begin(), states.end(),
+                                    [&](const JobStatus& s) { return s.job == name; });
+    if (state == states.end()) {
+      facts[name] = {};  // never started: nothing to read
+      continue;
+    }
+    try {
+      facts[name] = read_facts(conn, StateSchema(file.state_schema), job, *state);
+    } catch (const pqxx::sql_error& e) {
+      spdlog::debug("{}: no estimate: {}", name, redact(e.what()));
+    }
+  }
+  return facts;
+}
+
+std::string text_or(const std::optional<std::string>& v, const std::string& fallback) {
+  return v ? *v : fallback;
+}
+
+}  // namespace
+
+std::string shown_status(const JobStatus& state) {
+  const bool held = state.runner.has_value();
+  const bool claimed = state.slices <= 1 || state.slices_running > 0;
+  return state.status == "running" && !held && claimed ? "interrupted" : state.status;
+}
+
+std::optional<double> percent_done(const JobStatus& state, bool step,
+                                   const std::optional<StatusFacts>& facts) {
+  if (step) return state.status == "done" ? 100.0 : 0.0;
+  if (!facts) return std::nullopt;
+  if (state.status == "done") return 100.0;
+  if (state.batches_done == 0) return 0.0;
+  // Never 100 for a job that is not done: a failed job 7,000 keys short of a 2-million-key
+  // range is 99.6 %, and one a handful of keys short rounds to 99.9, not 100.0.
+  if (const auto& span = facts->span; span && span->at && span->last != span->first)
+    return std::clamp(100 * (*span->at - span->first) / (span->last - span->first), 0.0, 99.9);
+  if (!facts->estimated_rows || *facts->estimated_rows <= 0) return std::nullopt;
+  return std::min(99.9, 100.0 * double(state.rows_done) / *facts->estimated_rows);
+}
+
+std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,
+                             const std::optional<double>& estimated_rows,
+                             const std::optional<double>& rows_per_s) {
+  if (!rows_per_s || *rows_per_s <= 0) return std::nullopt;
+  std::optional<double> left;
+  if (percent && *percent > 0 && *percent < 100)
+    left = double(state.rows_done) * (100 - *percent) / *percent;
+  else if (estimated_rows && *estimated_rows > 0)
+    left = std::max(0.0, *estimated_rows - double(state.rows_done));
+  if (!left) return std::nullopt;
+  return *left / *rows_per_s;
+}
+
+namespace {
+
+// What a job not started waits for while a runner works on the file: the first list of its
+// list's `after:` that is not done, else the job before it in its list when that is not done.
+std::optional<std::string> waiting_for(const JobsFile& file, const JobList& list, const Job& job,
+                                       const std::map<std::string, std::string>& shown) {
+  const auto done = [&](const std::string& name) {
+    const auto s = shown.find(name);
+    return s != shown.end() && s->second == "done";
+  };
+  for (const auto& name : list.after)
+    for (const auto& other : file.lists)
+      if (other.name == name)
+        for (const auto& j : other.jobs)
+          if (!done(j.name)) return "waiting for list " + name;
+  for (const auto& j : list.jobs) {
+    if (j.name == job.name) break;
+    if (!done(j.name)) return "waiting for job " + j.name;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
+                                      const std::map<std::string, StatusFacts>& facts,
+                                      const std::vector<ControlRow>& control,
+                                      const std::map<std::string, PendingChanges>& changes) {
+  // A runner works on the file when it holds one of its jobs: only then does a job wait.
+  std::map<std::string, std::string> shown;
+  bool at_work = false;
+  for (const auto& s : states) {
+    shown[s.job] = s.status;
+    at_work = at_work || s.runner.has_value();
+  }
+  std::vector<StatusRow> rows;
+  for (const auto& list : file.lists)
+    for (const auto& job : list.jobs) {
+      StatusRow row;
+      const auto state = std::find_if(states.begin(), states.end(),
+                                      [&](const JobStatus& s) { return s.job == job.name; });
+      if (state != states.end()) {
+        row.state = *state;
+      } else {
+        row.state.job = job.name;
+        row.state.status = "pending";
+      }
+      row.state.list = list.name;
+      row.state.status = shown_status(row.state);
+      const auto f = facts.find(job.name);
+      const std::optional<StatusFacts> job_facts =
+          f == facts.end() ? std::nullopt : std::optional<StatusFacts>(f->second);
+      row.percent = percent_done(row.state, job.is_step(), job_facts);
+      if (job_facts && !job_facts->batches.empty())
+        row.trend = analyze_batches(job_facts->batches).trend;
+      if (!job.is_step() && row.state.status != "done") {
+        const JobControl c = resolve_control(control, job.name, list.name);
+        if (c.paused) {
+          row.waiting = "paused";
+          row.paused_by = c.paused_by;
+        } else if (row.state.waiting && row.state.runner) {
+          row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
+        }
+      }
+      if (job.captures()) {
+        const auto c = changes.find(job.name);
+        row.changes_pending = c == changes.end() ? 0 : c->second.count;
+        if (c != changes.end()) row.oldest_change_s = c->second.oldest_s;
+      }
+      if (!row.waiting && at_work && !row.state.runner &&
+          (row.state.status == "pending" || row.state.status == "interrupted"))
+        row.waiting = waiting_for(file, list, job, shown);
+      if (job_facts) {
+        row.batch_size = job_facts->batch_size;
+        if (row.state.status == "running")
+          row.rows_per_s = double(job_facts->recent_rows) / job_facts->recent_span_s;
+        row.eta_s = eta_of(row.state, row.percent, job_facts->estimated_rows, row.rows_per_s);
+      }
+      rows.push_back(row);
+    }
+  return rows;
+}
+
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
+  Json jobs = Json::array();
+  for (const auto& row : rows) {
+    const JobStatus& s = row.state;
+    jobs.push_back({{"job", s.job},
+                    {"list", s.list},
+                    {"status", s.status},
+                    {"rows_done", s.rows_done},
+                    {"batches_done", s.batches_done},
+                    {"last_key", json_text(s.last_key)},
+                    {"percent", json_number(row.percent, 1)},
+                    {"slices", s.slices},
+                    {"slices_done", s.slices_done},
+                    {"runner", json_text(s.runner)},
+                    {"started_at", json_text(s.started_at)},
+                    {"updated_at", json_text(s.updated_at)},
+                    {"finished_at", json_text(s.finished_at)},
+                    {"error", json_text(s.error)},
+                    {"sqlstate", json_text(s.sqlstate)},
+                    {"error_first_key", json_text(s.error_first_key)},
+                    {"error_last_key", json_text(s.error_last_key)},
+                    {"trend", trend_name(row.trend)},
+                    {"set_aside", s.set_aside},
+                    {"waiting", json_text(row.waiting)},
+                    {"rows_per_s", json_number(row.rows_per_s, 1)},
+                    {"eta_s", json_number(row.eta_s, 0)},
+                    {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()},
+                    {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
+                    {"oldest_change_s", json_number(row.oldest_change_s, 1)}});
+  }
+  print_json(out, Json{{"jobs", jobs}});
+}
+
+namespace {
+
+// The status as the table shows it: a sliced job's with its slices done.
+std::string status_text(const JobStatus& s) {
+  if (s.slices <= 1) return s.status;
+  return s.status + " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
+}
+
+}  // namespace
+
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
+  // The STATUS column as wide as its longest entry ("interrupted 3/8").
+  // LIST and JOB at least as wide as their longest name, so that no two columns run together.
+  int status_width = 9, list_width = 14, job_width = 20;
+  for (const auto& row : rows) {
+    status_width = std::max(status_width, int(status_text(row.state).size()) + 1);
+    list_width = std::max(list_width, int(row.state.list.size()) + 2);
+    job_width = std::max(job_width, int(row.state.job.size()) + 2);
+  }
+  out << std::left << std::setw(list_width) << "LIST" << std::setw(job_width) << "JOB"
+      << std::setw(status_width) << "STATUS" << std::right << std::setw(12) << "ROWS"
+      << std::setw(9) << "BATCHES" << std::setw(8) << "DONE%" << std::setw(9) << "RATE"
+      << std::setw(9) << "ETA" << std::setw(9) << "BATCH"
+      << "  " << std::left << std::setw(20) << "LAST KEY"
+      << "RUNNER\n";
+  for (const auto& row : rows) {
+    const JobStatus& s = row.state;
+    out << std::left << std::setw(list_width) << s.list << std::setw(job_width) << s.job
+        << std::setw(status_width) << status_text(s) << std::right << std::setw(12) << s.rows_done
+        << std::setw(9) << s.batches_done << std::setw(8)
+        << (row.percent ? fixed(*row.percent, 1) : "?") << std::setw(9)
+        << (row.rows_per_s ? rate_text(*row.rows_per_s) : "-") << std::setw(9)
+        << (row.eta_s ? eta_text(*row.eta_s) : "-") << std::setw(9)
+        << (row.batch_size ? std::to_string(*row.batch_size) : "-") << "  " << std::left
+        << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+    if (s.set_aside > 0)
+      out << "    " << s.set_aside
+          << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job
+          << "\n";
+    if (row.trend == Trend::growing)
+      out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
+             " see pgxform profile and pgxform explain "
+          << s.job << "\n";
+    if (row.waiting && *row.waiting != "paused") out << "    " << *row.waiting << "\n";
+    if (row.waiting && *row.waiting == "paused")
+      out << "    paused (" << row.paused_by << "): no new batch until pgxform resume "
+          << (row.paused_by == "all" ? std::string("--all")
+                                     : row.paused_by.substr(row.paused_by.find(' ') + 1))
+          << "\n";
+    if (row.changes_pending) {
+      if (*row.changes_pending == 0)
+        out << "    capturing changes: none pending\n";
+      else
+        out << "    capturing changes: " << *row.changes_pending << " pending, the oldest "
+            << fixed(row.oldest_change_s.value_or(0), 0) << " s old: pgxform catch-up " << s.job
+            << "\n";
+    }
+    if (s.error)
+      out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
+          << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
+          << "]: " << *s.error << "\n";
+  }
+}
+
+std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
+  auto conn = connect(options.dsn);
+  const std::vector<JobStatus> states =
+      StateStore(*conn, StateSchema(file.state_schema)).read_status();
+  const StateSchema schema(file.state_schema);
+  std::vector<ControlRow> control;
+  if (has_feature(state_version(*conn, schema), StateFeature::control)) {
+    pqxx::read_transaction tx(*conn);
+    control = read_all_control(tx, schema);
+  }
+  std::map<std::string, PendingChanges> changes;
+  {
+    pqxx::read_transaction tx(*conn);
+    changes = pending_changes(tx, schema);
+  }
+  return compute_status(file, states, fetch_facts(*conn, file, states), control, changes);
+}
+
+int status_command(const StatusOptions& options, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  const std::vector<StatusRow> rows = read_status_rows(options, file);
+  if (options.format == StatusFormat::json)
+    print_status_json(out, rows);
+  else
+    print_status_table(out, rows);
+  return k_exit_ok;
+}
+
+}  // namespace pgxform

@@ -1,0 +1,125 @@
+// status_command: `pgxform status` — per job of the jobs file: status, rows, batches, last key,
+// percent done (estimated from the key's position between its smallest and largest value for
+// numeric and date/time keys, else from rows done against the planner's row estimate), who
+// holds it, and its last error. Reads only; writes nothing, not even the state schema.
+//
+// The status shown is the state row's (pending, running, done, failed), except that a job
+// whose row says running while no session holds any of its tasks is `interrupted`: its runner
+// died (kill -9, a lost host or connection) and the next run continues it after its last
+// committed batch. A sliced job is interrupted when a slice's row says running and no slice
+// is held (between two slices of a live run, no slice says running).
+//
+// --json prints {"jobs": [{"job": ..., "list": ..., "status": "pending" | "running" |
+// "interrupted" | "done" | "failed", "rows_done": ...,
+// "batches_done": ..., "last_key": ..., "percent": ..., "slices": ..., "slices_done": ...,
+// "runner": ..., "started_at": ..., "updated_at": ..., "finished_at": ..., "error": ...,
+// "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
+// "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
+// "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
+// "batch_size": ..., "changes_pending": N, "oldest_change_s": S}, ...]}. A growing trend
+// (trend.h) is also printed as a warning. changes_pending and oldest_change_s are null for a
+// job without changes: trigger; for one with it, the rows of its change log (change_capture.h)
+// and the age of the oldest (null when none is pending).
+//
+// The live figures (columns RATE, ETA, BATCH):
+//   rows_per_s  rows committed by the job's own batches (not the ranges of bisect and
+//               retry-failed, batch_log.h: BatchKind) in the last 60 s, over 60 s — or over
+//               the time since the first of them started, when that is shorter, so that a job
+//               at work for 10 s is not shown at a sixth of its rate; 0 for a running job that
+//               committed nothing in that minute; null unless the job is running.
+//   eta_s       the rows left over rows_per_s: the rows left as DONE% tells them (rows_done
+//               times (100 - percent) / percent), else the planner's estimate less rows_done;
+//               null when either is unknown or the rate is 0.
+//   batch_size  the size the job's last batch asked for (batch_log.batch_size); null before
+//               its first batch.
+// Waiting reasons: "paused" (control table), "throttled: ..." (its runner says so in
+// job_state.waiting), and, while a runner works on the file (some job of it is held), for a job
+// not started or interrupted: "waiting for list X" (its list is after X, which is not done) or
+// "waiting for job X" (X comes before it in its list and is not done). A job a runner holds is
+// running, not waiting: its RUNNER column says who; "held by host:pid" is what a run says of
+// a task another runner holds (progress.h).
+//
+// fetch (fetch_status: the state rows and what the leading tables say) -> compute
+// (compute_status, pure) -> render (print_status_table, print_status_json).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "analysis/trend.h"
+#include "capture/change_capture.h"
+#include "catalog/table_stats.h"
+#include "commands/command_options.h"
+#include "plan/jobs_file.h"
+#include "state/job_control.h"
+#include "state/state_store.h"
+
+namespace pgxform {
+
+enum class StatusFormat { table, json };
+
+struct StatusOptions : CommandOptions {
+  StatusFormat format = StatusFormat::table;
+  // --watch SECONDS: redraw every SECONDS until SIGINT/SIGTERM (status_watch.h).
+  std::optional<double> watch_seconds;
+};
+
+int status_command(const StatusOptions& options, std::ostream& out);
+
+// The span of time rows_per_s counts the rows of.
+inline constexpr double k_rate_window_s = 60;
+
+// What status reads about a batched job besides its state row: none of it when the job does
+// not resolve against the catalog.
+struct StatusFacts {
+  std::optional<KeySpan> span;  // span.at: the job's cursor
+  std::optional<double> estimated_rows;
+  std::vector<BatchSample> batches;        // only when there are enough for a trend
+  long long recent_rows = 0;               // rows of its own batches committed in the last minute
+  double recent_span_s = k_rate_window_s;  // since the first of them started, 1 to 60 s
+  std::optional<long long> batch_size;     // the size its last batch asked for
+};
+
+struct StatusRow {
+  JobStatus state;
+  std::optional<double> percent;
+  Trend trend = Trend::insufficient;
+  // "paused": no new batch until resumed; "throttled: max_xact_age_s 12 > 10": its runner waits
+  // for the database's health (health_throttle.h).
+  std::optional<std::string> waiting;
+  std::string paused_by;  // "job items", "list shop", "all"
+  std::optional<double> rows_per_s, eta_s;
+  std::optional<long long> batch_size;
+  // With changes: trigger: its change log's rows and the oldest's age; none otherwise.
+  std::optional<long long> changes_pending;
+  std::optional<double> oldest_change_s;
+};
+
+// The status to show for a job's state row (see above).
+std::string shown_status(const JobStatus& state);
+// Percent done of one job; none when it cannot be told.
+std::optional<double> percent_done(const JobStatus& state, bool step,
+                                   const std::optional<StatusFacts>& facts);
+// One row per job of the file, in file order; a job without a state row is pending.
+// `control`: the control table's rows (job_control.h): a paused job that is not done is
+// waiting for `pgxform resume`.
+std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
+                                      const std::map<std::string, StatusFacts>& facts,
+                                      const std::vector<ControlRow>& control = {},
+                                      const std::map<std::string, PendingChanges>& changes = {});
+
+// The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
+std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,
+                             const std::optional<double>& estimated_rows,
+                             const std::optional<double>& rows_per_s);
+
+// The rows of the file's jobs as status computes them, read from the database once.
+std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file);
+
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);
+
+}  // namespace pgxform

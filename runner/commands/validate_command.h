@@ -1,0 +1,43 @@
+// validate_command: `pgxform validate` — every check of run's preflight (jobs file, tables,
+// keys, functions and their signatures, slices and function versions against the state), and
+// warnings for what would make a run slow or wrong: the key has no btree index whose first
+// column is the key (each batch would scan the table), the leading table was never analyzed,
+// the key holds NULLs, the function is not VOLATILE. The session is read-only: it cannot write,
+// and never creates the state schema. Exit 0 (warnings allowed), or 2 with every problem listed.
+//
+// fetch (the catalog, table_stats, the state) -> compute (job_warnings, pure) -> render
+// (print_validation).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/table_stats.h"
+#include "commands/command_options.h"
+#include "plan/jobs_file.h"
+
+namespace pgxform {
+
+struct ValidateOptions : CommandOptions {};
+
+int validate_command(const ValidateOptions& options, std::ostream& out);
+
+// A missing function that a pending script would create is not a mistake in the jobs file:
+// the scripts have not been applied yet. Adds to each such problem which script creates the
+// function and what to run. validate and plan both say it.
+void hint_pending_scripts(pqxx::connection& conn, const JobsFile& file,
+                          std::vector<std::string>& problems);
+
+// The warnings about a resolved job that only make a run slow or surprising.
+std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& job,
+                                      const TableHealth& health);
+
+struct Validation {
+  std::vector<std::string> problems;
+  std::vector<std::string> warnings;
+};
+void print_validation(std::ostream& out, const JobsFile& file, const Validation& validation);
+
+}  // namespace pgxform

@@ -1,0 +1,177 @@
+#include "engine/batch_sql.h"
+
+#include "state/batch_log.h"
+
+namespace pgxform {
+
+namespace {
+
+// lo and hi of the next batch on the key's index, and `full`: whether $2 keys were found.
+// ORDER BY ... LIMIT 1 rather than min/max, which not every key type has (uuid has not).
+//   A key a unique index keeps unique: a full batch holds exactly $2 rows, so its last key is
+//   found with OFFSET $2 - 1 (one walk of the index) and its rows need no count; the last batch
+//   of a range, not full, ends at the range's last key (one probe from the other end), and only
+//   its rows are counted. (OFFSET 0 keeps the planner from copying the walk into each of the
+//   two places that use its result.)
+//   Any other key: hi is the last of the first $2 keys, and the rows are counted, as every row
+//   of the last key counts, even those past the LIMIT.
+std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
+  const std::string key = "t." + job.key_sql;
+  std::string where =
+      shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
+  if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$5");
+  const std::string from = " FROM " + job.table_sql + " t WHERE " + where + " ORDER BY " + key;
+  const std::string lo = "(SELECT " + key + from + " LIMIT 1)";
+  if (job.key_unique)
+    return "SELECT " + lo + " AS lo, coalesce(h.full_hi, (SELECT " + key + from +
+           " DESC LIMIT 1)) AS hi, h.full_hi IS NOT NULL AS full FROM (SELECT (SELECT " + key +
+           from + " OFFSET $2::bigint - 1 LIMIT 1) AS full_hi OFFSET 0) h";
+  return "SELECT " + lo + " AS lo, (SELECT k FROM (SELECT " + key + " AS k" + from +
+         " LIMIT $2::bigint) s ORDER BY k DESC LIMIT 1) AS hi, false AS full";
+}
+
+// The explicit range [$2, $5] in the shape of bounds_select.
+std::string explicit_bounds(const ResolvedJob& job) {
+  return "SELECT " + as_key(job, "$2") + " AS lo, " + as_key(job, "$5") + " AS hi, false AS full";
+}
+
+// The leading table's rows in [lo, hi] (SQL expressions of the key's type). Every row of the
+// last key counts, even those past the LIMIT that found hi.
+std::string rows_in(const ResolvedJob& job, const std::string& lo, const std::string& hi) {
+  return "(SELECT pg_catalog.count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
+         " >= " + lo + " AND t." + job.key_sql + " <= " + hi + ")";
+}
+
+// The rows of a batch found by bounds_select: $2 when it is full (a unique key), else counted.
+std::string batch_rows(const ResolvedJob& job, const std::string& full, const std::string& lo,
+                       const std::string& hi) {
+  return "CASE WHEN " + full + " THEN $2::bigint ELSE " + rows_in(job, lo, hi) + " END";
+}
+
+// The function over [lo, hi], its result as text (a row count, or '' for a void function).
+std::string call(const ResolvedJob& job, const std::string& lo, const std::string& hi) {
+  return job.function_sql + "(" + lo + ", " + hi + ")::text";
+}
+
+// Where the batch statement's figures go: nowhere but the setting (a statement of its own), or
+// a variable (the statement inside the batch function).
+const char* const k_figures_variable = "pgxform_figures";
+
+// From the bounds in CTE b: CTE r processes them (rows, the function's result), then the state
+// is written as `move` says, and the batch's figures go to the transaction-local setting
+// k_batch_setting (see batch_log.h).
+// `size`: the keys the batch asked for (SQL; NULL for an explicit range). `callee` calls the
+// function (call() above unless given); `into` selects the figures into the variable.
+std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
+                           CursorMove move, const std::string& rows, const std::string& size,
+                           const std::string& callee = "", bool into = false) {
+  const CursorSql cursor = cursor_move_sql(schema, slicing, move);
+  // The duration is taken last, once the function and the cursor's move are done.
+  return ", r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows + " AS rows, " +
+         (callee.empty() ? call(job, "b.lo", "b.hi") : callee + "(b.lo, b.hi)") +
+         " AS result FROM b WHERE b.lo IS NOT NULL)" + cursor.ctes +
+         " SELECT pg_catalog.set_config('" + k_batch_setting +
+         "', pg_catalog.json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
+         " 'written', NULLIF(r.result, '')::bigint, 'size', " +
+         size +
+         ", 'slice', $4::int, 'open', $5::text IS NULL,"
+         " 'moved', (SELECT pg_catalog.count(*) FROM c), 'batch_no', " +
+         cursor.batch_no +
+         ", 'started', pg_catalog.statement_timestamp(),"
+         " 'ms', 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - "
+         "pg_catalog.statement_timestamp()))::text,"
+         " true)" +
+         (into ? std::string(" INTO ") + k_figures_variable : std::string()) + " FROM r";
+}
+
+// Under EXPLAIN ANALYZE, for the buffer counters of the whole batch, function included. TIMING
+// OFF: no clock reads per row of the plan's nodes.
+std::string explained(const std::string& sql) {
+  return "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql;
+}
+
+}  // namespace
+
+std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
+  return explained("WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
+                   process_from_b(job, schema, shape.slicing, CursorMove::advance,
+                                  batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint"));
+}
+
+BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
+  const std::string body_sql =
+      "WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
+      process_from_b(job, schema, shape.slicing, CursorMove::advance,
+                     batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint", "@call@", true);
+  const std::string tag = "$pgxform_batch$";
+  BatchFunction f;
+  // Named after what it does, so that a session never holds two bodies under one name.
+  const std::string name =
+      "pgxform_batch_" + std::to_string(std::hash<std::string>{}(job.function_sql + body_sql));
+  const std::string call_name = "pg_temp." + name + "_call";
+  std::string body = body_sql;
+  body.replace(body.find("@call@"), 6, call_name);
+  // An identifier that holds the tag would end the body early: no function then.
+  if (body.find(tag) != std::string::npos || job.function_sql.find(tag) != std::string::npos)
+    return f;
+  f.name = "pg_temp." + name;
+  // The job's function under the session's own plan_cache_mode (FROM CURRENT: the value when
+  // the function is created), not under the batch function's.
+  f.ddl = "CREATE FUNCTION " + call_name + "(lo " + job.key_type + ", hi " + job.key_type +
+          ") RETURNS text LANGUAGE plpgsql SET plan_cache_mode FROM CURRENT AS " + tag +
+          " BEGIN RETURN " + call(job, "lo", "hi") + "; END " + tag + ";\nCREATE FUNCTION " +
+          f.name +
+          "(text, bigint, text, integer, text) RETURNS void LANGUAGE plpgsql"
+          " SET plan_cache_mode = force_generic_plan AS " +
+          tag + " DECLARE " + k_figures_variable + " text; BEGIN " + body + "; END " + tag;
+  f.call = explained("SELECT " + f.name + "($1::text, $2::bigint, $3::text, $4::int, $5::text)");
+  return f;
+}
+
+std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
+                      CursorMove move) {
+  return explained(
+      "WITH b AS MATERIALIZED (" + explicit_bounds(job) + ")" +
+      process_from_b(job, schema, slicing, move, rows_in(job, "b.lo", "b.hi"), "NULL::bigint"));
+}
+
+std::string bounds_query(const ResolvedJob& job, BatchShape shape) {
+  // $1, $3, $4 and $5 are named even when unused, so that every parameter has a type.
+  return "SELECT b.lo::text, b.hi::text, $1::text, $3::text, $4::int, $5::text, b.full FROM (" +
+         bounds_select(job, shape) + ") b";
+}
+
+std::string next_range_query(const ResolvedJob& job, BatchShape shape) {
+  const std::string lo = as_key(job, "q.lo"), hi = as_key(job, "q.hi");
+  return "WITH q AS MATERIALIZED (" + bounds_query(job, shape) + ") SELECT q.lo, q.hi, " +
+         batch_rows(job, "q.full", lo, hi) + " AS rows FROM q WHERE q.lo IS NOT NULL";
+}
+
+std::string split_query(const ResolvedJob& job) {
+  const std::string key = "t." + job.key_sql;
+  const std::string in_range = " FROM " + job.table_sql + " t WHERE " + key +
+                               " >= " + as_key(job, "$1") + " AND " + key +
+                               " <= " + as_key(job, "$2");
+  return "WITH n AS (SELECT pg_catalog.count(*) AS rows" + in_range +
+         "), m AS (SELECT (SELECT k FROM (SELECT " + key + " AS k" + in_range + " ORDER BY " + key +
+         " LIMIT greatest(1, (SELECT rows FROM n) / 2)) s ORDER BY k DESC LIMIT 1) AS mid)"
+         " SELECT m.mid::text, (SELECT " +
+         key + in_range + " AND " + key + " > m.mid ORDER BY " + key + " LIMIT 1)::text FROM m";
+}
+
+std::string trial_batch_sql(const ResolvedJob& job, BatchShape shape) {
+  const std::string lo = as_key(job, "q.lo"), hi = as_key(job, "q.hi");
+  return "WITH q AS MATERIALIZED (" + bounds_query(job, shape) + ") SELECT q.lo, q.hi, " +
+         batch_rows(job, "q.full", lo, hi) + " AS rows, " + call(job, lo, hi) +
+         " AS result FROM q WHERE q.lo IS NOT NULL";
+}
+
+std::string range_rows_query(const ResolvedJob& job) {
+  return "SELECT " + rows_in(job, as_key(job, "$1"), as_key(job, "$2"));
+}
+
+std::string call_query(const ResolvedJob& job) {
+  return "SELECT " + call(job, as_key(job, "$1"), as_key(job, "$2"));
+}
+
+}  // namespace pgxform

@@ -1,0 +1,91 @@
+// batch_sql: the one builder of the SQL that processes a key range of a job — that calls the
+// job's function over [lo, hi] and counts the leading table's rows in that range. Every path
+// that finds or processes a range builds its statement here: a run's batches and bisected
+// ranges, retry-failed, verify (its batches) and verify --repair, rehearse and explain. So a
+// range is found, counted and logged the same way whoever processes it. Identifiers come
+// quoted from the catalog; every value is a bound parameter.
+//
+// The statements that find or process a range take the same five parameters, so that one call
+// site runs them all:
+//   $1  the cursor's last key as it was read (text; NULL before the first batch, and for a
+//       range redone below the cursor) — the cursor moves only from there, so a batch can
+//       never be applied twice;
+//   $2  the batch size (batch statements) or the range's first key (range statements, text);
+//   $3  the job's name;
+//   $4  the slice (0 for a job without slices);
+//   $5  the slice's hi_key (batch statements of a bounded slice) or the range's last key.
+//
+// A range that is counted in the state is TWO statements in one transaction:
+//   the batch statement finds the batch on the key's index (lo: the first key after the cursor;
+//   hi: the last of the next batch_size keys, one walk of the index from the cursor, never an
+//   OFFSET from the table's start) or takes [$2, $5], calls
+//   function(lo, hi), moves the cursor (state_store.h: cursor_move_sql) and counts rows and
+//   batches. It runs under EXPLAIN (ANALYZE, BUFFERS, TIMING OFF), whose top plan node counts
+//   every buffer the batch touched, the function's own statements included: the plan (one row
+//   of JSON) is its result. Its figures go to the transaction-local setting k_batch_setting,
+//   as EXPLAIN returns no rows of its own;
+//   the log statement (batch_log.h: log_sql) appends the batch_log row with the plan's
+//   counters and returns lo, hi, rows and moved.
+#pragma once
+
+#include <string>
+
+#include "catalog/catalog.h"
+#include "state/state_schema.h"
+#include "state/state_store.h"
+
+namespace pgxform {
+
+enum class CursorStart { none, after_last_key };
+enum class UpperBound { open, hi_key };
+
+// Where the next batch is looked for: after the cursor or from the first key, and up to the
+// slice's hi_key or to the end of the table.
+struct BatchShape {
+  Slicing slicing = Slicing::whole_job;
+  CursorStart start = CursorStart::none;
+  UpperBound upper = UpperBound::open;
+};
+
+// The next batch, processed and counted (see above); the cursor advances.
+std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
+
+// The same batch statement as a temporary PL/pgSQL function of the session, so that it is
+// planned once per session rather than once per batch: a statement under EXPLAIN is planned
+// anew each time, and planning the batch statement costs more than running it on a cheap
+// transform. Its plan is generic (plan_cache_mode = force_generic_plan: custom plans would be
+// chosen, for the unknown OFFSET and LIMIT, and built every time); the job's function is called
+// through a second temporary function that restores the session's plan_cache_mode, so that the
+// DBA's statements are planned as they would be without pgxform. The call runs under EXPLAIN
+// as batch_sql does, and its top node counts every buffer of the function it calls.
+struct BatchFunction {
+  std::string name;  // pg_temp.pgxform_batch_<hash>; empty when the job cannot have one
+  std::string ddl;   // the two CREATE FUNCTION statements
+  std::string call;  // the batch statement: EXPLAIN ... SELECT name($1, ..., $5)
+};
+BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
+// The explicit range [$2, $5], processed and counted: `advance` moves the cursor past it (a
+// bisected range), `stay` leaves the cursor (a range redone below it: retry-failed; $1 NULL).
+std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
+                      CursorMove move);
+
+// Read-only: the next batch's lo and hi as text (parameters as batch_sql).
+std::string bounds_query(const ResolvedJob& job, BatchShape shape);
+// Read-only: the next batch's lo and hi as text and its rows, counted as batch_sql counts them
+// (a full batch of a unique key is $2 rows, uncounted); no row when no key is left. Parameters
+// as batch_sql. For verify, whose batches are sized by time as a run's are.
+std::string next_range_query(const ResolvedJob& job, BatchShape shape);
+// Read-only: splits [$1, $2] in two halves by rows; returns the last key of the first half and
+// the first key of the second (NULL when the range holds a single key value).
+std::string split_query(const ResolvedJob& job);
+
+// The next batch processed without touching the state, for a trial in a transaction that is
+// rolled back (rehearse): returns lo, hi, rows and the function's result; no row when no key
+// is left. Parameters as batch_sql.
+std::string trial_batch_sql(const ResolvedJob& job, BatchShape shape);
+// The rows of [$1, $2] in the leading table, as one count.
+std::string range_rows_query(const ResolvedJob& job);
+// The function called over [$1, $2] alone: no count, no state (explain, verify --repair).
+std::string call_query(const ResolvedJob& job);
+
+}  // namespace pgxform

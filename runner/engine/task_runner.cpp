@@ -1,0 +1,142 @@
+#include "engine/task_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <optional>
+#include <thread>
+
+#include "base/stop_signal.h"
+#include "database/retry.h"
+#include "engine/batch_runner.h"
+#include "state/state_store.h"
+
+namespace pgxform {
+
+namespace {
+
+std::string with_sqlstate(const Failure& failure) {
+  return (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") + ": " +
+         failure.message;
+}
+
+// A one-shot `sql:` step: run once and only once (state_store.h: run_step_once).
+TaskOutcome run_step(StateStore& store, const Job& job) {
+  const TaskId task{job.name, 0};
+  try {
+    // A step may run for minutes with nothing else to show: say when it starts and how long
+    // it took.
+    spdlog::info("{}: running step", job.name);
+    const auto started = std::chrono::steady_clock::now();
+    if (store.run_step_once(job.name, job.sql))
+      spdlog::info(
+          "{}: step done in {:.1f} s", job.name,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    else
+      spdlog::info("{}: step already done, not run again", job.name);
+    return {TaskOutcome::Kind::finished, ""};
+  } catch (const std::exception& e) {
+    const Failure failure = classify(e);
+    if (failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt)
+      throw;  // the caller reconnects; the step's row says whether it ran
+    if (failure.kind == FailureKind::cancelled && stop_level() >= 2) {
+      store.mark_stopped(task, Slicing::whole_job);
+      return {TaskOutcome::Kind::stopped, ""};
+    }
+    store.mark_failed(task, Slicing::whole_job, failure, std::nullopt, std::nullopt);
+    return {TaskOutcome::Kind::failed, job.name + ": step failed" + with_sqlstate(failure)};
+  }
+}
+
+// Claims the task; when another runner holds it, the deferred outcome that says who.
+std::optional<TaskOutcome> claim_or_holder(StateStore& store, const TaskId& task,
+                                           const std::string& list) {
+  // A holder gone by the time it is asked for freed the task a moment ago: claim it again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (store.try_claim(task, list)) return std::nullopt;
+    if (const auto holder = store.task_holder(task))
+      return TaskOutcome{TaskOutcome::Kind::deferred,
+                         task.text() + " is held by another runner (" + *holder + ")", *holder};
+  }
+  return TaskOutcome{TaskOutcome::Kind::deferred, task.text() + " is held by another runner", ""};
+}
+
+// The task on a claim this session holds; `committed` counts its batches.
+TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& run, const Job& job,
+                        const TaskId& task, long long& committed) {
+  apply_session_settings(session.conn(), job.settings);
+  if (job.is_step()) return run_step(store, job);
+  return BatchRunner(session, store, run.jobs.at(job.name), job.settings, job.list, task,
+                     run.progress, run.health, run.metrics)
+      .run(committed);
+}
+
+// A failure outside any batch (claiming, finishing): written to the job's row when the
+// database still lets us, so that status shows it too.
+void record_failure(StateStore& store, const RunContext& run, const Job& job, const TaskId& task,
+                    const Failure& failure) {
+  try {
+    store.mark_failed(task, job.is_step() ? Slicing::whole_job : slicing_of(run.jobs.at(job.name)),
+                      failure, std::nullopt, std::nullopt);
+  } catch (const std::exception& e) {
+    spdlog::debug("{}: could not record the failure: {}", task.text(), redact(e.what()));
+  }
+}
+
+void release(StateStore& store, const TaskId& task) {
+  try {
+    store.release(task);
+  } catch (const std::exception&) {
+    // The session is gone, and the lock with it.
+  }
+}
+
+}  // namespace
+
+void apply_session_settings(pqxx::connection& conn, const JobSettings& settings) {
+  pqxx::nontransaction tx(conn);
+  tx.exec_params(
+      "SELECT pg_catalog.set_config('statement_timeout', $1, false), "
+      "pg_catalog.set_config('lock_timeout', $2, false),"
+      " pg_catalog.set_config('idle_in_transaction_session_timeout', $3, false),"
+      " pg_catalog.set_config('synchronous_commit', $4, false)",
+      settings.statement_timeout, settings.lock_timeout,
+      settings.idle_in_transaction_session_timeout,
+      settings.synchronous_commit == SynchronousCommit::on ? "on" : "off");
+}
+
+TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task) {
+  const Job& job = *run.file.find_job(task.job);
+  StateStore store(session, run.schema);
+  for (int attempt = 1;; ++attempt) {
+    long long committed = 0;
+    try {
+      if (const auto held = claim_or_holder(store, task, job.list)) return *held;
+      const TaskOutcome outcome = run_claimed(session, store, run, job, task, committed);
+      release(store, task);
+      return outcome;
+    } catch (const std::exception& e) {
+      release(store, task);
+      if (committed > 0) attempt = 1;  // it broke after progress: not a connection that stays down
+      const Failure failure = classify(e);
+      const bool reconnect =
+          failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt;
+      if (!reconnect || attempt > k_reconnect_attempts) {
+        record_failure(store, run, job, task, failure);
+        return {TaskOutcome::Kind::failed, task.text() + with_sqlstate(failure)};
+      }
+      spdlog::warn("{}: {} (attempt {} of {}): reconnecting and retrying", task.text(),
+                   failure.message, attempt, k_reconnect_attempts);
+      std::this_thread::sleep_for(reconnect_delay(attempt - 1));
+      if (stop_level() >= 1) return {TaskOutcome::Kind::stopped, ""};
+      try {
+        session.reconnect();
+      } catch (const std::exception& again) {
+        // Still down: the next attempt's claim fails the same way and comes back here.
+        spdlog::debug("{}: reconnecting failed: {}", task.text(), redact(again.what()));
+      }
+    }
+  }
+}
+
+}  // namespace pgxform

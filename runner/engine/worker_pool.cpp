@@ -1,0 +1,327 @@
+#include "engine/worker_pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <system_error>
+
+#include "base/errors.h"
+#include "base/stop_signal.h"
+
+namespace pgxform {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A task held by another runner is offered again after this long.
+constexpr auto k_deferred_retry = std::chrono::milliseconds(500);
+
+// Cancels every worker's statement in flight; they roll back and the workers see level 2.
+void cancel_in_flight(const std::string& dsn,
+                      const std::vector<std::unique_ptr<Session>>& sessions) {
+  try {
+    auto conn = connect(dsn);
+    pqxx::nontransaction tx(*conn);
+    for (const auto& s : sessions)
+      if (int pid = s->backend_pid())
+        tx.exec_params("SELECT pg_catalog.pg_cancel_backend($1)", pid);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not cancel the statements in flight: {}", redact(e.what()));
+  }
+}
+
+// Said at the first signal, from the calling thread (a signal handler may not log): the tasks
+// in flight each finish their batch, or their step, and stop.
+void announce_stop(int in_flight) {
+  if (in_flight == 0)
+    spdlog::warn("stopping: nothing in flight");
+  else
+    spdlog::warn("stopping: {} {} in flight will finish; Ctrl-C again to cancel {}", in_flight,
+                 in_flight == 1 ? "batch/step" : "batches/steps", in_flight == 1 ? "it" : "them");
+}
+
+}  // namespace
+
+// One run's shared state: the scheduler under one mutex, and the outcomes so far.
+class WorkerPool::Work {
+ public:
+  Work(Scheduler& scheduler, const TaskFunction& run_task)
+      : m_scheduler(scheduler), m_run_task(run_task) {}
+
+  void work(Session& session) {
+    bool leaving = false;
+    while (const std::optional<TaskId> task = take_task(session, leaving)) {
+      TaskOutcome outcome;
+      try {
+        outcome = m_run_task(session, *task);
+      } catch (const std::exception& e) {
+        outcome = {TaskOutcome::Kind::failed, task->text() + ": " + redact(e.what())};
+      }
+      report(session, *task, outcome);
+    }
+    // A worker the pool no longer wants gives its connection back to the server now.
+    if (leaving) session.close();
+  }
+
+  // Waits until every worker is done, or `limit` has passed; true while some still work.
+  bool wait_running(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    return !m_cv.wait_for(lock, limit, [this] { return m_live.empty(); });
+  }
+  // A worker about to start (counted before its thread exists, so that the run cannot end
+  // in between), and one whose thread could not start after all.
+  void join(Session& session) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_live.push_back(&session);
+  }
+  void quit(Session& session) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_live.erase(std::find(m_live.begin(), m_live.end(), &session));
+    m_cv.notify_all();
+  }
+  // The workers that stay: in the pool and not asked to leave.
+  int staying() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return count_staying();
+  }
+  // Asks workers to leave, idle ones first, or takes such requests back, until `wanted` stay;
+  // returns how many workers must be added for that.
+  int resize_to(int wanted) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    int staying = count_staying();
+    for (const bool busy_too : {false, true})
+      for (auto it = m_live.rbegin(); it != m_live.rend() && staying > wanted; ++it)
+        if (!(*it)->leave_requested() && (busy_too || !m_busy.count(*it))) {
+          (*it)->request_leave(true);
+          --staying;
+        }
+    for (Session* s : m_live)
+      if (staying < wanted && s->leave_requested()) {
+        s->request_leave(false);
+        ++staying;
+      }
+    m_cv.notify_all();  // an idle worker asked to leave leaves at once
+    return std::max(0, wanted - staying);
+  }
+  // The tasks taken and not yet reported: each runs a batch or a step right now.
+  int in_flight() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return int(m_busy.size());
+  }
+
+  PoolResult result() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_result;
+  }
+
+ private:
+  int count_staying() const {
+    return int(std::count_if(m_live.begin(), m_live.end(),
+                             [](const Session* s) { return !s->leave_requested(); }));
+  }
+
+  // The next task for a worker, or nullopt when it is to leave: the run stopped or
+  // finished, or the pool asked it to (`leaving`, see resize_to). A leaving worker is
+  // counted out here, under the lock.
+  std::optional<TaskId> take_task(Session& session, bool& leaving) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    const auto leave = [&] {
+      m_live.erase(std::find(m_live.begin(), m_live.end(), &session));
+      m_cv.notify_all();
+      return std::nullopt;
+    };
+    while (true) {
+      if (stop_level() >= 1) {
+        m_result.stopped = m_result.stopped || !m_scheduler.is_finished();
+        return leave();
+      }
+      if (session.leave_requested()) {
+        leaving = true;
+        return leave();
+      }
+      if (auto task = m_scheduler.next_task()) {
+        m_busy.insert(&session);
+        return task;
+      }
+      if (m_scheduler.is_finished()) return leave();
+      m_cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (m_scheduler.has_deferred() && Clock::now() - m_last_retry > k_deferred_retry) {
+        m_last_retry = Clock::now();
+        m_scheduler.retry_deferred();
+      }
+    }
+  }
+
+  void report(Session& session, const TaskId& task, const TaskOutcome& outcome) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_busy.erase(&session);
+    if (outcome.kind != TaskOutcome::Kind::deferred) m_said_held.erase(task.text());
+    switch (outcome.kind) {
+      case TaskOutcome::Kind::finished:
+        m_scheduler.task_finished(task);
+        break;
+      case TaskOutcome::Kind::failed:
+        m_scheduler.task_failed(task);
+        m_result.failures.push_back(outcome.message);
+        spdlog::error("{}", outcome.message);
+        break;
+      case TaskOutcome::Kind::deferred:
+        say_held(task, outcome.message);
+        m_scheduler.task_deferred(task);
+        break;
+      case TaskOutcome::Kind::stopped:
+        m_scheduler.task_released(task);
+        m_result.stopped = true;
+        break;
+      case TaskOutcome::Kind::released:
+        m_scheduler.task_released(task);
+        break;
+    }
+    m_cv.notify_all();
+  }
+
+  // A held task is asked for twice a second: the operator hears of it once, and again only
+  // when what the message says changed (another holder, or it was free a moment); every
+  // retry is a debug line.
+  void say_held(const TaskId& task, const std::string& message) {
+    auto [said, first] = m_said_held.try_emplace(task.text(), message);
+    if (first || said->second != message) {
+      said->second = message;
+      spdlog::info("{}; trying again shortly", message);
+    } else {
+      spdlog::debug("{}; trying again", message);
+    }
+  }
+
+  Scheduler& m_scheduler;
+  const TaskFunction& m_run_task;
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  Clock::time_point m_last_retry = Clock::now();
+  PoolResult m_result;
+  std::vector<Session*> m_live;  // the workers in the pool: those that have not left
+  std::set<Session*> m_busy;     // ... and those of them running a task
+  std::map<std::string, std::string> m_said_held;  // task -> its last "held" message said
+};
+
+WorkerPool::WorkerPool(int threads, std::string dsn) : m_dsn(std::move(dsn)) {
+  for (int i = 0; i < threads; ++i) m_sessions.push_back(std::make_unique<Session>(m_dsn));
+  try {
+    for (auto& session : m_sessions)
+      m_threads.emplace_back([this, s = session.get()] { worker(*s); });
+  } catch (const std::system_error& e) {
+    const std::size_t started = m_threads.size();
+    release_workers();
+    throw InputError({"--threads " + std::to_string(threads) + ": the system refused thread " +
+                      std::to_string(started + 1) + " (" + e.what() + "); run with fewer threads"},
+                     "nothing was written");
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  release_workers();
+}
+
+void WorkerPool::release_workers() {
+  {
+    std::lock_guard<std::mutex> lock(m_gate_mutex);
+    m_closing = true;
+  }
+  m_gate.notify_all();
+  for (auto& t : m_threads)
+    if (t.joinable()) t.join();
+}
+
+void WorkerPool::worker(Session& session) {
+  Work* work = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(m_gate_mutex);
+    m_gate.wait(lock, [this] { return m_work != nullptr || m_closing; });
+    work = m_work;
+  }
+  if (work) work->work(session);
+}
+
+bool WorkerPool::add_worker(Work& work) {
+  auto session = std::make_unique<Session>(m_dsn);
+  try {
+    session->conn();  // here, so that a refused connection is said once and costs no task
+  } catch (const std::exception& e) {
+    spdlog::warn("threads: could not add a worker: {}", redact(e.what()));
+    return false;
+  }
+  Session* s = session.get();
+  m_sessions.push_back(std::move(session));
+  work.join(*s);
+  try {
+    m_threads.emplace_back([this, s] { worker(*s); });
+  } catch (const std::system_error& e) {
+    work.quit(*s);
+    spdlog::warn("threads: the system refused another thread ({})", e.what());
+    return false;
+  }
+  return true;
+}
+
+void WorkerPool::resize(Work& work, int wanted) {
+  const int before = work.staying();
+  if (wanted == before) return;
+  if (wanted < before)
+    spdlog::info("threads: {} -> {} (set --threads); the workers that leave finish their batch",
+                 before, wanted);
+  else
+    spdlog::info("threads: {} -> {} (set --threads)", before, wanted);
+  for (int missing = work.resize_to(wanted); missing > 0; --missing)
+    if (!add_worker(work)) {
+      spdlog::warn("threads: going on with {}", work.staying());
+      return;
+    }
+}
+
+void WorkerPool::lend(std::unique_ptr<pqxx::connection> conn) {
+  std::lock_guard<std::mutex> lock(m_gate_mutex);  // the workers wait on it until run()
+  m_sessions.front()->adopt(std::move(conn));
+}
+
+PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
+  Work work(scheduler, run_task);
+  for (auto& session : m_sessions) work.join(*session);
+  {
+    std::lock_guard<std::mutex> lock(m_gate_mutex);
+    m_work = &work;
+  }
+  m_gate.notify_all();
+  bool announced = false;
+  bool cancelled = false;
+  auto next_ask = Clock::now();
+  std::optional<int> last_wanted;  // a request is acted on once, even when it could not be met
+  // Woken when the last worker is done (not at the next tick), and every 50 ms for a signal.
+  while (work.wait_running(std::chrono::milliseconds(50))) {
+    if (m_wanted && stop_level() == 0 && Clock::now() >= next_ask) {
+      next_ask = Clock::now() + std::chrono::seconds(1);
+      const std::optional<int> wanted = m_wanted();
+      if (wanted && wanted != last_wanted) {
+        last_wanted = wanted;
+        resize(work, *wanted);
+      }
+    }
+    if (stop_level() >= 1 && !announced) {
+      announce_stop(work.in_flight());
+      announced = true;
+    }
+    if (stop_level() >= 2 && !cancelled) {
+      spdlog::warn("second signal: cancelling the statements in flight");
+      cancel_in_flight(m_dsn, m_sessions);
+      cancelled = true;
+    }
+  }
+  release_workers();
+  return work.result();
+}
+
+}  // namespace pgxform

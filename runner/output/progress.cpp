@@ -1,0 +1,186 @@
+#include "output/progress.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace pgxform {
+
+void Progress::set_total_rows(const std::string& job, long long rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_jobs[job].total_rows = rows;
+}
+
+void Progress::batch_done(const std::string& task, const std::string& job, long long rows,
+                          long long asked, double duration_ms, const std::string& last_key) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto now = std::chrono::steady_clock::now();
+  JobTrend& trend = m_jobs[job];
+  BatchSample sample;
+  sample.rows = rows;
+  sample.asked = asked;
+  sample.duration_ms = duration_ms;
+  sample.started_s = std::chrono::duration<double>(now - m_start).count() - duration_ms / 1000;
+  trend.batches.push_back(sample);
+  // Each check reads every batch so far: at sizes growing by a quarter (12, 16, 20, 25, ...), so
+  // that a job of a million batches is checked some fifty times, not a quarter of a million.
+  if (!trend.warned && trend.batches.size() >= trend.next_check) {
+    trend.next_check = std::max(trend.batches.size() + 4, trend.batches.size() * 5 / 4);
+    check_trend(job, trend);
+  }
+
+  Entry& e = entry(task);
+  e.rows += rows;
+  e.batches += 1;
+  trend.rows_now += rows;
+  count_rows(task, rows);
+  if (const auto live = m_live.find(task); live != m_live.end()) live->second.last_key = last_key;
+}
+
+void Progress::count_rows(const std::string& task, long long rows) {
+  const auto live = m_live.find(task);
+  if (live == m_live.end()) return;
+  const auto now = std::chrono::steady_clock::now();
+  auto& recent = live->second.recent;
+  recent.emplace_back(now, rows);
+  // Older than the window: out. A vector, trimmed from the front now and then: a task commits
+  // a few batches a second at most.
+  const auto first = std::find_if(recent.begin(), recent.end(),
+                                  [&](const auto& r) { return now - r.first <= k_live_window; });
+  if (first - recent.begin() > 64) recent.erase(recent.begin(), first);
+}
+
+void Progress::set_job_rows(const std::string& job, long long rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_jobs[job].rows_before = rows;
+}
+
+void Progress::task_started(const std::string& task, const std::string& job) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  LiveTask& live = m_live[task];
+  live = LiveTask{};
+  live.job = job;
+  live.started = std::chrono::steady_clock::now();
+}
+
+void Progress::task_ended(const std::string& task) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_live.erase(task);
+}
+
+void Progress::task_held(const std::string& task, const std::string& job,
+                         const std::string& holder) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  LiveTask& live = m_live[task];
+  live.job = job;
+  live.started = std::chrono::steady_clock::now();
+  live.waiting = holder.empty() ? "held by another runner" : "held by " + holder;
+}
+
+void Progress::set_waiting(const std::string& task, const std::optional<std::string>& why) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (const auto live = m_live.find(task); live != m_live.end()) live->second.waiting = why;
+}
+
+std::vector<TaskView> Progress::running() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<TaskView> views;
+  std::map<std::string, double> job_rates;
+  for (const auto& [task, live] : m_live) {
+    TaskView v;
+    v.task = task;
+    v.job = live.job;
+    v.last_key = live.last_key;
+    if (const auto e = m_tasks.find(task); e != m_tasks.end()) {
+      v.rows = e->second.rows;
+      v.batches = e->second.batches;
+    }
+    long long recent = 0;
+    for (const auto& [at, rows] : live.recent)
+      if (now - at <= k_live_window) recent += rows;
+    const double span = std::min(std::chrono::duration<double>(now - live.started).count(),
+                                 double(k_live_window.count()));
+    v.rows_per_s = span > 0.5 ? double(recent) / span : 0.0;
+    v.waiting = live.waiting;
+    job_rates[live.job] += v.rows_per_s;
+    views.push_back(v);
+  }
+  for (auto& v : views) {
+    const auto j = m_jobs.find(v.job);
+    if (j == m_jobs.end()) continue;
+    const JobTrend& job = j->second;
+    v.job_rows = job.rows_before + job.rows_now;
+    if (job.total_rows <= 0) continue;
+    v.percent = std::min(99.9, 100.0 * double(v.job_rows) / double(job.total_rows));
+    const double rate = job_rates[v.job];
+    if (rate > 0) v.eta_s = double(std::max(0LL, job.total_rows - v.job_rows)) / rate;
+  }
+  return views;
+}
+
+Progress::Entry& Progress::entry(const std::string& task) {
+  auto [it, added] = m_tasks.try_emplace(task);
+  if (added) it->second.started = std::chrono::steady_clock::now();
+  return it->second;
+}
+
+void Progress::range_done(const std::string& task, long long rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  Entry& e = entry(task);
+  e.rows += rows;
+  e.batches += 1;
+  if (const auto live = m_live.find(task); live != m_live.end()) {
+    m_jobs[live->second.job].rows_now += rows;
+    count_rows(task, rows);
+  }
+}
+
+void Progress::range_set_aside(const std::string& task) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  entry(task).set_aside += 1;
+}
+
+void Progress::check_trend(const std::string& job, JobTrend& trend) {
+  const JobFigures figures = analyze_batches(trend.batches);
+  if (figures.trend != Trend::growing) return;
+  trend.warned = true;
+  const long long remaining = std::max(0LL, trend.total_rows - figures.rows);
+  const auto eta = eta_seconds(figures, remaining);
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
+  spdlog::warn(
+      "{}: each batch costs more per row than the one before (x{:.1f} from the first to the last "
+      "quarter of {} batches): the O(N²) signature. Projected total duration of the job: {}. "
+      "See `pgxform explain {}` for the plan and the index that fixes it",
+      job, figures.growth.value_or(0), figures.batches,
+      eta ? human_duration(elapsed + *eta) : std::string("unknown"), job);
+}
+
+void Progress::job_finished(const std::string& task, std::optional<long long> job_rows) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const std::string in_all = job_rows ? fmt::format("; {} rows in all", *job_rows) : "";
+  const auto it = m_tasks.find(task);
+  if (it == m_tasks.end()) {
+    spdlog::info("{}: done, nothing new to process{}", task, in_all);
+    return;
+  }
+  const Entry& e = it->second;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - e.started).count();
+  const std::string set_aside =
+      e.set_aside ? fmt::format(", {} range{} set aside", e.set_aside, e.set_aside == 1 ? "" : "s")
+                  : "";
+  spdlog::info("{}: done, {} rows in {} batches this run in {:.1f} s{}{}", task, e.rows, e.batches,
+               seconds, set_aside, in_all);
+}
+
+std::vector<std::string> Progress::growing_jobs() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  std::vector<std::string> out;
+  for (const auto& [job, trend] : m_jobs)
+    if (trend.warned) out.push_back(job);
+  return out;
+}
+
+}  // namespace pgxform

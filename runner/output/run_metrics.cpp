@@ -1,0 +1,191 @@
+#include "output/run_metrics.h"
+
+#include <CivetServer.h>
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "base/errors.h"
+
+namespace pgxform {
+
+const std::vector<std::string> k_metric_names = {"pgxform_rows_total",
+                                                 "pgxform_batches_total",
+                                                 "pgxform_batch_duration_seconds",
+                                                 "pgxform_batch_size",
+                                                 "pgxform_failed_batches_total",
+                                                 "pgxform_throttled_seconds_total",
+                                                 "pgxform_paused",
+                                                 "pgxform_job_done"};
+
+namespace {
+
+// A batch lasts target_batch_ms (500 by default) when time sizing works; the buckets reach
+// from the smallest batches of a fast function to a minute, past which statement_timeout is
+// the operator's concern rather than a quantile's.
+const prometheus::Histogram::BucketBoundaries k_duration_buckets = {
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+// CivetWeb serves its requests on threads of its own: two are plenty for a scraper or two.
+constexpr std::size_t k_server_threads = 2;
+
+}  // namespace
+
+struct RunMetrics::Families {
+  prometheus::Family<prometheus::Counter>& rows;
+  prometheus::Family<prometheus::Counter>& batches;
+  prometheus::Family<prometheus::Histogram>& duration;
+  prometheus::Family<prometheus::Gauge>& batch_size;
+  prometheus::Family<prometheus::Counter>& failed;
+  prometheus::Family<prometheus::Counter>& throttled;
+  prometheus::Family<prometheus::Gauge>& paused;
+  prometheus::Family<prometheus::Gauge>& done;
+};
+
+bool is_ip_address(const std::string& text) {
+  in_addr v4{};
+  in6_addr v6{};
+  return inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, text.c_str(), &v6) == 1;
+}
+
+namespace {
+
+bool is_ipv6(const std::string& address) {
+  in6_addr v6{};
+  return inet_pton(AF_INET6, address.c_str(), &v6) == 1;
+}
+
+}  // namespace
+
+std::string endpoint_text(const MetricsEndpoint& endpoint) {
+  return (is_ipv6(endpoint.address) ? "[" + endpoint.address + "]" : endpoint.address) + ":" +
+         std::to_string(endpoint.port);
+}
+
+RunMetrics::RunMetrics(MetricsCollection collection) {
+  if (collection == MetricsCollection::off) return;
+  using namespace prometheus;
+  m_registry = std::make_shared<Registry>();
+  Registry& r = *m_registry;
+  m_families.reset(new Families{
+      BuildCounter()
+          .Name("pgxform_rows_total")
+          .Help("Rows committed by the job's batches in this run")
+          .Register(r),
+      BuildCounter()
+          .Name("pgxform_batches_total")
+          .Help("Batches the job committed in this run")
+          .Register(r),
+      BuildHistogram()
+          .Name("pgxform_batch_duration_seconds")
+          .Help("Duration of a committed batch's transaction, as the client saw it")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_batch_size")
+          .Help("Keys the job's last batch asked for")
+          .Register(r),
+      BuildCounter()
+          .Name("pgxform_failed_batches_total")
+          .Help("Key ranges set aside (on_error: skip) and batches that failed the job")
+          .Register(r),
+      BuildCounter()
+          .Name("pgxform_throttled_seconds_total")
+          .Help("Seconds the job waited on a throttle limit, by the signal over its limit")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_paused")
+          .Help("1 while the job waits on a pause (pgxform pause), else 0")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_job_done")
+          .Help("1 once the job is done in this run, else 0")
+          .Register(r)});
+}
+
+RunMetrics::~RunMetrics() = default;
+
+void RunMetrics::serve(const MetricsEndpoint& endpoint) {
+  const std::string where = endpoint_text(endpoint);
+  const std::string outcome = "nothing was applied, no job was started";
+  // Debian 12's CivetWeb is built without IPv6: it would fail to bind, and say nothing why.
+  if (is_ipv6(endpoint.address) && mg_check_feature(MG_FEATURES_IPV6) == 0)
+    throw InputError({"--metrics-address " + endpoint.address +
+                      ": this pgxform's CivetWeb serves IPv4 only; give an IPv4 address"
+                      " (127.0.0.1, or 0.0.0.0 for every interface)"},
+                     outcome);
+  try {
+    m_exposer = std::make_unique<prometheus::Exposer>(where, k_server_threads);
+  } catch (const CivetException&) {
+    // CivetWeb says only that its context is null; what fails here is binding.
+    throw InputError({"--metrics-port " + std::to_string(endpoint.port) + ": cannot listen on " +
+                      where + " (the port is in use, or the address is not one of this host's)"},
+                     outcome);
+  }
+  m_exposer->RegisterCollectable(m_registry);
+}
+
+void RunMetrics::declare_jobs(const std::vector<std::string>& jobs,
+                              const std::vector<std::string>& throttle_signals) {
+  if (!m_registry) return;
+  for (const auto& job : jobs) {
+    const prometheus::Labels labels{{"job", job}};
+    Families& f = *m_families;
+    m_jobs.emplace(job,
+                   JobSeries{&f.rows.Add(labels), &f.batches.Add(labels),
+                             &f.duration.Add(labels, k_duration_buckets), &f.batch_size.Add(labels),
+                             &f.failed.Add(labels), &f.paused.Add(labels), &f.done.Add(labels)});
+    for (const auto& signal : throttle_signals) f.throttled.Add({{"job", job}, {"reason", signal}});
+  }
+}
+
+RunMetrics::JobSeries* RunMetrics::series(const std::string& job) {
+  const auto it = m_jobs.find(job);
+  return it == m_jobs.end() ? nullptr : &it->second;
+}
+
+void RunMetrics::batch_done(const std::string& job, long long rows, long long asked,
+                            double seconds) {
+  if (JobSeries* s = series(job)) {
+    s->rows->Increment(double(rows));
+    s->batches->Increment();
+    s->duration->Observe(seconds);
+    s->batch_size->Set(double(asked));
+  }
+}
+
+void RunMetrics::range_done(const std::string& job, long long rows) {
+  if (JobSeries* s = series(job)) {
+    s->rows->Increment(double(rows));
+    s->batches->Increment();
+  }
+}
+
+void RunMetrics::batch_failed(const std::string& job) {
+  if (JobSeries* s = series(job)) s->failed->Increment();
+}
+
+void RunMetrics::throttled(const std::string& job, const std::string& signal, double seconds) {
+  // Found by its labels, once a second at most: the series exists since declare_jobs.
+  if (series(job)) m_families->throttled.Add({{"job", job}, {"reason", signal}}).Increment(seconds);
+}
+
+void RunMetrics::set_paused(const std::string& job, Paused paused) {
+  if (JobSeries* s = series(job)) s->paused->Set(paused == Paused::yes ? 1 : 0);
+}
+
+void RunMetrics::job_done(const std::string& job) {
+  if (JobSeries* s = series(job)) s->done->Set(1);
+}
+
+std::string RunMetrics::text() const {
+  if (!m_registry) return "";
+  return prometheus::TextSerializer().Serialize(m_registry->Collect());
+}
+
+}  // namespace pgxform

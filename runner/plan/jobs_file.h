@@ -1,0 +1,133 @@
+// jobs_file: reads and validates jobs.yaml into plain structs. Knows no database.
+//
+// The file names lists of jobs. A list runs its jobs in order; `after:` makes a list wait
+// until every job of the named lists is done. A job is either a batched transform (`table`,
+// `key`, `function`) or a one-shot step (`sql`). Everything that can be checked without a
+// database is checked here, and every problem is a JobsFileError carrying file and line, so
+// that the command line can report it and exit 2 before anything is written.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/errors.h"
+
+namespace pgxform {
+
+// A problem in the jobs file: `file:line: message` (line is 1-based, 0 when unknown).
+class JobsFileError : public InputError {
+ public:
+  JobsFileError(const std::string& file, int line, const std::string& message);
+  const std::string& file() const { return m_file; }
+  int line() const { return m_line; }
+
+ private:
+  std::string m_file;
+  int m_line;
+};
+
+// A schema-qualified name as written (`legacy.orders` or `orders`, schema then defaults).
+struct QualifiedName {
+  std::string schema;  // empty when not given
+  std::string name;
+  std::string text() const { return schema.empty() ? name : schema + "." + name; }
+};
+
+enum class OnError { stop, skip };
+
+// What a run can do: more slices or threads than this only queue on the server's connections
+// and locks, and a batch larger than this would hold its locks for minutes.
+constexpr int k_max_threads = 1024;   // defaults.threads, --threads
+constexpr int k_max_parallel = 1024;  // parallel:
+constexpr long k_max_batch_size = 1000000000;
+
+// What a job inherits from `defaults:` and may override.
+enum class SynchronousCommit { on, off };
+
+// `throttle:`: the database's health signals a job waits for (health_throttle.h). A job's own
+// limits override the defaults' one by one.
+struct ThrottleLimits {
+  std::optional<long> max_replica_lag_s;
+  std::optional<long> max_active_sessions;
+  std::optional<long> max_xact_age_s;
+  std::optional<long> max_wal_mb_per_s;
+  bool any() const {
+    return max_replica_lag_s || max_active_sessions || max_xact_age_s || max_wal_mb_per_s;
+  }
+};
+
+struct JobSettings {
+  long batch_size = 10000;     // the first batch's size; then sized by time (batch_sizer.h)
+  long target_batch_ms = 500;  // 0: every batch of batch_size
+  long min_batch_size = 100;
+  long max_batch_size = 1000000;
+  // off (the default): a batch's COMMIT does not wait for its WAL to reach the disk; a task's
+  // closing state change does (state_store.h). See jobs-file.md.
+  SynchronousCommit synchronous_commit = SynchronousCommit::off;
+  int retries = 5;              // transient failures retried per batch
+  long retry_backoff_ms = 200;  // first backoff; doubles per attempt, with jitter
+  OnError on_error = OnError::stop;
+  ThrottleLimits throttle;
+  bool bisect = false;  // with on_error: skip, narrow a failing batch down by halving
+  // PostgreSQL durations ("30min", "5s", "0" for none), set for the job's session.
+  std::string statement_timeout = "1h";
+  std::string lock_timeout = "1min";
+  std::string idle_in_transaction_session_timeout = "10min";
+};
+
+// `changes:` of a batched job: how changes to its leading table are captured for catch-up
+// (docs/catch-up.md). none: they are not; trigger: by statement-level triggers into the state
+// schema's change_log (change_capture.h).
+enum class ChangeCapture { none, trigger };
+
+struct Job {
+  std::string name;
+  std::string list;
+  int line = 0;  // where the job starts in the file, for messages
+  // A batched job:
+  QualifiedName table;
+  std::string key;
+  QualifiedName function;
+  long batch_size = 0;
+  int parallel = 1;  // number of slices
+  JobSettings settings;
+  std::string verify;       // a query ($1, $2: a key range) returning wrong or missing keys
+  bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
+  ChangeCapture changes = ChangeCapture::none;
+  QualifiedName refresh_function;  // with changes: trigger, called as f(keys key_type[])
+  bool captures() const { return changes != ChangeCapture::none; }
+  // A one-shot step:
+  std::string sql;
+  bool is_step() const { return !sql.empty(); }
+};
+
+struct JobList {
+  std::string name;
+  int line = 0;
+  std::vector<std::string> after;
+  std::vector<Job> jobs;
+};
+
+struct JobsFile {
+  std::string path;
+  std::string state_schema = "pgxform";
+  int default_threads = 4;
+  long default_batch_size = 10000;
+  JobSettings defaults;
+  std::string scripts_dir;  // `scripts_dir:` resolved against the file's folder; default sql/
+  std::vector<JobList> lists;
+
+  const Job* find_job(const std::string& name) const;
+  const JobList* find_list(const std::string& name) const;
+};
+
+// Parses and validates; throws JobsFileError naming the file and line.
+JobsFile parse_jobs_file(const std::string& path);
+// The same from text; `path` is only used in messages.
+JobsFile parse_jobs_text(const std::string& text, const std::string& path);
+
+// Splits `schema.name` (either part may be double-quoted); throws std::invalid_argument.
+QualifiedName parse_qualified_name(const std::string& text);
+
+}  // namespace pgxform

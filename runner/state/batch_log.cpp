@@ -1,0 +1,161 @@
+#include "state/batch_log.h"
+
+#include <iterator>
+
+#include "base/sql_text.h"
+#include "state/failed_ranges.h"
+
+namespace pgxform {
+
+std::string main_pass_only(int version, const std::string& alias) {
+  return has_feature(version, StateFeature::changes) ? " AND NOT " + alias + ".catch_up" : "";
+}
+
+std::string log_sql(const StateSchema& schema) {
+  std::string columns, values;
+  int param = 2;
+  for (const auto& field : k_counter_fields) {
+    columns += std::string(", ") + field.column;
+    values += ", $" + std::to_string(param++) + "::bigint";
+  }
+  // The figures parsed once, into jsonb: json would be parsed again for every field read.
+  return "WITH s AS MATERIALIZED (SELECT x::jsonb AS j FROM (SELECT "
+         "nullif(pg_catalog.current_setting('" +
+         std::string(k_batch_setting) +
+         "', true), '') AS x) q WHERE x IS NOT NULL),"
+         " l AS (INSERT INTO " +
+         schema.table("batch_log") +
+         " (job, batch_no, slice, first_key, last_key, rows, rows_written,"
+         " started_at, duration_ms, batch_size, fn_version" +
+         columns +
+         ") SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int,"
+         " s.j ->> 'lo', s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,"
+         " (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (s.j ->> 'size')::bigint,"
+         " (SELECT v.fn_version FROM " +
+         schema.table("job_state") + " v WHERE v.job = $1::text)" + values +
+         " FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)"
+         " SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,"
+         " (s.j ->> 'moved')::int AS moved, (SELECT pg_catalog.count(*) FROM l) AS logged FROM s";
+}
+
+pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
+                       const std::string& job, const pqxx::result& plan,
+                       const std::optional<std::string>& prepared) {
+  std::optional<long long> c[std::size(k_counter_fields)];
+  if (const auto counters = top_node_counters(plan[0][0].c_str())) {
+    for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
+      c[i] = (*counters).*k_counter_fields[i].member;
+  }
+  static_assert(std::size(k_counter_fields) == 8, "log_sql binds eight counters");
+  if (prepared)
+    return tx.exec_prepared(*prepared, job, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+  return tx.exec_params(log_sql(schema), job, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+}
+
+std::vector<LoggedBatch> read_batches(pqxx::transaction_base& tx, const StateSchema& schema,
+                                      const std::string& job) {
+  std::vector<LoggedBatch> out;
+  const int version = state_version(tx, schema);
+  if (version == 0) return out;
+  const bool counters = has_feature(version, StateFeature::batch_counters);
+  const bool sizes = has_feature(version, StateFeature::batch_sizes);
+  // A row without a size, logged since sizes are, is an explicit range (see BatchKind).
+  const std::string kind = sizes ? "CASE WHEN b.batch_size IS NOT NULL OR b.started_at < " +
+                                       feature_since_sql(schema, StateFeature::batch_sizes) +
+                                       " THEN 0 WHEN " + retried_range_sql(schema, version, "b") +
+                                       " THEN 2 ELSE 1 END"
+                                 : "0";
+  std::string columns = (sizes ? ", b.batch_size, " : ", NULL::bigint, ") + kind;
+  if (counters)
+    for (const auto& field : k_counter_fields) columns += std::string(", b.") + field.column;
+  const pqxx::result rows = tx.exec_params(
+      "SELECT b.batch_no, b.slice, b.first_key, b.last_key, b.rows, b.duration_ms,"
+      " extract(epoch FROM b.started_at)::float8" +
+          columns + " FROM " + schema.table("batch_log") + " b WHERE b.job = $1" +
+          main_pass_only(version, "b") + " ORDER BY b.started_at, b.batch_no",
+      job);
+  constexpr int k_first_counter = 9;
+  constexpr BatchKind k_kinds[] = {BatchKind::batch, BatchKind::bisect, BatchKind::retry};
+  for (const auto& row : rows) {
+    LoggedBatch b;
+    b.kind = k_kinds[row[8].as<int>()];
+    b.batch_no = row[0].as<long long>();
+    b.slice = row[1].as<int>();
+    b.first_key = row[2].as<std::string>();
+    b.last_key = row[3].as<std::string>();
+    b.rows = row[4].as<long long>();
+    b.duration_ms = row[5].as<double>();
+    b.started_s = row[6].as<double>();
+    if (!row[7].is_null()) b.asked = row[7].as<long long>();
+    if (counters && !row[k_first_counter].is_null()) {
+      b.blocks = BlockCounters{};
+      for (std::size_t i = 0; i < std::size(k_counter_fields); ++i)
+        (*b.blocks).*k_counter_fields[i].member = row[int(k_first_counter + i)].as<long long>();
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::optional<std::pair<std::string, std::string>> last_batch(pqxx::transaction_base& tx,
+                                                              const StateSchema& schema,
+                                                              const std::string& job) {
+  const int version = state_version(tx, schema);
+  if (version == 0) return std::nullopt;
+  const pqxx::result r = tx.exec_params(
+      "SELECT first_key, last_key FROM " + schema.table("batch_log") + " b WHERE job = $1" +
+          main_pass_only(version, "b") + " ORDER BY batch_no DESC LIMIT 1",
+      job);
+  if (r.empty()) return std::nullopt;
+  return std::make_pair(r[0][0].as<std::string>(), r[0][1].as<std::string>());
+}
+
+void drop_batches(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job) {
+  tx.exec_params("DELETE FROM " + schema.table("batch_log") + " WHERE job = $1", job);
+}
+
+std::optional<std::pair<long long, long long>> batches_over(
+    pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
+    const std::string& key_type, const std::string& lo, const std::string& hi) {
+  const int version = state_version(tx, schema);
+  if (version == 0) return std::nullopt;
+  // The keys are kept as text; they compare in the key's own order (9 < 10).
+  const pqxx::row r = tx.exec_params1(
+      "SELECT pg_catalog.min(batch_no), pg_catalog.max(batch_no) FROM " +
+          schema.table("batch_log") + " b WHERE job = $1" + main_pass_only(version, "b") +
+          " AND first_key::" + key_type + " <= ($3::text)::" + key_type +
+          " AND last_key::" + key_type + " >= ($2::text)::" + key_type,
+      job, lo, hi);
+  if (r[0].is_null()) return std::nullopt;
+  return std::make_pair(r[0].as<long long>(), r[1].as<long long>());
+}
+
+RecentBatches read_recent_batches(pqxx::transaction_base& tx, const StateSchema& schema,
+                                  const std::string& job, double window_s) {
+  // $1 the job, $2 the window in seconds; @log@ the table, @batch@ what tells a batch.
+  static const std::string k_sql = R"(
+    SELECT COALESCE(pg_catalog.sum(b.rows) FILTER (WHERE @recent@), 0)::bigint,
+           EXTRACT(epoch FROM pg_catalog.now()
+                   - pg_catalog.min(b.started_at) FILTER (WHERE @recent@))::float8,
+           @last_size@
+    FROM (SELECT * FROM @log@ WHERE job = $1 ORDER BY batch_no DESC LIMIT 10000) b)";
+  static const std::string k_recent =
+      "@batch@ AND b.started_at + b.duration_ms * interval '1 millisecond'"
+      " > pg_catalog.now() - $2 * interval '1 second'";
+  static const std::string k_last_size = R"((SELECT l.batch_size FROM @log@ l
+       WHERE l.job = $1 AND l.batch_size IS NOT NULL ORDER BY l.batch_no DESC LIMIT 1))";
+  const bool sizes = has_feature(state_version(tx, schema), StateFeature::batch_sizes);
+  const std::string sql =
+      fill_sql(k_sql, {{"@recent@", k_recent},
+                       {"@last_size@", sizes ? k_last_size : std::string("NULL::bigint")},
+                       {"@batch@", sizes ? "b.batch_size IS NOT NULL" : "true"},
+                       {"@log@", schema.table("batch_log")}});
+  const pqxx::row r = tx.exec_params1(sql, job, window_s);
+  RecentBatches recent;
+  recent.rows = r[0].as<long long>();
+  if (!r[1].is_null()) recent.span_s = r[1].as<double>();
+  if (!r[2].is_null()) recent.batch_size = r[2].as<long long>();
+  return recent;
+}
+
+}  // namespace pgxform

@@ -1,0 +1,77 @@
+#include "state/state_schema.h"
+
+#include "database/database.h"
+#include "state/state_locks.h"
+#include "state/state_sql.h"
+
+namespace pgxform {
+
+namespace {
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size()))
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+int recorded_version(pqxx::transaction_base& tx, const StateSchema& schema) {
+  return tx
+      .exec("SELECT coalesce(pg_catalog.max(version), 0) FROM " +
+            schema.table("schema_version"))[0][0]
+      .as<int>();
+}
+
+}  // namespace
+
+int state_version(pqxx::transaction_base& tx, const StateSchema& schema) {
+  if (tx.exec_params1("SELECT pg_catalog.to_regclass($1) IS NULL",
+                      schema.table("schema_version"))[0]
+          .as<bool>())
+    return 0;
+  return recorded_version(tx, schema);
+}
+
+int state_version(pqxx::connection& conn, const StateSchema& schema) {
+  pqxx::read_transaction tx(conn);
+  return state_version(tx, schema);
+}
+
+std::string feature_since_sql(const StateSchema& schema, StateFeature feature) {
+  return "(SELECT v.applied_at FROM " + schema.table("schema_version") +
+         " v WHERE v.version = " + std::to_string(static_cast<int>(feature)) + ")";
+}
+
+int newest_state_version() {
+  const auto& migrations = state_migrations();
+  return migrations.empty() ? 0 : migrations.back().version;
+}
+
+void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
+  const int newest = newest_state_version();
+  if (state_version(conn, schema) == newest) return;  // the common case takes no lock
+  pqxx::work tx(conn);
+  transaction_lock(tx, setup_lock(schema));
+  // Only when it is missing: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
+  // database even when the schema exists, and a DBA may have created it for a role without.
+  if (tx.exec_params1("SELECT pg_catalog.to_regnamespace($1) IS NULL", schema.sql)[0].as<bool>())
+    tx.exec("CREATE SCHEMA " + schema.sql);
+  tx.exec("CREATE TABLE IF NOT EXISTS " + schema.table("schema_version") +
+          " (version integer PRIMARY KEY, name text NOT NULL,"
+          " applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
+  const int current = recorded_version(tx, schema);
+  if (current > newest)
+    throw std::runtime_error("the state schema " + schema.name + " is at version " +
+                             std::to_string(current) + ", newer than this pgxform knows (" +
+                             std::to_string(newest) + "): use a newer pgxform");
+  for (const auto& m : state_migrations()) {
+    if (m.version <= current) continue;
+    tx.exec(replace_all(m.sql, "@schema@", schema.sql));
+    tx.exec_params(
+        "INSERT INTO " + schema.table("schema_version") + " (version, name) VALUES ($1, $2)",
+        m.version, std::string(m.name));
+  }
+  tx.commit();
+}
+
+}  // namespace pgxform

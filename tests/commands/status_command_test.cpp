@@ -1,0 +1,344 @@
+// status, computed and rendered from plain structs (no database): percent done, the rows of a
+// jobs file, the table and the --json object.
+#include "commands/status_command.h"
+
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "support/test_json.h"
+
+using pgxform::JobStatus;
+using pgxform::KeySpan;
+using pgxform::StatusFacts;
+using pgxform_test::Json;
+using pgxform_test::parse_json;
+
+namespace {
+
+JobStatus state(const std::string& status, long long batches, long long rows) {
+  JobStatus s;
+  s.job = "items";
+  s.status = status;
+  s.batches_done = batches;
+  s.rows_done = rows;
+  return s;
+}
+
+// A job that failed on its batch [1503, 1800], with two ranges set aside before.
+JobStatus failed_state() {
+  JobStatus s = state("failed", 5, 500);
+  s.list = "main";
+  s.last_key = "1500";
+  s.error = "division by zero";
+  s.sqlstate = "22012";
+  s.error_first_key = "1503";
+  s.error_last_key = "1800";
+  s.set_aside = 2;
+  return s;
+}
+
+StatusFacts span(double first, double last, double at) {
+  StatusFacts f;
+  f.span = KeySpan{first, last, at};
+  return f;
+}
+
+StatusFacts estimate(double rows) {
+  StatusFacts f;
+  f.estimated_rows = rows;
+  return f;
+}
+
+const pgxform::JobsFile k_status_file = pgxform::parse_jobs_text(R"(version: 1
+lists:
+  - name: main
+    jobs:
+      - {name: items, table: legacy.items, key: id, function: xf.items}
+      - {name: step, sql: ANALYZE legacy.items}
+)",
+                                                                 "jobs.yaml");
+
+}  // namespace
+
+TEST_CASE("percent done follows the key's position, else rows against the estimate") {
+  using pgxform::percent_done;
+  // The cursor at key 1500 of 3..3000.
+  CHECK(*percent_done(state("running", 5, 500), false, span(3, 3000, 1500)) ==
+        Approx(49.95).epsilon(0.001));
+  // Past the largest key (rows appended while it ran), or a few keys short of it: never 100
+  // for a job that is not done.
+  CHECK(*percent_done(state("running", 5, 500), false, span(3, 3000, 4000)) == Approx(99.9));
+  CHECK(*percent_done(state("failed", 5, 500), false, span(1, 10000100, 10000098)) == Approx(99.9));
+  CHECK(*percent_done(state("done", 5, 500), false, span(3, 3000, 2000)) == 100);
+  // No key position (a text key, or a single key value): rows done against the estimate,
+  // short of 100 until the job is done.
+  CHECK(*percent_done(state("running", 5, 500), false, estimate(2000)) == 25);
+  CHECK(*percent_done(state("running", 5, 5000), false, estimate(2000)) == Approx(99.9));
+  StatusFacts one_key = span(7, 7, 7);
+  CHECK_FALSE(percent_done(state("running", 5, 500), false, one_key));
+  one_key.estimated_rows = 1000;
+  CHECK(*percent_done(state("running", 5, 500), false, one_key) == 50);
+  CHECK_FALSE(percent_done(state("running", 5, 500), false, estimate(0)));
+  CHECK_FALSE(percent_done(state("running", 5, 500), false, StatusFacts{}));
+  // Known without any figures.
+  CHECK(*percent_done(state("done", 9, 900), false, StatusFacts{}) == 100);
+  CHECK(*percent_done(state("pending", 0, 0), false, StatusFacts{}) == 0);
+  CHECK(*percent_done(state("done", 1, 0), true, std::nullopt) == 100);
+  CHECK(*percent_done(state("pending", 0, 0), true, std::nullopt) == 0);
+  // A job that does not resolve against the catalog: nothing can be told.
+  CHECK_FALSE(percent_done(state("running", 5, 500), false, std::nullopt));
+}
+
+TEST_CASE("status has a row for every job of the file, in file order, pending until recorded") {
+  JobStatus recorded = state("running", 5, 500);
+  recorded.list = "old list";
+  const auto rows = pgxform::compute_status(k_status_file, {recorded}, {{"items", estimate(2000)}});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].state.job == "items");
+  CHECK(rows[0].state.list == "main");  // as the jobs file says now
+  CHECK(*rows[0].percent == 25);
+  CHECK(rows[1].state.job == "step");
+  CHECK(rows[1].state.status == "pending");
+  CHECK(*rows[1].percent == 0);
+  CHECK(rows[1].trend == pgxform::Trend::insufficient);
+}
+
+TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
+  std::ostringstream out;
+  pgxform::print_status_json(
+      out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, "", std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  const Json doc = parse_json(out.str());
+  const Json& job = doc.at("jobs").at(0);
+  std::vector<std::string> keys;
+  for (const auto& item : job.items()) keys.push_back(item.key());
+  CHECK(keys == std::vector<std::string>{"job",
+                                         "list",
+                                         "status",
+                                         "rows_done",
+                                         "batches_done",
+                                         "last_key",
+                                         "percent",
+                                         "slices",
+                                         "slices_done",
+                                         "runner",
+                                         "started_at",
+                                         "updated_at",
+                                         "finished_at",
+                                         "error",
+                                         "sqlstate",
+                                         "error_first_key",
+                                         "error_last_key",
+                                         "trend",
+                                         "set_aside",
+                                         "waiting",
+                                         "rows_per_s",
+                                         "eta_s",
+                                         "batch_size",
+                                         "changes_pending",
+                                         "oldest_change_s"});
+  CHECK(job["percent"] == 49.9);
+  CHECK(job["runner"].is_null());
+  CHECK(job["last_key"] == "1500");
+  CHECK(job["sqlstate"] == "22012");
+  CHECK(job["trend"] == "flat");
+  CHECK(job["set_aside"] == 2);
+  CHECK(job["waiting"].is_null());
+  CHECK(job["rows_per_s"].is_null());
+  CHECK(job["eta_s"].is_null());
+  CHECK(job["batch_size"].is_null());
+  CHECK(job["changes_pending"].is_null());  // no changes: trigger
+  CHECK(out.str().back() == '\n');
+}
+
+TEST_CASE("the status table shows the error, the set-aside ranges and a growing trend") {
+  JobStatus s = failed_state();
+  s.last_key.reset();
+  std::ostringstream out;
+  pgxform::print_status_table(
+      out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "", std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt}});
+  const std::string text = out.str();
+  INFO(text);
+  CHECK(text.rfind("LIST", 0) == 0);
+  CHECK(text.find("error (SQLSTATE 22012) in batch [1503, 1800]: division by zero") !=
+        std::string::npos);
+  CHECK(text.find("2 key range(s) set aside in failed_batches") != std::string::npos);
+  CHECK(text.find("the O(N^2) signature") != std::string::npos);
+  // No percent, rate, ETA, batch size or last key.
+  CHECK(text.find("      ?        -        -        -  -") != std::string::npos);
+}
+
+TEST_CASE("a running job that no session holds is shown as interrupted") {
+  using pgxform::shown_status;
+  JobStatus killed = state("running", 5, 500);  // its runner died: nobody holds it
+  CHECK(shown_status(killed) == "interrupted");
+  JobStatus held = killed;
+  held.runner = "host-a:4711";
+  CHECK(shown_status(held) == "running");
+  for (const std::string other : {"pending", "done", "failed"})
+    CHECK(shown_status(state(other, 5, 500)) == other);
+  // A sliced job: interrupted when a slice says running and no slice is held; between two
+  // slices of a live run, no slice says running.
+  JobStatus sliced = state("running", 5, 500);
+  sliced.slices = 4;
+  sliced.slices_done = 1;
+  CHECK(shown_status(sliced) == "running");
+  sliced.slices_running = 1;
+  CHECK(shown_status(sliced) == "interrupted");
+  sliced.runner = "host-a:4711";
+  CHECK(shown_status(sliced) == "running");
+}
+
+TEST_CASE("status shows interrupted in the table, its column wide enough, and in --json") {
+  JobStatus killed = state("running", 5, 500);
+  killed.list = "main";
+  killed.slices = 4;
+  killed.slices_done = 1;
+  killed.slices_running = 3;
+  const auto rows = pgxform::compute_status(k_status_file, {killed}, {});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].state.status == "interrupted");
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  INFO(table.str());
+  CHECK(table.str().find("items               interrupted 1/4          500") != std::string::npos);
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows);
+  const Json doc = parse_json(json.str());
+  CHECK(doc.at("jobs").at(0).at("status") == "interrupted");
+  CHECK(doc.at("jobs").at(1).at("status") == "pending");
+}
+
+TEST_CASE("the status table's LIST and JOB columns widen for long names") {
+  JobStatus s = failed_state();
+  s.list = "logistic_events_of_the_year";
+  s.job = "logistic_events_of_the_year_2024";
+  std::ostringstream out;
+  pgxform::print_status_table(
+      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt}});
+  CHECK_THAT(out.str(),
+             Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
+}
+
+namespace {
+
+const pgxform::JobsFile k_two_lists = pgxform::parse_jobs_text(R"(version: 1
+lists:
+  - name: shop
+    jobs:
+      - {name: orders, table: legacy.items, key: id, function: xf.items}
+      - {name: lines, table: legacy.items, key: id, function: xf.items}
+  - name: billing
+    after: [shop]
+    jobs:
+      - {name: invoices, table: legacy.items, key: id, function: xf.items}
+)",
+                                                               "jobs.yaml");
+
+JobStatus named(const std::string& job, const std::string& status, long long rows) {
+  JobStatus s = state(status, rows > 0 ? 1 : 0, rows);
+  s.job = job;
+  return s;
+}
+
+StatusFacts live_facts(long long recent_rows, double span_s, long long batch_size,
+                       double estimated) {
+  StatusFacts f;
+  f.recent_rows = recent_rows;
+  f.recent_span_s = span_s;
+  f.batch_size = batch_size;
+  f.estimated_rows = estimated;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("a running job's rate is its last minute's rows, its ETA the rows left over it") {
+  JobStatus running = named("orders", "running", 600);
+  running.runner = "host-a:4711";
+  const auto rows = pgxform::compute_status(
+      k_two_lists, {running, named("lines", "done", 900)},
+      {{"orders", live_facts(1200, 60, 250, 3000)}, {"lines", live_facts(0, 60, 500, 900)}});
+  REQUIRE(rows.size() == 3);
+  CHECK(*rows[0].rows_per_s == Approx(20));
+  CHECK(*rows[0].percent == Approx(20));
+  CHECK(*rows[0].eta_s == Approx(120));  // 2400 rows left at 20 rows/s
+  CHECK(*rows[0].batch_size == 250);
+  // A done job has a last batch size and no rate.
+  CHECK_FALSE(rows[1].rows_per_s);
+  CHECK_FALSE(rows[1].eta_s);
+  CHECK(*rows[1].batch_size == 500);
+  // A job at work for 10 s of the minute: its rows over those 10 s.
+  const auto young =
+      pgxform::compute_status(k_two_lists, {running}, {{"orders", live_facts(300, 10, 250, 3000)}});
+  CHECK(*young[0].rows_per_s == Approx(30));
+  // Running, nothing committed in the last minute (paused): rate 0, no ETA.
+  const auto idle =
+      pgxform::compute_status(k_two_lists, {running}, {{"orders", live_facts(0, 60, 250, 3000)}});
+  CHECK(*idle[0].rows_per_s == 0);
+  CHECK_FALSE(idle[0].eta_s);
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  INFO(table.str());
+  CHECK_THAT(table.str(), Catch::Contains("RATE      ETA    BATCH  LAST KEY"));
+  CHECK_THAT(table.str(), Catch::Contains("20.0       20    2m00s      250"));
+}
+
+TEST_CASE("eta_of takes the rows left from the percent done, else from the estimate") {
+  using pgxform::eta_of;
+  const JobStatus s = named("orders", "running", 500);
+  CHECK(*eta_of(s, 25.0, std::nullopt, 10.0) == Approx(150));    // 1500 left
+  CHECK(*eta_of(s, std::nullopt, 2500.0, 10.0) == Approx(200));  // 2000 left
+  CHECK_FALSE(eta_of(s, 25.0, 2500.0, 0.0));
+  CHECK_FALSE(eta_of(s, 25.0, 2500.0, std::nullopt));
+  CHECK_FALSE(eta_of(s, std::nullopt, std::nullopt, 10.0));
+}
+
+TEST_CASE("while a runner works, a job not started says which list or job it waits for") {
+  JobStatus orders = named("orders", "running", 600);
+  orders.runner = "host-a:4711";
+  const auto rows = pgxform::compute_status(k_two_lists, {orders}, {});
+  REQUIRE(rows.size() == 3);
+  CHECK_FALSE(rows[0].waiting);  // it works
+  CHECK(*rows[1].waiting == "waiting for job orders");
+  CHECK(*rows[2].waiting == "waiting for list shop");
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  CHECK_THAT(table.str(), Catch::Contains("    waiting for list shop\n"));
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows);
+  CHECK(parse_json(json.str()).at("jobs").at(2).at("waiting") == "waiting for list shop");
+  // The list it is after is done: nothing to wait for but its turn, which has come.
+  JobStatus lines = named("lines", "running", 10);
+  lines.runner = "host-a:4711";
+  const auto later = pgxform::compute_status(
+      k_two_lists, {named("orders", "done", 900), lines, named("invoices", "pending", 0)}, {});
+  CHECK(*later[2].waiting == "waiting for list shop");  // lines is not done yet
+  const auto last = pgxform::compute_status(
+      k_two_lists,
+      {named("orders", "done", 900), named("lines", "done", 900), named("invoices", "pending", 0)},
+      {});
+  CHECK_FALSE(last[2].waiting);
+  // No runner at work: nothing waits, whatever is left to do.
+  const auto idle = pgxform::compute_status(k_two_lists, {named("orders", "interrupted", 5)}, {});
+  for (const auto& row : idle) CHECK_FALSE(row.waiting);
+}
+
+TEST_CASE("status shows a capturing job's pending changes and the age of the oldest") {
+  pgxform::JobStatus s = failed_state();
+  s.error.reset();
+  std::ostringstream out;
+  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
+                                     std::nullopt, std::nullopt, std::nullopt, 12LL, 61.5}});
+  CHECK_THAT(out.str(), Catch::Contains("capturing changes: 12 pending, the oldest 62 s old: "
+                                        "pgxform catch-up " +
+                                        s.job));
+  std::ostringstream json;
+  pgxform::print_status_json(json, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
+                                     std::nullopt, std::nullopt, std::nullopt, 0LL, std::nullopt}});
+  const Json job = parse_json(json.str()).at("jobs").at(0);
+  CHECK(job["changes_pending"] == 0);
+  CHECK(job["oldest_change_s"].is_null());
+}
