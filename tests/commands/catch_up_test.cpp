@@ -20,70 +20,97 @@ using namespace pgxform_test;
 
 namespace {
 
-// legacy.people(id bigint PRIMARY KEY, name text, score int) with ids 1..rows; its transform
-// into target.people(id, display, doubled): the batch function xf.people(lo, hi) and the
-// refresh function xf.people_refresh(keys bigint[]) (an upsert and a delete), which also
-// appends each key it refreshed to target.refreshed, so that a test can count them.
-// `sleep_ms`: per batch of the main pass.
-void create_people(TestDatabase& db, int rows, int sleep_ms = 0) {
-  db.exec(
-      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
-      "CREATE TABLE legacy.people (id bigint PRIMARY KEY, name text NOT NULL, score int);"
-      "INSERT INTO legacy.people SELECT g, 'person ' || g, g % 100"
-      " FROM generate_series(1, " +
-      std::to_string(rows) +
-      ") g;"
-      "CREATE TABLE target.people (id bigint PRIMARY KEY, display text, doubled int);"
-      "CREATE TABLE target.refreshed (id bigint);"
-      "CREATE VIEW target.expected AS SELECT id, upper(name) AS display, score * 2 AS doubled"
-      " FROM legacy.people;"
-      "CREATE FUNCTION xf.people(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
-      " DECLARE n bigint; BEGIN PERFORM pg_sleep(" +
-      std::to_string(sleep_ms / 1000.0) +
-      "); INSERT INTO target.people SELECT * FROM target.expected"
-      " WHERE id BETWEEN lo AND hi ON CONFLICT (id) DO UPDATE SET display ="
-      " EXCLUDED.display, doubled = EXCLUDED.doubled; GET DIAGNOSTICS n = ROW_COUNT;"
-      " RETURN n; END $$;"
-      "CREATE FUNCTION xf.people_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
-      " INSERT INTO target.refreshed SELECT unnest(keys);"
-      " DELETE FROM target.people t WHERE t.id = ANY (keys)"
-      " AND NOT EXISTS (SELECT 1 FROM legacy.people s WHERE s.id = t.id);"
-      " INSERT INTO target.people SELECT * FROM target.expected WHERE id = ANY (keys)"
-      " ON CONFLICT (id) DO UPDATE SET display = EXCLUDED.display,"
-      " doubled = EXCLUDED.doubled;"
-      " SELECT pg_catalog.cardinality(keys)::bigint $$;");
-}
+// A migration of one capturing job, `people`, in a database of its own:
+// legacy.people(id bigint PRIMARY KEY, name text, score int) with ids 1..rows, transformed into
+// target.people(id, display, doubled), which has no key, so that a row applied twice shows as a
+// duplicate. The batch function xf.people(lo, hi) is a plain INSERT (sleeping `sleep_ms` per
+// batch); the refresh function xf.people_refresh(keys bigint[]) deletes the keys' target rows and
+// inserts them again from the source, and appends each key it refreshed to target.refreshed, so
+// that a test can count refreshes per key. target.changes counts the change-log rows written per
+// key (a trigger on the log), so that "no key refreshed twice for one change" can be checked.
+struct People {
+  TestDatabase db;
+  TempDir dir;
+  std::string path;
 
-std::string people_yaml(int batch_size, const std::string& more = "") {
-  return "version: 1\n"
-         "lists:\n"
-         "  - name: main\n"
-         "    jobs:\n"
-         "      - name: people\n"
-         "        table: legacy.people\n"
-         "        key: id\n"
-         "        function: xf.people\n"
-         "        batch_size: " +
-         std::to_string(batch_size) +
-         "\n"
-         "        target_batch_ms: 0\n"
-         "        changes: trigger\n"
-         "        refresh_function: xf.people_refresh\n" +
-         more;
-}
+  explicit People(int rows, int batch_size = 100, int sleep_ms = 0, const std::string& more = "") {
+    db.exec(
+        "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+        "CREATE TABLE legacy.people (id bigint PRIMARY KEY, name text NOT NULL, score int);"
+        "INSERT INTO legacy.people SELECT g, 'person ' || g, g % 100"
+        " FROM generate_series(1, " +
+        std::to_string(rows) +
+        ") g;"
+        "CREATE TABLE target.people (id bigint, display text, doubled int);"
+        "CREATE TABLE target.refreshed (id bigint);"
+        "CREATE VIEW target.expected AS SELECT id, upper(name) AS display, score * 2 AS doubled"
+        " FROM legacy.people;"
+        "CREATE FUNCTION xf.people(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
+        " DECLARE n bigint; BEGIN PERFORM pg_sleep(" +
+        std::to_string(sleep_ms / 1000.0) +
+        "); INSERT INTO target.people SELECT * FROM target.expected WHERE id BETWEEN lo AND hi;"
+        " GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;"
+        "CREATE FUNCTION xf.people_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
+        " INSERT INTO target.refreshed SELECT unnest(keys);"
+        " DELETE FROM target.people t WHERE t.id = ANY (keys);"
+        " INSERT INTO target.people SELECT * FROM target.expected WHERE id = ANY (keys);"
+        " SELECT pg_catalog.cardinality(keys)::bigint $$;");
+    path = dir.write("jobs.yaml", yaml(batch_size, more));
+  }
 
-// Rows that differ between the target and a from-scratch transform of the current source, both
-// ways, duplicates counted (EXCEPT ALL).
-long long people_differences(TestDatabase& db) {
-  return db.count(
-      "SELECT (SELECT count(*) FROM (SELECT * FROM target.expected EXCEPT ALL"
-      " SELECT * FROM target.people) a) + (SELECT count(*) FROM (SELECT * FROM target.people"
-      " EXCEPT ALL SELECT * FROM target.expected) b)");
-}
+  static std::string yaml(int batch_size, const std::string& more = "") {
+    return "version: 1\n"
+           "lists:\n"
+           "  - name: main\n"
+           "    jobs:\n"
+           "      - name: people\n"
+           "        table: legacy.people\n"
+           "        key: id\n"
+           "        function: xf.people\n"
+           "        batch_size: " +
+           std::to_string(batch_size) +
+           "\n"
+           "        target_batch_ms: 0\n"
+           "        changes: trigger\n"
+           "        refresh_function: xf.people_refresh\n" +
+           more;
+  }
 
-long long pending(TestDatabase& db) {
-  return db.count("SELECT count(*) FROM pgxform.change_log");
-}
+  CliResult pgxform(std::vector<std::string> args) {
+    return run_with_db(db, path, std::move(args));
+  }
+  std::vector<std::string> command(std::vector<std::string> args) {
+    return with_db(db, path, std::move(args));
+  }
+
+  // Rows that differ between the target and a from-scratch transform of the current source,
+  // both ways, duplicates counted (EXCEPT ALL).
+  long long differences() {
+    return db.count(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM target.expected EXCEPT ALL"
+        " SELECT * FROM target.people) a) + (SELECT count(*) FROM (SELECT * FROM target.people"
+        " EXCEPT ALL SELECT * FROM target.expected) b)");
+  }
+  long long pending() { return db.count("SELECT count(*) FROM pgxform.change_log"); }
+
+  // From now on, every change-log row written is counted per key in target.changes (the state
+  // schema must exist).
+  void count_changes() {
+    db.exec(
+        "CREATE TABLE target.changes (id bigint);"
+        "CREATE FUNCTION target.count_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " INSERT INTO target.changes SELECT key::bigint FROM new_rows; RETURN NULL; END $$;"
+        "CREATE TRIGGER count_change AFTER INSERT ON pgxform.change_log"
+        " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+        " EXECUTE FUNCTION target.count_change()");
+  }
+  // Keys refreshed more often than they changed: a change applied twice by catch-up.
+  long long refreshed_too_often() {
+    return db.count(
+        "SELECT count(*) FROM (SELECT id, count(*) AS n FROM target.refreshed GROUP BY id) r"
+        " WHERE r.n > (SELECT count(*) FROM target.changes c WHERE c.id = r.id)");
+  }
+};
 
 // Updates, deletes, inserts and a key's change, all on keys up to `top`.
 void change_people(TestDatabase& db, int top) {
@@ -105,128 +132,138 @@ void change_people(TestDatabase& db, int top) {
 TEST_CASE(
     "catch-up applies the updates and deletes and inserts made below the cursor after the run",
     "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 1000);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(100));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  REQUIRE(people_differences(db) == 0);
-  REQUIRE(pending(db) == 0);
-  change_people(db, 1000);
-  CHECK(pending(db) > 0);
-  CHECK(people_differences(db) > 0);
-  const auto result = run_with_db(db, path, {"catch-up"});
+  People p(1000);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  REQUIRE(p.differences() == 0);
+  REQUIRE(p.pending() == 0);
+  change_people(p.db, 1000);
+  CHECK(p.pending() > 0);
+  CHECK(p.differences() > 0);
+  const auto result = p.pgxform({"catch-up"});
   INFO(result.err);
   REQUIRE(result.exit_code == 0);
-  CHECK(people_differences(db) == 0);
-  CHECK(pending(db) == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.pending() == 0);
   // Logged as catch-up, apart from the main pass's ten batches.
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") > 0);
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE NOT catch_up") == 10);
-  CHECK(db.scalar("SELECT batches_done FROM pgxform.job_state") == "10");
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") > 0);
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.batch_log WHERE NOT catch_up") == 10);
+  CHECK(p.db.scalar("SELECT batches_done FROM pgxform.job_state") == "10");
   // A second catch-up finds nothing.
-  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up AND batch_no > 1") ==
-        db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") - 1);
+  const long long batches = p.db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up");
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") == batches);
 }
 
 TEST_CASE("catch-up refreshes the keys at or below the cursor and leaves the others to the run",
           "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 1000);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(100));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  REQUIRE(run_with_db(db, path, {"reset", "people", "--to", "500"}).exit_code == 0);
-  db.exec("UPDATE legacy.people SET name = 'changed' WHERE id IN (100, 800)");
-  REQUIRE(pending(db) == 2);
-  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
-  CHECK(db.scalar("SELECT string_agg(key, ',') FROM pgxform.change_log") == "800");
-  CHECK(db.scalar("SELECT string_agg(id::text, ',') FROM target.refreshed") == "100");
-  CHECK(db.scalar("SELECT display FROM target.people WHERE id = 100") == "CHANGED");
-  // The run reads key 800's row as it is now; the next catch-up refreshes it once more.
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  CHECK(people_differences(db) == 0);
-  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
-  CHECK(pending(db) == 0);
-  CHECK(people_differences(db) == 0);
+  People p(1000);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  REQUIRE(p.pgxform({"reset", "people", "--to", "500"}).exit_code == 0);
+  // What reset leaves to do: the keys after 500 are transformed again by the main pass.
+  p.db.exec("DELETE FROM target.people WHERE id > 500");
+  p.db.exec("UPDATE legacy.people SET name = 'changed' WHERE id IN (100, 800)");
+  REQUIRE(p.pending() == 2);
+  REQUIRE(p.pgxform({"catch-up", "--until", "0"}).exit_code == 0);
+  CHECK(p.db.scalar("SELECT string_agg(key, ',') FROM pgxform.change_log") == "800");
+  CHECK(p.db.scalar("SELECT string_agg(id::text, ',') FROM target.refreshed") == "100");
+  CHECK(p.db.scalar("SELECT display FROM target.people WHERE id = 100") == "CHANGED");
+  // The run reads key 800's row as it is now, and takes its change off the log in the same
+  // transaction: nothing is left for catch-up to refresh again.
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.pending() == 0);
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(p.db.scalar("SELECT string_agg(id::text, ',') FROM target.refreshed") == "100");
+  CHECK(p.differences() == 0);
+}
+
+TEST_CASE("rows appended after the main pass are transformed once by catch-up then run",
+          "[catch-up][regression]") {
+  // Issue 22, item 1: catch-up refreshed the keys above a done job's cursor without moving it,
+  // and the next run transformed them again. The sliced job: the same of a done last slice.
+  const int parallel = GENERATE(1, 2);
+  INFO("parallel: " << parallel);
+  People p(2000, 500, 0, parallel > 1 ? "        parallel: 2\n" : "");
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec(
+      "INSERT INTO legacy.people SELECT 10000000 + g, 'late ' || g, 1"
+      " FROM generate_series(1, 500) g");
+  const auto caught_up = p.pgxform({"catch-up"});
+  INFO(caught_up.err);
+  REQUIRE(caught_up.exit_code == 0);
+  // The target is complete after catch-up alone: it is what the migration window relies on.
+  CHECK(p.differences() == 0);
+  CHECK(p.pending() == 0);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  CHECK(p.db.count("SELECT count(*) FROM target.people") == 2500);
+  CHECK(p.differences() == 0);
 }
 
 TEST_CASE("catch-up --until N stops once at most N changes are left", "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 1000);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(10));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  db.exec("UPDATE legacy.people SET score = 0 WHERE id <= 100");
-  REQUIRE(pending(db) == 100);
-  REQUIRE(run_with_db(db, path, {"catch-up", "--until", "25"}).exit_code == 0);
+  People p(1000, 10);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec("UPDATE legacy.people SET score = 0 WHERE id <= 100");
+  REQUIRE(p.pending() == 100);
+  REQUIRE(p.pgxform({"catch-up", "--until", "25"}).exit_code == 0);
   // Batches of 10 keys: it stops at the first count at or below 25.
-  CHECK(pending(db) <= 25);
-  CHECK(pending(db) > 10);
-  REQUIRE(run_with_db(db, path, {"catch-up", "--until", "0"}).exit_code == 0);
-  CHECK(pending(db) == 0);
-  CHECK(people_differences(db) == 0);
+  CHECK(p.pending() <= 25);
+  CHECK(p.pending() > 10);
+  REQUIRE(p.pgxform({"catch-up", "--until", "0"}).exit_code == 0);
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
 }
 
 TEST_CASE("a failing refresh function fails catch-up with its error and keys and loses nothing",
           "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 100);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(10));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  db.exec(
+  People p(100, 10);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec(
       "UPDATE legacy.people SET score = score + 1 WHERE id <= 30;"
       "ALTER TABLE target.people ADD CONSTRAINT small CHECK (doubled < 50) NOT VALID");
-  const auto failed = run_with_db(db, path, {"catch-up"});
+  const auto failed = p.pgxform({"catch-up"});
   CHECK(failed.exit_code == 1);
   CHECK_THAT(failed.err, Catch::Matchers::Contains("SQLSTATE 23514"));
-  CHECK(db.scalar("SELECT sqlstate FROM pgxform.job_state") == "23514");
-  CHECK_THAT(db.scalar("SELECT error FROM pgxform.job_state"),
+  CHECK(p.db.scalar("SELECT sqlstate FROM pgxform.job_state") == "23514");
+  CHECK_THAT(p.db.scalar("SELECT error FROM pgxform.job_state"),
              Catch::Matchers::StartsWith("catch-up: "));
-  CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "done");
-  CHECK(pending(db) > 0);
-  db.exec("ALTER TABLE target.people DROP CONSTRAINT small");
-  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
-  CHECK(pending(db) == 0);
-  CHECK(people_differences(db) == 0);
+  CHECK(p.db.scalar("SELECT status FROM pgxform.job_state") == "done");
+  p.db.exec("ALTER TABLE target.people DROP CONSTRAINT small");
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
 }
 
 TEST_CASE("what pgxform writes to a leading table itself is not captured", "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 300);
+  People p(300);
   // A transform that also marks the rows it read, in the leading table.
-  db.exec(
+  p.db.exec(
       "ALTER TABLE legacy.people ADD COLUMN migrated boolean;"
+      "CREATE OR REPLACE VIEW target.expected AS SELECT id, upper(name) AS display,"
+      " score * 2 AS doubled FROM legacy.people;"
       "CREATE OR REPLACE FUNCTION xf.people(lo bigint, hi bigint) RETURNS bigint"
       " LANGUAGE sql AS $$ UPDATE legacy.people SET migrated = true WHERE id BETWEEN lo AND hi;"
       " INSERT INTO target.people SELECT * FROM target.expected WHERE id BETWEEN lo AND hi;"
       " SELECT 0::bigint $$");
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(100));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  CHECK(db.count("SELECT count(*) FROM legacy.people WHERE migrated") == 300);
-  CHECK(pending(db) == 0);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  CHECK(p.db.count("SELECT count(*) FROM legacy.people WHERE migrated") == 300);
+  CHECK(p.pending() == 0);
   // Another session's change is.
-  db.exec("UPDATE legacy.people SET migrated = false WHERE id = 7");
-  CHECK(pending(db) == 1);
+  p.db.exec("UPDATE legacy.people SET migrated = false WHERE id = 7");
+  CHECK(p.pending() == 1);
 }
 
 TEST_CASE("changes made while the run and catch-up --follow work are all in the target at the end",
           "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 3000, 20);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(100));
+  People p(3000, 100, 20);
   // The triggers first, as a DBA would: the writer starts before the run.
-  REQUIRE(run_with_db(db, path, {"capture"}).exit_code == 0);
+  REQUIRE(p.pgxform({"capture"}).exit_code == 0);
+  p.count_changes();
   std::atomic<bool> writing{true};
   std::atomic<long long> statements{0};
   std::thread writer([&] {
-    pqxx::connection conn("dbname=" + db.name());
+    pqxx::connection conn(p.db.dsn());
     std::mt19937 rng(Catch::rngSeed());
-    std::uniform_int_distribution<int> key(1, 3000), what(0, 3);
+    std::uniform_int_distribution<int> key(1, 3600), what(0, 3);
     while (writing) {
       const std::string k = std::to_string(key(rng));
       pqxx::work tx(conn);
@@ -248,8 +285,8 @@ TEST_CASE("changes made while the run and catch-up --follow work are all in the 
       ++statements;
     }
   });
-  Child follow(with_db(db, path, {"catch-up", "--follow"}), dir.path());
-  const auto run = run_with_db(db, path, {"run"});
+  Child follow(p.command({"catch-up", "--follow"}), p.dir.path());
+  const auto run = p.pgxform({"run"});
   // Some more changes after the run, with catch-up following.
   const long long after_run = statements;
   wait_until([&] { return statements > after_run + 50; });
@@ -260,29 +297,27 @@ TEST_CASE("changes made while the run and catch-up --follow work are all in the 
   CHECK(follow.wait() == 0);
   REQUIRE(run.exit_code == 0);
   // The window: writes stopped, the final catch-up.
-  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
-  CHECK(pending(db) == 0);
-  CHECK(people_differences(db) == 0);
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.refreshed_too_often() == 0);
 }
 
 TEST_CASE("catch-up killed with SIGKILL at random moments loses no change and applies none twice",
           "[catch-up][kill]") {
-  TestDatabase db;
-  create_people(db, 4000);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(40));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
+  People p(4000, 40);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
   // One change per key: each key must be refreshed exactly once by the batches that commit.
-  db.exec(
+  p.db.exec(
       "UPDATE legacy.people SET name = 'changed ' || id WHERE id % 2 = 0;"
       "CREATE OR REPLACE FUNCTION xf.slow_refresh(keys bigint[]) RETURNS bigint"
       " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.01);"
       " RETURN xf.people_refresh(keys); END $$");
   // The same job with a refresh function slow enough to be killed in the middle of a batch.
-  std::string yaml = people_yaml(40);
+  std::string yaml = People::yaml(40);
   yaml.replace(yaml.find("xf.people_refresh"), std::string("xf.people_refresh").size(),
                "xf.slow_refresh");
-  const auto slow = dir.write("slow.yaml", yaml);
+  const auto slow = p.dir.write("slow.yaml", yaml);
   // Every third kill at a random moment from the start (often before a batch, or while the
   // killed runner's session still holds the claim); the others a random moment after the
   // round's first batch committed, so that every round makes progress.
@@ -290,12 +325,12 @@ TEST_CASE("catch-up killed with SIGKILL at random moments loses no change and ap
   std::uniform_int_distribution<int> moment(0, 150);
   int kills = 0;
   for (int round = 0; round < 300; ++round) {
-    const long long before = pending(db);
-    Child child(with_db(db, slow, {"catch-up"}), dir.path());
+    const long long before = p.pending();
+    Child child(with_db(p.db, slow, {"catch-up"}), p.dir.path());
     int code = -1;
     bool exited = false;
     if (round % 3 != 2)
-      while (!(exited = child.wait_for(5, code)) && pending(db) == before) {
+      while (!(exited = child.wait_for(5, code)) && p.pending() == before) {
       }
     if (!exited) exited = child.wait_for(moment(rng), code);
     if (exited) {
@@ -312,29 +347,26 @@ TEST_CASE("catch-up killed with SIGKILL at random moments loses no change and ap
   }
   CHECK(kills > 0);
   INFO("after " << kills << " kills");
-  CHECK(pending(db) == 0);
-  CHECK(people_differences(db) == 0);
-  CHECK(db.count("SELECT count(*) FROM target.refreshed") == 2000);
-  CHECK(db.count("SELECT count(*) FROM (SELECT id FROM target.refreshed GROUP BY id"
-                 " HAVING count(*) > 1) d") == 0);
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.db.count("SELECT count(*) FROM target.refreshed") == 2000);
+  CHECK(p.db.count("SELECT count(*) FROM (SELECT id FROM target.refreshed GROUP BY id"
+                   " HAVING count(*) > 1) d") == 0);
 }
 
 TEST_CASE("status shows the changes pending and the age of the oldest of a capturing job",
           "[catch-up]") {
-  TestDatabase db;
-  create_people(db, 100);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", people_yaml(50));
-  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
-  db.exec("UPDATE legacy.people SET score = 1 WHERE id <= 5");
-  const auto status = run_with_db(db, path, {"status", "--json"});
+  People p(100, 50);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec("UPDATE legacy.people SET score = 1 WHERE id <= 5");
+  const auto status = p.pgxform({"status", "--json"});
   REQUIRE(status.exit_code == 0);
   const auto json = parse_json(status.out);
   const auto& job = json["jobs"][0];
   CHECK(job["changes_pending"] == 5);
   CHECK(job["oldest_change_s"].is_number());
-  REQUIRE(run_with_db(db, path, {"catch-up"}).exit_code == 0);
-  const auto after = parse_json(run_with_db(db, path, {"status", "--json"}).out);
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  const auto after = parse_json(p.pgxform({"status", "--json"}).out);
   CHECK(after["jobs"][0]["changes_pending"] == 0);
   CHECK(after["jobs"][0]["oldest_change_s"].is_null());
 }
