@@ -6,6 +6,7 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/batch_sql.h"
+#include "engine/change_drain.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
@@ -45,6 +46,12 @@ std::vector<JobRanges> claim_jobs(StateStore& store, const std::vector<ResolvedJ
 std::optional<long long> redo(StateStore& store, const ResolvedJob& job, const FailedRange& range) {
   pqxx::work tx(store.conn());
   if (!take_range(tx, store.schema(), range.id)) return std::nullopt;
+  if (range.catch_up) {
+    // A key whose refresh failed in catch-up: refreshed again, as catch-up would.
+    const std::optional<long long> keys = refresh_set_aside_key(tx, store.schema(), job, range.id);
+    tx.commit();
+    return keys;
+  }
   const pqxx::result plan = tx.exec_params(
       range_sql(job, store.schema(), slicing_of(job), CursorMove::stay),
       std::optional<std::string>(), range.first_key, job.name, range.slice, range.last_key);

@@ -9,12 +9,19 @@
 // all, after the jobs file is read: a port in use stops the run before a script is applied.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
+#include <pqxx/pqxx>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "commands/command_options.h"
 #include "output/run_metrics.h"
+#include "plan/jobs_file.h"
+#include "state/schema_name.h"
 
 namespace pgxform {
 
@@ -28,5 +35,31 @@ struct RunOptions : CommandOptions {
 };
 
 int run_command(const RunOptions& options);
+
+// What `run` shares with `catch-up`, which continues main passes on the same engine:
+// The state's problems with the resolved jobs (a function changed under a started job unless
+// `accepted`, a changed `parallel:`), each naming the file. Read-only.
+std::vector<std::string> state_problems(pqxx::connection& conn, const JobsFile& file,
+                                        const std::map<std::string, ResolvedJob>& jobs,
+                                        const std::set<std::string>& accepted);
+// The state the workers need, written before the first batch: the schema, the jobs, their
+// slices and function versions, and the capture triggers of the jobs with changes: trigger.
+void prepare_state(pqxx::connection& conn, const JobsFile& file,
+                   const std::map<std::string, ResolvedJob>& jobs);
+
+// `set --threads`, as the control table says it now, for WorkerPool::follow_workers: read on a
+// connection of the calling thread's own, opened on first use and again after a failure (said
+// at debug level only: the workers' own errors tell of a server that went away).
+class WantedWorkers {
+ public:
+  WantedWorkers(std::string dsn, StateSchema schema)
+      : m_dsn(std::move(dsn)), m_schema(std::move(schema)) {}
+  std::optional<int> operator()();
+
+ private:
+  std::string m_dsn;
+  StateSchema m_schema;
+  std::unique_ptr<pqxx::connection> m_conn;
+};
 
 }  // namespace pgxform

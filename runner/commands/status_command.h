@@ -16,10 +16,14 @@
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
 // "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
-// "batch_size": ..., "changes_pending": N, "oldest_change_s": S}, ...]}. A growing trend
+// "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "catch_up_runner": ...,
+// "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ...}, ...]}. A growing trend
 // (trend.h) is also printed as a warning. changes_pending and oldest_change_s are null for a
-// job without changes: trigger; for one with it, the rows of its change log (change_capture.h)
-// and the age of the oldest (null when none is pending).
+// job without changes: trigger; for one with it, the rows of its change log (change_log.h)
+// and the age of the oldest (null when none is pending). While a catch-up holds the job
+// (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the last
+// minute per second (as rows_per_s), changes_eta_s the pending changes over that rate, and
+// catch_up_waiting why it takes no batch now ("paused", "throttled: ...", "pause_ms N").
 //
 // The live figures (columns RATE, ETA, BATCH):
 //   rows_per_s  rows committed by the job's own batches (not the ranges of bisect and
@@ -50,10 +54,10 @@
 #include <vector>
 
 #include "analysis/trend.h"
-#include "capture/change_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
 #include "plan/jobs_file.h"
+#include "state/change_log.h"
 #include "state/job_control.h"
 #include "state/state_store.h"
 
@@ -81,6 +85,9 @@ struct StatusFacts {
   long long recent_rows = 0;               // rows of its own batches committed in the last minute
   double recent_span_s = k_rate_window_s;  // since the first of them started, 1 to 60 s
   std::optional<long long> batch_size;     // the size its last batch asked for
+  // catch-up's batches (batch_log.catch_up) of the last minute: keys refreshed, over how long.
+  long long recent_keys = 0;
+  double recent_keys_span_s = k_rate_window_s;
 };
 
 struct StatusRow {
@@ -93,9 +100,13 @@ struct StatusRow {
   std::string paused_by;  // "job items", "list shop", "all"
   std::optional<double> rows_per_s, eta_s;
   std::optional<long long> batch_size;
-  // With changes: trigger: its change log's rows and the oldest's age; none otherwise.
+  // With changes: trigger: its change log's rows and the oldest's age; none otherwise. While a
+  // catch-up holds the job: the keys it refreshed per second over the last minute, the seconds
+  // the pending changes take at that rate, and why it takes no batch now.
   std::optional<long long> changes_pending;
   std::optional<double> oldest_change_s;
+  std::optional<double> changes_per_s, changes_eta_s;
+  std::optional<std::string> catch_up_waiting;
 };
 
 // The status to show for a job's state row (see above).

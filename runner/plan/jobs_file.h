@@ -7,6 +7,7 @@
 // that the command line can report it and exit 2 before anything is written.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,7 @@ enum class OnError { stop, skip };
 constexpr int k_max_threads = 1024;   // defaults.threads, --threads
 constexpr int k_max_parallel = 1024;  // parallel:
 constexpr long k_max_batch_size = 1000000000;
+constexpr std::size_t k_max_also = 32;  // changes.also: entries of one job
 
 // What a job inherits from `defaults:` and may override.
 enum class SynchronousCommit { on, off };
@@ -81,6 +83,19 @@ struct JobSettings {
 // schema's change_log (change_capture.h).
 enum class ChangeCapture { none, trigger };
 
+// One entry of `changes.also:`: another table whose changes the job's transform reads (an
+// order's status in the transform of its lines), so that they refresh the job's keys too.
+// Its triggers record `column` of every changed row (old and new); catch-up maps those values
+// to the job's keys: the leading table's rows whose column `match` equals one of them, or
+// what `keys_function(values column_type[])` returns (SETOF the key's type).
+struct AlsoTable {
+  QualifiedName table;
+  std::string column;
+  std::string match;            // a column of the job's leading table, or empty
+  QualifiedName keys_function;  // when match is empty
+  int line = 0;                 // where the entry starts, for messages
+};
+
 struct Job {
   std::string name;
   std::string list;
@@ -96,6 +111,7 @@ struct Job {
   bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
   ChangeCapture changes = ChangeCapture::none;
   QualifiedName refresh_function;  // with changes: trigger, called as f(keys key_type[])
+  std::vector<AlsoTable> also;     // changes.also: (change_log via 1, 2, ... in this order)
   bool captures() const { return changes != ChangeCapture::none; }
   // A one-shot step:
   std::string sql;

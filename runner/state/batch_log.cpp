@@ -18,24 +18,31 @@ std::string log_sql(const StateSchema& schema) {
     columns += std::string(", ") + field.column;
     values += ", $" + std::to_string(param++) + "::bigint";
   }
-  // The figures parsed once, into jsonb: json would be parsed again for every field read.
-  return "WITH s AS MATERIALIZED (SELECT x::jsonb AS j FROM (SELECT "
-         "nullif(pg_catalog.current_setting('" +
-         std::string(k_batch_setting) +
-         "', true), '') AS x) q WHERE x IS NOT NULL),"
-         " l AS (INSERT INTO " +
-         schema.table("batch_log") +
-         " (job, batch_no, slice, first_key, last_key, rows, rows_written,"
-         " started_at, duration_ms, batch_size, fn_version" +
-         columns +
-         ") SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int,"
-         " s.j ->> 'lo', s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,"
-         " (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (s.j ->> 'size')::bigint,"
-         " (SELECT v.fn_version FROM " +
-         schema.table("job_state") + " v WHERE v.job = $1::text)" + values +
-         " FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)"
-         " SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,"
-         " (s.j ->> 'moved')::int AS moved, (SELECT pg_catalog.count(*) FROM l) AS logged FROM s";
+  // The figures parsed once, into jsonb: json would be parsed again for every field read. A
+  // catch-up batch (change_log.h) calls the refresh function, which no version pins.
+  static const std::string k_log = R"(
+  WITH s AS MATERIALIZED (
+    SELECT x::jsonb AS j, coalesce((x::jsonb ->> 'catch_up')::boolean, false) AS catch_up
+    FROM (SELECT nullif(pg_catalog.current_setting(@setting@, true), '') AS x) q
+    WHERE x IS NOT NULL),
+  l AS (
+    INSERT INTO @batch_log@ (job, batch_no, slice, first_key, last_key, rows, rows_written,
+                             started_at, duration_ms, batch_size, catch_up, fn_version@columns@)
+    SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int, s.j ->> 'lo',
+           s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,
+           (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (s.j ->> 'size')::bigint,
+           s.catch_up,
+           CASE WHEN NOT s.catch_up THEN
+             (SELECT v.fn_version FROM @job_state@ v WHERE v.job = $1::text) END@values@
+    FROM s WHERE (s.j ->> 'moved')::int = 1 RETURNING 1)
+  SELECT s.j ->> 'lo' AS lo, s.j ->> 'hi' AS hi, (s.j ->> 'rows')::bigint AS rows,
+         (s.j ->> 'moved')::int AS moved, (SELECT pg_catalog.count(*) FROM l) AS logged
+  FROM s)";
+  return fill_sql(k_log, {{"@setting@", "'" + std::string(k_batch_setting) + "'"},
+                          {"@columns@", columns},
+                          {"@values@", values},
+                          {"@batch_log@", schema.table("batch_log")},
+                          {"@job_state@", schema.table("job_state")}});
 }
 
 pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
@@ -131,24 +138,31 @@ std::optional<std::pair<long long, long long>> batches_over(
 }
 
 RecentBatches read_recent_batches(pqxx::transaction_base& tx, const StateSchema& schema,
-                                  const std::string& job, double window_s) {
-  // $1 the job, $2 the window in seconds; @log@ the table, @batch@ what tells a batch.
+                                  const std::string& job, double window_s, Phase phase) {
+  // $1 the job, $2 the window in seconds; @log@ the table, @batch@ what tells a batch, @phase@
+  // which phase's batches (the primary key leads with job and catch_up: one index range).
   static const std::string k_sql = R"(
     SELECT COALESCE(pg_catalog.sum(b.rows) FILTER (WHERE @recent@), 0)::bigint,
            EXTRACT(epoch FROM pg_catalog.now()
                    - pg_catalog.min(b.started_at) FILTER (WHERE @recent@))::float8,
            @last_size@
-    FROM (SELECT * FROM @log@ WHERE job = $1 ORDER BY batch_no DESC LIMIT 10000) b)";
+    FROM (SELECT * FROM @log@ l WHERE l.job = $1 @phase@
+          ORDER BY l.batch_no DESC LIMIT 10000) b)";
   static const std::string k_recent =
       "@batch@ AND b.started_at + b.duration_ms * interval '1 millisecond'"
       " > pg_catalog.now() - $2 * interval '1 second'";
   static const std::string k_last_size = R"((SELECT l.batch_size FROM @log@ l
-       WHERE l.job = $1 AND l.batch_size IS NOT NULL ORDER BY l.batch_no DESC LIMIT 1))";
-  const bool sizes = has_feature(state_version(tx, schema), StateFeature::batch_sizes);
+       WHERE l.job = $1 @phase@ AND l.batch_size IS NOT NULL ORDER BY l.batch_no DESC LIMIT 1))";
+  const int version = state_version(tx, schema);
+  const bool sizes = has_feature(version, StateFeature::batch_sizes);
+  std::string which;
+  if (has_feature(version, StateFeature::changes))
+    which = phase == Phase::catch_up ? "AND l.catch_up" : "AND NOT l.catch_up";
   const std::string sql =
       fill_sql(k_sql, {{"@recent@", k_recent},
                        {"@last_size@", sizes ? k_last_size : std::string("NULL::bigint")},
                        {"@batch@", sizes ? "b.batch_size IS NOT NULL" : "true"},
+                       {"@phase@", which},
                        {"@log@", schema.table("batch_log")}});
   const pqxx::row r = tx.exec_params1(sql, job, window_s);
   RecentBatches recent;

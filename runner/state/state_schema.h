@@ -35,6 +35,9 @@ enum class StateFeature {
   control = 7,            // control: pause, resume and settings of running jobs (job_control.h)
   control_threads = 8,    // control.threads: the workers of running runners (set --threads)
   changes = 9,            // change_log, batch_log.catch_up (change_capture.h, change_drain.h)
+  // change_log.via (changes.also:), failed_batches.catch_up (a refresh's keys set aside),
+  // job_state.catch_up_waiting (change_log.h)
+  exact = 10,
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);
