@@ -101,6 +101,8 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
             << failure.message << "\n";
       }
     }
+  // A job whose keys set aside by catch-up are all refreshed now loses its catch-up error.
+  for (const auto& [job, ranges] : work) store.clear_catch_up_error(job->name);
   out << resolved << " range(s) resolved, " << failing << " still failing\n";
   return failing ? k_exit_job_failed : k_exit_ok;
 }

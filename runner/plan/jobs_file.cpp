@@ -313,10 +313,10 @@ void read_changes(const Reader& r, const YAML::Node& node, const std::string& wh
         "changes of " + where +
         " must be trigger, or a mapping {mode: trigger, also: [...]} (the only way of capturing"
         " changes this pgxform knows)";
-    YAML::Node mode = changes;
+    // Bound once: assigning a YAML::Node would overwrite the node it refers to.
+    const YAML::Node mode = changes.IsMap() ? changes["mode"] : changes;
     if (changes.IsMap()) {
       r.check_fields(changes, {"mode", "also"}, "changes of " + where);
-      mode = changes["mode"];
       if (!mode) r.fail(changes, "missing required field 'mode' in changes of " + where);
       if (const YAML::Node also = changes["also"]) {
         if (!also.IsSequence() || also.size() == 0)

@@ -370,3 +370,206 @@ TEST_CASE("status shows the changes pending and the age of the oldest of a captu
   CHECK(after["jobs"][0]["changes_pending"] == 0);
   CHECK(after["jobs"][0]["oldest_change_s"].is_null());
 }
+
+TEST_CASE(
+    "a transform that reads another table stays exact when both change beside run and"
+    " catch-up --follow",
+    "[catch-up][regression]") {
+  // Issue 22, item 5: the lines' main pass at the live head of its keys interleaved with the
+  // orders' refresh rewriting the lines, and left duplicates and deleted lines. With
+  // changes.also, a change of an order refreshes its lines through the lines' own job.
+  Shop shop(300, 4, 40, 30);
+  const auto captured = shop.pgxform({"capture"});
+  INFO(captured.err);
+  REQUIRE(captured.exit_code == 0);
+  shop.count_changes();
+  std::atomic<bool> writing{true};
+  std::atomic<long long> changes{0};
+  std::thread writer([&] {
+    pqxx::connection conn(shop.db.dsn());
+    std::mt19937 rng(Catch::rngSeed());
+    while (writing) {
+      shop.change(conn, rng);
+      ++changes;
+    }
+  });
+  Child follow(shop.command({"catch-up", "--follow"}), shop.dir.path());
+  const auto run = shop.pgxform({"run", "--threads", "2"});
+  const long long after_run = changes;
+  wait_until([&] { return changes > after_run + 100; });
+  writing = false;
+  writer.join();
+  follow.kill(SIGINT);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  const auto last = shop.pgxform({"catch-up"});
+  INFO(last.err);
+  REQUIRE(last.exit_code == 0);
+  CHECK(shop.pending() == 0);
+  CHECK(shop.differences() == 0);
+  CHECK(shop.refreshed_too_often() == 0);
+  // The changes of orders reached the lines through the lines' job.
+  CHECK(shop.db.count("SELECT count(*) FROM target.refreshed WHERE job = 'lines'") > 0);
+}
+
+TEST_CASE("in one snapshot, a key's refreshes and its pending changes always add up to its changes",
+          "[catch-up][kill]") {
+  // Caught deterministically: a batch's refresh and the removal of what it consumed commit
+  // together. The log row of key 100 is locked by another session, so that the first batch
+  // waits in the middle; a refresh committed apart from its removal would show here as a key
+  // refreshed and still pending.
+  People p(200, 1000);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec("UPDATE legacy.people SET name = 'changed ' || id");
+  REQUIRE(p.pending() == 200);
+  pqxx::connection holder(p.db.dsn());
+  pqxx::work hold(holder);
+  hold.exec("SELECT 1 FROM pgxform.change_log WHERE key = '100' FOR UPDATE");
+  Child child(p.command({"catch-up"}), p.dir.path());
+  wait_until([&] {
+    return p.db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND application_name LIKE 'pgxform %' AND wait_event_type = 'Lock'") == 1;
+  });
+  const auto add_up = [&] {
+    pqxx::connection observer(p.db.dsn());
+    pqxx::work tx(observer);
+    tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    return tx.exec1(
+                 "SELECT count(*) FROM legacy.people s WHERE (SELECT count(*) FROM"
+                 " target.refreshed r WHERE r.id = s.id) + (SELECT count(*) FROM"
+                 " pgxform.change_log l WHERE l.key = s.id::text) <> 1")[0]
+               .as<long long>() == 0;
+  };
+  CHECK(add_up());
+  child.kill(SIGKILL);
+  CHECK(child.wait() == 128 + SIGKILL);
+  hold.abort();
+  CHECK(add_up());
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(add_up());
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.db.count("SELECT count(*) FROM target.refreshed") == 200);
+}
+
+TEST_CASE("catch-up --follow paused refreshes nothing until it is resumed, and status says so",
+          "[catch-up]") {
+  People p(300, 50);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  REQUIRE(p.pgxform({"pause", "people"}).exit_code == 0);
+  Child follow(p.command({"catch-up", "--follow"}), p.dir.path());
+  wait_until([&] {
+    return follow.err().find("people (catch-up): paused (job people)") != std::string::npos;
+  });
+  p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id <= 120");
+  // Read again every second: three more reads, and still nothing refreshed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  CHECK(p.pending() == 120);
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") == 0);
+  const auto status = parse_json(p.pgxform({"status", "--json"}).out);
+  CHECK(job_in(status, "people")["catch_up_waiting"] == "paused");
+  CHECK_FALSE(job_in(status, "people")["catch_up_runner"].is_null());
+  REQUIRE(p.pgxform({"resume", "people"}).exit_code == 0);
+  wait_until([&] { return p.pending() == 0; });
+  follow.kill(SIGINT);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  CHECK_THAT(follow.err(), Catch::Contains("people (catch-up): resumed"));
+  CHECK(p.differences() == 0);
+}
+
+TEST_CASE("catch-up waits while the database is over a throttle limit, and says why",
+          "[catch-up]") {
+  People p(300, 50, 0, "        throttle: {max_active_sessions: 1}\n");
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id <= 100");
+  BusySessions busy(p.db, 2);
+  Child child(p.command({"catch-up"}), p.dir.path());
+  wait_until([&] {
+    return child.err().find("people (catch-up): throttled: max_active_sessions") !=
+           std::string::npos;
+  });
+  CHECK(p.pending() == 100);
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") == 0);
+  const auto waiting =
+      job_in(parse_json(p.pgxform({"status", "--json"}).out), "people")["catch_up_waiting"];
+  CHECK_THAT(waiting.get<std::string>(), Catch::StartsWith("throttled: max_active_sessions "));
+  busy.end();
+  CHECK(child.wait() == 0);
+  INFO(child.err());
+  CHECK_THAT(child.err(), Catch::Contains("people (catch-up): no longer throttled"));
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
+}
+
+TEST_CASE(
+    "a refresh failing for one key sets that key aside and applies the rest; fixed, it is"
+    " applied once",
+    "[catch-up]") {
+  const bool by_retry_failed = GENERATE(false, true);
+  INFO((by_retry_failed ? "retry-failed" : "the next catch-up") << " applies it");
+  People p(200, 50);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.count_changes();
+  // Division by zero for key 77 only.
+  p.db.exec(
+      "CREATE OR REPLACE VIEW target.expected AS SELECT id, upper(name) AS display,"
+      " score * 2 / CASE WHEN id = 77 AND name LIKE '%broken%' THEN 0 ELSE 1 END AS doubled"
+      " FROM legacy.people;"
+      "UPDATE legacy.people SET name = name || ' broken' WHERE id BETWEEN 51 AND 100");
+  const auto failed = p.pgxform({"catch-up"});
+  CHECK(failed.exit_code == 1);
+  CHECK_THAT(failed.err, Catch::Contains("1 key(s) set aside"));
+  CHECK(p.db.scalar("SELECT string_agg(first_key || ':' || sqlstate, ',') FROM"
+                    " pgxform.failed_batches WHERE catch_up AND resolved_at IS NULL") ==
+        "77:22012");
+  CHECK(p.db.scalar("SELECT sqlstate FROM pgxform.job_state") == "22012");
+  CHECK_THAT(p.db.scalar("SELECT error FROM pgxform.job_state"),
+             Catch::Matchers::StartsWith("catch-up: "));
+  CHECK(p.pending() == 0);
+  // The other 49 keys are applied; key 77 keeps its old row.
+  CHECK(p.db.count("SELECT count(*) FROM target.people WHERE display LIKE '%BROKEN%'") == 49);
+  CHECK(p.db.count("SELECT count(*) FROM legacy.people WHERE id = 77 AND name LIKE '%broken%'") ==
+        1);
+  // Fixed: the view divides by one again.
+  p.db.exec(
+      "CREATE OR REPLACE VIEW target.expected AS SELECT id, upper(name) AS display,"
+      " score * 2 AS doubled FROM legacy.people");
+  const auto fixed = p.pgxform({by_retry_failed ? "retry-failed" : "catch-up"});
+  INFO(fixed.out << fixed.err);
+  CHECK(fixed.exit_code == 0);
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.failed_batches WHERE resolved_at IS NULL") == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.refreshed_too_often() == 0);
+  CHECK(p.db.count("SELECT count(*) FROM target.refreshed WHERE id = 77") == 1);
+  CHECK(p.db.scalar("SELECT coalesce(error, '') FROM pgxform.job_state") == "");
+}
+
+TEST_CASE("set --threads resizes a catch-up --follow while it works", "[catch-up]") {
+  Shop shop(100, 2);
+  REQUIRE(shop.pgxform({"run"}).exit_code == 0);
+  const auto claimed = [&] {
+    return shop.db.count(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
+        " AND l.granted AND l.objsubid = 2");
+  };
+  Child follow(shop.command({"catch-up", "--follow", "--threads", "2"}), shop.dir.path());
+  wait_until([&] { return claimed() == 2; });
+  REQUIRE(shop.pgxform({"set", "--threads", "1"}).exit_code == 0);
+  wait_until([&] { return claimed() == 1; });
+  // The job that still follows refreshes what changes.
+  shop.db.exec("UPDATE legacy.orders SET status = 'paid' WHERE id <= 10");
+  REQUIRE(shop.pgxform({"set", "--threads", "2"}).exit_code == 0);
+  wait_until([&] { return claimed() == 2; });
+  wait_until([&] { return shop.pending() == 0; });
+  follow.kill(SIGTERM);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  CHECK_THAT(follow.err(), Catch::Contains("threads: 2 -> 1 (set --threads)") &&
+                               Catch::Contains("threads: 1 -> 2 (set --threads)"));
+  CHECK(shop.differences() == 0);
+}
