@@ -24,6 +24,12 @@
 // (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the last
 // minute per second (as rows_per_s), changes_eta_s the pending changes over that rate, and
 // catch_up_waiting why it takes no batch now ("paused", "throttled: ...", "pause_ms N").
+// "capture" says how a capturing job captures ("trigger", "logical"; null for another job),
+// "capture_missing" why a job whose main pass began records no change now (its trigger or slot
+// gone: "capture missing" in the table), "capture_lost" why its log lacks changes (a TRUNCATE the
+// slot saw, a capture missing for a while); "slot", for changes: logical, the replication slot:
+// {"name", "retained_wal_mb" (from its restart position to now), "read_age_s" (since its last
+// read committed), "age_s" (since it was made), "wal_status"}.
 //
 // The live figures (columns RATE, ETA, BATCH):
 //   rows_per_s  rows committed by the job's own batches (not the ranges of bisect and
@@ -54,6 +60,7 @@
 #include <vector>
 
 #include "analysis/trend.h"
+#include "capture/logical_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
 #include "plan/jobs_file.h"
@@ -107,6 +114,17 @@ struct StatusRow {
   std::optional<double> oldest_change_s;
   std::optional<double> changes_per_s, changes_eta_s;
   std::optional<std::string> catch_up_waiting;
+  // How a capturing job captures; why its capture records nothing now (a started job's);
+  // why its log lacks changes; with changes: logical, its slot.
+  std::optional<std::string> capture, capture_missing, capture_lost;
+  std::optional<SlotFigures> slot;
+};
+
+// What status reads of the capture (capture_check.h, capture_state.h, logical_capture.h).
+struct CaptureFacts {
+  std::map<std::string, std::string> missing;  // jobs whose main pass began, capture missing
+  std::map<std::string, std::string> lost;     // job_state.capture_lost
+  std::optional<SlotFigures> slot;
 };
 
 // The status to show for a job's state row (see above).
@@ -120,7 +138,8 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control = {},
-                                      const std::map<std::string, PendingChanges>& changes = {});
+                                      const std::map<std::string, PendingChanges>& changes = {},
+                                      const CaptureFacts& capture = {});
 
 // The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
 std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,

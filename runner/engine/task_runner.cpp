@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/stop_signal.h"
+#include "capture/slot_reader.h"
 #include "database/retry.h"
 #include "engine/batch_runner.h"
 #include "engine/batch_sql.h"
@@ -133,6 +134,10 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
     const MainPassLeft main = continue_main_pass(task, run, said_held);
     if (main.end) return *main.end;
     if (main.ran) continue;
+    // The log is empty, but the slot may hold the job's changes still: read up to now.
+    if (run.drain.follow == Follow::no && task.job.capture == ChangeCapture::logical && run.slot &&
+        run.slot->read(task.session, SlotReader::Wait::yes).keys.count(task.job.name))
+      continue;
     if (run.drain.follow == Follow::no && !main.held) return outcome;
     if (committed > before) said_idle = false;
     if (run.drain.follow == Follow::yes && !said_idle) {
@@ -149,7 +154,8 @@ TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& r
                         const TaskId& task, long long& committed) {
   apply_session_settings(session.conn(), job.settings);
   if (job.is_step()) return run_step(store, job);
-  TaskContext context{session, store, run.jobs.at(job.name), job, task, run.progress, run.metrics};
+  TaskContext context{session, store,        run.jobs.at(job.name), job,
+                      task,    run.progress, run.metrics,           run.slot};
   if (task.phase == Phase::catch_up) {
     const TaskOutcome outcome = run_catch_up(context, run, committed);
     run.progress.job_finished(task.text(), std::nullopt);

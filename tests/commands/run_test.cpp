@@ -376,6 +376,9 @@ TEST_CASE(
       "ALTER TABLE pgxform.batch_log DROP COLUMN catch_up, ADD PRIMARY KEY (job, batch_no);"
       "ALTER TABLE pgxform.failed_batches DROP COLUMN catch_up;"
       "ALTER TABLE pgxform.job_state DROP COLUMN catch_up_waiting;"
+      "DROP TABLE pgxform.capture_slot, pgxform.capture_table;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN capture_lost;"
+      "DROP FUNCTION pgxform.key_reads_as(text, regtype);"
       "DELETE FROM pgxform.schema_version WHERE version >= 5");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});

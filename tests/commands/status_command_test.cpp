@@ -105,9 +105,10 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt,
-                                    "", std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                                    std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_json(
+      out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, "", std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
@@ -140,7 +141,11 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
                                          "catch_up_runner",
                                          "changes_per_s",
                                          "changes_eta_s",
-                                         "catch_up_waiting"});
+                                         "catch_up_waiting",
+                                         "capture",
+                                         "capture_missing",
+                                         "capture_lost",
+                                         "slot"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");
@@ -161,7 +166,8 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   std::ostringstream out;
   pgxform::print_status_table(
       out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);
@@ -221,7 +227,8 @@ TEST_CASE("the status table's LIST and JOB columns widen for long names") {
   std::ostringstream out;
   pgxform::print_status_table(
       out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
   CHECK_THAT(out.str(),
              Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
 }
@@ -336,14 +343,16 @@ TEST_CASE("status shows a capturing job's pending changes and the age of the old
   std::ostringstream out;
   pgxform::print_status_table(
       out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, 12LL, 61.5, std::nullopt, std::nullopt, std::nullopt}});
+             std::nullopt, 12LL, 61.5, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+             std::nullopt, std::nullopt, std::nullopt}});
   CHECK_THAT(out.str(), Catch::Contains("capturing changes: 12 pending, the oldest 62 s old: "
                                         "pgxform catch-up " +
                                         s.job));
   std::ostringstream json;
   pgxform::print_status_json(
       json, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-              std::nullopt, 0LL, std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+              std::nullopt, 0LL, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+              std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
   const Json job = parse_json(json.str()).at("jobs").at(0);
   CHECK(job["changes_pending"] == 0);
   CHECK(job["oldest_change_s"].is_null());
