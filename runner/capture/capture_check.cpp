@@ -174,12 +174,27 @@ std::vector<std::string> capture_problems(pqxx::connection& conn, const JobsFile
   return problems;
 }
 
-std::optional<std::string> capture_missing(pqxx::transaction_base& tx, const StateSchema& schema,
-                                           const ResolvedJob& job) {
-  if (job.capture == ChangeCapture::logical) return logical_missing(tx, schema, job);
+namespace {
+
+std::optional<std::string> missing_by(pqxx::transaction_base& tx, const StateSchema& schema,
+                                      const ResolvedJob& job, ChangeCapture method) {
+  if (method == ChangeCapture::logical) return logical_missing(tx, schema, job);
   const std::vector<std::string> tables = uncaptured_tables(tx, schema, job);
   if (tables.empty()) return std::nullopt;
   return "no capture trigger on " + tables.front();
+}
+
+}  // namespace
+
+std::optional<std::string> capture_missing(pqxx::transaction_base& tx, const StateSchema& schema,
+                                           const ResolvedJob& job) {
+  std::optional<std::string> missing = missing_by(tx, schema, job, job.capture);
+  // A job whose jobs file moved it to the other method still captures by the old one until
+  // the new one is installed.
+  const ChangeCapture other =
+      job.capture == ChangeCapture::logical ? ChangeCapture::trigger : ChangeCapture::logical;
+  if (missing && !missing_by(tx, schema, job, other)) missing.reset();
+  return missing;
 }
 
 }  // namespace pgxform

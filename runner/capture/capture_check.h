@@ -48,8 +48,9 @@ std::vector<std::string> capture_problems(pqxx::connection& conn, const JobsFile
                                           const std::map<std::string, ResolvedJob>& jobs);
 
 // Why the capture of `job` does not record its changes now — "no capture trigger on
-// legacy.items", "the replication slot pgxform_... does not exist" — none when it does. Reads
-// only.
+// legacy.items", "the replication slot pgxform_... does not exist" — none when it does, by its
+// method or by the other one (a job moved from one to the other in the jobs file is captured by
+// the old one until the new one is installed). Reads only.
 std::optional<std::string> capture_missing(pqxx::transaction_base& tx, const StateSchema& schema,
                                            const ResolvedJob& job);
 

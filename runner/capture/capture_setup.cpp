@@ -4,9 +4,11 @@
 
 #include <algorithm>
 
+#include "base/redaction.h"
 #include "capture/capture_check.h"
 #include "capture/change_capture.h"
 #include "capture/logical_capture.h"
+#include "capture/slot_reader.h"
 #include "state/capture_state.h"
 #include "state/state_store.h"
 
@@ -26,6 +28,19 @@ std::vector<std::string> jobs_with(const JobsFile& file, ChangeCapture capture) 
     for (const auto& job : list.jobs)
       if (!job.is_step() && job.changes == capture) out.push_back(job.name);
   return out;
+}
+
+// What the slot holds still goes to the log before a job's part of it goes: a change read is
+// kept (catch-up refreshes it), a change left in a dropped slot would be lost.
+// A slot that cannot be read (lost, say) holds nothing to keep: it goes all the same.
+void read_slot_first(pqxx::connection& conn, const JobsFile& file) {
+  RunMetrics metrics;
+  try {
+    SlotReader(StateSchema(file.state_schema), file.max_slot_retained_mb, metrics)
+        .read(conn, SlotReader::Wait::yes);
+  } catch (const pqxx::sql_error& e) {
+    spdlog::warn("could not read the replication slot before it goes: {}", redact(e.what()));
+  }
 }
 
 bool has_logical_rows(pqxx::connection& conn, const StateSchema& schema, const std::string& job) {
@@ -85,9 +100,11 @@ std::vector<CaptureInstalled> install_captures(pqxx::connection& conn, const Job
     } else {
       if (install_capture(conn, schema, job, lock_timeout) > 0)
         installed.done.push_back("capture triggers installed");
-      if (has_logical_rows(conn, schema, job.name))
+      if (has_logical_rows(conn, schema, job.name)) {
+        read_slot_first(conn, file);
         for (std::string& d : drop_logical(conn, schema, job.name, lock_timeout))
           installed.done.push_back(d + " (changes: trigger now)");
+      }
     }
     if (!installed.was_missing) continue;
     const std::string reason = "its capture was missing (" + *installed.was_missing +
@@ -109,6 +126,7 @@ std::vector<std::string> drop_captures(pqxx::connection& conn, const JobsFile& f
   std::vector<std::string> done;
   const int triggers = drop_capture(conn, schema, job, lock_timeout);
   if (triggers > 0) done.push_back(std::to_string(triggers) + " capture trigger(s) dropped");
+  if (has_logical_rows(conn, schema, job)) read_slot_first(conn, file);
   for (std::string& d : drop_logical(conn, schema, job, lock_timeout)) done.push_back(d);
   return done;
 }

@@ -155,9 +155,8 @@ bool SlotReader::read_once(pqxx::connection& conn, Read& read) {
   return read.done;
 }
 
-SlotReader::Read SlotReader::read(Session& session, Wait wait) {
+SlotReader::Read SlotReader::read(pqxx::connection& conn, Wait wait) {
   Read read;
-  pqxx::connection& conn = session.conn();
   {
     const SlotLock lock(conn, m_schema, wait);
     if (!lock.held()) return read;
@@ -182,7 +181,7 @@ std::optional<SlotReader::Read> SlotReader::read_if_due(Session& session,
     // Claimed for this caller: the other tasks of the process do not try meanwhile.
     m_last_read = now;
   }
-  return read(session, Wait::no);
+  return read(session.conn(), Wait::no);
 }
 
 void SlotReader::measure(pqxx::connection& conn) {

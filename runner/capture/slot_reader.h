@@ -58,17 +58,20 @@ class SlotReader {
     bool done = false;                      // false: another session holds the slot (Wait::no)
     std::map<std::string, long long> keys;  // change_log rows it added, by job
   };
-  // Reads until the slot is read up to the WAL flushed when it started. Throws what the
-  // session throws (a lost connection; a permanent error: the slot is lost, say).
-  Read read(Session& session, Wait wait);
+  // Reads until the slot is read up to the WAL flushed when it started, on `conn` (a worker's
+  // session, or a command's connection). Throws what the connection throws (a lost connection;
+  // a permanent error: the slot is lost, say).
+  Read read(pqxx::connection& conn, Wait wait);
   // read(session, Wait::no) when this process's last read is `interval` old or more; none when
   // it is not.
   std::optional<Read> read_if_due(Session& session, std::chrono::milliseconds interval);
+  // The slot's retained WAL, to the metrics, and a warning past max_slot_retained_mb (at most
+  // every 5 minutes); after each read, and when a command starts.
+  void measure(pqxx::connection& conn);
 
  private:
   // One pass: at most k_read_messages; true when it reached L.
   bool read_once(pqxx::connection& conn, Read& read);
-  void measure(pqxx::connection& conn);
 
   StateSchema m_schema;
   long m_max_retained_mb;

@@ -206,6 +206,7 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   if (!missing.empty()) return report_missing(missing);
   retry_transient([&] { prepare_state(*conn, file, preflight.jobs, "catch-up"); });
   const std::unique_ptr<SlotReader> slot = slot_reader_for(file, metrics);
+  if (slot) slot->measure(*conn);
   spdlog::info("catching up {} {} on {} threads{}", chosen.size(),
                chosen.size() == 1 ? "job" : "jobs", threads,
                follow == Follow::yes ? ", following until a signal" : "");
@@ -236,9 +237,10 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   for (const Job* job : chosen)
     keys += progress.task_rows(TaskId{job->name, 0, Phase::catch_up}.text());
   (void)out;
-  return report(result, keys_set_aside(pool.first_session(), schema, chosen),
-                lost_captures(pool.first_session(), schema, chosen), follow, keys, chosen.size(),
-                seconds);
+  // A connection of its own: a worker's may have broken with a restart and never reopened.
+  Session after(options.dsn);
+  return report(result, keys_set_aside(after, schema, chosen), lost_captures(after, schema, chosen),
+                follow, keys, chosen.size(), seconds);
 }
 
 namespace {

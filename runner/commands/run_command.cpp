@@ -181,6 +181,7 @@ int run_command(const RunOptions& options) {
   WorkerPool pool(threads, options.dsn);
   retry_transient([&] { prepare_state(*conn, file, run.preflight.jobs, "run"); });
   const std::unique_ptr<SlotReader> slot = slot_reader_for(file, metrics);
+  if (slot) slot->measure(*conn);
 
   const std::size_t jobs = job_names(run.lists).size();
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),

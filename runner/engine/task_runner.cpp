@@ -136,7 +136,7 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
     if (main.ran) continue;
     // The log is empty, but the slot may hold the job's changes still: read up to now.
     if (run.drain.follow == Follow::no && task.job.capture == ChangeCapture::logical && run.slot &&
-        run.slot->read(task.session, SlotReader::Wait::yes).keys.count(task.job.name))
+        run.slot->read(task.session.conn(), SlotReader::Wait::yes).keys.count(task.job.name))
       continue;
     if (run.drain.follow == Follow::no && !main.held) return outcome;
     if (committed > before) said_idle = false;

@@ -128,6 +128,23 @@ void BusySessions::end() {
   m_threads.clear();
 }
 
+TestRole::TestRole(TestDatabase& database, const std::string& suffix, const std::string& options)
+    : db(database), name(database.name() + "_" + suffix) {
+  db.exec("CREATE ROLE " + name + " LOGIN PASSWORD 'Role-pw-1' " + options);
+}
+
+TestRole::~TestRole() {
+  try {
+    db.exec("DROP OWNED BY " + name + " CASCADE; DROP ROLE " + name);
+  } catch (const std::exception& e) {
+    WARN("could not drop role " << name << ": " << e.what());
+  }
+}
+
+std::string TestRole::dsn() const {
+  return db.dsn() + " user=" + name + " password=Role-pw-1";
+}
+
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args) {
   return run_cli(with_db(db, path, std::move(args)));
 }

@@ -62,6 +62,18 @@ class BusySessions {
   std::vector<std::thread> m_threads;
 };
 
+// A login role of its own for one test (<database>_<suffix>), with `options` (NOSUPERUSER...),
+// dropped with what it owns at the end.
+struct TestRole {
+  TestDatabase& db;
+  std::string name;
+  TestRole(TestDatabase& database, const std::string& suffix, const std::string& options = "");
+  ~TestRole();
+  TestRole(const TestRole&) = delete;
+  TestRole& operator=(const TestRole&) = delete;
+  std::string dsn() const;
+};
+
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
