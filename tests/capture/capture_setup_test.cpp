@@ -27,9 +27,9 @@ Leftovers leftovers(TestDatabase& db) {
 // The Shop (fixtures.h) with `orders` captured by `orders_mode` and `lines` (which reads orders
 // through changes.also) by `lines_mode`.
 std::string shop_yaml(const std::string& orders_mode, const std::string& lines_mode) {
-  std::string yaml = Shop::yaml(50);
-  yaml.replace(yaml.find("changes: trigger"), 16, "changes: " + orders_mode);
-  yaml.replace(yaml.find("mode: trigger"), 13, "mode: " + lines_mode);
+  std::string yaml = with_capture(Shop::yaml(50), lines_mode);
+  const std::string orders = "changes: " + lines_mode;
+  yaml.replace(yaml.find(orders), orders.size(), "changes: " + orders_mode);
   return yaml;
 }
 

@@ -128,6 +128,13 @@ void BusySessions::end() {
   m_threads.clear();
 }
 
+std::string with_capture(std::string yaml, const std::string& mode) {
+  for (const std::string from : {"changes: trigger", "mode: trigger"})
+    for (auto at = yaml.find(from); at != std::string::npos; at = yaml.find(from, at + 1))
+      yaml.replace(at, from.size(), from.substr(0, from.find(':') + 2) + mode);
+  return yaml;
+}
+
 TestRole::TestRole(TestDatabase& database, const std::string& suffix, const std::string& options)
     : db(database), name(database.name() + "_" + suffix) {
   db.exec("CREATE ROLE " + name + " LOGIN PASSWORD 'Role-pw-1' " + options);

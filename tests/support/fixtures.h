@@ -62,6 +62,10 @@ class BusySessions {
   std::vector<std::thread> m_threads;
 };
 
+// `yaml` with every `changes: trigger` (and `mode: trigger`) made `changes: <mode>`: a jobs file
+// of the fixtures captured by the other method (`logical`).
+std::string with_capture(std::string yaml, const std::string& mode);
+
 // A login role of its own for one test (<database>_<suffix>), with `options` (NOSUPERUSER...),
 // dropped with what it owns at the end.
 struct TestRole {
