@@ -69,6 +69,9 @@ void print_script_states(std::ostream& out, const std::vector<ScriptStatus>& sta
         << (s.script.version.empty() ? "-" : s.script.version) << std::setw(10)
         << state_name(s.state) << std::setw(32) << s.applied_at.value_or("-")
         << (s.duration_ms ? fixed(*s.duration_ms, 0) + " ms" : "") << "\n";
+    if (s.state == ScriptState::conflict)
+      out << "    version " << s.script.version << " was applied as " << s.applied_as.value_or("?")
+          << ": a different script (pgxform migrate says what to do)\n";
   }
 }
 
