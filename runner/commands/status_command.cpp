@@ -10,6 +10,7 @@
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 #include "state/batch_log.h"
 
 namespace pgxform {
@@ -65,8 +66,9 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
   return facts;
 }
 
+// A value from the state, the data or another session, on one line (terminal_text.h).
 std::string text_or(const std::optional<std::string>& v, const std::string& fallback) {
-  return v ? *v : fallback;
+  return v ? terminal_text(*v) : fallback;
 }
 
 }  // namespace
@@ -263,11 +265,14 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
       out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
              " see pgxform profile and pgxform explain "
           << s.job << "\n";
-    if (row.waiting && *row.waiting != "paused") out << "    " << *row.waiting << "\n";
+    if (row.waiting && *row.waiting != "paused")
+      out << "    " << terminal_text(*row.waiting) << "\n";
     if (row.waiting && *row.waiting == "paused")
-      out << "    paused (" << row.paused_by << "): no new batch until pgxform resume "
-          << (row.paused_by == "all" ? std::string("--all")
-                                     : row.paused_by.substr(row.paused_by.find(' ') + 1))
+      out << "    paused (" << terminal_text(row.paused_by)
+          << "): no new batch until pgxform resume "
+          << terminal_text(row.paused_by == "all"
+                               ? std::string("--all")
+                               : row.paused_by.substr(row.paused_by.find(' ') + 1))
           << "\n";
     if (row.changes_pending) {
       if (*row.changes_pending == 0)
@@ -278,9 +283,10 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
             << "\n";
     }
     if (s.error)
-      out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
-          << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
-          << "]: " << *s.error << "\n";
+      out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")
+          << " in batch [" << text_or(s.error_first_key, "?") << ", "
+          << text_or(s.error_last_key, "?") << "]: " << terminal_text(*s.error, Lines::indented)
+          << "\n";
   }
 }
 

@@ -7,6 +7,7 @@
 #include "capture/change_capture.h"
 #include "database/database.h"
 #include "engine/script_migrator.h"
+#include "output/terminal_text.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -109,8 +110,11 @@ std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& j
 }
 
 void print_validation(std::ostream& out, const JobsFile& file, const Validation& validation) {
-  for (const auto& w : validation.warnings) out << "warning: " << w << "\n";
-  for (const auto& p : validation.problems) out << "error: " << p << "\n";
+  // Problems name what the catalog says (a type, a function) and what the server said.
+  for (const auto& w : validation.warnings)
+    out << "warning: " << terminal_text(w, Lines::indented) << "\n";
+  for (const auto& p : validation.problems)
+    out << "error: " << terminal_text(p, Lines::indented) << "\n";
   size_t jobs = 0;
   for (const auto& list : file.lists) jobs += list.jobs.size();
   out << file.path << ": " << jobs << " jobs in " << file.lists.size() << " lists, "
