@@ -56,6 +56,11 @@ RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions
       run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
   for (const auto& [name, job] : run.preflight.jobs)
     if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
+  {
+    pqxx::read_transaction tx(conn);
+    for (auto& problem : throttle_blind_spots(tx, file, job_names(run.lists)))
+      problems.push_back(std::move(problem));
+  }
   if (!problems.empty()) throw PreflightError(problems);
   return run;
 }

@@ -6,6 +6,7 @@
 #include "base/exit_code.h"
 #include "capture/change_capture.h"
 #include "database/database.h"
+#include "engine/health_throttle.h"
 #include "engine/script_migrator.h"
 #include "output/terminal_text.h"
 #include "state/state_store.h"
@@ -144,6 +145,13 @@ int validate_command(const ValidateOptions& options, std::ostream& out) {
                            name + "': changes: trigger, but no capture trigger on " +
                            job.table_sql + " yet: `pgxform capture " + name +
                            "` installs it (run does before the job's first batch)");
+  }
+  {
+    // A throttle the role cannot see through would never hold a batch back.
+    std::vector<std::string> batched;
+    for (const auto& [name, job] : preflight.jobs) batched.push_back(name);
+    pqxx::read_transaction tx(*conn);
+    for (auto& p : throttle_blind_spots(tx, file, batched)) v.problems.push_back(std::move(p));
   }
   StateStore store(*conn, schema);
   for (const auto& p : store.changed_functions(preflight.jobs, {})) v.problems.push_back(p);
