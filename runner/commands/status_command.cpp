@@ -12,6 +12,7 @@
 #include "output/json_output.h"
 #include "output/terminal_text.h"
 #include "state/batch_log.h"
+#include "state/state_schema.h"
 
 namespace pgxform {
 
@@ -292,11 +293,21 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
 
 std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
   auto conn = connect(options.dsn);
-  const std::vector<JobStatus> states =
-      StateStore(*conn, StateSchema(file.state_schema)).read_status();
   const StateSchema schema(file.state_schema);
+  int version = 0;
+  {
+    pqxx::read_transaction tx(*conn);
+    version = checked_state_version(tx, schema);  // a table dropped by hand: said as such
+  }
+  if (version > newest_state_version())
+    spdlog::warn(
+        "the state schema {} is at version {}, newer than this pgxform knows ({}): a newer "
+        "pgxform wrote it, and status shows only what version {} has (a run refuses it); use "
+        "that pgxform",
+        schema.name, version, newest_state_version(), newest_state_version());
+  const std::vector<JobStatus> states = StateStore(*conn, schema).read_status();
   std::vector<ControlRow> control;
-  if (has_feature(state_version(*conn, schema), StateFeature::control)) {
+  if (has_feature(version, StateFeature::control)) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
   }
