@@ -42,12 +42,13 @@ int repair_command(const CommandOptions& options, std::ostream& out) {
   });
 }
 
-void migrate_pending(const std::string& dsn, const JobsFile& file) {
+void migrate_pending(const std::string& dsn, const JobsFile& file,
+                     std::chrono::milliseconds lock_timeout) {
   // No script to apply, no connection to open: a scripts_dir without scripts (or none at all)
   // leaves only `missing` ones, which a run does not act on.
   if (scan_scripts(file.scripts_dir).empty()) return;
   auto conn = connect(dsn);
-  ScriptMigrator migrator(*conn, file.state_schema, file.scripts_dir);
+  ScriptMigrator migrator(*conn, file.state_schema, file.scripts_dir, lock_timeout);
   const auto states = migrator.info();
   if (std::any_of(states.begin(), states.end(), [](const ScriptStatus& s) {
         return s.state != ScriptState::applied && s.state != ScriptState::missing;
