@@ -72,9 +72,9 @@ class ScriptLock {
 // A V script whose version was applied as a script of another name. Not a changed script:
 // repair would record it as applied, and it never ran.
 std::string conflict_problem(const ScriptStatus& s, const StateSchema& schema) {
-  return s.script.path + ": version " + s.script.version + " is applied already as another " +
-         "script, " + s.applied_as.value_or("?") + " (at " + s.applied_at.value_or("?") +
-         "), in the state schema " + schema.name +
+  return s.script.path + ": version " + s.script.version +
+         " is applied already as another script, " + s.applied_as.value_or("?") + " (at " +
+         s.applied_at.value_or("?") + "), in the state schema " + schema.name +
          ": this is a different script, which was never applied, and repair cannot apply it. "
          "When two migrations share the state schema, give this one a state schema of its own "
          "(state_schema: in its jobs file); when it is that script renamed, give it its old "
