@@ -219,8 +219,8 @@ const Command k_commands[] = {
            "metrics-address", po::value<std::string>(),
            "the address to serve the metrics on (default: 127.0.0.1)")(
            "lock-timeout", po::value<std::string>(),
-           "give up waiting for a job, the setup or the scripts held by another session after "
-           "DURATION (30s, 5min); exit 1 (default: wait)");
+           "give up waiting for a job, the setup or the scripts that another session holds "
+           "after DURATION (30s, 5min) (default: wait)");
      },
      [](const Parsed& p, std::ostream&) {
        auto o = p.options<RunOptions>();
