@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "database/database.h"
+#include "database/retry.h"
 
 namespace pgxform {
 
@@ -16,6 +17,17 @@ namespace {
 // The steps of one job's check. Each fills its part of `out`, or returns the problem that makes
 // the job unusable.
 using Problem = std::optional<std::string>;
+
+// A probe refused for want of a privilege (42501: libpqxx 6.4 says so by the exception's type,
+// not its sqlstate()): said as such, not as a mismatch of types or signatures.
+bool insufficient_privilege(const pqxx::sql_error& e) {
+  return classify(e).sqlstate == "42501";
+}
+
+// The role the preflight runs as.
+std::string current_role(pqxx::dbtransaction& tx) {
+  return tx.exec1("SELECT current_user")[0].as<std::string>();
+}
 
 Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   const pqxx::row table = tx.exec_params1(
@@ -62,6 +74,10 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
     pqxx::subtransaction probe(tx, "ordering");
     probe.exec("EXPLAIN SELECT 1 FROM " + out.table_sql + " t ORDER BY t." + out.key_sql);
   } catch (const pqxx::sql_error& e) {
+    if (insufficient_privilege(e))
+      return "role " + current_role(tx) + " may not read table " + job.table.text() +
+             " (SQLSTATE 42501): GRANT SELECT ON " + out.table_sql + " TO " +
+             quote_ident(current_role(tx));
     return "the key " + job.key + " of " + job.table.text() + " is of type " + out.key_type +
            ", which has no ordering (no default btree operator class): pgxform pages a table "
            "by ranges of its key; choose a key of an ordered type";
@@ -111,8 +127,12 @@ Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& o
     probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type +
                ", NULL::" + out.key_type + ")");
   } catch (const pqxx::sql_error& e) {
+    if (insufficient_privilege(e))
+      return "role " + current_role(tx) + " may not execute function " + job.function.text() +
+             " (SQLSTATE 42501): GRANT EXECUTE ON FUNCTION " + out.function_sql + "(" +
+             out.key_type + ", " + out.key_type + ") TO " + quote_ident(current_role(tx));
     return "function " + job.function.text() + " does not accept two arguments of the key's type " +
-           out.key_type + " (" + job.key + "): SQLSTATE " + e.sqlstate();
+           out.key_type + " (" + job.key + "): SQLSTATE " + classify(e).sqlstate;
   }
   // The return type can be told when the name is not overloaded; with overloads, the call the
   // server resolved above decides, and a wrong type fails the first batch instead.
@@ -148,9 +168,13 @@ Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& ou
     pqxx::subtransaction probe(tx, "refresh_probe");
     probe.exec("EXPLAIN SELECT " + out.refresh_sql + "(NULL::" + out.key_type + "[])");
   } catch (const pqxx::sql_error& e) {
+    if (insufficient_privilege(e))
+      return "role " + current_role(tx) + " may not execute refresh_function " +
+             job.refresh_function.text() + " (SQLSTATE 42501): GRANT EXECUTE ON FUNCTION " +
+             out.refresh_sql + "(" + out.key_type + "[]) TO " + quote_ident(current_role(tx));
     return "refresh_function " + job.refresh_function.text() +
            " does not accept one argument of type " + out.key_type + "[] (the keys of " + job.key +
-           "): SQLSTATE " + e.sqlstate();
+           "): SQLSTATE " + classify(e).sqlstate;
   }
   // The exact signature's return type; with overloads that only the server's resolution told
   // apart (an argument of a broader type), the first batch fails instead of the preflight.

@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <functional>
 #include <iostream>
+#include <regex>
 
 #include "base/errors.h"
 #include "base/exit_code.h"
@@ -117,6 +118,22 @@ std::optional<MetricsEndpoint> metrics_option(const Parsed& p) {
   return endpoint;
 }
 
+// --lock-timeout DURATION: a whole number and its unit (ms, s, min, h), more than 0.
+std::optional<LockTimeout> lock_timeout_option(const Parsed& p) {
+  if (!p.has("lock-timeout")) return std::nullopt;
+  const std::string text = p.get<std::string>("lock-timeout");
+  static const std::regex k_duration(R"(^([0-9]{1,9})\s*(ms|s|min|h)$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, k_duration) || std::stoll(m[1]) == 0)
+    throw UsageError(
+        "--lock-timeout takes a duration with its unit, more than 0: 30s, 5min, "
+        "500ms, 1h; not '" +
+        text + "'");
+  const long long n = std::stoll(m[1]);
+  const long long unit = m[2] == "ms" ? 1 : m[2] == "s" ? 1000 : m[2] == "min" ? 60000 : 3600000;
+  return LockTimeout{std::chrono::milliseconds(n * unit), text};
+}
+
 // --watch [SECONDS]: `--watch=5` or `--watch 5` (the number then parses as an argument).
 double watch_seconds_option(const Parsed& p) {
   std::string text = p.get<std::string>("watch");
@@ -184,7 +201,8 @@ const Command k_commands[] = {
     {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
      "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
      "                   [--accept-changed JOB]... [--no-migrate]\n"
-     "                   [--metrics-port N [--metrics-address ADDRESS]]",
+     "                   [--metrics-port N [--metrics-address ADDRESS]]\n"
+     "                   [--lock-timeout DURATION]",
      "Runs the jobs of FILE, each list once the lists it is after are done,\n"
      "resuming every job after its last committed batch.",
      Arguments::none,
@@ -199,7 +217,10 @@ const Command k_commands[] = {
            "metrics-port", po::value<int>(),
            "serve Prometheus metrics on this port while the run lasts (http://ADDRESS:N/metrics)")(
            "metrics-address", po::value<std::string>(),
-           "the address to serve the metrics on (default: 127.0.0.1)");
+           "the address to serve the metrics on (default: 127.0.0.1)")(
+           "lock-timeout", po::value<std::string>(),
+           "give up waiting for a job, the setup or the scripts that another session holds "
+           "after DURATION (30s, 5min) (default: wait)");
      },
      [](const Parsed& p, std::ostream&) {
        auto o = p.options<RunOptions>();
@@ -209,6 +230,7 @@ const Command k_commands[] = {
        o.accept_changed = p.all("accept-changed");
        o.migrate = !p.has("no-migrate");
        o.metrics = metrics_option(p);
+       o.lock_timeout = lock_timeout_option(p);
        return run_command(o);
      }},
     {"capture", "capture [JOB...] [--drop]  install (or drop) the triggers of changes: trigger",

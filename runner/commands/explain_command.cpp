@@ -16,6 +16,7 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/batch_sql.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
 #include "state/state_store.h"
@@ -50,10 +51,13 @@ class NoticeCollector : public pqxx::errorhandler {
 // would slow the statements around them: the batch is timed in a second run.
 constexpr std::size_t k_repeats_to_retime = 10;
 
+// Statements, plans and errors come from the server and the data: each line escaped
+// (terminal_text.h), and so is every word that wrapped() lays out.
 std::string indent(const std::string& text, const std::string& prefix) {
   std::istringstream in(text);
   std::string out;
-  for (std::string line; std::getline(in, line);) out += prefix + line + "\n";
+  for (std::string line; std::getline(in, line);)
+    out += prefix + terminal_text(line, Lines::indented) + "\n";
   return out;
 }
 
@@ -66,7 +70,8 @@ std::string wrapped(const std::string& text, const std::string& first, const std
   std::size_t column = first.size();
   std::istringstream words(text);
   bool line_empty = true;
-  for (std::string word; words >> word;) {
+  for (std::string read; words >> read;) {
+    const std::string word = terminal_text(read);
     if (!line_empty && column + 1 + word.size() > k_wrap_width) {
       out += "\n" + rest;
       column = rest.size();
@@ -379,7 +384,8 @@ std::string statement_label(const ExplainReport& report, std::size_t group, Plan
 
 void print_notices(std::ostream& out, const ExplainedBatch& b, PlanDetail detail) {
   if (detail == PlanDetail::full) {
-    for (const auto& notice : b.notices) out << "  notice: " << notice;
+    for (const auto& notice : b.notices)
+      out << "  notice: " << terminal_text(notice, Lines::indented);
     return;
   }
   // RAISE NOTICE in a loop: each message once, with its count.
@@ -394,7 +400,7 @@ void print_notices(std::ostream& out, const ExplainedBatch& b, PlanDetail detail
   }
   for (const auto& [notice, times] : counted)
     out << "  notice" << (times > 1 ? " (" + std::to_string(times) + " times)" : "") << ": "
-        << notice;
+        << terminal_text(notice, Lines::indented);
 }
 
 void print_plan(std::ostream& out, const StatementPlan& s, const char* which) {
@@ -451,7 +457,8 @@ void print_triggers(std::ostream& out, const ExplainReport& report, PlanDetail d
     line += ", " + fixed(t.time_ms, 1) + " ms";
     if (b.took_ms > 0)
       line += ", " + percent_of(t.time_ms, batch_time(b).of(total)) + " of the batch";
-    out << "  " << line << " (" << statement_label(report, total.group, detail) << ")\n";
+    out << "  " << terminal_text(line) << " (" << statement_label(report, total.group, detail)
+        << ")\n";
   }
 }
 
@@ -466,17 +473,19 @@ void print_findings(std::ostream& out, const ExplainReport& report, PlanDetail d
     const std::string rest(number.size(), ' ');
     out << wrapped(statement_label(report, group, detail) + ": " + f.text, number, rest);
     if (!f.remedy.empty()) out << wrapped("remedy: " + f.remedy, rest, rest + "  ");
-    if (!f.index_sql().empty()) out << rest << "proposed: " << f.index_sql() << ";\n";
+    if (!f.index_sql().empty())
+      out << rest << "proposed: " << terminal_text(f.index_sql()) << ";\n";
   }
   if (report.proposals.empty()) return;
   out << "\nproposed indexes:\n";
   for (const auto& p : report.proposals) {
-    out << "  " << p.sql << ";\n";
+    out << "  " << terminal_text(p.sql) << ";\n";
     if (p.existing)
-      out << "    an index with these leading columns exists (" << *p.existing
-          << ") but was not used: are the table's statistics stale? ANALYZE " << p.relation << "\n";
+      out << "    an index with these leading columns exists (" << terminal_text(*p.existing)
+          << ") but was not used: are the table's statistics stale? ANALYZE "
+          << terminal_text(p.relation) << "\n";
     if (p.hypopg)
-      out << "    hypopg: " << *p.hypopg << "\n";
+      out << "    hypopg: " << terminal_text(*p.hypopg) << "\n";
     else if (p.statement.empty())
       out << "    not checked with hypopg: the statement takes a value from each row\n";
     else
@@ -486,7 +495,7 @@ void print_findings(std::ostream& out, const ExplainReport& report, PlanDetail d
 }
 
 void print_timing(std::ostream& out, const ExplainedBatch& b) {
-  out << "  " << b.function_sql << " ran in " << fixed(b.took_ms, 1) << " ms\n";
+  out << "  " << terminal_text(b.function_sql) << " ran in " << fixed(b.took_ms, 1) << " ms\n";
   if (b.fully_explained_ms)
     out << wrapped("explaining each of its " + std::to_string(b.statements.size()) +
                        " statements made it take " + fixed(*b.fully_explained_ms, 1) +
@@ -506,7 +515,8 @@ void print_failure(std::ostream& out, const ExplainReport& report) {
     out << "\nthe statement that failed, planned alone without running it (EXPLAIN, estimates):\n"
         << indent(f.query_text, "    ");
     if (f.plan.empty())
-      out << "  it could not be planned alone " << f.why_not << "\n";
+      out << "  it could not be planned alone " << terminal_text(f.why_not, Lines::indented)
+          << "\n";
     else
       out << "  plan:\n" << indent(f.plan, "    ");
   }
@@ -644,10 +654,12 @@ void find_proposals(ExplainReport& report, const std::vector<std::string>& arg_n
 
 void print_explained(std::ostream& out, const ExplainReport& report, PlanDetail detail) {
   const ExplainedBatch& b = report.batch;
-  out << "explain " << b.job << ": " << b.described << "\n  keys [" << b.lo << ", " << b.hi << "], "
-      << b.rows << " rows of " << b.table_sql << ", in a transaction that is rolled back\n";
+  out << "explain " << b.job << ": " << terminal_text(b.described) << "\n  keys ["
+      << terminal_text(b.lo) << ", " << terminal_text(b.hi) << "], " << b.rows << " rows of "
+      << terminal_text(b.table_sql) << ", in a transaction that is rolled back\n";
   if (b.error) {
-    out << "the function failed " << *b.error << (b.error->back() == '\n' ? "" : "\n");
+    out << "the function failed " << terminal_text(*b.error, Lines::indented)
+        << (b.error->back() == '\n' ? "" : "\n");
     print_notices(out, b, detail);
     if (!b.statements.empty()) {
       out << "\nthe statements that ran before the error:\n";
@@ -698,8 +710,8 @@ int explain_command(const ExplainOptions& options, std::ostream& out) {
     std::tie(b.lo, b.hi) = *start.last_batch;
     b.described = "no keys are left after the cursor, so its last batch again";
   } else {
-    out << "explain " << job.name << ": no keys of " << job.table_sql << " in " << start.described
-        << "; nothing to explain (try --at KEY)\n";
+    out << "explain " << job.name << ": no keys of " << terminal_text(job.table_sql) << " in "
+        << terminal_text(start.described) << "; nothing to explain (try --at KEY)\n";
     return k_exit_ok;
   }
   b.rows = tx.exec_params1(range_rows_query(job), b.lo, b.hi)[0].as<long long>();

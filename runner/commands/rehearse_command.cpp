@@ -19,6 +19,7 @@
 #include "engine/batch_sql.h"
 #include "engine/task_runner.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
@@ -346,7 +347,9 @@ void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int sa
         << "\n";
   }
   for (const auto& r : rehearsal.jobs) {
-    if (!r.error.empty()) out << "\nerror: " << r.job << ": a sample batch failed: " << r.error;
+    if (!r.error.empty())
+      out << "\nerror: " << r.job
+          << ": a sample batch failed: " << terminal_text(r.error, Lines::indented);
     if (r.counted)
       out << "\nnote: " << r.job << ": its table was never analyzed; its rows were counted\n";
     if (r.foreign_keys_unchecked && r.error.empty()) {
@@ -367,7 +370,7 @@ void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int sa
       out << "\nwarning: " << r.job << " is growing: the end of its key range costs "
           << fixed(*r.growth, 1) << "x per row what the start does; projected "
           << human_duration(r.projected_ms / 1000) << ". Run `pgxform explain " << r.job;
-      if (r.samples.back().after) out << " --at " << *r.samples.back().after;
+      if (r.samples.back().after) out << " --at " << terminal_text(*r.samples.back().after);
       out << "` to see why.\n";
     }
   }

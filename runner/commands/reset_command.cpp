@@ -2,6 +2,7 @@
 
 #include "base/exit_code.h"
 #include "database/database.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
@@ -33,7 +34,7 @@ int reset_command(const ResetOptions& options, std::ostream& out) {
       check_key(tx, *resolved, *options.to, "--to");
     }
     store.reset_job_to(*resolved, *options.to);
-    out << job.name << ": the next run continues after key " << *options.to << "\n";
+    out << job.name << ": the next run continues after key " << terminal_text(*options.to) << "\n";
   } else {
     store.reset_job(job.name);
     // A step has no keys: what it gets back is being run again.

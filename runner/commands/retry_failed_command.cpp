@@ -6,6 +6,7 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/batch_sql.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
@@ -76,7 +77,8 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
   int resolved = 0, failing = 0;
   for (const auto& [job, ranges] : work)
     for (const auto& range : ranges) {
-      const std::string where = job->name + ": [" + range.first_key + ", " + range.last_key + "] ";
+      const std::string where = job->name + ": [" + terminal_text(range.first_key) + ", " +
+                                terminal_text(range.last_key) + "] ";
       try {
         const auto rows = redo(store, *job, range);
         if (!rows) continue;
@@ -91,7 +93,7 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
         tx.commit();
         out << where << "still failing"
             << (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") << ": "
-            << failure.message << "\n";
+            << terminal_text(failure.message, Lines::indented) << "\n";
       }
     }
   out << resolved << " range(s) resolved, " << failing << " still failing\n";

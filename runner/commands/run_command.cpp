@@ -56,6 +56,11 @@ RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions
       run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
   for (const auto& [name, job] : run.preflight.jobs)
     if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
+  {
+    pqxx::read_transaction tx(conn);
+    for (auto& problem : throttle_blind_spots(tx, file, job_names(run.lists)))
+      problems.push_back(std::move(problem));
+  }
   if (!problems.empty()) throw PreflightError(problems);
   return run;
 }
@@ -180,7 +185,9 @@ int run_command(const RunOptions& options) {
   }
   // The scripts create the functions the preflight checks, so they go first, on a session of
   // their own: a SET in a script must not outlive it.
-  if (options.migrate) migrate_pending(options.dsn, file);
+  if (options.migrate)
+    migrate_pending(options.dsn, file,
+                    options.lock_timeout ? options.lock_timeout->wait : std::chrono::seconds(60));
   auto conn = connect(options.dsn);
   const RunPlan run = check_run(*conn, file, options);
   std::vector<std::string> batched;
@@ -190,6 +197,15 @@ int run_command(const RunOptions& options) {
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.
   WorkerPool pool(threads, options.dsn);
+  if (options.lock_timeout) {
+    // The setup lock's wait (state_locks.h: transaction_lock) ends at the session's
+    // lock_timeout; the first worker's job settings set their own when it takes this session.
+    pqxx::nontransaction(*conn).exec_params(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
+        std::to_string(options.lock_timeout->wait.count()) + "ms");
+    pool.give_up_waiting_after(options.lock_timeout->wait,
+                               "--lock-timeout " + options.lock_timeout->text);
+  }
   retry_transient([&] { prepare_state(*conn, file, run); });
 
   const std::size_t jobs = job_names(run.lists).size();

@@ -9,6 +9,7 @@
 // all, after the jobs file is read: a port in use stops the run before a script is applied.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,12 @@
 
 namespace pgxform {
 
+// --lock-timeout: how long a run waits for what another session holds, as given ("30s").
+struct LockTimeout {
+  std::chrono::milliseconds wait;
+  std::string text;
+};
+
 struct RunOptions : CommandOptions {
   int threads = 0;  // 0: defaults.threads of the file
   std::vector<std::string> only;
@@ -25,6 +32,10 @@ struct RunOptions : CommandOptions {
   std::vector<std::string> accept_changed;  // jobs that may go on with a changed function
   bool migrate = true;                      // apply pending scripts first (--no-migrate: not)
   std::optional<MetricsEndpoint> metrics;   // --metrics-port: serve the run's metrics there
+  // --lock-timeout: give up on a task another session holds, on the setup lock and on the
+  // scripts lock after this long (exit 1); none: wait for the task and the setup lock as long
+  // as they are held, and 60 s for the scripts lock.
+  std::optional<LockTimeout> lock_timeout;
 };
 
 int run_command(const RunOptions& options);

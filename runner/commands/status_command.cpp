@@ -10,7 +10,9 @@
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 #include "state/batch_log.h"
+#include "state/state_schema.h"
 
 namespace pgxform {
 
@@ -65,8 +67,9 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
   return facts;
 }
 
+// A value from the state, the data or another session, on one line (terminal_text.h).
 std::string text_or(const std::optional<std::string>& v, const std::string& fallback) {
-  return v ? *v : fallback;
+  return v ? terminal_text(*v) : fallback;
 }
 
 }  // namespace
@@ -131,7 +134,8 @@ std::optional<std::string> waiting_for(const JobsFile& file, const JobList& list
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control,
-                                      const std::map<std::string, PendingChanges>& changes) {
+                                      const std::map<std::string, PendingChanges>& changes,
+                                      const std::vector<TaskHolder>& holders) {
   // A runner works on the file when it holds one of its jobs: only then does a job wait.
   std::map<std::string, std::string> shown;
   bool at_work = false;
@@ -168,6 +172,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
           row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
         }
       }
+      for (const auto& h : holders)
+        if (h.job == job.name) row.holders.push_back(h);
       if (job.captures()) {
         const auto c = changes.find(job.name);
         row.changes_pending = c == changes.end() ? 0 : c->second.count;
@@ -185,6 +191,39 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
       rows.push_back(row);
     }
   return rows;
+}
+
+namespace {
+
+Json holders_json(const std::vector<TaskHolder>& holders) {
+  Json out = Json::array();
+  for (const auto& h : holders)
+    out.push_back({{"task", h.slice == 0 ? h.job : h.job + "#" + std::to_string(h.slice)},
+                   {"pid", h.pid},
+                   {"role", h.role},
+                   {"application_name", h.application_name},
+                   {"client_addr", json_text(h.client_addr)},
+                   {"connected_at", json_text(h.connected_at)},
+                   {"state", json_text(h.state)},
+                   {"state_since", json_text(h.state_since)},
+                   {"recorded", h.recorded}});
+  return out;
+}
+
+}  // namespace
+
+std::string holder_line(const TaskHolder& h) {
+  std::string line = "held by backend " + std::to_string(h.pid) + " of role " + h.role + " ('" +
+                     h.application_name + "'" + (h.client_addr ? ", from " + *h.client_addr : "") +
+                     ")";
+  if (h.slice > 0) line += " (slice " + std::to_string(h.slice) + ")";
+  if (h.connected_at)
+    line += ", connected since " + *h.connected_at +
+            (h.state && h.state_since ? ", " + *h.state + " since " + *h.state_since : "");
+  else
+    line += ", since a time pg_stat_activity hides from this role (pg_read_all_stats shows it)";
+  return line + ": not the runner recorded for the job; if it is no runner of yours, end it: " +
+         "SELECT pg_terminate_backend(" + std::to_string(h.pid) + ")";
 }
 
 void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
@@ -215,7 +254,8 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"eta_s", json_number(row.eta_s, 0)},
                     {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()},
                     {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
-                    {"oldest_change_s", json_number(row.oldest_change_s, 1)}});
+                    {"oldest_change_s", json_number(row.oldest_change_s, 1)},
+                    {"holders", holders_json(row.holders)}});
   }
   print_json(out, Json{{"jobs", jobs}});
 }
@@ -263,12 +303,17 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
       out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
              " see pgxform profile and pgxform explain "
           << s.job << "\n";
-    if (row.waiting && *row.waiting != "paused") out << "    " << *row.waiting << "\n";
+    if (row.waiting && *row.waiting != "paused")
+      out << "    " << terminal_text(*row.waiting) << "\n";
     if (row.waiting && *row.waiting == "paused")
-      out << "    paused (" << row.paused_by << "): no new batch until pgxform resume "
-          << (row.paused_by == "all" ? std::string("--all")
-                                     : row.paused_by.substr(row.paused_by.find(' ') + 1))
+      out << "    paused (" << terminal_text(row.paused_by)
+          << "): no new batch until pgxform resume "
+          << terminal_text(row.paused_by == "all"
+                               ? std::string("--all")
+                               : row.paused_by.substr(row.paused_by.find(' ') + 1))
           << "\n";
+    for (const auto& h : row.holders)
+      if (!h.recorded) out << "    " << terminal_text(holder_line(h)) << "\n";
     if (row.changes_pending) {
       if (*row.changes_pending == 0)
         out << "    capturing changes: none pending\n";
@@ -278,28 +323,41 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
             << "\n";
     }
     if (s.error)
-      out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
-          << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
-          << "]: " << *s.error << "\n";
+      out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")
+          << " in batch [" << text_or(s.error_first_key, "?") << ", "
+          << text_or(s.error_last_key, "?") << "]: " << terminal_text(*s.error, Lines::indented)
+          << "\n";
   }
 }
 
 std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
   auto conn = connect(options.dsn);
-  const std::vector<JobStatus> states =
-      StateStore(*conn, StateSchema(file.state_schema)).read_status();
   const StateSchema schema(file.state_schema);
+  int version = 0;
+  {
+    pqxx::read_transaction tx(*conn);
+    version = checked_state_version(tx, schema);  // a table dropped by hand: said as such
+  }
+  if (version > newest_state_version())
+    spdlog::warn(
+        "the state schema {} is at version {}, newer than this pgxform knows ({}): a newer "
+        "pgxform wrote it, and status shows only what version {} has (a run refuses it); use "
+        "that pgxform",
+        schema.name, version, newest_state_version(), newest_state_version());
+  const std::vector<JobStatus> states = StateStore(*conn, schema).read_status();
   std::vector<ControlRow> control;
-  if (has_feature(state_version(*conn, schema), StateFeature::control)) {
+  if (has_feature(version, StateFeature::control)) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
   }
   std::map<std::string, PendingChanges> changes;
+  std::vector<TaskHolder> holders;
   {
     pqxx::read_transaction tx(*conn);
     changes = pending_changes(tx, schema);
+    if (version > 0) holders = task_holders(tx, schema);
   }
-  return compute_status(file, states, fetch_facts(*conn, file, states), control, changes);
+  return compute_status(file, states, fetch_facts(*conn, file, states), control, changes, holders);
 }
 
 int status_command(const StatusOptions& options, std::ostream& out) {

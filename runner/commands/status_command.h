@@ -39,6 +39,13 @@
 // running, not waiting: its RUNNER column says who; "held by host:pid" is what a run says of
 // a task another runner holds (progress.h).
 //
+// Holders: "holders" lists every session that holds one of the job's task locks now: "task"
+// (the job, or job#slice), "pid", "role", "application_name", "client_addr", "connected_at",
+// "state", "state_since" (null where pg_stat_activity hides another role's session) and
+// "recorded": whether it is the runner the job's row records as the last to claim it. The
+// table says, under the job, who holds it and since when whenever that is not a recorded
+// runner (holder_line): any role may take an advisory lock and name itself "pgxform host:pid".
+//
 // fetch (fetch_status: the state rows and what the leading tables say) -> compute
 // (compute_status, pure) -> render (print_status_table, print_status_json).
 #pragma once
@@ -55,6 +62,7 @@
 #include "commands/command_options.h"
 #include "plan/jobs_file.h"
 #include "state/job_control.h"
+#include "state/state_locks.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -96,7 +104,12 @@ struct StatusRow {
   // With changes: trigger: its change log's rows and the oldest's age; none otherwise.
   std::optional<long long> changes_pending;
   std::optional<double> oldest_change_s;
+  std::vector<TaskHolder> holders;  // the sessions that hold its tasks' locks now
 };
+
+// What the table says under a job of a holder that is not the runner its row records: who,
+// from where, since when, and how to end it.
+std::string holder_line(const TaskHolder& holder);
 
 // The status to show for a job's state row (see above).
 std::string shown_status(const JobStatus& state);
@@ -109,7 +122,8 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control = {},
-                                      const std::map<std::string, PendingChanges>& changes = {});
+                                      const std::map<std::string, PendingChanges>& changes = {},
+                                      const std::vector<TaskHolder>& holders = {});
 
 // The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
 std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,

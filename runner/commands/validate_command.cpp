@@ -6,7 +6,9 @@
 #include "base/exit_code.h"
 #include "capture/change_capture.h"
 #include "database/database.h"
+#include "engine/health_throttle.h"
 #include "engine/script_migrator.h"
+#include "output/terminal_text.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -109,8 +111,11 @@ std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& j
 }
 
 void print_validation(std::ostream& out, const JobsFile& file, const Validation& validation) {
-  for (const auto& w : validation.warnings) out << "warning: " << w << "\n";
-  for (const auto& p : validation.problems) out << "error: " << p << "\n";
+  // Problems name what the catalog says (a type, a function) and what the server said.
+  for (const auto& w : validation.warnings)
+    out << "warning: " << terminal_text(w, Lines::indented) << "\n";
+  for (const auto& p : validation.problems)
+    out << "error: " << terminal_text(p, Lines::indented) << "\n";
   size_t jobs = 0;
   for (const auto& list : file.lists) jobs += list.jobs.size();
   out << file.path << ": " << jobs << " jobs in " << file.lists.size() << " lists, "
@@ -140,6 +145,13 @@ int validate_command(const ValidateOptions& options, std::ostream& out) {
                            name + "': changes: trigger, but no capture trigger on " +
                            job.table_sql + " yet: `pgxform capture " + name +
                            "` installs it (run does before the job's first batch)");
+  }
+  {
+    // A throttle the role cannot see through would never hold a batch back.
+    std::vector<std::string> batched;
+    for (const auto& [name, job] : preflight.jobs) batched.push_back(name);
+    pqxx::read_transaction tx(*conn);
+    for (auto& p : throttle_blind_spots(tx, file, batched)) v.problems.push_back(std::move(p));
   }
   StateStore store(*conn, schema);
   for (const auto& p : store.changed_functions(preflight.jobs, {})) v.problems.push_back(p);

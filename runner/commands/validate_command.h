@@ -2,8 +2,10 @@
 // keys, functions and their signatures, slices and function versions against the state), and
 // warnings for what would make a run slow or wrong: the key has no btree index whose first
 // column is the key (each batch would scan the table), the leading table was never analyzed,
-// the key holds NULLs, the function is not VOLATILE. The session is read-only: it cannot write,
-// and never creates the state schema. Exit 0 (warnings allowed), or 2 with every problem listed.
+// the key holds NULLs, the function is not VOLATILE. A throttle limit whose signal the role
+// cannot see (health_throttle.h: throttle_blind_spots) is a problem, as in run's preflight. The
+// session is read-only: it cannot write, and never creates the state schema. Exit 0 (warnings
+// allowed), or 2 with every problem listed.
 //
 // fetch (the catalog, table_stats, the state) -> compute (job_warnings, pure) -> render
 // (print_validation).

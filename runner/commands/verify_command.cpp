@@ -11,6 +11,7 @@
 #include "catalog/table_stats.h"
 #include "database/database.h"
 #include "engine/worker_pool.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "plan/scheduler.h"
 #include "state/state_locks.h"
@@ -109,20 +110,21 @@ const char* verify_plural(long long n) {
 }  // namespace
 
 void print_verification(std::ostream& out, const Verification& v, VerifyMode mode) {
+  // Keys and errors come from the data and the server: on one line each (terminal_text.h).
   for (const auto& r : v.repairs)
-    out << v.job << ": re-ran [" << r.range.first << ", " << r.range.second << "], " << r.left
-        << " offending left\n";
+    out << v.job << ": re-ran [" << terminal_text(r.range.first) << ", "
+        << terminal_text(r.range.second) << "], " << r.left << " offending left\n";
   out << v.job << ": " << v.batches << " batches checked, " << v.offending << " offending";
   if (!v.first_keys.empty()) {
     out << " (first:";
-    for (const auto& k : v.first_keys) out << " " << k;
+    for (const auto& k : v.first_keys) out << " " << terminal_text(k);
     out << ")";
   }
   if (mode == VerifyMode::repair)
     out << ", " << v.repaired() << " of " << v.bad_ranges.size() << " batches repaired";
   out << ", " << v.rows << " rows in " << fixed(v.seconds, 1) << " s";
   // The error's first line: the rest (LINE, CONTEXT) is in the log.
-  if (v.error) out << ", then failed " << v.error->substr(0, v.error->find('\n'));
+  if (v.error) out << ", then failed " << terminal_text(v.error->substr(0, v.error->find('\n')));
   out << "\n";
 }
 

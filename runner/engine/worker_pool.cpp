@@ -50,8 +50,8 @@ void announce_stop(int in_flight) {
 // One run's shared state: the scheduler under one mutex, and the outcomes so far.
 class WorkerPool::Work {
  public:
-  Work(Scheduler& scheduler, const TaskFunction& run_task)
-      : m_scheduler(scheduler), m_run_task(run_task) {}
+  Work(Scheduler& scheduler, const TaskFunction& run_task, std::optional<GiveUp> give_up)
+      : m_scheduler(scheduler), m_run_task(run_task), m_give_up(std::move(give_up)) {}
 
   void work(Session& session) {
     bool leaving = false;
@@ -160,7 +160,21 @@ class WorkerPool::Work {
   void report(Session& session, const TaskId& task, const TaskOutcome& outcome) {
     std::lock_guard<std::mutex> lock(m_mutex);
     m_busy.erase(&session);
-    if (outcome.kind != TaskOutcome::Kind::deferred) m_said_held.erase(task.text());
+    if (outcome.kind != TaskOutcome::Kind::deferred) {
+      m_said_held.erase(task.text());
+      m_held_since.erase(task.text());
+    }
+    if (outcome.kind == TaskOutcome::Kind::deferred && held_too_long(task)) {
+      const std::string message = outcome.message + ": gave up waiting for it after " +
+                                  m_give_up->why +
+                                  "; it was not run (pgxform status says who "
+                                  "holds it and since when)";
+      m_scheduler.task_failed(task);
+      m_result.failures.push_back(message);
+      spdlog::error("{}", message);
+      m_cv.notify_all();
+      return;
+    }
     switch (outcome.kind) {
       case TaskOutcome::Kind::finished:
         m_scheduler.task_finished(task);
@@ -185,6 +199,12 @@ class WorkerPool::Work {
     m_cv.notify_all();
   }
 
+  // Whether a task found held has been held since longer than give_up_waiting_after allows.
+  bool held_too_long(const TaskId& task) {
+    const auto since = m_held_since.try_emplace(task.text(), Clock::now()).first->second;
+    return m_give_up && Clock::now() - since >= m_give_up->wait;
+  }
+
   // A held task is asked for twice a second: the operator hears of it once, and again only
   // when what the message says changed (another holder, or it was free a moment); every
   // retry is a debug line.
@@ -207,6 +227,8 @@ class WorkerPool::Work {
   std::vector<Session*> m_live;  // the workers in the pool: those that have not left
   std::set<Session*> m_busy;     // ... and those of them running a task
   std::map<std::string, std::string> m_said_held;  // task -> its last "held" message said
+  std::optional<GiveUp> m_give_up;
+  std::map<std::string, Clock::time_point> m_held_since;  // task -> when first found held
 };
 
 WorkerPool::WorkerPool(int threads, std::string dsn) : m_dsn(std::move(dsn)) {
@@ -289,7 +311,7 @@ void WorkerPool::lend(std::unique_ptr<pqxx::connection> conn) {
 }
 
 PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
-  Work work(scheduler, run_task);
+  Work work(scheduler, run_task, m_give_up);
   for (auto& session : m_sessions) work.join(*session);
   {
     std::lock_guard<std::mutex> lock(m_gate_mutex);

@@ -15,7 +15,9 @@
 //
 // A task held by another runner is offered again every half second: the pool says so once per
 // task at info level, and again only when the message changes (another holder), the retries at
-// debug level.
+// debug level. Any session may hold a task's lock, for ever (state_locks.h): with
+// give_up_waiting_after(), a task held for that long since it was first found held fails
+// (the job is not run, its list stops there, the run exits 1), its message saying why.
 //
 // The number of workers may change while the pool runs (`pgxform set --threads`): the caller
 // gives a function that says how many are wanted (asked once a second, from the calling
@@ -31,6 +33,7 @@
 // worker's session again once run() returned and the workers stopped.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -67,6 +70,12 @@ class WorkerPool {
   // Before run(): how many workers are wanted now (nullopt: no change), asked once a second.
   void follow_workers(std::function<std::optional<int>()> wanted) { m_wanted = std::move(wanted); }
 
+  // Before run(): a task found held for `wait` fails, its message ending with `why`
+  // ("--lock-timeout 30s").
+  void give_up_waiting_after(std::chrono::milliseconds wait, std::string why) {
+    m_give_up = GiveUp{wait, std::move(why)};
+  }
+
   // Before run(): the first worker's session takes `conn` as its connection.
   void lend(std::unique_ptr<pqxx::connection> conn);
   // After run(): the first worker's session, for the calling thread.
@@ -86,6 +95,11 @@ class WorkerPool {
   std::mutex m_gate_mutex;
   std::condition_variable m_gate;
   std::function<std::optional<int>()> m_wanted;
+  struct GiveUp {
+    std::chrono::milliseconds wait;
+    std::string why;
+  };
+  std::optional<GiveUp> m_give_up;
   Work* m_work = nullptr;  // set by run(): the workers take tasks from it
   bool m_closing = false;  // no run will come: the workers return
 };

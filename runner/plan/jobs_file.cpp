@@ -38,6 +38,12 @@ const JobList* JobsFile::find_list(const std::string& name) const {
   return nullptr;
 }
 
+std::optional<std::string> steering_flaw(const std::string& name) {
+  if (name.find('=') == std::string::npos) return std::nullopt;
+  return " holds '=': pgxform pause and set read NAME=VALUE as a setting, so it could never be "
+         "steered; rename it";
+}
+
 QualifiedName parse_qualified_name(const std::string& text) {
   std::vector<std::string> parts(1);
   bool quoted = false;
@@ -314,6 +320,8 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.line = Reader::line_of(node);
   job.name = r.string_field(node, "name", "a job of list '" + list + "'", Text::name);
   const std::string where = "job '" + job.name + "'";
+  if (const auto flaw = steering_flaw(job.name))
+    r.fail(node["name"], "the name of " + where + *flaw);
   r.check_fields(node,
                  {"name",
                   "table",
@@ -381,6 +389,8 @@ JobList read_list(const Reader& r, const YAML::Node& node, const JobsFile& file)
   list.line = Reader::line_of(node);
   list.name = r.string_field(node, "name", "a list", Text::name);
   const std::string where = "list '" + list.name + "'";
+  if (const auto flaw = steering_flaw(list.name))
+    r.fail(node["name"], "the name of " + where + *flaw);
   r.check_fields(node, {"name", "after", "jobs"}, where);
   if (const YAML::Node after = node["after"]) {
     if (!after.IsSequence()) r.fail(after, "'after' of " + where + " must be a list of names");

@@ -127,6 +127,11 @@ JobsFile parse_jobs_file(const std::string& path);
 // The same from text; `path` is only used in messages.
 JobsFile parse_jobs_text(const std::string& text, const std::string& path);
 
+// Why `name` cannot name a job or a list, beyond what every name may not hold (text_check.h:
+// control characters): an `=`, since `pgxform pause` and `set` read NAME=VALUE as a setting,
+// so that such a job could never be steered. None when it can.
+std::optional<std::string> steering_flaw(const std::string& name);
+
 // Splits `schema.name` (either part may be double-quoted); throws std::invalid_argument.
 QualifiedName parse_qualified_name(const std::string& text);
 

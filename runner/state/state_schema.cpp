@@ -15,6 +15,40 @@ std::string replace_all(std::string text, const std::string& from, const std::st
   return text;
 }
 
+// The tables of each version, and what a message says they hold. A state file that adds a table
+// adds its row here.
+struct StateTable {
+  const char* name;
+  int version;
+  const char* holds;
+};
+const StateTable k_state_tables[] = {
+    {"job_state", 1, "every job's status and cursor"},
+    {"job_slice", 1, "the cursors of the slices of parallel: jobs"},
+    {"batch_log", 1, "one row per committed batch"},
+    {"failed_batches", 2, "the key ranges that on_error: skip set aside"},
+    {"script_history", 3, "the scripts applied (without it migrate would apply them again)"},
+    {"control", 7, "the pauses and live settings of pause, resume and set"},
+    {"change_log", 9, "the changes captured for catch-up"},
+};
+
+// The tables of `version` that the schema lacks; one round trip.
+std::vector<const StateTable*> missing_tables(pqxx::transaction_base& tx, const StateSchema& schema,
+                                              int version) {
+  std::vector<const StateTable*> missing;
+  std::string names = "{";
+  for (const auto& t : k_state_tables)
+    if (t.version <= version) names += std::string(names.size() > 1 ? "," : "") + t.name;
+  const pqxx::result r = tx.exec_params(
+      "SELECT n FROM pg_catalog.unnest($2::text[]) AS n"
+      " WHERE pg_catalog.to_regclass($1 || '.' || pg_catalog.quote_ident(n)) IS NULL",
+      schema.sql, names + "}");
+  for (const auto& row : r)
+    for (const auto& t : k_state_tables)
+      if (row[0].as<std::string>() == t.name) missing.push_back(&t);
+  return missing;
+}
+
 int recorded_version(pqxx::transaction_base& tx, const StateSchema& schema) {
   return tx
       .exec("SELECT coalesce(pg_catalog.max(version), 0) FROM " +
@@ -42,6 +76,32 @@ std::string feature_since_sql(const StateSchema& schema, StateFeature feature) {
          " v WHERE v.version = " + std::to_string(static_cast<int>(feature)) + ")";
 }
 
+int checked_state_version(pqxx::transaction_base& tx, const StateSchema& schema) {
+  const int version = state_version(tx, schema);
+  const std::string fix =
+      "; restore it from a backup of the state schema, or see docs/state-tables.md (\"When a "
+      "state table is gone\"): pgxform does not recreate it, as it cannot know what it held";
+  if (version == 0) {
+    // schema_version gone, the rest still there: the schema would be created again over it.
+    if (!tx.exec_params1("SELECT pg_catalog.to_regclass($1) IS NULL", schema.table("job_state"))[0]
+             .as<bool>())
+      throw StateSchemaError({"the state schema " + schema.name +
+                              " holds job_state but no version in schema_version (the table or "
+                              "its rows dropped?), so "
+                              "pgxform cannot tell the version of its tables and would create "
+                              "them again" +
+                              fix});
+    return version;
+  }
+  std::vector<std::string> problems;
+  for (const StateTable* t : missing_tables(tx, schema, version))
+    problems.push_back("the state schema " + schema.name + " is at version " +
+                       std::to_string(version) + ", but its table " + t->name +
+                       " is missing (dropped?): it holds " + t->holds + fix);
+  if (!problems.empty()) throw StateSchemaError(problems);
+  return version;
+}
+
 int newest_state_version() {
   const auto& migrations = state_migrations();
   return migrations.empty() ? 0 : migrations.back().version;
@@ -49,9 +109,13 @@ int newest_state_version() {
 
 void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
   const int newest = newest_state_version();
-  if (state_version(conn, schema) == newest) return;  // the common case takes no lock
+  {
+    pqxx::read_transaction check(conn);
+    if (checked_state_version(check, schema) == newest) return;  // the common case: no lock
+  }
   pqxx::work tx(conn);
   transaction_lock(tx, setup_lock(schema));
+  checked_state_version(tx, schema);  // another runner may have been at it meanwhile
   // Only when it is missing: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
   // database even when the schema exists, and a DBA may have created it for a role without.
   if (tx.exec_params1("SELECT pg_catalog.to_regnamespace($1) IS NULL", schema.sql)[0].as<bool>())

@@ -18,7 +18,9 @@
 
 #include <pqxx/pqxx>
 #include <string>
+#include <vector>
 
+#include "base/errors.h"
 #include "state/schema_name.h"
 
 namespace pgxform {
@@ -51,8 +53,23 @@ int state_version(pqxx::connection& conn, const StateSchema& schema);
 // The version this binary creates.
 int newest_state_version();
 
-// Creates or upgrades the schema to the newest version. Refuses (std::runtime_error, not an
-// input error: the database is ahead of the binary) a schema newer than this binary knows.
+// A state schema that lost a table (dropped by hand): which one, what it held and what to do.
+// The database's setup, found before anything is written: exit 2.
+class StateSchemaError : public InputError {
+ public:
+  explicit StateSchemaError(std::vector<std::string> problems)
+      : InputError(std::move(problems), "nothing was written") {}
+};
+
+// The schema's version, as state_version(), after checking that it holds every table of that
+// version, and a schema_version beside its other tables: throws StateSchemaError naming each
+// missing table, what it held and the way back (docs/state-tables.md). For the commands that
+// read the state directly; ensure_state_schema checks the same.
+int checked_state_version(pqxx::transaction_base& tx, const StateSchema& schema);
+
+// Creates or upgrades the schema to the newest version, after the checks of
+// checked_state_version. Refuses (std::runtime_error, not an input error: the database is
+// ahead of the binary) a schema newer than this binary knows.
 void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema);
 
 }  // namespace pgxform

@@ -180,3 +180,47 @@ TEST_CASE("plan shows stages, estimated rows and batches, and writes nothing") {
                            Catch::Contains("list after (after main)"));
   check_nothing_written(db, tables);
 }
+
+TEST_CASE(
+    "a role that may not execute the batch or refresh function, or read the table, is told so "
+    "with the grant, not a signature mismatch") {
+  TestDatabase db;
+  create_items(db, 100);
+  db.exec(
+      "ALTER TABLE legacy.items ADD UNIQUE (id);"
+      "CREATE FUNCTION xf.items_refresh(keys bigint[]) RETURNS void LANGUAGE sql AS 'SELECT 1';"
+      "REVOKE EXECUTE ON FUNCTION xf.items(bigint, bigint), xf.items_refresh(bigint[])"
+      " FROM PUBLIC");
+  TestRole migrator(db, "migrator");
+  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + migrator.name() +
+          "; GRANT SELECT ON legacy.items TO " + migrator.name());
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", items_jobs_yaml(10, 1,
+                                             "        changes: trigger\n"
+                                             "        refresh_function: xf.items_refresh\n"));
+  const auto as_role = [&] { return run_cli({"validate", "-f", path, "--dsn", migrator.dsn()}); };
+  auto r = as_role();
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("job 'items': role " + migrator.name() +
+                                    " may not execute function xf.items (SQLSTATE 42501): GRANT "
+                                    "EXECUTE ON FUNCTION \"xf\".\"items\"(bigint, bigint) TO \"" +
+                                    migrator.name() + "\""));
+  CHECK_THAT(r.out, !Catch::Contains("does not accept"));
+
+  db.exec("GRANT EXECUTE ON FUNCTION xf.items(bigint, bigint) TO " + migrator.name());
+  r = as_role();
+  CHECK_THAT(r.out, Catch::Contains("may not execute refresh_function xf.items_refresh (SQLSTATE "
+                                    "42501): GRANT EXECUTE ON FUNCTION \"xf\".\"items_refresh\"("
+                                    "bigint[]) TO \"" +
+                                    migrator.name() + "\""));
+
+  db.exec("GRANT EXECUTE ON FUNCTION xf.items_refresh(bigint[]) TO " + migrator.name() +
+          "; REVOKE SELECT ON legacy.items FROM " + migrator.name());
+  r = as_role();
+  CHECK_THAT(r.out, Catch::Contains("may not read table legacy.items (SQLSTATE 42501): GRANT "
+                                    "SELECT ON \"legacy\".\"items\" TO \"" +
+                                    migrator.name() + "\""));
+  CHECK_THAT(r.out, !Catch::Contains("no ordering"));
+}

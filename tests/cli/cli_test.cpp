@@ -105,3 +105,19 @@ TEST_CASE("the log format is text or json; anything else exits 2") {
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--log-format is text or json, not 'xml'"));
 }
+
+TEST_CASE(
+    "run --lock-timeout takes a duration with its unit, more than 0, and anything else exits 2") {
+  for (const std::string bad : {"30", "0s", "soon", "-5s", "5 days", "1.5s"}) {
+    const Result r = run({"run", "-f", "/nonexistent/jobs.yaml", "--lock-timeout", bad});
+    INFO(bad << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--lock-timeout takes a duration with its unit"));
+  }
+  for (const std::string good : {"30s", "500ms", "5min", "1h", "2 s"}) {
+    const Result r = run({"run", "-f", "/nonexistent/jobs.yaml", "--lock-timeout", good});
+    INFO(good << ": " << r.err);
+    CHECK(r.exit_code == 2);  // the jobs file is what is missing
+    CHECK_THAT(r.err, !Catch::Contains("--lock-timeout"));
+  }
+}

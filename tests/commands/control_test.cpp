@@ -254,3 +254,21 @@ TEST_CASE("set --threads refuses a bad count, names or pause with it, and writes
   CHECK_THAT(run_with_db(db, path, {"set", "--threads", "0"}).err,
              Catch::Contains("--threads must be a number of threads from 1 to 1024"));
 }
+
+TEST_CASE("a job named k=v is refused at its line by validate, run and pause, nothing written") {
+  TestDatabase db;
+  create_items(db, 100, 0);
+  TempDir dir;
+  std::string yaml = items_jobs_yaml(50);
+  yaml.replace(yaml.find("name: items"), 11, "name: k=v");
+  const auto path = dir.write("jobs.yaml", yaml);
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"validate"}, {"run"}, {"pause", "k=v"}}) {
+    const auto r = run_with_db(db, path, command);
+    INFO(command[0] << ": " << r.out << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("jobs.yaml:5: the name of job 'k=v' holds '='"));
+  }
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+}

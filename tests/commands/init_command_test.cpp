@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "base/sql_text.h"
 #include "catalog/skeleton.h"
 #include "catalog/skeleton_files.h"
 #include "plan/jobs_file.h"
@@ -477,4 +478,82 @@ TEST_CASE("a table or column whose name holds a control character is left out, n
   CHECK(yaml.find('\x1b') == std::string::npos);
   CHECK_THAT(yaml, Catch::Contains("  # bad\\x0aname: its name holds a control character.\n"));
   CHECK_NOTHROW(parse_jobs_text(yaml, "jobs.yaml"));
+}
+
+namespace {
+
+// No line of the YAML holds text outside a comment that a comment of it should hold.
+void check_comment_lines(const std::string& text) {
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    INFO(line);
+    CHECK(
+        (line.find("DROP TABLE") == std::string::npos || line.find('#') < line.find("DROP TABLE")));
+  }
+}
+
+// Every statement of a script, read by pgxform's own lexer, creates something: none is a
+// comment's line that escaped it.
+void check_statements(const std::string& script) {
+  for (std::string statement : split_statements(script)) {
+    while (statement.rfind("--", 0) == 0) statement.erase(0, statement.find('\n') + 1);
+    INFO(statement);
+    CHECK(statement.rfind("CREATE ", 0) == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a key type, index or foreign key named with a line break stays inside its comment; the "
+    "signature keeps the type as SQL") {
+  const std::string domain = "legacy.\"d\nDROP TABLE other.victim CASCADE; --\"";
+  SourceTable t;
+  t.name = "t";
+  t.columns = {{"id", domain, domain, true}, column("v", "text")};
+  t.indexes = {index("t\npkey DROP TABLE other.victim", {"id"}, true)};
+  t.foreign_keys = {{"fk\nDROP TABLE other.victim CASCADE; --", {"v"}, "other\nx", "y\nz", {"w"}}};
+  t.estimated_rows = 2;
+  const Skeleton s = plan(schema_of({t}));
+  const std::string yaml = jobs_yaml(s);
+  INFO(yaml);
+  check_comment_lines(yaml);
+  const JobsFile file = parse_jobs_text(yaml, "jobs.yaml");
+  REQUIRE(file.lists.size() == 1);
+  CHECK(file.lists[0].jobs.at(0).key == "id");
+  CHECK_THAT(yaml, Catch::Contains("# legacy.\"d\\x0aDROP TABLE other.victim CASCADE; --\", the "
+                                   "primary key\n"));
+  for (const auto& f : skeleton_files(s)) {
+    INFO(f.path << ":\n" << f.text);
+    if (f.path != "jobs.yaml") check_statements(f.text);
+  }
+  const std::string r = transforms_script(s);
+  // The signature names the very type, as SQL: the line break is inside its quotes.
+  CHECK_THAT(r, Catch::Contains("(first_key " + domain + ", last_key " + domain + ")"));
+  CHECK_THAT(r, Catch::Contains("-- Job t: legacy.t by id (legacy.\"d\\x0aDROP TABLE"));
+  std::ostringstream summary;
+  print_init_summary(summary, s, "m");
+  CHECK(summary.str().find("\nDROP") == std::string::npos);
+}
+
+TEST_CASE(
+    "a schema whose name holds a control character is refused; a table named k=v gets no job") {
+  SourceSchema bad = schema_of({keyed("a")});
+  bad.name = "leg\nacy";
+  bad.schemas.insert(bad.name);
+  const auto refused = refusals_of(bad, "target");
+  REQUIRE(refused.size() == 1);
+  CHECK_THAT(refused[0], Catch::StartsWith("the name of schema 'leg\\x0aacy' holds a control "
+                                           "character"));
+  const Skeleton s = plan(schema_of({keyed("a"), keyed("k=v")}));
+  CHECK(list_order(s) == std::vector<std::string>{"a"});
+  REQUIRE(s.skipped.size() == 1);
+  CHECK(s.skipped[0].table == "k=v");
+  CHECK(s.skipped[0].target == Target::copied);
+  CHECK_THAT(s.skipped[0].reason, Catch::StartsWith("a job's name holds '='"));
+  const std::string yaml = jobs_yaml(s);
+  CHECK(yaml.find("# - name: 'k=v'") == std::string::npos);
+  CHECK_NOTHROW(parse_jobs_text(yaml, "jobs.yaml"));
+  CHECK_THAT(schema_script(s), Catch::Contains("CREATE TABLE \"legacy_new\".\"k=v\""));
 }

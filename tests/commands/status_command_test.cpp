@@ -105,9 +105,17 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(
-      out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, "", std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_json(out, {{failed_state(),
+                                    49.94999,
+                                    pgxform::Trend::flat,
+                                    std::nullopt,
+                                    "",
+                                    std::nullopt,
+                                    std::nullopt,
+                                    std::nullopt,
+                                    std::nullopt,
+                                    std::nullopt,
+                                    {}}});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
@@ -136,7 +144,8 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
                                          "eta_s",
                                          "batch_size",
                                          "changes_pending",
-                                         "oldest_change_s"});
+                                         "oldest_change_s",
+                                         "holders"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");
@@ -148,6 +157,7 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
   CHECK(job["eta_s"].is_null());
   CHECK(job["batch_size"].is_null());
   CHECK(job["changes_pending"].is_null());  // no changes: trigger
+  CHECK(job["holders"] == Json::array());
   CHECK(out.str().back() == '\n');
 }
 
@@ -155,9 +165,17 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   JobStatus s = failed_state();
   s.last_key.reset();
   std::ostringstream out;
-  pgxform::print_status_table(
-      out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_table(out, {{s,
+                                     std::nullopt,
+                                     pgxform::Trend::growing,
+                                     std::nullopt,
+                                     "",
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     {}}});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);
@@ -215,9 +233,17 @@ TEST_CASE("the status table's LIST and JOB columns widen for long names") {
   s.list = "logistic_events_of_the_year";
   s.job = "logistic_events_of_the_year_2024";
   std::ostringstream out;
-  pgxform::print_status_table(
-      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_table(out, {{s,
+                                     std::nullopt,
+                                     pgxform::Trend::flat,
+                                     std::nullopt,
+                                     "",
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     {}}});
   CHECK_THAT(out.str(),
              Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
 }
@@ -330,15 +356,85 @@ TEST_CASE("status shows a capturing job's pending changes and the age of the old
   pgxform::JobStatus s = failed_state();
   s.error.reset();
   std::ostringstream out;
-  pgxform::print_status_table(out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
-                                     std::nullopt, std::nullopt, std::nullopt, 12LL, 61.5}});
+  pgxform::print_status_table(out, {{s,
+                                     std::nullopt,
+                                     pgxform::Trend::flat,
+                                     std::nullopt,
+                                     "",
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     12LL,
+                                     61.5,
+                                     {}}});
   CHECK_THAT(out.str(), Catch::Contains("capturing changes: 12 pending, the oldest 62 s old: "
                                         "pgxform catch-up " +
                                         s.job));
   std::ostringstream json;
-  pgxform::print_status_json(json, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "",
-                                     std::nullopt, std::nullopt, std::nullopt, 0LL, std::nullopt}});
+  pgxform::print_status_json(json, {{s,
+                                     std::nullopt,
+                                     pgxform::Trend::flat,
+                                     std::nullopt,
+                                     "",
+                                     std::nullopt,
+                                     std::nullopt,
+                                     std::nullopt,
+                                     0LL,
+                                     std::nullopt,
+                                     {}}});
   const Json job = parse_json(json.str()).at("jobs").at(0);
   CHECK(job["changes_pending"] == 0);
   CHECK(job["oldest_change_s"].is_null());
+}
+
+TEST_CASE("a lock holder that is not the recorded runner is said under its job: who, since when") {
+  pgxform::TaskHolder h;
+  h.job = "items";
+  h.pid = 4242;
+  h.role = "mallory";
+  h.application_name = "pgxform evilhost:1";
+  h.client_addr = "10.0.0.5";
+  h.connected_at = "2026-12-06 10:00:01+00";
+  h.state = "idle";
+  h.state_since = "2026-12-06 10:00:02+00";
+  CHECK(pgxform::holder_line(h) ==
+        "held by backend 4242 of role mallory ('pgxform evilhost:1', from 10.0.0.5), connected "
+        "since 2026-12-06 10:00:01+00, idle since 2026-12-06 10:00:02+00: not the runner "
+        "recorded for the job; if it is no runner of yours, end it: SELECT "
+        "pg_terminate_backend(4242)");
+  h.connected_at.reset();
+  CHECK_THAT(pgxform::holder_line(h),
+             Catch::Contains("since a time pg_stat_activity hides from this role"));
+
+  JobStatus s = failed_state();
+  s.error.reset();
+  pgxform::StatusRow row{s,
+                         std::nullopt,
+                         pgxform::Trend::flat,
+                         std::nullopt,
+                         "",
+                         std::nullopt,
+                         std::nullopt,
+                         std::nullopt,
+                         std::nullopt,
+                         std::nullopt,
+                         {h}};
+  std::ostringstream out;
+  pgxform::print_status_table(out, {row});
+  CHECK_THAT(out.str(), Catch::Contains("\n    held by backend 4242 of role mallory"));
+  row.holders[0].recorded = true;  // a runner of this migration: its RUNNER column says enough
+  std::ostringstream recorded;
+  pgxform::print_status_table(recorded, {row});
+  CHECK_THAT(recorded.str(), !Catch::Contains("held by backend"));
+  std::ostringstream json;
+  pgxform::print_status_json(json, {row});
+  const Json holder = parse_json(json.str()).at("jobs").at(0).at("holders").at(0);
+  CHECK(holder["task"] == "items");
+  CHECK(holder["pid"] == 4242);
+  CHECK(holder["role"] == "mallory");
+  CHECK(holder["application_name"] == "pgxform evilhost:1");
+  CHECK(holder["client_addr"] == "10.0.0.5");
+  CHECK(holder["connected_at"].is_null());
+  CHECK(holder["state"] == "idle");
+  CHECK(holder["recorded"] == true);
 }

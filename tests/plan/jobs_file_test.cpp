@@ -18,6 +18,7 @@ using pgxform::JobsFileError;
 using pgxform::parse_jobs_file;
 using pgxform::parse_jobs_text;
 using pgxform::parse_qualified_name;
+using pgxform::steering_flaw;
 
 namespace {
 
@@ -851,6 +852,23 @@ TEST_CASE("bytes that are not UTF-8 are refused at their line; a name holds no c
   CHECK_THAT(message(error_of("version: 1\nlists:\n  - name: \"l\\r\\n12:00:00 info forged\"\n"
                               "    jobs: [{name: s, sql: SELECT 1}]\n")),
              Contains("a control character"));
+}
+
+TEST_CASE("a job or list named with '=' is refused at its line: pause and set could not name it") {
+  const auto job = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n"
+      "      - {name: s, sql: SELECT 1}\n"
+      "      - name: k=v\n        sql: SELECT 1\n");
+  CHECK(job.line() == 6);
+  CHECK_THAT(message(job), Contains("the name of job 'k=v' holds '='") &&
+                               Contains("pgxform pause and set read NAME=VALUE as a setting"));
+  const auto list = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs: [{name: s, sql: SELECT 1}]\n"
+      "  - name: batch_size=5\n    jobs: [{name: t, sql: SELECT 1}]\n");
+  CHECK(list.line() == 5);
+  CHECK_THAT(message(list), Contains("the name of list 'batch_size=5' holds '='"));
+  CHECK_FALSE(steering_flaw("a-b.c#1"));
+  CHECK(steering_flaw("a=b"));
 }
 
 TEST_CASE("a complex YAML key is an error at its line, not a crash") {

@@ -209,6 +209,23 @@ TEST_CASE("only the first line's directive makes a script run outside a transact
         }).find("sql/V2__x.sql: line 1: unknown directive 'no transaction'") == 0);
 }
 
+TEST_CASE(
+    "a V script whose version was applied under another description is in conflict, not "
+    "changed") {
+  const std::vector<ScriptFile> files{script("V1__many_new_schema.sql", "c2"),
+                                      script("V2__more.sql", "c3")};
+  const std::vector<AppliedScript> history{applied("V1__wide_new_schema.sql", "c1"),
+                                           applied("V2__more.sql", "c3")};
+  const auto states = script_states(files, history);
+  REQUIRE(states.size() == 2);  // the other script's row is not listed apart as missing
+  CHECK(states[0].script.file == "V1__many_new_schema.sql");
+  CHECK(states[0].state == ScriptState::conflict);
+  CHECK(std::string(state_name(states[0].state)) == "conflict");
+  CHECK(states[0].applied_as == "V1__wide_new_schema.sql");
+  CHECK(states[1].state == ScriptState::applied);
+  CHECK_FALSE(states[1].applied_as);
+}
+
 TEST_CASE("script states come from the files and the history") {
   const std::vector<ScriptFile> files{script("V1__a.sql", "c1"),  script("V1.0.1__b.sql", "c2"),
                                       script("V2__c.sql", "new"), script("V4__d.sql", "c4"),

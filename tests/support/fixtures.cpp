@@ -102,6 +102,23 @@ std::string conninfo_value(const std::string& value) {
   return quoted + "'";
 }
 
+TestRole::TestRole(TestDatabase& db, const std::string& suffix, const std::string& options)
+    : m_db(db), m_name(db.name() + "_" + suffix) {
+  db.exec("CREATE ROLE " + m_name + " LOGIN PASSWORD 'Role-pw-1' " + options);
+}
+
+TestRole::~TestRole() {
+  try {
+    m_db.exec("DROP OWNED BY " + m_name + "; DROP ROLE " + m_name);
+  } catch (const std::exception& e) {
+    WARN("could not drop role " << m_name << ": " << e.what());
+  }
+}
+
+std::string TestRole::dsn() const {
+  return m_db.dsn() + " user=" + m_name + " password=Role-pw-1";
+}
+
 BusySessions::BusySessions(TestDatabase& db, int count) : m_db(db) {
   for (int i = 0; i < count; ++i)
     m_threads.emplace_back([&db] {

@@ -60,6 +60,24 @@ class BusySessions {
   std::vector<std::thread> m_threads;
 };
 
+// A login role of the test's own (`db`'s name and `suffix`), with `options` (CREATE ROLE's),
+// dropped with everything it owns at the end: the least-privilege role of docs/security.md,
+// once granted what that says.
+class TestRole {
+ public:
+  TestRole(TestDatabase& db, const std::string& suffix, const std::string& options = "");
+  ~TestRole();
+  TestRole(const TestRole&) = delete;
+  TestRole& operator=(const TestRole&) = delete;
+  const std::string& name() const { return m_name; }
+  // `db` as this role, with its password.
+  std::string dsn() const;
+
+ private:
+  TestDatabase& m_db;
+  std::string m_name;
+};
+
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
