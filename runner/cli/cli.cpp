@@ -11,6 +11,7 @@
 #include "base/exit_code.h"
 #include "base/name_suggestion.h"
 #include "base/output_format.h"
+#include "base/setting_limits.h"
 #include "base/text_check.h"
 #include "commands/catch_up_command.h"
 #include "commands/control_command.h"
@@ -88,11 +89,11 @@ struct Command {
 
 int threads_option(const Parsed& p) {
   const int threads = p.get<int>("threads");
-  if (threads < 0 || threads > k_max_threads)
+  if (threads < 0 || threads > k_threads.max)
     throw UsageError(
         "--threads must be 0 (the jobs file's defaults.threads) or a number of "
         "threads from 1 to " +
-        std::to_string(k_max_threads));
+        std::to_string(k_threads.max));
   return threads;
 }
 

@@ -133,9 +133,7 @@ class WantedWorkers {
         pqxx::nontransaction(*m_conn).exec("SET statement_timeout = '5s'");
       }
       pqxx::read_transaction tx(*m_conn);
-      const std::optional<int> threads = read_threads(tx, m_schema);
-      if (threads) return std::min(*threads, k_max_threads);
-      return threads;
+      return read_threads(tx, m_schema);
     } catch (const std::exception& e) {
       m_conn.reset();
       spdlog::debug("could not read control.threads: {}", redact(e.what()));
