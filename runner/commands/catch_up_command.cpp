@@ -18,6 +18,7 @@
 #include "engine/worker_pool.h"
 #include "plan/job_selection.h"
 #include "plan/jobs_file.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -147,17 +148,19 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   auto conn = connect(options.dsn);
   const Preflight preflight = check_catalog(*conn, file, names_of(chosen));
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  const StateSchema schema(file.state_schema);
+  check_identities(*conn, schema, file, preflight.jobs);
   const Follow follow = options.follow ? Follow::yes : Follow::no;
   const std::vector<PlannedList> plan = drain_plan(file, chosen, follow);
   int threads = options.threads > 0 ? options.threads : file.default_threads;
   // Each job's drain keeps its worker while it follows: one worker per job.
   if (follow == Follow::yes) threads = std::max<int>(threads, int(chosen.size()));
   WorkerPool pool(threads, options.dsn);
-  const StateSchema schema(file.state_schema);
   retry_transient([&] {
     StateStore store(*conn, schema);
     store.ensure_schema();
     store.register_jobs(file);
+    pin_identities(*conn, schema, file, preflight.jobs);
   });
   {
     pqxx::read_transaction tx(*conn);
@@ -226,10 +229,13 @@ int capture_command(const CaptureOptions& options, std::ostream& out) {
   const std::vector<const Job*> jobs = capturing_jobs(file, options.jobs, "capture");
   const Preflight preflight = check_catalog(*conn, file, names_of(jobs));
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  // The change log is kept by job name: a job recorded on another table must not get its own.
+  check_identities(*conn, schema, file, preflight.jobs);
   retry_transient([&] {
     StateStore store(*conn, schema);
     store.ensure_schema();
     store.register_jobs(file);
+    pin_identities(*conn, schema, file, preflight.jobs);
   });
   StateStore store(*conn, schema);
   for (const Job* job : jobs) {

@@ -23,6 +23,7 @@
 #include "plan/scheduler.h"
 #include "state/failed_ranges.h"
 #include "state/job_control.h"
+#include "state/job_identity.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -52,6 +53,9 @@ RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions
   run.lists = select_lists(file, options.only, options.exclude, store.done_jobs());
   run.preflight = check_catalog(conn, file, job_names(run.lists));
   for (const auto& warning : run.preflight.warnings) spdlog::warn("{}", warning);
+  // First of all: a job whose state is another table's has no function version or slices of
+  // its own to compare.
+  check_identities(conn, store.schema(), file, run.preflight.jobs);
   std::vector<std::string> problems = store.changed_functions(
       run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
   for (const auto& [name, job] : run.preflight.jobs)
@@ -65,6 +69,7 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& 
   StateStore store(conn, StateSchema(file.state_schema));
   store.ensure_schema();
   store.register_jobs(file);
+  pin_identities(conn, store.schema(), file, run.preflight.jobs);
   for (const auto& [name, job] : run.preflight.jobs) store.ensure_slices(job);
   store.pin_function_versions(run.preflight.jobs);
   // Before the first batch of a job with changes: trigger, so that every change the main pass

@@ -13,6 +13,7 @@
 #include "engine/worker_pool.h"
 #include "plan/job_selection.h"
 #include "plan/scheduler.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -102,6 +103,26 @@ std::vector<Verification> verify_in_parallel(const std::vector<VerifyTarget>& ta
   return results;
 }
 
+// A job whose recorded state is another table's (job_identity.h): repairing would re-run
+// batches on the strength of another table's cursor, so --repair is refused; a plain verify
+// reads only, and says so.
+void check_recorded(pqxx::connection& conn, const JobsFile& file,
+                    const std::vector<VerifyTarget>& targets, VerifyMode mode) {
+  std::vector<ResolvedJob> jobs;
+  for (const auto& t : targets) jobs.push_back(t.job);
+  const StateSchema schema(file.state_schema);
+  if (mode == VerifyMode::repair) {
+    check_identities(conn, schema, file, jobs);
+    return;
+  }
+  try {
+    check_identities(conn, schema, file, jobs);
+  } catch (const PreflightError& e) {
+    for (const auto& problem : e.problems())
+      spdlog::warn("{}; its cursor limits what is verified", problem);
+  }
+}
+
 const char* verify_plural(long long n) {
   return n == 1 ? "" : "s";
 }
@@ -147,6 +168,7 @@ int verify_command(const VerifyOptions& options, std::ostream& out) {
   const std::vector<std::string> names = verified_jobs(file, options);
   auto conn = connect(options.dsn);
   const std::vector<VerifyTarget> targets = verify_targets(*conn, file, names);
+  check_recorded(*conn, file, targets, options.mode);
   // Held until the end, on this connection: no runner works on a job being repaired.
   std::vector<std::unique_ptr<JobClaim>> claims;
   if (options.mode == VerifyMode::repair)
