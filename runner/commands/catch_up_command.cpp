@@ -14,6 +14,7 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/change_drain.h"
+#include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
 #include "plan/job_selection.h"
@@ -155,7 +156,17 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   int threads = options.threads > 0 ? options.threads : file.default_threads;
   // Each job's drain keeps its worker while it follows: one worker per job.
   if (follow == Follow::yes) threads = std::max<int>(threads, int(chosen.size()));
-  WorkerPool pool(threads, options.dsn);
+  Scheduler scheduler(plan);
+  const auto monitor =
+      std::make_shared<PoolMonitor>(options.dsn, schema, "catch-up", FollowThreads::no);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+                                                      options.reserve_connections);
+  if (follow == Follow::yes && start.workers < int(chosen.size()))
+    throw PreflightError({"catch-up --follow keeps a worker, and its connection, for each of its " +
+                          std::to_string(chosen.size()) + " jobs, and can have " +
+                          pool_text(start) +
+                          ": follow fewer jobs at once, or lower --reserve-connections"});
+  WorkerPool pool(start.workers, options.dsn);
   retry_transient([&] {
     StateStore store(*conn, schema);
     store.ensure_schema();
@@ -175,8 +186,8 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
                chosen.size() == 1 ? "job" : "jobs", threads,
                follow == Follow::yes ? ", following until a signal" : "");
   install_stop_handlers();
-  Scheduler scheduler(plan);
   pool.lend(std::move(conn));
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   HealthMonitor health;
   DrainContext context{file, preflight.jobs, schema, health, {follow, options.until}, {}, {}};
   const auto started = std::chrono::steady_clock::now();

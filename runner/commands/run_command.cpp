@@ -15,6 +15,7 @@
 #include "commands/script_commands.h"
 #include "database/database.h"
 #include "database/retry.h"
+#include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
 #include "output/progress.h"
@@ -22,7 +23,6 @@
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
 #include "state/failed_ranges.h"
-#include "state/job_control.h"
 #include "state/job_identity.h"
 #include "state/state_store.h"
 
@@ -124,34 +124,6 @@ void warn_set_aside(Session& session, const JobsFile& file) {
   }
 }
 
-// `set --threads`, as the control table says it now; read on a connection of the calling
-// thread's own, opened on first use and again after a failure (said at debug level only: the
-// workers' own errors tell of a server that went away).
-class WantedWorkers {
- public:
-  WantedWorkers(std::string dsn, StateSchema schema)
-      : m_dsn(std::move(dsn)), m_schema(std::move(schema)) {}
-  std::optional<int> operator()() {
-    try {
-      if (!m_conn) {
-        m_conn = connect(m_dsn);
-        pqxx::nontransaction(*m_conn).exec("SET statement_timeout = '5s'");
-      }
-      pqxx::read_transaction tx(*m_conn);
-      return read_threads(tx, m_schema);
-    } catch (const std::exception& e) {
-      m_conn.reset();
-      spdlog::debug("could not read control.threads: {}", redact(e.what()));
-      return std::nullopt;
-    }
-  }
-
- private:
-  std::string m_dsn;
-  StateSchema m_schema;
-  std::unique_ptr<pqxx::connection> m_conn;
-};
-
 int report_result(const PoolResult& result, const Scheduler& scheduler, std::size_t jobs,
                   double seconds) {
   if (result.stopped) {
@@ -190,21 +162,26 @@ int run_command(const RunOptions& options) {
   for (const auto& [name, job] : run.preflight.jobs) batched.push_back(name);
   metrics.declare_jobs(batched, k_throttle_signals);
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  Scheduler scheduler(run.lists);
+  // No more workers than tasks can run, nor than the server has connections free for beyond
+  // the reserve (worker_pool.h); the run's own connection is lent to the first.
+  const auto monitor = std::make_shared<PoolMonitor>(options.dsn, StateSchema(file.state_schema),
+                                                     "run", FollowThreads::yes);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+                                                      options.reserve_connections);
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.
-  WorkerPool pool(threads, options.dsn);
+  WorkerPool pool(start.workers, options.dsn);
   retry_transient([&] { prepare_state(*conn, file, run); });
 
   const std::size_t jobs = job_names(run.lists).size();
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
                file.path, threads);
   install_stop_handlers();
-  Scheduler scheduler(run.lists);
   Progress progress;
   estimate_rows(*conn, file, run, progress);
   pool.lend(std::move(conn));
-  pool.follow_workers([wanted = std::make_shared<WantedWorkers>(
-                           options.dsn, StateSchema(file.state_schema))] { return (*wanted)(); });
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   ProgressDisplay display(progress, display_mode());
 
   const auto started = std::chrono::steady_clock::now();

@@ -13,13 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "base/setting_limits.h"
 #include "commands/command_options.h"
 #include "output/run_metrics.h"
 
 namespace pgxform {
 
 struct RunOptions : CommandOptions {
-  int threads = 0;  // 0: defaults.threads of the file
+  int threads = 0;                                          // 0: defaults.threads of the file
+  int reserve_connections = k_default_reserve_connections;  // left free on the server
   std::vector<std::string> only;
   std::vector<std::string> exclude;
   std::vector<std::string> accept_changed;  // jobs that may go on with a changed function

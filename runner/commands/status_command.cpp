@@ -7,6 +7,7 @@
 
 #include "base/exit_code.h"
 #include "base/output_format.h"
+#include "base/text_check.h"
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
@@ -54,6 +55,7 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
                                     [&](const JobStatus& s) { return s.job == name; });
     if (state == states.end()) {
       facts[name] = {};  // never started: nothing to read
+      facts[name].now = identity_of(job);
       continue;
     }
     try {
@@ -61,6 +63,7 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
     } catch (const pqxx::sql_error& e) {
       spdlog::debug("{}: no estimate: {}", name, redact(e.what()));
     }
+    facts[name].now = identity_of(job);
   }
   return facts;
 }
@@ -131,7 +134,8 @@ std::optional<std::string> waiting_for(const JobsFile& file, const JobList& list
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control,
-                                      const std::map<std::string, PendingChanges>& changes) {
+                                      const std::map<std::string, PendingChanges>& changes,
+                                      const std::map<std::string, RecordedJob>& recorded) {
   // A runner works on the file when it holds one of its jobs: only then does a job wait.
   std::map<std::string, std::string> shown;
   bool at_work = false;
@@ -159,6 +163,12 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
       row.percent = percent_done(row.state, job.is_step(), job_facts);
       if (job_facts && !job_facts->batches.empty())
         row.trend = analyze_batches(job_facts->batches).trend;
+      if (!job.is_step()) row.ignored = resolve_control(control, job.name, list.name).ignored;
+      if (const auto r = recorded.find(job.name); r != recorded.end()) {
+        row.recorded = r->second.identity;
+        if (job_facts && job_facts->now && !job_facts->now->same_source(*row.recorded))
+          row.names_now = job_facts->now;
+      }
       if (!job.is_step() && row.state.status != "done") {
         const JobControl c = resolve_control(control, job.name, list.name);
         if (c.paused) {
@@ -187,7 +197,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
   return rows;
 }
 
-void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
+                       const StatusRunners& runners) {
   Json jobs = Json::array();
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
@@ -215,9 +226,23 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"eta_s", json_number(row.eta_s, 0)},
                     {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()},
                     {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
-                    {"oldest_change_s", json_number(row.oldest_change_s, 1)}});
+                    {"oldest_change_s", json_number(row.oldest_change_s, 1)},
+                    {"table", row.recorded ? Json(row.recorded->table_text()) : Json()},
+                    {"key", row.recorded ? Json(printable(row.recorded->key_column)) : Json()},
+                    {"ignored", row.ignored}});
   }
-  print_json(out, Json{{"jobs", jobs}});
+  Json pools = Json::array();
+  for (const auto& pool : runners.pools) {
+    const PoolFigures& f = pool.figures;
+    pools.push_back({{"runner", printable(pool.runner)},
+                     {"command", printable(pool.command)},
+                     {"workers", f.workers},
+                     {"threads", f.threads},
+                     {"tasks", f.tasks},
+                     {"connections_free", f.connections_free ? Json(*f.connections_free) : Json()},
+                     {"reserve", f.reserve}});
+  }
+  print_json(out, Json{{"jobs", jobs}, {"runners", pools}, {"ignored", runners.ignored}});
 }
 
 namespace {
@@ -230,7 +255,8 @@ std::string status_text(const JobStatus& s) {
 
 }  // namespace
 
-void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
+                        const StatusRunners& runners) {
   // The STATUS column as wide as its longest entry ("interrupted 3/8").
   // LIST and JOB at least as wide as their longest name, so that no two columns run together.
   int status_width = 9, list_width = 14, job_width = 20;
@@ -281,34 +307,49 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
           << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
           << "]: " << *s.error << "\n";
+    if (row.names_now)
+      out << "    recorded on " << row.recorded->text() << "; the jobs file now names "
+          << row.names_now->text() << ": pgxform reset " << s.job << " to start it over\n";
+    for (const auto& ignored : row.ignored) out << "    ignored: " << ignored << "\n";
   }
+  for (const auto& pool : runners.pools)
+    out << "runner " << printable(pool.runner) << " (" << printable(pool.command)
+        << "): " << pool_text(pool.figures) << "\n";
+  for (const auto& ignored : runners.ignored) out << "ignored: " << ignored << "\n";
 }
 
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file) {
   auto conn = connect(options.dsn);
   const std::vector<JobStatus> states =
       StateStore(*conn, StateSchema(file.state_schema)).read_status();
   const StateSchema schema(file.state_schema);
   std::vector<ControlRow> control;
+  StatusRunners runners;
   if (has_feature(state_version(*conn, schema), StateFeature::control)) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
+    if (const auto threads = ignored_threads(tx, schema)) runners.ignored.push_back(*threads);
   }
   std::map<std::string, PendingChanges> changes;
+  std::map<std::string, RecordedJob> recorded;
   {
     pqxx::read_transaction tx(*conn);
     changes = pending_changes(tx, schema);
+    recorded = read_identities(tx, schema);
+    runners.pools = read_runner_pools(tx, schema);
   }
-  return compute_status(file, states, fetch_facts(*conn, file, states), control, changes);
+  return {
+      compute_status(file, states, fetch_facts(*conn, file, states), control, changes, recorded),
+      runners};
 }
 
 int status_command(const StatusOptions& options, std::ostream& out) {
   const JobsFile file = parse_jobs_file(options.file);
-  const std::vector<StatusRow> rows = read_status_rows(options, file);
+  const StatusReport report = read_status_report(options, file);
   if (options.format == StatusFormat::json)
-    print_status_json(out, rows);
+    print_status_json(out, report.jobs, report.runners);
   else
-    print_status_table(out, rows);
+    print_status_table(out, report.jobs, report.runners);
   return k_exit_ok;
 }
 

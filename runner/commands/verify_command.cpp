@@ -10,6 +10,7 @@
 #include "base/output_format.h"
 #include "catalog/table_stats.h"
 #include "database/database.h"
+#include "engine/pool_monitor.h"
 #include "engine/worker_pool.h"
 #include "plan/job_selection.h"
 #include "plan/scheduler.h"
@@ -71,7 +72,8 @@ std::vector<VerifyTarget> verify_targets(pqxx::connection& conn, const JobsFile&
 
 // Each job's verification (and repair), the jobs in parallel on `threads` workers; in the
 // order of `targets`.
-std::vector<Verification> verify_in_parallel(const std::vector<VerifyTarget>& targets,
+std::vector<Verification> verify_in_parallel(const JobsFile& file,
+                                             const std::vector<VerifyTarget>& targets,
                                              const VerifyOptions& options, int threads) {
   std::vector<Verification> results(targets.size());
   std::vector<PlannedList> lists;  // one per job: no job waits for another
@@ -82,8 +84,13 @@ std::vector<Verification> verify_in_parallel(const std::vector<VerifyTarget>& ta
     index[name] = i;
     results[i].job = name;
   }
-  WorkerPool pool(threads, options.dsn);
   Scheduler scheduler(lists);
+  const auto monitor = std::make_shared<PoolMonitor>(options.dsn, StateSchema(file.state_schema),
+                                                     "verify", FollowThreads::no);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 0,
+                                                      options.reserve_connections);
+  WorkerPool pool(start.workers, options.dsn);
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   // Each task writes only its own job's result; the pool's end (its threads joined) publishes
   // them to this thread.
   pool.run(scheduler, [&](Session& session, const TaskId& task) {
@@ -180,7 +187,7 @@ int verify_command(const VerifyOptions& options, std::ostream& out) {
   spdlog::info("verifying {} job{} on {} thread{}", names.size(),
                verify_plural((long long)names.size()), threads, verify_plural(threads));
   const auto started = std::chrono::steady_clock::now();
-  const std::vector<Verification> results = verify_in_parallel(targets, options, threads);
+  const std::vector<Verification> results = verify_in_parallel(file, targets, options, threads);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   bool wrong = false;

@@ -150,4 +150,17 @@ long long duplicate_items(TestDatabase& db) {
       "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM target.items GROUP BY id) x");
 }
 
+Role::Role(TestDatabase& database, const std::string& suffix, const std::string& options)
+    : db(database), name(database.name() + "_" + suffix) {
+  db.exec("CREATE ROLE " + name + " LOGIN PASSWORD 'Role-pw-1' " + options);
+}
+
+Role::~Role() {
+  try {
+    db.exec("DROP OWNED BY " + name + "; DROP ROLE " + name);
+  } catch (const std::exception& e) {
+    WARN("could not drop role " << name << ": " << e.what());
+  }
+}
+
 }  // namespace pgxform_test

@@ -60,6 +60,20 @@ class BusySessions {
   std::vector<std::thread> m_threads;
 };
 
+// A login role of the test's own, "<database>_<suffix>", created with `options` (CONNECTION
+// LIMIT 12, SUPERUSER, ...) and the password Role-pw-1 (so that it connects where the server
+// asks for one, as pg_virtualenv's does); dropped at the end with everything it owns in `db`.
+struct Role {
+  TestDatabase& db;
+  std::string name;
+  Role(TestDatabase& database, const std::string& suffix, const std::string& options);
+  ~Role();
+  Role(const Role&) = delete;
+  Role& operator=(const Role&) = delete;
+  // The test database's DSN as this role.
+  std::string dsn() const { return db.dsn() + " user=" + name + " password=Role-pw-1"; }
+};
+
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
