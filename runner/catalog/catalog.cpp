@@ -113,8 +113,9 @@ Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& o
       " ELSE n.nspname = $1 END",
       job.function.schema, job.function.name);
   if (candidates.empty()) return "function " + job.function.text() + " does not exist";
-  out.function_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
-                     quote_ident(candidates[0][1].as<std::string>());
+  out.function_schema = candidates[0][0].as<std::string>();
+  out.function_name = candidates[0][1].as<std::string>();
+  out.function_sql = quote_ident(out.function_schema) + "." + quote_ident(out.function_name);
   std::string two_arg_oids = "{";
   for (const auto& c : candidates)
     if (c[2].as<int>() == 2)

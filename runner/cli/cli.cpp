@@ -12,6 +12,7 @@
 #include "base/exit_code.h"
 #include "base/name_suggestion.h"
 #include "base/output_format.h"
+#include "base/setting_limits.h"
 #include "base/text_check.h"
 #include "commands/catch_up_command.h"
 #include "commands/control_command.h"
@@ -89,13 +90,26 @@ struct Command {
 
 int threads_option(const Parsed& p) {
   const int threads = p.get<int>("threads");
-  if (threads < 0 || threads > k_max_threads)
+  if (threads < 0 || threads > k_threads.max)
     throw UsageError(
         "--threads must be 0 (the jobs file's defaults.threads) or a number of "
         "threads from 1 to " +
-        std::to_string(k_max_threads));
+        std::to_string(k_threads.max));
   return threads;
 }
+
+// --reserve-connections: what a runner's pool leaves free on the server (worker_pool.h).
+int reserve_option(const Parsed& p) {
+  const int reserve = p.get<int>("reserve-connections");
+  if (!k_reserve_connections.contains(reserve))
+    throw UsageError("--reserve-connections must be a number of connections from 0 to " +
+                     std::to_string(k_reserve_connections.max));
+  return reserve;
+}
+
+const char* const k_reserve_help =
+    "connections left free on the server for everyone else: the workers take no more than the "
+    "rest";
 
 // --metrics-port and --metrics-address: where run serves its metrics, if anywhere.
 std::optional<MetricsEndpoint> metrics_option(const Parsed& p) {
@@ -199,8 +213,8 @@ const Command k_commands[] = {
      },
      JobsFileOption::none},
     {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
-     "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
-     "                   [--accept-changed JOB]... [--no-migrate]\n"
+     "run [-f FILE] [--dsn DSN] [--threads N] [--reserve-connections N] [--only NAME]...\n"
+     "                   [--exclude NAME]... [--accept-changed JOB]... [--no-migrate]\n"
      "                   [--metrics-port N [--metrics-address ADDRESS]]\n"
      "                   [--lock-timeout DURATION]",
      "Runs the jobs of FILE, each list once the lists it is after are done,\n"
@@ -209,7 +223,9 @@ const Command k_commands[] = {
      [](po::options_description_easy_init add) {
        add("threads", po::value<int>()->default_value(0),
            "worker threads, one connection each (default: defaults.threads, else 4)")(
-           "only", po::value<std::vector<std::string>>(), "run only this list or job (repeatable)")(
+           "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
+           k_reserve_help)("only", po::value<std::vector<std::string>>(),
+                           "run only this list or job (repeatable)")(
            "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)")(
            "accept-changed", po::value<std::vector<std::string>>(),
            "go on with JOB although its function changed since it started (repeatable)")(
@@ -225,6 +241,7 @@ const Command k_commands[] = {
      [](const Parsed& p, std::ostream&) {
        auto o = p.options<RunOptions>();
        o.threads = threads_option(p);
+       o.reserve_connections = reserve_option(p);
        o.only = p.all("only");
        o.exclude = p.all("exclude");
        o.accept_changed = p.all("accept-changed");
@@ -249,7 +266,8 @@ const Command k_commands[] = {
        return capture_command(o, out);
      }},
     {"catch-up", "catch-up [JOB...]  re-apply the changes captured since the main pass read them",
-     "catch-up [-f FILE] [--dsn DSN] [JOB...] [--follow] [--until N] [--threads N]",
+     "catch-up [-f FILE] [--dsn DSN] [JOB...] [--follow] [--until N] [--threads N]\n"
+     "                   [--reserve-connections N]",
      "Drains each capturing job's change log in batches of up to batch_size keys:\n"
      "one transaction calls the job's refresh_function with the keys at or below its\n"
      "cursor and deletes the log rows it consumed. Exit 0 when every log is drained.",
@@ -258,7 +276,9 @@ const Command k_commands[] = {
        add("follow", "keep draining as changes arrive, until SIGINT or SIGTERM")(
            "until", po::value<long long>(), "stop once at most N changes per job are left")(
            "threads", po::value<int>()->default_value(0),
-           "jobs drained at once, one connection each (default: defaults.threads, else 4)");
+           "jobs drained at once, one connection each (default: defaults.threads, else 4)")(
+           "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
+           k_reserve_help);
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<CatchUpOptions>();
@@ -267,6 +287,7 @@ const Command k_commands[] = {
        o.until = p.optional<long long>("until");
        if (o.until && *o.until < 0) throw UsageError("--until must be 0 or more");
        o.threads = threads_option(p);
+       o.reserve_connections = reserve_option(p);
        return catch_up_command(o, out);
      }},
     {"status", "status   show each job's status, rows, rate, ETA and what it waits for",
@@ -487,7 +508,8 @@ const Command k_commands[] = {
        return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
-     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair] [--threads N]",
+     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair] [--threads N]\n"
+     "                   [--reserve-connections N]",
      "Runs each job's verify: query over the keys it processed, batch by batch,\n"
      "jobs in parallel, and reports the offending rows, the first keys in key order.\n"
      "Exit 0 when nothing is wrong, 1 otherwise.",
@@ -495,13 +517,16 @@ const Command k_commands[] = {
      [](po::options_description_easy_init add) {
        add("repair", "re-run the batches holding offending keys (idempotent jobs only)")(
            "threads", po::value<int>()->default_value(0),
-           "jobs verified at once, one connection each (default: defaults.threads, else 4)");
+           "jobs verified at once, one connection each (default: defaults.threads, else 4)")(
+           "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
+           k_reserve_help);
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<VerifyOptions>();
        o.jobs = p.jobs;
        o.mode = p.has("repair") ? VerifyMode::repair : VerifyMode::check;
        o.threads = threads_option(p);
+       o.reserve_connections = reserve_option(p);
        return verify_command(o, out);
      }},
 };

@@ -14,10 +14,12 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/change_drain.h"
+#include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
 #include "plan/job_selection.h"
 #include "plan/jobs_file.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -147,17 +149,29 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   auto conn = connect(options.dsn);
   const Preflight preflight = check_catalog(*conn, file, names_of(chosen));
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  const StateSchema schema(file.state_schema);
+  check_identities(*conn, schema, file, preflight.jobs);
   const Follow follow = options.follow ? Follow::yes : Follow::no;
   const std::vector<PlannedList> plan = drain_plan(file, chosen, follow);
   int threads = options.threads > 0 ? options.threads : file.default_threads;
   // Each job's drain keeps its worker while it follows: one worker per job.
   if (follow == Follow::yes) threads = std::max<int>(threads, int(chosen.size()));
-  WorkerPool pool(threads, options.dsn);
-  const StateSchema schema(file.state_schema);
+  Scheduler scheduler(plan);
+  const auto monitor =
+      std::make_shared<PoolMonitor>(options.dsn, schema, "catch-up", FollowThreads::no);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+                                                      options.reserve_connections);
+  if (follow == Follow::yes && start.workers < int(chosen.size()))
+    throw PreflightError({"catch-up --follow keeps a worker, and its connection, for each of its " +
+                          std::to_string(chosen.size()) + " jobs, and can have " +
+                          pool_text(start) +
+                          ": follow fewer jobs at once, or lower --reserve-connections"});
+  WorkerPool pool(start.workers, options.dsn);
   retry_transient([&] {
     StateStore store(*conn, schema);
     store.ensure_schema();
     store.register_jobs(file);
+    pin_identities(*conn, schema, file, preflight.jobs);
   });
   {
     pqxx::read_transaction tx(*conn);
@@ -172,8 +186,8 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
                chosen.size() == 1 ? "job" : "jobs", threads,
                follow == Follow::yes ? ", following until a signal" : "");
   install_stop_handlers();
-  Scheduler scheduler(plan);
   pool.lend(std::move(conn));
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   HealthMonitor health;
   DrainContext context{file, preflight.jobs, schema, health, {follow, options.until}, {}, {}};
   const auto started = std::chrono::steady_clock::now();
@@ -226,10 +240,13 @@ int capture_command(const CaptureOptions& options, std::ostream& out) {
   const std::vector<const Job*> jobs = capturing_jobs(file, options.jobs, "capture");
   const Preflight preflight = check_catalog(*conn, file, names_of(jobs));
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
+  // The change log is kept by job name: a job recorded on another table must not get its own.
+  check_identities(*conn, schema, file, preflight.jobs);
   retry_transient([&] {
     StateStore store(*conn, schema);
     store.ensure_schema();
     store.register_jobs(file);
+    pin_identities(*conn, schema, file, preflight.jobs);
   });
   StateStore store(*conn, schema);
   for (const Job* job : jobs) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "base/setting_limits.h"
 #include "commands/command_options.h"
 
 namespace pgxform {
@@ -26,7 +27,8 @@ struct CatchUpOptions : CommandOptions {
   std::vector<std::string> jobs;  // empty: every job with changes: trigger
   bool follow = false;
   std::optional<long long> until;
-  int threads = 0;  // 0: defaults.threads
+  int threads = 0;                                          // 0: defaults.threads
+  int reserve_connections = k_default_reserve_connections;  // left free on the server
 };
 
 int catch_up_command(const CatchUpOptions& options, std::ostream& out);

@@ -4,6 +4,7 @@
 #include "database/database.h"
 #include "output/terminal_text.h"
 #include "plan/job_selection.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -27,6 +28,9 @@ int reset_command(const ResetOptions& options, std::ostream& out) {
   const std::optional<ResolvedJob> resolved =
       options.to ? std::optional<ResolvedJob>(resolve_jobs(*conn, file, {job.name}).front())
                  : std::nullopt;
+  // Moving the cursor of a job whose recorded state is another table's would mix the two: only
+  // a reset from the first key starts it over.
+  if (resolved) check_identities(*conn, store.schema(), file, std::vector<ResolvedJob>{*resolved});
   const JobClaim claim(*conn, store.schema(), job.name, state->slices);
   if (options.to) {
     {

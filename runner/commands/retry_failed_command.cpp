@@ -10,6 +10,7 @@
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -69,6 +70,8 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
     out << "nothing recorded yet\n";
     return k_exit_ok;
   }
+  // A job whose recorded state is another table's has no ranges of this one to retry.
+  check_identities(*conn, store.schema(), file, jobs);
   store.ensure_schema();
   // Every job is claimed before anything is written, so that a job a runner holds (whose
   // function may be another version) stops the command first.

@@ -15,6 +15,7 @@
 #include "commands/script_commands.h"
 #include "database/database.h"
 #include "database/retry.h"
+#include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
 #include "output/progress.h"
@@ -22,7 +23,7 @@
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
 #include "state/failed_ranges.h"
-#include "state/job_control.h"
+#include "state/job_identity.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -52,6 +53,9 @@ RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions
   run.lists = select_lists(file, options.only, options.exclude, store.done_jobs());
   run.preflight = check_catalog(conn, file, job_names(run.lists));
   for (const auto& warning : run.preflight.warnings) spdlog::warn("{}", warning);
+  // First of all: a job whose state is another table's has no function version or slices of
+  // its own to compare.
+  check_identities(conn, store.schema(), file, run.preflight.jobs);
   std::vector<std::string> problems = store.changed_functions(
       run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
   for (const auto& [name, job] : run.preflight.jobs)
@@ -70,6 +74,7 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& 
   StateStore store(conn, StateSchema(file.state_schema));
   store.ensure_schema();
   store.register_jobs(file);
+  pin_identities(conn, store.schema(), file, run.preflight.jobs);
   for (const auto& [name, job] : run.preflight.jobs) store.ensure_slices(job);
   store.pin_function_versions(run.preflight.jobs);
   // Before the first batch of a job with changes: trigger, so that every change the main pass
@@ -124,36 +129,6 @@ void warn_set_aside(Session& session, const JobsFile& file) {
   }
 }
 
-// `set --threads`, as the control table says it now; read on a connection of the calling
-// thread's own, opened on first use and again after a failure (said at debug level only: the
-// workers' own errors tell of a server that went away).
-class WantedWorkers {
- public:
-  WantedWorkers(std::string dsn, StateSchema schema)
-      : m_dsn(std::move(dsn)), m_schema(std::move(schema)) {}
-  std::optional<int> operator()() {
-    try {
-      if (!m_conn) {
-        m_conn = connect(m_dsn);
-        pqxx::nontransaction(*m_conn).exec("SET statement_timeout = '5s'");
-      }
-      pqxx::read_transaction tx(*m_conn);
-      const std::optional<int> threads = read_threads(tx, m_schema);
-      if (threads) return std::min(*threads, k_max_threads);
-      return threads;
-    } catch (const std::exception& e) {
-      m_conn.reset();
-      spdlog::debug("could not read control.threads: {}", redact(e.what()));
-      return std::nullopt;
-    }
-  }
-
- private:
-  std::string m_dsn;
-  StateSchema m_schema;
-  std::unique_ptr<pqxx::connection> m_conn;
-};
-
 int report_result(const PoolResult& result, const Scheduler& scheduler, std::size_t jobs,
                   double seconds) {
   if (result.stopped) {
@@ -194,9 +169,16 @@ int run_command(const RunOptions& options) {
   for (const auto& [name, job] : run.preflight.jobs) batched.push_back(name);
   metrics.declare_jobs(batched, k_throttle_signals);
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  Scheduler scheduler(run.lists);
+  // No more workers than tasks can run, nor than the server has connections free for beyond
+  // the reserve (worker_pool.h); the run's own connection is lent to the first.
+  const auto monitor = std::make_shared<PoolMonitor>(options.dsn, StateSchema(file.state_schema),
+                                                     "run", FollowThreads::yes);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+                                                      options.reserve_connections);
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.
-  WorkerPool pool(threads, options.dsn);
+  WorkerPool pool(start.workers, options.dsn);
   if (options.lock_timeout) {
     // The setup lock's wait (state_locks.h: transaction_lock) ends at the session's
     // lock_timeout; the first worker's job settings set their own when it takes this session.
@@ -212,12 +194,10 @@ int run_command(const RunOptions& options) {
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
                file.path, threads);
   install_stop_handlers();
-  Scheduler scheduler(run.lists);
   Progress progress;
   estimate_rows(*conn, file, run, progress);
   pool.lend(std::move(conn));
-  pool.follow_workers([wanted = std::make_shared<WantedWorkers>(
-                           options.dsn, StateSchema(file.state_schema))] { return (*wanted)(); });
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   ProgressDisplay display(progress, display_mode());
 
   const auto started = std::chrono::steady_clock::now();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/setting_limits.h"
 #include "commands/command_options.h"
 #include "output/run_metrics.h"
 
@@ -26,7 +27,8 @@ struct LockTimeout {
 };
 
 struct RunOptions : CommandOptions {
-  int threads = 0;  // 0: defaults.threads of the file
+  int threads = 0;                                          // 0: defaults.threads of the file
+  int reserve_connections = k_default_reserve_connections;  // left free on the server
   std::vector<std::string> only;
   std::vector<std::string> exclude;
   std::vector<std::string> accept_changed;  // jobs that may go on with a changed function

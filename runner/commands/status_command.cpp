@@ -7,6 +7,7 @@
 
 #include "base/exit_code.h"
 #include "base/output_format.h"
+#include "base/text_check.h"
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
@@ -56,6 +57,7 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
                                     [&](const JobStatus& s) { return s.job == name; });
     if (state == states.end()) {
       facts[name] = {};  // never started: nothing to read
+      facts[name].now = identity_of(job);
       continue;
     }
     try {
@@ -63,6 +65,7 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
     } catch (const pqxx::sql_error& e) {
       spdlog::debug("{}: no estimate: {}", name, redact(e.what()));
     }
+    facts[name].now = identity_of(job);
   }
   return facts;
 }
@@ -135,7 +138,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control,
                                       const std::map<std::string, PendingChanges>& changes,
-                                      const std::vector<TaskHolder>& holders) {
+                                      const std::vector<TaskHolder>& holders,
+                                      const std::map<std::string, RecordedJob>& recorded) {
   // A runner works on the file when it holds one of its jobs: only then does a job wait.
   std::map<std::string, std::string> shown;
   bool at_work = false;
@@ -163,6 +167,12 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
       row.percent = percent_done(row.state, job.is_step(), job_facts);
       if (job_facts && !job_facts->batches.empty())
         row.trend = analyze_batches(job_facts->batches).trend;
+      if (!job.is_step()) row.ignored = resolve_control(control, job.name, list.name).ignored;
+      if (const auto r = recorded.find(job.name); r != recorded.end()) {
+        row.recorded = r->second.identity;
+        if (job_facts && job_facts->now && !job_facts->now->same_source(*row.recorded))
+          row.names_now = job_facts->now;
+      }
       if (!job.is_step() && row.state.status != "done") {
         const JobControl c = resolve_control(control, job.name, list.name);
         if (c.paused) {
@@ -226,7 +236,8 @@ std::string holder_line(const TaskHolder& h) {
          "SELECT pg_terminate_backend(" + std::to_string(h.pid) + ")";
 }
 
-void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
+                       const StatusRunners& runners) {
   Json jobs = Json::array();
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
@@ -255,9 +266,23 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()},
                     {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
                     {"oldest_change_s", json_number(row.oldest_change_s, 1)},
-                    {"holders", holders_json(row.holders)}});
+                    {"holders", holders_json(row.holders)},
+                    {"table", row.recorded ? Json(row.recorded->table_text()) : Json()},
+                    {"key", row.recorded ? Json(row.recorded->key_column) : Json()},
+                    {"ignored", row.ignored}});
   }
-  print_json(out, Json{{"jobs", jobs}});
+  Json pools = Json::array();
+  for (const auto& pool : runners.pools) {
+    const PoolFigures& f = pool.figures;
+    pools.push_back({{"runner", terminal_text(pool.runner)},
+                     {"command", terminal_text(pool.command)},
+                     {"workers", f.workers},
+                     {"threads", f.threads},
+                     {"tasks", f.tasks},
+                     {"connections_free", f.connections_free ? Json(*f.connections_free) : Json()},
+                     {"reserve", f.reserve}});
+  }
+  print_json(out, Json{{"jobs", jobs}, {"runners", pools}, {"ignored", runners.ignored}});
 }
 
 namespace {
@@ -270,7 +295,8 @@ std::string status_text(const JobStatus& s) {
 
 }  // namespace
 
-void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
+                        const StatusRunners& runners) {
   // The STATUS column as wide as its longest entry ("interrupted 3/8").
   // LIST and JOB at least as wide as their longest name, so that no two columns run together.
   int status_width = 9, list_width = 14, job_width = 20;
@@ -327,10 +353,20 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
           << " in batch [" << text_or(s.error_first_key, "?") << ", "
           << text_or(s.error_last_key, "?") << "]: " << terminal_text(*s.error, Lines::indented)
           << "\n";
+    if (row.names_now)
+      out << "    recorded on " << terminal_text(row.recorded->text())
+          << "; the jobs file now names " << terminal_text(row.names_now->text())
+          << ": pgxform reset " << terminal_text(s.job) << " to start it over\n";
+    for (const auto& ignored : row.ignored)
+      out << "    ignored: " << terminal_text(ignored) << "\n";
   }
+  for (const auto& pool : runners.pools)
+    out << "runner " << terminal_text(pool.runner) << " (" << terminal_text(pool.command)
+        << "): " << pool_text(pool.figures) << "\n";
+  for (const auto& ignored : runners.ignored) out << "ignored: " << terminal_text(ignored) << "\n";
 }
 
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file) {
   auto conn = connect(options.dsn);
   const StateSchema schema(file.state_schema);
   int version = 0;
@@ -346,27 +382,34 @@ std::vector<StatusRow> read_status_rows(const StatusOptions& options, const Jobs
         schema.name, version, newest_state_version(), newest_state_version());
   const std::vector<JobStatus> states = StateStore(*conn, schema).read_status();
   std::vector<ControlRow> control;
+  StatusRunners runners;
   if (has_feature(version, StateFeature::control)) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
+    if (const auto threads = ignored_threads(tx, schema)) runners.ignored.push_back(*threads);
   }
   std::map<std::string, PendingChanges> changes;
   std::vector<TaskHolder> holders;
+  std::map<std::string, RecordedJob> recorded;
   {
     pqxx::read_transaction tx(*conn);
     changes = pending_changes(tx, schema);
     if (version > 0) holders = task_holders(tx, schema);
+    recorded = read_identities(tx, schema);
+    runners.pools = read_runner_pools(tx, schema);
   }
-  return compute_status(file, states, fetch_facts(*conn, file, states), control, changes, holders);
+  return {compute_status(file, states, fetch_facts(*conn, file, states), control, changes, holders,
+                         recorded),
+          runners};
 }
 
 int status_command(const StatusOptions& options, std::ostream& out) {
   const JobsFile file = parse_jobs_file(options.file);
-  const std::vector<StatusRow> rows = read_status_rows(options, file);
+  const StatusReport report = read_status_report(options, file);
   if (options.format == StatusFormat::json)
-    print_status_json(out, rows);
+    print_status_json(out, report.jobs, report.runners);
   else
-    print_status_table(out, rows);
+    print_status_table(out, report.jobs, report.runners);
   return k_exit_ok;
 }
 

@@ -16,10 +16,20 @@
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
 // "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
-// "batch_size": ..., "changes_pending": N, "oldest_change_s": S}, ...]}. A growing trend
-// (trend.h) is also printed as a warning. changes_pending and oldest_change_s are null for a
-// job without changes: trigger; for one with it, the rows of its change log (change_capture.h)
-// and the age of the oldest (null when none is pending).
+// "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "table": ..., "key": ...,
+// "ignored": [...]}, ...], "runners": [{"runner": ..., "command": ..., "workers": N,
+// "threads": N, "tasks": N, "connections_free": N, "reserve": N}, ...], "ignored": [...]}.
+// A growing trend (trend.h) is also printed as a warning. changes_pending and oldest_change_s
+// are null for a job without changes: trigger; for one with it, the rows of its change log
+// (change_capture.h) and the age of the oldest (null when none is pending).
+//
+// What the job is recorded to transform (job_identity.h): "table" (schema.table) and "key",
+// null until a run recorded them; when the jobs file now names another table, key or function,
+// the table says so under the job, with `pgxform reset JOB` (run refuses the job until then).
+// Values of the control table out of their limits (setting_limits.h), which the runners ignore:
+// a job's under it ("ignored": ["batch_size 9223372036854775807 > 1000000000 (job items)"]),
+// `threads` of every runner below the jobs. The runners at work on the state schema
+// (runner_pool.h), below the jobs: how many workers each has and why not more.
 //
 // The live figures (columns RATE, ETA, BATCH):
 //   rows_per_s  rows committed by the job's own batches (not the ranges of bisect and
@@ -62,6 +72,8 @@
 #include "commands/command_options.h"
 #include "plan/jobs_file.h"
 #include "state/job_control.h"
+#include "state/job_identity.h"
+#include "state/runner_pool.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -89,6 +101,7 @@ struct StatusFacts {
   long long recent_rows = 0;               // rows of its own batches committed in the last minute
   double recent_span_s = k_rate_window_s;  // since the first of them started, 1 to 60 s
   std::optional<long long> batch_size;     // the size its last batch asked for
+  std::optional<JobIdentity> now;          // the job as the jobs file names it now, resolved
 };
 
 struct StatusRow {
@@ -105,6 +118,24 @@ struct StatusRow {
   std::optional<long long> changes_pending;
   std::optional<double> oldest_change_s;
   std::vector<TaskHolder> holders;  // the sessions that hold its tasks' locks now
+  // What the state records the job transforms (job_identity.h); none before a run recorded it.
+  std::optional<JobIdentity> recorded;
+  // Set when the jobs file names another table, key or function now: what it names.
+  std::optional<JobIdentity> names_now;
+  // Control values out of their limits that would apply to it: ignored by its runner.
+  std::vector<std::string> ignored;
+};
+
+// Below the jobs: the runners at work on the state schema, and the control values out of their
+// limits that concern whole runners (threads).
+struct StatusRunners {
+  std::vector<RunnerPool> pools;
+  std::vector<std::string> ignored;
+};
+
+struct StatusReport {
+  std::vector<StatusRow> jobs;
+  StatusRunners runners;
 };
 
 // What the table says under a job of a holder that is not the runner its row records: who,
@@ -123,17 +154,21 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control = {},
                                       const std::map<std::string, PendingChanges>& changes = {},
-                                      const std::vector<TaskHolder>& holders = {});
+                                      const std::vector<TaskHolder>& holders = {},
+                                      const std::map<std::string, RecordedJob>& recorded = {});
 
 // The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
 std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,
                              const std::optional<double>& estimated_rows,
                              const std::optional<double>& rows_per_s);
 
-// The rows of the file's jobs as status computes them, read from the database once.
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file);
+// The rows of the file's jobs as status computes them, and the runners, read from the database
+// once.
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file);
 
-void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
-void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
+                        const StatusRunners& runners = {});
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
+                       const StatusRunners& runners = {});
 
 }  // namespace pgxform

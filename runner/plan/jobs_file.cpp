@@ -218,18 +218,19 @@ class Reader {
     };
     if (map["batch_size"])
       settings.batch_size =
-          positive_integer(map, "batch_size", what("batch_size"), k_max_batch_size);
+          positive_integer(map, "batch_size", what("batch_size"), k_batch_size.max);
     if (map["target_batch_ms"])
       settings.target_batch_ms =
           map["target_batch_ms"].IsScalar() && map["target_batch_ms"].Scalar() == "0"
               ? 0
-              : positive_integer(map, "target_batch_ms", what("target_batch_ms"), 3600000);
+              : positive_integer(map, "target_batch_ms", what("target_batch_ms"),
+                                 k_target_batch_ms.max);
     if (map["min_batch_size"])
       settings.min_batch_size =
-          positive_integer(map, "min_batch_size", what("min_batch_size"), k_max_batch_size);
+          positive_integer(map, "min_batch_size", what("min_batch_size"), k_batch_size.max);
     if (map["max_batch_size"])
       settings.max_batch_size =
-          positive_integer(map, "max_batch_size", what("max_batch_size"), k_max_batch_size);
+          positive_integer(map, "max_batch_size", what("max_batch_size"), k_batch_size.max);
     if (settings.min_batch_size > settings.max_batch_size)
       fail_at(key_line(map, map["max_batch_size"] ? "max_batch_size" : "min_batch_size"),
               what("min_batch_size") + " (" + std::to_string(settings.min_batch_size) +
@@ -378,7 +379,7 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   if (node["idempotent"]) job.idempotent = r.boolean(node, "idempotent", "idempotent of " + where);
   if (node["parallel"])
     job.parallel =
-        int(r.positive_integer(node, "parallel", "parallel of " + where, k_max_parallel));
+        int(r.positive_integer(node, "parallel", "parallel of " + where, k_parallel.max));
   read_changes(r, node, where, job);
   return job;
 }
@@ -531,7 +532,7 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
     file.default_batch_size = file.defaults.batch_size;
     if (defaults["threads"])
       file.default_threads =
-          int(r.positive_integer(defaults, "threads", "defaults.threads", k_max_threads));
+          int(r.positive_integer(defaults, "threads", "defaults.threads", k_threads.max));
   }
   if (root["state_schema"]) {
     file.state_schema = r.string_field(root, "state_schema", "the file", Text::name);

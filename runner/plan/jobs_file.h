@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/errors.h"
+#include "base/setting_limits.h"
 
 namespace pgxform {
 
@@ -35,12 +36,6 @@ struct QualifiedName {
 };
 
 enum class OnError { stop, skip };
-
-// What a run can do: more slices or threads than this only queue on the server's connections
-// and locks, and a batch larger than this would hold its locks for minutes.
-constexpr int k_max_threads = 1024;   // defaults.threads, --threads
-constexpr int k_max_parallel = 1024;  // parallel:
-constexpr long k_max_batch_size = 1000000000;
 
 // What a job inherits from `defaults:` and may override.
 enum class SynchronousCommit { on, off };

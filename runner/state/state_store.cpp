@@ -8,6 +8,7 @@
 #include "catalog/table_stats.h"
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 
 namespace pgxform {
@@ -397,6 +398,8 @@ void StateStore::reset_job(const std::string& job) {
   drop_batches(tx, m_schema, job);
   tx.exec_params("DELETE FROM " + m_schema.table("job_slice") + " WHERE job = $1", job);
   drop_unresolved(tx, m_schema, job);
+  if (has_feature(state_version(tx, m_schema), StateFeature::job_identity))
+    forget_identity(tx, m_schema, job);
   tx.exec_params("UPDATE " + m_schema.table("job_state") +
                      " SET last_key = NULL, rows_done = 0, batches_done = 0, slices = 1,"
                      " fn_version = NULL, status = 'pending', started_at = NULL,"

@@ -124,8 +124,9 @@ class StateStore {
   // Returns false when it was already done.
   bool run_step_once(const std::string& job, const std::string& sql);
 
-  // Moves the job back to its first key: its counters, batch log, slices and unresolved
-  // set-aside ranges are cleared. The caller holds the job (JobClaim).
+  // Moves the job back to its first key: its counters, batch log, slices, unresolved
+  // set-aside ranges and recorded identity (job_identity.h) are cleared. The caller holds the
+  // job (JobClaim).
   void reset_job(const std::string& job);
   // Moves the job's cursor back to just after `key` (a job without slices); set-aside ranges
   // past it are dropped, as the next run covers them again. The caller holds the job.

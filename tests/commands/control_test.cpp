@@ -272,3 +272,67 @@ TEST_CASE("a job named k=v is refused at its line by validate, run and pause, no
   CHECK_FALSE(db.schema_exists("pgxform"));
   CHECK(db.count("SELECT count(*) FROM target.items") == 0);
 }
+
+namespace {
+
+// How many times `needle` is in `text`.
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "control values out of their limits written by SQL are ignored with one warning each, the "
+    "run goes on, and status shows them") {
+  TestDatabase db;
+  create_items(db, 600, 20);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
+  REQUIRE(run_with_db(db, path, {"pause", "items"}).exit_code == 0);
+  // What no command would write, but any SQL session may.
+  db.exec(
+      "UPDATE pgxform.control SET batch_size = 9223372036854775807"
+      " WHERE scope = 'job' AND name = 'items';"
+      "INSERT INTO pgxform.control (scope, name, threads) VALUES ('all', '', 10000)");
+  Child child({"run", "-f", path, "--dsn", db.dsn(), "--threads", "2"}, dir.path());
+  const std::string batch_warning =
+      "control: ignored batch_size 9223372036854775807 > 1000000000 (job items): out of its "
+      "limit, as if not set";
+  const std::string threads_warning =
+      "control: ignored threads 10000 > 1024 (all): out of its limit, as if not set; the runners "
+      "keep the workers they have";
+  wait_until([&] {
+    const std::string err = child.err();
+    return err.find("items: paused (job items)") != std::string::npos &&
+           err.find(batch_warning) != std::string::npos &&
+           err.find(threads_warning) != std::string::npos;
+  });
+  // The runner reads the control table every second while paused: a few more reads.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const auto status = run_with_db(db, path, {"status"});
+  INFO(status.out << status.err);
+  CHECK_THAT(status.out,
+             Catch::Contains("    ignored: batch_size 9223372036854775807 > 1000000000 (job "
+                             "items)") &&
+                 Catch::Contains("\nignored: threads 10000 > 1024 (all)"));
+  const Json json = parse_json(run_with_db(db, path, {"status", "--json"}).out);
+  CHECK(job_in(json, "items")["ignored"][0] ==
+        "batch_size 9223372036854775807 > 1000000000 (job items)");
+  CHECK(json["ignored"][0] == "threads 10000 > 1024 (all)");
+
+  REQUIRE(run_with_db(db, path, {"resume", "items"}).exit_code == 0);
+  CHECK(child.wait() == 0);
+  const std::string err = child.err();
+  INFO(err);
+  CHECK(occurrences(err, batch_warning) == 1);
+  CHECK(occurrences(err, threads_warning) == 1);
+  // The jobs file's size, as if the row did not set one; the workers as started.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 6);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE batch_size <> 100") == 0);
+  CHECK(err.find("threads: 2 ->") == std::string::npos);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+}

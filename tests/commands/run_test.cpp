@@ -374,6 +374,10 @@ TEST_CASE(
       "DROP TABLE pgxform.control; ALTER TABLE pgxform.job_state DROP COLUMN waiting;"
       "DROP TABLE pgxform.change_log;"
       "ALTER TABLE pgxform.batch_log DROP COLUMN catch_up, ADD PRIMARY KEY (job, batch_no);"
+      "ALTER TABLE pgxform.job_state DROP COLUMN table_schema, DROP COLUMN table_name,"
+      " DROP COLUMN key_column, DROP COLUMN key_type, DROP COLUMN function_schema,"
+      " DROP COLUMN function_name;"
+      "DROP TABLE pgxform.runner_pool;"
       "DELETE FROM pgxform.schema_version WHERE version >= 5");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});

@@ -13,15 +13,6 @@ using namespace pgxform_test;
 
 namespace {
 
-// What docs/security.md grants the migrating role, on create_items' schemas: read the legacy
-// table, write the target, call the transform, own the state schema.
-void grant_items(TestDatabase& db, const TestRole& role) {
-  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + role.name() +
-          "; GRANT SELECT ON legacy.items TO " + role.name() +
-          "; GRANT SELECT, INSERT ON target.items TO " + role.name() +
-          "; CREATE SCHEMA pgxform AUTHORIZATION " + role.name());
-}
-
 CliResult as_role(const TestRole& role, const std::string& path, const std::string& command) {
   return run_cli({command, "-f", path, "--dsn", role.dsn()});
 }

@@ -213,6 +213,25 @@ lists:
   CHECK(texts(take_all(scheduler)) == Names{"after-sliced"});
 }
 
+TEST_CASE("the tasks that can run are those running, ready or held elsewhere, never later ones") {
+  Scheduler scheduler(select_lists(jobs_file(), {}, {}, {}));
+  // orders' three slices of customers and audit's first job; logistics and reports wait.
+  CHECK(scheduler.runnable_count() == 4);
+  const auto first = take_all(scheduler);
+  CHECK(first.size() == 4);
+  CHECK(scheduler.runnable_count() == 4);
+  scheduler.task_deferred(first[1]);  // held by another runner: still one to try
+  CHECK(scheduler.runnable_count() == 4);
+  scheduler.task_finished(first[0]);
+  scheduler.task_finished(first[2]);
+  CHECK(scheduler.runnable_count() == 2);  // customers#1 held, audit-log running
+  scheduler.task_failed(first[3]);         // audit stops: nothing of it can run
+  CHECK(scheduler.runnable_count() == 1);
+  scheduler.retry_deferred();
+  scheduler.task_finished(*scheduler.next_task());  // customers#1 at last: shop-orders next
+  CHECK(scheduler.runnable_count() == 1);
+}
+
 TEST_CASE("a task is never offered twice while it runs") {
   Scheduler scheduler(select_lists(jobs_file(), {}, {}, {}));
   std::set<TaskId> seen;

@@ -119,6 +119,13 @@ std::string TestRole::dsn() const {
   return m_db.dsn() + " user=" + m_name + " password=Role-pw-1";
 }
 
+void grant_items(TestDatabase& db, const TestRole& role) {
+  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + role.name() +
+          "; GRANT SELECT ON legacy.items TO " + role.name() +
+          "; GRANT SELECT, INSERT ON target.items TO " + role.name() +
+          "; CREATE SCHEMA pgxform AUTHORIZATION " + role.name());
+}
+
 BusySessions::BusySessions(TestDatabase& db, int count) : m_db(db) {
   for (int i = 0; i < count; ++i)
     m_threads.emplace_back([&db] {

@@ -78,6 +78,10 @@ class TestRole {
   std::string m_name;
 };
 
+// What docs/security.md grants the migrating role on create_items' schemas: read the legacy
+// table, write the target, call the transform, own the state schema (created here).
+void grant_items(TestDatabase& db, const TestRole& role);
+
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
