@@ -1,73 +1,21 @@
-// pgxform init without a database: which key each table is paged by, how the lists are ordered
-// by foreign keys (chains, cycles, self-references), what is refused, and the text of the files
-// and the summary, read back through pgxform's own jobs-file parser.
-#include "commands/init_command.h"
-
-#include <algorithm>
-#include <catch2/catch.hpp>
-#include <map>
-#include <sstream>
-
+// init's skeleton without a database (skeleton.h: plan_skeleton): which key each table is paged
+// by, how the lists are ordered by foreign keys (chains, cycles, self-references), what is
+// noted, and what is refused.
 #include "catalog/skeleton.h"
+
+#include <catch2/catch.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "catalog/skeleton_files.h"
 #include "plan/jobs_file.h"
+#include "support/source_schemas.h"
 
 using namespace pgxform;
+using namespace pgxform_test;
 
 namespace {
-
-SourceColumn column(const std::string& name, const std::string& type = "bigint",
-                    bool not_null = true) {
-  const std::string base = type.substr(0, type.find('('));
-  return {name, type, base, not_null};
-}
-
-SourceIndex index(const std::string& name, std::vector<std::string> columns, bool primary = false,
-                  bool unique = false) {
-  SourceIndex i;
-  i.name = name;
-  i.columns = std::move(columns);
-  i.primary = primary;
-  i.unique = unique || primary;
-  return i;
-}
-
-SourceIndex primary_key(const std::string& table, std::vector<std::string> columns) {
-  return index(table + "_pkey", std::move(columns), true);
-}
-
-SourceForeignKey references(const std::string& name, const std::string& column,
-                            const std::string& table, const std::string& schema = "legacy") {
-  return {name, {column}, schema, table, {"id"}};
-}
-
-// A table keyed by a bigint id primary key, with the foreign keys `to` (name -> table).
-SourceTable keyed(const std::string& name, const std::vector<std::string>& to = {}) {
-  SourceTable t;
-  t.name = name;
-  t.columns = {column("id")};
-  t.indexes = {primary_key(name, {"id"})};
-  for (const auto& target : to) {
-    t.columns.push_back(column(target + "_id"));
-    t.foreign_keys.push_back(references(name + "_" + target + "_fk", target + "_id", target));
-  }
-  t.estimated_rows = 1000;
-  return t;
-}
-
-SourceSchema schema_of(std::vector<SourceTable> tables) {
-  SourceSchema s;
-  s.name = "legacy";
-  s.schemas = {"legacy", "public", "pg_catalog"};
-  std::sort(tables.begin(), tables.end(),
-            [](const SourceTable& a, const SourceTable& b) { return a.name < b.name; });
-  s.tables = std::move(tables);
-  return s;
-}
-
-Skeleton plan(const SourceSchema& s) {
-  return plan_skeleton(s, default_target_schema(s.name));
-}
 
 const SkeletonJob& job_of(const Skeleton& s, const std::string& name) {
   for (const auto& j : s.jobs)
@@ -218,7 +166,7 @@ TEST_CASE("init orders the lists so that each runs after the lists of the tables
 }
 
 TEST_CASE(
-    "init breaks a cycle of foreign keys at the first table by name and says so; a "
+    "init breaks a cycle of foreign keys at the first table by name and says so, and a "
     "self-reference orders nothing") {
   // b -> c -> d -> b is a cycle; a references b; e references itself and d.
   SourceTable e = keyed("e", {"d"});
@@ -317,149 +265,6 @@ TEST_CASE(
                                  "leads a btree index): a jobs file needs at least one job",
                                  "audit: no primary key, unique index or btree index to page "
                                  "it by"});
-}
-
-TEST_CASE(
-    "the jobs file init writes reads back through pgxform's parser, mixed-case and quoted "
-    "names intact") {
-  SourceTable odd;
-  odd.name = "Order Items";
-  odd.columns = {column("Item Id", "uuid"), column("it's", "text")};
-  odd.indexes = {primary_key("Order Items", {"Item Id"})};
-  odd.estimated_rows.reset();
-  SourceTable yes = keyed("yes", {"Order Items"});
-  yes.foreign_keys[0].referenced_columns = {"Item Id"};
-  SourceSchema s = schema_of({odd, yes});
-  s.name = "Legacy";
-  s.schemas.insert("Legacy");
-  for (auto& t : s.tables)
-    for (auto& fk : t.foreign_keys) fk.referenced_schema = "Legacy";
-  const Skeleton skeleton = plan_skeleton(s, "New.Schema");
-  const std::string yaml = jobs_yaml(skeleton);
-  INFO(yaml);
-  const JobsFile file = parse_jobs_text(yaml, "jobs.yaml");
-
-  REQUIRE(file.lists.size() == 2);
-  CHECK(file.state_schema == "pgxform");
-  CHECK(file.scripts_dir == "sql");
-  const JobList& first = file.lists[0];
-  CHECK(first.name == "Order Items");
-  const Job& items = first.jobs.at(0);
-  CHECK(items.name == "Order Items");
-  CHECK(items.table.schema == "Legacy");
-  CHECK(items.table.name == "Order Items");
-  CHECK(items.key == "Item Id");
-  CHECK(items.function.schema == "xf");
-  CHECK(items.function.name == "Order Items");
-  CHECK(file.lists[1].name == "yes");  // a word YAML would read as true, quoted
-  CHECK(file.lists[1].after == std::vector<std::string>{"Order Items"});
-  CHECK_THAT(yaml, Catch::Contains("        table: '\"Legacy\".\"Order Items\"'     # rows "
-                                   "unknown (not analyzed yet)\n") &&
-                       Catch::Contains("        key: 'Item Id'") &&
-                       Catch::Contains("# uuid, the primary key") &&
-                       Catch::Contains("    after: ['Order Items']") &&
-                       Catch::Contains("# foreign key yes_Order Items_fk"));
-}
-
-TEST_CASE(
-    "the scripts init writes quote every identifier and copy columns, types, NOT NULL and "
-    "primary keys") {
-  SourceTable lines;
-  lines.name = "Lines";
-  lines.columns = {column("order_id"), column("line_no", "integer"),
-                   column("sku", "character varying(20)", false)};
-  lines.indexes = {primary_key("Lines", {"order_id", "line_no"})};
-  lines.foreign_keys = {{"lines_order_fk", {"order_id"}, "legacy", "orders", {"id"}}};
-  const Skeleton s = plan(schema_of({lines, keyed("orders")}));
-  const auto files = skeleton_files(s);
-  REQUIRE(files.size() == 3);
-  CHECK(files[0].path == "jobs.yaml");
-  CHECK(files[1].path == "sql/V1__legacy_new_schema.sql");
-  CHECK(files[2].path == "sql/R__transforms.sql");
-
-  const std::string& v1 = files[1].text;
-  INFO(v1);
-  CHECK_THAT(v1, Catch::Contains("CREATE SCHEMA \"legacy_new\";\n"
-                                 "CREATE SCHEMA IF NOT EXISTS \"xf\";\n"));
-  CHECK_THAT(v1, Catch::Contains("CREATE TABLE \"legacy_new\".\"Lines\" (\n"
-                                 "    \"order_id\" bigint NOT NULL,\n"
-                                 "    \"line_no\" integer NOT NULL,\n"
-                                 "    \"sku\" character varying(20),\n"
-                                 "    PRIMARY KEY (\"order_id\", \"line_no\")\n"
-                                 ");\n"));
-  // The legacy foreign key, commented out, on the target's tables.
-  CHECK_THAT(v1, Catch::Contains("-- ALTER TABLE \"legacy_new\".\"Lines\" ADD CONSTRAINT "
-                                 "\"lines_order_fk\"\n--     FOREIGN KEY (\"order_id\") "
-                                 "REFERENCES \"legacy_new\".\"orders\" (\"id\");\n"));
-
-  const std::string& r = files[2].text;
-  INFO(r);
-  CHECK_THAT(r, Catch::Contains("CREATE OR REPLACE FUNCTION \"xf\".\"Lines\"(first_key bigint, "
-                                "last_key bigint)\nRETURNS bigint LANGUAGE sql AS $$\n"
-                                "WITH ins AS (\n"
-                                "    INSERT INTO \"legacy_new\".\"Lines\" (\"order_id\", "
-                                "\"line_no\", \"sku\")\n"
-                                "    SELECT s.\"order_id\",\n"
-                                "           s.\"line_no\",\n"
-                                "           s.\"sku\"\n"
-                                "    FROM \"legacy\".\"Lines\" AS s\n"
-                                "    WHERE s.\"order_id\" BETWEEN first_key AND last_key\n"
-                                "    RETURNING 1\n)\nSELECT count(*) FROM ins\n$$;\n"));
-}
-
-TEST_CASE(
-    "a transform whose table has a column named like a bound uses the bounds by position, "
-    "and a body holding $$ gets another dollar quote") {
-  SourceTable t = keyed("ranges");
-  t.columns.push_back(column("first_key"));
-  t.columns.push_back(column("a$$b", "text"));
-  const std::string r = transforms_script(plan(schema_of({t})));
-  INFO(r);
-  CHECK_THAT(r, Catch::Contains("WHERE s.\"id\" BETWEEN $1 AND $2\n"));
-  CHECK_THAT(r, Catch::Contains("LANGUAGE sql AS $body$\n") && Catch::EndsWith("$body$;\n"));
-}
-
-TEST_CASE(
-    "yaml_scalar quotes what YAML would read otherwise, and the V1 script's name keeps "
-    "letters, digits and _") {
-  CHECK(yaml_scalar("customers") == "customers");
-  CHECK(yaml_scalar("legacy.customers") == "legacy.customers");
-  for (const char* word : {"yes", "No", "TRUE", "off", "null", "y"})
-    CHECK(yaml_scalar(word) == std::string("'") + word + "'");
-  CHECK(yaml_scalar("it's") == "'it''s'");
-  CHECK(yaml_scalar("a: b") == "'a: b'");
-  CHECK(yaml_scalar("#x") == "'#x'");
-  CHECK(yaml_scalar("1e3") == "'1e3'");
-  CHECK(yaml_name("legacy", "Orders") == "'legacy.\"Orders\"'");
-  CHECK(yaml_name("my.schema", "t") == "'\"my.schema\".t'");
-  CHECK(schema_script_name("legacy_new") == "V1__legacy_new_schema.sql");
-  CHECK(schema_script_name("New Shop-2") == "V1__New_Shop_2_schema.sql");
-}
-
-TEST_CASE(
-    "init's summary names each list with what it is after, the tables without a job and "
-    "the files") {
-  SourceTable audit;
-  audit.name = "audit";
-  audit.columns = {column("at")};
-  SourceTable lines = keyed("lines", {"orders"});
-  lines.indexes = {index("lines_orders_id_idx", {"orders_id"})};
-  lines.estimated_rows.reset();
-  const Skeleton s = plan(schema_of({keyed("orders"), lines, audit}));
-  std::ostringstream out;
-  print_init_summary(out, s, "migration");
-  CHECK(out.str() ==
-        "schema legacy: 3 tables, 2 jobs in 2 lists, 1 table without a job\n"
-        "  list orders: legacy.orders by id (bigint, primary key), ~1000 rows\n"
-        "  list lines (after orders): legacy.lines by orders_id (bigint, not unique), rows "
-        "unknown\n"
-        "  no job for audit: no primary key, unique index or btree index to page it by\n"
-        "1 note in jobs.yaml, above their lists: read them before the run\n"
-        "wrote migration/jobs.yaml\n"
-        "wrote migration/sql/V1__legacy_new_schema.sql: schema legacy_new, 3 tables\n"
-        "wrote migration/sql/R__transforms.sql: 2 functions in schema xf\n"
-        "next: reshape the scripts, then pgxform migrate -f migration/jobs.yaml, and validate, "
-        "plan, rehearse and run\n");
 }
 
 TEST_CASE("a table or column whose name holds a control character is left out, named printably") {

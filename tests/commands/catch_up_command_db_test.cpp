@@ -214,7 +214,7 @@ TEST_CASE("what pgxform writes to a leading table itself is not captured", "[cat
 }
 
 TEST_CASE("changes made while the run and catch-up --follow work are all in the target at the end",
-          "[catch-up]") {
+          "[catch-up][threads]") {
   TestDatabase db;
   create_people(db, 3000, 20);
   TempDir dir;

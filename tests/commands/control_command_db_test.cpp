@@ -1,7 +1,8 @@
-// Steering running jobs (job_control.h, control_command.h, health_throttle.h) against a real
-// PostgreSQL and a real runner process: pause holds a job between batches until resume, set
-// changes the size of its next batches, plain SQL on the control table does the same, bad
-// requests write nothing, and throttle limits make the run wait for the database's health.
+// Steering running jobs (control_command.h, job_control.h) against a real PostgreSQL and a real
+// runner process: pause holds a job between batches until resume, set changes the size of its
+// next batches, its pause between batches and the runner's threads, plain SQL on the control
+// table does the same, and bad requests write nothing. (The throttles:
+// tests/engine/health_throttle_db_test.cpp.)
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <pqxx/pqxx>
@@ -14,7 +15,8 @@
 
 using namespace pgxform_test;
 
-TEST_CASE("a paused job takes no batch until it is resumed, then the run finishes it") {
+TEST_CASE("a paused job takes no batch until it is resumed, then the run finishes it",
+          "[threads]") {
   TestDatabase db;
   create_items(db, 500, 20);
   TempDir dir;
@@ -49,7 +51,8 @@ TEST_CASE("a paused job takes no batch until it is resumed, then the run finishe
             .is_null());
 }
 
-TEST_CASE("set changes the size of a running job's next batches, and plain SQL can pause it") {
+TEST_CASE("set changes the size of a running job's next batches, and plain SQL can pause it",
+          "[threads]") {
   TestDatabase db;
   create_items(db, 500, 0);
   TempDir dir;
@@ -102,55 +105,7 @@ TEST_CASE("pause, resume and set refuse an unknown name, setting or value and wr
              Catch::Contains("unknown setting 'batch_sise'"));
 }
 
-TEST_CASE("a transaction held open past max_xact_age_s makes the run wait until it ends") {
-  TestDatabase db;
-  create_items(db, 300, 0);
-  TempDir dir;
-  const auto path =
-      dir.write("jobs.yaml", "version: 1\ndefaults: {throttle: {max_xact_age_s: 1}}\n" +
-                                 items_jobs_yaml(100).substr(std::string("version: 1\n").size()));
-  // An application's transaction, left open: it holds back vacuum on the migration's tables.
-  pqxx::connection app(db.dsn());
-  pqxx::work open(app);
-  open.exec("SELECT txid_current()");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-
-  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_until(
-      [&] { return child.err().find("items: throttled: max_xact_age_s") != std::string::npos; });
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
-  const auto waiting =
-      job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), "items")["waiting"];
-  CHECK_THAT(waiting.get<std::string>(), Catch::StartsWith("throttled: max_xact_age_s "));
-  open.abort();
-  CHECK(child.wait() == 0);
-  INFO(child.err());
-  CHECK_THAT(child.err(), Catch::Contains("items: no longer throttled"));
-  CHECK(missing_items(db) == 0);
-  CHECK(job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), "items")["waiting"]
-            .is_null());
-}
-
-TEST_CASE("more active sessions than max_active_sessions make the run wait until they end") {
-  TestDatabase db;
-  create_items(db, 300, 0);
-  TempDir dir;
-  const auto path = dir.write(
-      "jobs.yaml", items_jobs_yaml(100, 1, "        throttle: {max_active_sessions: 1}\n"));
-  // Two application sessions busy with a statement, until they are cancelled.
-  BusySessions busy(db, 2);
-  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_until([&] {
-    return child.err().find("items: throttled: max_active_sessions") != std::string::npos;
-  });
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 0);
-  busy.end();
-  CHECK(child.wait() == 0);
-  INFO(child.err());
-  CHECK(missing_items(db) == 0);
-}
-
-TEST_CASE("a paused list waits while an independent list runs to its end") {
+TEST_CASE("a paused list waits while an independent list runs to its end", "[threads]") {
   TestDatabase db;
   create_items(db, 300, 0);
   db.exec(
@@ -199,7 +154,7 @@ TEST_CASE("set pause_ms leaves at least that long between two batches of a runni
                   " batch_no) AS gap FROM pgxform.batch_log) g WHERE gap IS NOT NULL") == "t");
 }
 
-TEST_CASE("set --threads grows and shrinks the workers of a running runner") {
+TEST_CASE("set --threads grows and shrinks the workers of a running runner", "[threads]") {
   TestDatabase db;
   create_items(db, 2400, 150);  // 4 slices of 30 batches, 150 ms each
   TempDir dir;

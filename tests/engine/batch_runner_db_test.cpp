@@ -1,23 +1,18 @@
-// The core slice against a real PostgreSQL: batches, state, resume, key types, steps, failures.
-#include <catch2/catch.hpp>
-#include <regex>
-#include <sstream>
+// One job's keyset loop against a real PostgreSQL: every row exactly once in batches of the
+// key's order (keys of every orderable type, a key value never split), resumed after the last
+// committed batch whenever the run was killed, a failing batch recorded, set aside or bisected
+// by on_error, a timeout a permanent error.
+#include <signal.h>
 
-#include "state/state_locks.h"
-#include "state/state_schema.h"
+#include <catch2/catch.hpp>
+#include <random>
+
 #include "support/fixtures.h"
 #include "support/test_db.h"
-#include "support/test_json.h"
 
 using namespace pgxform_test;
 
 namespace {
-
-CliResult run(TestDatabase& db, const std::string& path, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"run", "-f", path, "--dsn", db.dsn()};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return run_cli(args);
-}
 
 // A table keyed by `type` with `rows` distinct keys made by `key_expr` from g, a target with no
 // constraint, and a transform copying a range.
@@ -56,13 +51,55 @@ void check_typed_exactly_once(TestDatabase& db, int rows) {
         (rows + 36) / 37);
 }
 
+long long batches_committed(TestDatabase& db) {
+  try {
+    return db.count("SELECT coalesce(sum(batches_done), 0) FROM pgxform.job_state");
+  } catch (const std::exception&) {
+    return 0;  // the state schema does not exist yet
+  }
+}
+
+// Kills runs with SIGKILL until one finishes by itself; returns the number of kills. Every
+// third kill comes at a random moment from the start (often before any batch, while the run
+// is still starting); the others a random moment after the run committed its first batch, so
+// that every round makes progress however slow the machine (sanitizers) is.
+int kill_until_done(TestDatabase& db, const TempDir& dir, const std::string& path,
+                    int max_extra_ms) {
+  std::mt19937 rng(Catch::rngSeed());
+  std::uniform_int_distribution<int> extra(0, max_extra_ms);
+  int kills = 0;
+  for (int round = 0; round < 400; ++round) {
+    const long long before = batches_committed(db);
+    Child child(two_lists_run_args(db, path), dir.path());
+    int code = -1;
+    bool exited = false;
+    if (round % 3 != 2) {
+      while (!(exited = child.wait_for(5, code)) && batches_committed(db) == before) {
+      }
+    }
+    if (!exited) exited = child.wait_for(extra(rng), code);
+    if (exited) {
+      INFO(child.err());
+      REQUIRE(code == 0);
+      return kills;
+    }
+    child.kill(SIGKILL);
+    code = child.wait();
+    if (code == 0) return kills;  // it finished just before the kill
+    REQUIRE(code == 128 + SIGKILL);
+    ++kills;
+  }
+  FAIL("the run never finished");
+  return kills;
+}
+
 }  // namespace
 
 TEST_CASE("every row of the leading table is processed exactly once, in batches of batch_size") {
   TestDatabase db;
   create_items(db, 1000);
   TempDir dir;
-  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100)));
+  auto r = run_with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(missing_items(db) == 0);
@@ -77,32 +114,13 @@ TEST_CASE("every row of the leading table is processed exactly once, in batches 
                   " FROM pgxform.batch_log WHERE batch_no <= 2") == "3-300,303-600");
 }
 
-TEST_CASE("log lines written to a pipe carry an ISO 8601 timestamp with its offset") {
-  TestDatabase db;
-  create_items(db, 100);
-  TempDir dir;
-  const auto r = run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(50)), {"run"}));
-  REQUIRE(r.exit_code == 0);
-  const std::regex stamped(
-      R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} (debug|info|warning|error) .*)");
-  std::istringstream lines(r.err);
-  int checked = 0;
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("    ", 0) == 0) continue;  // the later lines of a message of several
-    INFO(line);
-    CHECK(std::regex_match(line, stamped));
-    ++checked;
-  }
-  CHECK(checked >= 3);  // running ..., items: done ..., all 1 jobs done ...
-}
-
 TEST_CASE("a second run of a finished migration processes nothing again") {
   TestDatabase db;
   create_items(db, 300);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(run(db, path).exit_code == 0);
-  REQUIRE(run(db, path).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   CHECK(duplicate_items(db) == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 3);
 }
@@ -112,9 +130,9 @@ TEST_CASE("rows appended after a job finished are processed by the next run") {
   create_items(db, 250);
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(run(db, path).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
-  REQUIRE(run(db, path).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
   CHECK(db.scalar("SELECT status || ' ' || last_key || ' ' || rows_done FROM pgxform.job_state") ==
@@ -125,7 +143,7 @@ TEST_CASE("text keys are paged in the column's collation order, exactly once") {
   TestDatabase db;
   create_typed(db, "text", "'key ' || md5(g::text)", 500);
   TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  REQUIRE(run_with_db(db, dir.write("jobs.yaml", typed_yaml()), {"run"}).exit_code == 0);
   check_typed_exactly_once(db, 500);
 }
 
@@ -133,7 +151,7 @@ TEST_CASE("uuid keys work, exactly once") {
   TestDatabase db;
   create_typed(db, "uuid", "md5(g::text)::uuid", 500);
   TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  REQUIRE(run_with_db(db, dir.write("jobs.yaml", typed_yaml()), {"run"}).exit_code == 0);
   check_typed_exactly_once(db, 500);
 }
 
@@ -141,7 +159,7 @@ TEST_CASE("date keys work, exactly once") {
   TestDatabase db;
   create_typed(db, "date", "date '2017-01-01' + g * 2", 500);
   TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  REQUIRE(run_with_db(db, dir.write("jobs.yaml", typed_yaml()), {"run"}).exit_code == 0);
   check_typed_exactly_once(db, 500);
 }
 
@@ -149,7 +167,7 @@ TEST_CASE("timestamp keys with fractional seconds work, exactly once") {
   TestDatabase db;
   create_typed(db, "timestamp", "timestamp '2017-01-01' + g * interval '1.000123 second'", 500);
   TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml", typed_yaml())).exit_code == 0);
+  REQUIRE(run_with_db(db, dir.write("jobs.yaml", typed_yaml()), {"run"}).exit_code == 0);
   check_typed_exactly_once(db, 500);
 }
 
@@ -167,10 +185,12 @@ TEST_CASE("a non-unique key never splits one key value across two batches") {
       " 'WITH i AS (INSERT INTO target.lines SELECT * FROM legacy.lines"
       " WHERE order_id BETWEEN a AND b RETURNING 1) SELECT count(*)::int FROM i'");
   TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml",
-                            "version: 1\nlists:\n  - name: main\n    jobs:\n"
-                            "      - {name: lines, table: legacy.lines, key: order_id,"
-                            " function: xf.lines, batch_size: 10, target_batch_ms: 0}\n"))
+  REQUIRE(run_with_db(db,
+                      dir.write("jobs.yaml",
+                                "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                                "      - {name: lines, table: legacy.lines, key: order_id,"
+                                " function: xf.lines, batch_size: 10, target_batch_ms: 0}\n"),
+                      {"run"})
               .exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM target.lines") == 420);
   CHECK(db.count("SELECT count(*) FROM (SELECT DISTINCT * FROM target.lines) x") == 420);
@@ -180,20 +200,10 @@ TEST_CASE("a non-unique key never splits one key value across two batches") {
   CHECK(db.count("SELECT sum(rows) FROM pgxform.batch_log") == 420);
 }
 
-TEST_CASE("a one-shot step runs once and only once") {
-  TestDatabase db;
-  create_items(db, 10);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_and_counting_step_yaml(db));
-  REQUIRE(run(db, path).exit_code == 0);
-  REQUIRE(run(db, path).exit_code == 0);
-  CHECK(db.count("SELECT count(*) FROM target.step_runs") == 1);
-  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'count-step'") == "done");
-}
-
 TEST_CASE(
     "a failing batch records its error, SQLSTATE and key range, keeps earlier batches, "
-    "and exits 1") {
+    "and exits 1",
+    "[threads]") {
   TestDatabase db;
   create_items(db, 1000);
   // Key 1500 divides by zero; it lies in the 5th batch of 100 keys (1203..1500).
@@ -211,7 +221,7 @@ TEST_CASE(
                        "    jobs: [{name: later, sql: INSERT INTO target.steps VALUES ('later')}]\n"
                        "  - name: independent\n"
                        "    jobs: [{name: free, sql: INSERT INTO target.steps VALUES ('free')}]\n");
-  auto r = run(db, path, {"--threads", "2"});
+  auto r = run_with_db(db, path, {"run", "--threads", "2"});
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("22012") && Catch::Contains("[1203, 1500]") &&
                         Catch::Contains("later"));
@@ -229,173 +239,146 @@ TEST_CASE(
         "free=done,later=pending,same-list=pending");
 }
 
-TEST_CASE("status reports each job's status, rows, batches, last key and percent") {
+TEST_CASE(
+    "a run killed with SIGKILL at random moments and restarted until done applies every "
+    "row exactly once",
+    "[kill]") {
+  TestDatabase db;
+  create_two_lists(db, 8000, 10);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(1));
+  const int kills = kill_until_done(db, dir, path, 40);
+  CHECK(kills >= 20);
+  check_two_lists_done_once(db, 8000);
+}
+
+TEST_CASE(
+    "a run of time-sized batches killed with SIGKILL at random moments and restarted until done "
+    "applies every row exactly once",
+    "[kill]") {
+  TestDatabase db;
+  create_two_lists(db, 8000, 10);
+  // 0.1 ms per row: batches of about 150 rows make the 20 ms target; every run starts again
+  // at 50 and grows, and is killed up to 150 ms after its first batch, so that the sizes
+  // change all along.
+  per_row_items_function(db, 0.1);
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", two_lists_yaml(1, "batch_size: 50, target_batch_ms: 20"));
+  const int kills = kill_until_done(db, dir, path, 150);
+  CHECK(kills >= 5);
+  check_two_lists_done_once(db, 8000);
+  CHECK(db.count("SELECT count(DISTINCT batch_size) FROM pgxform.batch_log WHERE job = 'items'") >=
+        3);
+  // Ranges follow each other without a gap or an overlap, whatever their sizes.
+  CHECK(db.count("SELECT count(*) FROM (SELECT first_key::bigint AS lo, lag(last_key::bigint)"
+                 " OVER (ORDER BY first_key::bigint) AS prev FROM pgxform.batch_log"
+                 " WHERE job = 'items') b WHERE prev IS NOT NULL AND lo <> prev + 3") == 0);
+}
+
+TEST_CASE("a sliced job killed with SIGKILL and resumed applies every row exactly once", "[kill]") {
+  TestDatabase db;
+  create_two_lists(db, 4000, 10);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", two_lists_yaml(3));
+  const int kills = kill_until_done(db, dir, path, 60);
+  CHECK(kills >= 10);
+  check_two_lists_done_once(db, 4000);
+  CHECK(db.count(
+            "SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND status = 'done'") == 3);
+}
+
+TEST_CASE(
+    "with on_error: skip and bisect, exactly the poisoned key is set aside and the rest of "
+    "its batch is processed") {
   TestDatabase db;
   create_items(db, 1000);
+  poisoned_items_function(db, 1500);
   TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100) +
-                                               "  - name: second\n    after: [main]\n"
-                                               "    jobs: [{name: step, sql: SELECT 1}]\n");
-  // Before any run: pending, and status creates nothing.
-  auto before = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
-  REQUIRE(before.exit_code == 0);
-  const Json pending = job_in(parse_json(before.out), "items");
-  CHECK(pending["list"] == "main");
-  CHECK(pending["status"] == "pending");
-  CHECK(pending["rows_done"] == 0);
-  CHECK_FALSE(db.schema_exists("pgxform"));
-  // Halfway: the cursor stands at key 1500 of 3..3000, about half done.
-  REQUIRE(run(db, path, {"--only", "items"}).exit_code == 0);
-  db.exec(
-      "UPDATE pgxform.job_state SET status = 'running', last_key = '1500', rows_done = 500,"
-      " batches_done = 5 WHERE job = 'items'");
-  // Nobody holds it: its runner died.
-  auto orphaned = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
-  CHECK(job_in(parse_json(orphaned.out), "items")["status"] == "interrupted");
-  // The claim a runner holds on the job while it works on it.
-  pqxx::connection holder("dbname=" + db.name() + " application_name='pgxform other-host:42'");
-  pqxx::nontransaction hold(holder);
-  pgxform::session_lock(hold, pgxform::task_lock(pgxform::StateSchema("pgxform"), {"items", 0}));
-  auto mid = run_cli({"status", "--json", "-f", path, "--dsn", db.dsn()});
-  const Json running = job_in(parse_json(mid.out), "items");
-  CHECK(running["status"] == "running");
-  CHECK(running["runner"] == "other-host:42");
-  CHECK(running["rows_done"] == 500);
-  CHECK(running["batches_done"] == 5);
-  CHECK(running["last_key"] == "1500");
-  CHECK(running["percent"] == 49.9);
-  auto table = run_cli({"status", "-f", path, "--dsn", db.dsn()});
-  CHECK_THAT(table.out, Catch::Contains("items") && Catch::Contains("running") &&
-                            Catch::Contains("1500") && Catch::Contains("49.9"));
-}
+  const auto path = dir.write("jobs.yaml", items_skip_yaml(Bisect::on));
+  auto r = run_cli(with_db(db, path, {"run"}));
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(db.scalar("SELECT first_key || '-' || last_key || ' ' || sqlstate FROM"
+                  " pgxform.failed_batches") == "1500-1500 22012");
+  CHECK(db.count("SELECT count(*) FROM target.items") == 999);
+  CHECK(db.count("SELECT count(*) FROM target.items WHERE id = 1500") == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state") == "done");
+  CHECK_THAT(r.err, Catch::Contains("1 key range(s) of 1 job(s) are set aside"));
+  CHECK(job_in(parse_json(run_cli(with_db(db, path, {"status", "--json"})).out),
+               "items")["set_aside"] == 1);
 
-TEST_CASE(
-    "selecting with --only a list whose dependency is not done exits 2 naming it, and writes "
-    "nothing") {
-  TestDatabase db;
-  create_items(db, 100);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10) +
-                                               "  - name: second\n    after: [main]\n"
-                                               "    jobs: [{name: step, sql: SELECT 1}]\n");
-  auto r = run(db, path, {"--only", "second"});
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("'step'") && Catch::Contains("'items'") &&
-                        Catch::Contains("not done and not selected"));
-  CHECK_FALSE(db.schema_exists("pgxform"));
-  // Once main is done, the same selection runs.
-  REQUIRE(run(db, path, {"--only", "main"}).exit_code == 0);
-  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'step'") == "pending");
-  REQUIRE(run(db, path, {"--only", "second"}).exit_code == 0);
-  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'step'") == "done");
-}
-
-TEST_CASE("selecting with --exclude leaves a job alone") {
-  TestDatabase db;
-  create_items(db, 100);
-  db.exec("CREATE TABLE target.steps (name text)");
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10) +
-                                               "  - name: other\n"
-                                               "    jobs: [{name: s, sql: INSERT INTO target.steps"
-                                               " VALUES ('s')}]\n");
-  REQUIRE(run(db, path, {"--exclude", "main"}).exit_code == 0);
-  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
-  CHECK(db.count("SELECT count(*) FROM target.steps") == 1);
-}
-
-TEST_CASE("changing parallel after a job started exits 2 and writes nothing") {
-  TestDatabase db;
-  create_items(db, 300);
-  TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml", items_jobs_yaml(100, 3))).exit_code == 0);
-  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'") == 3);
-  auto r = run(db, dir.write("jobs.yaml", items_jobs_yaml(100, 2)));
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("parallel changed from 3 to 2"));
-  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'") == 3);
-}
-
-TEST_CASE("a sliced job covers the whole key range once, each slice within its bounds") {
-  TestDatabase db;
-  create_items(db, 2000);
-  TempDir dir;
-  REQUIRE(run(db, dir.write("jobs.yaml", items_jobs_yaml(70, 4)), {"--threads", "4"}).exit_code ==
-          0);
+  // retry-failed while still broken: the range stays, with one more attempt.
+  auto again = run_cli(with_db(db, path, {"retry-failed"}));
+  CHECK(again.exit_code == 1);
+  CHECK(db.scalar("SELECT attempts || ' ' || (resolved_at IS NULL) FROM pgxform.failed_batches") ==
+        "2 true");
+  // After the fix, retry-failed completes and every row is there exactly once.
+  plain_items_function(db);
+  auto fixed = run_cli(with_db(db, path, {"retry-failed", "items"}));
+  CHECK(fixed.exit_code == 0);
+  CHECK_THAT(fixed.out, Catch::Contains("[1500, 1500] resolved"));
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
-  CHECK(db.count(
-            "SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND status = 'done'") == 4);
-  // Every logged batch lies inside its slice's bounds.
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log b JOIN pgxform.job_slice s"
-                 " ON s.job = b.job AND s.slice = b.slice WHERE (s.lo_key IS NOT NULL AND"
-                 " b.first_key::bigint <= s.lo_key::bigint) OR (s.hi_key IS NOT NULL AND"
-                 " b.last_key::bigint > s.hi_key::bigint)") == 0);
-  CHECK(db.scalar("SELECT rows_done || ' ' || status FROM pgxform.job_state") == "2000 done");
-  // Rows appended past the end go to the last slice on the next run.
-  db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(2001, 2100) g");
-  REQUIRE(run(db, dir.write("jobs.yaml", items_jobs_yaml(70, 4))).exit_code == 0);
-  CHECK(missing_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches WHERE resolved_at IS NULL") == 0);
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_state") == 1000);
+  // Every batch names the function's version and carries its counters: the bisected ranges,
+  // and the range retry-failed redid, which it processed as a run processes a range.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE fn_version IS NULL") == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE shared_blks_hit IS NULL") == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE first_key = '1500'"
+                 " AND last_key = '1500' AND rows = 1") == 1);
+  CHECK(run_cli(with_db(db, path, {"retry-failed"})).exit_code == 0);
   CHECK(duplicate_items(db) == 0);
 }
 
-TEST_CASE("a sliced job over an empty table finishes, and the next run slices the rows that came") {
+TEST_CASE("with on_error: skip and no bisect, the whole failing batch is set aside") {
   TestDatabase db;
-  create_items(db, 0);
+  create_items(db, 1000);
+  poisoned_items_function(db, 1500);
   TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(50, 3));
-  auto first = run(db, path);
-  INFO(first.err);
-  REQUIRE(first.exit_code == 0);
-  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'items'") == "done");
-  db.exec(
-      "INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(1, 600) g;"
-      "ANALYZE legacy.items");
-  REQUIRE(run(db, path).exit_code == 0);
-  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'") == 3);
-  CHECK(missing_items(db) == 0);
-  CHECK(duplicate_items(db) == 0);
+  auto r = run_cli(with_db(db, dir.write("jobs.yaml", items_skip_yaml(Bisect::off)), {"run"}));
+  CHECK(r.exit_code == 0);
+  CHECK(db.scalar("SELECT first_key || '-' || last_key FROM pgxform.failed_batches") ==
+        "1203-1500");
+  CHECK(db.count("SELECT count(*) FROM target.items") == 900);
 }
 
-TEST_CASE(
-    "a state schema of the previous version is upgraded in place by the next run, its batches "
-    "kept") {
+TEST_CASE("with on_error: stop, a poisoned row fails the job with its key range and exits 1") {
   TestDatabase db;
-  create_items(db, 250);
+  create_items(db, 1000);
+  poisoned_items_function(db, 1500);
   TempDir dir;
+  auto r = run_cli(with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"}));
+  CHECK(r.exit_code == 1);
+  CHECK(db.scalar("SELECT status || ' ' || error_first_key || ' ' || error_last_key FROM"
+                  " pgxform.job_state") == "failed 1203 1500");
+  CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches") == 0);
+  // The next run, after the fix, finishes the job exactly once.
+  plain_items_function(db);
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(run(db, path).exit_code == 0);
-  // Back to version 4, as a pgxform before the batch counters and sizes left it.
-  db.exec(
-      "ALTER TABLE pgxform.batch_log DROP COLUMN shared_blks_hit, DROP COLUMN shared_blks_read,"
-      " DROP COLUMN shared_blks_dirtied, DROP COLUMN shared_blks_written,"
-      " DROP COLUMN local_blks_hit, DROP COLUMN local_blks_read, DROP COLUMN temp_blks_read,"
-      " DROP COLUMN temp_blks_written, DROP COLUMN batch_size;"
-      "DROP TABLE pgxform.control; ALTER TABLE pgxform.job_state DROP COLUMN waiting;"
-      "DROP TABLE pgxform.change_log;"
-      "ALTER TABLE pgxform.batch_log DROP COLUMN catch_up, ADD PRIMARY KEY (job, batch_no);"
-      "DELETE FROM pgxform.schema_version WHERE version >= 5");
-  // Version 4 is what profile reads, too: no counters, no error.
-  auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
-  INFO(old.err);
-  CHECK(old.exit_code == 0);
-  CHECK(job_in(parse_json(old.out), "items")["shared_blks_hit"].is_null());
-
-  db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(251, 420) g");
-  REQUIRE(run(db, path).exit_code == 0);
-  CHECK(db.scalar("SELECT max(version) FROM pgxform.schema_version") ==
-        std::to_string(pgxform::newest_state_version()));
+  // The fixed function is another version: the run refuses to split the job silently...
+  auto refused = run_cli(with_db(db, path, {"run"}));
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("job 'items'") && Catch::Contains("changed"));
+  // ...and goes on when told to, recording the version of every batch.
+  CHECK(run_cli(with_db(db, path, {"run", "--accept-changed", "items"})).exit_code == 0);
+  CHECK(db.count("SELECT count(DISTINCT fn_version) FROM pgxform.batch_log") == 2);
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
-  // The three batches of the first run, without counters or sizes; the two of the second,
-  // with.
-  CHECK(db.scalar("SELECT string_agg(batch_no || ':' || (shared_blks_hit IS NOT NULL) || ':' ||"
-                  " coalesce(batch_size::text, '-'), ' ' ORDER BY batch_no)"
-                  " FROM pgxform.batch_log") ==
-        "1:false:- 2:false:- 3:false:- 4:true:100 5:true:100");
-  auto now = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});
-  CHECK(now.exit_code == 0);
-  const Json upgraded = job_in(parse_json(now.out), "items");
-  CHECK(upgraded["batches"] == 5);
-  CHECK_FALSE(upgraded["shared_blks_hit"].is_null());
+}
+
+TEST_CASE("a statement timeout is a permanent error of the batch, not an endless retry") {
+  TestDatabase db;
+  create_items(db, 300, 2000);
+  TempDir dir;
+  auto r = run_cli(with_db(
+      db,
+      dir.write("jobs.yaml", "version: 1\ndefaults: {statement_timeout: 300ms}\n" +
+                                 items_jobs_yaml(100).substr(std::string("version: 1\n").size())),
+      {"run"}));
+  CHECK(r.exit_code == 1);
+  CHECK(db.scalar("SELECT status || ' ' || sqlstate FROM pgxform.job_state") == "failed 57014");
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
 }

@@ -120,7 +120,8 @@ std::vector<std::string> metrics_run(TestDatabase& db, const std::string& path, 
 
 }  // namespace
 
-TEST_CASE("a run's metrics, scraped twice while it works, move and pass promtool", "[metrics]") {
+TEST_CASE("a run's metrics, scraped twice while it works, move and pass promtool",
+          "[metrics][threads]") {
   TestDatabase db;
   create_items(db, 1000, 0);
   TempDir dir;
@@ -199,7 +200,7 @@ TEST_CASE("a metrics address that is not this host's stops the run with exit 2, 
 }
 
 TEST_CASE("a paused job shows pgxform_paused 1 and a finished one pgxform_job_done 1",
-          "[metrics]") {
+          "[metrics][threads]") {
   TestDatabase db;
   create_items(db, 1000, 0);
   db.exec(
@@ -237,7 +238,8 @@ TEST_CASE("a paused job shows pgxform_paused 1 and a finished one pgxform_job_do
   CHECK(missing_items(db) == 0);
 }
 
-TEST_CASE("seconds waited on a throttle count under the signal over its limit", "[metrics]") {
+TEST_CASE("seconds waited on a throttle count under the signal over its limit",
+          "[metrics][threads]") {
   TestDatabase db;
   create_items(db, 300, 0);
   TempDir dir;
@@ -261,7 +263,7 @@ TEST_CASE("seconds waited on a throttle count under the signal over its limit", 
 }
 
 TEST_CASE("a sliced job's set-aside ranges count as failed batches under the job's own name",
-          "[metrics]") {
+          "[metrics][threads]") {
   TestDatabase db;
   create_items(db, 1000, 0);
   poisoned_items_function(db, 30);

@@ -49,7 +49,8 @@ std::string problem_of(const std::vector<std::string>& named, JobKinds kinds) {
 
 }  // namespace
 
-TEST_CASE("the jobs a command names come in file order; none named means every job it can use") {
+TEST_CASE(
+    "the jobs a command names come in file order, and none named means every job it can use") {
   CHECK(job_names(select_jobs(k_selection_file, {}, JobKinds::any)) ==
         std::vector<std::string>{"b", "step", "a"});
   CHECK(job_names(select_jobs(k_selection_file, {}, JobKinds::batched)) ==
@@ -67,7 +68,7 @@ TEST_CASE("a name that is no job, or a step where a batched job is needed, is a 
   CHECK(problem_of({"step"}, JobKinds::any).empty());
 }
 
-TEST_CASE("every input error exits 2 through one base; database errors never derive from it") {
+TEST_CASE("every input error exits 2 through one base, and database errors never derive from it") {
   using pgxform::InputError;
   static_assert(std::is_base_of_v<InputError, pgxform::UsageError>);
   static_assert(std::is_base_of_v<InputError, PreflightError>);

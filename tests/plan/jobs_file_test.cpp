@@ -837,7 +837,8 @@ lists:
              Contains("a NUL byte"));
 }
 
-TEST_CASE("bytes that are not UTF-8 are refused at their line; a name holds no control character") {
+TEST_CASE(
+    "bytes that are not UTF-8 are refused at their line, and a name holds no control character") {
   const auto latin1 = error_of(
       "version: 1\nlists:\n  - name: l\n    jobs:\n"
       "      - {name: caf\xe9, table: t, key: id, function: f}\n");
@@ -914,7 +915,7 @@ TEST_CASE("a one-shot step may not end its own transaction") {
 }
 
 TEST_CASE(
-    "a chain of 10,000 lists is checked without recursion; more lists than that are refused") {
+    "a chain of 10,000 lists is checked without recursion, and more lists than that are refused") {
   const auto chain = [](int n) {
     std::string text = "version: 1\nlists:\n";
     for (int i = 0; i < n; ++i) {

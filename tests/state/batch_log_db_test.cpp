@@ -1,86 +1,14 @@
-// The counters (docs/cli.md, "Counters"): rows, batches and DONE% say the same thing in the
-// run's log, status, status --json and the batch log, after a reset into the middle of a
-// batch, a failure a few keys short of the end, and a skip run that bisects.
+// The batch log (batch_log.h) through real runs: a row per batch that took effect, counting
+// the rows of bisected batches as the job's counters do; each row carrying the blocks its
+// batch touched (the function's included), the sorts past work_mem and temporary tables.
 #include <catch2/catch.hpp>
 
 #include "support/fixtures.h"
+#include "support/planted.h"
 #include "support/test_db.h"
 #include "support/test_json.h"
 
 using namespace pgxform_test;
-
-namespace {
-
-long long json_rows_done(TestDatabase& db, const std::string& path) {
-  const auto status = run_cli(with_db(db, path, {"status", "--json"}));
-  REQUIRE(status.exit_code == 0);
-  return job_in(parse_json(status.out), "items")["rows_done"].get<long long>();
-}
-
-// The batch log and the job's counters agree: every committed batch counted once.
-void check_log_matches_counters(TestDatabase& db) {
-  CHECK(db.count("SELECT rows_done FROM pgxform.job_state") ==
-        db.count("SELECT coalesce(sum(rows), 0) FROM pgxform.batch_log"));
-  CHECK(db.count("SELECT batches_done FROM pgxform.job_state") ==
-        db.count("SELECT count(*) FROM pgxform.batch_log"));
-}
-
-}  // namespace
-
-TEST_CASE("after reset --to a key inside a batch and a rerun each row is counted once") {
-  TestDatabase db;
-  create_items(db, 500);  // keys 3, 6, ..., 1500: batches of 100 end at 300, 600, 900, ...
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
-  REQUIRE(json_rows_done(db, path) == 500);
-
-  // 750 cuts the batch [603, 900]: its rows up to 750 stay counted, the rest are run again.
-  db.exec("DELETE FROM target.items WHERE id > 750");
-  REQUIRE(run_cli(with_db(db, path, {"reset", "items", "--to", "750"})).exit_code == 0);
-  CHECK(db.count("SELECT rows_done FROM pgxform.job_state") == 250);
-  check_log_matches_counters(db);
-
-  const auto again = run_cli(with_db(db, path, {"run"}));
-  INFO(again.err);
-  REQUIRE(again.exit_code == 0);
-  CHECK(missing_items(db) == 0);
-  CHECK(duplicate_items(db) == 0);
-  CHECK(json_rows_done(db, path) == 500);
-  check_log_matches_counters(db);
-  // The run's last line counts this run's rows, and the job's rows in all as status does.
-  CHECK_THAT(again.err, Catch::Contains("items: done, 250 rows in 3 batches this run"));
-  CHECK_THAT(again.err, Catch::Contains("; 500 rows in all"));
-}
-
-TEST_CASE("a failed job a few keys short of the end of its range is not shown 100 percent done") {
-  TestDatabase db;
-  create_items(db, 0);
-  // One key far below the rest: the cursor, after the first batch, sits 0.00002 % short of the
-  // largest key, where the last key fails.
-  db.exec(
-      "INSERT INTO legacy.items VALUES (1, 1);"
-      "INSERT INTO legacy.items SELECT g, 1 FROM generate_series(10000000, 10000100) g;"
-      "ANALYZE legacy.items;");
-  poisoned_items_function(db, 10000100);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  const auto run = run_cli(with_db(db, path, {"run"}));
-  REQUIRE(run.exit_code == 1);
-  REQUIRE(db.scalar("SELECT status || ' ' || last_key FROM pgxform.job_state") ==
-          "failed 10000098");
-  // The error names the DBA's function, not the wrapper each batch calls.
-  CHECK_THAT(run.err,
-             Catch::Contains("SQL function \"items\"") && !Catch::Contains("pgxform_batch_"));
-  CHECK_THAT(db.scalar("SELECT error FROM pgxform.job_state"),
-             Catch::Contains("division by zero") && !Catch::Contains("pgxform_batch_"));
-
-  const auto json = run_cli(with_db(db, path, {"status", "--json"}));
-  const auto job = job_in(parse_json(json.out), "items");
-  CHECK(job["percent"].get<double>() == Approx(99.9));
-  const auto table = run_cli(with_db(db, path, {"status"}));
-  CHECK_THAT(table.out, Catch::Contains(" 99.9 ") && !Catch::Contains("100.0"));
-}
 
 TEST_CASE("a skip run's log counts the rows of bisected batches as status does") {
   TestDatabase db;
@@ -94,10 +22,87 @@ TEST_CASE("a skip run's log counts the rows of bisected batches as status does")
   const auto r = run_cli(with_db(db, path, {"run"}));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(json_rows_done(db, path) == 999);
+  CHECK(job_status_json(db, path, "items")["rows_done"].get<long long>() == 999);
   check_log_matches_counters(db);
   const long long batches = db.count("SELECT count(*) FROM pgxform.batch_log");
   CHECK_THAT(r.err, Catch::Contains("items: done, 999 rows in " + std::to_string(batches) +
                                     " batches this run"));
   CHECK_THAT(r.err, Catch::Contains(", 1 range set aside; 999 rows in all"));
+}
+
+TEST_CASE("each batch_log row carries the blocks its batch touched, the function's included") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  run_planted(db, path);
+
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 2 * k_planted_rows / k_planted_batch);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE shared_blks_hit IS NULL"
+                 " OR shared_blks_read IS NULL OR shared_blks_dirtied IS NULL"
+                 " OR shared_blks_written IS NULL OR local_blks_hit IS NULL"
+                 " OR local_blks_read IS NULL OR temp_blks_read IS NULL"
+                 " OR temp_blks_written IS NULL") == 0);
+  // Each batch inserts k_planted_batch rows: it touches at least a block per row, and dirties some.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log"
+                 " WHERE shared_blks_hit + shared_blks_read < rows OR shared_blks_dirtied = 0") ==
+        0);
+  // The quadratic job's anti-join scans all of target.items that the batches before it wrote:
+  // its late batches touch about the table's final size in blocks more than its early ones.
+  // The linear job scans nothing it wrote. Counts, not timings: no noise.
+  const auto extra = [&](const std::string& job) {
+    const std::string touched = "(shared_blks_hit + shared_blks_read)";
+    return db.count("SELECT (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY " + touched +
+                    ") FROM pgxform.batch_log WHERE job = '" + job + "' AND batch_no > " +
+                    std::to_string(k_planted_rows / k_planted_batch - 10) +
+                    ") - (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY " + touched +
+                    ") FROM pgxform.batch_log WHERE job = '" + job + "' AND batch_no <= 10)");
+  };
+  const long long pages = db.count("SELECT pg_relation_size('target.items') / 8192");
+  CHECK(extra("quadratic") > pages / 2);
+  CHECK(extra("quadratic") < pages * 2);
+  CHECK(std::abs(extra("linear")) < pages / 4);
+
+  // profile sums them, and compares the blocks per row of the first and last quarter.
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  CHECK(std::stoll(profile_field(json, "quadratic", "shared_blks_hit")) +
+            std::stoll(profile_field(json, "quadratic", "shared_blks_read")) ==
+        db.count("SELECT sum(shared_blks_hit + shared_blks_read) FROM pgxform.batch_log"
+                 " WHERE job = 'quadratic'"));
+  CHECK(std::stod(profile_field(json, "quadratic", "blocks_growth")) > 1.1);
+  CHECK(std::stod(profile_field(json, "linear", "blocks_growth")) < 1.05);
+  CHECK(std::stod(profile_field(json, "linear", "blocks_per_row")) >= 1);
+}
+
+TEST_CASE("a sort past work_mem and a temporary table show in the batch's counters") {
+  TestDatabase db;
+  create_items(db, 2000);
+  // Each batch sorts 20 md5 strings per row with 64 kB of work_mem, and goes through a
+  // temporary table, as seed 002's transform did.
+  db.exec(
+      "CREATE FUNCTION xf.spilling(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE plpgsql SET work_mem = '64kB' AS $$"
+      " DECLARE n bigint; BEGIN"
+      "  CREATE TEMP TABLE IF NOT EXISTS scratch (id bigint, m text) ON COMMIT DELETE ROWS;"
+      "  INSERT INTO scratch SELECT l.id, md5(l.id::text || g) FROM legacy.items l,"
+      "   generate_series(1, 20) g WHERE l.id BETWEEN first_key AND last_key;"
+      "  SELECT count(*) INTO n FROM (SELECT m FROM scratch ORDER BY m OFFSET 0) s;"
+      "  RETURN n; END $$");
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml",
+                "version: 1\nlists:\n  - name: l\n    jobs:\n"
+                "      - {name: spilling, table: legacy.items, key: id, function: xf.spilling,"
+                " batch_size: 500, target_batch_ms: 0}\n");
+  const auto r = run_cli({"run", "-f", path, "--dsn", db.dsn()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 4);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE temp_blks_written > 0"
+                 " AND temp_blks_read > 0 AND local_blks_hit + local_blks_read > 0") == 4);
+  const std::string json = profile_json(db, path);
+  INFO(json);
+  CHECK(std::stoll(profile_field(json, "spilling", "temp_blks_written")) ==
+        db.count("SELECT sum(temp_blks_written) FROM pgxform.batch_log"));
 }
