@@ -37,8 +37,8 @@ that split a table's name from every keyword would slip past state-sql: fill_sql
 (base/sql_text.h) and whole statements are the rule that makes that rare.
 
 --self-test copies runner/, state/, tests/ and docs/architecture.md into a temporary folder,
-plants one violation of each rule there and expects each to be reported (and nothing on the
-copy as it was); it prints the violation it caught for each.
+plants one violation of each rule there (two of some) and expects each plant to add a report
+of its rule to those of the copy as it was; it prints the violation it caught for each.
 """
 import os
 import re
@@ -388,12 +388,16 @@ def self_test():
                             ignore=shutil.ignore_patterns("corpus"))
 
         fresh()
-        clean = check(tmp)
-        if clean:
-            failures.append("the unplanted copy is not clean:\n  " + "\n  ".join(clean))
+        # What the copy reports as it is (the main run fails on it): only what a plant adds
+        # counts as caught.
+        baseline = set(check(tmp))
+        if baseline:
+            print(f"self-test: the tree has {len(baseline)} violation(s) of its own; "
+                  "each plant must add one")
 
         def expect(rule, where, what=None):
-            found = [p for p in check(tmp) if f": {rule}: " in p and (what is None or what in p)]
+            found = [p for p in check(tmp) if p not in baseline and f": {rule}: " in p and
+                     (what is None or what in p)]
             if not found:
                 failures.append(f"a planted {rule} violation ({where}) was not reported")
             else:
@@ -428,9 +432,9 @@ def self_test():
         plant("terminal", "runner/state/state_store.cpp",
               '\nvoid planted_print() { fputs("hello", stderr); }\n', "stderr")
         plant("names", "docs/architecture.md",
-              "\nThe planted `no_such_function_anywhere` is cited here.\n")
+              "\nThe planted `no_such_function_anywhere` is cited here.\n", "no_such_function")
         plant("names", "docs/architecture.md",
-              "\nThe planted `tests/base/no_such_test.cpp` is cited here.\n")
+              "\nThe planted `tests/base/no_such_test.cpp` is cited here.\n", "no_such_test")
         fresh()
         os.makedirs(os.path.join(tmp, "runner", "planted_folder"))
         with open(os.path.join(tmp, "runner", "planted_folder", "x.h"), "w") as f:
