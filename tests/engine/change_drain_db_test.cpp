@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "support/fixtures.h"
+#include "support/prerequisite.h"
 #include "support/test_db.h"
 
 using namespace pgxform_test;
@@ -127,11 +128,10 @@ TEST_CASE("changes that arrive through logical replication are all in the target
           "[catch-up][replication]") {
   TestDatabase publisher;
   TestDatabase db;
-  if (db.scalar("SHOW wal_level") != "logical") {
-    WARN("skipped: this server runs with wal_level " << db.scalar("SHOW wal_level")
-                                                     << ", logical replication needs logical");
+  if (!prerequisite(db.scalar("SHOW wal_level") == "logical",
+                    "this server runs with wal_level " + db.scalar("SHOW wal_level") +
+                        ", logical replication needs logical"))
     return;
-  }
   create_orders(publisher, false);
   publisher.exec(
       "INSERT INTO legacy.orders SELECT g, 'new', g * 1.5"

@@ -16,6 +16,7 @@
 
 #include "output/run_metrics.h"
 #include "support/fixtures.h"
+#include "support/prerequisite.h"
 #include "support/test_db.h"
 
 using namespace pgxform_test;
@@ -147,14 +148,14 @@ TEST_CASE("a run's metrics, scraped twice while it works, move and pass promtool
     INFO(name);
     CHECK_THAT(second, Catch::Contains("# TYPE " + name + " "));
   }
-  if (promtool_installed()) {
+  if (prerequisite(promtool_installed(),
+                   "promtool is not installed (Debian package prometheus): the scrape was not "
+                   "checked")) {
     std::string findings;
     const int code = promtool_check(dir, second, findings);
     INFO(findings);
     CHECK(code == 0);
     CHECK(findings.empty());
-  } else {
-    WARN("promtool is not installed (Debian package prometheus): the scrape was not checked");
   }
 
   REQUIRE(run_cli(with_db(db, path, {"set", "items", "pause_ms=0"})).exit_code == 0);
