@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "database/database.h"
+#include "database/retry.h"
 
 namespace pgxform {
 
@@ -12,6 +13,13 @@ std::string quote_qualified(const QualifiedName& name) {
 }
 
 namespace {
+
+// A probe's error is the job's problem only when the user can fix it in the jobs file or the
+// database's setup (retry.h: is_setup_error): an undefined function or operator, no privilege.
+// A lock wait, a timeout, a lost server go on up as the failures they are (exit 1).
+void rethrow_unless_setup_error(const pqxx::sql_error& e) {
+  if (!is_setup_error(classify(e).sqlstate)) throw;
+}
 
 // The steps of one job's check. Each fills its part of `out`, or returns the problem that makes
 // the job unusable.
@@ -62,6 +70,7 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
     pqxx::subtransaction probe(tx, "ordering");
     probe.exec("EXPLAIN SELECT 1 FROM " + out.table_sql + " t ORDER BY t." + out.key_sql);
   } catch (const pqxx::sql_error& e) {
+    rethrow_unless_setup_error(e);
     return "the key " + job.key + " of " + job.table.text() + " is of type " + out.key_type +
            ", which has no ordering (no default btree operator class): pgxform pages a table "
            "by ranges of its key; choose a key of an ordered type";
@@ -111,6 +120,7 @@ Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& o
     probe.exec("EXPLAIN SELECT " + out.function_sql + "(NULL::" + out.key_type +
                ", NULL::" + out.key_type + ")");
   } catch (const pqxx::sql_error& e) {
+    rethrow_unless_setup_error(e);
     return "function " + job.function.text() + " does not accept two arguments of the key's type " +
            out.key_type + " (" + job.key + "): SQLSTATE " + e.sqlstate();
   }
@@ -148,6 +158,7 @@ Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& ou
     pqxx::subtransaction probe(tx, "refresh_probe");
     probe.exec("EXPLAIN SELECT " + out.refresh_sql + "(NULL::" + out.key_type + "[])");
   } catch (const pqxx::sql_error& e) {
+    rethrow_unless_setup_error(e);
     return "refresh_function " + job.refresh_function.text() +
            " does not accept one argument of type " + out.key_type + "[] (the keys of " + job.key +
            "): SQLSTATE " + e.sqlstate();
@@ -199,6 +210,9 @@ void check_key(pqxx::dbtransaction& tx, const ResolvedJob& job, const std::strin
     probe.exec_params("SELECT " + as_key(job, "$1"), key);
     probe.commit();
   } catch (const pqxx::sql_error& e) {
+    // A key that is no value of the key's type (class 22, data exception) is the option's
+    // fault; a timeout or a lost server is not.
+    if (classify(e).sqlstate.rfind("22", 0) != 0) rethrow_unless_setup_error(e);
     throw PreflightError({option + " '" + key + "' is not a valid " + job.key_type + " key for " +
                           job.name + " (SQLSTATE " + e.sqlstate() + ")"});
   }

@@ -129,8 +129,11 @@ void load_auto_explain(pqxx::connection& conn) {
     load.exec("LOAD 'auto_explain'");
   } catch (const pqxx::sql_error& e) {
     // libpqxx leaves the SQLSTATE of some errors (42501, insufficient privilege) out of
-    // sqlstate(); retry.h reads it from the exception's type.
+    // sqlstate(); retry.h reads it from the exception's type. No privilege to load it, or no
+    // auto_explain installed (58P01, undefined file), is the database's setup; a timeout or a
+    // lost server is not.
     const Failure failure = classify(e);
+    if (!is_setup_error(failure.sqlstate) && failure.sqlstate != "58P01") throw;
     throw PreflightError({"explain needs auto_explain, and LOAD 'auto_explain' failed" +
                           (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") +
                           ": " + failure.message +

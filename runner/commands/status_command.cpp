@@ -284,8 +284,9 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
   }
 }
 
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
-  auto conn = connect(options.dsn);
+std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file,
+                                        Contact contact) {
+  auto conn = connect(options.dsn, Access::read_write, contact);
   const std::vector<JobStatus> states =
       StateStore(*conn, StateSchema(file.state_schema)).read_status();
   const StateSchema schema(file.state_schema);

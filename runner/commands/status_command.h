@@ -53,6 +53,7 @@
 #include "capture/change_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
+#include "database/database.h"
 #include "plan/jobs_file.h"
 #include "state/job_control.h"
 #include "state/state_store.h"
@@ -116,8 +117,11 @@ std::optional<double> eta_of(const JobStatus& state, const std::optional<double>
                              const std::optional<double>& estimated_rows,
                              const std::optional<double>& rows_per_s);
 
-// The rows of the file's jobs as status computes them, read from the database once.
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file);
+// The rows of the file's jobs as status computes them, read from the database once, on a
+// connection of `contact` (database.h: the first frame of status --watch is the command's
+// first contact, the next ones are not).
+std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file,
+                                        Contact contact = Contact::first);
 
 void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
 void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);

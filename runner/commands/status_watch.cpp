@@ -54,8 +54,11 @@ int watch_status(const StatusOptions& options, WatchScreen screen, std::ostream&
   const JobsFile file = parse_jobs_file(options.file);
   if (options.format != StatusFormat::table) screen = WatchScreen::append;
   install_stop_handlers();
+  // A server that goes away while watched is a lost connection (exit 1), not bad input.
+  Contact contact = Contact::first;
   do {
-    const std::vector<StatusRow> rows = read_status_rows(options, file);
+    const std::vector<StatusRow> rows = read_status_rows(options, file, contact);
+    contact = Contact::again;
     out << watch_frame(options, rows, local_time_of_day(), screen) << std::flush;
   } while (sleep_unless_stopped_for(*options.watch_seconds));
   return k_exit_ok;

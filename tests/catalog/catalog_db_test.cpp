@@ -4,6 +4,7 @@
 // written; a key that holds NULLs warned about; and a database error while checking is a
 // failure (exit 1), never bad input.
 #include <catch2/catch.hpp>
+#include <pqxx/pqxx>
 
 #include "support/fixtures.h"
 #include "support/test_db.h"
@@ -141,5 +142,26 @@ TEST_CASE("a key of a type without an ordering is refused by validate and run, n
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err + r.out, Catch::Contains("is of type json, which has no ordering"));
   }
+  CHECK_FALSE(db.schema_exists("pgxform"));
+}
+
+TEST_CASE("a lock wait that times out on a catalog probe is a failure (exit 1), not bad input") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  // Another session holds the table: the probe of the key's ordering waits for it, then gives
+  // up after lock_timeout (55P03).
+  pqxx::connection holder(db.dsn());
+  pqxx::work hold(holder);
+  hold.exec("LOCK TABLE legacy.items IN ACCESS EXCLUSIVE MODE");
+  for (const char* command : {"validate", "run"}) {
+    const auto r =
+        run_cli({command, "-f", path, "--dsn", db.dsn() + " options='-c lock_timeout=200'"});
+    INFO(command << ": " << r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Catch::Contains("lock timeout") && !Catch::Contains("has no ordering"));
+  }
+  hold.abort();
   CHECK_FALSE(db.schema_exists("pgxform"));
 }

@@ -3,6 +3,7 @@
 // would create a missing function named; a function changed under a started job reported.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <sstream>
 
 #include "support/fixtures.h"
 #include "support/test_db.h"
@@ -64,8 +65,10 @@ TEST_CASE("validate lists every problem at once and exits 2, writing nothing") {
                 "      - {name: c, table: legacy.items, key: id, function: xf.nope}\n"),
       {"validate"});
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.out, Catch::Contains("job 'a'") && Catch::Contains("job 'b'") &&
-                        Catch::Contains("job 'c'") && Catch::Contains("3 error(s)"));
+  // The report on stdout, the problems as the command line reports every input error.
+  CHECK_THAT(r.out, Catch::Contains("3 error(s)") && !Catch::Contains("error: "));
+  CHECK_THAT(r.err, Catch::Contains("pgxform: error: ") && Catch::Contains("job 'a'") &&
+                        Catch::Contains("job 'b'") && Catch::Contains("job 'c'"));
   check_nothing_written(db, tables);
 }
 
@@ -87,14 +90,14 @@ TEST_CASE("validate names the pending script that would create a missing functio
   auto r = run_with_db(db, path, {"validate"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.out, Catch::Contains("function xf.items does not exist (pending script "
+  CHECK_THAT(r.err, Catch::Contains("function xf.items does not exist (pending script "
                                     "R__transforms.sql creates it: run pgxform migrate"));
   // A function that no script creates gets no hint.
-  CHECK_THAT(r.out, Catch::Contains("function xf.other does not exist\n"));
+  CHECK_THAT(r.err, Catch::Contains("function xf.other does not exist\n"));
   check_nothing_written(db, tables);
   // Once applied, the job validates.
   REQUIRE(run_with_db(db, path, {"migrate"}).exit_code == 0);
-  CHECK_THAT(run_with_db(db, path, {"validate"}).out, !Catch::Contains("xf.items does not exist"));
+  CHECK_THAT(run_with_db(db, path, {"validate"}).err, !Catch::Contains("xf.items does not exist"));
 }
 
 TEST_CASE(
@@ -130,5 +133,27 @@ TEST_CASE("validate reports a function changed under a started job") {
       " LANGUAGE sql AS 'SELECT 0::bigint'");
   auto r = run_with_db(db, path, {"validate"});
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.out, Catch::Contains("job 'items'") && Catch::Contains("changed since the job"));
+  CHECK_THAT(r.err, Catch::Contains("job 'items'") && Catch::Contains("changed since the job"));
+}
+
+TEST_CASE("validate's problems are JSON log lines under --log-format json, its report stays text") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_job_with("        table: legacy.nope\n"
+                                                          "        key: id\n"
+                                                          "        function: xf.items\n"));
+  const auto r = run_with_db(db, path, {"validate", "--log-format", "json"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("1 error(s), 0 warning(s)"));
+  std::istringstream lines(r.err);
+  int errors = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const Json j = parse_json(line);
+    if (j.at("level") == "error" &&
+        j.at("message").get<std::string>().find("legacy.nope does not exist") != std::string::npos)
+      ++errors;
+  }
+  CHECK(errors == 1);
 }

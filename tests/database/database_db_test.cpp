@@ -1,9 +1,16 @@
-// Sessions (database.h) against a real PostgreSQL: the password of a DSN, in whatever form
-// libpq reads it, never in a message or a log line; each session's temporary batch function,
-// and plain statements where the role may not create one.
+// Connections and sessions (database.h) against a real PostgreSQL: the password of a DSN, in
+// whatever form libpq reads it, never in a message or a log line; a connection refused at a
+// command's first contact (a wrong password, a database that does not exist) is bad input
+// (exit 2), the same refusal once the command has worked a lost connection to retry; each
+// session's temporary batch function, and plain statements where the role may not create one.
 #include <catch2/catch.hpp>
+#include <pqxx/pqxx>
 
+#include "base/errors.h"
+#include "database/database.h"
+#include "database/retry.h"
 #include "support/fixtures.h"
+#include "support/prerequisite.h"
 #include "support/test_db.h"
 
 using namespace pgxform_test;
@@ -101,4 +108,59 @@ TEST_CASE("batches call a temporary function of the session, or without TEMP the
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
   CHECK(db.scalar("SELECT count(*) > 0 AND max(batch_functions) = 0 FROM target.calls") == "t");
+}
+
+TEST_CASE("a wrong password is refused as bad input: exit 2 (28P01), nothing written") {
+  TestDatabase db;
+  create_items(db, 100);
+  TestRole role(db, "checked", "SUPERUSER");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  const auto r =
+      run_cli({"run", "-f", path, "--dsn", db.dsn() + " user=" + role.name + " password=Wrong-1"});
+  if (!prerequisite(r.exit_code != 0,
+                    "this server lets a wrong password in (trust): its refusal is not tested"))
+    return;
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("pgxform: cannot connect to PostgreSQL: ") &&
+                        !Catch::Contains("Wrong-1"));
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  CHECK(db.count("SELECT count(*) FROM target.items") == 0);
+}
+
+TEST_CASE("a database that does not exist is refused as bad input: exit 2 (3D000)") {
+  TestDatabase db;
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  for (const char* command : {"run", "status", "validate"}) {
+    const auto r = run_cli({command, "-f", path, "--dsn", "dbname=" + db.name() + "_missing"});
+    INFO(command << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("pgxform: cannot connect to PostgreSQL: ") &&
+                          Catch::Contains(db.name() + "_missing"));
+  }
+}
+
+TEST_CASE(
+    "a session whose server stopped letting it in is a lost connection to retry, never bad input") {
+  TestDatabase db;
+  pgxform::Session session(db.dsn());
+  REQUIRE(session.conn().is_open());
+  // A server that refuses new connections to the database now, as one that went away does.
+  pqxx::connection admin("dbname=postgres");
+  pqxx::nontransaction(admin).exec("ALTER DATABASE " + db.name() + " ALLOW_CONNECTIONS false");
+  bool thrown = false;
+  try {
+    session.reconnect();
+  } catch (const pgxform::InputError& e) {
+    FAIL("a reconnect failed as bad input: " << e.what());
+  } catch (const std::exception& e) {
+    thrown = true;
+    CHECK(pgxform::classify(e).kind == pgxform::FailureKind::connection_lost);
+  }
+  CHECK(thrown);
+  // The same refusal at a command's first contact is the user's to fix.
+  CHECK_THROWS_AS(pgxform::connect(db.dsn()), pgxform::ConnectError);
+  pqxx::nontransaction(admin).exec("ALTER DATABASE " + db.name() + " ALLOW_CONNECTIONS true");
 }

@@ -4,14 +4,9 @@
 // synchronous_commit; and the reconnect policy through PostgreSQL restarted for real in the
 // middle of a run, with -m fast and -m immediate (tagged [restart]: these restart the server
 // every other test uses, so ctest runs them alone, RUN_SERIAL, and only on a throwaway server).
-#include <pwd.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
 #include <thread>
 
 #include "support/fixtures.h"
@@ -20,22 +15,6 @@
 using namespace pgxform_test;
 
 namespace {
-
-// Restarts the server holding `db` with pg_ctl, as the owner of its data directory.
-void restart_server(TestDatabase& db, const std::string& mode) {
-  const std::string data = db.scalar("SHOW data_directory");
-  const std::string major = std::to_string(std::stoi(db.scalar("SHOW server_version_num")) / 10000);
-  struct stat info {};
-  REQUIRE(stat(data.c_str(), &info) == 0);
-  const passwd* owner = getpwuid(info.st_uid);
-  REQUIRE(owner != nullptr);
-  std::string command = "/usr/lib/postgresql/" + major + "/bin/pg_ctl restart -s -w -t 120 -D '" +
-                        data + "' -m " + mode;
-  if (geteuid() != info.st_uid)
-    command = "runuser -u " + std::string(owner->pw_name) + " -- " + command;
-  INFO(command);
-  REQUIRE(std::system((command + " >/dev/null").c_str()) == 0);
-}
 
 void run_through_restart(const std::string& mode, const std::string& settings = "") {
   TestDatabase db;
@@ -51,7 +30,7 @@ void run_through_restart(const std::string& mode, const std::string& settings = 
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  restart_server(db, mode);
+  TestServer(db).restart(mode);
   const int code = child.wait();
   INFO(child.err());
   CHECK(code == 0);

@@ -1,9 +1,14 @@
 #include "support/fixtures.h"
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <pqxx/pqxx>
 #include <sstream>
 #include <thread>
@@ -205,6 +210,43 @@ std::string items_and_counting_step_yaml(TestDatabase& db) {
   return items_jobs_yaml(100) +
          "      - name: count-step\n"
          "        sql: INSERT INTO target.step_runs DEFAULT VALUES\n";
+}
+
+TestServer::TestServer(TestDatabase& db)
+    : m_data(db.scalar("SHOW data_directory")),
+      m_bin("/usr/lib/postgresql/" +
+            std::to_string(std::stoi(db.scalar("SHOW server_version_num")) / 10000) + "/bin/") {}
+
+void TestServer::pg_ctl(const std::string& arguments) {
+  struct stat info {};
+  REQUIRE(stat(m_data.c_str(), &info) == 0);
+  const passwd* owner = getpwuid(info.st_uid);
+  REQUIRE(owner != nullptr);
+  std::string command = m_bin + "pg_ctl " + arguments + " -s -w -t 120 -D '" + m_data + "'";
+  if (geteuid() != info.st_uid)
+    command = "runuser -u " + std::string(owner->pw_name) + " -- " + command;
+  INFO(command);
+  REQUIRE(std::system((command + " >/dev/null").c_str()) == 0);
+}
+
+void TestServer::restart(const std::string& mode) {
+  pg_ctl("restart -m " + mode);
+}
+
+void TestServer::stop() {
+  // `postgres "-D" "..." "-p" "5443" ...`: its options, quoted for the shell pg_ctl starts it
+  // with, and gone with the server once it stopped.
+  std::ifstream opts(m_data + "/postmaster.opts");
+  REQUIRE(opts);
+  std::string line;
+  std::getline(opts, line);
+  const auto space = line.find(' ');
+  m_options = space == std::string::npos ? "" : line.substr(space + 1);
+  pg_ctl("stop -m fast");
+}
+
+void TestServer::start() {
+  pg_ctl("start -o '" + m_options + "'");
 }
 
 long long missing_items(TestDatabase& db) {

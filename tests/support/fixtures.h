@@ -87,6 +87,22 @@ class BusySessions {
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
+// The server holding `db`, driven with pg_ctl as the owner of its data directory, waiting until
+// each step is done. Only in tests tagged [restart]: every other test uses that server too.
+class TestServer {
+ public:
+  explicit TestServer(TestDatabase& db);
+  // pg_ctl restart -m `mode` (fast, immediate).
+  void restart(const std::string& mode);
+  // pg_ctl stop -m fast, then start with the options it ran with (postmaster.opts).
+  void stop();
+  void start();
+
+ private:
+  void pg_ctl(const std::string& arguments);
+  std::string m_data, m_bin, m_options;
+};
+
 // Source rows that are missing in the target, and target rows that are there twice.
 long long missing_items(TestDatabase& db);
 long long duplicate_items(TestDatabase& db);
