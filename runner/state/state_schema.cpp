@@ -8,17 +8,9 @@ namespace pgxform {
 
 namespace {
 
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos;
-       pos = text.find(from, pos + to.size()))
-    text.replace(pos, from.size(), to);
-  return text;
-}
-
 int recorded_version(pqxx::transaction_base& tx, const StateSchema& schema) {
   return tx
-      .exec("SELECT coalesce(pg_catalog.max(version), 0) FROM " +
-            schema.table("schema_version"))[0][0]
+      .exec1(schema.fill("SELECT coalesce(pg_catalog.max(version), 0) FROM @schema_version@"))[0]
       .as<int>();
 }
 
@@ -38,8 +30,8 @@ int state_version(pqxx::connection& conn, const StateSchema& schema) {
 }
 
 std::string feature_since_sql(const StateSchema& schema, StateFeature feature) {
-  return "(SELECT v.applied_at FROM " + schema.table("schema_version") +
-         " v WHERE v.version = " + std::to_string(static_cast<int>(feature)) + ")";
+  return schema.fill("(SELECT v.applied_at FROM @schema_version@ v WHERE v.version = @version@)",
+                     {{"@version@", std::to_string(static_cast<int>(feature))}});
 }
 
 int newest_state_version() {
@@ -55,10 +47,12 @@ void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
   // Only when it is missing: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
   // database even when the schema exists, and a DBA may have created it for a role without.
   if (tx.exec_params1("SELECT pg_catalog.to_regnamespace($1) IS NULL", schema.sql)[0].as<bool>())
-    tx.exec("CREATE SCHEMA " + schema.sql);
-  tx.exec("CREATE TABLE IF NOT EXISTS " + schema.table("schema_version") +
-          " (version integer PRIMARY KEY, name text NOT NULL,"
-          " applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
+    tx.exec(schema.fill("CREATE SCHEMA @schema@"));
+  tx.exec(schema.fill(R"(
+    CREATE TABLE IF NOT EXISTS @schema_version@ (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()))"));
   const int current = recorded_version(tx, schema);
   if (current > newest)
     throw std::runtime_error("the state schema " + schema.name + " is at version " +
@@ -66,10 +60,9 @@ void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
                              std::to_string(newest) + "): use a newer pgxform");
   for (const auto& m : state_migrations()) {
     if (m.version <= current) continue;
-    tx.exec(replace_all(m.sql, "@schema@", schema.sql));
-    tx.exec_params(
-        "INSERT INTO " + schema.table("schema_version") + " (version, name) VALUES ($1, $2)",
-        m.version, std::string(m.name));
+    tx.exec(schema.fill(m.sql));
+    tx.exec_params(schema.fill("INSERT INTO @schema_version@ (version, name) VALUES ($1, $2)"),
+                   m.version, std::string(m.name));
   }
   tx.commit();
 }
