@@ -20,7 +20,8 @@ any. The rules:
               std::clog, stdout, stderr, printf, puts, perror, the descriptors 1 and 2); the
               others speak through the logger or the std::ostream they are given.
   names       every code name docs/architecture.md cites (`snake_case`, `CamelCase`,
-              `folder/file.h`, `file.h: name`, `tests/...` paths) exists.
+              `folder/file.h`, `file.h: name`, paths from the root) exists: in runner/, or in
+              the tests, scripts and CMake files around it (a test binary, a fixture).
   tests       every module of runner/ has its tests in tests/<folder>/<module>_test.cpp (pure)
               or tests/<folder>/<module>_db_test.cpp (against PostgreSQL), but those the table
               "Modules without a test file of their own" of docs/architecture.md lists with the
@@ -277,8 +278,22 @@ class Checker:
                                  "output/")
 
     def check_names(self):
-        corpus = "\n".join(src.text for src in self.sources.values())
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", corpus))
+        # The code a name may be in: runner/, and the tests, scripts and CMake files around it
+        # (a test binary, a fixture, a label).
+        texts = [src.text for src in self.sources.values()]
+        for folder, suffixes in (("tests", (".cpp", ".h", ".txt")), ("scripts", ("",)),
+                                 ("cmake", (".cmake",)), ("", ("CMakeLists.txt",))):
+            base = os.path.join(self.root, folder)
+            if not os.path.isdir(base):
+                continue
+            for dirpath, _, names in os.walk(base) if folder else [(base, None, os.listdir(base))]:
+                for name in names:
+                    path = os.path.join(dirpath, name)
+                    # Not this checker: its self-test's planted names are in it.
+                    if (os.path.isfile(path) and name.endswith(suffixes) and "corpus" not in path
+                            and name != "check_architecture.py"):
+                        texts.append(open(path, encoding="utf-8", errors="replace").read())
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(texts)))
         in_code = False
         for number, line in enumerate(self.doc.split("\n"), 1):
             if line.startswith("```"):
@@ -294,7 +309,7 @@ class Checker:
                                      f"cites {name}, which does not exist")
                     elif name not in words:
                         self.say("docs/architecture.md", number, "names",
-                                 f"cites `{name}`, which runner/ does not have")
+                                 f"cites `{name}`, which the code does not have")
 
     def path_exists(self, name):
         """A path the doc cites: from the root, from runner/, or a file name of runner/."""
