@@ -7,9 +7,13 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
+
+#include "fuzz/fuzz_targets.h"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -1177,4 +1181,19 @@ lists:
 )");
   CHECK(step.line() == 7);
   CHECK_THAT(message(step), Contains("'changes' does not apply to the one-shot step"));
+}
+
+TEST_CASE("every jobs file of the fuzz corpus is read, or refused as bad input at its line") {
+  const std::filesystem::path corpus =
+      std::filesystem::path(PGXFORM_SOURCE_DIR) / "tests/fuzz/corpus/jobs_file";
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO(entry.path());
+    CHECK(pgxform_fuzz::jobs_file_input(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                        bytes.size()));
+    ++inputs;
+  }
+  CHECK(inputs >= 4);
 }
