@@ -269,8 +269,8 @@ TEST_CASE("explain by a role that may not load auto_explain says so, with the se
   TestDatabase db;
   create_items(db, 100);
   TestRole reader(db, "reader");
-  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + reader.name + ";" +
-          "GRANT SELECT ON ALL TABLES IN SCHEMA legacy TO " + reader.name);
+  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + reader.name() + ";" +
+          "GRANT SELECT ON ALL TABLES IN SCHEMA legacy TO " + reader.name());
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
   const auto r = run_cli({"explain", "items", "-f", path, "--dsn", reader.dsn()});

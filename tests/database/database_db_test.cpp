@@ -93,10 +93,10 @@ TEST_CASE("batches call a temporary function of the session, or without TEMP the
   db.exec("TRUNCATE target.items, target.calls; DROP SCHEMA pgxform CASCADE");
   TestRole migrator(db, "notemp");
   db.exec("REVOKE TEMP ON DATABASE " + db.name() + " FROM PUBLIC;" +
-          "GRANT USAGE ON SCHEMA legacy, target, xf TO " + migrator.name + ";" +
-          "GRANT SELECT ON legacy.items TO " + migrator.name + ";" +
-          "GRANT SELECT, INSERT ON target.items, target.calls TO " + migrator.name + ";" +
-          "CREATE SCHEMA pgxform AUTHORIZATION " + migrator.name);
+          "GRANT USAGE ON SCHEMA legacy, target, xf TO " + migrator.name() + ";" +
+          "GRANT SELECT ON legacy.items TO " + migrator.name() + ";" +
+          "GRANT SELECT, INSERT ON target.items, target.calls TO " + migrator.name() + ";" +
+          "CREATE SCHEMA pgxform AUTHORIZATION " + migrator.name());
   const auto plain = run_cli({"run", "-f", path, "--dsn", migrator.dsn()});
   INFO(plain.err);
   REQUIRE(plain.exit_code == 0);
@@ -116,8 +116,8 @@ TEST_CASE("a wrong password is refused as bad input: exit 2 (28P01), nothing wri
   TestRole role(db, "checked", "SUPERUSER");
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
-  const auto r =
-      run_cli({"run", "-f", path, "--dsn", db.dsn() + " user=" + role.name + " password=Wrong-1"});
+  const auto r = run_cli(
+      {"run", "-f", path, "--dsn", db.dsn() + " user=" + role.name() + " password=Wrong-1"});
   if (!prerequisite(r.exit_code != 0,
                     "this server lets a wrong password in (trust): its refusal is not tested"))
     return;

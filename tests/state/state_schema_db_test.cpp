@@ -40,12 +40,12 @@ TEST_CASE("a role without CREATE on the database migrates with a state schema ma
   // What a DBA grants: the legacy data to read, the target and transform schemas to own, and a
   // state schema created for the role. No CREATE on the database, no superuser.
   db.exec("REVOKE CREATE ON DATABASE " + db.name() + " FROM PUBLIC;" +
-          "GRANT USAGE ON SCHEMA legacy TO " + migrator.name + ";" +
-          "GRANT SELECT ON legacy.items TO " + migrator.name + ";" +
+          "GRANT USAGE ON SCHEMA legacy TO " + migrator.name() + ";" +
+          "GRANT SELECT ON legacy.items TO " + migrator.name() + ";" +
           "DROP SCHEMA target CASCADE; DROP SCHEMA xf CASCADE;" +
-          "CREATE SCHEMA target AUTHORIZATION " + migrator.name + ";" +
-          "CREATE SCHEMA xf AUTHORIZATION " + migrator.name + ";" +
-          "CREATE SCHEMA pgxform AUTHORIZATION " + migrator.name);
+          "CREATE SCHEMA target AUTHORIZATION " + migrator.name() + ";" +
+          "CREATE SCHEMA xf AUTHORIZATION " + migrator.name() + ";" +
+          "CREATE SCHEMA pgxform AUTHORIZATION " + migrator.name());
   TempDir dir;
   std::filesystem::create_directory(dir.path() + "/sql");
   dir.write("sql/V1__target.sql", "CREATE TABLE target.items (id bigint NOT NULL, v int);");

@@ -175,6 +175,30 @@ std::string conninfo_value(const std::string& value) {
   return quoted + "'";
 }
 
+TestRole::TestRole(TestDatabase& db, const std::string& suffix, const std::string& options)
+    : m_db(db), m_name(db.name() + "_" + suffix) {
+  db.exec("CREATE ROLE " + m_name + " LOGIN PASSWORD 'Role-pw-1' " + options);
+}
+
+TestRole::~TestRole() {
+  try {
+    m_db.exec("DROP OWNED BY " + m_name + "; DROP ROLE " + m_name);
+  } catch (const std::exception& e) {
+    WARN("could not drop role " << m_name << ": " << e.what());
+  }
+}
+
+std::string TestRole::dsn() const {
+  return m_db.dsn() + " user=" + m_name + " password=Role-pw-1";
+}
+
+void grant_items(TestDatabase& db, const TestRole& role) {
+  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + role.name() +
+          "; GRANT SELECT ON legacy.items TO " + role.name() +
+          "; GRANT SELECT, INSERT ON target.items TO " + role.name() +
+          "; CREATE SCHEMA pgxform AUTHORIZATION " + role.name());
+}
+
 BusySessions::BusySessions(TestDatabase& db, int count) : m_db(db) {
   for (int i = 0; i < count; ++i)
     m_threads.emplace_back([&db] {
@@ -341,23 +365,6 @@ long long lines_with(const std::string& text, const std::vector<std::string>& pa
                     [&](const auto& p) { return line.find(p) != std::string::npos; }))
       ++n;
   return n;
-}
-
-TestRole::TestRole(TestDatabase& database, const std::string& suffix, const std::string& options)
-    : db(database), name(database.name() + "_" + suffix) {
-  db.exec("CREATE ROLE " + name + " LOGIN PASSWORD 'Role-pw-1' " + options);
-}
-
-TestRole::~TestRole() {
-  try {
-    db.exec("DROP OWNED BY " + name + "; DROP ROLE " + name);
-  } catch (const std::exception& e) {
-    WARN("could not drop role " << name << ": " << e.what());
-  }
-}
-
-std::string TestRole::dsn() const {
-  return db.dsn() + " user=" + name + " password=Role-pw-1";
 }
 
 }  // namespace pgxform_test

@@ -84,6 +84,28 @@ class BusySessions {
   std::vector<std::thread> m_threads;
 };
 
+// A login role of the test's own (`db`'s name and `suffix`), with `options` (CREATE ROLE's),
+// dropped with everything it owns at the end: the least-privilege role of docs/security.md,
+// once granted what that says.
+class TestRole {
+ public:
+  TestRole(TestDatabase& db, const std::string& suffix, const std::string& options = "");
+  ~TestRole();
+  TestRole(const TestRole&) = delete;
+  TestRole& operator=(const TestRole&) = delete;
+  const std::string& name() const { return m_name; }
+  // `db` as this role, with its password.
+  std::string dsn() const;
+
+ private:
+  TestDatabase& m_db;
+  std::string m_name;
+};
+
+// What docs/security.md grants the migrating role on create_items' schemas: read the legacy
+// table, write the target, call the transform, own the state schema (created here).
+void grant_items(TestDatabase& db, const TestRole& role);
+
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 
@@ -147,18 +169,5 @@ std::function<void()> progress_every(int ms);
 
 // The number of lines of `text` that hold every one of `parts`.
 long long lines_with(const std::string& text, const std::vector<std::string>& parts);
-
-// A login role of the test's own (`db`'s name, '_', `suffix`) with `options` (CREATE ROLE's),
-// dropped with everything it owns at the end.
-struct TestRole {
-  TestDatabase& db;
-  std::string name;
-  TestRole(TestDatabase& database, const std::string& suffix, const std::string& options = "");
-  ~TestRole();
-  TestRole(const TestRole&) = delete;
-  TestRole& operator=(const TestRole&) = delete;
-  // `db`'s DSN as this role, with its password.
-  std::string dsn() const;
-};
 
 }  // namespace pgxform_test
