@@ -366,8 +366,9 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
   for (const auto& ignored : runners.ignored) out << "ignored: " << terminal_text(ignored) << "\n";
 }
 
-StatusReport read_status_report(const StatusOptions& options, const JobsFile& file) {
-  auto conn = connect(options.dsn);
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file,
+                                Contact contact) {
+  auto conn = connect(options.dsn, Access::read_write, contact);
   const StateSchema schema(file.state_schema);
   int version = 0;
   {

@@ -70,6 +70,7 @@
 #include "capture/change_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
+#include "database/database.h"
 #include "plan/jobs_file.h"
 #include "state/job_control.h"
 #include "state/job_identity.h"
@@ -163,8 +164,10 @@ std::optional<double> eta_of(const JobStatus& state, const std::optional<double>
                              const std::optional<double>& rows_per_s);
 
 // The rows of the file's jobs as status computes them, and the runners, read from the database
-// once.
-StatusReport read_status_report(const StatusOptions& options, const JobsFile& file);
+// once, on a connection of `contact` (database.h: the first frame of status --watch is the
+// command's first contact, the next ones are not).
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file,
+                                Contact contact = Contact::first);
 
 void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
                         const StatusRunners& runners = {});

@@ -54,8 +54,11 @@ int watch_status(const StatusOptions& options, WatchScreen screen, std::ostream&
   const JobsFile file = parse_jobs_file(options.file);
   if (options.format != StatusFormat::table) screen = WatchScreen::append;
   install_stop_handlers();
+  // A server that goes away while watched is a lost connection (exit 1), not bad input.
+  Contact contact = Contact::first;
   do {
-    const StatusReport report = read_status_report(options, file);
+    const StatusReport report = read_status_report(options, file, contact);
+    contact = Contact::again;
     out << watch_frame(options, report, local_time_of_day(), screen) << std::flush;
   } while (sleep_unless_stopped_for(*options.watch_seconds));
   return k_exit_ok;

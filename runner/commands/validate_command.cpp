@@ -111,11 +111,8 @@ std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& j
 }
 
 void print_validation(std::ostream& out, const JobsFile& file, const Validation& validation) {
-  // Problems name what the catalog says (a type, a function) and what the server said.
   for (const auto& w : validation.warnings)
     out << "warning: " << terminal_text(w, Lines::indented) << "\n";
-  for (const auto& p : validation.problems)
-    out << "error: " << terminal_text(p, Lines::indented) << "\n";
   size_t jobs = 0;
   for (const auto& list : file.lists) jobs += list.jobs.size();
   out << file.path << ": " << jobs << " jobs in " << file.lists.size() << " lists, "
@@ -123,23 +120,24 @@ void print_validation(std::ostream& out, const JobsFile& file, const Validation&
       << " warning(s)\n";
 }
 
-int validate_command(const ValidateOptions& options, std::ostream& out) {
-  const JobsFile file = parse_jobs_file(options.file);
-  auto conn = connect(options.dsn, Access::read_only);
-  const Preflight preflight = inspect_catalog(*conn, file, {});
+namespace {
+
+// Everything validate checks, read on the read-only session `conn`.
+Validation read_validation(pqxx::connection& conn, const JobsFile& file) {
+  const Preflight preflight = inspect_catalog(conn, file, {});
   Validation v{preflight.problems, preflight.warnings};
-  if (!v.problems.empty()) hint_pending_scripts(*conn, file, v.problems);
+  if (!v.problems.empty()) hint_pending_scripts(conn, file, v.problems);
   for (const auto& [name, job] : preflight.jobs) {
-    pqxx::read_transaction tx(*conn);
+    pqxx::read_transaction tx(conn);
     for (auto& w : job_warnings(file, job, table_health(tx, job))) v.warnings.push_back(w);
   }
   // A capturing job whose triggers are not in place yet: its changes until then are lost to
   // catch-up unless its main pass has not started (run installs them before the first batch).
   const StateSchema schema(file.state_schema);
-  const bool captures_known = has_feature(state_version(*conn, schema), StateFeature::changes);
+  const bool captures_known = has_feature(state_version(conn, schema), StateFeature::changes);
   for (const auto& [name, job] : preflight.jobs) {
     if (!job.captures) continue;
-    pqxx::read_transaction tx(*conn);
+    pqxx::read_transaction tx(conn);
     if (!captures_known || capture_triggers(tx, schema, name, job.table_sql) < k_capture_triggers)
       v.warnings.push_back(file.path + ":" + std::to_string(file.find_job(name)->line) + ": job '" +
                            name + "': changes: trigger, but no capture trigger on " +
@@ -150,16 +148,30 @@ int validate_command(const ValidateOptions& options, std::ostream& out) {
     // A throttle the role cannot see through would never hold a batch back.
     std::vector<std::string> batched;
     for (const auto& [name, job] : preflight.jobs) batched.push_back(name);
-    pqxx::read_transaction tx(*conn);
+    pqxx::read_transaction tx(conn);
     for (auto& p : throttle_blind_spots(tx, file, batched)) v.problems.push_back(std::move(p));
   }
-  StateStore store(*conn, schema);
+  StateStore store(conn, schema);
   for (const auto& p : store.changed_functions(preflight.jobs, {})) v.problems.push_back(p);
   for (const auto& [name, job] : preflight.jobs)
     if (auto problem = store.slicing_problem(job))
       v.problems.push_back(file.path + ": " + *problem);
+  return v;
+}
+
+}  // namespace
+
+int validate_command(const ValidateOptions& options, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  auto conn = connect(options.dsn, Access::read_only);
+  const Validation v = read_validation(*conn, file);
   print_validation(out, file, v);
-  return v.problems.empty() ? k_exit_ok : k_exit_usage;
+  if (v.problems.empty()) return k_exit_ok;
+  // Reported by the command line as every input error is (on stderr, or as JSON log lines
+  // under --log-format json), after the report: exit 2.
+  std::vector<std::string> problems;
+  for (const auto& p : v.problems) problems.push_back("error: " + p);
+  throw InputError(problems);
 }
 
 }  // namespace pgxform

@@ -5,10 +5,12 @@
 // the key holds NULLs, the function is not VOLATILE. A throttle limit whose signal the role
 // cannot see (health_throttle.h: throttle_blind_spots) is a problem, as in run's preflight. The
 // session is read-only: it cannot write, and never creates the state schema. Exit 0 (warnings
-// allowed), or 2 with every problem listed.
+// allowed), or 2 with every problem listed: the warnings and a summary line are the report
+// (stdout), the problems are reported by the command line as input errors (stderr, or JSON log
+// lines under --log-format json).
 //
 // fetch (the catalog, table_stats, the state) -> compute (job_warnings, pure) -> render
-// (print_validation).
+// (print_validation: the warnings and the summary).
 #pragma once
 
 #include <ostream>

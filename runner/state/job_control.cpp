@@ -151,31 +151,34 @@ JobControl resolve_control(const std::vector<ControlRow>& rows, const std::strin
 
 std::vector<ControlRow> read_control_rows(pqxx::transaction_base& tx, const StateSchema& schema,
                                           const std::string& job, const std::string& list) {
-  std::vector<ControlRow> rows = control_rows(tx.exec_params(
-      std::string("SELECT ") + k_control_columns + " FROM " + schema.table("control") +
-          " WHERE scope = 'all' OR (scope = 'job' AND name = $1) OR (scope = 'list' AND name = $2)",
-      job, list));
+  static const char* const k_sql = R"(
+    SELECT @columns@ FROM @control@
+    WHERE scope = 'all' OR (scope = 'job' AND name = $1) OR (scope = 'list' AND name = $2))";
+  std::vector<ControlRow> rows = control_rows(
+      tx.exec_params(schema.fill(k_sql, {{"@columns@", k_control_columns}}), job, list));
   warn_out_of_range(rows);
   return rows;
 }
 
 std::vector<ControlRow> read_all_control(pqxx::transaction_base& tx, const StateSchema& schema) {
   return control_rows(
-      tx.exec(std::string("SELECT ") + k_control_columns + " FROM " + schema.table("control")));
+      tx.exec(schema.fill("SELECT @columns@ FROM @control@", {{"@columns@", k_control_columns}})));
 }
 
 void write_control(pqxx::transaction_base& tx, const StateSchema& schema, ControlScope scope,
                    const std::string& name, const ControlValues& v) {
   // COALESCE keeps what this change does not name; an explicit NULL is never written here.
-  tx.exec_params("INSERT INTO " + schema.table("control") +
-                     " AS c (scope, name, paused, batch_size, target_batch_ms, pause_ms)"
-                     " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, name) DO UPDATE SET"
-                     " paused = COALESCE(EXCLUDED.paused, c.paused),"
-                     " batch_size = COALESCE(EXCLUDED.batch_size, c.batch_size),"
-                     " target_batch_ms = COALESCE(EXCLUDED.target_batch_ms, c.target_batch_ms),"
-                     " pause_ms = COALESCE(EXCLUDED.pause_ms, c.pause_ms),"
-                     " updated_at = pg_catalog.now(), updated_by = CURRENT_USER",
-                 scope_name(scope), name, v.paused, v.batch_size, v.target_batch_ms, v.pause_ms);
+  static const char* const k_sql = R"(
+    INSERT INTO @control@ AS c (scope, name, paused, batch_size, target_batch_ms, pause_ms)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (scope, name) DO UPDATE
+    SET paused = COALESCE(EXCLUDED.paused, c.paused),
+        batch_size = COALESCE(EXCLUDED.batch_size, c.batch_size),
+        target_batch_ms = COALESCE(EXCLUDED.target_batch_ms, c.target_batch_ms),
+        pause_ms = COALESCE(EXCLUDED.pause_ms, c.pause_ms),
+        updated_at = pg_catalog.now(), updated_by = CURRENT_USER)";
+  tx.exec_params(schema.fill(k_sql), scope_name(scope), name, v.paused, v.batch_size,
+                 v.target_batch_ms, v.pause_ms);
 }
 
 namespace {
@@ -183,9 +186,8 @@ namespace {
 // The `all` row's threads as stored (an integer column; NULL: not set); none before version 8
 // or without the row.
 std::optional<long long> stored_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
-  static const std::string k_sql = R"(
-    SELECT threads FROM @control@ WHERE scope = 'all' AND name = '' AND threads IS NOT NULL)";
-  const pqxx::result r = tx.exec(fill_sql(k_sql, {{"@control@", schema.table("control")}}));
+  const pqxx::result r = tx.exec(schema.fill(R"(
+    SELECT threads FROM @control@ WHERE scope = 'all' AND name = '' AND threads IS NOT NULL)"));
   if (r.empty()) return std::nullopt;
   return r[0][0].as<long long>();
 }
@@ -211,17 +213,17 @@ std::optional<std::string> ignored_threads(pqxx::transaction_base& tx, const Sta
 }
 
 void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int threads) {
-  tx.exec_params("INSERT INTO " + schema.table("control") +
-                     " AS c (scope, name, threads) VALUES ('all', '', $1)"
-                     " ON CONFLICT (scope, name) DO UPDATE SET threads = EXCLUDED.threads,"
-                     " updated_at = pg_catalog.now(), updated_by = CURRENT_USER",
+  tx.exec_params(schema.fill(R"(
+    INSERT INTO @control@ AS c (scope, name, threads) VALUES ('all', '', $1)
+    ON CONFLICT (scope, name) DO UPDATE
+    SET threads = EXCLUDED.threads, updated_at = pg_catalog.now(), updated_by = CURRENT_USER)"),
                  threads);
 }
 
 void set_paused_everywhere(pqxx::transaction_base& tx, const StateSchema& schema, bool paused) {
-  tx.exec("UPDATE " + schema.table("control") +
-          " SET paused = NULL, updated_at = pg_catalog.now(), updated_by = CURRENT_USER"
-          " WHERE scope <> 'all' AND paused IS NOT NULL");
+  tx.exec(schema.fill(R"(
+    UPDATE @control@ SET paused = NULL, updated_at = pg_catalog.now(), updated_by = CURRENT_USER
+    WHERE scope <> 'all' AND paused IS NOT NULL)"));
   ControlValues v;
   v.paused = paused;
   write_control(tx, schema, ControlScope::all, "", v);

@@ -1,5 +1,5 @@
 // job_identity: what a job transforms, recorded in its state row (job_state.table_schema,
-// table_name, key_column, key_type, function_schema, function_name; state version 14), so that
+// table_name, key_column, key_type, function_schema, function_name; state version 10), so that
 // a job's state is never taken for another job's. A job is known by its name; its cursor,
 // counters, batches, set-aside ranges and change log only mean something for the table, key and
 // function they were made with. Two jobs files on one database may both have a job `load`, or
@@ -53,7 +53,7 @@ struct RecordedJob {
   std::string status;
 };
 
-// The recorded identity of every job that has one; empty before state version 14 and without a
+// The recorded identity of every job that has one; empty before state version 10 and without a
 // state schema. Reads only.
 std::map<std::string, RecordedJob> read_identities(pqxx::transaction_base& tx,
                                                    const StateSchema& schema);
@@ -78,7 +78,7 @@ void pin_identities(pqxx::connection& conn, const StateSchema& schema, const Job
                     const std::map<std::string, ResolvedJob>& jobs);
 
 // In reset's transaction: the job is recorded anew by the next command that writes for it.
-// Needs state version 14.
+// Needs state version 10.
 void forget_identity(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job);
 
 }  // namespace pgxform

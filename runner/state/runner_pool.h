@@ -1,5 +1,5 @@
 // runner_pool: how many workers each runner at work has, and why not more — the state table
-// runner_pool (state version 14), for status. A runner (run, catch-up, verify) keeps no more
+// runner_pool (state version 10), for status. A runner (run, catch-up, verify) keeps no more
 // workers than it was asked for (--threads, defaults.threads, `set --threads`), than the tasks
 // that can run now, or than the connections the server has free for it less a reserve
 // (--reserve-connections) allow (worker_pool.h decides, pool_monitor.h writes the row here
@@ -36,11 +36,11 @@ struct RunnerPool {
   PoolFigures figures;
 };
 
-// Writes (or replaces) the runner's row, one transaction. Needs state version 14.
+// Writes (or replaces) the runner's row, one transaction. Needs state version 10.
 void write_runner_pool(pqxx::connection& conn, const StateSchema& schema, const RunnerPool& pool);
-// Deletes it, one transaction. Needs state version 14.
+// Deletes it, one transaction. Needs state version 10.
 void drop_runner_pool(pqxx::connection& conn, const StateSchema& schema, const std::string& runner);
-// The rows of the runners whose sessions are still there, by runner; empty before version 14.
+// The rows of the runners whose sessions are still there, by runner; empty before version 10.
 std::vector<RunnerPool> read_runner_pools(pqxx::transaction_base& tx, const StateSchema& schema);
 
 }  // namespace pgxform

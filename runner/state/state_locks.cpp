@@ -11,10 +11,11 @@ namespace pgxform {
 
 namespace {
 
+// @function@: one of PostgreSQL's advisory-lock functions.
 void call(pqxx::transaction_base& tx, const char* function, const LockKey& key) {
-  tx.exec_params(
-      std::string("SELECT ") + function + "(pg_catalog.hashtext($1), pg_catalog.hashtext($2))",
-      key.space, key.name);
+  tx.exec_params(fill_sql("SELECT @function@(pg_catalog.hashtext($1), pg_catalog.hashtext($2))",
+                          {{"@function@", function}}),
+                 key.space, key.name);
 }
 
 // A lock as a message names it.
@@ -102,26 +103,31 @@ void transaction_lock(pqxx::transaction_base& tx, const LockKey& key) {
 }
 
 std::string lock_held_sql(const std::string& space, const std::string& name) {
-  return "l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
-         " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
-         "pg_catalog.current_database())"
-         " AND l.classid = (pg_catalog.hashtext(" +
-         space + ")::bigint & 4294967295)::oid AND l.objid = (pg_catalog.hashtext(" + name +
-         ")::bigint & 4294967295)::oid";
+  static const char* const k_sql = R"(
+    l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+    AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                      WHERE datname = pg_catalog.current_database())
+    AND l.classid = (pg_catalog.hashtext(@space@)::bigint & 4294967295)::oid
+    AND l.objid = (pg_catalog.hashtext(@name@)::bigint & 4294967295)::oid)";
+  return fill_sql(k_sql, {{"@space@", space}, {"@name@", name}});
 }
 
 std::string task_name_sql(const std::string& job, const std::string& slice) {
-  return "(" + job + " || CASE WHEN " + slice + " = 0 THEN '' ELSE pg_catalog.chr(" +
-         std::to_string(int(k_slice_separator)) + ") || " + slice + " END)";
+  return fill_sql(
+      "(@job@ || CASE WHEN @slice@ = 0 THEN '' ELSE pg_catalog.chr(@separator@) || @slice@ END)",
+      {{"@job@", job},
+       {"@slice@", slice},
+       {"@separator@", std::to_string(int(k_slice_separator))}});
 }
 
 std::optional<LockHolder> lock_holder(pqxx::transaction_base& tx, const LockKey& key) {
-  const pqxx::result r = tx.exec_params(
-      "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),"
-      " a.usename IS DISTINCT FROM current_user FROM pg_catalog.pg_locks l"
-      " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid WHERE " +
-          lock_held_sql("$1", "$2"),
-      key.space, key.name);
+  static const char* const k_sql = R"(
+    SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
+           a.usename IS DISTINCT FROM current_user
+    FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+    WHERE @held@)";
+  const pqxx::result r =
+      tx.exec_params(fill_sql(k_sql, {{"@held@", lock_held_sql("$1", "$2")}}), key.space, key.name);
   if (r.empty()) return std::nullopt;
   return LockHolder{r[0][0].as<int>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
                     r[0][3].as<bool>()};

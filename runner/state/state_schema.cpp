@@ -8,51 +8,28 @@ namespace pgxform {
 
 namespace {
 
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos;
-       pos = text.find(from, pos + to.size()))
-    text.replace(pos, from.size(), to);
-  return text;
-}
-
-// The tables of each version, and what a message says they hold. A state file that adds a table
-// adds its row here.
-struct StateTable {
-  const char* name;
-  int version;
-  const char* holds;
-};
-const StateTable k_state_tables[] = {
-    {"job_state", 1, "every job's status and cursor"},
-    {"job_slice", 1, "the cursors of the slices of parallel: jobs"},
-    {"batch_log", 1, "one row per committed batch"},
-    {"failed_batches", 2, "the key ranges that on_error: skip set aside"},
-    {"script_history", 3, "the scripts applied (without it migrate would apply them again)"},
-    {"control", 7, "the pauses and live settings of pause, resume and set"},
-    {"change_log", 9, "the changes captured for catch-up"},
-};
-
-// The tables of `version` that the schema lacks; one round trip.
+// The tables of `version` that the schema lacks (schema_version aside: it has a check of its
+// own); one round trip.
 std::vector<const StateTable*> missing_tables(pqxx::transaction_base& tx, const StateSchema& schema,
                                               int version) {
   std::vector<const StateTable*> missing;
   std::string names = "{";
-  for (const auto& t : k_state_tables)
-    if (t.version <= version) names += std::string(names.size() > 1 ? "," : "") + t.name;
-  const pqxx::result r = tx.exec_params(
-      "SELECT n FROM pg_catalog.unnest($2::text[]) AS n"
-      " WHERE pg_catalog.to_regclass($1 || '.' || pg_catalog.quote_ident(n)) IS NULL",
-      schema.sql, names + "}");
+  for (const auto& t : state_tables())
+    if (t.version <= version && std::string(t.name) != "schema_version")
+      names += std::string(names.size() > 1 ? "," : "") + t.name;
+  const pqxx::result r = tx.exec_params(R"(
+    SELECT n FROM pg_catalog.unnest($2::text[]) AS n
+    WHERE pg_catalog.to_regclass($1 || '.' || pg_catalog.quote_ident(n)) IS NULL)",
+                                        schema.sql, names + "}");
   for (const auto& row : r)
-    for (const auto& t : k_state_tables)
+    for (const auto& t : state_tables())
       if (row[0].as<std::string>() == t.name) missing.push_back(&t);
   return missing;
 }
 
 int recorded_version(pqxx::transaction_base& tx, const StateSchema& schema) {
   return tx
-      .exec("SELECT coalesce(pg_catalog.max(version), 0) FROM " +
-            schema.table("schema_version"))[0][0]
+      .exec1(schema.fill("SELECT coalesce(pg_catalog.max(version), 0) FROM @schema_version@"))[0]
       .as<int>();
 }
 
@@ -72,8 +49,8 @@ int state_version(pqxx::connection& conn, const StateSchema& schema) {
 }
 
 std::string feature_since_sql(const StateSchema& schema, StateFeature feature) {
-  return "(SELECT v.applied_at FROM " + schema.table("schema_version") +
-         " v WHERE v.version = " + std::to_string(static_cast<int>(feature)) + ")";
+  return schema.fill("(SELECT v.applied_at FROM @schema_version@ v WHERE v.version = @version@)",
+                     {{"@version@", std::to_string(static_cast<int>(feature))}});
 }
 
 int checked_state_version(pqxx::transaction_base& tx, const StateSchema& schema) {
@@ -119,10 +96,12 @@ void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
   // Only when it is missing: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
   // database even when the schema exists, and a DBA may have created it for a role without.
   if (tx.exec_params1("SELECT pg_catalog.to_regnamespace($1) IS NULL", schema.sql)[0].as<bool>())
-    tx.exec("CREATE SCHEMA " + schema.sql);
-  tx.exec("CREATE TABLE IF NOT EXISTS " + schema.table("schema_version") +
-          " (version integer PRIMARY KEY, name text NOT NULL,"
-          " applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
+    tx.exec(schema.fill("CREATE SCHEMA @schema@"));
+  tx.exec(schema.fill(R"(
+    CREATE TABLE IF NOT EXISTS @schema_version@ (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()))"));
   const int current = recorded_version(tx, schema);
   if (current > newest)
     throw std::runtime_error("the state schema " + schema.name + " is at version " +
@@ -130,10 +109,9 @@ void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema) {
                              std::to_string(newest) + "): use a newer pgxform");
   for (const auto& m : state_migrations()) {
     if (m.version <= current) continue;
-    tx.exec(replace_all(m.sql, "@schema@", schema.sql));
-    tx.exec_params(
-        "INSERT INTO " + schema.table("schema_version") + " (version, name) VALUES ($1, $2)",
-        m.version, std::string(m.name));
+    tx.exec(schema.fill(m.sql));
+    tx.exec_params(schema.fill("INSERT INTO @schema_version@ (version, name) VALUES ($1, $2)"),
+                   m.version, std::string(m.name));
   }
   tx.commit();
 }

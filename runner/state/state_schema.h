@@ -37,8 +37,8 @@ enum class StateFeature {
   control = 7,            // control: pause, resume and settings of running jobs (job_control.h)
   control_threads = 8,    // control.threads: the workers of running runners (set --threads)
   changes = 9,            // change_log, batch_log.catch_up (change_capture.h, change_drain.h)
-  job_identity = 14,      // job_state's table, key and function (job_identity.h)
-  runner_pool = 14,       // runner_pool: the runners' workers (runner_pool.h)
+  job_identity = 10,      // job_state's table, key and function (job_identity.h)
+  runner_pool = 10,       // runner_pool: the runners' workers (runner_pool.h)
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);

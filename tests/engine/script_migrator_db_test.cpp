@@ -13,6 +13,7 @@
 #include "database/database.h"
 #include "engine/script_migrator.h"
 #include "state/state_locks.h"
+#include "support/fixtures.h"
 #include "support/test_db.h"
 
 using namespace pgxform_test;
@@ -413,4 +414,29 @@ TEST_CASE(
   INFO(own.err);
   CHECK(own.exit_code == 0);
   CHECK(db.count("SELECT count(*) FROM many_new.u") == 10);
+}
+
+TEST_CASE("scripts holding a NUL byte or a COMMIT are refused at their line, nothing applied") {
+  TestDatabase db;
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() + "/sql");
+  const auto path = dir.write("jobs.yaml",
+                              "version: 1\nlists:\n  - name: l\n    jobs:\n"
+                              "      - {name: s, sql: SELECT 1}\n");
+  for (const auto& [script, problem] :
+       {std::pair<std::string, std::string>{
+            "CREATE TABLE one (a int);\nSELECT 1;" + std::string(1, '\0') + "\nDROP TABLE one;",
+            "V1__one.sql:2: holds a NUL byte"},
+        {"CREATE TABLE one (a int);\nCOMMIT;\nSELECT 1/0;", "V1__one.sql:2: COMMIT"}}) {
+    dir.write("sql/V1__one.sql", script);
+    const auto r = run_cli(with_db(db, path, {"migrate"}));
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(problem) && Catch::Contains("nothing was applied"));
+    CHECK(db.count("SELECT count(*) FROM pg_class WHERE relname = 'one'") == 0);
+    CHECK_FALSE(db.schema_exists("pgxform"));
+  }
+  // A no-transaction script may do what it likes: it runs outside pgxform's transaction.
+  dir.write("sql/V1__one.sql", "-- pgxform: no-transaction\nVACUUM;");
+  CHECK(run_cli(with_db(db, path, {"migrate"})).exit_code == 0);
 }

@@ -1,6 +1,6 @@
-// The run's metrics without a database or a port: the series each event moves, the values of
-// --metrics-port and --metrics-address, and the Grafana dashboard of docs/, which may use only
-// the metrics pgxform exports.
+// The run's metrics without a database: the series each event moves, the values of
+// --metrics-port and --metrics-address (an IPv6 one served, or refused where CivetWeb has no
+// IPv6), and the Grafana dashboard of docs/, which may use only the metrics pgxform exports.
 #include "output/run_metrics.h"
 
 #include <arpa/inet.h>
@@ -23,6 +23,7 @@
 
 #include "base/errors.h"
 #include "cli/cli.h"
+#include "support/prerequisite.h"
 
 using pgxform::MetricsCollection;
 using pgxform::Paused;
@@ -62,6 +63,44 @@ void strings_under(const nlohmann::json& value, const std::string& key,
   } else if (value.is_array()) {
     for (const auto& v : value) strings_under(v, key, found);
   }
+}
+
+// A port of ::1 that nothing listens on (the system's choice), or 0 when this host has no IPv6
+// loopback.
+int free_ipv6_loopback_port() {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  socklen_t length = sizeof address;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
+    port = ntohs(address.sin6_port);
+  ::close(fd);
+  return port;
+}
+
+// The answer of a plain HTTP GET of `path` on [::1]:`port` ("" when it cannot connect).
+std::string get_over_ipv6_loopback(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  address.sin6_port = htons(static_cast<uint16_t>(port));
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), 0) == ssize_t(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, n);
+    }
+  }
+  ::close(fd);
+  return answer;
 }
 
 }  // namespace
@@ -163,12 +202,18 @@ TEST_CASE("a --metrics-port outside 1 to 65535 or a --metrics-address that is no
   CHECK_THAT(err, !Catch::Contains("--metrics-"));
 }
 
-TEST_CASE("an IPv6 metrics address is refused with a reason where CivetWeb serves no IPv6") {
+TEST_CASE(
+    "an IPv6 metrics address is served where CivetWeb serves IPv6, and refused with its reason "
+    "where it does not") {
+  RunMetrics metrics(MetricsCollection::on);
   if (mg_check_feature(MG_FEATURES_IPV6) != 0) {
-    WARN("this CivetWeb serves IPv6: nothing to refuse");
+    const int port = free_ipv6_loopback_port();
+    if (!pgxform_test::prerequisite(port > 0, "this host has no IPv6 loopback (::1) to serve on"))
+      return;
+    metrics.serve(pgxform::MetricsEndpoint{"::1", port});
+    CHECK_THAT(get_over_ipv6_loopback(port, "/metrics"), Catch::StartsWith("HTTP/1.1 200"));
     return;
   }
-  RunMetrics metrics(MetricsCollection::on);
   pgxform::MetricsEndpoint endpoint{"::1", 9187};
   try {
     metrics.serve(endpoint);

@@ -7,9 +7,13 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
+
+#include "fuzz/fuzz_targets.h"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -838,7 +842,8 @@ lists:
              Contains("a NUL byte"));
 }
 
-TEST_CASE("bytes that are not UTF-8 are refused at their line; a name holds no control character") {
+TEST_CASE(
+    "bytes that are not UTF-8 are refused at their line, and a name holds no control character") {
   const auto latin1 = error_of(
       "version: 1\nlists:\n  - name: l\n    jobs:\n"
       "      - {name: caf\xe9, table: t, key: id, function: f}\n");
@@ -932,7 +937,7 @@ TEST_CASE("a one-shot step may not end its own transaction") {
 }
 
 TEST_CASE(
-    "a chain of 10,000 lists is checked without recursion; more lists than that are refused") {
+    "a chain of 10,000 lists is checked without recursion, and more lists than that are refused") {
   const auto chain = [](int n) {
     std::string text = "version: 1\nlists:\n";
     for (int i = 0; i < n; ++i) {
@@ -1194,4 +1199,19 @@ lists:
 )");
   CHECK(step.line() == 7);
   CHECK_THAT(message(step), Contains("'changes' does not apply to the one-shot step"));
+}
+
+TEST_CASE("every jobs file of the fuzz corpus is read, or refused as bad input at its line") {
+  const std::filesystem::path corpus =
+      std::filesystem::path(PGXFORM_SOURCE_DIR) / "tests/fuzz/corpus/jobs_file";
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO(entry.path());
+    CHECK(pgxform_fuzz::jobs_file_input(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                        bytes.size()));
+    ++inputs;
+  }
+  CHECK(inputs >= 4);
 }

@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+
+#include "fuzz/fuzz_targets.h"
 
 using namespace pgxform;
 namespace fs = std::filesystem;
@@ -249,4 +252,19 @@ TEST_CASE("script states come from the files and the history") {
   CHECK(states[2].script.checksum == "new");
   CHECK_FALSE(states[4].applied_at);
   CHECK(states[3].script.path.empty());
+}
+
+TEST_CASE("every script of the fuzz corpus keeps the promises of a script's name and text") {
+  const std::filesystem::path corpus =
+      std::filesystem::path(PGXFORM_SOURCE_DIR) / "tests/fuzz/corpus/scripts";
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO(entry.path());
+    CHECK(pgxform_fuzz::script_input(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                     bytes.size()));
+    ++inputs;
+  }
+  CHECK(inputs >= 4);
 }
