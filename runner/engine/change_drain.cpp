@@ -138,6 +138,17 @@ TaskOutcome ChangeDrain::fail(const Failure& failure, const std::optional<BatchP
   return {TaskOutcome::Kind::failed, message + ": " + failure.message};
 }
 
+void ChangeDrain::settle() {
+  const std::string name = statement_name("settle");
+  m_task.session.prepare(name, [&] { return settle_sql(m_task.job, m_task.store.schema()); });
+  pqxx::work tx(m_task.session.conn());
+  const pqxx::result gone = tx.exec_prepared(name, m_task.job.name);
+  tx.commit();
+  if (gone.affected_rows() > 0)
+    spdlog::debug("{}: {} change(s) of keys gone before the main pass reached them",
+                  m_task.task.text(), gone.affected_rows());
+}
+
 long long ChangeDrain::retry_set_aside() {
   std::vector<FailedRange> keys;
   {

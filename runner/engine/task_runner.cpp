@@ -133,6 +133,7 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
     const MainPassLeft main = continue_main_pass(task, run, said_held);
     if (main.end) return *main.end;
     if (main.ran) continue;
+    if (!main.held) drain.settle();
     if (run.drain.follow == Follow::no && !main.held) return outcome;
     if (committed > before) said_idle = false;
     if (run.drain.follow == Follow::yes && !said_idle) {

@@ -110,31 +110,71 @@ std::string also_lock_cte(const StateSchema& schema) {
   return fill_sql(k_lock, {{"@job_state@", schema.table("job_state")}});
 }
 
-std::string below_cursor_sql(const ResolvedJob& job, const StateSchema& schema,
-                             const std::string& key, const std::string& job_param) {
-  // A NULL cursor (no batch yet, slice 0 before its first) has no key at or below it.
-  static const std::string k_below = R"(
-    (EXISTS (SELECT 1 FROM @job_state@ s WHERE s.job = @job@ AND (
+namespace {
+
+// A condition on the key-type expression @key@: in a task's range at or below its cursor (the
+// job's, or its slice's); @job@ the job.
+const char* const k_covered = R"(
+    EXISTS (SELECT 1 FROM @job_state@ s WHERE s.job = @job@ AND (
        (s.slices <= 1 AND @key@ <= @last_key@)
        OR (s.slices > 1 AND EXISTS (
          SELECT 1 FROM @job_slice@ sl WHERE sl.job = @job@
            AND (sl.lo_key IS NULL OR @key@ > @lo_key@)
            AND (sl.hi_key IS NULL OR @key@ <= @hi_key@)
-           AND @key@ <= @slice_last_key@))))
-     AND NOT EXISTS (SELECT 1 FROM @failed_batches@ fb
-                     WHERE fb.job = @job@ AND fb.resolved_at IS NULL AND NOT fb.catch_up
-                       AND @key@ BETWEEN @first_key@ AND @fb_last_key@)))";
-  return fill_sql(k_below, {{"@last_key@", as_key(job, "s.last_key")},
-                            {"@lo_key@", as_key(job, "sl.lo_key")},
-                            {"@hi_key@", as_key(job, "sl.hi_key")},
-                            {"@slice_last_key@", as_key(job, "sl.last_key")},
-                            {"@first_key@", as_key(job, "fb.first_key")},
-                            {"@fb_last_key@", as_key(job, "fb.last_key")},
-                            {"@job@", job_param},
-                            {"@job_state@", schema.table("job_state")},
-                            {"@job_slice@", schema.table("job_slice")},
-                            {"@failed_batches@", schema.table("failed_batches")},
-                            {"@key@", key}});
+           AND @key@ <= @slice_last_key@)))))";
+// ... in a range of the main pass set aside and not processed yet.
+const char* const k_set_aside = R"(
+    EXISTS (SELECT 1 FROM @failed_batches@ fb
+            WHERE fb.job = @job@ AND fb.resolved_at IS NULL AND NOT fb.catch_up
+              AND @key@ BETWEEN @first_key@ AND @fb_last_key@))";
+
+std::string fill_cursor(const std::string& condition, const ResolvedJob& job,
+                        const StateSchema& schema, const std::string& key,
+                        const std::string& job_param) {
+  return fill_sql(condition, {{"@last_key@", as_key(job, "s.last_key")},
+                              {"@lo_key@", as_key(job, "sl.lo_key")},
+                              {"@hi_key@", as_key(job, "sl.hi_key")},
+                              {"@slice_last_key@", as_key(job, "sl.last_key")},
+                              {"@job@", job_param},
+                              {"@job_state@", schema.table("job_state")},
+                              {"@job_slice@", schema.table("job_slice")},
+                              {"@key@", key}});
+}
+
+std::string fill_set_aside(const ResolvedJob& job, const StateSchema& schema,
+                           const std::string& key, const std::string& job_param) {
+  return fill_sql(k_set_aside, {{"@first_key@", as_key(job, "fb.first_key")},
+                                {"@fb_last_key@", as_key(job, "fb.last_key")},
+                                {"@job@", job_param},
+                                {"@failed_batches@", schema.table("failed_batches")},
+                                {"@key@", key}});
+}
+
+}  // namespace
+
+std::string below_cursor_sql(const ResolvedJob& job, const StateSchema& schema,
+                             const std::string& key, const std::string& job_param) {
+  // A NULL cursor (no batch yet, slice 0 before its first) has no key at or below it.
+  return "(" + fill_cursor(k_covered, job, schema, key, job_param) + " AND NOT " +
+         fill_set_aside(job, schema, key, job_param) + ")";
+}
+
+std::string settle_sql(const ResolvedJob& job, const StateSchema& schema) {
+  // Such a key was never processed (the cursor is below it) and its row is gone: the target has
+  // nothing of it, which is what the source has. A key inserted again later has a row of its
+  // own, committed after this statement's snapshot: it stays for the main pass.
+  static const std::string k_settle = R"(
+    DELETE FROM @change_log@ l
+    WHERE l.job = $1::text AND l.via = 0
+      AND NOT EXISTS (SELECT 1 FROM @table@ t WHERE t.@key@ = @typed@)
+      AND NOT @covered@ AND NOT @set_aside@)";
+  const std::string typed = as_key(job, "l.key");
+  return fill_sql(k_settle, {{"@covered@", fill_cursor(k_covered, job, schema, typed, "$1::text")},
+                             {"@set_aside@", fill_set_aside(job, schema, typed, "$1::text")},
+                             {"@typed@", typed},
+                             {"@change_log@", schema.table("change_log")},
+                             {"@table@", job.table_sql},
+                             {"@key@", job.key_sql}});
 }
 
 std::string drain_sql(const ResolvedJob& job, const StateSchema& schema, DrainPick pick) {

@@ -64,6 +64,12 @@ std::string also_lock_cte(const StateSchema& schema);
 std::string below_cursor_sql(const ResolvedJob& job, const StateSchema& schema,
                              const std::string& key, const std::string& job_param);
 
+// Once the job's main pass is done (no key left above any cursor): deletes the via-0 rows of
+// keys above their cursor that the leading table no longer holds (inserted and deleted again
+// before the main pass reached them): nothing is left to apply for them. $1 the job; scans the
+// job's rows, once per catch-up.
+std::string settle_sql(const ResolvedJob& job, const StateSchema& schema);
+
 // A catch-up batch statement: under EXPLAIN ANALYZE (the plan, with the block counters of the
 // refresh, is its result; batch_log.h: log_batch logs it), it picks via-0 rows at or below the
 // cursor — `next`: the oldest until $2 distinct keys, with every other row of those keys;

@@ -573,3 +573,46 @@ TEST_CASE("set --threads resizes a catch-up --follow while it works", "[catch-up
                                Catch::Contains("threads: 1 -> 2 (set --threads)"));
   CHECK(shop.differences() == 0);
 }
+
+TEST_CASE("a change of an order while a batch of its lines is in flight reaches those lines",
+          "[catch-up][regression]") {
+  // The race of issue 22, item 5, made deterministic: the lines' first batch has read order
+  // 2's status and is held before its commit when the order changes and catch-up maps the
+  // change to its lines. Catch-up waits for the batch to commit, then refreshes them (were it
+  // to leave them to the main pass, which read them already, they would keep the old status).
+  Shop shop(50, 4, 40);
+  REQUIRE(shop.pgxform({"capture"}).exit_code == 0);
+  shop.db.exec(
+      "CREATE OR REPLACE FUNCTION xf.lines(lo bigint, hi bigint) RETURNS bigint"
+      " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+      " INSERT INTO target.lines SELECT * FROM target.expected_lines WHERE id BETWEEN lo AND hi;"
+      " GET DIAGNOSTICS n = ROW_COUNT;"
+      " IF 5 BETWEEN lo AND hi THEN PERFORM pg_advisory_lock(4242);"
+      " PERFORM pg_advisory_unlock(4242); END IF; RETURN n; END $$");
+  pqxx::connection gate(shop.db.dsn());
+  pqxx::nontransaction(gate).exec("SELECT pg_advisory_lock(4242)");
+  Child run(shop.command({"run"}), shop.dir.path());
+  wait_until([&] {
+    return shop.db.count(
+               "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+               " AND NOT granted AND objid = 4242") == 1;
+  });
+  shop.db.exec("UPDATE legacy.orders SET status = 'paid' WHERE id = 2");
+  Child catch_up(shop.command({"catch-up"}), shop.dir.path());
+  // Catch-up reaches the change of order 2 while the batch is held: it waits for the batch (it
+  // takes the lines' job row FOR UPDATE, which the batch holds FOR KEY SHARE: change_log.h).
+  // Were it not to wait, it would leave lines 5 to 8 to the main pass, which read them already.
+  wait_until([&] { return catch_up.err().find("catching up") != std::string::npos; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  CHECK(shop.db.count("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                      " current_database() AND application_name LIKE 'pgxform %'"
+                      " AND wait_event_type = 'Lock' AND query LIKE '%job_state%FOR UPDATE'") == 1);
+  pqxx::nontransaction(gate).exec("SELECT pg_advisory_unlock(4242)");
+  INFO(run.err() << catch_up.err());
+  CHECK(run.wait() == 0);
+  CHECK(catch_up.wait() == 0);
+  REQUIRE(shop.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(shop.db.count("SELECT count(*) FROM target.lines WHERE order_id = 2 AND status = 'PAID'") ==
+        4);
+  CHECK(shop.differences() == 0);
+}

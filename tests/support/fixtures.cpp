@@ -190,11 +190,11 @@ Shop::Shop(int orders, int lines_per_order, int batch_size, int lines_sleep_ms) 
       " DELETE FROM target.orders t WHERE t.id = ANY (keys);"
       " INSERT INTO target.orders SELECT * FROM target.expected_orders WHERE id = ANY (keys);"
       " SELECT pg_catalog.cardinality(keys)::bigint $$;"
+      // The sleep after the read: the batch holds what it read while the orders change.
       "CREATE FUNCTION xf.lines(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
-      " DECLARE n bigint; BEGIN PERFORM pg_sleep(" +
-      std::to_string(lines_sleep_ms / 1000.0) +
-      "); INSERT INTO target.lines SELECT * FROM target.expected_lines"
-      " WHERE id BETWEEN lo AND hi; GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;"
+      " DECLARE n bigint; BEGIN INSERT INTO target.lines SELECT * FROM target.expected_lines"
+      " WHERE id BETWEEN lo AND hi; GET DIAGNOSTICS n = ROW_COUNT; PERFORM pg_sleep(" +
+      std::to_string(lines_sleep_ms / 1000.0) + "); RETURN n; END $$;"
       "CREATE FUNCTION xf.lines_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
       " INSERT INTO target.refreshed SELECT 'lines', unnest(keys);"
       " DELETE FROM target.lines t WHERE t.id = ANY (keys);"
@@ -204,7 +204,7 @@ Shop::Shop(int orders, int lines_per_order, int batch_size, int lines_sleep_ms) 
   path = dir.write("jobs.yaml", yaml(batch_size));
 }
 
-std::string Shop::yaml(int batch_size) {
+std::string Shop::yaml(int batch_size, int lines_parallel) {
   const std::string size = std::to_string(batch_size);
   return "version: 1\n"
          "lists:\n"
@@ -234,7 +234,9 @@ std::string Shop::yaml(int batch_size) {
          "          mode: trigger\n"
          "          also:\n"
          "            - {table: legacy.orders, column: id, match: order_id}\n"
-         "        refresh_function: xf.lines_refresh\n";
+         "        refresh_function: xf.lines_refresh\n" +
+         (lines_parallel > 1 ? "        parallel: " + std::to_string(lines_parallel) + "\n"
+                             : std::string());
 }
 
 CliResult Shop::pgxform(std::vector<std::string> args) {

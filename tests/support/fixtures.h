@@ -92,7 +92,7 @@ struct Shop {
   std::string path;
 
   Shop(int orders, int lines_per_order, int batch_size = 50, int lines_sleep_ms = 0);
-  static std::string yaml(int batch_size);
+  static std::string yaml(int batch_size, int lines_parallel = 1);
 
   CliResult pgxform(std::vector<std::string> args);
   std::vector<std::string> command(std::vector<std::string> args);
