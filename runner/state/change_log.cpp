@@ -89,11 +89,14 @@ std::string record_changes_sql(const StateSchema& schema, const std::string& job
 
 std::string consume_cte(const ResolvedJob& job, const StateSchema& schema) {
   // The ARRAY is built once and probes (job, key) once per key: a batch of N keys costs N index
-  // probes however long the log is, and none at all when the job has no row.
+  // probes however long the log is, and none at all when the job has no row (asked of the
+  // (job, via, id) index in its order: as EXISTS, it would be planned as a scan that stops at
+  // the first row, which is the whole log for a job without one).
   static const std::string k_consume = R"(,
   consumed AS (
     DELETE FROM @change_log@ l
-    WHERE (SELECT EXISTS (SELECT 1 FROM @change_log@ e WHERE e.job = $3::text AND e.via = 0))
+    WHERE (SELECT e.id FROM @change_log@ e WHERE e.job = $3::text AND e.via = 0
+           ORDER BY e.id LIMIT 1) IS NOT NULL
       AND l.job = $3::text AND l.via = 0
       AND l.key = ANY (ARRAY(SELECT @key_text@ FROM r, @table@ t
                              WHERE t.@key@ >= r.lo AND t.@key@ <= r.hi))
@@ -309,8 +312,10 @@ void lock_for_expansion(pqxx::transaction_base& tx, const StateSchema& schema,
 
 bool has_also_changes(pqxx::transaction_base& tx, const StateSchema& schema,
                       const std::string& job) {
+  // In the (job, via, id) index's order: one probe (see consume_cte).
   static const std::string k_any = R"(
-    SELECT EXISTS (SELECT 1 FROM @change_log@ WHERE job = $1 AND via > 0))";
+    SELECT (SELECT id FROM @change_log@ WHERE job = $1 AND via > 0 ORDER BY via, id LIMIT 1)
+           IS NOT NULL)";
   return tx.exec_params1(fill_sql(k_any, {{"@change_log@", schema.table("change_log")}}), job)[0]
       .as<bool>();
 }

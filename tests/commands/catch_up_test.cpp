@@ -1,8 +1,11 @@
 // Catch-up against a real PostgreSQL (change_capture.h, change_drain.h, catch_up_command.h):
 // the changes made to a leading table after (and while) the main pass read it are all in the
 // target after catch-up, compared row by row with a from-scratch transform of the current
-// source; keys above the cursor wait for the main pass; --until, a failing refresh function,
-// pgxform's own writes, a kill at random moments, a concurrent writer beside run and catch-up.
+// source, each applied once across run and catch-up in any order (issue 22): keys above the
+// cursor are the main pass's, which catch-up continues; --until; a failing refresh sets its
+// keys aside; pgxform's own writes; kills at random moments and in the middle of a batch; a
+// concurrent writer beside run and catch-up --follow; pause, throttle and set --threads of a
+// catch-up; a transform that reads another table (changes.also); an older state schema.
 #include <signal.h>
 
 #include <atomic>
@@ -12,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "state/state_schema.h"
 #include "support/fixtures.h"
 #include "support/test_db.h"
 #include "support/test_json.h"
@@ -615,4 +619,63 @@ TEST_CASE("a change of an order while a batch of its lines is in flight reaches 
   CHECK(shop.db.count("SELECT count(*) FROM target.lines WHERE order_id = 2 AND status = 'PAID'") ==
         4);
   CHECK(shop.differences() == 0);
+}
+
+TEST_CASE("a version 9 state schema with changes pending is upgraded in place by catch-up",
+          "[catch-up]") {
+  People p(300, 50);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id <= 40");
+  REQUIRE(p.pgxform({"capture", "--drop"}).exit_code == 0);
+  // Back to version 9, as the pgxform before it left the schema.
+  p.db.exec(
+      "ALTER TABLE pgxform.change_log DROP COLUMN via;"
+      "CREATE INDEX change_log_job_id ON pgxform.change_log (job, id);"
+      "ALTER TABLE pgxform.failed_batches DROP COLUMN catch_up;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN catch_up_waiting;"
+      "DELETE FROM pgxform.schema_version WHERE version >= 10");
+  REQUIRE(p.pending() == 40);
+  // status reads the old schema as it is, and writes nothing.
+  CHECK(job_in(parse_json(p.pgxform({"status", "--json"}).out), "people")["changes_pending"] == 40);
+  const auto caught_up = p.pgxform({"catch-up"});
+  INFO(caught_up.err);
+  REQUIRE(caught_up.exit_code == 0);
+  CHECK(p.db.scalar("SELECT max(version) FROM pgxform.schema_version") ==
+        std::to_string(pgxform::newest_state_version()));
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
+  // Capture is back: the next change is recorded, with its via.
+  p.db.exec("UPDATE legacy.people SET score = 0 WHERE id = 1");
+  CHECK(p.db.scalar("SELECT via || ':' || key FROM pgxform.change_log") == "0:1");
+}
+
+TEST_CASE("catch-up says how far it is: progress lines, and its rate and ETA in status",
+          "[catch-up]") {
+  People p(2000, 20);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  p.db.exec(
+      "UPDATE legacy.people SET score = score + 1;"
+      "CREATE OR REPLACE FUNCTION xf.slow_refresh(keys bigint[]) RETURNS bigint"
+      " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05);"
+      " RETURN xf.people_refresh(keys); END $$");
+  std::string yaml = People::yaml(20);
+  yaml.replace(yaml.find("xf.people_refresh"), std::string("xf.people_refresh").size(),
+               "xf.slow_refresh");
+  const auto slow = p.dir.write("slow.yaml", yaml);
+  Child child(with_db(p.db, slow, {"catch-up"}), p.dir.path(),
+              [] { setenv("PGXFORM_PROGRESS_INTERVAL_MS", "300", 1); });
+  wait_until([&] {
+    return child.err().find("people (catch-up): ") != std::string::npos &&
+           child.err().find("keys refreshed in") != std::string::npos;
+  });
+  wait_until([&] {
+    const auto status = job_in(parse_json(p.pgxform({"status", "--json"}).out), "people");
+    return !status["catch_up_runner"].is_null() && status["changes_per_s"].is_number() &&
+           status["changes_per_s"].get<double>() > 0 && status["changes_eta_s"].is_number();
+  });
+  CHECK_THAT(p.pgxform({"status"}).out, Catch::Contains("catch-up at work ("));
+  INFO(child.err());
+  CHECK(child.wait() == 0);
+  CHECK_THAT(child.err(), Catch::Contains("people (catch-up): caught up 2000 keys in"));
+  CHECK(p.differences() == 0);
 }

@@ -199,52 +199,6 @@ TEST_CASE("set pause_ms leaves at least that long between two batches of a runni
                   " batch_no) AS gap FROM pgxform.batch_log) g WHERE gap IS NOT NULL") == "t");
 }
 
-TEST_CASE("a long pause_ms sleep ends within seconds of set pause_ms=0, and status says why",
-          "[regression]") {
-  // Issue 22, item 3: a task slept its whole pause_ms, whatever was set meanwhile.
-  TestDatabase db;
-  create_items(db, 400, 0);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(run_with_db(db, path, {"set", "items", "pause_ms=300000"}).exit_code == 0);
-  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  // The first batch, then the sleep of five minutes.
-  wait_until([&] { return db.count("SELECT count(*) FROM pgxform.batch_log") == 1; });
-  wait_until([&] {
-    const auto status = parse_json(run_with_db(db, path, {"status", "--json"}).out);
-    return job_in(status, "items")["waiting"] == "pause_ms 300000";
-  });
-  CHECK_THAT(run_with_db(db, path, {"status"}).out, Catch::Contains("pause_ms 300000"));
-  REQUIRE(run_with_db(db, path, {"set", "items", "pause_ms=0"}).exit_code == 0);
-  // Read again within a second: the run goes on at once and finishes its three other batches.
-  int code = -1;
-  CHECK(child.wait_for(20000, code));
-  CHECK(code == 0);
-  INFO(child.err());
-  CHECK(missing_items(db) == 0);
-  CHECK(job_in(parse_json(run_with_db(db, path, {"status", "--json"}).out), "items")["waiting"]
-            .is_null());
-}
-
-TEST_CASE("a pause set during a long pause_ms sleep holds the job until resume") {
-  TestDatabase db;
-  create_items(db, 400, 0);
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100));
-  REQUIRE(run_with_db(db, path, {"set", "items", "pause_ms=300000"}).exit_code == 0);
-  Child child({"run", "-f", path, "--dsn", db.dsn()}, dir.path());
-  wait_until([&] { return db.count("SELECT count(*) FROM pgxform.batch_log") == 1; });
-  REQUIRE(run_with_db(db, path, {"pause", "items"}).exit_code == 0);
-  REQUIRE(run_with_db(db, path, {"set", "items", "pause_ms=0"}).exit_code == 0);
-  wait_until([&] { return child.err().find("items: paused (job items)") != std::string::npos; });
-  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 1);
-  REQUIRE(run_with_db(db, path, {"resume", "items"}).exit_code == 0);
-  int code = -1;
-  CHECK(child.wait_for(20000, code));
-  CHECK(code == 0);
-  CHECK(missing_items(db) == 0);
-}
-
 TEST_CASE("set --threads grows and shrinks the workers of a running runner") {
   TestDatabase db;
   create_items(db, 2400, 150);  // 4 slices of 30 batches, 150 ms each

@@ -3,6 +3,7 @@
 // job show; a port in use stops the run before anything is written.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -290,4 +291,48 @@ TEST_CASE("a sliced job's set-aside ranges count as failed batches under the job
   INFO(child.err());
   CHECK(child.wait() == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches") == 1);
+}
+
+TEST_CASE("catch-up's metrics tell its phase: its batches, a pause and a throttle", "[metrics]") {
+  TestDatabase db;
+  create_items(db, 300, 0);
+  db.exec(
+      "CREATE FUNCTION xf.items_refresh(keys bigint[]) RETURNS void LANGUAGE sql AS $$"
+      " DELETE FROM target.items t WHERE t.id = ANY (keys);"
+      " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items WHERE id = ANY (keys) $$");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml",
+                              items_jobs_yaml(20, 1,
+                                              "        changes: trigger\n"
+                                              "        refresh_function: xf.items_refresh\n"
+                                              "        throttle: {max_active_sessions: 1}\n"));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  db.exec("UPDATE legacy.items SET v = v + 1 WHERE id <= 300");
+  REQUIRE(run_cli(with_db(db, path, {"pause", "items"})).exit_code == 0);
+  const int port = free_port();
+  Child child({"catch-up", "--follow", "-f", path, "--dsn", db.dsn(), "--metrics-port",
+               std::to_string(port)},
+              dir.path());
+  const std::string paused =
+      scrape_until_over(port, "pgxform_paused{job=\"items\",phase=\"catch_up\"}", 0);
+  CHECK(value_in(paused, "pgxform_paused{job=\"items\",phase=\"main\"}") == 0);
+  CHECK(value_in(paused, "pgxform_batches_total{job=\"items\",phase=\"catch_up\"}") == 0);
+  {
+    BusySessions busy(db, 2);
+    REQUIRE(run_cli(with_db(db, path, {"resume", "items"})).exit_code == 0);
+    scrape_until_over(port,
+                      "pgxform_throttled_seconds_total{job=\"items\",phase=\"catch_up\","
+                      "reason=\"max_active_sessions\"}",
+                      0);
+  }
+  const std::string done =
+      scrape_until_over(port, "pgxform_rows_total{job=\"items\",phase=\"catch_up\"}", 99);
+  INFO(done);
+  CHECK(value_in(done, "pgxform_batches_total{job=\"items\",phase=\"catch_up\"}") >= 5);
+  CHECK(value_in(done, "pgxform_batch_size{job=\"items\",phase=\"catch_up\"}") > 0);
+  CHECK(value_in(done, "pgxform_rows_total{job=\"items\",phase=\"main\"}") == 0);
+  child.kill(SIGINT);
+  INFO(child.err());
+  CHECK(child.wait() == 0);
+  CHECK(missing_items(db) == 0);
 }

@@ -194,7 +194,8 @@ Shop::Shop(int orders, int lines_per_order, int batch_size, int lines_sleep_ms) 
       "CREATE FUNCTION xf.lines(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
       " DECLARE n bigint; BEGIN INSERT INTO target.lines SELECT * FROM target.expected_lines"
       " WHERE id BETWEEN lo AND hi; GET DIAGNOSTICS n = ROW_COUNT; PERFORM pg_sleep(" +
-      std::to_string(lines_sleep_ms / 1000.0) + "); RETURN n; END $$;"
+      std::to_string(lines_sleep_ms / 1000.0) +
+      "); RETURN n; END $$;"
       "CREATE FUNCTION xf.lines_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
       " INSERT INTO target.refreshed SELECT 'lines', unnest(keys);"
       " DELETE FROM target.lines t WHERE t.id = ANY (keys);"
