@@ -301,11 +301,11 @@ TEST_CASE("catch-up's metrics tell its phase: its batches, a pause and a throttl
       " DELETE FROM target.items t WHERE t.id = ANY (keys);"
       " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items WHERE id = ANY (keys) $$");
   TempDir dir;
-  const auto path = dir.write("jobs.yaml",
-                              items_jobs_yaml(20, 1,
-                                              "        changes: trigger\n"
-                                              "        refresh_function: xf.items_refresh\n"
-                                              "        throttle: {max_active_sessions: 1}\n"));
+  const auto path =
+      dir.write("jobs.yaml", items_jobs_yaml(20, 1,
+                                             "        changes: trigger\n"
+                                             "        refresh_function: xf.items_refresh\n"
+                                             "        throttle: {max_active_sessions: 1}\n"));
   REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
   db.exec("UPDATE legacy.items SET v = v + 1 WHERE id <= 300");
   REQUIRE(run_cli(with_db(db, path, {"pause", "items"})).exit_code == 0);
