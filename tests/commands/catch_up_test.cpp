@@ -108,6 +108,18 @@ struct People {
         " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
         " EXECUTE FUNCTION target.count_change()");
   }
+  // A jobs file slow.yaml of the same job whose refresh first sleeps `seconds` per batch, slow
+  // enough to be watched or killed in the middle of a batch; its path.
+  std::string slow_refresh(int batch_size, double seconds) {
+    db.exec(
+        "CREATE OR REPLACE FUNCTION xf.slow_refresh(keys bigint[]) RETURNS bigint"
+        " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(" +
+        std::to_string(seconds) + "); RETURN xf.people_refresh(keys); END $$");
+    std::string text = yaml(batch_size);
+    text.replace(text.find("xf.people_refresh"), std::string("xf.people_refresh").size(),
+                 "xf.slow_refresh");
+    return dir.write("slow.yaml", text);
+  }
   // Keys refreshed more often than they changed: a change applied twice by catch-up.
   long long refreshed_too_often() {
     return db.count(
@@ -312,16 +324,8 @@ TEST_CASE("catch-up killed with SIGKILL at random moments loses no change and ap
   People p(4000, 40);
   REQUIRE(p.pgxform({"run"}).exit_code == 0);
   // One change per key: each key must be refreshed exactly once by the batches that commit.
-  p.db.exec(
-      "UPDATE legacy.people SET name = 'changed ' || id WHERE id % 2 = 0;"
-      "CREATE OR REPLACE FUNCTION xf.slow_refresh(keys bigint[]) RETURNS bigint"
-      " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.01);"
-      " RETURN xf.people_refresh(keys); END $$");
-  // The same job with a refresh function slow enough to be killed in the middle of a batch.
-  std::string yaml = People::yaml(40);
-  yaml.replace(yaml.find("xf.people_refresh"), std::string("xf.people_refresh").size(),
-               "xf.slow_refresh");
-  const auto slow = p.dir.write("slow.yaml", yaml);
+  p.db.exec("UPDATE legacy.people SET name = 'changed ' || id WHERE id % 2 = 0");
+  const auto slow = p.slow_refresh(40, 0.01);
   // Every third kill at a random moment from the start (often before a batch, or while the
   // killed runner's session still holds the claim); the others a random moment after the
   // round's first batch committed, so that every round makes progress.
@@ -653,15 +657,8 @@ TEST_CASE("catch-up says how far it is: progress lines, and its rate and ETA in 
           "[catch-up]") {
   People p(2000, 20);
   REQUIRE(p.pgxform({"run"}).exit_code == 0);
-  p.db.exec(
-      "UPDATE legacy.people SET score = score + 1;"
-      "CREATE OR REPLACE FUNCTION xf.slow_refresh(keys bigint[]) RETURNS bigint"
-      " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05);"
-      " RETURN xf.people_refresh(keys); END $$");
-  std::string yaml = People::yaml(20);
-  yaml.replace(yaml.find("xf.people_refresh"), std::string("xf.people_refresh").size(),
-               "xf.slow_refresh");
-  const auto slow = p.dir.write("slow.yaml", yaml);
+  p.db.exec("UPDATE legacy.people SET score = score + 1");
+  const auto slow = p.slow_refresh(20, 0.05);
   Child child(with_db(p.db, slow, {"catch-up"}), p.dir.path(),
               [] { setenv("PGXFORM_PROGRESS_INTERVAL_MS", "300", 1); });
   wait_until([&] {
