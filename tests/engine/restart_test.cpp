@@ -76,3 +76,38 @@ TEST_CASE(
   // their cursor's move together, so the run does them again, once.
   run_through_restart("immediate", "        synchronous_commit: off\n");
 }
+
+TEST_CASE("a PostgreSQL restart mid catch-up costs a pause: every change refreshed once") {
+  // Catch-up's tasks reconnect and claim again as a run's do (task_runner.h): the log, read
+  // again, says what committed.
+  TestDatabase db;
+  create_items(db, 3000, 0);
+  db.exec(
+      "CREATE TABLE target.refreshed (id bigint);"
+      "CREATE FUNCTION xf.items_refresh(keys bigint[]) RETURNS void LANGUAGE plpgsql AS $$"
+      " BEGIN PERFORM pg_sleep(0.04); INSERT INTO target.refreshed SELECT unnest(keys);"
+      " DELETE FROM target.items t WHERE t.id = ANY (keys);"
+      " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items WHERE id = ANY (keys);"
+      " END $$");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(50, 1,
+                                                           "        changes: trigger\n"
+                                                           "        refresh_function: "
+                                                           "xf.items_refresh\n"));
+  REQUIRE(run_cli({"run", "-f", path, "--dsn", db.dsn()}).exit_code == 0);
+  db.exec("UPDATE legacy.items SET v = v + 1");
+  Child child({"catch-up", "-f", path, "--dsn", db.dsn()}, dir.path());
+  for (int i = 0; i < 3000; ++i) {
+    if (db.count("SELECT count(*) FROM pgxform.batch_log WHERE catch_up") >= 5) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  restart_server(db, "immediate");
+  const int code = child.wait();
+  INFO(child.err());
+  CHECK(code == 0);
+  CHECK_THAT(child.err(), Catch::Contains("reconnecting"));
+  CHECK(db.count("SELECT count(*) FROM pgxform.change_log") == 0);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM target.refreshed") == 3000);
+}
