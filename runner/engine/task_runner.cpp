@@ -95,7 +95,11 @@ MainPassLeft continue_main_pass(TaskContext& task, const RunContext& run, bool& 
   for (int s = 0; s < tasks; ++s) {
     const TaskId main{task.job.name, s, Phase::main};
     const std::optional<Cursor> cursor = task.store.read_cursor(main, slicing);
-    if (!cursor || !has_keys_left(task.session, task.job, main, *cursor)) continue;
+    // Following, catch-up takes up only a main pass that was done (rows appended since): one
+    // under way is the run's, which started it and works on it with all its workers.
+    if (!cursor || (run.drain.follow == Follow::yes && cursor->status != "done") ||
+        !has_keys_left(task.session, task.job, main, *cursor))
+      continue;
     const int connection = task.session.generation();
     const TaskOutcome outcome = run_task_shown(task.session, run, main);
     // The main task reconnected: the catch-up claim went with the old connection.

@@ -676,3 +676,32 @@ TEST_CASE("catch-up says how far it is: progress lines, and its rate and ETA in 
   CHECK_THAT(child.err(), Catch::Contains("people (catch-up): caught up 2000 keys in"));
   CHECK(p.differences() == 0);
 }
+
+TEST_CASE(
+    "reset refuses a job that a catch-up works on, and catch-up --follow leaves a main pass"
+    " under way to run",
+    "[catch-up]") {
+  People p(400, 20, 20);
+  // A main pass under way: stopped after a few batches.
+  Child run(p.command({"run"}), p.dir.path());
+  wait_until([&] { return p.db.count("SELECT batches_done FROM pgxform.job_state") >= 3; });
+  run.kill(SIGINT);
+  CHECK(run.wait() == 3);
+  const long long batches = p.db.count("SELECT batches_done FROM pgxform.job_state");
+  Child follow(p.command({"catch-up", "--follow"}), p.dir.path());
+  wait_until([&] {
+    return follow.err().find("people (catch-up): caught up; waiting for changes") !=
+           std::string::npos;
+  });
+  CHECK(p.db.count("SELECT batches_done FROM pgxform.job_state") == batches);
+  const auto reset = p.pgxform({"reset", "people"});
+  CHECK(reset.exit_code == 2);
+  CHECK_THAT(reset.err, Catch::Contains("job 'people' is held by a running pgxform"));
+  follow.kill(SIGINT);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  // Without --follow, catch-up finishes the main pass itself.
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(p.db.scalar("SELECT status FROM pgxform.job_state") == "done");
+  CHECK(p.differences() == 0);
+}
