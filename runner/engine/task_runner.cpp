@@ -130,6 +130,7 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
   BatchRunner runner(task, pacing, drain);
   drain.retry_set_aside();
   bool said_idle = false, said_held = false;
+  auto settled = std::chrono::steady_clock::now() - std::chrono::minutes(1);
   while (true) {
     const long long before = committed;
     const TaskOutcome outcome = runner.run(committed);
@@ -137,7 +138,12 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
     const MainPassLeft main = continue_main_pass(task, run, said_held);
     if (main.end) return *main.end;
     if (main.ran) continue;
-    if (!main.held) drain.settle();
+    // Following, once a minute at most: it scans the job's rows and claims the job a moment.
+    if (!main.held && (run.drain.follow == Follow::no ||
+                       std::chrono::steady_clock::now() - settled >= std::chrono::minutes(1))) {
+      drain.settle();
+      settled = std::chrono::steady_clock::now();
+    }
     if (run.drain.follow == Follow::no && !main.held) return outcome;
     if (committed > before) said_idle = false;
     if (run.drain.follow == Follow::yes && !said_idle) {
