@@ -1,9 +1,13 @@
 #include "capture/change_capture.h"
 
 #include <algorithm>
-#include <vector>
+#include <optional>
+#include <set>
 
+#include "base/sql_text.h"
 #include "database/database.h"
+#include "state/change_log.h"
+#include "state/state_locks.h"
 
 namespace pgxform {
 
@@ -28,7 +32,15 @@ constexpr TriggerShape k_triggers[] = {
      "ENABLE TRIGGER"},
     {"_rep", "INSERT OR UPDATE OR DELETE", "", "ROW", "_row", "R", "ENABLE REPLICA TRIGGER"},
 };
-static_assert(sizeof k_triggers / sizeof k_triggers[0] == k_capture_triggers);
+
+// One table a job captures: its leading table (via 0) or an `also:` table (via N).
+struct Captured {
+  std::string stem;       // pgxform_<h>, pgxform_<h>_a<N>
+  std::string table_sql;  // "schema"."table", quoted
+  std::string column;     // the recorded column, quoted
+  char category = 'X';    // its type category, for its text form
+  int via = 0;
+};
 
 // "pgxform_<12 hex digits>", the common start of the job's trigger names.
 std::string trigger_stem(pqxx::transaction_base& tx, const StateSchema& schema,
@@ -39,24 +51,38 @@ std::string trigger_stem(pqxx::transaction_base& tx, const StateSchema& schema,
       .as<std::string>();
 }
 
-// The job's triggers that exist: name, table ("schema"."table", quoted) and tgenabled.
+std::vector<Captured> captured_tables(pqxx::transaction_base& tx, const StateSchema& schema,
+                                      const ResolvedJob& job) {
+  const std::string stem = trigger_stem(tx, schema, job.name);
+  std::vector<Captured> out{{stem, job.table_sql, job.key_sql, job.key_category, 0}};
+  for (std::size_t i = 0; i < job.also.size(); ++i) {
+    const ResolvedAlso& also = job.also[i];
+    out.push_back({stem + "_a" + std::to_string(i + 1), also.table_sql, also.column_sql,
+                   also.column_category, int(i + 1)});
+  }
+  return out;
+}
+
+// The job's triggers that exist, on any table: name, table ("schema"."table", quoted) and
+// tgenabled. Every name starts with the job's stem.
 struct Existing {
   std::string name, table_sql, enabled;
 };
 std::vector<Existing> existing_triggers(pqxx::transaction_base& tx, const std::string& stem) {
+  static const std::string k_existing = R"(
+    SELECT t.tgname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+           t.tgenabled
+    FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE pg_catalog.left(t.tgname, pg_catalog.length($1) + 1) = $1 || '_')";
   std::vector<Existing> out;
-  for (const auto& row :
-       tx.exec_params("SELECT t.tgname, pg_catalog.quote_ident(n.nspname) || '.' ||"
-                      " pg_catalog.quote_ident(c.relname), t.tgenabled FROM pg_catalog.pg_trigger t"
-                      " JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid"
-                      " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                      " WHERE t.tgname IN ($1 || '_ins', $1 || '_upd', $1 || '_del', $1 || '_rep')",
-                      stem))
+  for (const auto& row : tx.exec_params(k_existing, stem))
     out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()});
   return out;
 }
 
-// The job's trigger functions in the state schema: capture_<h> (statement) and capture_<h>_row.
+// A trigger's function in the state schema: capture_<h>[_a<N>] (statement) and ..._row.
 std::string function_name(const StateSchema& schema, const std::string& stem,
                           const std::string& suffix) {
   return schema.sql + "." +
@@ -71,40 +97,46 @@ std::string dollar_quoted(const std::string& body) {
   return tag + body + tag;
 }
 
-// The two functions, static SQL naming the job's key column: their plans are cached in the
-// writers' sessions (a generic function's EXECUTE would plan every statement again). Both are
-// SECURITY DEFINER with a fixed search_path: a writer needs no privilege on the state schema,
-// and cannot change what the functions' names mean. `key_text` makes the key's text form.
-void create_functions(pqxx::transaction_base& tx, const StateSchema& schema, const ResolvedJob& job,
-                      const std::string& stem) {
-  const std::string log = schema.table("change_log");
-  const std::string name = tx.quote(job.name);
-  const auto key_text = [&](const std::string& row) {
-    // A date or time key in its JSON (ISO) form, whatever the writer's DateStyle.
-    return job.key_category == 'D' ? "pg_catalog.to_json(" + row + "." + job.key_sql + ") #>> '{}'"
-                                   : row + "." + job.key_sql + "::pg_catalog.text";
+// The two functions of one captured table, static SQL naming its column: their plans are
+// cached in the writers' sessions (a generic function's EXECUTE would plan every statement
+// again). Both are SECURITY DEFINER with a fixed search_path: a writer needs no privilege on the
+// state schema, and cannot change what the functions' names mean.
+void create_functions(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
+                      const Captured& table) {
+  const std::string literal = tx.quote(job);
+  const auto record = [&](const std::string& values) {
+    return record_changes_sql(schema, literal, table.via, values);
   };
-  const std::string head =
-      "BEGIN IF pg_catalog.current_setting('pgxform.capture_off', true) = 'on' THEN RETURN NULL;"
-      " END IF; ";
-  // The key is unique (capture requires it): a transition table's keys are distinct.
+  const auto value = [&](const std::string& row) {
+    return text_form_sql(table.category, row + "." + table.column);
+  };
+  static const std::string k_statement = R"(BEGIN
+  IF pg_catalog.current_setting('pgxform.capture_off', true) = 'on' THEN RETURN NULL; END IF;
+  IF TG_OP = 'INSERT' THEN @inserted@;
+  ELSIF TG_OP = 'DELETE' THEN @deleted@;
+  ELSE @updated@;
+  END IF;
+  RETURN NULL;
+END)";
+  static const std::string k_row = R"(BEGIN
+  IF pg_catalog.current_setting('pgxform.capture_off', true) = 'on' THEN RETURN NULL; END IF;
+  IF TG_OP <> 'DELETE' THEN @new@; END IF;
+  IF TG_OP = 'DELETE' OR (OLD.@column@ IS NOT NULL AND OLD.@column@ IS DISTINCT FROM NEW.@column@)
+  THEN @old@; END IF;
+  RETURN NULL;
+END)";
   const std::string statement =
-      head + "IF TG_OP = 'INSERT' THEN INSERT INTO " + log + " (job, key) SELECT " + name + ", " +
-      key_text("r") + " FROM pgxform_new r WHERE r." + job.key_sql +
-      " IS NOT NULL; ELSIF TG_OP = 'DELETE' THEN INSERT INTO " + log + " (job, key) SELECT " +
-      name + ", " + key_text("r") + " FROM pgxform_old r WHERE r." + job.key_sql +
-      " IS NOT NULL; ELSE INSERT INTO " + log + " (job, key) SELECT " + name + ", k FROM (SELECT " +
-      key_text("r") + " AS k FROM pgxform_new r UNION SELECT " + key_text("r") +
-      " FROM pgxform_old r) u WHERE k IS NOT NULL; END IF; RETURN NULL; END";
-  const std::string row =
-      head + "IF TG_OP <> 'DELETE' AND NEW." + job.key_sql + " IS NOT NULL THEN INSERT INTO " +
-      log + " (job, key) SELECT " + name + ", " + key_text("NEW") +
-      "; END IF; IF TG_OP = 'DELETE' OR (OLD." + job.key_sql + " IS NOT NULL AND OLD." +
-      job.key_sql + " IS DISTINCT FROM NEW." + job.key_sql + ") THEN INSERT INTO " + log +
-      " (job, key) SELECT " + name + ", " + key_text("OLD") + "; END IF; RETURN NULL; END";
+      fill_sql(k_statement,
+               {{"@inserted@", record("SELECT " + value("r") + " FROM pgxform_new r")},
+                {"@deleted@", record("SELECT " + value("r") + " FROM pgxform_old r")},
+                {"@updated@", record("SELECT " + value("r") + " FROM pgxform_new r UNION SELECT " +
+                                     value("r") + " FROM pgxform_old r")}});
+  const std::string row = fill_sql(k_row, {{"@new@", record("SELECT " + value("NEW"))},
+                                           {"@old@", record("SELECT " + value("OLD"))},
+                                           {"@column@", table.column}});
   for (const auto& [suffix, body] :
        {std::pair<std::string, std::string>{"", statement}, {"_row", row}})
-    tx.exec("CREATE OR REPLACE FUNCTION " + function_name(schema, stem, suffix) +
+    tx.exec("CREATE OR REPLACE FUNCTION " + function_name(schema, table.stem, suffix) +
             "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog"
             " AS " +
             dollar_quoted(body));
@@ -114,52 +146,70 @@ void set_lock_timeout(pqxx::transaction_base& tx, const std::string& lock_timeou
   tx.exec_params("SELECT pg_catalog.set_config('lock_timeout', $1, true)", lock_timeout);
 }
 
+bool same_table(pqxx::transaction_base& tx, const std::string& a, const std::string& b) {
+  // quote_ident() spells identifiers the way pg_catalog.quote_ident does only for names that
+  // need quoting; compare tables by oid instead.
+  return tx.exec_params1("SELECT pg_catalog.to_regclass($1) = pg_catalog.to_regclass($2)", a, b)[0]
+      .as<bool>();
+}
+
+// The four triggers of one captured table where missing; returns how many it created or
+// re-enabled.
+int install_triggers(pqxx::transaction_base& tx, const StateSchema& schema, const Captured& table,
+                     const std::vector<Existing>& existing) {
+  int changed = 0;
+  for (const auto& shape : k_triggers) {
+    const std::string name = table.stem + shape.suffix;
+    const auto found = std::find_if(existing.begin(), existing.end(), [&](const Existing& e) {
+      return e.name == name && same_table(tx, e.table_sql, table.table_sql);
+    });
+    if (found == existing.end()) {
+      // The arguments are literals of the trigger's definition: quoted by the server's rules.
+      tx.exec("CREATE TRIGGER " + quote_ident(name) + " AFTER " + shape.events + " ON " +
+              table.table_sql + shape.referencing + " FOR EACH " + shape.level +
+              " EXECUTE FUNCTION " + function_name(schema, table.stem, shape.function) + "()");
+      ++changed;
+    }
+    // A new trigger is enabled for origin and local sessions (O); the row trigger must fire in
+    // replica sessions only, and a trigger a DBA disabled is enabled again.
+    if ((found == existing.end() && std::string(shape.enabled) != "O") ||
+        (found != existing.end() && found->enabled != shape.enabled)) {
+      tx.exec("ALTER TABLE " + table.table_sql + " " + shape.enable + " " + quote_ident(name));
+      if (found != existing.end()) ++changed;
+    }
+  }
+  return changed;
+}
+
 }  // namespace
 
 int install_capture(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                     const std::string& lock_timeout) {
   pqxx::work tx(conn);
   set_lock_timeout(tx, lock_timeout);
-  const std::string stem = trigger_stem(tx, schema, job.name);
+  // One session at a time replaces the functions (two at once: "tuple concurrently updated"),
+  // as for every other step before a first batch: a run and a catch-up may start together.
+  transaction_lock(tx, setup_lock(schema));
+  const std::vector<Captured> tables = captured_tables(tx, schema, job);
+  const std::vector<Existing> existing = existing_triggers(tx, tables.front().stem);
   int changed = 0;
-  // quote_ident() spells identifiers the way pg_catalog.quote_ident does only for names that
-  // need quoting; compare tables by oid instead.
-  const auto same_table = [&](const std::string& table_sql) {
-    return tx
-        .exec_params1("SELECT pg_catalog.to_regclass($1) = pg_catalog.to_regclass($2)", table_sql,
-                      job.table_sql)[0]
-        .as<bool>();
-  };
-  // Replaced in place: a trigger keeps calling its function by oid.
-  create_functions(tx, schema, job, stem);
-  const std::vector<Existing> existing = existing_triggers(tx, stem);
-  for (const auto& shape : k_triggers) {
-    const std::string name = stem + shape.suffix;
-    std::optional<Existing> found;
-    for (const auto& e : existing)
-      if (e.name == name) {
-        if (same_table(e.table_sql)) {
-          found = e;
-        } else {
-          // The job's table changed in the jobs file: its old trigger goes.
-          tx.exec("DROP TRIGGER " + quote_ident(name) + " ON " + e.table_sql);
-          ++changed;
-        }
-      }
-    if (!found) {
-      // The arguments are literals of the trigger's definition: quoted by the server's rules.
-      tx.exec("CREATE TRIGGER " + quote_ident(name) + " AFTER " + shape.events + " ON " +
-              job.table_sql + shape.referencing + " FOR EACH " + shape.level +
-              " EXECUTE FUNCTION " + function_name(schema, stem, shape.function) + "()");
+  // A trigger of the job that no captured table wants (its table or its `also:` entry changed
+  // in the jobs file) goes.
+  for (const Existing& e : existing) {
+    const bool wanted = std::any_of(tables.begin(), tables.end(), [&](const Captured& t) {
+      return std::any_of(std::begin(k_triggers), std::end(k_triggers),
+                         [&](const TriggerShape& s) { return e.name == t.stem + s.suffix; }) &&
+             same_table(tx, e.table_sql, t.table_sql);
+    });
+    if (!wanted) {
+      tx.exec("DROP TRIGGER " + quote_ident(e.name) + " ON " + e.table_sql);
       ++changed;
     }
-    // A new trigger is enabled for origin and local sessions (O); the row trigger must fire in
-    // replica sessions only, and a trigger a DBA disabled is enabled again.
-    if ((!found && std::string(shape.enabled) != "O") ||
-        (found && found->enabled != shape.enabled)) {
-      tx.exec("ALTER TABLE " + job.table_sql + " " + shape.enable + " " + quote_ident(name));
-      if (found) ++changed;
-    }
+  }
+  for (const Captured& table : tables) {
+    // Replaced in place: a trigger keeps calling its function by oid.
+    create_functions(tx, schema, job.name, table);
+    changed += install_triggers(tx, schema, table, existing);
   }
   tx.commit();
   return changed;
@@ -176,33 +226,33 @@ int drop_capture(pqxx::connection& conn, const StateSchema& schema, const std::s
     ++dropped;
   }
   // Before version 9 there is nothing to drop: the functions live beside change_log.
-  if (has_feature(state_version(tx, schema), StateFeature::changes))
-    for (const char* suffix : {"", "_row"})
-      tx.exec("DROP FUNCTION IF EXISTS " + function_name(schema, stem, suffix) + "()");
+  if (!has_feature(state_version(tx, schema), StateFeature::changes)) {
+    tx.commit();
+    return dropped;
+  }
+  static const std::string k_functions = R"(
+    SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = pg_catalog.to_regnamespace($1)
+      AND pg_catalog.left(p.proname, pg_catalog.length($2)) = $2)";
+  const std::string prefix = "capture_" + stem.substr(std::string("pgxform_").size());
+  for (const auto& row : tx.exec_params(k_functions, schema.sql, prefix))
+    tx.exec("DROP FUNCTION IF EXISTS " + row[0].as<std::string>());
   tx.commit();
   return dropped;
 }
 
-int capture_triggers(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
-                     const std::string& table_sql) {
-  return tx
-      .exec_params1(
-          "SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid ="
-          " pg_catalog.to_regclass($2) AND ((t.tgenabled = 'O' AND t.tgname IN ($1 || '_ins',"
-          " $1 || '_upd', $1 || '_del')) OR (t.tgenabled = 'R' AND t.tgname = $1 || '_rep'))",
-          trigger_stem(tx, schema, job), table_sql)[0]
-      .as<int>();
-}
-
-std::map<std::string, PendingChanges> pending_changes(pqxx::transaction_base& tx,
-                                                      const StateSchema& schema) {
-  std::map<std::string, PendingChanges> out;
-  if (!has_feature(state_version(tx, schema), StateFeature::changes)) return out;
-  for (const auto& row :
-       tx.exec("SELECT job, pg_catalog.count(*), extract(epoch FROM pg_catalog.now() -"
-               " pg_catalog.min(changed_at))::float8 FROM " +
-               schema.table("change_log") + " GROUP BY job"))
-    out[row[0].as<std::string>()] = {row[1].as<long long>(), std::max(0.0, row[2].as<double>())};
+std::vector<std::string> uncaptured_tables(pqxx::transaction_base& tx, const StateSchema& schema,
+                                           const ResolvedJob& job) {
+  static const std::string k_count = R"(
+    SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t
+    WHERE t.tgrelid = pg_catalog.to_regclass($2)
+      AND ((t.tgenabled = 'O' AND t.tgname IN ($1 || '_ins', $1 || '_upd', $1 || '_del'))
+           OR (t.tgenabled = 'R' AND t.tgname = $1 || '_rep')))";
+  std::vector<std::string> out;
+  for (const Captured& table : captured_tables(tx, schema, job))
+    if (tx.exec_params1(k_count, table.stem, table.table_sql)[0].as<int>() <
+        int(std::size(k_triggers)))
+      out.push_back(table.table_sql);
   return out;
 }
 

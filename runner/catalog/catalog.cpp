@@ -125,38 +125,67 @@ void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, Resol
   }
 }
 
-Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
-  // The function: by schema when given, else as the search_path finds it.
-  const pqxx::result candidates = functions_named(tx, job.function);
-  if (candidates.empty()) return "function " + job.function.text() + " does not exist";
-  out.function_schema = candidates[0][0].as<std::string>();
-  out.function_name = candidates[0][1].as<std::string>();
-  out.function_sql = quote_ident(out.function_schema) + "." + quote_ident(out.function_name);
-  std::string two_arg_oids = "{";
-  for (const auto& c : candidates)
-    if (c[2].as<int>() == 2)
-      two_arg_oids += (two_arg_oids.size() > 1 ? "," : "") + c[4].as<std::string>();
-  two_arg_oids += "}";
-  // Let the server resolve the call exactly as the batches will make it. EXPLAIN plans the
-  // call without executing it, and the read-only transaction is rolled back anyway.
+// A function the jobs file names, as the runner will call it.
+struct FoundFunction {
+  std::string schema, name;  // as the catalog spells them
+  std::string sql;           // "schema"."function", quoted
+  pqxx::result overloads;    // every function of that name: schema, name, nargs, returns, oid
+};
+
+// Finds the function `name` (by schema when given, else as the search_path finds it) and lets
+// the server resolve `call` (with @f@ for the function's quoted name) exactly as the runner
+// will make it: EXPLAIN plans the call without executing it, in a savepoint of the read-only
+// transaction. `what` names it in messages ("refresh_function xf.x"), `args` are the argument
+// types the runner passes (for the GRANT a refusal names), `refused` says what the call passes
+// when the server refuses it ("does not accept two arguments of ...").
+Problem find_function(pqxx::dbtransaction& tx, const QualifiedName& name, const std::string& what,
+                      const std::string& call, const std::string& args, const std::string& refused,
+                      FoundFunction& out) {
+  out.overloads = functions_named(tx, name);
+  if (out.overloads.empty()) return what + " does not exist";
+  out.schema = out.overloads[0][0].as<std::string>();
+  out.name = out.overloads[0][1].as<std::string>();
+  out.sql = quote_ident(out.schema) + "." + quote_ident(out.name);
   try {
-    pqxx::subtransaction probe(tx, "probe");
-    probe.exec(fill_sql("EXPLAIN SELECT @function@(NULL::@type@, NULL::@type@)",
-                        {{"@function@", out.function_sql}, {"@type@", out.key_type}}));
+    pqxx::subtransaction probe(tx, "function_probe");
+    probe.exec("EXPLAIN " + fill_sql(call, {{"@f@", out.sql}}));
   } catch (const pqxx::sql_error& e) {
     rethrow_unless_setup_error(e);
     if (insufficient_privilege(e))
-      return "role " + current_role(tx) + " may not execute function " + job.function.text() +
-             " (SQLSTATE 42501): GRANT EXECUTE ON FUNCTION " + out.function_sql + "(" +
-             out.key_type + ", " + out.key_type + ") TO " + quote_ident(current_role(tx));
-    return "function " + job.function.text() + " does not accept two arguments of the key's type " +
-           out.key_type + " (" + job.key + "): SQLSTATE " + classify(e).sqlstate;
+      return "role " + current_role(tx) + " may not execute " + what +
+             " (SQLSTATE 42501): GRANT EXECUTE ON FUNCTION " + out.sql + "(" + args + ") TO " +
+             quote_ident(current_role(tx));
+    return what + " " + refused + ": SQLSTATE " + classify(e).sqlstate;
   }
+  return std::nullopt;
+}
+
+bool counts_rows(const std::string& type) {
+  return type == "bigint" || type == "integer" || type == "smallint";
+}
+
+Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  FoundFunction found;
+  if (Problem problem = find_function(
+          tx, job.function, "function " + job.function.text(),
+          "SELECT @f@(NULL::" + out.key_type + ", NULL::" + out.key_type + ")",
+          out.key_type + ", " + out.key_type,
+          "does not accept two arguments of the key's type " + out.key_type + " (" + job.key + ")",
+          found))
+    return problem;
+  out.function_schema = found.schema;
+  out.function_name = found.name;
+  out.function_sql = found.sql;
+  std::string two_arg_oids = "{";
+  for (const auto& c : found.overloads)
+    if (c[2].as<int>() == 2)
+      two_arg_oids += (two_arg_oids.size() > 1 ? "," : "") + c[4].as<std::string>();
+  two_arg_oids += "}";
   // The return type can be told when the name is not overloaded; with overloads, the call the
   // server resolved above decides, and a wrong type fails the first batch instead.
-  if (candidates.size() == 1) {
-    const auto returns = candidates[0][3].as<std::string>();
-    if (returns != "bigint" && returns != "integer" && returns != "smallint" && returns != "void")
+  if (found.overloads.size() == 1) {
+    const auto returns = found.overloads[0][3].as<std::string>();
+    if (!counts_rows(returns) && returns != "void")
       return "function " + job.function.text() + " returns " + returns +
              "; it must return a row count (integer or bigint) or void";
   }
@@ -172,25 +201,15 @@ Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& ou
     return "changes: trigger records changes by key, but " + job.table.text() +
            " has no unique index or primary key on " + job.key +
            " alone: create one (CREATE UNIQUE INDEX CONCURRENTLY) before capturing";
-  const pqxx::result candidates = functions_named(tx, job.refresh_function);
-  if (candidates.empty())
-    return "refresh_function " + job.refresh_function.text() + " does not exist";
-  out.refresh_sql = quote_ident(candidates[0][0].as<std::string>()) + "." +
-                    quote_ident(candidates[0][1].as<std::string>());
-  try {
-    pqxx::subtransaction probe(tx, "refresh_probe");
-    probe.exec(fill_sql("EXPLAIN SELECT @function@(NULL::@type@[])",
-                        {{"@function@", out.refresh_sql}, {"@type@", out.key_type}}));
-  } catch (const pqxx::sql_error& e) {
-    rethrow_unless_setup_error(e);
-    if (insufficient_privilege(e))
-      return "role " + current_role(tx) + " may not execute refresh_function " +
-             job.refresh_function.text() + " (SQLSTATE 42501): GRANT EXECUTE ON FUNCTION " +
-             out.refresh_sql + "(" + out.key_type + "[]) TO " + quote_ident(current_role(tx));
-    return "refresh_function " + job.refresh_function.text() +
-           " does not accept one argument of type " + out.key_type + "[] (the keys of " + job.key +
-           "): SQLSTATE " + classify(e).sqlstate;
-  }
+  FoundFunction found;
+  if (Problem problem =
+          find_function(tx, job.refresh_function, "refresh_function " + job.refresh_function.text(),
+                        "SELECT @f@(NULL::" + out.key_type + "[])", out.key_type + "[]",
+                        "does not accept one argument of type " + out.key_type +
+                            "[] (the keys of " + job.key + ")",
+                        found))
+    return problem;
+  out.refresh_sql = found.sql;
   // The exact signature's return type; with overloads that only the server's resolution told
   // apart (an argument of a broader type), the first batch fails instead of the preflight.
   const pqxx::row returns = tx.exec_params1(R"(
@@ -199,11 +218,87 @@ Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& ou
                                             out.refresh_sql + "(" + out.key_type + "[])");
   if (returns[0].is_null()) return std::nullopt;  // its value is not read, then
   const std::string type = returns[0].as<std::string>();
-  if (type != "bigint" && type != "integer" && type != "smallint" && type != "void")
+  if (!counts_rows(type) && type != "void")
     return "refresh_function " + job.refresh_function.text() + " returns " + type +
            "; it must return a row count (integer or bigint) or void";
   out.refresh_counts = type != "void";
   return std::nullopt;
+}
+
+// A column of `table_sql`: its type and type category; none when there is no such column.
+std::optional<std::pair<std::string, char>> column_type(pqxx::dbtransaction& tx,
+                                                        const std::string& table_sql,
+                                                        const std::string& column) {
+  static const std::string k_column = R"(
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND a.attnum > 0
+      AND NOT a.attisdropped)";
+  const pqxx::result r = tx.exec_params(k_column, table_sql, column);
+  if (r.empty()) return std::nullopt;
+  return std::make_pair(r[0][0].as<std::string>(), r[0][1].as<std::string>().at(0));
+}
+
+// One `changes.also:` entry: its table and column, and the mapping of the column's values to
+// the job's keys, planned as catch-up runs it.
+Problem resolve_also(pqxx::dbtransaction& tx, const Job& job, const AlsoTable& also,
+                     const ResolvedJob& leading, ResolvedAlso& out) {
+  static const std::string k_table = R"(
+    SELECT n.nspname, c.relname, c.oid = pg_catalog.to_regclass($2)
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = pg_catalog.to_regclass($1))";
+  const pqxx::result table =
+      tx.exec_params(k_table, quote_qualified(also.table), leading.table_sql);
+  const std::string what = "changes.also table " + also.table.text();
+  if (table.empty()) return what + " does not exist";
+  if (table[0][2].as<bool>())
+    return what + " is the job's own table, whose changes are captured already";
+  out.table_sql =
+      quote_ident(table[0][0].as<std::string>()) + "." + quote_ident(table[0][1].as<std::string>());
+  const auto column = column_type(tx, out.table_sql, also.column);
+  if (!column) return what + " has no column '" + also.column + "'";
+  out.column_sql = quote_ident(also.column);
+  out.column_type = column->first;
+  out.column_category = column->second;
+  if (!also.match.empty()) {
+    if (!column_type(tx, leading.table_sql, also.match))
+      return what + ": match names no column of " + job.table.text() + " ('" + also.match + "')";
+    out.keys_sql = "SELECT t." + leading.key_sql + " FROM " + leading.table_sql + " t WHERE t." +
+                   quote_ident(also.match) + " = ANY (@values@)";
+  } else {
+    FoundFunction found;
+    if (Problem problem = find_function(
+            tx, also.keys_function, what + ": keys_function " + also.keys_function.text(),
+            "SELECT * FROM @f@(NULL::" + out.column_type + "[])", out.column_type + "[]",
+            "does not accept one argument of type " + out.column_type + "[] (the values of " +
+                also.column + ")",
+            found))
+      return problem;
+    out.keys_sql = "SELECT m.k::" + leading.key_type + " FROM " + found.sql + "(@values@) AS m(k)";
+  }
+  try {
+    pqxx::subtransaction probe(tx, "also_probe");
+    probe.exec("EXPLAIN " +
+               fill_sql(out.keys_sql, {{"@values@", "NULL::" + out.column_type + "[]"}}));
+  } catch (const pqxx::sql_error& e) {
+    rethrow_unless_setup_error(e);
+    return what + ": its values (" + out.column_type + ") cannot be mapped to keys of " +
+           job.table.text() + " (" + leading.key_type + "): SQLSTATE " + e.sqlstate();
+  }
+  return std::nullopt;
+}
+
+// Every `changes.also:` entry of the job; its problems named by the entry's line.
+void resolve_also_tables(pqxx::dbtransaction& tx, const JobsFile& file, const Job& job,
+                         ResolvedJob& out, std::vector<std::string>& problems) {
+  for (const AlsoTable& also : job.also) {
+    ResolvedAlso resolved;
+    if (Problem problem = resolve_also(tx, job, also, out, resolved))
+      problems.push_back(file.path + ":" + std::to_string(also.line) + ": job '" + job.name +
+                         "': " + *problem);
+    else
+      out.also.push_back(resolved);
+  }
 }
 
 // One job's checks. Adds to `problems` and `warnings`; returns false when the job is unusable.
@@ -216,6 +311,9 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
       problems.push_back(where + ": " + *problem);
       return false;
     }
+  const std::size_t before = problems.size();
+  resolve_also_tables(tx, file, job, out, problems);
+  if (problems.size() > before) return false;
   // Rows whose key is NULL are in no batch. On the key's index this stops at the first one.
   if (tx.exec1(fill_sql("SELECT EXISTS (SELECT 1 FROM @table@ WHERE @key@ IS NULL)",
                         {{"@table@", out.table_sql}, {"@key@", out.key_sql}}))[0]

@@ -5,7 +5,9 @@
 // the server's own function resolution, through EXPLAIN in a read-only transaction that is
 // rolled back) and returns an integer, a bigint or void. A job with `changes: trigger` also
 // needs a unique index on its key (a change is recorded by key) and a refresh function that
-// accepts one array of the key's type (`f(keys key_type[])`), checked the same way. It reads
+// accepts one array of the key's type (`f(keys key_type[])`), checked the same way; each of its
+// `changes.also:` tables must exist with the column it records, and the mapping of that
+// column's values to the job's keys (a `match` column, or a keys_function) must plan. It reads
 // catalogs and, for the NULL-key warning, the key's index; it writes nothing. All problems are
 // collected, so that one run reports every one of them at once.
 #pragma once
@@ -20,6 +22,18 @@
 #include "plan/jobs_file.h"
 
 namespace pgxform {
+
+// A `changes.also:` entry (jobs_file.h: AlsoTable) checked against the catalog.
+struct ResolvedAlso {
+  std::string table_sql;    // "schema"."table", quoted
+  std::string column_sql;   // the recorded column, quoted
+  std::string column_type;  // format_type() of it
+  char column_category = 'X';
+  // The job's keys (one column of the key's type) of the recorded values, an SQL array of the
+  // column's type standing in for @values@: the leading table's rows whose `match` column is
+  // one of them, or what keys_function returns for them.
+  std::string keys_sql;
+};
 
 struct ResolvedJob {
   std::string name;
@@ -45,6 +59,7 @@ struct ResolvedJob {
   bool captures = false;
   std::string refresh_sql;  // "schema"."function", quoted
   bool refresh_counts = false;
+  std::vector<ResolvedAlso> also;  // changes.also:, in the file's order (change_log via 1, 2, ...)
 };
 
 // A name from the jobs file as SQL text: always quoted (database.h: quote_ident), the schema

@@ -267,18 +267,23 @@ const Command k_commands[] = {
      }},
     {"catch-up", "catch-up [JOB...]  re-apply the changes captured since the main pass read them",
      "catch-up [-f FILE] [--dsn DSN] [JOB...] [--follow] [--until N] [--threads N]\n"
-     "                   [--reserve-connections N]",
-     "Drains each capturing job's change log in batches of up to batch_size keys:\n"
-     "one transaction calls the job's refresh_function with the keys at or below its\n"
-     "cursor and deletes the log rows it consumed. Exit 0 when every log is drained.",
+     "                   [--reserve-connections N] [--metrics-port N [--metrics-address ADDRESS]]",
+     "Makes each capturing job's target complete again: refreshes the keys at or below\n"
+     "its cursor that changed, through its refresh_function, and continues its main\n"
+     "pass for keys above the cursor. Exit 0 when every job's main pass is done and\n"
+     "its change log is empty.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("follow", "keep draining as changes arrive, until SIGINT or SIGTERM")(
+       add("follow", "keep refreshing as changes arrive, until SIGINT or SIGTERM")(
            "until", po::value<long long>(), "stop once at most N changes per job are left")(
            "threads", po::value<int>()->default_value(0),
-           "jobs drained at once, one connection each (default: defaults.threads, else 4)")(
+           "jobs caught up at once, one connection each (default: defaults.threads, else 4)")(
            "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
-           k_reserve_help);
+           k_reserve_help)(
+           "metrics-port", po::value<int>(),
+           "serve Prometheus metrics on this port while it lasts (http://ADDRESS:N/metrics)")(
+           "metrics-address", po::value<std::string>(),
+           "the address to serve the metrics on (default: 127.0.0.1)");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<CatchUpOptions>();
@@ -288,6 +293,7 @@ const Command k_commands[] = {
        if (o.until && *o.until < 0) throw UsageError("--until must be 0 or more");
        o.threads = threads_option(p);
        o.reserve_connections = reserve_option(p);
+       o.metrics = metrics_option(p);
        return catch_up_command(o, out);
      }},
     {"status", "status   show each job's status, rows, rate, ETA and what it waits for",

@@ -6,6 +6,7 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/batch_sql.h"
+#include "engine/change_drain.h"
 #include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
@@ -47,6 +48,12 @@ std::vector<JobRanges> claim_jobs(StateStore& store, const std::vector<ResolvedJ
 std::optional<long long> redo(StateStore& store, const ResolvedJob& job, const FailedRange& range) {
   pqxx::work tx(store.conn());
   if (!take_range(tx, store.schema(), range.id)) return std::nullopt;
+  if (range.catch_up) {
+    // A key whose refresh failed in catch-up: refreshed again, as catch-up would.
+    const std::optional<long long> keys = refresh_set_aside_key(tx, store.schema(), job, range.id);
+    tx.commit();
+    return keys;
+  }
   const pqxx::result plan = tx.exec_params(
       range_sql(job, store.schema(), slicing_of(job), CursorMove::stay),
       std::optional<std::string>(), range.first_key, job.name, range.slice, range.last_key);
@@ -99,6 +106,8 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
             << terminal_text(failure.message, Lines::indented) << "\n";
       }
     }
+  // A job whose keys set aside by catch-up are all refreshed now loses its catch-up error.
+  for (const auto& [job, ranges] : work) store.clear_catch_up_error(job->name);
   out << resolved << " range(s) resolved, " << failing << " still failing\n";
   return failing ? k_exit_job_failed : k_exit_ok;
 }

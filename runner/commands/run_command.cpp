@@ -15,6 +15,7 @@
 #include "commands/script_commands.h"
 #include "database/database.h"
 #include "database/retry.h"
+#include "engine/health_throttle.h"
 #include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
@@ -53,36 +54,11 @@ RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions
   run.lists = select_lists(file, options.only, options.exclude, store.done_jobs());
   run.preflight = check_catalog(conn, file, job_names(run.lists));
   for (const auto& warning : run.preflight.warnings) spdlog::warn("{}", warning);
-  // First of all: a job whose state is another table's has no function version or slices of
-  // its own to compare.
-  check_identities(conn, store.schema(), file, run.preflight.jobs);
-  std::vector<std::string> problems = store.changed_functions(
-      run.preflight.jobs, {options.accept_changed.begin(), options.accept_changed.end()});
-  for (const auto& [name, job] : run.preflight.jobs)
-    if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
-  {
-    pqxx::read_transaction tx(conn);
-    for (auto& problem : throttle_blind_spots(tx, file, job_names(run.lists)))
-      problems.push_back(std::move(problem));
-  }
+  const std::vector<std::string> problems =
+      state_problems(conn, file, run.preflight.jobs,
+                     {options.accept_changed.begin(), options.accept_changed.end()});
   if (!problems.empty()) throw PreflightError(problems);
   return run;
-}
-
-// The state the workers need: from here on the run writes.
-void prepare_state(pqxx::connection& conn, const JobsFile& file, const RunPlan& run) {
-  StateStore store(conn, StateSchema(file.state_schema));
-  store.ensure_schema();
-  store.register_jobs(file);
-  pin_identities(conn, store.schema(), file, run.preflight.jobs);
-  for (const auto& [name, job] : run.preflight.jobs) store.ensure_slices(job);
-  store.pin_function_versions(run.preflight.jobs);
-  // Before the first batch of a job with changes: trigger, so that every change the main pass
-  // does not see is in its change log (change_capture.h).
-  for (const auto& [name, job] : run.preflight.jobs)
-    if (job.captures &&
-        install_capture(conn, store.schema(), job, file.find_job(name)->settings.lock_timeout) > 0)
-      spdlog::info("{}: capturing the changes of {} for catch-up", name, job.table_sql);
 }
 
 // The planner's estimate of each job's rows, for the progress's projections (0 when unknown),
@@ -94,24 +70,6 @@ void estimate_rows(pqxx::connection& conn, const JobsFile& file, const RunPlan& 
   pqxx::read_transaction tx(conn);
   for (const auto& [name, job] : run.preflight.jobs)
     progress.set_total_rows(name, (long long)estimated_rows(tx, job).value_or(0));
-}
-
-// The task on the display from its start to its end, or as held by another runner.
-TaskOutcome run_shown(Session& session, const RunContext& context, const TaskId& task) {
-  struct Shown {
-    Progress& progress;
-    const std::string task;
-    ~Shown() { progress.task_ended(task); }
-  };
-  TaskOutcome outcome;
-  {
-    const Shown shown{context.progress, task.text()};
-    context.progress.task_started(task.text(), task.job);
-    outcome = run_task(session, context, task);
-  }
-  if (outcome.kind == TaskOutcome::Kind::deferred)
-    context.progress.task_held(task.text(), task.job, outcome.holder);
-  return outcome;
 }
 
 // After a run that finished: the ranges that on_error: skip set aside wait for retry-failed.
@@ -151,6 +109,40 @@ int report_result(const PoolResult& result, const Scheduler& scheduler, std::siz
 
 }  // namespace
 
+std::vector<std::string> state_problems(pqxx::connection& conn, const JobsFile& file,
+                                        const std::map<std::string, ResolvedJob>& jobs,
+                                        const std::set<std::string>& accepted) {
+  StateStore store(conn, StateSchema(file.state_schema));
+  // First of all: a job whose state is another table's has no function version or slices of
+  // its own to compare (an InputError of its own).
+  check_identities(conn, store.schema(), file, jobs);
+  std::vector<std::string> problems = store.changed_functions(jobs, accepted);
+  for (const auto& [name, job] : jobs)
+    if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
+  std::vector<std::string> names;
+  for (const auto& [name, job] : jobs) names.push_back(name);
+  pqxx::read_transaction tx(conn);
+  for (auto& problem : throttle_blind_spots(tx, file, names))
+    problems.push_back(std::move(problem));
+  return problems;
+}
+
+void prepare_state(pqxx::connection& conn, const JobsFile& file,
+                   const std::map<std::string, ResolvedJob>& jobs) {
+  StateStore store(conn, StateSchema(file.state_schema));
+  store.ensure_schema();
+  store.register_jobs(file);
+  pin_identities(conn, store.schema(), file, jobs);
+  for (const auto& [name, job] : jobs) store.ensure_slices(job);
+  store.pin_function_versions(jobs);
+  // Before the first batch of a job with changes: trigger, so that every change the main pass
+  // does not see is in its change log (change_capture.h).
+  for (const auto& [name, job] : jobs)
+    if (job.captures &&
+        install_capture(conn, store.schema(), job, file.find_job(name)->settings.lock_timeout) > 0)
+      spdlog::info("{}: capturing the changes of {} for catch-up", name, job.table_sql);
+}
+
 int run_command(const RunOptions& options) {
   const JobsFile file = parse_jobs_file(options.file);
   RunMetrics metrics(options.metrics ? MetricsCollection::on : MetricsCollection::off);
@@ -167,7 +159,7 @@ int run_command(const RunOptions& options) {
   const RunPlan run = check_run(*conn, file, options);
   std::vector<std::string> batched;
   for (const auto& [name, job] : run.preflight.jobs) batched.push_back(name);
-  metrics.declare_jobs(batched, k_throttle_signals);
+  metrics.declare_jobs(batched, {Phase::main}, k_throttle_signals);
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
   Scheduler scheduler(run.lists);
   // No more workers than tasks can run, nor than the server has connections free for beyond
@@ -188,7 +180,7 @@ int run_command(const RunOptions& options) {
     pool.give_up_waiting_after(options.lock_timeout->wait,
                                "--lock-timeout " + options.lock_timeout->text);
   }
-  retry_transient([&] { prepare_state(*conn, file, run); });
+  retry_transient([&] { prepare_state(*conn, file, run.preflight.jobs); });
 
   const std::size_t jobs = job_names(run.lists).size();
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
@@ -205,7 +197,7 @@ int run_command(const RunOptions& options) {
   const RunContext context{
       file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics};
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
-    return run_shown(session, context, task);
+    return run_task_shown(session, context, task);
   });
   display.stop();
   const double seconds =

@@ -10,13 +10,19 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
+#include <pqxx/pqxx>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/setting_limits.h"
+#include "catalog/catalog.h"
 #include "commands/command_options.h"
 #include "output/run_metrics.h"
+#include "plan/jobs_file.h"
+#include "state/schema_name.h"
 
 namespace pgxform {
 
@@ -41,5 +47,16 @@ struct RunOptions : CommandOptions {
 };
 
 int run_command(const RunOptions& options);
+
+// What `run` shares with `catch-up`, which continues main passes on the same engine:
+// The state's problems with the resolved jobs (a function changed under a started job unless
+// `accepted`, a changed `parallel:`), each naming the file. Read-only.
+std::vector<std::string> state_problems(pqxx::connection& conn, const JobsFile& file,
+                                        const std::map<std::string, ResolvedJob>& jobs,
+                                        const std::set<std::string>& accepted);
+// The state the workers need, written before the first batch: the schema, the jobs, their
+// slices and function versions, and the capture triggers of the jobs with changes: trigger.
+void prepare_state(pqxx::connection& conn, const JobsFile& file,
+                   const std::map<std::string, ResolvedJob>& jobs);
 
 }  // namespace pgxform

@@ -29,6 +29,12 @@ StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const 
     if (recent.span_s) facts.recent_span_s = std::clamp(*recent.span_s, 1.0, k_rate_window_s);
     facts.batch_size = recent.batch_size;
   }
+  if (state.catch_up_runner) {
+    const RecentBatches recent =
+        read_recent_batches(tx, schema, job.name, k_rate_window_s, Phase::catch_up);
+    facts.recent_keys = recent.rows;
+    if (recent.span_s) facts.recent_keys_span_s = std::clamp(*recent.span_s, 1.0, k_rate_window_s);
+  }
   if (state.status != "done" && state.batches_done > 0) {
     if (state.slices == 1 && state.last_key) facts.span = key_span(tx, job, state.last_key);
     facts.estimated_rows = estimated_rows(tx, job);
@@ -132,6 +138,23 @@ std::optional<std::string> waiting_for(const JobsFile& file, const JobList& list
   return std::nullopt;
 }
 
+// While a catch-up holds the job: its rate over the last minute, the pending changes' ETA at
+// that rate, and what it waits for.
+void catch_up_figures(StatusRow& row, const Job& job, const std::string& list,
+                      const std::vector<ControlRow>& control,
+                      const std::optional<StatusFacts>& facts) {
+  if (!row.state.catch_up_runner) return;
+  if (facts) {
+    row.changes_per_s = double(facts->recent_keys) / facts->recent_keys_span_s;
+    if (*row.changes_per_s > 0)
+      row.changes_eta_s = double(row.changes_pending.value_or(0)) / *row.changes_per_s;
+  }
+  if (resolve_control(control, job.name, list).paused)
+    row.catch_up_waiting = "paused";
+  else
+    row.catch_up_waiting = row.state.catch_up_waiting;
+}
+
 }  // namespace
 
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
@@ -188,6 +211,7 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
         const auto c = changes.find(job.name);
         row.changes_pending = c == changes.end() ? 0 : c->second.count;
         if (c != changes.end()) row.oldest_change_s = c->second.oldest_s;
+        catch_up_figures(row, job, list.name, control, job_facts);
       }
       if (!row.waiting && at_work && !row.state.runner &&
           (row.state.status == "pending" || row.state.status == "interrupted"))
@@ -266,6 +290,10 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
                     {"batch_size", row.batch_size ? Json(*row.batch_size) : Json()},
                     {"changes_pending", row.changes_pending ? Json(*row.changes_pending) : Json()},
                     {"oldest_change_s", json_number(row.oldest_change_s, 1)},
+                    {"catch_up_runner", json_text(s.catch_up_runner)},
+                    {"changes_per_s", json_number(row.changes_per_s, 1)},
+                    {"changes_eta_s", json_number(row.changes_eta_s, 0)},
+                    {"catch_up_waiting", json_text(row.catch_up_waiting)},
                     {"holders", holders_json(row.holders)},
                     {"table", row.recorded ? Json(row.recorded->table_text()) : Json()},
                     {"key", row.recorded ? Json(row.recorded->key_column) : Json()},
@@ -291,6 +319,31 @@ namespace {
 std::string status_text(const JobStatus& s) {
   if (s.slices <= 1) return s.status;
   return s.status + " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
+}
+
+}  // namespace
+
+namespace {
+
+// The line of a capturing job: its pending changes, and the catch-up at work on them.
+void print_changes(std::ostream& out, const StatusRow& row) {
+  const JobStatus& s = row.state;
+  if (*row.changes_pending == 0 && !s.catch_up_runner) {
+    out << "    capturing changes: none pending\n";
+    return;
+  }
+  out << "    capturing changes: " << *row.changes_pending << " pending";
+  if (*row.changes_pending > 0)
+    out << ", the oldest " << fixed(row.oldest_change_s.value_or(0), 0) << " s old";
+  if (!s.catch_up_runner) {
+    out << ": pgxform catch-up " << terminal_text(s.job) << "\n";
+    return;
+  }
+  out << "; catch-up at work (" << terminal_text(*s.catch_up_runner) << "), "
+      << rate_text(row.changes_per_s.value_or(0)) << " keys/s";
+  if (row.changes_eta_s) out << ", ETA " << eta_text(*row.changes_eta_s);
+  if (row.catch_up_waiting) out << "; " << terminal_text(*row.catch_up_waiting);
+  out << "\n";
 }
 
 }  // namespace
@@ -340,14 +393,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
           << "\n";
     for (const auto& h : row.holders)
       if (!h.recorded) out << "    " << terminal_text(holder_line(h)) << "\n";
-    if (row.changes_pending) {
-      if (*row.changes_pending == 0)
-        out << "    capturing changes: none pending\n";
-      else
-        out << "    capturing changes: " << *row.changes_pending << " pending, the oldest "
-            << fixed(row.oldest_change_s.value_or(0), 0) << " s old: pgxform catch-up " << s.job
-            << "\n";
-    }
+    if (row.changes_pending) print_changes(out, row);
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")
           << " in batch [" << text_or(s.error_first_key, "?") << ", "
@@ -389,7 +435,7 @@ StatusReport read_status_report(const StatusOptions& options, const JobsFile& fi
     control = read_all_control(tx, schema);
     if (const auto threads = ignored_threads(tx, schema)) runners.ignored.push_back(*threads);
   }
-  std::map<std::string, PendingChanges> changes;
+  std::map<std::string, PendingChanges> changes;  // change_log.h
   std::vector<TaskHolder> holders;
   std::map<std::string, RecordedJob> recorded;
   {

@@ -16,12 +16,16 @@
 // "sqlstate": ..., "error_first_key": ..., "error_last_key": ..., "trend": "insufficient" |
 // "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
-// "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "table": ..., "key": ...,
+// "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "catch_up_runner": ...,
+// "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ..., "table": ..., "key": ...,
 // "ignored": [...]}, ...], "runners": [{"runner": ..., "command": ..., "workers": N,
 // "threads": N, "tasks": N, "connections_free": N, "reserve": N}, ...], "ignored": [...]}.
 // A growing trend (trend.h) is also printed as a warning. changes_pending and oldest_change_s
 // are null for a job without changes: trigger; for one with it, the rows of its change log
-// (change_capture.h) and the age of the oldest (null when none is pending).
+// (change_log.h) and the age of the oldest (null when none is pending). While a catch-up holds
+// the job (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the
+// last minute per second (as rows_per_s), changes_eta_s the pending changes over that rate,
+// and catch_up_waiting why it takes no batch now ("paused", "throttled: ...", "pause_ms N").
 //
 // What the job is recorded to transform (job_identity.h): "table" (schema.table) and "key",
 // null until a run recorded them; when the jobs file now names another table, key or function,
@@ -67,11 +71,11 @@
 #include <vector>
 
 #include "analysis/trend.h"
-#include "capture/change_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
 #include "database/database.h"
 #include "plan/jobs_file.h"
+#include "state/change_log.h"
 #include "state/job_control.h"
 #include "state/job_identity.h"
 #include "state/runner_pool.h"
@@ -103,6 +107,9 @@ struct StatusFacts {
   double recent_span_s = k_rate_window_s;  // since the first of them started, 1 to 60 s
   std::optional<long long> batch_size;     // the size its last batch asked for
   std::optional<JobIdentity> now;          // the job as the jobs file names it now, resolved
+  // catch-up's batches (batch_log.catch_up) of the last minute: keys refreshed, over how long.
+  long long recent_keys = 0;
+  double recent_keys_span_s = k_rate_window_s;
 };
 
 struct StatusRow {
@@ -115,7 +122,9 @@ struct StatusRow {
   std::string paused_by;  // "job items", "list shop", "all"
   std::optional<double> rows_per_s, eta_s;
   std::optional<long long> batch_size;
-  // With changes: trigger: its change log's rows and the oldest's age; none otherwise.
+  // With changes: trigger: its change log's rows and the oldest's age; none otherwise. While a
+  // catch-up holds the job: the keys it refreshed per second over the last minute, the seconds
+  // the pending changes take at that rate, and why it takes no batch now.
   std::optional<long long> changes_pending;
   std::optional<double> oldest_change_s;
   std::vector<TaskHolder> holders;  // the sessions that hold its tasks' locks now
@@ -125,6 +134,8 @@ struct StatusRow {
   std::optional<JobIdentity> names_now;
   // Control values out of their limits that would apply to it: ignored by its runner.
   std::vector<std::string> ignored;
+  std::optional<double> changes_per_s, changes_eta_s;
+  std::optional<std::string> catch_up_waiting;
 };
 
 // Below the jobs: the runners at work on the state schema, and the control values out of their

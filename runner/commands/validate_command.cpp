@@ -138,10 +138,12 @@ Validation read_validation(pqxx::connection& conn, const JobsFile& file) {
   for (const auto& [name, job] : preflight.jobs) {
     if (!job.captures) continue;
     pqxx::read_transaction tx(conn);
-    if (!captures_known || capture_triggers(tx, schema, name, job.table_sql) < k_capture_triggers)
+    std::vector<std::string> tables = uncaptured_tables(tx, schema, job);
+    if (!captures_known) tables = {job.table_sql};
+    for (const std::string& table : tables)
       v.warnings.push_back(file.path + ":" + std::to_string(file.find_job(name)->line) + ": job '" +
-                           name + "': changes: trigger, but no capture trigger on " +
-                           job.table_sql + " yet: `pgxform capture " + name +
+                           name + "': changes: trigger, but no capture trigger on " + table +
+                           " yet: `pgxform capture " + name +
                            "` installs it (run does before the job's first batch)");
   }
   {

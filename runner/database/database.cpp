@@ -79,6 +79,7 @@ namespace pgxform {
 pqxx::connection& Session::conn() {
   if (!m_conn) {
     m_conn = connect(m_dsn, Access::read_write, Contact::again);
+    ++m_generation;
     m_prepared.clear();
     m_defined.clear();
     m_cannot_define = false;
@@ -89,6 +90,7 @@ pqxx::connection& Session::conn() {
 
 void Session::adopt(std::unique_ptr<pqxx::connection> conn) {
   m_conn = std::move(conn);
+  ++m_generation;
   m_prepared.clear();
   m_defined.clear();
   m_cannot_define = false;

@@ -89,6 +89,9 @@ class Session {
   // other definition is tried until the next connection.
   bool define(const std::string& name, const std::function<std::string()>& ddl);
   int backend_pid() const { return m_backend_pid.load(); }
+  // Counts the connections this session opened (or adopted): a session-level lock taken on
+  // one is gone once the count moved.
+  int generation() const { return m_generation; }
   // Closes the connection (a worker that leaves the pool); the next conn() opens one again.
   void close();
   // The pool asks this session's worker to leave (fewer threads wanted): its task stops after
@@ -102,6 +105,7 @@ class Session {
   std::set<std::string> m_prepared;
   std::set<std::string> m_defined;
   bool m_cannot_define = false;  // the first attempt failed: none is tried again
+  int m_generation = 0;
   std::atomic<int> m_backend_pid{0};
   std::atomic<bool> m_leave{false};
 };

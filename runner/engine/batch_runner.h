@@ -1,60 +1,104 @@
-// batch_runner: one task's keyset loop — a job, or one slice of a sliced job — on a claim its
-// session holds (task_runner.h takes and releases it).
+// batch_runner: one task's loop of batches — of the main pass (a job, or one slice of a sliced
+// job: main_pass.h) or of catch-up (a job's change log: change_drain.h) — on a claim its session
+// holds (task_runner.h takes and releases it). The loop is the same for both phases; what
+// differs, which statement a batch runs and how its result moves the cursor or consumes the
+// log, is the task's BatchPhase.
 //
-// Each batch takes the next keys after the cursor, as many as batch_sizer.h says (so that a
-// batch lasts about target_batch_ms), and is ONE transaction holding two statements
-// (batch_sql.h): the batch itself, under
-// EXPLAIN ANALYZE for its buffer counters, and its batch_log row. So a batch costs four round
-// trips (BEGIN, the two statements, COMMIT) whatever its size, and the function's writes, the
-// cursor's move and the batch_log row commit together or not at all.
-//
-// Between two batches the task reads the control table (job_control.h), at most once a
-// second: a paused job takes no new batch until it is resumed (a stop signal still ends it),
-// a new batch_size or target_batch_ms applies from the next batch, pause_ms sleeps. Then, with
-// `throttle:` limits, it waits while the database's health is over one (health_throttle.h).
+// Each batch takes as many keys as batch_sizer.h says (so that a batch lasts about
+// target_batch_ms) and is ONE transaction: the phase's statement(s), then COMMIT. Between two
+// batches the task paces itself (pacing.h: the control table's pause, sizes and pause_ms, and
+// the `throttle:` limits).
 //
 // Failures (see retry.h), decided by SQLSTATE:
 //   transient        retried in place with exponential backoff and jitter (`retries`,
 //                    `retry_backoff_ms`);
 //   connection lost  thrown to task_runner, which reconnects, claims the task again and runs it
-//   or in doubt      again from its cursor: the cursor says whether the last COMMIT went through;
-//   permanent        `on_error: stop` — the job fails with the error, SQLSTATE and key range;
-//                    `on_error: skip` — the range goes to failed_batches in the same transaction
-//                    that moves the cursor past it; with `bisect: true` the range is halved
-//                    until only the offending keys are set aside and the rest is processed.
+//   or in doubt      again from its cursor: the cursor (or the log) says whether the last
+//                    COMMIT went through;
+//   permanent        when the phase sets failing parts aside (the main pass with
+//                    `on_error: skip`; catch-up always), the failing batch is narrowed down by
+//                    halving (the main pass with `bisect: true`; catch-up always) until only
+//                    the offending keys are set aside, in the transaction that moves past
+//                    them, and the rest is processed; otherwise the task fails with the error,
+//                    SQLSTATE and keys, recorded in the job's row.
 #pragma once
 
-#include <chrono>
-#include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/batch_sizer.h"
-#include "engine/batch_sql.h"
-#include "engine/health_throttle.h"
+#include "engine/pacing.h"
 #include "output/progress.h"
 #include "output/run_metrics.h"
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
-#include "state/job_control.h"
 #include "state/state_store.h"
 
 namespace pgxform {
 
+// What one task works with, shared by its runner and its phase.
+struct TaskContext {
+  Session& session;
+  StateStore& store;
+  const ResolvedJob& job;
+  const Job& spec;  // the jobs file's job: its list and settings
+  TaskId task;
+  Progress& progress;
+  RunMetrics& metrics;
+};
+
+// A part of a failing batch, processed alone or set aside: a key range [first, last] of the
+// main pass, or a set of keys of catch-up (`keys`, in the key's order, in their text form as
+// change_log records them; `first` and `last` the smallest and the largest).
+struct BatchPart {
+  std::string first, last;
+  std::vector<std::string> keys;
+};
+
+// What differs between the phases (main_pass.h, change_drain.h).
+class BatchPhase {
+ public:
+  struct Done {
+    long long rows = 0;    // leading-table rows; keys refreshed for catch-up
+    std::string last_key;  // where the batch ended
+  };
+  virtual ~BatchPhase() = default;
+  // Reads where the task starts; false when it has nothing to do at all.
+  virtual bool start() = 0;
+  // Runs the next batch of up to `size` keys in `tx` and commits it; none when no key was left
+  // (then `tx` is committed too).
+  virtual std::optional<Done> batch(pqxx::work& tx, long size) = 0;
+  // The part the next batch of `size` keys would take (read-only); none when unknown.
+  virtual std::optional<BatchPart> next_part(long size) = 0;
+  // Two halves of `part`; none when it cannot be split (a single key: the culprit).
+  virtual std::optional<std::pair<BatchPart, BatchPart>> split(const BatchPart& part) = 0;
+  // `part` alone, in `tx`, committed; its rows.
+  virtual long long process(pqxx::work& tx, const BatchPart& part) = 0;
+  // `part` set aside with `failure`, in `tx`, committed.
+  virtual void set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) = 0;
+  virtual bool sets_aside() const = 0;  // a failing batch's culprits are set aside, not fatal
+  virtual bool narrows() const = 0;     // ... after narrowing it down by halving
+  // A permanent failure that ends the task: recorded in the job's row; the outcome.
+  virtual TaskOutcome fail(const Failure& failure, const std::optional<BatchPart>& part) = 0;
+  // No key left: recorded (the main pass: done).
+  virtual void finish() = 0;
+  // Stopped between two batches (a signal, or the worker leaves the pool): recorded.
+  virtual void stop() = 0;
+};
+
 class BatchRunner {
  public:
-  BatchRunner(Session& session, StateStore& store, const ResolvedJob& job,
-              const JobSettings& settings, std::string list, TaskId task, Progress& progress,
-              HealthMonitor& health, RunMetrics& metrics);
-  // From the task's cursor to its end, a stop, or a permanent failure, each recorded in the
-  // state. Throws what task_runner must handle: a lost connection, an in-doubt COMMIT. Counts
-  // the batches it commits in `committed`, which the caller reads also when it throws: a
-  // connection that broke after progress is not one that keeps breaking.
+  BatchRunner(TaskContext& task, Pacing& pacing, BatchPhase& phase);
+  // From the task's start to its end (no key left), a stop, or a permanent failure, each
+  // recorded in the state. Throws what task_runner must handle: a lost connection, an in-doubt
+  // COMMIT. Counts the batches it commits in `committed`, which the caller reads also when it
+  // throws: a connection that broke after progress is not one that keeps breaking. May be
+  // called again once it returned (catch-up --follow): the sizer keeps what it learned.
   TaskOutcome run(long long& committed);
 
  private:
@@ -65,58 +109,24 @@ class BatchRunner {
     Failure failure;
   };
   using Work = std::function<void(pqxx::work&)>;
-  using Range = std::pair<std::string, std::string>;
 
   // Runs `work` in a transaction until it commits or fails for good.
   Step transact(const Work& work);
-  // The statements, each as one transactional step.
   Step next_batch(bool& finished);
-  Step process_range(const Range& range);
-  Step skip_range(const Range& range, const Failure& failure);
-  // on_error: skip — sets `range` aside, narrowing it down first with bisect.
-  Step set_aside(const Range& range, const Failure& failure);
+  Step process(const BatchPart& part);
+  Step skip(const BatchPart& part, const Failure& failure);
+  // Sets `part` aside, narrowing it down first when the phase does.
+  Step set_aside(const BatchPart& part, const Failure& failure);
+  TaskOutcome stopped();
 
-  // Runs prepared statement `name` (`sql` builds its text the first time) with the five
-  // parameters of batch_sql.h (seven with a failure's SQLSTATE and error).
-  pqxx::result exec(pqxx::work& tx, const std::string& name,
-                    const std::function<std::string()>& sql,
-                    const std::optional<std::string>& second,
-                    const std::optional<std::string>& fifth,
-                    const std::optional<std::string>& sqlstate = std::nullopt,
-                    const std::optional<std::string>& error = std::nullopt);
-  // Commits the range the batch statement processed (its plan in `plan`): the log statement
-  // writes the batch_log row; the cursor must have moved. Returns the range's last key, with
-  // its rows in `rows`; none when the statement found no key left (nothing is committed).
-  std::optional<std::string> commit_logged(pqxx::work& tx, const pqxx::result& plan,
-                                           long long& rows);
-  std::optional<Range> next_range();
-  std::optional<Range> split(const Range& range);
-  TaskOutcome fail(const Failure& failure);
-  BatchShape shape() const;
-  // Between two batches: what the control table says for this job (job_control.h), read at
-  // most once a second. Waits while the job is paused, applies new sizes, sleeps pause_ms.
-  // False when a stop signal came while it waited.
-  bool follow_control();
-  void read_control();
-  // Waits while a throttle: limit is exceeded (health_throttle.h). False on a stop signal.
-  bool wait_for_health();
-
-  Session& m_session;
-  StateStore& m_store;
-  const ResolvedJob& m_job;
-  const JobSettings& m_settings;
-  TaskId m_task;
-  Progress& m_progress;
-  HealthMonitor& m_health;
-  RunMetrics& m_metrics;
-  Slicing m_slicing;
-  Cursor m_cursor;
+  TaskContext& m_task;
+  Pacing& m_pacing;
+  BatchPhase& m_phase;
   BatchSizer m_sizer;
-  std::string m_list;
-  JobControl m_control;
-  std::optional<std::chrono::steady_clock::time_point> m_control_read;
-  std::map<std::string, BatchFunction> m_functions;  // by statement variant, built once
   long long* m_committed = nullptr;
 };
+
+// "SQLSTATE 22012: division by zero", or the message alone.
+std::string describe(const Failure& failure);
 
 }  // namespace pgxform

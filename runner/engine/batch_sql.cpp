@@ -1,6 +1,8 @@
 #include "engine/batch_sql.h"
 
+#include "base/sql_text.h"
 #include "state/batch_log.h"
+#include "state/change_log.h"
 
 namespace pgxform {
 
@@ -16,18 +18,24 @@ namespace {
 //   Any other key: hi is the last of the first $2 keys, and the rows are counted, as every row
 //   of the last key counts, even those past the LIMIT.
 std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
+  static const std::string k_unique =
+      R"(SELECT (SELECT @key@ @from@ LIMIT 1) AS lo,)"
+      R"( coalesce(h.full_hi, (SELECT @key@ @from@ DESC LIMIT 1)) AS hi,)"
+      R"( h.full_hi IS NOT NULL AS full)"
+      R"( FROM (SELECT (SELECT @key@ @from@ OFFSET $2::bigint - 1 LIMIT 1) AS full_hi)"
+      R"( OFFSET 0) h)";
+  static const std::string k_other =
+      R"(SELECT (SELECT @key@ @from@ LIMIT 1) AS lo,)"
+      R"( (SELECT k FROM (SELECT @key@ AS k @from@ LIMIT $2::bigint) s)"
+      R"( ORDER BY k DESC LIMIT 1) AS hi, false AS full)";
+  static const std::string k_from = R"(FROM @table@ t WHERE @where@ ORDER BY @key@)";
   const std::string key = "t." + job.key_sql;
   std::string where =
       shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
   if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$5");
-  const std::string from = " FROM " + job.table_sql + " t WHERE " + where + " ORDER BY " + key;
-  const std::string lo = "(SELECT " + key + from + " LIMIT 1)";
-  if (job.key_unique)
-    return "SELECT " + lo + " AS lo, coalesce(h.full_hi, (SELECT " + key + from +
-           " DESC LIMIT 1)) AS hi, h.full_hi IS NOT NULL AS full FROM (SELECT (SELECT " + key +
-           from + " OFFSET $2::bigint - 1 LIMIT 1) AS full_hi OFFSET 0) h";
-  return "SELECT " + lo + " AS lo, (SELECT k FROM (SELECT " + key + " AS k" + from +
-         " LIMIT $2::bigint) s ORDER BY k DESC LIMIT 1) AS hi, false AS full";
+  const std::string from =
+      fill_sql(k_from, {{"@where@", where}, {"@table@", job.table_sql}, {"@key@", key}});
+  return fill_sql(job.key_unique ? k_unique : k_other, {{"@from@", from}, {"@key@", key}});
 }
 
 // The explicit range [$2, $5] in the shape of bounds_select.
@@ -38,8 +46,10 @@ std::string explicit_bounds(const ResolvedJob& job) {
 // The leading table's rows in [lo, hi] (SQL expressions of the key's type). Every row of the
 // last key counts, even those past the LIMIT that found hi.
 std::string rows_in(const ResolvedJob& job, const std::string& lo, const std::string& hi) {
-  return "(SELECT pg_catalog.count(*) FROM " + job.table_sql + " t WHERE t." + job.key_sql +
-         " >= " + lo + " AND t." + job.key_sql + " <= " + hi + ")";
+  static const std::string k_rows =
+      R"((SELECT pg_catalog.count(*) FROM @table@ t WHERE t.@key@ >= @lo@ AND t.@key@ <= @hi@))";
+  return fill_sql(k_rows,
+                  {{"@lo@", lo}, {"@hi@", hi}, {"@table@", job.table_sql}, {"@key@", job.key_sql}});
 }
 
 // The rows of a batch found by bounds_select: $2 when it is full (a unique key), else counted.
@@ -59,29 +69,45 @@ const char* const k_figures_variable = "pgxform_figures";
 
 // From the bounds in CTE b: CTE r processes them (rows, the function's result), then the state
 // is written as `move` says, and the batch's figures go to the transaction-local setting
-// k_batch_setting (see batch_log.h).
+// k_batch_setting (see batch_log.h). A capturing job's batch also takes the change-log rows of
+// the keys it processed off the log (change_log.h: consume_cte), and one with `also:` holds
+// its row for the batch's length (also_lock_cte) before it calls the function.
 // `size`: the keys the batch asked for (SQL; NULL for an explicit range). `callee` calls the
 // function (call() above unless given); `into` selects the figures into the variable.
 std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
                            CursorMove move, const std::string& rows, const std::string& size,
                            const std::string& callee = "", bool into = false) {
-  const CursorSql cursor = cursor_move_sql(schema, slicing, move);
   // The duration is taken last, once the function and the cursor's move are done.
-  return ", r AS MATERIALIZED (SELECT b.lo, b.hi, " + rows + " AS rows, " +
-         (callee.empty() ? call(job, "b.lo", "b.hi") : callee + "(b.lo, b.hi)") +
-         " AS result FROM b WHERE b.lo IS NOT NULL)" + cursor.ctes +
-         " SELECT pg_catalog.set_config('" + k_batch_setting +
-         "', pg_catalog.json_build_object('lo', r.lo::text, 'hi', r.hi::text, 'rows', r.rows,"
-         " 'written', NULLIF(r.result, '')::bigint, 'size', " +
-         size +
-         ", 'slice', $4::int, 'open', $5::text IS NULL,"
-         " 'moved', (SELECT pg_catalog.count(*) FROM c), 'batch_no', " +
-         cursor.batch_no +
-         ", 'started', pg_catalog.statement_timestamp(),"
-         " 'ms', 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - "
-         "pg_catalog.statement_timestamp()))::text,"
-         " true)" +
-         (into ? std::string(" INTO ") + k_figures_variable : std::string()) + " FROM r";
+  static const std::string k_process =
+      R"(,
+  r AS MATERIALIZED (SELECT b.lo, b.hi, @rows@ AS rows, @call@ AS result
+                     FROM b@lock@ WHERE b.lo IS NOT NULL)@cursor@@consume@
+  SELECT pg_catalog.set_config('@setting@', pg_catalog.json_build_object('lo', r.lo::text,)"
+      R"( 'hi', r.hi::text, 'rows', r.rows,)"
+      R"( 'written', NULLIF(r.result, '')::bigint, 'size', @size@,)"
+      R"( 'slice', $4::int, 'open', $5::text IS NULL,)"
+      R"( 'moved', (SELECT pg_catalog.count(*) FROM c),)"
+      R"( 'batch_no', @batch_no@, 'started', pg_catalog.statement_timestamp(),)"
+      R"( 'ms', 1000 * extract(epoch FROM pg_catalog.clock_timestamp() -)"
+      R"( pg_catalog.statement_timestamp()))::text, true)@into@ FROM r)";
+  const CursorSql cursor = cursor_move_sql(schema, slicing, move);
+  return fill_sql(k_process,
+                  {{"@rows@", rows},
+                   {"@call@", callee.empty() ? call(job, "b.lo", "b.hi") : callee + "(b.lo, b.hi)"},
+                   {"@lock@", job.also.empty() ? "" : ", lk"},
+                   {"@cursor@", cursor.ctes},
+                   {"@consume@", job.captures ? consume_cte(job, schema) : ""},
+                   {"@setting@", k_batch_setting},
+                   {"@size@", size},
+                   {"@batch_no@", cursor.batch_no},
+                   {"@into@", into ? std::string(" INTO ") + k_figures_variable : ""}});
+}
+
+// The head of a batch statement: the lock of a job with `also:`, then CTE b, the bounds.
+std::string with_bounds(const ResolvedJob& job, const StateSchema& schema,
+                        const std::string& bounds) {
+  return "WITH " + (job.also.empty() ? std::string() : also_lock_cte(schema)) +
+         " b AS MATERIALIZED (" + bounds + ")";
 }
 
 // Under EXPLAIN ANALYZE, for the buffer counters of the whole batch, function included. TIMING
@@ -93,14 +119,14 @@ std::string explained(const std::string& sql) {
 }  // namespace
 
 std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
-  return explained("WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
+  return explained(with_bounds(job, schema, bounds_select(job, shape)) +
                    process_from_b(job, schema, shape.slicing, CursorMove::advance,
                                   batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint"));
 }
 
 BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
   const std::string body_sql =
-      "WITH b AS MATERIALIZED (" + bounds_select(job, shape) + ")" +
+      with_bounds(job, schema, bounds_select(job, shape)) +
       process_from_b(job, schema, shape.slicing, CursorMove::advance,
                      batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint", "@call@", true);
   const std::string tag = "$pgxform_batch$";
@@ -131,7 +157,7 @@ BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, 
 std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
                       CursorMove move) {
   return explained(
-      "WITH b AS MATERIALIZED (" + explicit_bounds(job) + ")" +
+      with_bounds(job, schema, explicit_bounds(job)) +
       process_from_b(job, schema, slicing, move, rows_in(job, "b.lo", "b.hi"), "NULL::bigint"));
 }
 

@@ -5,10 +5,15 @@
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "base/stop_signal.h"
 #include "database/retry.h"
 #include "engine/batch_runner.h"
+#include "engine/batch_sql.h"
+#include "engine/change_drain.h"
+#include "engine/main_pass.h"
+#include "engine/pacing.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -61,14 +66,110 @@ std::optional<TaskOutcome> claim_or_holder(StateStore& store, const TaskId& task
   return TaskOutcome{TaskOutcome::Kind::deferred, task.text() + " is held by another runner", ""};
 }
 
+// Whether the main-pass task whose cursor is `cursor` has work: not done, or a key above its
+// cursor (rows appended after it finished). Read-only: one probe of the key's index.
+bool has_keys_left(Session& session, const ResolvedJob& job, const TaskId& task,
+                   const Cursor& cursor) {
+  if (cursor.status != "done") return true;
+  const BatchShape shape{slicing_of(job),
+                         cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
+                         cursor.hi_key ? UpperBound::hi_key : UpperBound::open};
+  pqxx::read_transaction tx(session.conn());
+  return !tx.exec_params1(bounds_query(job, shape), cursor.last_key, 1, job.name, task.slice,
+                          cursor.hi_key)[0]
+              .is_null();
+}
+
+// What continuing the job's main pass came to.
+struct MainPassLeft {
+  bool ran = false;                // a main-pass task ran (there were keys above its cursor)
+  bool held = false;               // another runner holds a main-pass task with keys left
+  std::optional<TaskOutcome> end;  // it failed or was stopped: the catch-up task ends so
+};
+
+// The job's main-pass tasks with keys left, run on this session (their own claims), in order.
+MainPassLeft continue_main_pass(TaskContext& task, const RunContext& run, bool& said_held) {
+  MainPassLeft left;
+  const Slicing slicing = slicing_of(task.job);
+  const int tasks = slicing == Slicing::slice ? task.job.parallel : 1;
+  for (int s = 0; s < tasks; ++s) {
+    const TaskId main{task.job.name, s, Phase::main};
+    const std::optional<Cursor> cursor = task.store.read_cursor(main, slicing);
+    // Following, catch-up takes up only a main pass that was done (rows appended since): one
+    // under way is the run's, which started it and works on it with all its workers.
+    if (!cursor || (run.drain.follow == Follow::yes && cursor->status != "done") ||
+        !has_keys_left(task.session, task.job, main, *cursor))
+      continue;
+    const int connection = task.session.generation();
+    const TaskOutcome outcome = run_task_shown(task.session, run, main);
+    // The main task reconnected: the catch-up claim went with the old connection.
+    if (task.session.generation() != connection)
+      throw pqxx::broken_connection("the connection was opened again: claiming the catch-up again");
+    if (outcome.kind == TaskOutcome::Kind::finished) {
+      left.ran = true;
+    } else if (outcome.kind == TaskOutcome::Kind::deferred) {
+      left.held = true;
+      if (!said_held)
+        spdlog::info("{}: {}; {}", task.task.text(), outcome.message,
+                     run.drain.follow == Follow::yes
+                         ? "its keys above the cursor are left to it"
+                         : "catch-up waits for it to finish the main pass");
+      said_held = true;
+    } else {
+      left.end = outcome;
+      return left;
+    }
+  }
+  return left;
+}
+
+TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& committed) {
+  Pacing pacing(task.session, task.store, task.spec, task.task, task.progress, run.health,
+                task.metrics);
+  ChangeDrain drain(task, run.drain.until);
+  BatchRunner runner(task, pacing, drain);
+  drain.retry_set_aside();
+  bool said_idle = false, said_held = false;
+  auto settled = std::chrono::steady_clock::now() - std::chrono::minutes(1);
+  while (true) {
+    const long long before = committed;
+    const TaskOutcome outcome = runner.run(committed);
+    if (outcome.kind != TaskOutcome::Kind::finished || run.drain.until) return outcome;
+    const MainPassLeft main = continue_main_pass(task, run, said_held);
+    if (main.end) return *main.end;
+    if (main.ran) continue;
+    // Following, once a minute at most: it scans the job's rows and claims the job a moment.
+    if (!main.held && (run.drain.follow == Follow::no ||
+                       std::chrono::steady_clock::now() - settled >= std::chrono::minutes(1))) {
+      drain.settle();
+      settled = std::chrono::steady_clock::now();
+    }
+    if (run.drain.follow == Follow::no && !main.held) return outcome;
+    if (committed > before) said_idle = false;
+    if (run.drain.follow == Follow::yes && !said_idle) {
+      spdlog::info("{}: caught up; waiting for changes", task.task.text());
+      said_idle = true;
+    }
+    if (!pacing.idle(1000))
+      return {stop_level() >= 1 ? TaskOutcome::Kind::stopped : TaskOutcome::Kind::released, ""};
+  }
+}
+
 // The task on a claim this session holds; `committed` counts its batches.
 TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& run, const Job& job,
                         const TaskId& task, long long& committed) {
   apply_session_settings(session.conn(), job.settings);
   if (job.is_step()) return run_step(store, job);
-  return BatchRunner(session, store, run.jobs.at(job.name), job.settings, job.list, task,
-                     run.progress, run.health, run.metrics)
-      .run(committed);
+  TaskContext context{session, store, run.jobs.at(job.name), job, task, run.progress, run.metrics};
+  if (task.phase == Phase::catch_up) {
+    const TaskOutcome outcome = run_catch_up(context, run, committed);
+    run.progress.job_finished(task.text(), std::nullopt);
+    if (outcome.kind == TaskOutcome::Kind::finished) store.clear_catch_up_error(job.name);
+    return outcome;
+  }
+  Pacing pacing(session, store, job, task, run.progress, run.health, run.metrics);
+  MainPass phase(context);
+  return BatchRunner(context, pacing, phase).run(committed);
 }
 
 // A failure outside any batch (claiming, finishing): written to the job's row when the
@@ -76,8 +177,12 @@ TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& r
 void record_failure(StateStore& store, const RunContext& run, const Job& job, const TaskId& task,
                     const Failure& failure) {
   try {
-    store.mark_failed(task, job.is_step() ? Slicing::whole_job : slicing_of(run.jobs.at(job.name)),
-                      failure, std::nullopt, std::nullopt);
+    if (task.phase == Phase::catch_up)
+      store.mark_catch_up_failed(job.name, failure, std::nullopt, std::nullopt);
+    else
+      store.mark_failed(task,
+                        job.is_step() ? Slicing::whole_job : slicing_of(run.jobs.at(job.name)),
+                        failure, std::nullopt, std::nullopt);
   } catch (const std::exception& e) {
     spdlog::debug("{}: could not record the failure: {}", task.text(), redact(e.what()));
   }
@@ -137,6 +242,23 @@ TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task
       }
     }
   }
+}
+
+TaskOutcome run_task_shown(Session& session, const RunContext& run, const TaskId& task) {
+  struct Shown {
+    Progress& progress;
+    const std::string task;
+    ~Shown() { progress.task_ended(task); }
+  };
+  TaskOutcome outcome;
+  {
+    const Shown shown{run.progress, task.text()};
+    run.progress.task_started(task.text(), task.job, task.phase);
+    outcome = run_task(session, run, task);
+  }
+  if (outcome.kind == TaskOutcome::Kind::deferred)
+    run.progress.task_held(task.text(), task.job, outcome.holder);
+  return outcome;
 }
 
 }  // namespace pgxform

@@ -1,17 +1,30 @@
-// task_runner: one task of a run, from its claim to its release, on a worker's session (the
-// worker pool hands tasks out; this runs one). It
-//   1. claims the task (state_store.h), or leaves it to the runner that holds it (deferred);
-//   2. sets the job's timeouts on the session and runs it: a batched task's keyset loop
-//      (batch_runner.h) or a one-shot step, which record how they ended in the state;
+// task_runner: one task, from its claim to its release, on a worker's session (the worker pool
+// hands tasks out; this runs one) — of the main pass or of catch-up, on one engine. It
+//   1. claims the task (state_store.h: the main pass's task lock, or the job's catch-up lock),
+//      or leaves it to the runner that holds it (deferred);
+//   2. sets the job's timeouts on the session and runs it: a one-shot step, or a loop of
+//      batches (batch_runner.h) with the task's phase (main_pass.h, change_drain.h) and its
+//      pacing (pacing.h), which record how they ended in the state;
 //   3. releases the claim.
 // The one place that decides what a lost connection means for a task (retry.h says which
 // failures are one): the connection is reopened, the task claimed again and run again from its
 // cursor, up to k_reconnect_attempts times. Whether a COMMIT that got no answer went through
-// is told by that cursor, never guessed: the task continues after whatever committed. Every
-// other failure ends the task with the outcome its runner recorded.
+// is told by that cursor (or by the change log), never guessed: the task continues after
+// whatever committed. Every other failure ends the task with the outcome its runner recorded.
+//
+// A catch-up task drains its job's changes at or below the cursor; then, wherever the job's
+// main pass has keys above its cursor (not done yet, or rows appended after it finished), it
+// continues that main pass itself, as main-pass tasks on the same session (their own claims),
+// and drains again: a catch-up ends with the main pass done and the log empty, so that the
+// target is complete. A main-pass task that another runner holds is waited for (without
+// --follow) or left to it. With --follow it continues only main passes that were done (rows
+// appended since: an unfinished one is the run's), and then waits for more changes, paced like
+// a batch, until a signal; with --until N it ends once at most N changes are left, main pass or
+// not.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "catalog/catalog.h"
@@ -25,17 +38,29 @@
 
 namespace pgxform {
 
-// What every task of one run shares. Read-only, but for the progress it reports to.
+// How a catch-up task ends once its job's log is empty (or nearly).
+enum class Follow { no, yes };  // yes: wait for more changes until a stop signal
+
+struct DrainOptions {
+  Follow follow = Follow::no;
+  std::optional<long long> until;  // stop once at most this many changes are left
+};
+
+// What every task of one command shares. Read-only, but for the progress it reports to.
 struct RunContext {
   const JobsFile& file;
   const std::map<std::string, ResolvedJob>& jobs;  // the batched jobs, resolved
   StateSchema schema;
   Progress& progress;
-  HealthMonitor& health;  // the database's health signals, shared by the workers
-  RunMetrics& metrics;    // what --metrics-port serves (collects nothing without it)
+  HealthMonitor& health;    // the database's health signals, shared by the workers
+  RunMetrics& metrics;      // what --metrics-port serves (collects nothing without it)
+  DrainOptions drain = {};  // catch-up tasks
 };
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);
+// The same, the task shown on the terminal (progress.h) from its start to its end, or as held
+// by another runner.
+TaskOutcome run_task_shown(Session& session, const RunContext& run, const TaskId& task);
 
 // Sets the session's settings for a job: statement_timeout, lock_timeout,
 // idle_in_transaction_session_timeout and synchronous_commit (off unless the job says on: a

@@ -11,9 +11,18 @@ void Progress::set_total_rows(const std::string& job, long long rows) {
   m_jobs[job].total_rows = rows;
 }
 
-void Progress::batch_done(const std::string& task, const std::string& job, long long rows,
-                          long long asked, double duration_ms, const std::string& last_key) {
+void Progress::batch_done(const std::string& task, const std::string& job, Phase phase,
+                          long long rows, long long asked, double duration_ms,
+                          const std::string& last_key) {
   std::lock_guard<std::mutex> lock(m_mutex);
+  if (phase == Phase::catch_up) {
+    Entry& e = entry(task, phase);
+    e.rows += rows;
+    e.batches += 1;
+    count_rows(task, rows);
+    if (const auto live = m_live.find(task); live != m_live.end()) live->second.last_key = last_key;
+    return;
+  }
   const auto now = std::chrono::steady_clock::now();
   JobTrend& trend = m_jobs[job];
   BatchSample sample;
@@ -29,7 +38,7 @@ void Progress::batch_done(const std::string& task, const std::string& job, long 
     check_trend(job, trend);
   }
 
-  Entry& e = entry(task);
+  Entry& e = entry(task, phase);
   e.rows += rows;
   e.batches += 1;
   trend.rows_now += rows;
@@ -55,11 +64,12 @@ void Progress::set_job_rows(const std::string& job, long long rows) {
   m_jobs[job].rows_before = rows;
 }
 
-void Progress::task_started(const std::string& task, const std::string& job) {
+void Progress::task_started(const std::string& task, const std::string& job, Phase phase) {
   std::lock_guard<std::mutex> lock(m_mutex);
   LiveTask& live = m_live[task];
   live = LiveTask{};
   live.job = job;
+  live.phase = phase;
   live.started = std::chrono::steady_clock::now();
 }
 
@@ -91,6 +101,8 @@ std::vector<TaskView> Progress::running() {
     TaskView v;
     v.task = task;
     v.job = live.job;
+    v.phase = live.phase;
+    v.pending = live.pending;
     v.last_key = live.last_key;
     if (const auto e = m_tasks.find(task); e != m_tasks.end()) {
       v.rows = e->second.rows;
@@ -103,10 +115,15 @@ std::vector<TaskView> Progress::running() {
                                  double(k_live_window.count()));
     v.rows_per_s = span > 0.5 ? double(recent) / span : 0.0;
     v.waiting = live.waiting;
-    job_rates[live.job] += v.rows_per_s;
+    if (live.phase == Phase::catch_up) {
+      if (v.pending && v.rows_per_s > 0) v.eta_s = double(*v.pending) / v.rows_per_s;
+    } else {
+      job_rates[live.job] += v.rows_per_s;
+    }
     views.push_back(v);
   }
   for (auto& v : views) {
+    if (v.phase == Phase::catch_up) continue;
     const auto j = m_jobs.find(v.job);
     if (j == m_jobs.end()) continue;
     const JobTrend& job = j->second;
@@ -119,26 +136,41 @@ std::vector<TaskView> Progress::running() {
   return views;
 }
 
-Progress::Entry& Progress::entry(const std::string& task) {
+Progress::Entry& Progress::entry(const std::string& task, Phase phase) {
   auto [it, added] = m_tasks.try_emplace(task);
-  if (added) it->second.started = std::chrono::steady_clock::now();
+  if (added) {
+    it->second.started = std::chrono::steady_clock::now();
+    it->second.phase = phase;
+  }
   return it->second;
 }
 
-void Progress::range_done(const std::string& task, long long rows) {
+void Progress::range_done(const std::string& task, Phase phase, long long rows) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  Entry& e = entry(task);
+  Entry& e = entry(task, phase);
   e.rows += rows;
   e.batches += 1;
   if (const auto live = m_live.find(task); live != m_live.end()) {
-    m_jobs[live->second.job].rows_now += rows;
+    if (phase == Phase::main) m_jobs[live->second.job].rows_now += rows;
     count_rows(task, rows);
   }
 }
 
 void Progress::range_set_aside(const std::string& task) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  entry(task).set_aside += 1;
+  const auto live = m_live.find(task);
+  entry(task, live == m_live.end() ? Phase::main : live->second.phase).set_aside += 1;
+}
+
+void Progress::set_pending(const std::string& task, long long pending) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (const auto live = m_live.find(task); live != m_live.end()) live->second.pending = pending;
+}
+
+long long Progress::task_rows(const std::string& task) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto it = m_tasks.find(task);
+  return it == m_tasks.end() ? 0 : it->second.rows;
 }
 
 void Progress::check_trend(const std::string& job, JobTrend& trend) {
@@ -159,8 +191,25 @@ void Progress::check_trend(const std::string& job, JobTrend& trend) {
 
 void Progress::job_finished(const std::string& task, std::optional<long long> job_rows) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  const std::string in_all = job_rows ? fmt::format("; {} rows in all", *job_rows) : "";
+  const auto live = m_live.find(task);
   const auto it = m_tasks.find(task);
+  const Phase phase = live != m_live.end()  ? live->second.phase
+                      : it != m_tasks.end() ? it->second.phase
+                                            : Phase::main;
+  if (phase == Phase::catch_up) {
+    if (it == m_tasks.end()) {
+      spdlog::info("{}: caught up, nothing to refresh", task);
+      return;
+    }
+    const Entry& e = it->second;
+    spdlog::info(
+        "{}: caught up {} key{} in {} batch{} in {:.1f} s{}", task, e.rows, e.rows == 1 ? "" : "s",
+        e.batches, e.batches == 1 ? "" : "es",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - e.started).count(),
+        e.set_aside ? fmt::format(", {} key(s) set aside", e.set_aside) : "");
+    return;
+  }
+  const std::string in_all = job_rows ? fmt::format("; {} rows in all", *job_rows) : "";
   if (it == m_tasks.end()) {
     spdlog::info("{}: done, nothing new to process{}", task, in_all);
     return;

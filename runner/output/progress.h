@@ -23,12 +23,17 @@
 #include <vector>
 
 #include "analysis/trend.h"
+#include "plan/scheduler.h"
 
 namespace pgxform {
 
-// A task at work, or waiting, as the display shows it.
+// A task at work, or waiting, as the display shows it. A catch-up task (phase catch_up) counts
+// keys refreshed in `rows`; its `pending` are the changes left to refresh, when known, and its
+// ETA those over its rate.
 struct TaskView {
   std::string task, job;
+  Phase phase = Phase::main;
+  std::optional<long long> pending;
   long long rows = 0, batches = 0;  // this run's, of this task
   std::string last_key;
   long long job_rows = 0;  // the job's rows in all: before this run and this run's
@@ -49,29 +54,37 @@ class Progress {
   void set_job_rows(const std::string& job, long long rows);
   // A worker took the task; it ended (whatever the outcome); another runner holds it
   // (`holder`: host:pid, or empty when unknown).
-  void task_started(const std::string& task, const std::string& job);
+  void task_started(const std::string& task, const std::string& job, Phase phase = Phase::main);
   void task_ended(const std::string& task);
   void task_held(const std::string& task, const std::string& job, const std::string& holder);
   // Why the task takes no batch now ("paused (job items)", "throttled: ..."), or none.
   void set_waiting(const std::string& task, const std::optional<std::string>& why);
   // The tasks at work or held elsewhere, in task order.
   std::vector<TaskView> running();
-  // A batch committed: its rows, the size it asked for and its duration (see BatchSample).
-  void batch_done(const std::string& task, const std::string& job, long long rows, long long asked,
-                  double duration_ms, const std::string& last_key);
+  // A batch committed: its rows, the size it asked for and its duration (see BatchSample). A
+  // catch-up batch's rows are keys: they count in the task's figures, not in the job's rows or
+  // its trend.
+  void batch_done(const std::string& task, const std::string& job, Phase phase, long long rows,
+                  long long asked, double duration_ms, const std::string& last_key);
   // A range of a failing batch that committed after bisection (on_error: skip): its rows count
   // in the task's rows, as in the job's rows_done; it stays out of the trend (its size is the
   // bisection's, not the batch sizer's).
-  void range_done(const std::string& task, long long rows);
+  void range_done(const std::string& task, Phase phase, long long rows);
+  // A catch-up task's changes left to refresh.
+  void set_pending(const std::string& task, long long pending);
+  // The rows (a catch-up task's keys) this command's tasks committed, per task.
+  long long task_rows(const std::string& task);
   // A range set aside (on_error: skip): not counted in rows, said in the task's last line.
   void range_set_aside(const std::string& task);
   // The task finished; job_rows: the job's rows_done in all, when this task finished the job.
+  // A catch-up task says what it caught up.
   void job_finished(const std::string& task, std::optional<long long> job_rows);
   // Jobs warned about as growing during this run.
   std::vector<std::string> growing_jobs();
 
  private:
   struct Entry {
+    Phase phase = Phase::main;
     long long rows = 0;
     long long batches = 0;
     long long set_aside = 0;
@@ -79,6 +92,8 @@ class Progress {
   };
   struct LiveTask {
     std::string job;
+    Phase phase = Phase::main;
+    std::optional<long long> pending;
     std::chrono::steady_clock::time_point started;
     std::vector<std::pair<std::chrono::steady_clock::time_point, long long>> recent;  // rows
     std::optional<std::string> waiting;
@@ -93,7 +108,7 @@ class Progress {
     std::size_t next_check = k_min_batches;  // the batch count of the next trend check
   };
   void check_trend(const std::string& job, JobTrend& trend);
-  Entry& entry(const std::string& task);
+  Entry& entry(const std::string& task, Phase phase);
   void count_rows(const std::string& task, long long rows);
 
   std::mutex m_mutex;

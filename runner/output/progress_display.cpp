@@ -51,9 +51,15 @@ std::chrono::milliseconds plain_interval() {
 }
 
 std::string block_line(const TaskView& v, std::size_t width) {
-  std::string line = fmt::format("{:<24} {:>12} rows {:>8} {:>9}/s  ETA {:<8}", v.task, v.job_rows,
-                                 percent_text(v), rate_text(v.rows_per_s),
-                                 v.eta_s ? eta_text(*v.eta_s) : std::string("?"));
+  const std::string eta = v.eta_s ? eta_text(*v.eta_s) : std::string("?");
+  // A catch-up task: keys refreshed, and the changes left where known, for a percent.
+  std::string line =
+      v.phase == Phase::catch_up
+          ? fmt::format("{:<24} {:>12} keys {:>8} {:>9}/s  ETA {:<8}", v.task, v.rows,
+                        v.pending ? std::to_string(*v.pending) + " left" : std::string("? left"),
+                        rate_text(v.rows_per_s), eta)
+          : fmt::format("{:<24} {:>12} rows {:>8} {:>9}/s  ETA {:<8}", v.task, v.job_rows,
+                        percent_text(v), rate_text(v.rows_per_s), eta);
   if (v.waiting) line += "  " + *v.waiting;
   // The task's name and a waiting reason come from the jobs file and the database: on one line
   // (a line break would add a line the block does not count), then cut (bytes; names are
@@ -65,6 +71,14 @@ std::string block_line(const TaskView& v, std::size_t width) {
 }
 
 std::string plain_line(const TaskView& v) {
+  if (v.phase == Phase::catch_up) {
+    std::string line = fmt::format("{}: {} keys refreshed in {} batches this run, {:.0f} keys/s",
+                                   v.task, v.rows, v.batches, v.rows_per_s);
+    if (v.pending) line += fmt::format(", {} changes left", *v.pending);
+    if (v.eta_s) line += ", ETA " + eta_text(*v.eta_s);
+    if (v.waiting) line += "; " + *v.waiting;
+    return line;
+  }
   std::string line = fmt::format("{}: {} rows in {} batches this run", v.task, v.rows, v.batches);
   if (!v.last_key.empty()) line += ", last key " + v.last_key;
   line += fmt::format(", {:.0f} rows/s", v.rows_per_s);

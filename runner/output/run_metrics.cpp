@@ -140,27 +140,33 @@ void RunMetrics::serve(const MetricsEndpoint& endpoint) {
 }
 
 void RunMetrics::declare_jobs(const std::vector<std::string>& jobs,
+                              const std::vector<Phase>& phases,
                               const std::vector<std::string>& throttle_signals) {
   if (!m_registry) return;
+  Families& f = *m_families;
   for (const auto& job : jobs) {
-    const prometheus::Labels labels{{"job", job}};
-    Families& f = *m_families;
-    m_jobs.emplace(job,
-                   JobSeries{&f.rows.Add(labels), &f.batches.Add(labels),
-                             &f.duration.Add(labels, k_duration_buckets), &f.batch_size.Add(labels),
-                             &f.failed.Add(labels), &f.paused.Add(labels), &f.done.Add(labels)});
-    for (const auto& signal : throttle_signals) f.throttled.Add({{"job", job}, {"reason", signal}});
+    m_done.emplace(job, &f.done.Add({{"job", job}}));
+    for (const Phase phase : phases) {
+      const prometheus::Labels labels{{"job", job}, {"phase", phase_name(phase)}};
+      m_jobs.emplace(
+          std::make_pair(job, phase),
+          JobSeries{&f.rows.Add(labels), &f.batches.Add(labels),
+                    &f.duration.Add(labels, k_duration_buckets), &f.batch_size.Add(labels),
+                    &f.failed.Add(labels), &f.paused.Add(labels)});
+      for (const auto& signal : throttle_signals)
+        f.throttled.Add({{"job", job}, {"phase", phase_name(phase)}, {"reason", signal}});
+    }
   }
 }
 
-RunMetrics::JobSeries* RunMetrics::series(const std::string& job) {
-  const auto it = m_jobs.find(job);
+RunMetrics::JobSeries* RunMetrics::series(const std::string& job, Phase phase) {
+  const auto it = m_jobs.find(std::make_pair(job, phase));
   return it == m_jobs.end() ? nullptr : &it->second;
 }
 
-void RunMetrics::batch_done(const std::string& job, long long rows, long long asked,
+void RunMetrics::batch_done(const std::string& job, Phase phase, long long rows, long long asked,
                             double seconds) {
-  if (JobSeries* s = series(job)) {
+  if (JobSeries* s = series(job, phase)) {
     s->rows->Increment(double(rows));
     s->batches->Increment();
     s->duration->Observe(seconds);
@@ -168,28 +174,31 @@ void RunMetrics::batch_done(const std::string& job, long long rows, long long as
   }
 }
 
-void RunMetrics::range_done(const std::string& job, long long rows) {
-  if (JobSeries* s = series(job)) {
+void RunMetrics::range_done(const std::string& job, Phase phase, long long rows) {
+  if (JobSeries* s = series(job, phase)) {
     s->rows->Increment(double(rows));
     s->batches->Increment();
   }
 }
 
-void RunMetrics::batch_failed(const std::string& job) {
-  if (JobSeries* s = series(job)) s->failed->Increment();
+void RunMetrics::batch_failed(const std::string& job, Phase phase) {
+  if (JobSeries* s = series(job, phase)) s->failed->Increment();
 }
 
-void RunMetrics::throttled(const std::string& job, const std::string& signal, double seconds) {
+void RunMetrics::throttled(const std::string& job, Phase phase, const std::string& signal,
+                           double seconds) {
   // Found by its labels, once a second at most: the series exists since declare_jobs.
-  if (series(job)) m_families->throttled.Add({{"job", job}, {"reason", signal}}).Increment(seconds);
+  if (series(job, phase))
+    m_families->throttled.Add({{"job", job}, {"phase", phase_name(phase)}, {"reason", signal}})
+        .Increment(seconds);
 }
 
-void RunMetrics::set_paused(const std::string& job, Paused paused) {
-  if (JobSeries* s = series(job)) s->paused->Set(paused == Paused::yes ? 1 : 0);
+void RunMetrics::set_paused(const std::string& job, Phase phase, Paused paused) {
+  if (JobSeries* s = series(job, phase)) s->paused->Set(paused == Paused::yes ? 1 : 0);
 }
 
 void RunMetrics::job_done(const std::string& job) {
-  if (JobSeries* s = series(job)) s->done->Set(1);
+  if (const auto it = m_done.find(job); it != m_done.end()) it->second->Set(1);
 }
 
 std::string RunMetrics::text() const {

@@ -2,25 +2,30 @@
 // the Prometheus text format on http://ADDRESS:N/metrics (prometheus-cpp, CivetWeb), from
 // before anything is written until the run ends.
 //
-//   pgxform_rows_total{job}                      counter  rows committed (batches, and the
-//                                                         ranges bisection processed)
-//   pgxform_batches_total{job}                   counter  batches committed (batch_log rows)
-//   pgxform_batch_duration_seconds{job}          histogram a batch's transaction, as the
+//   pgxform_rows_total{job,phase}                counter  rows committed (batches, and the
+//                                                         ranges bisection processed); for
+//                                                         catch-up, keys refreshed
+//   pgxform_batches_total{job,phase}             counter  batches committed (batch_log rows)
+//   pgxform_batch_duration_seconds{job,phase}    histogram a batch's transaction, as the
 //                                                         client saw it (k_duration_buckets)
-//   pgxform_batch_size{job}                      gauge    the keys the last batch asked for
-//   pgxform_failed_batches_total{job}            counter  ranges set aside (on_error: skip)
+//   pgxform_batch_size{job,phase}                gauge    the keys the last batch asked for
+//   pgxform_failed_batches_total{job,phase}      counter  ranges (or catch-up's keys) set aside
 //                                                         and batches that failed the job
-//   pgxform_throttled_seconds_total{job,reason}  counter  seconds waited on a throttle: limit,
-//                                                         by signal (max_xact_age_s, ...)
-//   pgxform_paused{job}                          gauge    1 while the job waits on a pause
-//   pgxform_job_done{job}                        gauge    1 once the job is done in this run
+//   pgxform_throttled_seconds_total{job,phase,reason} counter seconds waited on a throttle:
+//                                                         limit, by signal (max_xact_age_s, ...)
+//   pgxform_paused{job,phase}                    gauge    1 while the job waits on a pause
+//   pgxform_job_done{job}                        gauge    1 once the job's main pass is done in
+//                                                         this run
+// `phase` is "main" (the main pass, `pgxform run`) or "catch_up" (`pgxform catch-up`, whose
+// batches refresh captured changes; a catch-up that continues a main pass reports its batches
+// under "main").
 //
-// Every selected batched job has its series from the start (0 until something happens; the
-// throttled seconds for every signal), so that a rate() or a "done jobs" sum sees it before
-// its first batch. A sliced job (parallel:
-// K) reports under its job name: its slices add to the same series. A run without a port
-// collects nothing: every event is then a lookup that finds no job. Thread-safe: the workers
-// report their events; the series of the jobs are created once, before the workers start.
+// Every selected batched job has its series from the start, for each phase the command runs (0
+// until something happens; the throttled seconds for every signal), so that a rate() or a
+// "done jobs" sum sees it before its first batch. A sliced job (parallel: K) reports under its
+// job name: its slices add to the same series. A command without a port collects nothing:
+// every event is then a lookup that finds no job. Thread-safe: the workers report their events;
+// the series of the jobs are created once, before the workers start.
 //
 // Binding happens when the run starts, before anything is written: an address:port that cannot
 // be bound (in use, not an address of this host) is an InputError naming --metrics-port.
@@ -36,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prometheus {
@@ -45,6 +51,8 @@ class Gauge;
 class Histogram;
 class Registry;
 }  // namespace prometheus
+
+#include "plan/scheduler.h"
 
 namespace pgxform {
 
@@ -78,18 +86,20 @@ class RunMetrics {
   // address:port cannot be bound, or is IPv6 and CivetWeb was built without it (Debian 12's).
   // Needs MetricsCollection::on.
   void serve(const MetricsEndpoint& endpoint);
-  // The batched jobs of the run: their series exist from now on, a throttled-seconds series
-  // for each of `throttle_signals` (health_throttle.h) among them. Called once, before any
-  // event.
-  void declare_jobs(const std::vector<std::string>& jobs,
+  // The batched jobs of the command: their series exist from now on, for each of `phases`, a
+  // throttled-seconds series for each of `throttle_signals` (health_throttle.h) among them.
+  // Called once, before any event.
+  void declare_jobs(const std::vector<std::string>& jobs, const std::vector<Phase>& phases,
                     const std::vector<std::string>& throttle_signals);
 
   // The events. `job` is the job's name, also for a slice's events.
-  void batch_done(const std::string& job, long long rows, long long asked, double seconds);
-  void range_done(const std::string& job, long long rows);  // a range bisection processed
-  void batch_failed(const std::string& job);                // set aside, or failing the job
-  void throttled(const std::string& job, const std::string& signal, double seconds);
-  void set_paused(const std::string& job, Paused paused);
+  void batch_done(const std::string& job, Phase phase, long long rows, long long asked,
+                  double seconds);
+  // A range (or a part of catch-up's keys) that narrowing a failure down processed.
+  void range_done(const std::string& job, Phase phase, long long rows);
+  void batch_failed(const std::string& job, Phase phase);  // set aside, or failing the job
+  void throttled(const std::string& job, Phase phase, const std::string& signal, double seconds);
+  void set_paused(const std::string& job, Phase phase, Paused paused);
   void job_done(const std::string& job);
 
   // The metrics as a scrape returns them (the Prometheus text format).
@@ -103,15 +113,15 @@ class RunMetrics {
     prometheus::Gauge* batch_size;
     prometheus::Counter* failed;
     prometheus::Gauge* paused;
-    prometheus::Gauge* done;
   };
-  JobSeries* series(const std::string& job);
+  JobSeries* series(const std::string& job, Phase phase);
 
   struct Families;  // the metrics' families, registered in m_registry
 
   std::shared_ptr<prometheus::Registry> m_registry;  // none: MetricsCollection::off
   std::unique_ptr<Families> m_families;
-  std::map<std::string, JobSeries> m_jobs;  // not changed once the workers run
+  std::map<std::pair<std::string, Phase>, JobSeries> m_jobs;  // not changed once workers run
+  std::map<std::string, prometheus::Gauge*> m_done;           // per job
   std::unique_ptr<prometheus::Exposer> m_exposer;
 };
 

@@ -288,16 +288,56 @@ class Reader {
   std::string m_path;
 };
 
-// `changes: trigger` and its `refresh_function:` (docs/catch-up.md). A nested form
-// (`changes: {mode: trigger, also: [...]}`) is left for a later version: the scalar is the one
-// the docs pin.
+// One entry of `changes.also:` (jobs_file.h: AlsoTable).
+AlsoTable read_also(const Reader& r, const YAML::Node& node, const std::string& where) {
+  r.expect_map(node, "an entry of changes.also of " + where);
+  const std::string what = "changes.also of " + where;
+  r.check_fields(node, {"table", "column", "match", "keys_function"}, what);
+  AlsoTable also;
+  also.line = Reader::line_of(node);
+  also.table = r.name_field(node, "table", what);
+  also.column = r.string_field(node, "column", what);
+  r.check_identifier(node["column"], also.column, "'column' in " + what);
+  if (bool(node["match"]) == bool(node["keys_function"]))
+    r.fail(node, "an entry of " + what +
+                     " needs exactly one of 'match' (a column of the job's table equal to the"
+                     " recorded column) or 'keys_function' (called with the recorded values,"
+                     " returning the job's keys)");
+  if (node["match"]) {
+    also.match = r.string_field(node, "match", what);
+    r.check_identifier(node["match"], also.match, "'match' in " + what);
+  } else {
+    also.keys_function = r.name_field(node, "keys_function", what);
+  }
+  return also;
+}
+
+// `changes: trigger`, or its mapping form `changes: {mode: trigger, also: [...]}`, and the
+// `refresh_function:` that both need (docs/catch-up.md).
 void read_changes(const Reader& r, const YAML::Node& node, const std::string& where, Job& job) {
   if (const YAML::Node changes = node["changes"]) {
-    if (!changes.IsScalar() || changes.Scalar() != "trigger")
-      r.fail_at(changes.IsScalar() && !changes.IsNull() ? Reader::line_of(changes)
-                                                        : Reader::key_line(node, "changes"),
-                "changes of " + where +
-                    " must be trigger (the only way of capturing changes this pgxform knows)");
+    const std::string must =
+        "changes of " + where +
+        " must be trigger, or a mapping {mode: trigger, also: [...]} (the only way of capturing"
+        " changes this pgxform knows)";
+    // Bound once: assigning a YAML::Node would overwrite the node it refers to.
+    const YAML::Node mode = changes.IsMap() ? changes["mode"] : changes;
+    if (changes.IsMap()) {
+      r.check_fields(changes, {"mode", "also"}, "changes of " + where);
+      if (!mode) r.fail(changes, "missing required field 'mode' in changes of " + where);
+      if (const YAML::Node also = changes["also"]) {
+        if (!also.IsSequence() || also.size() == 0)
+          r.fail(also, "'also' in changes of " + where + " must be a non-empty list of tables");
+        if (also.size() > k_max_also)
+          r.fail(also, "'also' in changes of " + where + " names more than " +
+                           std::to_string(k_max_also) + " tables");
+        for (const auto& entry : also) job.also.push_back(read_also(r, entry, where));
+      }
+    }
+    if (!mode.IsScalar() || mode.Scalar() != "trigger")
+      r.fail_at(mode.IsScalar() && !mode.IsNull() ? Reader::line_of(mode)
+                                                  : Reader::key_line(node, "changes"),
+                must);
     job.changes = ChangeCapture::trigger;
   }
   if (node["refresh_function"]) {

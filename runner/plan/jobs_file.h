@@ -7,6 +7,7 @@
 // that the command line can report it and exit 2 before anything is written.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct QualifiedName {
 };
 
 enum class OnError { stop, skip };
+
+// A job's changes.also: entries, at most.
+constexpr std::size_t k_max_also = 32;
 
 // What a job inherits from `defaults:` and may override.
 enum class SynchronousCommit { on, off };
@@ -76,6 +80,19 @@ struct JobSettings {
 // schema's change_log (change_capture.h).
 enum class ChangeCapture { none, trigger };
 
+// One entry of `changes.also:`: another table whose changes the job's transform reads (an
+// order's status in the transform of its lines), so that they refresh the job's keys too.
+// Its triggers record `column` of every changed row (old and new); catch-up maps those values
+// to the job's keys: the leading table's rows whose column `match` equals one of them, or
+// what `keys_function(values column_type[])` returns (SETOF the key's type).
+struct AlsoTable {
+  QualifiedName table;
+  std::string column;
+  std::string match;            // a column of the job's leading table, or empty
+  QualifiedName keys_function;  // when match is empty
+  int line = 0;                 // where the entry starts, for messages
+};
+
 struct Job {
   std::string name;
   std::string list;
@@ -91,6 +108,7 @@ struct Job {
   bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
   ChangeCapture changes = ChangeCapture::none;
   QualifiedName refresh_function;  // with changes: trigger, called as f(keys key_type[])
+  std::vector<AlsoTable> also;     // changes.also: (change_log via 1, 2, ... in this order)
   bool captures() const { return changes != ChangeCapture::none; }
   // A one-shot step:
   std::string sql;

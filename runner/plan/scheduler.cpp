@@ -6,7 +6,12 @@
 
 namespace pgxform {
 
+const char* phase_name(Phase phase) {
+  return phase == Phase::catch_up ? "catch_up" : "main";
+}
+
 std::string TaskId::text() const {
+  if (phase == Phase::catch_up) return job + " (catch-up)";
   return slice == 0 ? job : job + "#" + std::to_string(slice);
 }
 
@@ -87,9 +92,9 @@ Scheduler::Scheduler(std::vector<PlannedList> lists)
     for (const auto& job : m_lists[l].jobs) {
       m_job_index[job.name] = m_jobs.size();
       entry.jobs.push_back(m_jobs.size());
-      m_jobs.push_back(
-          {job.name, l,
-           std::vector<TaskState>(size_t(std::max(1, job.slices)), TaskState::waiting)});
+      m_jobs.push_back({job.name, l,
+                        std::vector<TaskState>(size_t(std::max(1, job.slices)), TaskState::waiting),
+                        job.phase});
     }
   }
   // Kahn's order: `after:` has no cycle (jobs_file checks), so every list gets its place.
@@ -159,7 +164,7 @@ std::optional<TaskId> Scheduler::next_task() {
     for (size_t s = 0; s < job.slices.size(); ++s)
       if (job.slices[s] == TaskState::waiting) {
         job.slices[s] = TaskState::running;
-        return TaskId{job.name, int(s)};
+        return TaskId{job.name, int(s), job.phase};
       }
   }
   return std::nullopt;

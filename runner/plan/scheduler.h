@@ -25,11 +25,26 @@ namespace pgxform {
 
 struct JobsFile;
 
+// What a task does to its job: the main pass (keyset batches of the leading table after the
+// cursor, one task per slice) or catch-up (batches of the changes captured at or below the
+// cursor, through the refresh function: one task per job). Both run on the same engine
+// (task_runner.h), each with a claim of its own, so that catch-up works beside a run.
+enum class Phase { main, catch_up };
+// "main", "catch_up": the phase as metrics label it.
+const char* phase_name(Phase phase);
+
 struct TaskId {
   std::string job;
   int slice = 0;
-  bool operator<(const TaskId& o) const { return job < o.job || (job == o.job && slice < o.slice); }
-  bool operator==(const TaskId& o) const { return job == o.job && slice == o.slice; }
+  Phase phase = Phase::main;
+  bool operator<(const TaskId& o) const {
+    return job < o.job ||
+           (job == o.job && (slice < o.slice || (slice == o.slice && phase < o.phase)));
+  }
+  bool operator==(const TaskId& o) const {
+    return job == o.job && slice == o.slice && phase == o.phase;
+  }
+  // "orders", "orders#2" (slice 2), "orders (catch-up)".
   std::string text() const;
 };
 
@@ -48,6 +63,7 @@ struct TaskOutcome {
 struct PlannedJob {
   std::string name;
   int slices = 1;
+  Phase phase = Phase::main;  // of its tasks
 };
 
 struct PlannedList {
@@ -100,6 +116,7 @@ class Scheduler {
     std::string name;
     size_t list;  // index in m_lists
     std::vector<TaskState> slices;
+    Phase phase = Phase::main;
   };
   struct ListEntry {
     std::vector<size_t> jobs;        // indices in m_jobs, in list order

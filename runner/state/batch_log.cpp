@@ -14,23 +14,26 @@ std::string main_pass_only(int version, const std::string& alias) {
 
 std::string log_sql(const StateSchema& schema) {
   // $1 the job, $2 to $9 the plan's counters, in the order of k_counter_fields. The figures
-  // are parsed once, into jsonb: json would be parsed again for every field read.
+  // are parsed once, into jsonb: json would be parsed again for every field read. A catch-up
+  // batch (change_log.h) calls the refresh function, which no version pins.
   static_assert(std::size(k_counter_fields) == 8, "the log statement binds eight counters");
   static const char* const k_sql = R"(
     WITH s AS MATERIALIZED (
-      SELECT x::jsonb AS j
+      SELECT x::jsonb AS j, coalesce((x::jsonb ->> 'catch_up')::boolean, false) AS catch_up
       FROM (SELECT nullif(pg_catalog.current_setting('@setting@', true), '') AS x) q
       WHERE x IS NOT NULL),
     l AS (
       INSERT INTO @batch_log@ (job, batch_no, slice, first_key, last_key, rows, rows_written,
-                               started_at, duration_ms, batch_size, fn_version,
+                               started_at, duration_ms, batch_size, catch_up, fn_version,
                                shared_blks_hit, shared_blks_read, shared_blks_dirtied,
                                shared_blks_written, local_blks_hit, local_blks_read,
                                temp_blks_read, temp_blks_written)
       SELECT $1::text, (s.j ->> 'batch_no')::bigint, (s.j ->> 'slice')::int, s.j ->> 'lo',
              s.j ->> 'hi', (s.j ->> 'rows')::bigint, (s.j ->> 'written')::bigint,
              (s.j ->> 'started')::timestamptz, (s.j ->> 'ms')::float8, (s.j ->> 'size')::bigint,
-             (SELECT v.fn_version FROM @job_state@ v WHERE v.job = $1::text),
+             s.catch_up,
+             CASE WHEN NOT s.catch_up THEN
+               (SELECT v.fn_version FROM @job_state@ v WHERE v.job = $1::text) END,
              $2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint,
              $9::bigint
       FROM s WHERE (s.j ->> 'moved')::int = 1
@@ -149,25 +152,33 @@ std::optional<std::pair<long long, long long>> batches_over(
 }
 
 RecentBatches read_recent_batches(pqxx::transaction_base& tx, const StateSchema& schema,
-                                  const std::string& job, double window_s) {
-  // $1 the job, $2 the window in seconds; @log@ the table, @batch@ what tells a batch.
+                                  const std::string& job, double window_s, Phase phase) {
+  // $1 the job, $2 the window in seconds; @log@ the table, @batch@ what tells a batch, @phase@
+  // which phase's batches (the primary key leads with job and catch_up: one index range).
   static const std::string k_sql = R"(
     SELECT COALESCE(pg_catalog.sum(b.rows) FILTER (WHERE @recent@), 0)::bigint,
            EXTRACT(epoch FROM pg_catalog.now()
                    - pg_catalog.min(b.started_at) FILTER (WHERE @recent@))::float8,
            @last_size@
-    FROM (SELECT * FROM @log@ WHERE job = $1 ORDER BY batch_no DESC LIMIT 10000) b)";
+    FROM (SELECT * FROM @log@ l WHERE l.job = $1 @phase@
+          ORDER BY l.batch_no DESC LIMIT 10000) b)";
   static const std::string k_recent =
       "@batch@ AND b.started_at + b.duration_ms * interval '1 millisecond'"
       " > pg_catalog.now() - $2 * interval '1 second'";
   static const std::string k_last_size = R"((SELECT l.batch_size FROM @log@ l
-       WHERE l.job = $1 AND l.batch_size IS NOT NULL ORDER BY l.batch_no DESC LIMIT 1))";
-  const bool sizes = has_feature(state_version(tx, schema), StateFeature::batch_sizes);
+       WHERE l.job = $1 @phase@ AND l.batch_size IS NOT NULL ORDER BY l.batch_no DESC LIMIT 1))";
+  const int version = state_version(tx, schema);
+  const bool sizes = has_feature(version, StateFeature::batch_sizes);
+  std::string which;
+  if (has_feature(version, StateFeature::changes))
+    which = phase == Phase::catch_up ? "AND l.catch_up" : main_pass_only(version, "l");
   const std::string log = schema.table("batch_log");
   const std::string sql = fill_sql(
       k_sql,
       {{"@recent@", fill_sql(k_recent, {{"@batch@", sizes ? "b.batch_size IS NOT NULL" : "true"}})},
-       {"@last_size@", sizes ? fill_sql(k_last_size, {{"@log@", log}}) : "NULL::bigint"},
+       {"@last_size@",
+        sizes ? fill_sql(k_last_size, {{"@log@", log}, {"@phase@", which}}) : "NULL::bigint"},
+       {"@phase@", which},
        {"@log@", log}});
   const pqxx::row r = tx.exec_params1(sql, job, window_s);
   RecentBatches recent;

@@ -16,6 +16,7 @@
 
 #include "analysis/block_counters.h"
 #include "analysis/logged_batch.h"
+#include "plan/scheduler.h"
 #include "state/state_schema.h"
 
 namespace pgxform {
@@ -69,7 +70,9 @@ struct RecentBatches {
   std::optional<double> span_s;
   std::optional<long long> batch_size;
 };
+// `phase`: the main pass's batches, or catch-up's (their rows are keys refreshed).
 RecentBatches read_recent_batches(pqxx::transaction_base& tx, const StateSchema& schema,
-                                  const std::string& job, double window_s);
+                                  const std::string& job, double window_s,
+                                  Phase phase = Phase::main);
 
 }  // namespace pgxform

@@ -1,5 +1,7 @@
 #include "state/failed_ranges.h"
 
+#include "base/sql_text.h"
+
 namespace pgxform {
 
 std::string set_aside_sql(const StateSchema& schema, Slicing slicing) {
@@ -15,15 +17,23 @@ std::string set_aside_sql(const StateSchema& schema, Slicing slicing) {
 }
 
 std::vector<FailedRange> unresolved_ranges(pqxx::transaction_base& tx, const StateSchema& schema,
-                                           const std::string& job) {
+                                           const std::string& job, SetAsideKind which) {
   std::vector<FailedRange> out;
-  if (!has_feature(state_version(tx, schema), StateFeature::failed_batches)) return out;
+  const int version = state_version(tx, schema);
+  if (!has_feature(version, StateFeature::failed_batches)) return out;
   static const char* const k_sql = R"(
-    SELECT id, slice, first_key, last_key FROM @failed_batches@
-    WHERE job = $1 AND resolved_at IS NULL ORDER BY id)";
-  for (const auto& row : tx.exec_params(schema.fill(k_sql), job))
+    SELECT id, slice, first_key, last_key, @catch_up@ AS catch_up FROM @failed_batches@ f
+    WHERE job = $1 AND resolved_at IS NULL @which@ ORDER BY id)";
+  const bool kinds = has_feature(version, StateFeature::exact);
+  std::string condition;
+  if (which != SetAsideKind::any)
+    condition = kinds ? (which == SetAsideKind::catch_up ? "AND f.catch_up" : "AND NOT f.catch_up")
+                      : (which == SetAsideKind::catch_up ? "AND false" : "");
+  const std::string sql =
+      schema.fill(k_sql, {{"@catch_up@", kinds ? "f.catch_up" : "false"}, {"@which@", condition}});
+  for (const auto& row : tx.exec_params(sql, job))
     out.push_back({row[0].as<long long>(), row[1].as<int>(), row[2].as<std::string>(),
-                   row[3].as<std::string>()});
+                   row[3].as<std::string>(), row[4].as<bool>()});
   return out;
 }
 

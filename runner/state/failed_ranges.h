@@ -25,11 +25,17 @@ struct FailedRange {
   long long id = 0;
   int slice = 0;
   std::string first_key, last_key;
+  // A key whose refresh failed in catch-up (first_key = last_key, its text form as change_log
+  // records it; state version 11), not a range of the main pass.
+  bool catch_up = false;
 };
 
-// The job's unresolved ranges, oldest first; none before version 2.
+// The job's unresolved ranges, oldest first; none before version 2. `which`: every one, or
+// only the main pass's, or only catch-up's keys.
+enum class SetAsideKind { any, main_pass, catch_up };
 std::vector<FailedRange> unresolved_ranges(pqxx::transaction_base& tx, const StateSchema& schema,
-                                           const std::string& job);
+                                           const std::string& job,
+                                           SetAsideKind which = SetAsideKind::any);
 // Locks the range for `tx`: false when another session works on it, or it was resolved.
 bool take_range(pqxx::transaction_base& tx, const StateSchema& schema, long long id);
 void resolve_range(pqxx::transaction_base& tx, const StateSchema& schema, long long id);

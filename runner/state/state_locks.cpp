@@ -49,6 +49,7 @@ ORDER BY t.job, t.slice)";
 constexpr char k_slice_separator = '\x1f';
 
 LockKey task_lock(const StateSchema& schema, const TaskId& task) {
+  if (task.phase == Phase::catch_up) return catch_up_lock(schema, task.job);
   return {schema.name,
           task.slice == 0 ? task.job : task.job + k_slice_separator + std::to_string(task.slice)};
 }
@@ -171,8 +172,10 @@ JobClaim::JobClaim(pqxx::connection& conn, const StateSchema& schema, const std:
                    int slices)
     : m_conn(conn) {
   pqxx::nontransaction tx(conn);
-  for (int s = 0; s < std::max(1, slices); ++s) {
-    const LockKey key = task_lock(schema, TaskId{job, s});
+  std::vector<LockKey> keys;
+  for (int s = 0; s < std::max(1, slices); ++s) keys.push_back(task_lock(schema, TaskId{job, s}));
+  keys.push_back(catch_up_lock(schema, job));
+  for (const LockKey& key : keys) {
     if (!try_session_lock(tx, key)) {
       for (const auto& held : m_held) session_unlock(tx, held);
       throw JobHeldError(job);

@@ -5,7 +5,8 @@
 // migrated database:
 //   task     (<state schema>, <job> or <job>\x1f<slice>)  session lock: a runner works on a task
 //            only while its session holds it; commands that must not work beside a runner
-//            (retry-failed, reset, verify --repair) take every task lock of the job (JobClaim).
+//            (retry-failed, reset, verify --repair) take every task lock of the job and its
+//            catch-up lock (JobClaim).
 //            It dies with the session, so a killed runner's claims are free again as soon as
 //            the server notices its session ended.
 //   setup    ('pgxform ddl', <state schema>)             transaction lock: what a runner does
@@ -42,6 +43,7 @@ struct LockKey {
   std::string name;
 };
 
+// A main-pass task's lock; a catch-up task's is catch_up_lock.
 LockKey task_lock(const StateSchema& schema, const TaskId& task);
 LockKey setup_lock(const StateSchema& schema);
 // ('pgxform catch-up <state schema>', <job>), a session lock: the one session draining the
@@ -104,8 +106,9 @@ struct TaskHolder {
 // Every task of the state schema (version > 0) that a session holds now.
 std::vector<TaskHolder> task_holders(pqxx::transaction_base& tx, const StateSchema& schema);
 
-// Holds every task lock of a job (its `slices`, at least one) for its own life, so that no
-// runner works on the job meanwhile; throws JobHeldError when one of them is held.
+// Holds every task lock of a job (its `slices`, at least one) and its catch-up lock for its own
+// life, so that no runner and no catch-up works on the job meanwhile (reset, retry-failed,
+// verify --repair); throws JobHeldError when one of them is held.
 class JobClaim {
  public:
   JobClaim(pqxx::connection& conn, const StateSchema& schema, const std::string& job, int slices);

@@ -39,6 +39,9 @@ enum class StateFeature {
   changes = 9,            // change_log, batch_log.catch_up (change_capture.h, change_drain.h)
   job_identity = 10,      // job_state's table, key and function (job_identity.h)
   runner_pool = 10,       // runner_pool: the runners' workers (runner_pool.h)
+  // change_log.via (changes.also:), failed_batches.catch_up (a refresh's keys set aside),
+  // job_state.catch_up_waiting (change_log.h)
+  exact = 11,
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);

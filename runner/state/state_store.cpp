@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/errors.h"
+#include "base/sql_text.h"
 #include "catalog/table_stats.h"
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
@@ -70,8 +71,9 @@ std::vector<JobStatus> StateStore::read_status() {
   pqxx::read_transaction tx(conn());
   const int version = state_version(tx, m_schema);
   if (version == 0) return out;
-  // The holder of a job is whoever holds one of its tasks' locks now: $1 the lock space, $2
-  // where the runner's identity starts in its application_name.
+  // The holder of a job is whoever holds one of its tasks' locks now ($1, the lock space); its
+  // catch-up's, whoever holds its catch-up lock ($2, the lock's space). @from@: where the
+  // runner's identity starts in its application_name.
   static const char* const k_sql = R"(
     SELECT j.job, j.list, j.status, j.last_key, j.rows_done, j.batches_done, j.slices,
            (SELECT pg_catalog.count(*) FROM @job_slice@ s
@@ -80,19 +82,26 @@ std::vector<JobStatus> StateStore::read_status() {
             WHERE s.job = j.job AND s.status = 'running'),
            j.started_at::text, j.updated_at::text, j.finished_at::text, j.error, j.sqlstate,
            j.error_first_key, j.error_last_key,
-           (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, $2), ', ')
+           (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, @from@), ', ')
             FROM pg_catalog.generate_series(0, j.slices - 1) g
-            JOIN pg_catalog.pg_locks l ON @held@
+            JOIN pg_catalog.pg_locks l ON @task_held@
             JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid),
-           @unresolved@, @waiting@
+           @unresolved@, @waiting@,
+           (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, @from@), ', ')
+            FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+            WHERE @catch_up_held@),
+           @catch_up_waiting@
     FROM @job_state@ j)";
-  const pqxx::result rows = tx.exec_params(
-      m_schema.fill(k_sql,
-                    {{"@held@", lock_held_sql("$1", task_name_sql("j.job", "g"))},
-                     {"@unresolved@", unresolved_count_sql(m_schema, version, "j.job")},
-                     {"@waiting@",
-                      has_feature(version, StateFeature::control) ? "j.waiting" : "NULL::text"}}),
-      m_schema.name, int(k_application_prefix.size() + 1));
+  const std::string sql = m_schema.fill(
+      k_sql,
+      {{"@from@", std::to_string(k_application_prefix.size() + 1)},
+       {"@task_held@", lock_held_sql("$1", task_name_sql("j.job", "g"))},
+       {"@catch_up_held@", lock_held_sql("$2", "j.job")},
+       {"@unresolved@", unresolved_count_sql(m_schema, version, "j.job")},
+       {"@waiting@", has_feature(version, StateFeature::control) ? "j.waiting" : "NULL::text"},
+       {"@catch_up_waiting@",
+        has_feature(version, StateFeature::exact) ? "j.catch_up_waiting" : "NULL::text"}});
+  const pqxx::result rows = tx.exec_params(sql, m_schema.name, catch_up_lock(m_schema, "").space);
   for (const auto& r : rows) {
     JobStatus s;
     s.job = r[0].as<std::string>();
@@ -114,6 +123,8 @@ std::vector<JobStatus> StateStore::read_status() {
     s.runner = opt(r[16]);
     s.set_aside = r[17].as<long long>();
     s.waiting = opt(r[18]);
+    s.catch_up_runner = opt(r[19]);
+    s.catch_up_waiting = opt(r[20]);
     out.push_back(s);
   }
   return out;
@@ -222,6 +233,11 @@ bool StateStore::try_claim(const TaskId& task, const std::string& list) {
   pqxx::work tx(conn());
   // A session lock: it outlives this transaction and is held while the task runs.
   if (!try_session_lock(tx, task_lock(m_schema, task))) return false;
+  // Catch-up leaves the job's row to the main pass: its status, runner and start are the pass's.
+  if (task.phase == Phase::catch_up) {
+    tx.commit();
+    return true;
+  }
   // A task that was pending or failed is running again; a done one stays done.
   const SqlPart claimed{"@claimed@", R"(updated_at = pg_catalog.now(),
       status = CASE WHEN status IN ('pending', 'failed') THEN 'running' ELSE status END)"};
@@ -298,9 +314,13 @@ void flush_at_commit(pqxx::work& tx) {
 
 }  // namespace
 
-void StateStore::set_waiting(const std::string& job, const std::optional<std::string>& why) {
+void StateStore::set_waiting(const TaskId& task, const std::optional<std::string>& why) {
+  static const char* const k_waiting = "UPDATE @job_state@ SET @column@ = $2 WHERE job = $1";
   pqxx::work tx(conn());
-  tx.exec_params(m_schema.fill("UPDATE @job_state@ SET waiting = $2 WHERE job = $1"), job, why);
+  tx.exec_params(
+      m_schema.fill(k_waiting,
+                    {{"@column@", task.phase == Phase::catch_up ? "catch_up_waiting" : "waiting"}}),
+      task.job, why);
   tx.commit();
 }
 
@@ -364,6 +384,20 @@ void StateStore::mark_catch_up_failed(const std::string& job, const Failure& fai
         error_first_key = $4, error_last_key = $5
     WHERE job = $1)"),
                  job, failure.message, sqlstate, first_key, last_key);
+  tx.commit();
+}
+
+void StateStore::clear_catch_up_error(const std::string& job) {
+  static const std::string k_clear = R"(
+    UPDATE @job_state@ j SET error = NULL, sqlstate = NULL, error_first_key = NULL,
+                             error_last_key = NULL, updated_at = pg_catalog.now()
+    WHERE j.job = $1 AND j.error LIKE 'catch-up: %'
+      AND NOT EXISTS (SELECT 1 FROM @failed_batches@ f
+                      WHERE f.job = j.job AND f.catch_up AND f.resolved_at IS NULL))";
+  pqxx::work tx(conn());
+  tx.exec_params(fill_sql(k_clear, {{"@job_state@", m_schema.table("job_state")},
+                                    {"@failed_batches@", m_schema.table("failed_batches")}}),
+                 job);
   tx.commit();
 }
 

@@ -57,6 +57,8 @@ struct JobStatus {
   std::optional<std::string> runner;   // who holds it now, when someone does
   long long set_aside = 0;             // unresolved ranges in failed_batches
   std::optional<std::string> waiting;  // job_state.waiting: why its runner takes no batch now
+  // Who holds the job's catch-up now (host:pid), and why it takes no batch (catch_up_waiting).
+  std::optional<std::string> catch_up_runner, catch_up_waiting;
 };
 
 class StateStore {
@@ -95,7 +97,8 @@ class StateStore {
   // Pins every job to its function's current version (batches record it in batch_log).
   void pin_function_versions(const std::map<std::string, ResolvedJob>& jobs);
 
-  // Takes the task's lock without waiting; records the runner on success.
+  // Takes the task's lock without waiting (state_locks.h: task_lock); records the runner on
+  // success, in the job's row for a task of the main pass.
   bool try_claim(const TaskId& task, const std::string& list);
   void release(const TaskId& task);
   // Who holds the task's lock now, as status's RUNNER names a runner (host:pid); none when
@@ -108,12 +111,16 @@ class StateStore {
   std::optional<Cursor> next_cursor(const std::string& job, Slicing slicing);
   // The job's rows_done when this finished the job (its last slice), else nothing.
   std::optional<long long> mark_done(const TaskId& task, Slicing slicing);
-  // Why the job's runner takes no batch now (health_throttle.h), or nothing: job_state.waiting.
-  void set_waiting(const std::string& job, const std::optional<std::string>& why);
+  // Why the task's runner takes no batch now (pacing.h), or nothing: job_state.waiting for the
+  // main pass, catch_up_waiting (state version 11) for catch-up.
+  void set_waiting(const TaskId& task, const std::optional<std::string>& why);
   void mark_failed(const TaskId& task, Slicing slicing, const Failure& failure,
                    const std::optional<std::string>& first_key,
                    const std::optional<std::string>& last_key);
   void mark_stopped(const TaskId& task, Slicing slicing);
+  // A catch-up that ended with none of the job's keys set aside: its error ("catch-up: ...")
+  // leaves the job's row.
+  void clear_catch_up_error(const std::string& job);
   // A catch-up batch failed (change_drain.h): its error, SQLSTATE and keys on the job's row,
   // the error prefixed "catch-up: "; the status of the main pass is left as it is.
   void mark_catch_up_failed(const std::string& job, const Failure& failure,

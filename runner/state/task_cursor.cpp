@@ -1,5 +1,7 @@
 #include "state/task_cursor.h"
 
+#include "base/sql_text.h"
+
 namespace pgxform {
 
 namespace {
@@ -9,43 +11,50 @@ const char* cursor_table(Slicing slicing) {
 }
 
 // The task's row of its cursor table, as a WHERE condition on alias `c`.
-std::string task_row(Slicing slicing) {
+const char* task_row(Slicing slicing) {
   return slicing == Slicing::slice ? "c.job = $3 AND c.slice = $4" : "c.job = $3";
 }
 
 }  // namespace
 
 CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove move) {
+  // `c`: the task's row. It moves only from the key it was read at ($1), or, for a range
+  // redone below it, stays ($1 NULL); the counters count the range either way.
+  static const std::string k_task = R"(,
+  c AS (UPDATE @cursor_table@ c SET @move@rows_done = c.rows_done + r.rows, batches_done = c.batches_done + 1,
+          updated_at = pg_catalog.clock_timestamp()@running@
+        FROM r WHERE @task_row@ AND @from@
+        RETURNING c.batches_done))";
+  // `j`: a slice's job, counted too.
+  static const std::string k_job = R"(,
+  j AS (UPDATE @job_state@ j SET rows_done = j.rows_done + r.rows, batches_done = j.batches_done + 1,
+          updated_at = pg_catalog.clock_timestamp()@running@
+        FROM r, c WHERE j.job = $3
+        RETURNING j.batches_done))";
   const bool advance = move == CursorMove::advance;
-  const std::string counted =
-      "rows_done = {t}.rows_done + r.rows, batches_done = {t}.batches_done + 1,"
-      " updated_at = pg_catalog.clock_timestamp()" +
-      std::string(advance ? ", status = 'running'" : "");
-  auto counting = [&](const std::string& alias) {
-    std::string text = counted;
-    for (auto at = text.find("{t}"); at != std::string::npos; at = text.find("{t}"))
-      text.replace(at, 3, alias);
-    return text;
-  };
+  const std::string running = advance ? ", status = 'running'" : "";
   CursorSql out;
-  out.ctes = ", c AS (UPDATE " + schema.table(cursor_table(slicing)) + " c SET " +
-             (advance ? "last_key = r.hi::text, " : "") + counting("c") + " FROM r WHERE " +
-             task_row(slicing) +
-             (advance ? " AND c.last_key IS NOT DISTINCT FROM $1::text" : " AND $1::text IS NULL") +
-             " RETURNING c.batches_done)";
+  out.ctes = fill_sql(k_task, {{"@move@", advance ? "last_key = r.hi::text, " : ""},
+                               {"@running@", running},
+                               {"@task_row@", task_row(slicing)},
+                               {"@from@", advance ? "c.last_key IS NOT DISTINCT FROM $1::text"
+                                                  : "$1::text IS NULL"},
+                               {"@cursor_table@", schema.table(cursor_table(slicing))}});
   out.batch_no = "(SELECT batches_done FROM c)";
   if (slicing == Slicing::slice) {
-    out.ctes += ", j AS (UPDATE " + schema.table("job_state") + " j SET " + counting("j") +
-                " FROM r, c WHERE j.job = $3 RETURNING j.batches_done)";
+    out.ctes +=
+        fill_sql(k_job, {{"@running@", running}, {"@job_state@", schema.table("job_state")}});
     out.batch_no = "(SELECT batches_done FROM j)";
   }
   return out;
 }
 
 std::string cursor_skip_sql(const StateSchema& schema, Slicing slicing) {
-  return "UPDATE " + schema.table(cursor_table(slicing)) +
-         " c SET last_key = $5::text, updated_at = pg_catalog.clock_timestamp() WHERE " +
-         task_row(slicing) + " AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING 1";
+  static const std::string k_skip = R"(
+    UPDATE @cursor_table@ c SET last_key = $5::text, updated_at = pg_catalog.clock_timestamp()
+    WHERE @task_row@ AND c.last_key IS NOT DISTINCT FROM $1::text RETURNING 1)";
+  return fill_sql(k_skip, {{"@task_row@", task_row(slicing)},
+                           {"@cursor_table@", schema.table(cursor_table(slicing))}});
 }
 
 }  // namespace pgxform

@@ -191,3 +191,76 @@ TEST_CASE("catch-up and capture refuse a job without changes: trigger", "[captur
   CHECK(run_with_db(db, path, {"catch-up", "--until", "-1"}).exit_code == 2);
   CHECK_FALSE(db.schema_exists("pgxform"));
 }
+
+TEST_CASE("capture puts the triggers on the also: tables too, records their column, and drops them",
+          "[capture]") {
+  Shop shop(20, 2);
+  const auto captured = shop.pgxform({"capture"});
+  INFO(captured.err);
+  REQUIRE(captured.exit_code == 0);
+  CHECK_THAT(
+      captured.out,
+      Contains("lines: capture installed on \"legacy\".\"order_lines\", \"legacy\".\"orders\""));
+  const auto triggers_on = [&](const std::string& table) {
+    return shop.db.count("SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + table +
+                         "'::regclass AND tgname LIKE 'pgxform\\_%'");
+  };
+  // The orders' own four, and the lines' four for their also: entry.
+  CHECK(triggers_on("legacy.orders") == 8);
+  CHECK(triggers_on("legacy.order_lines") == 4);
+  shop.db.exec("UPDATE legacy.orders SET status = 'paid' WHERE id IN (3, 4)");
+  CHECK(shop.db.scalar("SELECT string_agg(job || ':' || via || ':' || key, ',' ORDER BY job, key)"
+                       " FROM pgxform.change_log") == "lines:1:3,lines:1:4,orders:0:3,orders:0:4");
+  // In replica mode, as an apply worker.
+  shop.db.exec(
+      "SET session_replication_role = replica; DELETE FROM legacy.orders WHERE id = 5;"
+      " RESET session_replication_role");
+  CHECK(shop.db.count("SELECT count(*) FROM pgxform.change_log WHERE via = 1 AND key = '5'") == 1);
+  // An also: entry removed from the file: its triggers go with the next capture.
+  std::string yaml = Shop::yaml(50);
+  yaml.replace(
+      yaml.find("        changes:\n"),
+      yaml.find("        refresh_function: xf.lines_refresh") - yaml.find("        changes:\n"),
+      "        changes: trigger\n");
+  const auto fewer = shop.dir.write("fewer.yaml", yaml);
+  REQUIRE(run_with_db(shop.db, fewer, {"capture", "lines"}).exit_code == 0);
+  CHECK(triggers_on("legacy.orders") == 4);
+  const auto dropped = shop.pgxform({"capture", "--drop"});
+  REQUIRE(dropped.exit_code == 0);
+  CHECK(triggers_on("legacy.orders") == 0);
+  CHECK(triggers_on("legacy.order_lines") == 0);
+  CHECK(shop.db.count(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid ="
+            " p.pronamespace WHERE n.nspname = 'pgxform' AND p.proname LIKE 'capture%'") == 0);
+}
+
+TEST_CASE("an also: entry naming what does not exist stops capture, run and catch-up at its line",
+          "[capture][bad-input]") {
+  Shop shop(5, 1);
+  shop.db.exec(
+      "CREATE FUNCTION xf.wrong_keys(ids text) RETURNS SETOF bigint LANGUAGE sql AS"
+      " $$ SELECT 1::bigint $$");
+  const std::string good = "{table: legacy.orders, column: id, match: order_id}";
+  for (const auto& [entry, message] :
+       {std::pair<std::string, std::string>{"{table: legacy.ordrs, column: id, match: order_id}",
+                                            "changes.also table legacy.ordrs does not exist"},
+        {"{table: legacy.orders, column: order_no, match: order_id}",
+         "changes.also table legacy.orders has no column 'order_no'"},
+        {"{table: legacy.orders, column: id, match: orderid}",
+         "match names no column of legacy.order_lines ('orderid')"},
+        {"{table: legacy.orders, column: id, keys_function: xf.wrong_keys}",
+         "keys_function xf.wrong_keys does not accept one argument of type bigint[]"},
+        {"{table: legacy.order_lines, column: id, match: id}",
+         "is the job's own table, whose changes are captured already"}}) {
+    std::string yaml = Shop::yaml(50);
+    yaml.replace(yaml.find(good), good.size(), entry);
+    const auto path = shop.dir.write("bad.yaml", yaml);
+    for (const auto& command : {"capture", "run", "catch-up", "validate"}) {
+      const auto r = run_with_db(shop.db, path, {command});
+      INFO(command << " " << entry << "\n" << r.err << r.out);
+      CHECK(r.exit_code == 2);
+      CHECK_THAT(r.err + r.out, Contains("bad.yaml:24: job 'lines': ") && Contains(message));
+    }
+  }
+  CHECK_FALSE(shop.db.schema_exists("pgxform"));
+}

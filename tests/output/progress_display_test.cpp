@@ -12,8 +12,8 @@ TEST_CASE("a running task shows its job's rows and percent, its rate and the job
   progress.set_total_rows("items", 10000);
   progress.set_job_rows("items", 2000);  // before this run
   progress.task_started("items", "items");
-  progress.batch_done("items", "items", 500, 500, 100, "1500");
-  progress.batch_done("items", "items", 500, 500, 100, "3000");
+  progress.batch_done("items", "items", pgxform::Phase::main, 500, 500, 100, "1500");
+  progress.batch_done("items", "items", pgxform::Phase::main, 500, 500, 100, "3000");
   const auto views = progress.running();
   REQUIRE(views.size() == 1);
   const TaskView& v = views.front();
@@ -32,7 +32,7 @@ TEST_CASE("a task's percent stays short of 100 until its job is done") {
   Progress progress;
   progress.set_total_rows("items", 100);
   progress.task_started("items", "items");
-  progress.batch_done("items", "items", 150, 150, 10, "450");
+  progress.batch_done("items", "items", pgxform::Phase::main, 150, 150, 10, "450");
   CHECK(*progress.running().front().percent == Approx(99.9));
 }
 

@@ -3,6 +3,7 @@
 // job show; a port in use stops the run before anything is written.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,18 +133,18 @@ TEST_CASE("a run's metrics, scraped twice while it works, move and pass promtool
   const int port = free_port();
   Child child(metrics_run(db, path, port), dir.path());
 
-  const std::string rows = "pgxform_rows_total{job=\"items\"}";
+  const std::string rows = "pgxform_rows_total{job=\"items\",phase=\"main\"}";
   const std::string first = scrape_until_over(port, rows, 0);
   const std::string second = scrape_until_over(port, rows, value_in(first, rows));
   INFO(first << "\n----\n" << second);
-  const std::string batches = "pgxform_batches_total{job=\"items\"}";
+  const std::string batches = "pgxform_batches_total{job=\"items\",phase=\"main\"}";
   CHECK(value_in(second, batches) > value_in(first, batches));
-  CHECK(value_in(second, "pgxform_batch_duration_seconds_count{job=\"items\"}") >
-        value_in(first, "pgxform_batch_duration_seconds_count{job=\"items\"}"));
-  CHECK(value_in(second, "pgxform_batch_size{job=\"items\"}") == 20);
+  CHECK(value_in(second, "pgxform_batch_duration_seconds_count{job=\"items\",phase=\"main\"}") >
+        value_in(first, "pgxform_batch_duration_seconds_count{job=\"items\",phase=\"main\"}"));
+  CHECK(value_in(second, "pgxform_batch_size{job=\"items\",phase=\"main\"}") == 20);
   CHECK(value_in(second, "pgxform_job_done{job=\"items\"}") == 0);
-  CHECK(value_in(second, "pgxform_paused{job=\"items\"}") == 0);
-  CHECK(value_in(second, "pgxform_failed_batches_total{job=\"items\"}") == 0);
+  CHECK(value_in(second, "pgxform_paused{job=\"items\",phase=\"main\"}") == 0);
+  CHECK(value_in(second, "pgxform_failed_batches_total{job=\"items\",phase=\"main\"}") == 0);
   for (const auto& name : pgxform::k_metric_names) {
     INFO(name);
     CHECK_THAT(second, Catch::Contains("# TYPE " + name + " "));
@@ -222,17 +223,19 @@ TEST_CASE("a paused job shows pgxform_paused 1 and a finished one pgxform_job_do
   args.insert(args.end(), {"--threads", "2"});
   Child child(args, dir.path());
   scrape_until_over(port, "pgxform_job_done{job=\"others\"}", 0);
-  scrape_until_over(port, "pgxform_rows_total{job=\"items\"}", 0);
+  scrape_until_over(port, "pgxform_rows_total{job=\"items\",phase=\"main\"}", 0);
   REQUIRE(run_cli(with_db(db, path, {"pause", "items"})).exit_code == 0);
-  const std::string paused = scrape_until_over(port, "pgxform_paused{job=\"items\"}", 0);
+  const std::string paused =
+      scrape_until_over(port, "pgxform_paused{job=\"items\",phase=\"main\"}", 0);
   INFO(paused);
-  CHECK(value_in(paused, "pgxform_paused{job=\"others\"}") == 0);
+  CHECK(value_in(paused, "pgxform_paused{job=\"others\",phase=\"main\"}") == 0);
   CHECK(value_in(paused, "pgxform_job_done{job=\"items\"}") == 0);
   CHECK(value_in(paused, "pgxform_job_done{job=\"others\"}") == 1);
-  CHECK(value_in(paused, "pgxform_rows_total{job=\"others\"}") == 250);
+  CHECK(value_in(paused, "pgxform_rows_total{job=\"others\",phase=\"main\"}") == 250);
 
   REQUIRE(run_cli(with_db(db, path, {"resume", "items"})).exit_code == 0);
-  wait_until([&] { return value_in(scrape(port), "pgxform_paused{job=\"items\"}") == 0; });
+  wait_until(
+      [&] { return value_in(scrape(port), "pgxform_paused{job=\"items\",phase=\"main\"}") == 0; });
   REQUIRE(run_cli(with_db(db, path, {"set", "items", "pause_ms=0"})).exit_code == 0);
   INFO(child.err());
   CHECK(child.wait() == 0);
@@ -251,12 +254,13 @@ TEST_CASE("seconds waited on a throttle count under the signal over its limit",
   const int port = free_port();
   Child child(metrics_run(db, path, port), dir.path());
   const std::string throttled =
-      "pgxform_throttled_seconds_total{job=\"items\",reason=\"max_active_sessions\"}";
+      "pgxform_throttled_seconds_total{job=\"items\",phase=\"main\",reason=\"max_active_"
+      "sessions\"}";
   const std::string first = scrape_until_over(port, throttled, 0);
   // It goes on counting while the wait lasts, not only when the wait ends.
   const std::string second = scrape_until_over(port, throttled, value_in(first, throttled));
   INFO(second);
-  CHECK(value_in(second, "pgxform_batches_total{job=\"items\"}") == 0);
+  CHECK(value_in(second, "pgxform_batches_total{job=\"items\",phase=\"main\"}") == 0);
   busy.end();
   INFO(child.err());
   CHECK(child.wait() == 0);
@@ -277,10 +281,10 @@ TEST_CASE("a sliced job's set-aside ranges count as failed batches under the job
   args.insert(args.end(), {"--threads", "2"});
   Child child(args, dir.path());
   const std::string text =
-      scrape_until_over(port, "pgxform_failed_batches_total{job=\"items\"}", 0);
+      scrape_until_over(port, "pgxform_failed_batches_total{job=\"items\",phase=\"main\"}", 0);
   INFO(text);
   // The key 30 alone is set aside; the rest of its batch went through as ranges.
-  CHECK(value_in(text, "pgxform_failed_batches_total{job=\"items\"}") == 1);
+  CHECK(value_in(text, "pgxform_failed_batches_total{job=\"items\",phase=\"main\"}") == 1);
   long long series = 0;
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);)
@@ -290,4 +294,48 @@ TEST_CASE("a sliced job's set-aside ranges count as failed batches under the job
   INFO(child.err());
   CHECK(child.wait() == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.failed_batches") == 1);
+}
+
+TEST_CASE("catch-up's metrics tell its phase: its batches, a pause and a throttle", "[metrics]") {
+  TestDatabase db;
+  create_items(db, 300, 0);
+  db.exec(
+      "CREATE FUNCTION xf.items_refresh(keys bigint[]) RETURNS void LANGUAGE sql AS $$"
+      " DELETE FROM target.items t WHERE t.id = ANY (keys);"
+      " INSERT INTO target.items SELECT id, v * 10 FROM legacy.items WHERE id = ANY (keys) $$");
+  TempDir dir;
+  const auto path =
+      dir.write("jobs.yaml", items_jobs_yaml(20, 1,
+                                             "        changes: trigger\n"
+                                             "        refresh_function: xf.items_refresh\n"
+                                             "        throttle: {max_active_sessions: 1}\n"));
+  REQUIRE(run_cli(with_db(db, path, {"run"})).exit_code == 0);
+  db.exec("UPDATE legacy.items SET v = v + 1 WHERE id <= 300");
+  REQUIRE(run_cli(with_db(db, path, {"pause", "items"})).exit_code == 0);
+  const int port = free_port();
+  Child child({"catch-up", "--follow", "-f", path, "--dsn", db.dsn(), "--metrics-port",
+               std::to_string(port)},
+              dir.path());
+  const std::string paused =
+      scrape_until_over(port, "pgxform_paused{job=\"items\",phase=\"catch_up\"}", 0);
+  CHECK(value_in(paused, "pgxform_paused{job=\"items\",phase=\"main\"}") == 0);
+  CHECK(value_in(paused, "pgxform_batches_total{job=\"items\",phase=\"catch_up\"}") == 0);
+  {
+    BusySessions busy(db, 2);
+    REQUIRE(run_cli(with_db(db, path, {"resume", "items"})).exit_code == 0);
+    scrape_until_over(port,
+                      "pgxform_throttled_seconds_total{job=\"items\",phase=\"catch_up\","
+                      "reason=\"max_active_sessions\"}",
+                      0);
+  }
+  const std::string done =
+      scrape_until_over(port, "pgxform_rows_total{job=\"items\",phase=\"catch_up\"}", 99);
+  INFO(done);
+  CHECK(value_in(done, "pgxform_batches_total{job=\"items\",phase=\"catch_up\"}") >= 5);
+  CHECK(value_in(done, "pgxform_batch_size{job=\"items\",phase=\"catch_up\"}") > 0);
+  CHECK(value_in(done, "pgxform_rows_total{job=\"items\",phase=\"main\"}") == 0);
+  child.kill(SIGINT);
+  INFO(child.err());
+  CHECK(child.wait() == 0);
+  CHECK(missing_items(db) == 0);
 }

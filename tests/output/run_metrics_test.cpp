@@ -107,71 +107,85 @@ std::string get_over_ipv6_loopback(int port, const std::string& path) {
 
 TEST_CASE("every declared job has its series at zero before its first event") {
   RunMetrics metrics(MetricsCollection::on);
-  metrics.declare_jobs({"items", "orders"}, {"max_xact_age_s", "max_active_sessions"});
+  metrics.declare_jobs({"items", "orders"}, {pgxform::Phase::main},
+                       {"max_xact_age_s", "max_active_sessions"});
   const std::string text = metrics.text();
   for (const std::string job : {"items", "orders"}) {
     INFO(job << "\n" << text);
-    const std::string labels = "{job=\"" + job + "\"}";
+    const std::string labels = "{job=\"" + job + "\",phase=\"main\"}";
     CHECK(series_value(text, "pgxform_rows_total" + labels) == 0);
     CHECK(series_value(text, "pgxform_batches_total" + labels) == 0);
     CHECK(series_value(text, "pgxform_batch_duration_seconds_count" + labels) == 0);
     CHECK(series_value(text, "pgxform_batch_size" + labels) == 0);
     CHECK(series_value(text, "pgxform_failed_batches_total" + labels) == 0);
     CHECK(series_value(text, "pgxform_paused" + labels) == 0);
-    CHECK(series_value(text, "pgxform_job_done" + labels) == 0);
+    CHECK(series_value(text, "pgxform_job_done{job=\"" + job + "\"}") == 0);
     CHECK(series_value(text, "pgxform_throttled_seconds_total{job=\"" + job +
-                                 "\",reason=\"max_xact_age_s\"}") == 0);
+                                 "\",phase=\"main\",reason=\"max_xact_age_s\"}") == 0);
   }
 }
 
-TEST_CASE("each event of a run moves its own series of its own job") {
+TEST_CASE("each event of a run moves its own series of its own job and phase") {
+  using pgxform::Phase;
   RunMetrics metrics(MetricsCollection::on);
-  metrics.declare_jobs({"items", "orders"}, {"max_xact_age_s", "max_active_sessions"});
-  metrics.batch_done("items", 100, 120, 0.3);
-  metrics.batch_done("items", 50, 200, 2);
-  metrics.range_done("items", 7);
-  metrics.batch_failed("items");
-  metrics.throttled("items", "max_xact_age_s", 1.5);
-  metrics.throttled("items", "max_xact_age_s", 1);
-  metrics.throttled("items", "max_active_sessions", 0.5);
-  metrics.set_paused("orders", Paused::yes);
+  metrics.declare_jobs({"items", "orders"}, {Phase::main, Phase::catch_up},
+                       {"max_xact_age_s", "max_active_sessions"});
+  metrics.batch_done("items", Phase::main, 100, 120, 0.3);
+  metrics.batch_done("items", Phase::main, 50, 200, 2);
+  metrics.range_done("items", Phase::main, 7);
+  metrics.batch_failed("items", Phase::main);
+  metrics.throttled("items", Phase::main, "max_xact_age_s", 1.5);
+  metrics.throttled("items", Phase::main, "max_xact_age_s", 1);
+  metrics.throttled("items", Phase::main, "max_active_sessions", 0.5);
+  metrics.set_paused("orders", Phase::main, Paused::yes);
+  metrics.batch_done("items", Phase::catch_up, 9, 10, 0.1);
+  metrics.set_paused("items", Phase::catch_up, Paused::yes);
   metrics.job_done("items");
   const std::string text = metrics.text();
   INFO(text);
-  CHECK(series_value(text, "pgxform_rows_total{job=\"items\"}") == 157);
-  CHECK(series_value(text, "pgxform_batches_total{job=\"items\"}") == 3);
+  const std::string main = "{job=\"items\",phase=\"main\"}";
+  CHECK(series_value(text, "pgxform_rows_total" + main) == 157);
+  CHECK(series_value(text, "pgxform_batches_total" + main) == 3);
   // The range bisection processed counts as a batch, not as a sample of the batches' duration.
-  CHECK(series_value(text, "pgxform_batch_duration_seconds_count{job=\"items\"}") == 2);
-  CHECK(series_value(text, "pgxform_batch_duration_seconds_bucket{job=\"items\",le=\"0.5\"}") == 1);
-  CHECK(series_value(text, "pgxform_batch_duration_seconds_bucket{job=\"items\",le=\"60\"}") == 2);
-  CHECK(series_value(text, "pgxform_batch_size{job=\"items\"}") == 200);
-  CHECK(series_value(text, "pgxform_failed_batches_total{job=\"items\"}") == 1);
+  CHECK(series_value(text, "pgxform_batch_duration_seconds_count" + main) == 2);
   CHECK(series_value(text,
-                     "pgxform_throttled_seconds_total{job=\"items\",reason=\"max_xact_age_s\"}") ==
-        2.5);
-  CHECK(
-      series_value(
-          text, "pgxform_throttled_seconds_total{job=\"items\",reason=\"max_active_sessions\"}") ==
-      0.5);
+                     "pgxform_batch_duration_seconds_bucket{job=\"items\",phase=\"main\","
+                     "le=\"0.5\"}") == 1);
+  CHECK(series_value(text,
+                     "pgxform_batch_duration_seconds_bucket{job=\"items\",phase=\"main\","
+                     "le=\"60\"}") == 2);
+  CHECK(series_value(text, "pgxform_batch_size" + main) == 200);
+  CHECK(series_value(text, "pgxform_failed_batches_total" + main) == 1);
+  CHECK(series_value(text,
+                     "pgxform_throttled_seconds_total{job=\"items\",phase=\"main\","
+                     "reason=\"max_xact_age_s\"}") == 2.5);
+  CHECK(series_value(text,
+                     "pgxform_throttled_seconds_total{job=\"items\",phase=\"main\","
+                     "reason=\"max_active_sessions\"}") == 0.5);
   CHECK(series_value(text, "pgxform_job_done{job=\"items\"}") == 1);
-  CHECK(series_value(text, "pgxform_paused{job=\"orders\"}") == 1);
-  CHECK(series_value(text, "pgxform_paused{job=\"items\"}") == 0);
-  CHECK(series_value(text, "pgxform_rows_total{job=\"orders\"}") == 0);
-  metrics.set_paused("orders", Paused::no);
-  CHECK(series_value(metrics.text(), "pgxform_paused{job=\"orders\"}") == 0);
+  CHECK(series_value(text, "pgxform_paused{job=\"orders\",phase=\"main\"}") == 1);
+  CHECK(series_value(text, "pgxform_paused{job=\"items\",phase=\"main\"}") == 0);
+  CHECK(series_value(text, "pgxform_rows_total{job=\"orders\",phase=\"main\"}") == 0);
+  // Catch-up's batches under its own phase, apart from the main pass's.
+  CHECK(series_value(text, "pgxform_rows_total{job=\"items\",phase=\"catch_up\"}") == 9);
+  CHECK(series_value(text, "pgxform_batches_total{job=\"items\",phase=\"catch_up\"}") == 1);
+  CHECK(series_value(text, "pgxform_paused{job=\"items\",phase=\"catch_up\"}") == 1);
+  metrics.set_paused("orders", Phase::main, Paused::no);
+  CHECK(series_value(metrics.text(), "pgxform_paused{job=\"orders\",phase=\"main\"}") == 0);
 }
 
 TEST_CASE("a job name that needs escaping is escaped in its label") {
   RunMetrics metrics(MetricsCollection::on);
-  metrics.declare_jobs({"odd \"job\"\\x"}, {});
-  metrics.batch_done("odd \"job\"\\x", 3, 3, 0.01);
-  CHECK(series_value(metrics.text(), "pgxform_rows_total{job=\"odd \\\"job\\\"\\\\x\"}") == 3);
+  metrics.declare_jobs({"odd \"job\"\\x"}, {pgxform::Phase::main}, {});
+  metrics.batch_done("odd \"job\"\\x", pgxform::Phase::main, 3, 3, 0.01);
+  CHECK(series_value(metrics.text(),
+                     "pgxform_rows_total{job=\"odd \\\"job\\\"\\\\x\",phase=\"main\"}") == 3);
 }
 
 TEST_CASE("a run without --metrics-port collects nothing") {
   RunMetrics metrics;
-  metrics.declare_jobs({"items"}, {"max_xact_age_s"});
-  metrics.batch_done("items", 100, 100, 0.1);
+  metrics.declare_jobs({"items"}, {pgxform::Phase::main}, {"max_xact_age_s"});
+  metrics.batch_done("items", pgxform::Phase::main, 100, 100, 0.1);
   CHECK(metrics.text().empty());
 }
 
@@ -262,6 +276,20 @@ TEST_CASE("the Grafana dashboard parses and uses every metric pgxform exports, a
     INFO(name << " is not on the dashboard");
     CHECK(used.count(name) == 1);
   }
+  // Every series but pgxform_job_done tells its phase (the main pass, or catch-up): each query of
+  // one selects the $phase variable, so that rows and catch-up's keys are never added up blindly.
+  bool phase_variable = false;
+  for (const auto& variable : dashboard["templating"]["list"])
+    if (variable["name"] == "phase") phase_variable = true;
+  CHECK(phase_variable);
+  for (const auto& query : queries) {
+    if (query.find("pgxform_") == std::string::npos ||
+        query.find("pgxform_job_done") != std::string::npos ||
+        query.find("label_values") != std::string::npos)
+      continue;
+    INFO(query);
+    CHECK_THAT(query, Catch::Contains("phase=~\"$phase\""));
+  }
 }
 
 namespace {
@@ -351,7 +379,7 @@ TEST_CASE("ten idle connections held open do not stop the metrics endpoint from 
     ::close(fd);
   }
   RunMetrics metrics(MetricsCollection::on);
-  metrics.declare_jobs({"items"}, {});
+  metrics.declare_jobs({"items"}, {pgxform::Phase::main}, {});
   metrics.serve({"127.0.0.1", port});
   REQUIRE(scraped(port, 5));
   const IdleConnections idle(port, 10);

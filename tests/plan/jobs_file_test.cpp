@@ -1215,3 +1215,67 @@ TEST_CASE("every jobs file of the fuzz corpus is read, or refused as bad input a
   }
   CHECK(inputs >= 4);
 }
+
+TEST_CASE("changes as a mapping names the other tables the transform reads in also") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: lines
+        table: legacy.order_lines
+        key: id
+        function: xf.lines
+        changes:
+          mode: trigger
+          also:
+            - {table: legacy.orders, column: id, match: order_id}
+            - table: legacy.customers
+              column: id
+              keys_function: xf.lines_of_customers
+        refresh_function: xf.lines_refresh
+)",
+                                        "jobs.yaml");
+  const auto* lines = file.find_job("lines");
+  REQUIRE(lines->captures());
+  REQUIRE(lines->also.size() == 2);
+  CHECK(lines->also[0].table.text() == "legacy.orders");
+  CHECK(lines->also[0].column == "id");
+  CHECK(lines->also[0].match == "order_id");
+  CHECK(lines->also[0].line == 12);
+  CHECK(lines->also[1].keys_function.text() == "xf.lines_of_customers");
+  CHECK(lines->also[1].match.empty());
+  CHECK(lines->also[1].line == 13);
+}
+
+TEST_CASE("a changes mapping without its mode, or an also entry that is not whole, is an error") {
+  const auto with_changes = [](const std::string& changes) {
+    return "version: 1\n"
+           "lists:\n"
+           "  - name: a\n"
+           "    jobs:\n"
+           "      - name: lines\n"
+           "        table: legacy.order_lines\n"
+           "        key: id\n"
+           "        function: xf.lines\n"
+           "        changes:\n" +
+           changes + "        refresh_function: xf.lines_refresh\n";
+  };
+  auto no_mode = error_of(with_changes("          also: [{table: t, column: id, match: x}]\n"));
+  CHECK_THAT(message(no_mode), Contains("missing required field 'mode' in changes of job 'lines'"));
+  auto other_mode = error_of(with_changes("          mode: logical\n"));
+  CHECK(other_mode.line() == 10);
+  CHECK_THAT(message(other_mode), Contains("changes of job 'lines' must be trigger"));
+  auto empty = error_of(with_changes("          mode: trigger\n          also: []\n"));
+  CHECK_THAT(message(empty), Contains("'also' in changes of job 'lines' must be a non-empty list"));
+  auto both =
+      error_of(with_changes("          mode: trigger\n"
+                            "          also:\n"
+                            "            - {table: t, column: id, match: x, keys_function: f}\n"));
+  CHECK(both.line() == 12);
+  CHECK_THAT(message(both), Contains("needs exactly one of 'match'"));
+  auto no_column =
+      error_of(with_changes("          mode: trigger\n          also: [{table: t, match: x}]\n"));
+  CHECK_THAT(message(no_column), Contains("missing required field 'column'"));
+  auto typo = error_of(with_changes("          mode: trigger\n          alsoo: []\n"));
+  CHECK_THAT(message(typo), Contains("unknown field 'alsoo' in changes of job 'lines'"));
+}

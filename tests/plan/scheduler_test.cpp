@@ -124,6 +124,18 @@ TEST_CASE("a task id names its slice only when it is not the first") {
   CHECK(task("customers", 2).text() == "customers#2");
 }
 
+TEST_CASE("a catch-up task carries its phase and names it, apart from the job's main pass") {
+  Scheduler s({{"l", {}, {{"orders", 1, pgxform::Phase::catch_up}}}});
+  const auto task = s.next_task();
+  REQUIRE(task);
+  CHECK(task->phase == pgxform::Phase::catch_up);
+  CHECK(task->text() == "orders (catch-up)");
+  CHECK_FALSE(*task == (TaskId{"orders", 0, pgxform::Phase::main}));
+  CHECK(std::string(pgxform::phase_name(task->phase)) == "catch_up");
+  s.task_finished(*task);
+  CHECK(s.all_done());
+}
+
 TEST_CASE("jobs of one list run in order: the second is not offered while the first runs") {
   Scheduler scheduler(plan_of(R"(version: 1
 lists:

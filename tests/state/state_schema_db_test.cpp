@@ -87,6 +87,8 @@ TEST_CASE(
       "DROP TABLE pgxform.control; ALTER TABLE pgxform.job_state DROP COLUMN waiting;"
       "DROP TABLE pgxform.change_log;"
       "ALTER TABLE pgxform.batch_log DROP COLUMN catch_up, ADD PRIMARY KEY (job, batch_no);"
+      "ALTER TABLE pgxform.failed_batches DROP COLUMN catch_up;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN catch_up_waiting;"
       "ALTER TABLE pgxform.job_state DROP COLUMN table_schema, DROP COLUMN table_name,"
       " DROP COLUMN key_column, DROP COLUMN key_type, DROP COLUMN function_schema,"
       " DROP COLUMN function_name;"

@@ -368,3 +368,204 @@ long long lines_with(const std::string& text, const std::vector<std::string>& pa
 }
 
 }  // namespace pgxform_test
+
+namespace pgxform_test {
+
+Shop::Shop(int orders, int lines_per_order, int batch_size, int lines_sleep_ms) {
+  const std::string n = std::to_string(orders), per = std::to_string(lines_per_order);
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.orders (id bigint PRIMARY KEY, status text NOT NULL, customer text);"
+      "CREATE TABLE legacy.order_lines (id bigint PRIMARY KEY, order_id bigint NOT NULL"
+      " REFERENCES legacy.orders ON DELETE CASCADE, qty int NOT NULL);"
+      "CREATE INDEX ON legacy.order_lines (order_id);"
+      "INSERT INTO legacy.orders SELECT g, 'new', 'customer ' || (g % 7) FROM generate_series(1, " +
+      n +
+      ") g;"
+      "INSERT INTO legacy.order_lines SELECT g, (g - 1) / " +
+      per + " + 1, g % 5 + 1 FROM generate_series(1, " + n + " * " + per +
+      ") g;"
+      "CREATE SEQUENCE legacy.order_seq START " +
+      std::to_string(orders + 1) +
+      ";"
+      "CREATE SEQUENCE legacy.line_seq START " +
+      std::to_string(orders * lines_per_order + 1) +
+      ";"
+      "CREATE TABLE target.orders (id bigint, status text, customer text);"
+      "CREATE TABLE target.lines (id bigint, order_id bigint, qty int, status text);"
+      "CREATE TABLE target.refreshed (job text, id bigint);"
+      "CREATE VIEW target.expected_orders AS SELECT id, upper(status) AS status, customer"
+      " FROM legacy.orders;"
+      "CREATE VIEW target.expected_lines AS SELECT l.id, l.order_id, l.qty,"
+      " upper(o.status) AS status FROM legacy.order_lines l JOIN legacy.orders o"
+      " ON o.id = l.order_id;"
+      "CREATE FUNCTION xf.orders(lo bigint, hi bigint) RETURNS bigint LANGUAGE sql AS $$"
+      " WITH i AS (INSERT INTO target.orders SELECT * FROM target.expected_orders"
+      " WHERE id BETWEEN lo AND hi RETURNING 1) SELECT count(*) FROM i $$;"
+      "CREATE FUNCTION xf.orders_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
+      " INSERT INTO target.refreshed SELECT 'orders', unnest(keys);"
+      " DELETE FROM target.orders t WHERE t.id = ANY (keys);"
+      " INSERT INTO target.orders SELECT * FROM target.expected_orders WHERE id = ANY (keys);"
+      " SELECT pg_catalog.cardinality(keys)::bigint $$;"
+      // The sleep after the read: the batch holds what it read while the orders change.
+      "CREATE FUNCTION xf.lines(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
+      " DECLARE n bigint; BEGIN INSERT INTO target.lines SELECT * FROM target.expected_lines"
+      " WHERE id BETWEEN lo AND hi; GET DIAGNOSTICS n = ROW_COUNT; PERFORM pg_sleep(" +
+      std::to_string(lines_sleep_ms / 1000.0) +
+      "); RETURN n; END $$;"
+      "CREATE FUNCTION xf.lines_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
+      " INSERT INTO target.refreshed SELECT 'lines', unnest(keys);"
+      " DELETE FROM target.lines t WHERE t.id = ANY (keys);"
+      " INSERT INTO target.lines SELECT * FROM target.expected_lines WHERE id = ANY (keys);"
+      " SELECT pg_catalog.cardinality(keys)::bigint $$;"
+      "ANALYZE legacy.orders; ANALYZE legacy.order_lines;");
+  path = dir.write("jobs.yaml", yaml(batch_size));
+}
+
+std::string Shop::yaml(int batch_size, int lines_parallel) {
+  const std::string size = std::to_string(batch_size);
+  return "version: 1\n"
+         "lists:\n"
+         "  - name: sales\n"
+         "    jobs:\n"
+         "      - name: orders\n"
+         "        table: legacy.orders\n"
+         "        key: id\n"
+         "        function: xf.orders\n"
+         "        batch_size: " +
+         size +
+         "\n"
+         "        target_batch_ms: 0\n"
+         "        changes: trigger\n"
+         "        refresh_function: xf.orders_refresh\n"
+         "  - name: details\n"
+         "    jobs:\n"
+         "      - name: lines\n"
+         "        table: legacy.order_lines\n"
+         "        key: id\n"
+         "        function: xf.lines\n"
+         "        batch_size: " +
+         size +
+         "\n"
+         "        target_batch_ms: 0\n"
+         "        changes:\n"
+         "          mode: trigger\n"
+         "          also:\n"
+         "            - {table: legacy.orders, column: id, match: order_id}\n"
+         "        refresh_function: xf.lines_refresh\n" +
+         (lines_parallel > 1 ? "        parallel: " + std::to_string(lines_parallel) + "\n"
+                             : std::string());
+}
+
+CliResult Shop::pgxform(std::vector<std::string> args) {
+  return run_with_db(db, path, std::move(args));
+}
+
+std::vector<std::string> Shop::command(std::vector<std::string> args) {
+  return with_db(db, path, std::move(args));
+}
+
+long long Shop::differences() {
+  return db.count(
+      "SELECT (SELECT count(*) FROM (SELECT * FROM target.expected_orders EXCEPT ALL"
+      " SELECT * FROM target.orders) a) + (SELECT count(*) FROM (SELECT * FROM target.orders"
+      " EXCEPT ALL SELECT * FROM target.expected_orders) b)"
+      " + (SELECT count(*) FROM (SELECT * FROM target.expected_lines EXCEPT ALL"
+      " SELECT * FROM target.lines) c) + (SELECT count(*) FROM (SELECT * FROM target.lines"
+      " EXCEPT ALL SELECT * FROM target.expected_lines) d)");
+}
+
+long long Shop::pending() {
+  return db.count("SELECT count(*) FROM pgxform.change_log");
+}
+
+void Shop::count_changes() {
+  db.exec(
+      "CREATE TABLE target.changes (job text, id bigint);"
+      "CREATE FUNCTION target.count_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " INSERT INTO target.changes SELECT job, key::bigint FROM new_rows WHERE via = 0;"
+      " RETURN NULL; END $$;"
+      "CREATE TRIGGER count_change AFTER INSERT ON pgxform.change_log"
+      " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+      " EXECUTE FUNCTION target.count_change()");
+}
+
+long long Shop::refreshed_too_often() {
+  return db.count(
+      "SELECT count(*) FROM (SELECT job, id, count(*) AS n FROM target.refreshed"
+      " GROUP BY job, id) r WHERE r.n > (SELECT count(*) FROM target.changes c"
+      " WHERE c.job = r.job AND c.id = r.id)");
+}
+
+void Shop::change(std::mt19937& rng) {
+  pqxx::connection conn(db.dsn());
+  change(conn, rng);
+}
+
+void Shop::change(pqxx::connection& conn, std::mt19937& rng) {
+  // A row picked at a random place of its table's key range (the first at or after it).
+  const auto pick = [&](const std::string& table) {
+    const std::string at = std::to_string(std::uniform_real_distribution<double>(0, 1)(rng));
+    return "(SELECT p.id FROM " + table + " p WHERE p.id >= (SELECT max(m.id) FROM " + table +
+           " m) * " + at + " ORDER BY p.id LIMIT 1)";
+  };
+  // The first key missing from a table's range: a gap below its cursor, or a deleted key.
+  const auto gap = [&](const std::string& table) {
+    return "(SELECT g FROM generate_series(1, (SELECT max(m.id) FROM " + table +
+           " m)) g WHERE NOT EXISTS (SELECT 1 FROM " + table +
+           " x WHERE x.id = g) ORDER BY g LIMIT 1)";
+  };
+  static const char* const k_status[] = {"paid", "shipped", "cancelled", "returned"};
+  const std::string status = k_status[std::uniform_int_distribution<int>(0, 3)(rng)];
+  const std::string orders = "legacy.orders", lines = "legacy.order_lines";
+  std::string sql;
+  switch (std::uniform_int_distribution<int>(0, 9)(rng)) {
+    case 0:
+      sql = "UPDATE legacy.orders SET status = '" + status + "' WHERE id = " + pick(orders);
+      break;
+    case 1:
+      sql = "UPDATE legacy.order_lines SET qty = qty + 1 WHERE id = " + pick(lines);
+      break;
+    case 2:
+      sql =
+          "UPDATE legacy.order_lines SET order_id = " + pick(orders) + " WHERE id = " + pick(lines);
+      break;
+    case 3:
+      sql =
+          "WITH o AS (INSERT INTO legacy.orders VALUES (nextval('legacy.order_seq'), 'new',"
+          " 'late') RETURNING id) INSERT INTO legacy.order_lines SELECT"
+          " nextval('legacy.line_seq'), o.id, 2 FROM o, generate_series(1, 2)";
+      break;
+    case 4:
+      sql = "INSERT INTO legacy.order_lines SELECT nextval('legacy.line_seq'), " + pick(orders) +
+            ", 3";
+      break;
+    case 5:
+      sql = "INSERT INTO legacy.order_lines SELECT " + gap(lines) + ", " + pick(orders) +
+            ", 4 WHERE " + gap(lines) + " IS NOT NULL";
+      break;
+    case 6:
+      sql = "DELETE FROM legacy.order_lines WHERE id = " + pick(lines);
+      break;
+    case 7:
+      sql = "DELETE FROM legacy.orders WHERE id = " + pick(orders);
+      break;
+    case 8:
+      sql = "INSERT INTO legacy.orders SELECT " + gap(orders) + ", 'again', 'back' WHERE " +
+            gap(orders) + " IS NOT NULL";
+      break;
+    default:
+      sql =
+          "UPDATE legacy.order_lines SET id = nextval('legacy.line_seq') WHERE id = " + pick(lines);
+  }
+  // A statement that finds no row (an empty table, a key gone meanwhile) changes nothing; one
+  // that breaks a constraint (a line moved to no order) is rolled back, as the application's.
+  try {
+    pqxx::work tx(conn);
+    tx.exec(sql);
+    tx.commit();
+  } catch (const pqxx::integrity_constraint_violation&) {
+  }
+}
+
+}  // namespace pgxform_test

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <functional>
+#include <pqxx/pqxx>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,5 +171,43 @@ std::function<void()> progress_every(int ms);
 
 // The number of lines of `text` that hold every one of `parts`.
 long long lines_with(const std::string& text, const std::vector<std::string>& parts);
+
+}  // namespace pgxform_test
+
+namespace pgxform_test {
+
+// A shop migrated by two capturing jobs in two lists that run side by side: `orders`
+// (legacy.orders -> target.orders) and `lines` (legacy.order_lines -> target.lines), whose
+// transform reads the status of each line's order, and so declares legacy.orders in its
+// changes.also (by order_id). Orders 1..`orders`, each with `lines_per_order` lines numbered
+// from 1; the sequences legacy.order_seq and legacy.line_seq give new keys above them. The
+// targets have no key, so that a row applied twice shows; every refresh appends its keys to
+// target.refreshed (job, id). `lines_sleep_ms`: per batch of the lines' main pass.
+struct Shop {
+  TestDatabase db;
+  TempDir dir;
+  std::string path;
+
+  Shop(int orders, int lines_per_order, int batch_size = 50, int lines_sleep_ms = 0);
+  static std::string yaml(int batch_size, int lines_parallel = 1);
+
+  CliResult pgxform(std::vector<std::string> args);
+  std::vector<std::string> command(std::vector<std::string> args);
+
+  // Rows that differ between each target and a from-scratch transform of the current source,
+  // both ways, duplicates counted (EXCEPT ALL).
+  long long differences();
+  long long pending();
+  // From now on every change-log row of a job's own keys (via 0) is counted per key in
+  // target.changes (job, id); the state schema must exist.
+  void count_changes();
+  // Keys refreshed more often than their job's log recorded a change of them.
+  long long refreshed_too_often();
+  // One random change of the source, as an application would make it: a status, a quantity, a
+  // line moved to another order, new orders and lines above every key, lines into gaps, a
+  // deleted line or order (its lines go with it), a deleted order's key used again.
+  void change(std::mt19937& rng);
+  void change(pqxx::connection& conn, std::mt19937& rng);
+};
 
 }  // namespace pgxform_test

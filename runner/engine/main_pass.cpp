@@ -1,0 +1,177 @@
+#include "engine/main_pass.h"
+
+#include <spdlog/spdlog.h>
+
+#include "state/batch_log.h"
+#include "state/failed_ranges.h"
+
+namespace pgxform {
+
+MainPass::MainPass(TaskContext& task) : m_task(task), m_slicing(slicing_of(task.job)) {}
+
+std::string MainPass::statement_name(const std::string& what) const {
+  return what + "_" + std::to_string(std::hash<std::string>{}(m_task.task.job)) + "_" +
+         std::to_string(m_task.task.slice);
+}
+
+BatchShape MainPass::shape() const {
+  return {m_slicing, m_cursor.last_key ? CursorStart::after_last_key : CursorStart::none,
+          m_cursor.hi_key ? UpperBound::hi_key : UpperBound::open};
+}
+
+bool MainPass::start() {
+  // A slice that was never cut: the table was empty when the run started. Its rows, if any
+  // arrived since, are the next run's, which cuts the slices first.
+  std::optional<Cursor> cursor = m_task.store.read_cursor(m_task.task, m_slicing);
+  m_started = cursor.has_value();
+  if (!cursor) return false;
+  m_cursor = *cursor;
+  // The batch functions of the shapes its batches take, defined before any batch's
+  // transaction: the first batch's, and those after it.
+  define_function(shape());
+  BatchShape after = shape();
+  after.start = CursorStart::after_last_key;
+  define_function(after);
+  return true;
+}
+
+std::string MainPass::variant(const BatchShape& shape) {
+  return std::string(shape.start == CursorStart::none ? "0" : "") +
+         (shape.upper == UpperBound::hi_key ? "h" : "");
+}
+
+void MainPass::define_function(const BatchShape& shape) {
+  const std::string name = variant(shape);
+  if (m_functions.count(name)) return;
+  BatchFunction function = batch_function(m_task.job, m_task.store.schema(), shape);
+  const bool defined =
+      !function.name.empty() && m_task.session.define(function.name, [&] { return function.ddl; });
+  if (!defined) function.name.clear();
+  m_functions.emplace(name, std::move(function));
+}
+
+pqxx::result MainPass::exec(pqxx::work& tx, const std::string& name,
+                            const std::function<std::string()>& sql,
+                            const std::optional<std::string>& second,
+                            const std::optional<std::string>& fifth,
+                            const std::optional<std::string>& sqlstate,
+                            const std::optional<std::string>& error) {
+  m_task.session.prepare(name, sql);
+  const std::string& job = m_task.job.name;
+  if (error)
+    return tx.exec_prepared(name, m_cursor.last_key, second, job, m_task.task.slice, fifth,
+                            sqlstate, error);
+  return tx.exec_prepared(name, m_cursor.last_key, second, job, m_task.task.slice, fifth);
+}
+
+std::optional<BatchPhase::Done> MainPass::commit_logged(pqxx::work& tx, const pqxx::result& plan) {
+  const std::string name = "log_batch";
+  m_task.session.prepare(name, [&] { return log_sql(m_task.store.schema()); });
+  const pqxx::result r = log_batch(tx, m_task.store.schema(), m_task.job.name, plan, name);
+  if (r.empty()) return std::nullopt;  // no key was left
+  if (r[0]["moved"].as<long long>() != 1)
+    throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
+  Done done{r[0]["rows"].as<long long>(), r[0]["hi"].as<std::string>()};
+  tx.commit();
+  m_cursor.last_key = done.last_key;
+  return done;
+}
+
+std::optional<BatchPhase::Done> MainPass::batch(pqxx::work& tx, long size) {
+  const BatchShape s = shape();
+  // The batch as a call of a temporary function, planned once per session (see batch_sql.h);
+  // the statement itself where the session cannot create one.
+  const BatchFunction& function = m_functions.at(variant(s));
+  const bool called = !function.name.empty();
+  const pqxx::result plan = exec(
+      tx, statement_name((called ? "call" : "batch") + variant(s)),
+      [&] { return called ? function.call : batch_sql(m_task.job, m_task.store.schema(), s); },
+      std::to_string(size), m_cursor.hi_key);
+  std::optional<Done> done = commit_logged(tx, plan);
+  if (!done) tx.commit();
+  return done;
+}
+
+long long MainPass::process(pqxx::work& tx, const BatchPart& part) {
+  const pqxx::result plan = exec(
+      tx, statement_name("range"),
+      [&] { return range_sql(m_task.job, m_task.store.schema(), m_slicing, CursorMove::advance); },
+      part.first, part.last);
+  const std::optional<Done> done = commit_logged(tx, plan);
+  if (!done)
+    throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
+  return done->rows;
+}
+
+void MainPass::set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) {
+  const std::optional<std::string> sqlstate =
+      failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
+  const pqxx::result r = exec(
+      tx, statement_name("skip"), [&] { return set_aside_sql(m_task.store.schema(), m_slicing); },
+      part.first, part.last, sqlstate, failure.message);
+  if (r[0]["moved"].as<long long>() != 1)
+    throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
+  tx.commit();
+  m_cursor.last_key = part.last;
+}
+
+std::optional<BatchPart> MainPass::next_part(long size) {
+  try {
+    pqxx::read_transaction tx(m_task.session.conn());
+    const pqxx::row r = tx.exec_params1(bounds_query(m_task.job, shape()), m_cursor.last_key, size,
+                                        m_task.job.name, m_task.task.slice, m_cursor.hi_key);
+    if (!r[0].is_null()) return BatchPart{r[0].as<std::string>(), r[1].as<std::string>(), {}};
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: could not find the failing batch's key range: {}", m_task.task.text(),
+                 redact(e.what()));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::pair<BatchPart, BatchPart>> MainPass::split(const BatchPart& part) {
+  try {
+    pqxx::read_transaction tx(m_task.session.conn());
+    const pqxx::row r = tx.exec_params1(split_query(m_task.job), part.first, part.last);
+    if (!r[0].is_null() && !r[1].is_null())
+      return std::make_pair(BatchPart{part.first, r[0].as<std::string>(), {}},
+                            BatchPart{r[1].as<std::string>(), part.last, {}});
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: cannot split [{}, {}]: {}", m_task.task.text(), part.first, part.last,
+                 redact(e.what()));
+  }
+  return std::nullopt;  // a single key value (or no way to tell): the culprit
+}
+
+bool MainPass::sets_aside() const {
+  return m_task.spec.settings.on_error == OnError::skip;
+}
+
+bool MainPass::narrows() const {
+  return m_task.spec.settings.bisect;
+}
+
+TaskOutcome MainPass::fail(const Failure& failure, const std::optional<BatchPart>& part) {
+  const std::optional<std::string> first =
+      part ? std::optional<std::string>(part->first) : std::nullopt;
+  const std::optional<std::string> last =
+      part ? std::optional<std::string>(part->last) : std::nullopt;
+  std::string message = m_task.task.text() + ": batch [" + first.value_or("?") + ", " +
+                        last.value_or("?") + "] failed";
+  if (!failure.sqlstate.empty()) message += " (SQLSTATE " + failure.sqlstate + ")";
+  message += ": " + failure.message;
+  m_task.store.mark_failed(m_task.task, m_slicing, failure, first, last);
+  m_task.metrics.batch_failed(m_task.job.name, Phase::main);
+  return {TaskOutcome::Kind::failed, message};
+}
+
+void MainPass::finish() {
+  const std::optional<long long> job_rows = m_task.store.mark_done(m_task.task, m_slicing);
+  if (job_rows) m_task.metrics.job_done(m_task.job.name);
+  if (m_started) m_task.progress.job_finished(m_task.task.text(), job_rows);
+}
+
+void MainPass::stop() {
+  m_task.store.mark_stopped(m_task.task, m_slicing);
+}
+
+}  // namespace pgxform

@@ -1,0 +1,72 @@
+// main_pass: the main pass's part of a task (batch_runner.h: BatchPhase) — a job, or one slice
+// of a sliced job, walked in keyset batches after its cursor.
+//
+// A batch is one transaction of two statements (batch_sql.h): the batch itself, under EXPLAIN
+// ANALYZE for its buffer counters — the bounds by two index probes, the function's call, the
+// cursor's move (task_cursor.h), and for a job with `changes: trigger` the removal of the
+// change-log rows of the keys it processed (change_log.h), so that a change the batch read is
+// not refreshed again by catch-up — then its batch_log row. So a batch costs four round trips
+// (BEGIN, the two statements, COMMIT) whatever its size, and the function's writes, the
+// cursor's move and the batch_log row commit together or not at all.
+//
+// A failing batch is set aside with `on_error: skip` (its range goes to failed_batches in the
+// transaction that moves the cursor past it), narrowed down first with `bisect: true`; with
+// `on_error: stop` the job fails with the error, SQLSTATE and key range.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "engine/batch_runner.h"
+#include "engine/batch_sql.h"
+#include "state/task_cursor.h"
+
+namespace pgxform {
+
+class MainPass : public BatchPhase {
+ public:
+  explicit MainPass(TaskContext& task);
+
+  bool start() override;
+  std::optional<Done> batch(pqxx::work& tx, long size) override;
+  std::optional<BatchPart> next_part(long size) override;
+  std::optional<std::pair<BatchPart, BatchPart>> split(const BatchPart& part) override;
+  long long process(pqxx::work& tx, const BatchPart& part) override;
+  void set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) override;
+  bool sets_aside() const override;
+  bool narrows() const override;
+  TaskOutcome fail(const Failure& failure, const std::optional<BatchPart>& part) override;
+  void finish() override;
+  void stop() override;
+
+ private:
+  BatchShape shape() const;
+  // "0h": the name of a shape's batch statement, and its function's.
+  static std::string variant(const BatchShape& shape);
+  // The temporary batch function of `shape` on this session, once (without: the statement).
+  void define_function(const BatchShape& shape);
+  // Runs prepared statement `name` (`sql` builds its text the first time) with the five
+  // parameters of batch_sql.h (seven with a failure's SQLSTATE and error).
+  pqxx::result exec(pqxx::work& tx, const std::string& name,
+                    const std::function<std::string()>& sql,
+                    const std::optional<std::string>& second,
+                    const std::optional<std::string>& fifth,
+                    const std::optional<std::string>& sqlstate = std::nullopt,
+                    const std::optional<std::string>& error = std::nullopt);
+  // Commits the range the batch statement processed (its plan in `plan`): the log statement
+  // writes the batch_log row; the cursor must have moved. The range's last key and rows; none
+  // when the statement found no key left (nothing is committed).
+  std::optional<Done> commit_logged(pqxx::work& tx, const pqxx::result& plan);
+  std::string statement_name(const std::string& what) const;
+
+  TaskContext& m_task;
+  Slicing m_slicing;
+  Cursor m_cursor;
+  bool m_started = false;  // a cursor was found (a slice that was never cut has none)
+  // By variant, built and defined once; the name empty where the session has none.
+  std::map<std::string, BatchFunction> m_functions;
+};
+
+}  // namespace pgxform
