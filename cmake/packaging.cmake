@@ -1,5 +1,6 @@
-# Installing pgxform, and its Debian package: `cmake --build build --target package` (CPack's
-# DEB generator) writes build/pgxform_<version>_<arch>.deb with
+# Installing pgxform, and its Debian package: `cmake --build build --target deb` (CPack's DEB
+# generator, after building only what the package holds; `--target package` works too, after
+# building everything) writes build/pgxform_<version>_<arch>.deb with
 #   /usr/bin/pgxform                                   stripped
 #   /usr/share/man/man1/pgxform.1.gz                   docs/pgxform.1, version filled in
 #   /usr/share/bash-completion/completions/pgxform     scripts/completion/pgxform
@@ -55,3 +56,15 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_OUTPUT_FILE_PREFIX ${CMAKE_BINARY_DIR})
 include(CPack)
+
+# `cmake --build build --target deb`: the package from the binary and the files it installs,
+# and nothing else. CPack's own `package` target builds `all` first, every test binary included,
+# which the package never holds; and CPack's install step builds `all` too, unless the install
+# does not depend on it (`cmake --install` never builds anyway).
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+add_custom_target(deb
+  COMMAND ${CMAKE_CPACK_COMMAND} --config ${CMAKE_BINARY_DIR}/CPackConfig.cmake
+  WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
+  COMMENT "Packaging pgxform as a .deb"
+  VERBATIM)
+add_dependencies(deb pgxform package_files)

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "base/output_format.h"
+#include "base/sql_text.h"
 
 namespace pgxform {
 
@@ -81,12 +82,15 @@ Finding foreign_key_finding(const TriggerTotal& total, const ForeignKeyTrigger* 
   f.text = "the foreign key " + constraint + " of " + table + " takes " +
            milliseconds_text(t.time_ms) + ", " + percent_of(t.time_ms, whole_ms) +
            " of the batch, in " + whole_number(t.calls) + " checks";
+  // The two steps, written out whole: the names and the definition as the catalog gave them.
+  static const char* const k_steps =
+      "a step before the job, ALTER TABLE @table@ DROP CONSTRAINT @constraint@; and one after it,"
+      " ALTER TABLE @table@ ADD CONSTRAINT @constraint@ @definition@ NOT VALID;"
+      " ALTER TABLE @table@ VALIDATE CONSTRAINT @constraint@;";
   const std::string validate =
-      fk ? "a step before the job, ALTER TABLE " + fk->table + " DROP CONSTRAINT " +
-               fk->constraint + "; and one after it, ALTER TABLE " + fk->table +
-               " ADD CONSTRAINT " + fk->constraint + " " + fk->definition +
-               " NOT VALID; ALTER TABLE " + fk->table + " VALIDATE CONSTRAINT " + fk->constraint +
-               ";"
+      fk ? fill_sql(k_steps, {{"@table@", fk->table},
+                              {"@constraint@", fk->constraint},
+                              {"@definition@", fk->definition}})
          : "drop the constraint before the job, add it back after it as NOT VALID and VALIDATE "
            "it;";
   if (fk && fk->on_referenced) {

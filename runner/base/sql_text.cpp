@@ -196,18 +196,37 @@ std::string quote_ident(const std::string& name) {
   return out + "\"";
 }
 
-std::string fill_sql(std::string statement, const std::vector<SqlPart>& parts) {
-  for (const SqlPart& part : parts) {
-    std::size_t at = statement.find(part.placeholder);
-    if (at == std::string::npos)
-      throw std::logic_error("fill_sql: no " + part.placeholder + " in the statement");
-    // Left to right and past each replacement, so that a part holding '@' is never read again.
-    for (; at != std::string::npos; at = statement.find(part.placeholder, at)) {
-      statement.replace(at, part.placeholder.size(), part.text);
-      at += part.text.size();
+std::string fill_sql(const std::string& statement, const std::vector<SqlPart>& parts) {
+  std::vector<bool> used(parts.size(), false);
+  std::string out;
+  // One pass, left to right: what a part inserts is never read again, so that a name holding
+  // '@' (a quoted table "a@b@") cannot be taken for a placeholder.
+  for (std::size_t i = 0; i < statement.size();) {
+    std::size_t end = std::string::npos;
+    if (statement[i] == '@') {
+      end = i + 1;
+      while (end < statement.size() &&
+             (std::islower(static_cast<unsigned char>(statement[end])) || statement[end] == '_'))
+        ++end;
+      if (end == i + 1 || end >= statement.size() || statement[end] != '@') end = std::string::npos;
     }
+    if (end == std::string::npos) {
+      out += statement[i++];
+      continue;
+    }
+    const std::string placeholder = statement.substr(i, end + 1 - i);
+    std::size_t k = 0;
+    while (k < parts.size() && parts[k].placeholder != placeholder) ++k;
+    if (k == parts.size())
+      throw std::logic_error("fill_sql: no part for " + placeholder + " in the statement");
+    out += parts[k].text;
+    used[k] = true;
+    i = end + 1;
   }
-  return statement;
+  for (std::size_t k = 0; k < parts.size(); ++k)
+    if (!used[k])
+      throw std::logic_error("fill_sql: no " + parts[k].placeholder + " in the statement");
+  return out;
 }
 
 }  // namespace pgxform

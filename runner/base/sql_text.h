@@ -35,16 +35,18 @@ std::vector<std::string> split_statements(std::string_view sql);
 // "a""b" -> "\"a\"\"b\"": always quoted, so that names keep their case and spelling.
 std::string quote_ident(const std::string& name);
 
-// A statement written out whole, as one raw string, with @name@ placeholders for what is known
-// only when it is built: identifiers already quoted (a table, a key column, a function) and
-// fragments that differ by a state version. Never a value: values are bound parameters ($1...).
-// Replaces every placeholder of `statement` with its text from `parts`; throws
+// A statement written out whole, as one raw string, with @name@ placeholders (lower-case
+// letters and '_' between two '@') for what is known only when it is built: identifiers
+// already quoted (a table, a key column, a function) and fragments that differ by a state
+// version. Never a value: values are bound parameters ($1...). Replaces every placeholder of
+// `statement` with its text from `parts`, in one pass: a part's text is never read for
+// placeholders (fill a fragment's own placeholders before it is a part). Throws
 // std::logic_error naming it when a placeholder of the statement has no part, or a part no
 // placeholder (a typo either way).
 struct SqlPart {
   std::string placeholder;  // "@log@"
   std::string text;
 };
-std::string fill_sql(std::string statement, const std::vector<SqlPart>& parts);
+std::string fill_sql(const std::string& statement, const std::vector<SqlPart>& parts);
 
 }  // namespace pgxform

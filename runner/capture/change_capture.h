@@ -42,7 +42,7 @@
 namespace pgxform {
 
 // Installs the job's triggers where missing, each enabled as above, on its leading table and
-// its `also:` tables. The state schema must be at version 10 (StateFeature::exact). Returns how
+// its `also:` tables. The state schema must be at version 11 (StateFeature::exact). Returns how
 // many triggers it created, re-enabled or dropped (0: all were in place).
 int install_capture(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                     const std::string& lock_timeout);

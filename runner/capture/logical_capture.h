@@ -42,7 +42,7 @@ SlotNames slot_names(pqxx::transaction_base& tx, const StateSchema& schema);
 std::vector<CapturedColumn> capture_columns(pqxx::transaction_base& tx, const ResolvedJob& job);
 
 // Installs the capture of `jobs` (each with changes: logical) where missing; the state schema
-// must be at version 11. Returns what it did, one line each ("slot pgxform_3f... created",
+// must be at version 12. Returns what it did, one line each ("slot pgxform_3f... created",
 // "legacy.items added to publication ..."), empty when all was in place.
 std::vector<std::string> install_logical(pqxx::connection& conn, const StateSchema& schema,
                                          const std::vector<const ResolvedJob*>& jobs,

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "base/sql_text.h"
 #include "database/database.h"
+#include "database/retry.h"
 
 namespace pgxform {
 
@@ -13,18 +15,46 @@ std::string quote_qualified(const QualifiedName& name) {
 
 namespace {
 
+// A probe's error is the job's problem only when the user can fix it in the jobs file or the
+// database's setup (retry.h: is_setup_error): an undefined function or operator, no privilege.
+// A lock wait, a timeout, a lost server go on up as the failures they are (exit 1).
+void rethrow_unless_setup_error(const pqxx::sql_error& e) {
+  if (!is_setup_error(classify(e).sqlstate)) throw;
+}
+
 // The steps of one job's check. Each fills its part of `out`, or returns the problem that makes
 // the job unusable.
 using Problem = std::optional<std::string>;
 
+// A probe refused for want of a privilege (42501: libpqxx 6.4 says so by the exception's type,
+// not its sqlstate()): said as such, not as a mismatch of types or signatures.
+bool insufficient_privilege(const pqxx::sql_error& e) {
+  return classify(e).sqlstate == "42501";
+}
+
+// The role the preflight runs as.
+std::string current_role(pqxx::dbtransaction& tx) {
+  return tx.exec1("SELECT current_user")[0].as<std::string>();
+}
+
+// The functions named as the jobs file names `name`: in its schema, or, without one, those the
+// search_path makes visible. Each row: schema, name, number of arguments, return type, oid.
+pqxx::result functions_named(pqxx::dbtransaction& tx, const QualifiedName& name) {
+  return tx.exec_params(R"(
+    SELECT n.nspname, p.proname, p.pronargs, pg_catalog.format_type(p.prorettype, NULL), p.oid
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proname = $2
+      AND CASE WHEN $1 = '' THEN pg_catalog.pg_function_is_visible(p.oid) ELSE n.nspname = $1 END)",
+                        name.schema, name.name);
+}
+
 Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
-  const pqxx::row table = tx.exec_params1(
-      "SELECT pg_catalog.to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, "
-      "'')"
-      " FROM (SELECT pg_catalog.to_regclass($1) AS oid) r"
-      " LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid LEFT JOIN pg_catalog.pg_namespace n ON "
-      "n.oid = c.relnamespace",
-      quote_qualified(job.table));
+  const pqxx::row table = tx.exec_params1(R"(
+    SELECT pg_catalog.to_regclass($1) IS NOT NULL, coalesce(n.nspname, ''), coalesce(c.relname, '')
+    FROM (SELECT pg_catalog.to_regclass($1) AS oid) r
+    LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid
+    LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace)",
+                                          quote_qualified(job.table));
   if (!table[0].as<bool>()) return "table " + job.table.text() + " does not exist";
   out.name = job.name;
   out.table_schema = table[1].as<std::string>();
@@ -36,32 +66,38 @@ Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out)
 }
 
 Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
-  const pqxx::result key = tx.exec_params(
-      "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory"
-      " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
-      " WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND a.attnum > 0"
-      " AND NOT a.attisdropped",
-      out.table_sql, job.key);
+  const pqxx::result key = tx.exec_params(R"(
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND a.attnum > 0
+      AND NOT a.attisdropped)",
+                                          out.table_sql, job.key);
   if (key.empty()) return "table " + job.table.text() + " has no column '" + job.key + "'";
   out.key_name = job.key;
   out.key_sql = quote_ident(job.key);
   out.key_type = key[0][0].as<std::string>();
   out.key_category = key[0][1].as<std::string>().at(0);
-  out.key_unique =
-      tx.exec_params1(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
-            " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-            " WHERE i.indrelid = pg_catalog.to_regclass($1) AND a.attname = $2"
-            " AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1"
-            " AND i.indpred IS NULL AND i.indexprs IS NULL)",
-            out.table_sql, job.key)[0]
-          .as<bool>();
+  out.key_unique = tx.exec_params1(R"(
+    SELECT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indrelid = pg_catalog.to_regclass($1) AND a.attname = $2
+        AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+        AND i.indpred IS NULL AND i.indexprs IS NULL))",
+                                   out.table_sql, job.key)[0]
+                       .as<bool>();
   // Batches are ranges of the key in its order: a type without one (json, point) cannot page.
   // EXPLAIN plans the ordering without reading a row.
   try {
     pqxx::subtransaction probe(tx, "ordering");
-    probe.exec("EXPLAIN SELECT 1 FROM " + out.table_sql + " t ORDER BY t." + out.key_sql);
+    probe.exec(fill_sql("EXPLAIN SELECT 1 FROM @table@ t ORDER BY t.@key@",
+                        {{"@table@", out.table_sql}, {"@key@", out.key_sql}}));
   } catch (const pqxx::sql_error& e) {
+    rethrow_unless_setup_error(e);
+    if (insufficient_privilege(e))
+      return "role " + current_role(tx) + " may not read table " + job.table.text() +
+             " (SQLSTATE 42501): GRANT SELECT ON " + out.table_sql + " TO " +
+             quote_ident(current_role(tx));
     return "the key " + job.key + " of " + job.table.text() + " is of type " + out.key_type +
            ", which has no ordering (no default btree operator class): pgxform pages a table "
            "by ranges of its key; choose a key of an ordered type";
@@ -72,15 +108,16 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
 // The version the job is pinned to: of the function the batches will call, the exact
 // signature, else the only two-argument one among `two_arg_oids` (an oid[] literal).
 void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, ResolvedJob& out) {
+  // $1 the exact signature, $2 the two-argument candidates.
   const pqxx::row version = tx.exec_params1(
-      "SELECT "
-      "pg_catalog.md5(pg_catalog.regexp_replace(pg_catalog.btrim(pg_catalog.pg_get_functiondef(f."
-      "oid)), '\\s+', ' ', 'g')),"
-      " p.provolatile FROM (SELECT coalesce(pg_catalog.to_regprocedure($1), (SELECT "
-      "pg_catalog.min(p2.oid) FROM"
-      " pg_catalog.pg_proc p2 WHERE p2.oid = ANY($2::oid[]) HAVING pg_catalog.count(*) = 1)) AS "
-      "oid) f"
-      " LEFT JOIN pg_catalog.pg_proc p ON p.oid = f.oid",
+      R"(
+    SELECT pg_catalog.md5(pg_catalog.regexp_replace(
+             pg_catalog.btrim(pg_catalog.pg_get_functiondef(f.oid)), '\s+', ' ', 'g')),
+           p.provolatile
+    FROM (SELECT coalesce(pg_catalog.to_regprocedure($1),
+                          (SELECT pg_catalog.min(p2.oid) FROM pg_catalog.pg_proc p2
+                           WHERE p2.oid = ANY($2::oid[]) HAVING pg_catalog.count(*) = 1)) AS oid) f
+    LEFT JOIN pg_catalog.pg_proc p ON p.oid = f.oid)",
       out.function_sql + "(" + out.key_type + ", " + out.key_type + ")", two_arg_oids);
   if (!version[0].is_null()) {
     out.function_version = version[0].as<std::string>();
@@ -90,32 +127,35 @@ void pin_version(pqxx::dbtransaction& tx, const std::string& two_arg_oids, Resol
 
 // A function the jobs file names, as the runner will call it.
 struct FoundFunction {
-  std::string sql;         // "schema"."function", quoted
-  pqxx::result overloads;  // every function of that name: schema, name, nargs, returns, oid
+  std::string schema, name;  // as the catalog spells them
+  std::string sql;           // "schema"."function", quoted
+  pqxx::result overloads;    // every function of that name: schema, name, nargs, returns, oid
 };
 
 // Finds the function `name` (by schema when given, else as the search_path finds it) and lets
 // the server resolve `call` (with @f@ for the function's quoted name) exactly as the runner
 // will make it: EXPLAIN plans the call without executing it, in a savepoint of the read-only
-// transaction. `what` names it in messages ("refresh_function xf.x"), `refused` says what the
-// call passes when the server refuses it ("does not accept two arguments of ...").
+// transaction. `what` names it in messages ("refresh_function xf.x"), `args` are the argument
+// types the runner passes (for the GRANT a refusal names), `refused` says what the call passes
+// when the server refuses it ("does not accept two arguments of ...").
 Problem find_function(pqxx::dbtransaction& tx, const QualifiedName& name, const std::string& what,
-                      const std::string& call, const std::string& refused, FoundFunction& out) {
-  static const std::string k_overloads = R"(
-    SELECT n.nspname, p.proname, p.pronargs, pg_catalog.format_type(p.prorettype, NULL), p.oid
-    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-    WHERE p.proname = $2
-      AND CASE WHEN $1 = '' THEN pg_catalog.pg_function_is_visible(p.oid)
-               ELSE n.nspname = $1 END)";
-  out.overloads = tx.exec_params(k_overloads, name.schema, name.name);
+                      const std::string& call, const std::string& args, const std::string& refused,
+                      FoundFunction& out) {
+  out.overloads = functions_named(tx, name);
   if (out.overloads.empty()) return what + " does not exist";
-  out.sql = quote_ident(out.overloads[0][0].as<std::string>()) + "." +
-            quote_ident(out.overloads[0][1].as<std::string>());
+  out.schema = out.overloads[0][0].as<std::string>();
+  out.name = out.overloads[0][1].as<std::string>();
+  out.sql = quote_ident(out.schema) + "." + quote_ident(out.name);
   try {
     pqxx::subtransaction probe(tx, "function_probe");
     probe.exec("EXPLAIN " + fill_sql(call, {{"@f@", out.sql}}));
   } catch (const pqxx::sql_error& e) {
-    return what + " " + refused + ": SQLSTATE " + e.sqlstate();
+    rethrow_unless_setup_error(e);
+    if (insufficient_privilege(e))
+      return "role " + current_role(tx) + " may not execute " + what +
+             " (SQLSTATE 42501): GRANT EXECUTE ON FUNCTION " + out.sql + "(" + args + ") TO " +
+             quote_ident(current_role(tx));
+    return what + " " + refused + ": SQLSTATE " + classify(e).sqlstate;
   }
   return std::nullopt;
 }
@@ -129,9 +169,12 @@ Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& o
   if (Problem problem = find_function(
           tx, job.function, "function " + job.function.text(),
           "SELECT @f@(NULL::" + out.key_type + ", NULL::" + out.key_type + ")",
+          out.key_type + ", " + out.key_type,
           "does not accept two arguments of the key's type " + out.key_type + " (" + job.key + ")",
           found))
     return problem;
+  out.function_schema = found.schema;
+  out.function_name = found.name;
   out.function_sql = found.sql;
   std::string two_arg_oids = "{";
   for (const auto& c : found.overloads)
@@ -159,7 +202,7 @@ Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& ou
   FoundFunction found;
   if (Problem problem =
           find_function(tx, job.refresh_function, "refresh_function " + job.refresh_function.text(),
-                        "SELECT @f@(NULL::" + out.key_type + "[])",
+                        "SELECT @f@(NULL::" + out.key_type + "[])", out.key_type + "[]",
                         "does not accept one argument of type " + out.key_type +
                             "[] (the keys of " + job.key + ")",
                         found))
@@ -167,10 +210,10 @@ Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& ou
   out.refresh_sql = found.sql;
   // The exact signature's return type; with overloads that only the server's resolution told
   // apart (an argument of a broader type), the first batch fails instead of the preflight.
-  const pqxx::row returns = tx.exec_params1(
-      "SELECT (SELECT pg_catalog.format_type(p.prorettype, NULL) FROM pg_catalog.pg_proc p"
-      " WHERE p.oid = pg_catalog.to_regprocedure($1))",
-      out.refresh_sql + "(" + out.key_type + "[])");
+  const pqxx::row returns = tx.exec_params1(R"(
+    SELECT (SELECT pg_catalog.format_type(p.prorettype, NULL) FROM pg_catalog.pg_proc p
+            WHERE p.oid = pg_catalog.to_regprocedure($1)))",
+                                            out.refresh_sql + "(" + out.key_type + "[])");
   if (returns[0].is_null()) return std::nullopt;  // its value is not read, then
   const std::string type = returns[0].as<std::string>();
   if (!counts_rows(type) && type != "void")
@@ -223,12 +266,12 @@ Problem resolve_also(pqxx::dbtransaction& tx, const Job& job, const AlsoTable& a
                    quote_ident(also.match) + " = ANY (@values@)";
   } else {
     FoundFunction found;
-    if (Problem problem = find_function(tx, also.keys_function,
-                                        what + ": keys_function " + also.keys_function.text(),
-                                        "SELECT * FROM @f@(NULL::" + out.column_type + "[])",
-                                        "does not accept one argument of type " + out.column_type +
-                                            "[] (the values of " + also.column + ")",
-                                        found))
+    if (Problem problem = find_function(
+            tx, also.keys_function, what + ": keys_function " + also.keys_function.text(),
+            "SELECT * FROM @f@(NULL::" + out.column_type + "[])", out.column_type + "[]",
+            "does not accept one argument of type " + out.column_type + "[] (the values of " +
+                also.column + ")",
+            found))
       return problem;
     out.keys_sql = "SELECT m.k::" + leading.key_type + " FROM " + found.sql + "(@values@) AS m(k)";
   }
@@ -237,6 +280,7 @@ Problem resolve_also(pqxx::dbtransaction& tx, const Job& job, const AlsoTable& a
     probe.exec("EXPLAIN " +
                fill_sql(out.keys_sql, {{"@values@", "NULL::" + out.column_type + "[]"}}));
   } catch (const pqxx::sql_error& e) {
+    rethrow_unless_setup_error(e);
     return what + ": its values (" + out.column_type + ") cannot be mapped to keys of " +
            job.table.text() + " (" + leading.key_type + "): SQLSTATE " + e.sqlstate();
   }
@@ -270,8 +314,8 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
   resolve_also_tables(tx, file, job, out, problems);
   if (problems.size() > before) return false;
   // Rows whose key is NULL are in no batch. On the key's index this stops at the first one.
-  if (tx.exec("SELECT EXISTS (SELECT 1 FROM " + out.table_sql + " WHERE " + out.key_sql +
-              " IS NULL)")[0][0]
+  if (tx.exec1(fill_sql("SELECT EXISTS (SELECT 1 FROM @table@ WHERE @key@ IS NULL)",
+                        {{"@table@", out.table_sql}, {"@key@", out.key_sql}}))[0]
           .as<bool>())
     warnings.push_back(where + ": key column " + job.key + " of " + job.table.text() +
                        " holds NULLs; those rows are in no batch and will not be processed");
@@ -281,16 +325,19 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
 }  // namespace
 
 std::string as_key(const ResolvedJob& job, const std::string& text) {
-  return "(" + text + "::text)::" + job.key_type;
+  return fill_sql("(@text@::text)::@type@", {{"@text@", text}, {"@type@", job.key_type}});
 }
 
 void check_key(pqxx::dbtransaction& tx, const ResolvedJob& job, const std::string& key,
                const std::string& option) {
   try {
     pqxx::subtransaction probe(tx, "check_key");
-    probe.exec_params("SELECT " + as_key(job, "$1"), key);
+    probe.exec_params(fill_sql("SELECT @key@", {{"@key@", as_key(job, "$1")}}), key);
     probe.commit();
   } catch (const pqxx::sql_error& e) {
+    // A key that is no value of the key's type (class 22, data exception) is the option's
+    // fault; a timeout or a lost server is not.
+    if (classify(e).sqlstate.rfind("22", 0) != 0) rethrow_unless_setup_error(e);
     throw PreflightError({option + " '" + key + "' is not a valid " + job.key_type + " key for " +
                           job.name + " (SQLSTATE " + e.sqlstate() + ")"});
   }

@@ -49,7 +49,8 @@ struct ResolvedJob {
   char key_category = 'X';  // pg_type.typcategory: N numeric, D date/time, S string, ...
   // A valid unique index (or the primary key) on the key alone: a batch of N keys is N rows.
   bool key_unique = false;
-  std::string function_sql;  // "schema"."function", quoted
+  std::string function_sql;                    // "schema"."function", quoted
+  std::string function_schema, function_name;  // as in the catalog, unquoted
   // md5 of the function's definition (pg_get_functiondef, whitespace folded): the version a
   // job is pinned to. Empty when the called function cannot be told among overloads.
   std::string function_version;

@@ -8,6 +8,7 @@
 
 #include "base/name_suggestion.h"
 #include "base/text_check.h"
+#include "plan/jobs_file.h"
 
 namespace pgxform {
 
@@ -28,6 +29,11 @@ std::vector<std::string> schema_problems(const SourceSchema& schema, const std::
     return {"schema " + shown + " does not exist" +
             (meant ? "; did you mean '" + printable(*meant) + "'?" : "")};
   }
+  // Its name goes into jobs.yaml and the scripts, where a line break would end a comment or
+  // a YAML scalar early: refused as the names of tables and columns are.
+  if (const auto flaw = name_flaw(schema.name))
+    return {"the name of schema " + shown + " holds " + flaw->what +
+            ", which jobs.yaml and the scripts cannot hold: rename the schema"};
   if (schema.tables.empty())
     return {"schema " + shown +
             " holds no tables (pgxform init copies tables; views, sequences and foreign tables "
@@ -293,6 +299,11 @@ Skeleton plan_skeleton(const SourceSchema& schema, const std::string& target_sch
       continue;
     }
     skeleton.tables.push_back(table);
+    // The job, its list and its function are named after the table.
+    if (const auto flaw = steering_flaw(table.name)) {
+      skeleton.skipped.push_back({table.name, "a job's name" + *flaw, Target::copied, ""});
+      continue;
+    }
     const auto key = choose_key(table);
     if (!key) {
       skeleton.skipped.push_back(

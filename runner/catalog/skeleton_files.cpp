@@ -87,15 +87,18 @@ std::string sql_name(const std::string& schema, const std::string& name) {
 }
 
 std::string key_note(const JobKey& key) {
+  // The type as the catalog writes it: a domain's name may hold a line break, which would end
+  // the comment and start a line of YAML.
+  const std::string type = printable(key.type);
   switch (key.kind) {
     case KeyKind::primary_key:
-      return key.type + ", the primary key";
+      return type + ", the primary key";
     case KeyKind::unique_index:
-      return key.type + ", unique index " + key.index;
+      return type + ", unique index " + key.index;
     case KeyKind::leading_column:
       break;
   }
-  return key.type + ", not unique: leads index " + key.index;
+  return type + ", not unique: leads index " + key.index;
 }
 
 std::string yaml_job(const Skeleton& s, const SkeletonJob& job) {
@@ -160,9 +163,11 @@ std::string transform(const Skeleton& s, const SkeletonJob& job) {
           (shadows ? "$1 AND $2" : "first_key AND last_key") + "\n";
   body += "    RETURNING 1\n)\nSELECT count(*) FROM ins\n";
   const std::string quote = dollar_quote(body);
+  // In the signature the type is SQL as format_type wrote it, its names quoted; in the comment
+  // it is printable, so that no line break in a name ends the comment.
   const std::string& type = job.key.arg_type;
   return "\n-- Job " + shown_name(table.name) + ": " + shown_table(s.source_schema, table.name) +
-         " by " + shown_name(job.key.column) + " (" + type + "), into " +
+         " by " + shown_name(job.key.column) + " (" + printable(type) + "), into " +
          shown_table(s.target_schema, table.name) + "\n" + "CREATE OR REPLACE FUNCTION " +
          sql_name(k_function_schema, table.name) + "(first_key " + type + ", last_key " + type +
          ")\nRETURNS bigint LANGUAGE sql AS " + quote + body + quote + ";\n";

@@ -6,11 +6,13 @@
 #include <boost/program_options.hpp>
 #include <functional>
 #include <iostream>
+#include <regex>
 
 #include "base/errors.h"
 #include "base/exit_code.h"
 #include "base/name_suggestion.h"
 #include "base/output_format.h"
+#include "base/setting_limits.h"
 #include "base/text_check.h"
 #include "commands/catch_up_command.h"
 #include "commands/control_command.h"
@@ -88,13 +90,26 @@ struct Command {
 
 int threads_option(const Parsed& p) {
   const int threads = p.get<int>("threads");
-  if (threads < 0 || threads > k_max_threads)
+  if (threads < 0 || threads > k_threads.max)
     throw UsageError(
         "--threads must be 0 (the jobs file's defaults.threads) or a number of "
         "threads from 1 to " +
-        std::to_string(k_max_threads));
+        std::to_string(k_threads.max));
   return threads;
 }
+
+// --reserve-connections: what a runner's pool leaves free on the server (worker_pool.h).
+int reserve_option(const Parsed& p) {
+  const int reserve = p.get<int>("reserve-connections");
+  if (!k_reserve_connections.contains(reserve))
+    throw UsageError("--reserve-connections must be a number of connections from 0 to " +
+                     std::to_string(k_reserve_connections.max));
+  return reserve;
+}
+
+const char* const k_reserve_help =
+    "connections left free on the server for everyone else: the workers take no more than the "
+    "rest";
 
 // --metrics-port and --metrics-address: where run serves its metrics, if anywhere.
 std::optional<MetricsEndpoint> metrics_option(const Parsed& p) {
@@ -115,6 +130,22 @@ std::optional<MetricsEndpoint> metrics_option(const Parsed& p) {
                        endpoint.address + "'");
   }
   return endpoint;
+}
+
+// --lock-timeout DURATION: a whole number and its unit (ms, s, min, h), more than 0.
+std::optional<LockTimeout> lock_timeout_option(const Parsed& p) {
+  if (!p.has("lock-timeout")) return std::nullopt;
+  const std::string text = p.get<std::string>("lock-timeout");
+  static const std::regex k_duration(R"(^([0-9]{1,9})\s*(ms|s|min|h)$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, k_duration) || std::stoll(m[1]) == 0)
+    throw UsageError(
+        "--lock-timeout takes a duration with its unit, more than 0: 30s, 5min, "
+        "500ms, 1h; not '" +
+        text + "'");
+  const long long n = std::stoll(m[1]);
+  const long long unit = m[2] == "ms" ? 1 : m[2] == "s" ? 1000 : m[2] == "min" ? 60000 : 3600000;
+  return LockTimeout{std::chrono::milliseconds(n * unit), text};
 }
 
 // --watch [SECONDS]: `--watch=5` or `--watch 5` (the number then parses as an argument).
@@ -182,16 +213,19 @@ const Command k_commands[] = {
      },
      JobsFileOption::none},
     {"run", "run      run the jobs of a jobs file (resumes where the last run stopped)",
-     "run [-f FILE] [--dsn DSN] [--threads N] [--only NAME]... [--exclude NAME]...\n"
-     "                   [--accept-changed JOB]... [--no-migrate]\n"
-     "                   [--metrics-port N [--metrics-address ADDRESS]]",
+     "run [-f FILE] [--dsn DSN] [--threads N] [--reserve-connections N] [--only NAME]...\n"
+     "                   [--exclude NAME]... [--accept-changed JOB]... [--no-migrate]\n"
+     "                   [--metrics-port N [--metrics-address ADDRESS]]\n"
+     "                   [--lock-timeout DURATION]",
      "Runs the jobs of FILE, each list once the lists it is after are done,\n"
      "resuming every job after its last committed batch.",
      Arguments::none,
      [](po::options_description_easy_init add) {
        add("threads", po::value<int>()->default_value(0),
            "worker threads, one connection each (default: defaults.threads, else 4)")(
-           "only", po::value<std::vector<std::string>>(), "run only this list or job (repeatable)")(
+           "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
+           k_reserve_help)("only", po::value<std::vector<std::string>>(),
+                           "run only this list or job (repeatable)")(
            "exclude", po::value<std::vector<std::string>>(), "skip this list or job (repeatable)")(
            "accept-changed", po::value<std::vector<std::string>>(),
            "go on with JOB although its function changed since it started (repeatable)")(
@@ -199,16 +233,21 @@ const Command k_commands[] = {
            "metrics-port", po::value<int>(),
            "serve Prometheus metrics on this port while the run lasts (http://ADDRESS:N/metrics)")(
            "metrics-address", po::value<std::string>(),
-           "the address to serve the metrics on (default: 127.0.0.1)");
+           "the address to serve the metrics on (default: 127.0.0.1)")(
+           "lock-timeout", po::value<std::string>(),
+           "give up waiting for a job, the setup or the scripts that another session holds "
+           "after DURATION (30s, 5min) (default: wait)");
      },
      [](const Parsed& p, std::ostream&) {
        auto o = p.options<RunOptions>();
        o.threads = threads_option(p);
+       o.reserve_connections = reserve_option(p);
        o.only = p.all("only");
        o.exclude = p.all("exclude");
        o.accept_changed = p.all("accept-changed");
        o.migrate = !p.has("no-migrate");
        o.metrics = metrics_option(p);
+       o.lock_timeout = lock_timeout_option(p);
        return run_command(o);
      }},
     {"capture", "capture [JOB...] [--drop [--orphans]]  install (or drop) the capture of changes",
@@ -233,7 +272,7 @@ const Command k_commands[] = {
      }},
     {"catch-up", "catch-up [JOB...]  re-apply the changes captured since the main pass read them",
      "catch-up [-f FILE] [--dsn DSN] [JOB...] [--follow] [--until N] [--threads N]\n"
-     "                   [--metrics-port N [--metrics-address ADDRESS]]",
+     "                   [--reserve-connections N] [--metrics-port N [--metrics-address ADDRESS]]",
      "Makes each capturing job's target complete again: refreshes the keys at or below\n"
      "its cursor that changed, through its refresh_function, and continues its main\n"
      "pass for keys above the cursor. Exit 0 when every job's main pass is done and\n"
@@ -244,6 +283,8 @@ const Command k_commands[] = {
            "until", po::value<long long>(), "stop once at most N changes per job are left")(
            "threads", po::value<int>()->default_value(0),
            "jobs caught up at once, one connection each (default: defaults.threads, else 4)")(
+           "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
+           k_reserve_help)(
            "metrics-port", po::value<int>(),
            "serve Prometheus metrics on this port while it lasts (http://ADDRESS:N/metrics)")(
            "metrics-address", po::value<std::string>(),
@@ -256,6 +297,7 @@ const Command k_commands[] = {
        o.until = p.optional<long long>("until");
        if (o.until && *o.until < 0) throw UsageError("--until must be 0 or more");
        o.threads = threads_option(p);
+       o.reserve_connections = reserve_option(p);
        o.metrics = metrics_option(p);
        return catch_up_command(o, out);
      }},
@@ -477,7 +519,8 @@ const Command k_commands[] = {
        return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
-     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair] [--threads N]",
+     "verify [-f FILE] [--dsn DSN] [JOB...] [--repair] [--threads N]\n"
+     "                   [--reserve-connections N]",
      "Runs each job's verify: query over the keys it processed, batch by batch,\n"
      "jobs in parallel, and reports the offending rows, the first keys in key order.\n"
      "Exit 0 when nothing is wrong, 1 otherwise.",
@@ -485,13 +528,16 @@ const Command k_commands[] = {
      [](po::options_description_easy_init add) {
        add("repair", "re-run the batches holding offending keys (idempotent jobs only)")(
            "threads", po::value<int>()->default_value(0),
-           "jobs verified at once, one connection each (default: defaults.threads, else 4)");
+           "jobs verified at once, one connection each (default: defaults.threads, else 4)")(
+           "reserve-connections", po::value<int>()->default_value(k_default_reserve_connections),
+           k_reserve_help);
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<VerifyOptions>();
        o.jobs = p.jobs;
        o.mode = p.has("repair") ? VerifyMode::repair : VerifyMode::check;
        o.threads = threads_option(p);
+       o.reserve_connections = reserve_option(p);
        return verify_command(o, out);
      }},
 };

@@ -17,15 +17,18 @@
 #include "commands/run_command.h"
 #include "database/database.h"
 #include "database/retry.h"
+#include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
 #include "output/progress.h"
 #include "output/progress_display.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "plan/jobs_file.h"
 #include "state/capture_state.h"
 #include "state/change_log.h"
 #include "state/failed_ranges.h"
+#include "state/job_identity.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -199,11 +202,21 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   int threads = options.threads > 0 ? options.threads : file.default_threads;
   // Each job's task keeps its worker while it follows: one worker per job.
   if (follow == Follow::yes) threads = std::max<int>(threads, int(chosen.size()));
-  WorkerPool pool(threads, options.dsn);
   const StateSchema schema(file.state_schema);
   const std::map<std::string, std::string> missing =
       missing_captures(*conn, schema, preflight.jobs);
   if (!missing.empty()) return report_missing(missing);
+  Scheduler scheduler(catch_up_plan(file, chosen, follow));
+  const auto monitor =
+      std::make_shared<PoolMonitor>(options.dsn, schema, "catch-up", FollowThreads::yes);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+                                                      options.reserve_connections);
+  if (follow == Follow::yes && start.workers < int(chosen.size()))
+    throw PreflightError({"catch-up --follow keeps a worker, and its connection, for each of its " +
+                          std::to_string(chosen.size()) + " jobs, and can have " +
+                          pool_text(start) +
+                          ": follow fewer jobs at once, or lower --reserve-connections"});
+  WorkerPool pool(start.workers, options.dsn);
   retry_transient([&] { prepare_state(*conn, file, preflight.jobs, "catch-up"); });
   const std::unique_ptr<SlotReader> slot = slot_reader_for(file, metrics);
   if (slot) slot->measure(*conn);
@@ -211,10 +224,8 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
                chosen.size() == 1 ? "job" : "jobs", threads,
                follow == Follow::yes ? ", following until a signal" : "");
   install_stop_handlers();
-  Scheduler scheduler(catch_up_plan(file, chosen, follow));
   pool.lend(std::move(conn));
-  pool.follow_workers(
-      [wanted = std::make_shared<WantedWorkers>(options.dsn, schema)] { return (*wanted)(); });
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   Progress progress;
   ProgressDisplay display(progress, display_mode());
   HealthMonitor health;
@@ -250,7 +261,8 @@ int drop_capture_command(const CaptureOptions& options, const JobsFile& file,
                          pqxx::connection& conn, std::ostream& out) {
   if (options.orphans) {
     const std::vector<std::string> dropped = drop_capture_orphans(conn, file);
-    for (const std::string& d : dropped) out << d << "\n";
+    // Names read from the catalog (a function's comment): escaped for the terminal.
+    for (const std::string& d : dropped) out << terminal_text(d) << "\n";
     if (dropped.empty()) out << "no capture of a job this file does not name\n";
     return k_exit_ok;
   }
@@ -290,10 +302,14 @@ int capture_command(const CaptureOptions& options, std::ostream& out) {
   for (const auto& warning : preflight.warnings) spdlog::warn("{}", warning);
   const std::vector<std::string> problems = capture_problems(*conn, file, preflight.jobs);
   if (!problems.empty()) throw PreflightError(problems);
+  // The change log is kept by job name: a job recorded on another table must not get its own.
+  const StateSchema schema(file.state_schema);
+  check_identities(*conn, schema, file, preflight.jobs);
   retry_transient([&] {
     StateStore store(*conn, StateSchema(file.state_schema));
     store.ensure_schema();
     store.register_jobs(file);
+    pin_identities(*conn, schema, file, preflight.jobs);
   });
   for (const CaptureInstalled& installed :
        install_captures(*conn, file, preflight.jobs, "pgxform capture")) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "base/setting_limits.h"
 #include "commands/command_options.h"
 #include "output/run_metrics.h"
 
@@ -35,8 +36,9 @@ struct CatchUpOptions : CommandOptions {
   std::vector<std::string> jobs;  // empty: every job with changes: trigger
   bool follow = false;
   std::optional<long long> until;
-  int threads = 0;                         // 0: defaults.threads
-  std::optional<MetricsEndpoint> metrics;  // --metrics-port: serve the metrics there
+  int threads = 0;                                          // 0: defaults.threads
+  int reserve_connections = k_default_reserve_connections;  // left free on the server
+  std::optional<MetricsEndpoint> metrics;                   // --metrics-port: serve them there
 };
 
 int catch_up_command(const CatchUpOptions& options, std::ostream& out);

@@ -6,6 +6,7 @@
 #include "base/errors.h"
 #include "base/exit_code.h"
 #include "base/name_suggestion.h"
+#include "base/setting_limits.h"
 #include "database/database.h"
 #include "state/state_schema.h"
 
@@ -46,12 +47,15 @@ ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAc
                    (near ? "; did you mean '" + *near + "'?" : ""));
 }
 
-long long setting_value(const std::string& key, const std::string& text, long long min) {
+// KEY=VALUE of `set`: a whole number within the setting's limit, as the jobs file and the
+// runners reading the control table hold it to (setting_limits.h).
+long long setting_value(const SettingLimit& limit, const std::string& text) {
   long long value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value < min || value > 2147483647)
-    throw UsageError("set: " + key + "=" + text + ": must be a whole number from " +
-                     std::to_string(min) + " to 2147483647");
+  if (error != std::errc() || end != text.data() + text.size() || !limit.contains(value))
+    throw UsageError("set: " + std::string(limit.name) + "=" + text +
+                     ": must be a whole number from " + std::to_string(limit.min) + " to " +
+                     std::to_string(limit.max));
   return value;
 }
 
@@ -74,12 +78,12 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
     if (options.action != ControlAction::set)
       throw UsageError(command + ": '" + argument + "' is a setting; use pgxform set");
     const std::string key = argument.substr(0, eq), text = argument.substr(eq + 1);
-    if (key == "batch_size")
-      request.values.batch_size = setting_value(key, text, 1);
-    else if (key == "target_batch_ms")
-      request.values.target_batch_ms = setting_value(key, text, 0);
-    else if (key == "pause_ms")
-      request.values.pause_ms = setting_value(key, text, 0);
+    if (key == k_batch_size.name)
+      request.values.batch_size = setting_value(k_batch_size, text);
+    else if (key == k_target_batch_ms.name)
+      request.values.target_batch_ms = setting_value(k_target_batch_ms, text);
+    else if (key == k_pause_ms.name)
+      request.values.pause_ms = setting_value(k_pause_ms, text);
     else
       throw UsageError("set: unknown setting '" + key +
                        "' (settings: batch_size, target_batch_ms, pause_ms)");
@@ -88,9 +92,9 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
   if (options.threads) {
     if (options.action != ControlAction::set)
       throw UsageError(command + ": --threads is a setting; use pgxform set --threads N");
-    if (*options.threads < 1 || *options.threads > k_max_threads)
+    if (!k_threads.contains(*options.threads))
       throw UsageError("set: --threads must be a number of threads from 1 to " +
-                       std::to_string(k_max_threads));
+                       std::to_string(k_threads.max));
     request.threads = options.threads;
     // The workers are the runner's, not a job's: names or --all go with KEY=VALUE settings.
     if (request.settings_text.empty()) {

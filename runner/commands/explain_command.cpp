@@ -16,6 +16,7 @@
 #include "database/database.h"
 #include "database/retry.h"
 #include "engine/batch_sql.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
 #include "state/state_store.h"
@@ -50,10 +51,13 @@ class NoticeCollector : public pqxx::errorhandler {
 // would slow the statements around them: the batch is timed in a second run.
 constexpr std::size_t k_repeats_to_retime = 10;
 
+// Statements, plans and errors come from the server and the data: each line escaped
+// (terminal_text.h), and so is every word that wrapped() lays out.
 std::string indent(const std::string& text, const std::string& prefix) {
   std::istringstream in(text);
   std::string out;
-  for (std::string line; std::getline(in, line);) out += prefix + line + "\n";
+  for (std::string line; std::getline(in, line);)
+    out += prefix + terminal_text(line, Lines::indented) + "\n";
   return out;
 }
 
@@ -66,7 +70,8 @@ std::string wrapped(const std::string& text, const std::string& first, const std
   std::size_t column = first.size();
   std::istringstream words(text);
   bool line_empty = true;
-  for (std::string word; words >> word;) {
+  for (std::string read; words >> read;) {
+    const std::string word = terminal_text(read);
     if (!line_empty && column + 1 + word.size() > k_wrap_width) {
       out += "\n" + rest;
       column = rest.size();
@@ -129,8 +134,11 @@ void load_auto_explain(pqxx::connection& conn) {
     load.exec("LOAD 'auto_explain'");
   } catch (const pqxx::sql_error& e) {
     // libpqxx leaves the SQLSTATE of some errors (42501, insufficient privilege) out of
-    // sqlstate(); retry.h reads it from the exception's type.
+    // sqlstate(); retry.h reads it from the exception's type. No privilege to load it, or no
+    // auto_explain installed (58P01, undefined file), is the database's setup; a timeout or a
+    // lost server is not.
     const Failure failure = classify(e);
+    if (!is_setup_error(failure.sqlstate) && failure.sqlstate != "58P01") throw;
     throw PreflightError({"explain needs auto_explain, and LOAD 'auto_explain' failed" +
                           (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") +
                           ": " + failure.message +
@@ -156,7 +164,8 @@ ExplainedRun explained_run(pqxx::work& tx, NoticeCollector& notices, const std::
     pqxx::subtransaction sub(tx, "explained");
     start_savepoint(sub);
     // Until the rollback of the subtransaction.
-    sub.exec("SET LOCAL auto_explain.log_min_duration = " + std::to_string(min_duration_ms));
+    sub.exec_params("SELECT pg_catalog.set_config('auto_explain.log_min_duration', $1, true)",
+                    std::to_string(min_duration_ms));
     notices.take();
     const auto began = std::chrono::steady_clock::now();
     sub.exec_params(call, b.lo, b.hi);
@@ -182,12 +191,15 @@ ExplainedRun explained_run(pqxx::work& tx, NoticeCollector& notices, const std::
 // a second run times the batch (explain_command.h).
 void run_explained(pqxx::work& tx, NoticeCollector& notices, const ResolvedJob& job,
                    ExplainedBatch& batch) {
-  tx.exec(
-      "SET LOCAL client_min_messages = notice; SET LOCAL auto_explain.log_level = notice;"
-      " SET LOCAL auto_explain.log_analyze = on; SET LOCAL auto_explain.log_buffers = on;"
-      " SET LOCAL auto_explain.log_verbose = on; SET LOCAL auto_explain.log_triggers = on;"
-      " SET LOCAL auto_explain.log_nested_statements = on;"
-      " SET LOCAL auto_explain.log_format = text");
+  tx.exec(R"(
+    SET LOCAL client_min_messages = notice;
+    SET LOCAL auto_explain.log_level = notice;
+    SET LOCAL auto_explain.log_analyze = on;
+    SET LOCAL auto_explain.log_buffers = on;
+    SET LOCAL auto_explain.log_verbose = on;
+    SET LOCAL auto_explain.log_triggers = on;
+    SET LOCAL auto_explain.log_nested_statements = on;
+    SET LOCAL auto_explain.log_format = text)");
   const std::string call = call_query(job);
   ExplainedRun first = explained_run(tx, notices, call, batch, 0);
   batch.statements = std::move(first.statements);
@@ -223,9 +235,11 @@ void run_explained(pqxx::work& tx, NoticeCollector& notices, const ResolvedJob& 
 std::vector<std::string> argument_names(pqxx::transaction_base& tx, const ResolvedJob& job) {
   std::vector<std::string> names;
   for (const auto& row :
-       tx.exec_params("SELECT pg_catalog.lower(a.n) FROM pg_catalog.pg_proc p, "
-                      "pg_catalog.unnest(p.proargnames) WITH ORDINALITY a(n, i)"
-                      " WHERE p.oid = pg_catalog.to_regprocedure($1) ORDER BY a.i",
+       tx.exec_params(R"(
+         SELECT pg_catalog.lower(a.n)
+         FROM pg_catalog.pg_proc p, pg_catalog.unnest(p.proargnames) WITH ORDINALITY a(n, i)
+         WHERE p.oid = pg_catalog.to_regprocedure($1)
+         ORDER BY a.i)",
                       job.function_sql + "(" + job.key_type + ", " + job.key_type + ")"))
     names.push_back(row[0].as<std::string>());
   return names;
@@ -240,20 +254,22 @@ std::map<std::string, ForeignKeyTrigger> foreign_keys_of(
       if (!t.foreign_key() || out.count(t.name)) continue;
       // One row per referencing column. Tables as EXPLAIN VERBOSE prints them: schema-qualified,
       // each part quoted when it needs it.
-      const pqxx::result r = tx.exec_params(
-          "SELECT pg_catalog.quote_ident(c.conname),"
-          " pg_catalog.format('%I.%I', cn.nspname, cr.relname),"
-          " pg_catalog.format('%I.%I', fn.nspname, fr.relname),"
-          " pg_catalog.pg_get_constraintdef(c.oid), t.tgrelid = c.confrelid,"
-          " pg_catalog.quote_ident(a.attname)"
-          " FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint"
-          " JOIN pg_catalog.pg_class cr ON cr.oid = c.conrelid"
-          " JOIN pg_catalog.pg_namespace cn ON cn.oid = cr.relnamespace"
-          " JOIN pg_catalog.pg_class fr ON fr.oid = c.confrelid"
-          " JOIN pg_catalog.pg_namespace fn ON fn.oid = fr.relnamespace,"
-          " pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n), pg_catalog.pg_attribute a"
-          " WHERE t.tgname = $1 AND a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n",
-          t.name);
+      const pqxx::result r = tx.exec_params(R"(
+        SELECT pg_catalog.quote_ident(c.conname),
+               pg_catalog.format('%I.%I', cn.nspname, cr.relname),
+               pg_catalog.format('%I.%I', fn.nspname, fr.relname),
+               pg_catalog.pg_get_constraintdef(c.oid), t.tgrelid = c.confrelid,
+               pg_catalog.quote_ident(a.attname)
+        FROM pg_catalog.pg_trigger t
+        JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint
+        JOIN pg_catalog.pg_class cr ON cr.oid = c.conrelid
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = cr.relnamespace
+        JOIN pg_catalog.pg_class fr ON fr.oid = c.confrelid
+        JOIN pg_catalog.pg_namespace fn ON fn.oid = fr.relnamespace,
+             pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n), pg_catalog.pg_attribute a
+        WHERE t.tgname = $1 AND a.attrelid = c.conrelid AND a.attnum = k.attnum
+        ORDER BY k.n)",
+                                            t.name);
       if (r.empty()) continue;
       ForeignKeyTrigger fk{r[0][0].as<std::string>(),
                            r[0][1].as<std::string>(),
@@ -269,7 +285,8 @@ std::map<std::string, ForeignKeyTrigger> foreign_keys_of(
 
 std::string explain_text(pqxx::subtransaction& tx, const std::string& sql) {
   std::string text;
-  for (const auto& row : tx.exec("EXPLAIN " + sql)) text += row[0].as<std::string>() + "\n";
+  for (const auto& row : tx.exec(fill_sql("EXPLAIN @statement@", {{"@statement@", sql}})))
+    text += row[0].as<std::string>() + "\n";
   return text;
 }
 
@@ -310,12 +327,15 @@ std::optional<std::string> existing_index(pqxx::work& tx, const IndexProposal& p
   try {
     pqxx::subtransaction sub(tx, "existing_index");
     start_savepoint(sub);
+    // $1 the relation, $2 the proposal's columns as a list, $3 how many.
     const pqxx::result r = sub.exec_params(
-        "SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i WHERE i.indrelid = "
-        "pg_catalog.to_regclass($1)"
-        " AND (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)"
-        "  FROM pg_catalog.unnest((i.indkey::int2[])[0:$3 - 1]) WITH ORDINALITY k(attnum, n)"
-        "  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = $2",
+        R"(
+      SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i
+      WHERE i.indrelid = pg_catalog.to_regclass($1)
+        AND (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)
+             FROM pg_catalog.unnest((i.indkey::int2[])[0:$3 - 1]) WITH ORDINALITY k(attnum, n)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+            = $2)",
         p.relation, p.columns, int(std::count(p.columns.begin(), p.columns.end(), ',') + 1));
     sub.commit();
     if (!r.empty()) return r[0][0].as<std::string>();
@@ -332,16 +352,19 @@ std::string check_with_hypopg(pqxx::work& tx, const IndexProposal& p) {
   try {
     pqxx::subtransaction sub(tx, "hypopg");
     sub.exec("CREATE EXTENSION IF NOT EXISTS hypopg");
-    const std::string schema = quote_ident(
-        sub.exec1("SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
-                  " ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'")[0]
-            .as<std::string>());
+    const SqlPart hypopg{"@hypopg@", quote_ident(sub.exec1(R"(
+      SELECT n.nspname FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+      WHERE e.extname = 'hypopg')")[0]
+                                                     .as<std::string>())};
     const std::string before = explain_text(sub, p.statement);
     const std::string name =
-        sub.exec_params1("SELECT indexname FROM " + schema + ".hypopg_create_index($1)", p.sql)[0]
+        sub.exec_params1(
+               fill_sql("SELECT indexname FROM @hypopg@.hypopg_create_index($1)", {hypopg}),
+               p.sql)[0]
             .as<std::string>();
     const std::string after = explain_text(sub, p.statement);
-    sub.exec("SELECT " + schema + ".hypopg_reset()");
+    sub.exec(fill_sql("SELECT @hypopg@.hypopg_reset()", {hypopg}));
     sub.abort();
     if (after.find(name) != std::string::npos)
       return "the planner would use it (" + name + "): estimated cost " +
@@ -356,9 +379,8 @@ std::string check_with_hypopg(pqxx::work& tx, const IndexProposal& p) {
 
 void check_proposals(pqxx::work& tx, std::vector<IndexProposal>& proposals) {
   if (proposals.empty()) return;
-  const bool hypopg = tx.exec1(
-                            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE "
-                            "name = 'hypopg')")[0]
+  const bool hypopg = tx.exec1(R"(
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'hypopg'))")[0]
                           .as<bool>();
   for (auto& p : proposals) {
     p.existing = existing_index(tx, p);
@@ -379,7 +401,8 @@ std::string statement_label(const ExplainReport& report, std::size_t group, Plan
 
 void print_notices(std::ostream& out, const ExplainedBatch& b, PlanDetail detail) {
   if (detail == PlanDetail::full) {
-    for (const auto& notice : b.notices) out << "  notice: " << notice;
+    for (const auto& notice : b.notices)
+      out << "  notice: " << terminal_text(notice, Lines::indented);
     return;
   }
   // RAISE NOTICE in a loop: each message once, with its count.
@@ -394,7 +417,7 @@ void print_notices(std::ostream& out, const ExplainedBatch& b, PlanDetail detail
   }
   for (const auto& [notice, times] : counted)
     out << "  notice" << (times > 1 ? " (" + std::to_string(times) + " times)" : "") << ": "
-        << notice;
+        << terminal_text(notice, Lines::indented);
 }
 
 void print_plan(std::ostream& out, const StatementPlan& s, const char* which) {
@@ -451,7 +474,8 @@ void print_triggers(std::ostream& out, const ExplainReport& report, PlanDetail d
     line += ", " + fixed(t.time_ms, 1) + " ms";
     if (b.took_ms > 0)
       line += ", " + percent_of(t.time_ms, batch_time(b).of(total)) + " of the batch";
-    out << "  " << line << " (" << statement_label(report, total.group, detail) << ")\n";
+    out << "  " << terminal_text(line) << " (" << statement_label(report, total.group, detail)
+        << ")\n";
   }
 }
 
@@ -466,17 +490,19 @@ void print_findings(std::ostream& out, const ExplainReport& report, PlanDetail d
     const std::string rest(number.size(), ' ');
     out << wrapped(statement_label(report, group, detail) + ": " + f.text, number, rest);
     if (!f.remedy.empty()) out << wrapped("remedy: " + f.remedy, rest, rest + "  ");
-    if (!f.index_sql().empty()) out << rest << "proposed: " << f.index_sql() << ";\n";
+    if (!f.index_sql().empty())
+      out << rest << "proposed: " << terminal_text(f.index_sql()) << ";\n";
   }
   if (report.proposals.empty()) return;
   out << "\nproposed indexes:\n";
   for (const auto& p : report.proposals) {
-    out << "  " << p.sql << ";\n";
+    out << "  " << terminal_text(p.sql) << ";\n";
     if (p.existing)
-      out << "    an index with these leading columns exists (" << *p.existing
-          << ") but was not used: are the table's statistics stale? ANALYZE " << p.relation << "\n";
+      out << "    an index with these leading columns exists (" << terminal_text(*p.existing)
+          << ") but was not used: are the table's statistics stale? ANALYZE "
+          << terminal_text(p.relation) << "\n";
     if (p.hypopg)
-      out << "    hypopg: " << *p.hypopg << "\n";
+      out << "    hypopg: " << terminal_text(*p.hypopg) << "\n";
     else if (p.statement.empty())
       out << "    not checked with hypopg: the statement takes a value from each row\n";
     else
@@ -486,7 +512,7 @@ void print_findings(std::ostream& out, const ExplainReport& report, PlanDetail d
 }
 
 void print_timing(std::ostream& out, const ExplainedBatch& b) {
-  out << "  " << b.function_sql << " ran in " << fixed(b.took_ms, 1) << " ms\n";
+  out << "  " << terminal_text(b.function_sql) << " ran in " << fixed(b.took_ms, 1) << " ms\n";
   if (b.fully_explained_ms)
     out << wrapped("explaining each of its " + std::to_string(b.statements.size()) +
                        " statements made it take " + fixed(*b.fully_explained_ms, 1) +
@@ -506,7 +532,8 @@ void print_failure(std::ostream& out, const ExplainReport& report) {
     out << "\nthe statement that failed, planned alone without running it (EXPLAIN, estimates):\n"
         << indent(f.query_text, "    ");
     if (f.plan.empty())
-      out << "  it could not be planned alone " << f.why_not << "\n";
+      out << "  it could not be planned alone " << terminal_text(f.why_not, Lines::indented)
+          << "\n";
     else
       out << "  plan:\n" << indent(f.plan, "    ");
   }
@@ -644,10 +671,12 @@ void find_proposals(ExplainReport& report, const std::vector<std::string>& arg_n
 
 void print_explained(std::ostream& out, const ExplainReport& report, PlanDetail detail) {
   const ExplainedBatch& b = report.batch;
-  out << "explain " << b.job << ": " << b.described << "\n  keys [" << b.lo << ", " << b.hi << "], "
-      << b.rows << " rows of " << b.table_sql << ", in a transaction that is rolled back\n";
+  out << "explain " << b.job << ": " << terminal_text(b.described) << "\n  keys ["
+      << terminal_text(b.lo) << ", " << terminal_text(b.hi) << "], " << b.rows << " rows of "
+      << terminal_text(b.table_sql) << ", in a transaction that is rolled back\n";
   if (b.error) {
-    out << "the function failed " << *b.error << (b.error->back() == '\n' ? "" : "\n");
+    out << "the function failed " << terminal_text(*b.error, Lines::indented)
+        << (b.error->back() == '\n' ? "" : "\n");
     print_notices(out, b, detail);
     if (!b.statements.empty()) {
       out << "\nthe statements that ran before the error:\n";
@@ -698,8 +727,8 @@ int explain_command(const ExplainOptions& options, std::ostream& out) {
     std::tie(b.lo, b.hi) = *start.last_batch;
     b.described = "no keys are left after the cursor, so its last batch again";
   } else {
-    out << "explain " << job.name << ": no keys of " << job.table_sql << " in " << start.described
-        << "; nothing to explain (try --at KEY)\n";
+    out << "explain " << job.name << ": no keys of " << terminal_text(job.table_sql) << " in "
+        << terminal_text(start.described) << "; nothing to explain (try --at KEY)\n";
     return k_exit_ok;
   }
   b.rows = tx.exec_params1(range_rows_query(job), b.lo, b.hi)[0].as<long long>();

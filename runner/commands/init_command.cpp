@@ -65,19 +65,32 @@ int write_new_file(const fs::path& path, const std::string& text) {
 }  // namespace
 
 void write_skeleton(const std::string& dir, const std::vector<SkeletonFile>& files) {
+  if (dir.empty())
+    throw InitError({"--dir may not be empty: name the directory to write into (. for this one)"});
   if (auto problems = files_in_the_way(dir, files); !problems.empty())
     throw InitError(problems, "pgxform init never overwrites a file: choose another --dir");
-  // The outermost directory that init creates, to remove again when a file cannot be written.
+  // The directories init creates, innermost first: only these are removed again when a file
+  // cannot be written, each only while empty. Whatever is there already (a directory, a file,
+  // a symbolic link, even one that points nowhere) is not init's to remove.
   std::error_code ec;
-  fs::path created;
-  for (fs::path p = fs::path(dir) / "sql"; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
-    created = p;
+  std::vector<fs::path> created;
+  for (fs::path p = fs::path(dir) / "sql"; !p.empty(); p = p.parent_path()) {
+    const fs::file_status status = fs::symlink_status(p, ec);
+    if (status.type() != fs::file_type::not_found) {
+      if (fs::is_symlink(status) && !fs::exists(p, ec))
+        throw InitError({printable(p.string()) + " is a symbolic link to " +
+                         printable(fs::read_symlink(p, ec).string()) +
+                         ", which does not exist: remove the link, create what it points to, "
+                         "or choose another --dir"});
+      break;
+    }
+    created.push_back(p);
     if (p == p.parent_path()) break;
   }
   std::vector<fs::path> written;
   const auto undo = [&](const std::string& problem) {
     for (const auto& path : written) fs::remove(path, ec);
-    if (!created.empty()) fs::remove_all(created, ec);
+    for (const auto& path : created) fs::remove(path, ec);  // fails unless empty: kept then
     throw InitError({problem});
   };
   fs::create_directories(fs::path(dir) / "sql", ec);
@@ -108,7 +121,7 @@ void print_init_summary(std::ostream& out, const Skeleton& s, const std::string&
     out << "  list " << shown_name(job.table.name)
         << (after.empty() ? "" : " (after " + after + ")") << ": " << source << "."
         << shown_name(job.table.name) << " by " << shown_name(job.key.column) << " ("
-        << job.key.type << ", "
+        << printable(job.key.type) << ", "
         << (job.key.kind == KeyKind::primary_key    ? "primary key"
             : job.key.kind == KeyKind::unique_index ? "unique"
                                                     : "not unique")

@@ -11,6 +11,7 @@
 #include "commands/validate_command.h"
 #include "database/database.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -74,7 +75,8 @@ namespace {
 void print_job(std::ostream& out, const PlannedJobRow& j) {
   const Job& job = *j.job;
   if (job.is_step()) {
-    out << "    " << job.name << ": one-shot step `" << job.sql << "` [" << j.status << "]\n";
+    out << "    " << job.name << ": one-shot step `" << terminal_text(job.sql) << "` [" << j.status
+        << "]\n";
     return;
   }
   out << "    " << job.name << ": " << job.function.text() << " over " << job.table.text() << " by "

@@ -15,6 +15,7 @@
 #include "output/report.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
+#include "state/job_identity.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -128,6 +129,14 @@ int profile_command(const ProfileOptions& options, std::ostream& out) {
   auto conn = connect(options.dsn);
   const Preflight preflight = inspect_catalog(*conn, file, options.jobs);
   StateStore store(*conn, StateSchema(file.state_schema));
+  {
+    // Batches recorded on another table than the file names now (job_identity.h): their
+    // figures are that table's, and the ETA is reckoned against this one's rows.
+    pqxx::read_transaction tx(*conn);
+    for (const auto& problem :
+         identity_problems(file, preflight.jobs, read_identities(tx, store.schema())))
+      spdlog::warn("{}", problem);
+  }
   std::vector<JobProfile> profiles;
   for (const Job* job : selected)
     profiles.push_back(compute_profile(read_inputs(*conn, store, *job, preflight)));

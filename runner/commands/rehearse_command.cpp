@@ -13,12 +13,14 @@
 #include "analysis/trend.h"
 #include "base/exit_code.h"
 #include "base/output_format.h"
+#include "base/sql_text.h"
 #include "catalog/catalog.h"
 #include "catalog/table_stats.h"
 #include "database/database.h"
 #include "engine/batch_sql.h"
 #include "engine/task_runner.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
@@ -49,7 +51,10 @@ double table_rows(pqxx::connection& conn, const ResolvedJob& job, bool& counted)
   if (estimate) return *estimate;
   // Never analyzed: no estimate, so count. Rehearsals run before the window, when a full scan
   // is affordable; ANALYZE would be cheaper but writes statistics, and rehearse writes nothing.
-  return tx.exec("SELECT pg_catalog.count(*)::float8 FROM " + job.table_sql)[0][0].as<double>();
+  return tx
+      .exec1(fill_sql("SELECT pg_catalog.count(*)::float8 FROM @table@",
+                      {{"@table@", job.table_sql}}))[0]
+      .as<double>();
 }
 
 // The key at `position` (0..1) of the key's distribution (table_stats.h).
@@ -76,15 +81,14 @@ struct SampleBatch {
 // the same transaction counts. Adds the query's time to `ms`.
 long long foreign_key_rows(pqxx::work& tx, double& ms) {
   const auto began = std::chrono::steady_clock::now();
-  const long long rows =
-      tx.exec1(
-            "SELECT "
-            "coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.conrelid)), "
-            "0)::bigint"
-            " FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND NOT EXISTS (SELECT 1 FROM"
-            " pg_catalog.pg_constraint p WHERE p.oid = c.conparentid AND p.conrelid = c.conrelid)")
-          [0]
-              .as<long long>();
+  const long long rows = tx.exec1(R"(
+    SELECT coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.conrelid)),
+                    0)::bigint
+    FROM pg_catalog.pg_constraint c
+    WHERE c.contype = 'f'
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint p
+                      WHERE p.oid = c.conparentid AND p.conrelid = c.conrelid))")[0]
+                             .as<long long>();
   ms += ms_since(began);
   return rows;
 }
@@ -151,10 +155,11 @@ RehearsalSample run_sample(pqxx::connection& conn, const ResolvedJob& job,
 // (pg_stat_wal, with track_wal_io_timing on). None when the server does not time them.
 std::optional<double> commit_ms(pqxx::connection& conn) {
   pqxx::read_transaction tx(conn);
-  const pqxx::row r = tx.exec1(
-      "SELECT CASE WHEN pg_catalog.current_setting('track_wal_io_timing', true) = 'on'"
-      " AND w.wal_sync > 0 THEN w.wal_sync_time / w.wal_sync END"
-      " FROM pg_catalog.pg_stat_wal w");
+  const pqxx::row r = tx.exec1(R"(
+    SELECT CASE WHEN pg_catalog.current_setting('track_wal_io_timing', true) = 'on'
+                     AND w.wal_sync > 0
+                THEN w.wal_sync_time / w.wal_sync END
+    FROM pg_catalog.pg_stat_wal w)");
   if (r[0].is_null()) return std::nullopt;
   return r[0].as<double>();
 }
@@ -167,19 +172,20 @@ std::optional<double> commit_ms(pqxx::connection& conn) {
 std::optional<double> fk_check_ms(pqxx::connection& conn) {
   const auto insert = [](pqxx::work& tx, const std::string& table, int rows) {
     const auto began = std::chrono::steady_clock::now();
-    tx.exec_params("INSERT INTO " + table + " SELECT g, g FROM pg_catalog.generate_series(1, $1) g",
-                   rows);
+    tx.exec_params(
+        fill_sql("INSERT INTO @table@ SELECT g, g FROM pg_catalog.generate_series(1, $1) g",
+                 {{"@table@", table}}),
+        rows);
     return ms_since(began);
   };
   try {
     pqxx::work tx(conn, "fk_check_probe");
     // The job's statement_timeout, set for its samples, is not meant for this.
-    tx.exec(
-        "SET LOCAL statement_timeout = 0;"
-        "CREATE TEMP TABLE pgxform_fk_parent (id bigint PRIMARY KEY);"
-        "CREATE TEMP TABLE pgxform_fk_checked (id bigint, parent bigint REFERENCES"
-        " pgxform_fk_parent);"
-        "CREATE TEMP TABLE pgxform_fk_plain (id bigint, parent bigint)");
+    tx.exec(R"(
+      SET LOCAL statement_timeout = 0;
+      CREATE TEMP TABLE pgxform_fk_parent (id bigint PRIMARY KEY);
+      CREATE TEMP TABLE pgxform_fk_checked (id bigint, parent bigint REFERENCES pgxform_fk_parent);
+      CREATE TEMP TABLE pgxform_fk_plain (id bigint, parent bigint))");
     tx.exec_params("INSERT INTO pgxform_fk_parent SELECT pg_catalog.generate_series(1, $1)",
                    k_fk_probe_rows);
     // Unmeasured, so that no round pays for preparing the check's query.
@@ -346,7 +352,9 @@ void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int sa
         << "\n";
   }
   for (const auto& r : rehearsal.jobs) {
-    if (!r.error.empty()) out << "\nerror: " << r.job << ": a sample batch failed: " << r.error;
+    if (!r.error.empty())
+      out << "\nerror: " << r.job
+          << ": a sample batch failed: " << terminal_text(r.error, Lines::indented);
     if (r.counted)
       out << "\nnote: " << r.job << ": its table was never analyzed; its rows were counted\n";
     if (r.foreign_keys_unchecked && r.error.empty()) {
@@ -367,7 +375,7 @@ void print_rehearsal_table(std::ostream& out, const Rehearsal& rehearsal, int sa
       out << "\nwarning: " << r.job << " is growing: the end of its key range costs "
           << fixed(*r.growth, 1) << "x per row what the start does; projected "
           << human_duration(r.projected_ms / 1000) << ". Run `pgxform explain " << r.job;
-      if (r.samples.back().after) out << " --at " << *r.samples.back().after;
+      if (r.samples.back().after) out << " --at " << terminal_text(*r.samples.back().after);
       out << "` to see why.\n";
     }
   }

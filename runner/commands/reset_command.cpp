@@ -2,7 +2,9 @@
 
 #include "base/exit_code.h"
 #include "database/database.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -26,6 +28,9 @@ int reset_command(const ResetOptions& options, std::ostream& out) {
   const std::optional<ResolvedJob> resolved =
       options.to ? std::optional<ResolvedJob>(resolve_jobs(*conn, file, {job.name}).front())
                  : std::nullopt;
+  // Moving the cursor of a job whose recorded state is another table's would mix the two: only
+  // a reset from the first key starts it over.
+  if (resolved) check_identities(*conn, store.schema(), file, std::vector<ResolvedJob>{*resolved});
   const JobClaim claim(*conn, store.schema(), job.name, state->slices);
   if (options.to) {
     {
@@ -33,7 +38,7 @@ int reset_command(const ResetOptions& options, std::ostream& out) {
       check_key(tx, *resolved, *options.to, "--to");
     }
     store.reset_job_to(*resolved, *options.to);
-    out << job.name << ": the next run continues after key " << *options.to << "\n";
+    out << job.name << ": the next run continues after key " << terminal_text(*options.to) << "\n";
   } else {
     store.reset_job(job.name);
     // A step has no keys: what it gets back is being run again.

@@ -7,9 +7,11 @@
 #include "database/retry.h"
 #include "engine/batch_sql.h"
 #include "engine/change_drain.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -75,6 +77,8 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
     out << "nothing recorded yet\n";
     return k_exit_ok;
   }
+  // A job whose recorded state is another table's has no ranges of this one to retry.
+  check_identities(*conn, store.schema(), file, jobs);
   store.ensure_schema();
   // Every job is claimed before anything is written, so that a job a runner holds (whose
   // function may be another version) stops the command first.
@@ -83,7 +87,8 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
   int resolved = 0, failing = 0;
   for (const auto& [job, ranges] : work)
     for (const auto& range : ranges) {
-      const std::string where = job->name + ": [" + range.first_key + ", " + range.last_key + "] ";
+      const std::string where = job->name + ": [" + terminal_text(range.first_key) + ", " +
+                                terminal_text(range.last_key) + "] ";
       try {
         const auto rows = redo(store, *job, range);
         if (!rows) continue;
@@ -98,7 +103,7 @@ int retry_failed_command(const RetryFailedOptions& options, std::ostream& out) {
         tx.commit();
         out << where << "still failing"
             << (failure.sqlstate.empty() ? "" : " (SQLSTATE " + failure.sqlstate + ")") << ": "
-            << failure.message << "\n";
+            << terminal_text(failure.message, Lines::indented) << "\n";
       }
     }
   // A job whose keys set aside by catch-up are all refreshed now loses its catch-up error.

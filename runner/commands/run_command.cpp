@@ -16,6 +16,8 @@
 #include "commands/script_commands.h"
 #include "database/database.h"
 #include "database/retry.h"
+#include "engine/health_throttle.h"
+#include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
 #include "engine/worker_pool.h"
 #include "output/progress.h"
@@ -23,7 +25,7 @@
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
 #include "state/failed_ranges.h"
-#include "state/job_control.h"
+#include "state/job_identity.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -113,9 +115,17 @@ std::vector<std::string> state_problems(pqxx::connection& conn, const JobsFile& 
                                         const std::map<std::string, ResolvedJob>& jobs,
                                         const std::set<std::string>& accepted) {
   StateStore store(conn, StateSchema(file.state_schema));
+  // First of all: a job whose state is another table's has no function version or slices of
+  // its own to compare (an InputError of its own).
+  check_identities(conn, store.schema(), file, jobs);
   std::vector<std::string> problems = store.changed_functions(jobs, accepted);
   for (const auto& [name, job] : jobs)
     if (auto problem = store.slicing_problem(job)) problems.push_back(file.path + ": " + *problem);
+  std::vector<std::string> names;
+  for (const auto& [name, job] : jobs) names.push_back(name);
+  pqxx::read_transaction tx(conn);
+  for (auto& problem : throttle_blind_spots(tx, file, names))
+    problems.push_back(std::move(problem));
   return problems;
 }
 
@@ -124,6 +134,7 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file,
   StateStore store(conn, StateSchema(file.state_schema));
   store.ensure_schema();
   store.register_jobs(file);
+  pin_identities(conn, store.schema(), file, jobs);
   for (const auto& [name, job] : jobs) store.ensure_slices(job);
   store.pin_function_versions(jobs);
   // Before the first batch of a capturing job, so that every change the main pass does not see
@@ -143,23 +154,6 @@ std::unique_ptr<SlotReader> slot_reader_for(const JobsFile& file, RunMetrics& me
   return nullptr;
 }
 
-std::optional<int> WantedWorkers::operator()() {
-  try {
-    if (!m_conn) {
-      m_conn = connect(m_dsn);
-      pqxx::nontransaction(*m_conn).exec("SET statement_timeout = '5s'");
-    }
-    pqxx::read_transaction tx(*m_conn);
-    const std::optional<int> threads = read_threads(tx, m_schema);
-    if (threads) return std::min(*threads, k_max_threads);
-    return threads;
-  } catch (const std::exception& e) {
-    m_conn.reset();
-    spdlog::debug("could not read control.threads: {}", redact(e.what()));
-    return std::nullopt;
-  }
-}
-
 int run_command(const RunOptions& options) {
   const JobsFile file = parse_jobs_file(options.file);
   RunMetrics metrics(options.metrics ? MetricsCollection::on : MetricsCollection::off);
@@ -169,16 +163,34 @@ int run_command(const RunOptions& options) {
   }
   // The scripts create the functions the preflight checks, so they go first, on a session of
   // their own: a SET in a script must not outlive it.
-  if (options.migrate) migrate_pending(options.dsn, file);
+  if (options.migrate)
+    migrate_pending(options.dsn, file,
+                    options.lock_timeout ? options.lock_timeout->wait : std::chrono::seconds(60));
   auto conn = connect(options.dsn);
   const RunPlan run = check_run(*conn, file, options);
   std::vector<std::string> batched;
   for (const auto& [name, job] : run.preflight.jobs) batched.push_back(name);
   metrics.declare_jobs(batched, {Phase::main}, k_throttle_signals);
   const int threads = options.threads > 0 ? options.threads : file.default_threads;
+  Scheduler scheduler(run.lists);
+  // No more workers than tasks can run, nor than the server has connections free for beyond
+  // the reserve (worker_pool.h); the run's own connection is lent to the first.
+  const auto monitor = std::make_shared<PoolMonitor>(options.dsn, StateSchema(file.state_schema),
+                                                     "run", FollowThreads::yes);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+                                                      options.reserve_connections);
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.
-  WorkerPool pool(threads, options.dsn);
+  WorkerPool pool(start.workers, options.dsn);
+  if (options.lock_timeout) {
+    // The setup lock's wait (state_locks.h: transaction_lock) ends at the session's
+    // lock_timeout; the first worker's job settings set their own when it takes this session.
+    pqxx::nontransaction(*conn).exec_params(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, false)",
+        std::to_string(options.lock_timeout->wait.count()) + "ms");
+    pool.give_up_waiting_after(options.lock_timeout->wait,
+                               "--lock-timeout " + options.lock_timeout->text);
+  }
   retry_transient([&] { prepare_state(*conn, file, run.preflight.jobs, "run"); });
   const std::unique_ptr<SlotReader> slot = slot_reader_for(file, metrics);
   if (slot) slot->measure(*conn);
@@ -187,12 +199,10 @@ int run_command(const RunOptions& options) {
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
                file.path, threads);
   install_stop_handlers();
-  Scheduler scheduler(run.lists);
   Progress progress;
   estimate_rows(*conn, file, run, progress);
   pool.lend(std::move(conn));
-  pool.follow_workers([wanted = std::make_shared<WantedWorkers>(
-                           options.dsn, StateSchema(file.state_schema))] { return (*wanted)(); });
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   ProgressDisplay display(progress, display_mode());
 
   const auto started = std::chrono::steady_clock::now();

@@ -9,14 +9,15 @@
 // all, after the jobs file is read: a port in use stops the run before a script is applied.
 #pragma once
 
+#include <chrono>
 #include <map>
-#include <memory>
 #include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "base/setting_limits.h"
 #include "capture/slot_reader.h"
 #include "catalog/catalog.h"
 #include "commands/command_options.h"
@@ -26,13 +27,24 @@
 
 namespace pgxform {
 
+// --lock-timeout: how long a run waits for what another session holds, as given ("30s").
+struct LockTimeout {
+  std::chrono::milliseconds wait;
+  std::string text;
+};
+
 struct RunOptions : CommandOptions {
-  int threads = 0;  // 0: defaults.threads of the file
+  int threads = 0;                                          // 0: defaults.threads of the file
+  int reserve_connections = k_default_reserve_connections;  // left free on the server
   std::vector<std::string> only;
   std::vector<std::string> exclude;
   std::vector<std::string> accept_changed;  // jobs that may go on with a changed function
   bool migrate = true;                      // apply pending scripts first (--no-migrate: not)
   std::optional<MetricsEndpoint> metrics;   // --metrics-port: serve the run's metrics there
+  // --lock-timeout: give up on a task another session holds, on the setup lock and on the
+  // scripts lock after this long (exit 1); none: wait for the task and the setup lock as long
+  // as they are held, and 60 s for the scripts lock.
+  std::optional<LockTimeout> lock_timeout;
 };
 
 int run_command(const RunOptions& options);
@@ -51,20 +63,5 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file,
 // The reader of the slot of changes: logical when the file has a job with it (none otherwise),
 // for RunContext::slot.
 std::unique_ptr<SlotReader> slot_reader_for(const JobsFile& file, RunMetrics& metrics);
-
-// `set --threads`, as the control table says it now, for WorkerPool::follow_workers: read on a
-// connection of the calling thread's own, opened on first use and again after a failure (said
-// at debug level only: the workers' own errors tell of a server that went away).
-class WantedWorkers {
- public:
-  WantedWorkers(std::string dsn, StateSchema schema)
-      : m_dsn(std::move(dsn)), m_schema(std::move(schema)) {}
-  std::optional<int> operator()();
-
- private:
-  std::string m_dsn;
-  StateSchema m_schema;
-  std::unique_ptr<pqxx::connection> m_conn;
-};
 
 }  // namespace pgxform

@@ -7,6 +7,7 @@
 // Each runs on a connection of its own: a SET in a script lasts for its session.
 #pragma once
 
+#include <chrono>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -22,8 +23,10 @@ int info_command(const CommandOptions& options, std::ostream& out);
 int repair_command(const CommandOptions& options, std::ostream& out);
 
 // What `run` does first (unless --no-migrate): reads the scripts' states and applies them only
-// when something is pending, so that a run with nothing to apply writes nothing yet.
-void migrate_pending(const std::string& dsn, const JobsFile& file);
+// when something is pending, so that a run with nothing to apply writes nothing yet. Waits at
+// most `lock_timeout` for another session applying scripts.
+void migrate_pending(const std::string& dsn, const JobsFile& file,
+                     std::chrono::milliseconds lock_timeout = std::chrono::seconds(60));
 
 // Rendering, pure.
 void print_applied(std::ostream& out, const std::string& dir,

@@ -7,12 +7,15 @@
 
 #include "base/exit_code.h"
 #include "base/output_format.h"
+#include "base/text_check.h"
 #include "capture/capture_check.h"
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 #include "state/batch_log.h"
 #include "state/capture_state.h"
+#include "state/state_schema.h"
 
 namespace pgxform {
 
@@ -62,6 +65,7 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
                                     [&](const JobStatus& s) { return s.job == name; });
     if (state == states.end()) {
       facts[name] = {};  // never started: nothing to read
+      facts[name].now = identity_of(job);
       continue;
     }
     try {
@@ -69,6 +73,7 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
     } catch (const pqxx::sql_error& e) {
       spdlog::debug("{}: no estimate: {}", name, redact(e.what()));
     }
+    facts[name].now = identity_of(job);
   }
   return facts;
 }
@@ -93,8 +98,9 @@ CaptureFacts fetch_capture(pqxx::connection& conn, const JobsFile& file,
   return out;
 }
 
+// A value from the state, the data or another session, on one line (terminal_text.h).
 std::string text_or(const std::optional<std::string>& v, const std::string& fallback) {
-  return v ? *v : fallback;
+  return v ? terminal_text(*v) : fallback;
 }
 
 }  // namespace
@@ -190,6 +196,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control,
                                       const std::map<std::string, PendingChanges>& changes,
+                                      const std::vector<TaskHolder>& holders,
+                                      const std::map<std::string, RecordedJob>& recorded,
                                       const CaptureFacts& capture) {
   // A runner works on the file when it holds one of its jobs: only then does a job wait.
   std::map<std::string, std::string> shown;
@@ -218,6 +226,12 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
       row.percent = percent_done(row.state, job.is_step(), job_facts);
       if (job_facts && !job_facts->batches.empty())
         row.trend = analyze_batches(job_facts->batches).trend;
+      if (!job.is_step()) row.ignored = resolve_control(control, job.name, list.name).ignored;
+      if (const auto r = recorded.find(job.name); r != recorded.end()) {
+        row.recorded = r->second.identity;
+        if (job_facts && job_facts->now && !job_facts->now->same_source(*row.recorded))
+          row.names_now = job_facts->now;
+      }
       if (!job.is_step() && row.state.status != "done") {
         const JobControl c = resolve_control(control, job.name, list.name);
         if (c.paused) {
@@ -227,6 +241,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
           row.waiting = row.state.waiting;  // a runner holds it and waits: "throttled: ..."
         }
       }
+      for (const auto& h : holders)
+        if (h.job == job.name) row.holders.push_back(h);
       if (job.captures()) {
         const auto c = changes.find(job.name);
         row.changes_pending = c == changes.end() ? 0 : c->second.count;
@@ -259,9 +275,39 @@ Json slot_json(const std::optional<SlotFigures>& slot) {
               {"wal_status", json_text(slot->wal_status)}};
 }
 
+Json holders_json(const std::vector<TaskHolder>& holders) {
+  Json out = Json::array();
+  for (const auto& h : holders)
+    out.push_back({{"task", h.slice == 0 ? h.job : h.job + "#" + std::to_string(h.slice)},
+                   {"pid", h.pid},
+                   {"role", h.role},
+                   {"application_name", h.application_name},
+                   {"client_addr", json_text(h.client_addr)},
+                   {"connected_at", json_text(h.connected_at)},
+                   {"state", json_text(h.state)},
+                   {"state_since", json_text(h.state_since)},
+                   {"recorded", h.recorded}});
+  return out;
+}
+
 }  // namespace
 
-void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
+std::string holder_line(const TaskHolder& h) {
+  std::string line = "held by backend " + std::to_string(h.pid) + " of role " + h.role + " ('" +
+                     h.application_name + "'" + (h.client_addr ? ", from " + *h.client_addr : "") +
+                     ")";
+  if (h.slice > 0) line += " (slice " + std::to_string(h.slice) + ")";
+  if (h.connected_at)
+    line += ", connected since " + *h.connected_at +
+            (h.state && h.state_since ? ", " + *h.state + " since " + *h.state_since : "");
+  else
+    line += ", since a time pg_stat_activity hides from this role (pg_read_all_stats shows it)";
+  return line + ": not the runner recorded for the job; if it is no runner of yours, end it: " +
+         "SELECT pg_terminate_backend(" + std::to_string(h.pid) + ")";
+}
+
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
+                       const StatusRunners& runners) {
   Json jobs = Json::array();
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
@@ -294,12 +340,27 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows) {
                     {"changes_per_s", json_number(row.changes_per_s, 1)},
                     {"changes_eta_s", json_number(row.changes_eta_s, 0)},
                     {"catch_up_waiting", json_text(row.catch_up_waiting)},
+                    {"holders", holders_json(row.holders)},
+                    {"table", row.recorded ? Json(row.recorded->table_text()) : Json()},
+                    {"key", row.recorded ? Json(row.recorded->key_column) : Json()},
+                    {"ignored", row.ignored},
                     {"capture", json_text(row.capture)},
                     {"capture_missing", json_text(row.capture_missing)},
                     {"capture_lost", json_text(row.capture_lost)},
                     {"slot", slot_json(row.slot)}});
   }
-  print_json(out, Json{{"jobs", jobs}});
+  Json pools = Json::array();
+  for (const auto& pool : runners.pools) {
+    const PoolFigures& f = pool.figures;
+    pools.push_back({{"runner", terminal_text(pool.runner)},
+                     {"command", terminal_text(pool.command)},
+                     {"workers", f.workers},
+                     {"threads", f.threads},
+                     {"tasks", f.tasks},
+                     {"connections_free", f.connections_free ? Json(*f.connections_free) : Json()},
+                     {"reserve", f.reserve}});
+  }
+  print_json(out, Json{{"jobs", jobs}, {"runners", pools}, {"ignored", runners.ignored}});
 }
 
 namespace {
@@ -318,11 +379,11 @@ namespace {
 void print_capture(std::ostream& out, const StatusRow& row) {
   const std::string& job = row.state.job;
   if (row.capture_lost)
-    out << "    its change log lacks changes: " << *row.capture_lost << ": pgxform reset " << job
-        << ", then run, re-covers them\n";
+    out << "    its change log lacks changes: " << terminal_text(*row.capture_lost)
+        << ": pgxform reset " << terminal_text(job) << ", then run, re-covers them\n";
   if (!row.slot) return;
   const SlotFigures& slot = *row.slot;
-  out << "    slot " << slot.slot;
+  out << "    slot " << terminal_text(slot.slot);
   if (!slot.exists) {
     out << ": gone\n";
     return;
@@ -332,7 +393,8 @@ void print_capture(std::ostream& out, const StatusRow& row) {
     out << "read " << fixed(*slot.read_age_s, 0) << " s ago";
   else
     out << "never read";
-  if (slot.wal_status && *slot.wal_status != "reserved") out << ", wal_status " << *slot.wal_status;
+  if (slot.wal_status && *slot.wal_status != "reserved")
+    out << ", wal_status " << terminal_text(*slot.wal_status);
   out << "\n";
 }
 
@@ -340,9 +402,10 @@ void print_capture(std::ostream& out, const StatusRow& row) {
 void print_changes(std::ostream& out, const StatusRow& row) {
   const JobStatus& s = row.state;
   if (row.capture_missing) {
-    out << "    capture missing: " << *row.capture_missing << ": pgxform capture " << s.job
-        << " installs it again; what changed meanwhile is in no log (pgxform reset " << s.job
-        << ", then run); " << *row.changes_pending << " changes pending\n";
+    out << "    capture missing: " << terminal_text(*row.capture_missing) << ": pgxform capture "
+        << terminal_text(s.job)
+        << " installs it again; what changed meanwhile is in no log (pgxform reset "
+        << terminal_text(s.job) << ", then run); " << *row.changes_pending << " changes pending\n";
     print_capture(out, row);
     return;
   }
@@ -355,19 +418,20 @@ void print_changes(std::ostream& out, const StatusRow& row) {
   if (*row.changes_pending > 0)
     out << ", the oldest " << fixed(row.oldest_change_s.value_or(0), 0) << " s old";
   if (!s.catch_up_runner) {
-    out << ": pgxform catch-up " << s.job << "\n";
+    out << ": pgxform catch-up " << terminal_text(s.job) << "\n";
     return;
   }
-  out << "; catch-up at work (" << *s.catch_up_runner << "), "
+  out << "; catch-up at work (" << terminal_text(*s.catch_up_runner) << "), "
       << rate_text(row.changes_per_s.value_or(0)) << " keys/s";
   if (row.changes_eta_s) out << ", ETA " << eta_text(*row.changes_eta_s);
-  if (row.catch_up_waiting) out << "; " << *row.catch_up_waiting;
+  if (row.catch_up_waiting) out << "; " << terminal_text(*row.catch_up_waiting);
   out << "\n";
 }
 
 }  // namespace
 
-void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
+                        const StatusRunners& runners) {
   // The STATUS column as wide as its longest entry ("interrupted 3/8").
   // LIST and JOB at least as wide as their longest name, so that no two columns run together.
   int status_width = 9, list_width = 14, job_width = 20;
@@ -400,46 +464,82 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows) {
       out << "    warning: batches get slower per row as the job goes on (the O(N^2) signature);"
              " see pgxform profile and pgxform explain "
           << s.job << "\n";
-    if (row.waiting && *row.waiting != "paused") out << "    " << *row.waiting << "\n";
+    if (row.waiting && *row.waiting != "paused")
+      out << "    " << terminal_text(*row.waiting) << "\n";
     if (row.waiting && *row.waiting == "paused")
-      out << "    paused (" << row.paused_by << "): no new batch until pgxform resume "
-          << (row.paused_by == "all" ? std::string("--all")
-                                     : row.paused_by.substr(row.paused_by.find(' ') + 1))
+      out << "    paused (" << terminal_text(row.paused_by)
+          << "): no new batch until pgxform resume "
+          << terminal_text(row.paused_by == "all"
+                               ? std::string("--all")
+                               : row.paused_by.substr(row.paused_by.find(' ') + 1))
           << "\n";
+    for (const auto& h : row.holders)
+      if (!h.recorded) out << "    " << terminal_text(holder_line(h)) << "\n";
     if (row.changes_pending) print_changes(out, row);
     if (s.error)
-      out << "    error" << (s.sqlstate ? " (SQLSTATE " + *s.sqlstate + ")" : "") << " in batch ["
-          << text_or(s.error_first_key, "?") << ", " << text_or(s.error_last_key, "?")
-          << "]: " << *s.error << "\n";
+      out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")
+          << " in batch [" << text_or(s.error_first_key, "?") << ", "
+          << text_or(s.error_last_key, "?") << "]: " << terminal_text(*s.error, Lines::indented)
+          << "\n";
+    if (row.names_now)
+      out << "    recorded on " << terminal_text(row.recorded->text())
+          << "; the jobs file now names " << terminal_text(row.names_now->text())
+          << ": pgxform reset " << terminal_text(s.job) << " to start it over\n";
+    for (const auto& ignored : row.ignored)
+      out << "    ignored: " << terminal_text(ignored) << "\n";
   }
+  for (const auto& pool : runners.pools)
+    out << "runner " << terminal_text(pool.runner) << " (" << terminal_text(pool.command)
+        << "): " << pool_text(pool.figures) << "\n";
+  for (const auto& ignored : runners.ignored) out << "ignored: " << terminal_text(ignored) << "\n";
 }
 
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file) {
-  auto conn = connect(options.dsn);
-  const std::vector<JobStatus> states =
-      StateStore(*conn, StateSchema(file.state_schema)).read_status();
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file,
+                                Contact contact) {
+  auto conn = connect(options.dsn, Access::read_write, contact);
   const StateSchema schema(file.state_schema);
+  int version = 0;
+  {
+    pqxx::read_transaction tx(*conn);
+    version = checked_state_version(tx, schema);  // a table dropped by hand: said as such
+  }
+  if (version > newest_state_version())
+    spdlog::warn(
+        "the state schema {} is at version {}, newer than this pgxform knows ({}): a newer "
+        "pgxform wrote it, and status shows only what version {} has (a run refuses it); use "
+        "that pgxform",
+        schema.name, version, newest_state_version(), newest_state_version());
+  const std::vector<JobStatus> states = StateStore(*conn, schema).read_status();
   std::vector<ControlRow> control;
-  if (has_feature(state_version(*conn, schema), StateFeature::control)) {
+  StatusRunners runners;
+  if (has_feature(version, StateFeature::control)) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
+    if (const auto threads = ignored_threads(tx, schema)) runners.ignored.push_back(*threads);
   }
   std::map<std::string, PendingChanges> changes;  // change_log.h
+  std::vector<TaskHolder> holders;
+  std::map<std::string, RecordedJob> recorded;
   {
     pqxx::read_transaction tx(*conn);
     changes = pending_changes(tx, schema);
+    if (version > 0) holders = task_holders(tx, schema);
+    recorded = read_identities(tx, schema);
+    runners.pools = read_runner_pools(tx, schema);
   }
   const std::map<std::string, StatusFacts> facts = fetch_facts(*conn, file, states);
-  return compute_status(file, states, facts, control, changes, fetch_capture(*conn, file, states));
+  return {compute_status(file, states, facts, control, changes, holders, recorded,
+                         fetch_capture(*conn, file, states)),
+          runners};
 }
 
 int status_command(const StatusOptions& options, std::ostream& out) {
   const JobsFile file = parse_jobs_file(options.file);
-  const std::vector<StatusRow> rows = read_status_rows(options, file);
+  const StatusReport report = read_status_report(options, file);
   if (options.format == StatusFormat::json)
-    print_status_json(out, rows);
+    print_status_json(out, report.jobs, report.runners);
   else
-    print_status_table(out, rows);
+    print_status_table(out, report.jobs, report.runners);
   return k_exit_ok;
 }
 

@@ -17,19 +17,30 @@
 // "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
 // "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "catch_up_runner": ...,
-// "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ...}, ...]}. A growing trend
-// (trend.h) is also printed as a warning. changes_pending and oldest_change_s are null for a
-// job without changes: trigger; for one with it, the rows of its change log (change_log.h)
-// and the age of the oldest (null when none is pending). While a catch-up holds the job
-// (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the last
-// minute per second (as rows_per_s), changes_eta_s the pending changes over that rate, and
-// catch_up_waiting why it takes no batch now ("paused", "throttled: ...", "pause_ms N").
+// "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ..., "table": ..., "key": ...,
+// "ignored": [...], "capture": ..., "capture_missing": ..., "capture_lost": ..., "slot": ...},
+// ...], "runners": [{"runner": ..., "command": ..., "workers": N, "threads": N, "tasks": N,
+// "connections_free": N, "reserve": N}, ...], "ignored": [...]}.
+// A growing trend (trend.h) is also printed as a warning. changes_pending and oldest_change_s
+// are null for a job without changes: trigger or logical; for one with it, the rows of its change
+// log (change_log.h) and the age of the oldest (null when none is pending). While a catch-up
+// holds the job (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the
+// last minute per second (as rows_per_s), changes_eta_s the pending changes over that rate,
+// and catch_up_waiting why it takes no batch now ("paused", "throttled: ...", "pause_ms N").
 // "capture" says how a capturing job captures ("trigger", "logical"; null for another job),
 // "capture_missing" why a job whose main pass began records no change now (its trigger or slot
 // gone: "capture missing" in the table), "capture_lost" why its log lacks changes (a TRUNCATE the
 // slot saw, a capture missing for a while); "slot", for changes: logical, the replication slot:
 // {"name", "retained_wal_mb" (from its restart position to now), "read_age_s" (since its last
 // read committed), "age_s" (since it was made), "wal_status"}.
+//
+// What the job is recorded to transform (job_identity.h): "table" (schema.table) and "key",
+// null until a run recorded them; when the jobs file now names another table, key or function,
+// the table says so under the job, with `pgxform reset JOB` (run refuses the job until then).
+// Values of the control table out of their limits (setting_limits.h), which the runners ignore:
+// a job's under it ("ignored": ["batch_size 9223372036854775807 > 1000000000 (job items)"]),
+// `threads` of every runner below the jobs. The runners at work on the state schema
+// (runner_pool.h), below the jobs: how many workers each has and why not more.
 //
 // The live figures (columns RATE, ETA, BATCH):
 //   rows_per_s  rows committed by the job's own batches (not the ranges of bisect and
@@ -49,6 +60,13 @@
 // running, not waiting: its RUNNER column says who; "held by host:pid" is what a run says of
 // a task another runner holds (progress.h).
 //
+// Holders: "holders" lists every session that holds one of the job's task locks now: "task"
+// (the job, or job#slice), "pid", "role", "application_name", "client_addr", "connected_at",
+// "state", "state_since" (null where pg_stat_activity hides another role's session) and
+// "recorded": whether it is the runner the job's row records as the last to claim it. The
+// table says, under the job, who holds it and since when whenever that is not a recorded
+// runner (holder_line): any role may take an advisory lock and name itself "pgxform host:pid".
+//
 // fetch (fetch_status: the state rows and what the leading tables say) -> compute
 // (compute_status, pure) -> render (print_status_table, print_status_json).
 #pragma once
@@ -63,9 +81,13 @@
 #include "capture/logical_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
+#include "database/database.h"
 #include "plan/jobs_file.h"
 #include "state/change_log.h"
 #include "state/job_control.h"
+#include "state/job_identity.h"
+#include "state/runner_pool.h"
+#include "state/state_locks.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -92,6 +114,7 @@ struct StatusFacts {
   long long recent_rows = 0;               // rows of its own batches committed in the last minute
   double recent_span_s = k_rate_window_s;  // since the first of them started, 1 to 60 s
   std::optional<long long> batch_size;     // the size its last batch asked for
+  std::optional<JobIdentity> now;          // the job as the jobs file names it now, resolved
   // catch-up's batches (batch_log.catch_up) of the last minute: keys refreshed, over how long.
   long long recent_keys = 0;
   double recent_keys_span_s = k_rate_window_s;
@@ -112,6 +135,13 @@ struct StatusRow {
   // the pending changes take at that rate, and why it takes no batch now.
   std::optional<long long> changes_pending;
   std::optional<double> oldest_change_s;
+  std::vector<TaskHolder> holders;  // the sessions that hold its tasks' locks now
+  // What the state records the job transforms (job_identity.h); none before a run recorded it.
+  std::optional<JobIdentity> recorded;
+  // Set when the jobs file names another table, key or function now: what it names.
+  std::optional<JobIdentity> names_now;
+  // Control values out of their limits that would apply to it: ignored by its runner.
+  std::vector<std::string> ignored;
   std::optional<double> changes_per_s, changes_eta_s;
   std::optional<std::string> catch_up_waiting;
   // How a capturing job captures; why its capture records nothing now (a started job's);
@@ -127,6 +157,22 @@ struct CaptureFacts {
   std::optional<SlotFigures> slot;
 };
 
+// Below the jobs: the runners at work on the state schema, and the control values out of their
+// limits that concern whole runners (threads).
+struct StatusRunners {
+  std::vector<RunnerPool> pools;
+  std::vector<std::string> ignored;
+};
+
+struct StatusReport {
+  std::vector<StatusRow> jobs;
+  StatusRunners runners;
+};
+
+// What the table says under a job of a holder that is not the runner its row records: who,
+// from where, since when, and how to end it.
+std::string holder_line(const TaskHolder& holder);
+
 // The status to show for a job's state row (see above).
 std::string shown_status(const JobStatus& state);
 // Percent done of one job; none when it cannot be told.
@@ -139,6 +185,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control = {},
                                       const std::map<std::string, PendingChanges>& changes = {},
+                                      const std::vector<TaskHolder>& holders = {},
+                                      const std::map<std::string, RecordedJob>& recorded = {},
                                       const CaptureFacts& capture = {});
 
 // The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
@@ -146,10 +194,15 @@ std::optional<double> eta_of(const JobStatus& state, const std::optional<double>
                              const std::optional<double>& estimated_rows,
                              const std::optional<double>& rows_per_s);
 
-// The rows of the file's jobs as status computes them, read from the database once.
-std::vector<StatusRow> read_status_rows(const StatusOptions& options, const JobsFile& file);
+// The rows of the file's jobs as status computes them, and the runners, read from the database
+// once, on a connection of `contact` (database.h: the first frame of status --watch is the
+// command's first contact, the next ones are not).
+StatusReport read_status_report(const StatusOptions& options, const JobsFile& file,
+                                Contact contact = Contact::first);
 
-void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows);
-void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows);
+void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
+                        const StatusRunners& runners = {});
+void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
+                       const StatusRunners& runners = {});
 
 }  // namespace pgxform

@@ -34,18 +34,18 @@ bool sleep_unless_stopped_for(double seconds) {
 
 }  // namespace
 
-std::string watch_frame(const StatusOptions& options, const std::vector<StatusRow>& rows,
+std::string watch_frame(const StatusOptions& options, const StatusReport& report,
                         const std::string& time_of_day, WatchScreen screen) {
   std::ostringstream frame;
   if (options.format == StatusFormat::json) {
-    print_status_json(frame, rows);
+    print_status_json(frame, report.jobs, report.runners);
     return frame.str();
   }
   // Home and clear to the end of the screen: no flicker of a blank screen between two frames.
   if (screen == WatchScreen::redraw) frame << "\x1b[H\x1b[J";
   frame << "every " << fixed(*options.watch_seconds, *options.watch_seconds < 1 ? 1 : 0)
         << " s, at " << time_of_day << " (Ctrl-C to stop)\n\n";
-  print_status_table(frame, rows);
+  print_status_table(frame, report.jobs, report.runners);
   if (screen == WatchScreen::append) frame << "\n";
   return frame.str();
 }
@@ -54,9 +54,12 @@ int watch_status(const StatusOptions& options, WatchScreen screen, std::ostream&
   const JobsFile file = parse_jobs_file(options.file);
   if (options.format != StatusFormat::table) screen = WatchScreen::append;
   install_stop_handlers();
+  // A server that goes away while watched is a lost connection (exit 1), not bad input.
+  Contact contact = Contact::first;
   do {
-    const std::vector<StatusRow> rows = read_status_rows(options, file);
-    out << watch_frame(options, rows, local_time_of_day(), screen) << std::flush;
+    const StatusReport report = read_status_report(options, file, contact);
+    contact = Contact::again;
+    out << watch_frame(options, report, local_time_of_day(), screen) << std::flush;
   } while (sleep_unless_stopped_for(*options.watch_seconds));
   return k_exit_ok;
 }

@@ -25,7 +25,7 @@ enum class WatchScreen { redraw, append };
 // `screen`: redraw only where `out` is a terminal (the command line tells).
 int watch_status(const StatusOptions& options, WatchScreen screen, std::ostream& out);
 // One refresh as the watch prints it (the header and the table, or one JSON line).
-std::string watch_frame(const StatusOptions& options, const std::vector<StatusRow>& rows,
+std::string watch_frame(const StatusOptions& options, const StatusReport& report,
                         const std::string& time_of_day, WatchScreen screen);
 
 }  // namespace pgxform

@@ -8,7 +8,9 @@
 #include "capture/capture_setup.h"
 #include "capture/logical_capture.h"
 #include "database/database.h"
+#include "engine/health_throttle.h"
 #include "engine/script_migrator.h"
+#include "output/terminal_text.h"
 #include "state/capture_state.h"
 #include "state/state_store.h"
 
@@ -159,8 +161,8 @@ void check_capture(pqxx::connection& conn, const JobsFile& file,
 }  // namespace
 
 void print_validation(std::ostream& out, const JobsFile& file, const Validation& validation) {
-  for (const auto& w : validation.warnings) out << "warning: " << w << "\n";
-  for (const auto& p : validation.problems) out << "error: " << p << "\n";
+  for (const auto& w : validation.warnings)
+    out << "warning: " << terminal_text(w, Lines::indented) << "\n";
   size_t jobs = 0;
   for (const auto& list : file.lists) jobs += list.jobs.size();
   out << file.path << ": " << jobs << " jobs in " << file.lists.size() << " lists, "
@@ -168,25 +170,47 @@ void print_validation(std::ostream& out, const JobsFile& file, const Validation&
       << " warning(s)\n";
 }
 
-int validate_command(const ValidateOptions& options, std::ostream& out) {
-  const JobsFile file = parse_jobs_file(options.file);
-  auto conn = connect(options.dsn, Access::read_only);
-  const Preflight preflight = inspect_catalog(*conn, file, {});
+namespace {
+
+// Everything validate checks, read on the read-only session `conn`.
+Validation read_validation(pqxx::connection& conn, const JobsFile& file) {
+  const Preflight preflight = inspect_catalog(conn, file, {});
   Validation v{preflight.problems, preflight.warnings};
-  if (!v.problems.empty()) hint_pending_scripts(*conn, file, v.problems);
+  if (!v.problems.empty()) hint_pending_scripts(conn, file, v.problems);
   for (const auto& [name, job] : preflight.jobs) {
-    pqxx::read_transaction tx(*conn);
+    pqxx::read_transaction tx(conn);
     for (auto& w : job_warnings(file, job, table_health(tx, job))) v.warnings.push_back(w);
   }
   const StateSchema schema(file.state_schema);
-  check_capture(*conn, file, preflight.jobs, v);
-  StateStore store(*conn, schema);
+  check_capture(conn, file, preflight.jobs, v);
+  {
+    // A throttle the role cannot see through would never hold a batch back.
+    std::vector<std::string> batched;
+    for (const auto& [name, job] : preflight.jobs) batched.push_back(name);
+    pqxx::read_transaction tx(conn);
+    for (auto& p : throttle_blind_spots(tx, file, batched)) v.problems.push_back(std::move(p));
+  }
+  StateStore store(conn, schema);
   for (const auto& p : store.changed_functions(preflight.jobs, {})) v.problems.push_back(p);
   for (const auto& [name, job] : preflight.jobs)
     if (auto problem = store.slicing_problem(job))
       v.problems.push_back(file.path + ": " + *problem);
+  return v;
+}
+
+}  // namespace
+
+int validate_command(const ValidateOptions& options, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  auto conn = connect(options.dsn, Access::read_only);
+  const Validation v = read_validation(*conn, file);
   print_validation(out, file, v);
-  return v.problems.empty() ? k_exit_ok : k_exit_usage;
+  if (v.problems.empty()) return k_exit_ok;
+  // Reported by the command line as every input error is (on stderr, or as JSON log lines
+  // under --log-format json), after the report: exit 2.
+  std::vector<std::string> problems;
+  for (const auto& p : v.problems) problems.push_back("error: " + p);
+  throw InputError(problems);
 }
 
 }  // namespace pgxform

@@ -2,11 +2,15 @@
 // keys, functions and their signatures, slices and function versions against the state), and
 // warnings for what would make a run slow or wrong: the key has no btree index whose first
 // column is the key (each batch would scan the table), the leading table was never analyzed,
-// the key holds NULLs, the function is not VOLATILE. The session is read-only: it cannot write,
-// and never creates the state schema. Exit 0 (warnings allowed), or 2 with every problem listed.
+// the key holds NULLs, the function is not VOLATILE. A throttle limit whose signal the role
+// cannot see (health_throttle.h: throttle_blind_spots) is a problem, as in run's preflight. The
+// session is read-only: it cannot write, and never creates the state schema. Exit 0 (warnings
+// allowed), or 2 with every problem listed: the warnings and a summary line are the report
+// (stdout), the problems are reported by the command line as input errors (stderr, or JSON log
+// lines under --log-format json).
 //
 // fetch (the catalog, table_stats, the state) -> compute (job_warnings, pure) -> render
-// (print_validation).
+// (print_validation: the warnings and the summary).
 #pragma once
 
 #include <ostream>

@@ -10,9 +10,12 @@
 #include "base/output_format.h"
 #include "catalog/table_stats.h"
 #include "database/database.h"
+#include "engine/pool_monitor.h"
 #include "engine/worker_pool.h"
+#include "output/terminal_text.h"
 #include "plan/job_selection.h"
 #include "plan/scheduler.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 #include "state/state_store.h"
 
@@ -70,7 +73,8 @@ std::vector<VerifyTarget> verify_targets(pqxx::connection& conn, const JobsFile&
 
 // Each job's verification (and repair), the jobs in parallel on `threads` workers; in the
 // order of `targets`.
-std::vector<Verification> verify_in_parallel(const std::vector<VerifyTarget>& targets,
+std::vector<Verification> verify_in_parallel(const JobsFile& file,
+                                             const std::vector<VerifyTarget>& targets,
                                              const VerifyOptions& options, int threads) {
   std::vector<Verification> results(targets.size());
   std::vector<PlannedList> lists;  // one per job: no job waits for another
@@ -81,8 +85,13 @@ std::vector<Verification> verify_in_parallel(const std::vector<VerifyTarget>& ta
     index[name] = i;
     results[i].job = name;
   }
-  WorkerPool pool(threads, options.dsn);
   Scheduler scheduler(lists);
+  const auto monitor = std::make_shared<PoolMonitor>(options.dsn, StateSchema(file.state_schema),
+                                                     "verify", FollowThreads::no);
+  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 0,
+                                                      options.reserve_connections);
+  WorkerPool pool(start.workers, options.dsn);
+  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   // Each task writes only its own job's result; the pool's end (its threads joined) publishes
   // them to this thread.
   pool.run(scheduler, [&](Session& session, const TaskId& task) {
@@ -102,6 +111,26 @@ std::vector<Verification> verify_in_parallel(const std::vector<VerifyTarget>& ta
   return results;
 }
 
+// A job whose recorded state is another table's (job_identity.h): repairing would re-run
+// batches on the strength of another table's cursor, so --repair is refused; a plain verify
+// reads only, and says so.
+void check_recorded(pqxx::connection& conn, const JobsFile& file,
+                    const std::vector<VerifyTarget>& targets, VerifyMode mode) {
+  std::vector<ResolvedJob> jobs;
+  for (const auto& t : targets) jobs.push_back(t.job);
+  const StateSchema schema(file.state_schema);
+  if (mode == VerifyMode::repair) {
+    check_identities(conn, schema, file, jobs);
+    return;
+  }
+  try {
+    check_identities(conn, schema, file, jobs);
+  } catch (const PreflightError& e) {
+    for (const auto& problem : e.problems())
+      spdlog::warn("{}; its cursor limits what is verified", problem);
+  }
+}
+
 const char* verify_plural(long long n) {
   return n == 1 ? "" : "s";
 }
@@ -109,20 +138,21 @@ const char* verify_plural(long long n) {
 }  // namespace
 
 void print_verification(std::ostream& out, const Verification& v, VerifyMode mode) {
+  // Keys and errors come from the data and the server: on one line each (terminal_text.h).
   for (const auto& r : v.repairs)
-    out << v.job << ": re-ran [" << r.range.first << ", " << r.range.second << "], " << r.left
-        << " offending left\n";
+    out << v.job << ": re-ran [" << terminal_text(r.range.first) << ", "
+        << terminal_text(r.range.second) << "], " << r.left << " offending left\n";
   out << v.job << ": " << v.batches << " batches checked, " << v.offending << " offending";
   if (!v.first_keys.empty()) {
     out << " (first:";
-    for (const auto& k : v.first_keys) out << " " << k;
+    for (const auto& k : v.first_keys) out << " " << terminal_text(k);
     out << ")";
   }
   if (mode == VerifyMode::repair)
     out << ", " << v.repaired() << " of " << v.bad_ranges.size() << " batches repaired";
   out << ", " << v.rows << " rows in " << fixed(v.seconds, 1) << " s";
   // The error's first line: the rest (LINE, CONTEXT) is in the log.
-  if (v.error) out << ", then failed " << v.error->substr(0, v.error->find('\n'));
+  if (v.error) out << ", then failed " << terminal_text(v.error->substr(0, v.error->find('\n')));
   out << "\n";
 }
 
@@ -147,6 +177,7 @@ int verify_command(const VerifyOptions& options, std::ostream& out) {
   const std::vector<std::string> names = verified_jobs(file, options);
   auto conn = connect(options.dsn);
   const std::vector<VerifyTarget> targets = verify_targets(*conn, file, names);
+  check_recorded(*conn, file, targets, options.mode);
   // Held until the end, on this connection: no runner works on a job being repaired.
   std::vector<std::unique_ptr<JobClaim>> claims;
   if (options.mode == VerifyMode::repair)
@@ -158,7 +189,7 @@ int verify_command(const VerifyOptions& options, std::ostream& out) {
   spdlog::info("verifying {} job{} on {} thread{}", names.size(),
                verify_plural((long long)names.size()), threads, verify_plural(threads));
   const auto started = std::chrono::steady_clock::now();
-  const std::vector<Verification> results = verify_in_parallel(targets, options, threads);
+  const std::vector<Verification> results = verify_in_parallel(file, targets, options, threads);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   bool wrong = false;

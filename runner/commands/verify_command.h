@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "base/setting_limits.h"
 #include "commands/command_options.h"
 #include "engine/verify_job.h"
 
@@ -37,7 +38,8 @@ namespace pgxform {
 struct VerifyOptions : CommandOptions {
   std::vector<std::string> jobs;  // empty: every job with a verify: query
   VerifyMode mode = VerifyMode::check;
-  int threads = 0;  // 0: defaults.threads of the file
+  int threads = 0;                                          // 0: defaults.threads of the file
+  int reserve_connections = k_default_reserve_connections;  // left free on the server
   // How often a job's progress is logged (tests: 0, every batch).
   std::chrono::milliseconds progress_every = std::chrono::seconds(10);
 };

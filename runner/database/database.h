@@ -24,8 +24,10 @@
 
 namespace pgxform {
 
-// Could not connect: the connection string (or the PG* environment) reaches no server that
-// lets us in. An input error, found before anything is written; the message is redacted.
+// Could not connect at a command's first contact: the connection string (or the PG*
+// environment) reaches no server that lets us in, or the session cannot be set up for a
+// reason of the database's setup (retry.h: is_setup_error). An input error, found before
+// anything is written; the message is redacted.
 class ConnectError : public InputError {
  public:
   explicit ConnectError(const std::string& problem) : InputError({problem}) {}
@@ -45,6 +47,17 @@ inline constexpr TextSetting k_text_settings[] = {
     {"DateStyle", "ISO, YMD"},   {"TimeZone", "UTC"},     {"IntervalStyle", "postgres"},
     {"extra_float_digits", "3"}, {"bytea_output", "hex"}, {"lc_monetary", "C"}};
 
+// Who asks for a connection, which decides what a failure to open it means.
+//   first  a command's first contact: a server that cannot be reached or does not let us in,
+//          a database or a role that does not exist, is the user's to fix (ConnectError,
+//          exit 2). libpq tells no SQLSTATE of a failed connection; at first contact every
+//          such failure is the connection string's or the server's setup.
+//   again  a connection once the command has worked (a worker's session, a reconnect, the next
+//          frame of status --watch): a server gone away is a lost connection, thrown as
+//          libpqxx raised it (pqxx::broken_connection), for the caller's retries (retry.h);
+//          an error of the session's set-up likewise, never an input error.
+enum class Contact { first, again };
+
 // Opens a connection and prepares its session (k_text_settings, application_name naming the
 // runner), so that key values round-trip exactly through their text form, and sets
 // pgxform.capture_off so that the capture triggers of catch-up ignore what it writes.
@@ -52,7 +65,8 @@ inline constexpr TextSetting k_text_settings[] = {
 // (default_transaction_read_only), so that a command that promises to write nothing cannot.
 enum class Access { read_write, read_only };
 std::unique_ptr<pqxx::connection> connect(const std::string& dsn,
-                                          Access access = Access::read_write);
+                                          Access access = Access::read_write,
+                                          Contact contact = Contact::first);
 
 // This runner's identity in the database and in the state: "host:pid". Its sessions' application
 // name is k_application_prefix followed by it.
@@ -68,9 +82,11 @@ void start_savepoint(pqxx::subtransaction& sub);
 
 namespace pgxform {
 
-// One worker's connection: opened on first use, reopened after it broke. Prepared statements
-// are remembered per connection and prepared again after a reconnect. Owned by one thread;
-// only backend_pid() may be read from another (to cancel the worker's statement).
+// One worker's connection: opened on first use, reopened after it broke, always as
+// Contact::again (its command has connected before it: a server that is gone now is a lost
+// connection to retry, not bad input). Prepared statements are remembered per connection and
+// prepared again after a reconnect. Owned by one thread; only backend_pid() may be read from
+// another (to cancel the worker's statement).
 class Session {
  public:
   explicit Session(std::string dsn) : m_dsn(std::move(dsn)) {}

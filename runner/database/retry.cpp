@@ -4,7 +4,7 @@
 #include <pqxx/pqxx>
 #include <random>
 
-#include "database/database.h"
+#include "base/redaction.h"
 
 namespace pgxform {
 
@@ -41,6 +41,11 @@ FailureKind classify_sqlstate(const std::string& sqlstate) {
     return FailureKind::connection_lost;
   if (sqlstate == "57014") return FailureKind::cancelled;
   return FailureKind::permanent;
+}
+
+bool is_setup_error(const std::string& sqlstate) {
+  return sqlstate.rfind("42", 0) == 0 || sqlstate.rfind("28", 0) == 0 || sqlstate == "3D000" ||
+         sqlstate == "3F000";
 }
 
 std::string without_own_context(const std::string& message) {
@@ -83,8 +88,7 @@ Failure classify(const std::exception& error) {
   } else if (dynamic_cast<const pqxx::too_many_connections*>(&error)) {
     f.sqlstate = "53300";
     f.kind = FailureKind::transient;
-  } else if (dynamic_cast<const pqxx::broken_connection*>(&error) ||
-             dynamic_cast<const ConnectError*>(&error)) {
+  } else if (dynamic_cast<const pqxx::broken_connection*>(&error)) {
     f.kind = FailureKind::connection_lost;
   } else if (auto sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
     f.sqlstate = sql->sqlstate().empty() ? sqlstate_of_type(*sql) : sql->sqlstate();

@@ -10,6 +10,9 @@
 // cancelled       57014: the statement was cancelled (by the runner's second signal, or by a
 //                 statement_timeout, which is a permanent error of that batch).
 // permanent       everything else: the batch fails as it is.
+// A failure to open a connection at a command's first contact is an input error instead
+// (database.h: ConnectError), and so is, wherever it is raised, an error is_setup_error()
+// calls the user's to fix.
 #pragma once
 
 #include <chrono>
@@ -33,6 +36,14 @@ Failure classify(const std::exception& error);
 // points at the DBA's function, as the statement alone would.
 std::string without_own_context(const std::string& message);
 FailureKind classify_sqlstate(const std::string& sqlstate);
+
+// Whether an error with `sqlstate` is the user's to fix in the jobs file, the scripts or the
+// database's setup, rather than a failure while working: a syntax or access rule (class 42: a
+// missing table or function, no privilege), authorization (class 28), a database or a schema
+// that does not exist (3D000, 3F000). The callers that report an error as bad input (exit 2)
+// decide by this, never by message text; a lost server, a timeout (57014), a lock wait
+// (55P03) or a serialization failure (40001) is never bad input.
+bool is_setup_error(const std::string& sqlstate);
 
 // Exponential backoff with full jitter: a random wait in [base*2^attempt/2, base*2^attempt],
 // capped at 30 s. `attempt` counts from 0.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/setting_limits.h"
 #include "plan/jobs_file.h"
 
 namespace pgxform {
@@ -17,8 +18,11 @@ BatchSizer::BatchSizer(const BatchSizing& sizing) : m_sizing(sizing), m_size(siz
 }
 
 long BatchSizer::clamp(double size) const {
-  const double lo = double(std::min(m_sizing.min, m_sizing.first));
-  const double hi = double(std::max(m_sizing.max, m_sizing.first));
+  // Never past the limit of every batch size (setting_limits.h), whatever a caller passed: a
+  // size near LONG_MAX would round to a double that no long holds.
+  const double hi =
+      double(std::min<long long>(std::max(m_sizing.max, m_sizing.first), k_batch_size.max));
+  const double lo = std::min(double(std::min(m_sizing.min, m_sizing.first)), hi);
   if (!(size == size)) return m_size;  // NaN: keep the size
   return long(std::llround(std::clamp(size, lo, hi)));
 }

@@ -14,7 +14,8 @@
 //     estimate restarts from that batch;
 //   - changes only when the ideal size is more than k_dead_band away from the current one,
 //     so that a transform of steady cost keeps a steady size rather than wobbling with noise;
-//   - stays within [min, max], widened to hold the first size.
+//   - stays within [min, max], widened to hold the first size, and never above the limit of
+//     every batch size (setting_limits.h: k_batch_size).
 // A target of 0 keeps every batch at the first size, as before time sizing.
 #pragma once
 

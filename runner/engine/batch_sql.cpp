@@ -33,7 +33,8 @@ std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
   std::string where =
       shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
   if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$5");
-  const std::string from = fill_sql(k_from, {{"@where@", where}, {"@table@", job.table_sql}});
+  const std::string from =
+      fill_sql(k_from, {{"@where@", where}, {"@table@", job.table_sql}, {"@key@", key}});
   return fill_sql(job.key_unique ? k_unique : k_other, {{"@from@", from}, {"@key@", key}});
 }
 

@@ -5,6 +5,7 @@
 #include "state/batch_log.h"
 #include "state/change_log.h"
 #include "state/failed_ranges.h"
+#include "state/state_locks.h"
 #include "state/state_schema.h"
 
 namespace pgxform {
@@ -155,6 +156,27 @@ TaskOutcome ChangeDrain::fail(const Failure& failure, const std::optional<BatchP
                         last.value_or("?") + "] failed";
   if (!failure.sqlstate.empty()) message += " (SQLSTATE " + failure.sqlstate + ")";
   return {TaskOutcome::Kind::failed, message + ": " + failure.message};
+}
+
+void ChangeDrain::settle() {
+  const std::string name = statement_name("settle");
+  m_task.session.prepare(name, [&] { return settle_sql(m_task.job, m_task.store.schema()); });
+  // Only while no main-pass batch of the job can be in flight: one that read a key before it was
+  // deleted will write it to the target, and its log row must stay to be refreshed. The claims
+  // are taken without waiting; a runner at work on the job means: not now.
+  std::optional<JobClaim> claim;
+  try {
+    claim.emplace(m_task.session.conn(), m_task.store.schema(), m_task.job.name,
+                  m_task.job.parallel);
+  } catch (const JobHeldError&) {
+    return;
+  }
+  pqxx::work tx(m_task.session.conn());
+  const pqxx::result gone = tx.exec_prepared(name, m_task.job.name);
+  tx.commit();
+  if (gone.affected_rows() > 0)
+    spdlog::debug("{}: {} change(s) of keys gone before the main pass reached them",
+                  m_task.task.text(), gone.affected_rows());
 }
 
 long long ChangeDrain::retry_set_aside() {

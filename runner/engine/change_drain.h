@@ -62,6 +62,11 @@ class ChangeDrain : public BatchPhase {
   // Refreshes the job's keys that an earlier catch-up set aside, each alone; those that fail
   // again keep their row, with the new error and one more attempt. Returns how many still fail.
   long long retry_set_aside();
+  // Once the job's main pass is done: the rows of keys above the cursor that are gone from the
+  // leading table leave the log (change_log.h: settle_sql), in one transaction, while this
+  // session holds every claim of the job (state_locks.h: JobClaim), so that no main-pass batch
+  // is in flight; not at all when a runner holds one.
+  void settle();
   // Keys set aside by this drain.
   long long set_aside_keys() const { return m_set_aside; }
 

@@ -69,8 +69,22 @@ class ScriptLock {
   LockKey m_key;
 };
 
-// Applied V scripts whose file changed: the problems that stop migrate.
-std::vector<std::string> changed_problems(const std::vector<ScriptStatus>& states) {
+// A V script whose version was applied as a script of another name. Not a changed script:
+// repair would record it as applied, and it never ran.
+std::string conflict_problem(const ScriptStatus& s, const StateSchema& schema) {
+  return s.script.path + ": version " + s.script.version +
+         " is applied already as another script, " + s.applied_as.value_or("?") + " (at " +
+         s.applied_at.value_or("?") + "), in the state schema " + schema.name +
+         ": this is a different script, which was never applied, and repair cannot apply it. "
+         "When two migrations share the state schema, give this one a state schema of its own "
+         "(state_schema: in its jobs file); when it is that script renamed, give it its old "
+         "name back";
+}
+
+// Applied V scripts whose file changed, and V scripts whose version another script has: the
+// problems that stop migrate.
+std::vector<std::string> blocking_problems(const std::vector<ScriptStatus>& states,
+                                           const StateSchema& schema) {
   std::vector<std::string> problems;
   for (const auto& s : states)
     if (s.state == ScriptState::changed)
@@ -78,6 +92,8 @@ std::vector<std::string> changed_problems(const std::vector<ScriptStatus>& state
                          s.applied_at.value_or("?") + " (checksum " +
                          s.applied_checksum.value_or("?") + " applied, " + s.script.checksum +
                          " on disk): restore it, or run pgxform repair to accept the change");
+    else if (s.state == ScriptState::conflict)
+      problems.push_back(conflict_problem(s, schema));
   return problems;
 }
 
@@ -118,7 +134,7 @@ std::vector<std::string> ScriptMigrator::migrate() {
   const auto files = scan_scripts(m_dir);
   ensure_state_schema(m_conn, m_schema);
   auto states = script_states(files, read_history());
-  auto problems = changed_problems(states);
+  auto problems = blocking_problems(states, m_schema);
   if (!problems.empty()) throw ScriptError(problems);
   // The common case, everything applied, neither waits for nor takes the lock.
   if (to_apply(states).empty()) {
@@ -128,7 +144,7 @@ std::vector<std::string> ScriptMigrator::migrate() {
 
   ScriptLock lock(m_conn, m_schema, m_lock_timeout);
   states = script_states(files, read_history());
-  problems = changed_problems(states);
+  problems = blocking_problems(states, m_schema);
   if (!problems.empty()) throw ScriptError(problems);
   warn_missing(states, m_dir);
   std::string newest_applied;
@@ -224,6 +240,11 @@ RepairResult ScriptMigrator::repair() {
   ensure_state_schema(m_conn, m_schema);
   ScriptLock lock(m_conn, m_schema, m_lock_timeout);
   const auto history = read_history();
+  // A script whose version another script has is not a changed one: nothing to accept.
+  std::vector<std::string> conflicts;
+  for (const auto& s : script_states(files, history))
+    if (s.state == ScriptState::conflict) conflicts.push_back(conflict_problem(s, m_schema));
+  if (!conflicts.empty()) throw ScriptError(conflicts);
   RepairResult result;
   pqxx::work tx(m_conn);
   for (const auto& h : history) {

@@ -11,11 +11,14 @@
 // Scripts run on the caller's connection, and a SET in a script lasts for that session: give
 // the migrator a connection of its own.
 //
-// History: an applied V script is matched to its file by version, an R script by name.
+// History: an applied V script is matched to its file by version, an R script by name. A V
+// file whose version was applied under another name is a different script (a conflict: two
+// migrations sharing one state schema, or a renamed file), never a changed one.
 //
 // migrate refuses to apply anything while an applied V script is changed (ScriptError naming
-// every such file; repair() accepts the new content). Missing scripts only warn, and a pending
-// V script older than the newest applied one is applied with a warning. Two runners never
+// every such file; repair() accepts the new content) or in conflict (repair refuses it too:
+// accepting it would record as applied a script that never ran). Missing scripts only warn, and a
+// pending V script older than the newest applied one is applied with a warning. Two runners never
 // apply at once: migrate and repair hold the scripts lock (state_locks.h) while they work, a
 // session lock because each script commits on its own. The wait for it is bounded by
 // lock_timeout, after which migrate gives up with ScriptError ("another session is applying

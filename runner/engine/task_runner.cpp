@@ -96,7 +96,11 @@ MainPassLeft continue_main_pass(TaskContext& task, const RunContext& run, bool& 
   for (int s = 0; s < tasks; ++s) {
     const TaskId main{task.job.name, s, Phase::main};
     const std::optional<Cursor> cursor = task.store.read_cursor(main, slicing);
-    if (!cursor || !has_keys_left(task.session, task.job, main, *cursor)) continue;
+    // Following, catch-up takes up only a main pass that was done (rows appended since): one
+    // under way is the run's, which started it and works on it with all its workers.
+    if (!cursor || (run.drain.follow == Follow::yes && cursor->status != "done") ||
+        !has_keys_left(task.session, task.job, main, *cursor))
+      continue;
     const int connection = task.session.generation();
     const TaskOutcome outcome = run_task_shown(task.session, run, main);
     // The main task reconnected: the catch-up claim went with the old connection.
@@ -127,6 +131,7 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
   BatchRunner runner(task, pacing, drain);
   drain.retry_set_aside();
   bool said_idle = false, said_held = false;
+  auto settled = std::chrono::steady_clock::now() - std::chrono::minutes(1);
   while (true) {
     const long long before = committed;
     const TaskOutcome outcome = runner.run(committed);
@@ -138,6 +143,12 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
     if (run.drain.follow == Follow::no && task.job.capture == ChangeCapture::logical && run.slot &&
         run.slot->read(task.session.conn(), SlotReader::Wait::yes).keys.count(task.job.name))
       continue;
+    // Following, once a minute at most: it scans the job's rows and claims the job a moment.
+    if (!main.held && (run.drain.follow == Follow::no ||
+                       std::chrono::steady_clock::now() - settled >= std::chrono::minutes(1))) {
+      drain.settle();
+      settled = std::chrono::steady_clock::now();
+    }
     if (run.drain.follow == Follow::no && !main.held) return outcome;
     if (committed > before) said_idle = false;
     if (run.drain.follow == Follow::yes && !said_idle) {

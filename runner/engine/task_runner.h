@@ -17,9 +17,10 @@
 // continues that main pass itself, as main-pass tasks on the same session (their own claims),
 // and drains again: a catch-up ends with the main pass done and the log empty, so that the
 // target is complete. A main-pass task that another runner holds is waited for (without
-// --follow) or left to it. With --follow it then waits for more changes, paced like a batch,
-// until a signal; with --until N it ends once at most N changes are left, main pass or not.
-// With changes: logical, a catch-up task that finds its job's log empty reads the slot once
+// --follow) or left to it. With --follow it continues only main passes that were done (rows
+// appended since: an unfinished one is the run's), and then waits for more changes, paced like
+// a batch, until a signal; with --until N it ends once at most N changes are left, main pass or
+// not. With changes: logical, a catch-up task that finds its job's log empty reads the slot once
 // more, waiting for whoever reads it now, before it says the job is caught up: every change
 // committed before that read is then in the log, or applied.
 #pragma once

@@ -20,6 +20,8 @@ using Clock = std::chrono::steady_clock;
 
 // A task held by another runner is offered again after this long.
 constexpr auto k_deferred_retry = std::chrono::milliseconds(500);
+// After a worker could not be added, the pool tries to grow again after this long.
+constexpr auto k_growth_backoff = std::chrono::seconds(10);
 
 // Cancels every worker's statement in flight; they roll back and the workers see level 2.
 void cancel_in_flight(const std::string& dsn,
@@ -50,8 +52,8 @@ void announce_stop(int in_flight) {
 // One run's shared state: the scheduler under one mutex, and the outcomes so far.
 class WorkerPool::Work {
  public:
-  Work(Scheduler& scheduler, const TaskFunction& run_task)
-      : m_scheduler(scheduler), m_run_task(run_task) {}
+  Work(Scheduler& scheduler, const TaskFunction& run_task, std::optional<GiveUp> give_up)
+      : m_scheduler(scheduler), m_run_task(run_task), m_give_up(std::move(give_up)) {}
 
   void work(Session& session) {
     bool leaving = false;
@@ -108,6 +110,18 @@ class WorkerPool::Work {
     m_cv.notify_all();  // an idle worker asked to leave leaves at once
     return std::max(0, wanted - staying);
   }
+  // The workers that stay and have not connected yet: each will take a connection.
+  int unconnected() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return int(std::count_if(m_live.begin(), m_live.end(), [](const Session* s) {
+      return !s->leave_requested() && s->backend_pid() == 0;
+    }));
+  }
+  // The tasks that can run now (Scheduler::runnable_count).
+  int runnable() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_scheduler.runnable_count();
+  }
   // The tasks taken and not yet reported: each runs a batch or a step right now.
   int in_flight() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -160,7 +174,21 @@ class WorkerPool::Work {
   void report(Session& session, const TaskId& task, const TaskOutcome& outcome) {
     std::lock_guard<std::mutex> lock(m_mutex);
     m_busy.erase(&session);
-    if (outcome.kind != TaskOutcome::Kind::deferred) m_said_held.erase(task.text());
+    if (outcome.kind != TaskOutcome::Kind::deferred) {
+      m_said_held.erase(task.text());
+      m_held_since.erase(task.text());
+    }
+    if (outcome.kind == TaskOutcome::Kind::deferred && held_too_long(task)) {
+      const std::string message = outcome.message + ": gave up waiting for it after " +
+                                  m_give_up->why +
+                                  "; it was not run (pgxform status says who "
+                                  "holds it and since when)";
+      m_scheduler.task_failed(task);
+      m_result.failures.push_back(message);
+      spdlog::error("{}", message);
+      m_cv.notify_all();
+      return;
+    }
     switch (outcome.kind) {
       case TaskOutcome::Kind::finished:
         m_scheduler.task_finished(task);
@@ -185,6 +213,12 @@ class WorkerPool::Work {
     m_cv.notify_all();
   }
 
+  // Whether a task found held has been held since longer than give_up_waiting_after allows.
+  bool held_too_long(const TaskId& task) {
+    const auto since = m_held_since.try_emplace(task.text(), Clock::now()).first->second;
+    return m_give_up && Clock::now() - since >= m_give_up->wait;
+  }
+
   // A held task is asked for twice a second: the operator hears of it once, and again only
   // when what the message says changed (another holder, or it was free a moment); every
   // retry is a debug line.
@@ -207,19 +241,22 @@ class WorkerPool::Work {
   std::vector<Session*> m_live;  // the workers in the pool: those that have not left
   std::set<Session*> m_busy;     // ... and those of them running a task
   std::map<std::string, std::string> m_said_held;  // task -> its last "held" message said
+  std::optional<GiveUp> m_give_up;
+  std::map<std::string, Clock::time_point> m_held_since;  // task -> when first found held
 };
 
-WorkerPool::WorkerPool(int threads, std::string dsn) : m_dsn(std::move(dsn)) {
-  for (int i = 0; i < threads; ++i) m_sessions.push_back(std::make_unique<Session>(m_dsn));
+WorkerPool::WorkerPool(int workers, std::string dsn) : m_dsn(std::move(dsn)) {
+  for (int i = 0; i < workers; ++i) m_sessions.push_back(std::make_unique<Session>(m_dsn));
   try {
     for (auto& session : m_sessions)
       m_threads.emplace_back([this, s = session.get()] { worker(*s); });
   } catch (const std::system_error& e) {
     const std::size_t started = m_threads.size();
     release_workers();
-    throw InputError({"--threads " + std::to_string(threads) + ": the system refused thread " +
-                      std::to_string(started + 1) + " (" + e.what() + "); run with fewer threads"},
-                     "nothing was written");
+    throw InputError(
+        {"--threads: the system refused thread " + std::to_string(started + 1) + " of " +
+         std::to_string(workers) + " (" + e.what() + "); run with fewer threads"},
+        "nothing was written");
   }
 }
 
@@ -269,18 +306,56 @@ bool WorkerPool::add_worker(Work& work) {
 }
 
 void WorkerPool::resize(Work& work, int wanted) {
-  const int before = work.staying();
-  if (wanted == before) return;
-  if (wanted < before)
-    spdlog::info("threads: {} -> {} (set --threads); the workers that leave finish their batch",
-                 before, wanted);
-  else
-    spdlog::info("threads: {} -> {} (set --threads)", before, wanted);
+  // A worker that could not be added is not tried again at every tick: the server refused a
+  // connection, or the system a thread, and saying so once a second helps nobody.
+  if (wanted > work.staying() && m_no_growth_until && Clock::now() < *m_no_growth_until) return;
   for (int missing = work.resize_to(wanted); missing > 0; --missing)
     if (!add_worker(work)) {
       spdlog::warn("threads: going on with {}", work.staying());
+      m_no_growth_until = Clock::now() + k_growth_backoff;
       return;
     }
+}
+
+int pool_size(const PoolFigures& f) {
+  int size = std::min(f.threads, std::max(1, f.tasks));
+  if (size > f.workers && f.connections_free)
+    size = std::min(size, f.workers + std::max(0, *f.connections_free - f.reserve));
+  return std::max(1, size);
+}
+
+void WorkerPool::follow_figures(Work& work) {
+  if (m_sizing.limits) {
+    const PoolLimits limits = m_sizing.limits();
+    if (limits.threads && *limits.threads != m_sizing.threads) {
+      const int staying = work.staying();
+      if (*limits.threads < staying)
+        spdlog::info("threads: {} -> {} (set --threads); the workers that leave finish their batch",
+                     m_sizing.threads, *limits.threads);
+      else
+        spdlog::info("threads: {} -> {} (set --threads)", m_sizing.threads, *limits.threads);
+      m_sizing.threads = *limits.threads;
+      m_no_growth_until.reset();
+    }
+    m_connections_free = limits.connections_free;
+    // A worker that has not connected yet (it is about to, with its first task) is not among
+    // the server's sessions: its connection is as good as taken.
+    if (m_connections_free)
+      m_connections_free = std::max(0, *m_connections_free - work.unconnected());
+  }
+  PoolFigures figures{work.staying(), m_sizing.threads, work.runnable(), m_connections_free,
+                      m_sizing.reserve};
+  const int size = pool_size(figures);
+  if (size != figures.workers) resize(work, size);
+  figures.workers = work.staying();
+  // Said when the pool has fewer workers than asked, and again when that changes.
+  if (figures.workers >= figures.threads) {
+    m_said.reset();
+  } else if (!m_said || m_said->workers != figures.workers || m_said->threads != figures.threads) {
+    spdlog::info("{}", pool_text(figures));
+    m_said = figures;
+  }
+  if (m_sizing.on_figures) m_sizing.on_figures(figures);
 }
 
 void WorkerPool::lend(std::unique_ptr<pqxx::connection> conn) {
@@ -289,7 +364,7 @@ void WorkerPool::lend(std::unique_ptr<pqxx::connection> conn) {
 }
 
 PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
-  Work work(scheduler, run_task);
+  Work work(scheduler, run_task, m_give_up);
   for (auto& session : m_sessions) work.join(*session);
   {
     std::lock_guard<std::mutex> lock(m_gate_mutex);
@@ -299,16 +374,15 @@ PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
   bool announced = false;
   bool cancelled = false;
   auto next_ask = Clock::now();
-  std::optional<int> last_wanted;  // a request is acted on once, even when it could not be met
-  // Woken when the last worker is done (not at the next tick), and every 50 ms for a signal.
+  // The pool's figures at once (the log says at the start why it has fewer workers than asked),
+  // then once a second. Woken when the last worker is done (not at the next tick), and every
+  // 50 ms for a signal.
+  follow_figures(work);
+  next_ask += std::chrono::seconds(1);
   while (work.wait_running(std::chrono::milliseconds(50))) {
-    if (m_wanted && stop_level() == 0 && Clock::now() >= next_ask) {
+    if (stop_level() == 0 && Clock::now() >= next_ask) {
       next_ask = Clock::now() + std::chrono::seconds(1);
-      const std::optional<int> wanted = m_wanted();
-      if (wanted && wanted != last_wanted) {
-        last_wanted = wanted;
-        resize(work, *wanted);
-      }
+      follow_figures(work);
     }
     if (stop_level() >= 1 && !announced) {
       announce_stop(work.in_flight());

@@ -23,7 +23,12 @@ Json json_number(const std::optional<double>& value, int decimals);
 // A string, or null.
 Json json_text(const std::optional<std::string>& value);
 
-// `value` on one line, and a newline.
+// `value` on one line. Text from the data reaches a terminal as escapes only: nlohmann-json
+// escapes U+0000..U+001F and replaces bytes that are not UTF-8; DEL and the C1 controls
+// (U+0080..U+009F, which some terminals obey) are written \u007f..\u009f too. The JSON
+// means the same.
+std::string json_line(const Json& value);
+// json_line(value), and a newline.
 void print_json(std::ostream& out, const Json& value);
 
 }  // namespace pgxform

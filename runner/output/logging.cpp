@@ -11,6 +11,7 @@
 
 #include "base/redaction.h"
 #include "output/json_output.h"
+#include "output/terminal_text.h"
 
 namespace pgxform {
 
@@ -46,21 +47,7 @@ std::string iso_time(std::chrono::system_clock::time_point at) {
 }  // namespace
 
 std::string contained(const std::string& line) {
-  std::string out;
-  const std::size_t end = line.size() - (!line.empty() && line.back() == '\n' ? 1 : 0);
-  for (std::size_t i = 0; i < end; ++i) {
-    const auto c = static_cast<unsigned char>(line[i]);
-    if (c == '\n') {
-      out += "\n    ";
-    } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out += char(c);
-    }
-  }
-  return out + line.substr(end);
+  return terminal_text(line, Lines::indented);
 }
 
 namespace {
@@ -82,7 +69,7 @@ class JsonSink : public spdlog::sinks::base_sink<std::mutex> {
     const Json line{{"time", iso_time(msg.time)},
                     {"level", std::string(level.data(), level.size())},
                     {"message", redact(std::string(msg.payload.data(), msg.payload.size()))}};
-    write_line(line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
+    write_line(json_line(line) + "\n");
   }
   void flush_() override { std::cerr.flush(); }
 };

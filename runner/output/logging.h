@@ -35,6 +35,7 @@ void set_log_writer(LogWriter writer);
 // passes (an ESC would drive the terminal, a CR overwrite the line; each becomes \xNN), and
 // the later lines of a message of several (a server error's CONTEXT) are indented, so that
 // nothing in a message — a key from the data, an error text — can pass for a line of its own.
+// terminal_text(line, Lines::indented) (terminal_text.h), the line's own end kept.
 std::string contained(const std::string& line);
 
 }  // namespace pgxform

@@ -9,6 +9,7 @@
 
 #include "base/output_format.h"
 #include "output/logging.h"
+#include "output/terminal_text.h"
 
 namespace pgxform {
 
@@ -60,9 +61,10 @@ std::string block_line(const TaskView& v, std::size_t width) {
           : fmt::format("{:<24} {:>12} rows {:>8} {:>9}/s  ETA {:<8}", v.task, v.job_rows,
                         percent_text(v), rate_text(v.rows_per_s), eta);
   if (v.waiting) line += "  " + *v.waiting;
-  // The task's name and a waiting reason come from the jobs file and the database: contained
-  // like a log line, then cut (bytes; names are mostly ASCII, a cut UTF-8 tail is harmless).
-  line = contained(line);
+  // The task's name and a waiting reason come from the jobs file and the database: on one line
+  // (a line break would add a line the block does not count), then cut (bytes; names are
+  // mostly ASCII, a cut UTF-8 tail is harmless).
+  line = terminal_text(line, Lines::one);
   while (!line.empty() && line.back() == ' ') line.pop_back();
   if (line.size() >= width) line.resize(width > 1 ? width - 1 : 0);
   return line;

@@ -162,8 +162,9 @@ struct ChartPoint {
   std::string tip;  // the point's tooltip
 };
 
-// The cost of each batch against its position (or order), with a running median.
-void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
+// Each batch's cost per 1000 rows against its position in the key range (or its commit
+// order), with its tooltip; medians of consecutive groups when there are too many to draw.
+std::vector<ChartPoint> cost_points(const JobProfile& job) {
   std::vector<ChartPoint> points;
   const auto& b = job.batches;
   for (std::size_t i = 0; i < b.size(); ++i) {
@@ -181,43 +182,38 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
              " per row)";
     points.push_back({x, y, tip});
   }
-  if (points.size() > k_max_chart_points) {
-    // Medians of consecutive groups, in commit order.
-    std::vector<double> xs, ys;
-    for (const auto& pt : points) {
-      xs.push_back(pt.x);
-      ys.push_back(pt.y);
-    }
-    std::vector<ChartPoint> grouped;
-    for (const auto& g : group_medians(xs, ys, k_max_chart_points))
-      grouped.push_back({g.x, g.y,
-                         "batches " + std::to_string(g.first + 1) + " to " + std::to_string(g.end) +
-                             ": median " + num(g.y, 2) + " ms per 1000 rows"});
-    points = grouped;
+  if (points.size() <= k_max_chart_points) return points;
+  // Medians of consecutive groups, in commit order.
+  std::vector<double> xs, ys;
+  for (const auto& pt : points) {
+    xs.push_back(pt.x);
+    ys.push_back(pt.y);
   }
+  std::vector<ChartPoint> grouped;
+  for (const auto& g : group_medians(xs, ys, k_max_chart_points))
+    grouped.push_back({g.x, g.y,
+                       "batches " + std::to_string(g.first + 1) + " to " + std::to_string(g.end) +
+                           ": median " + num(g.y, 2) + " ms per 1000 rows"});
+  return grouped;
+}
+
+// The panel's scales: from 0 to the slowest point, or to twice the 90th percentile when a few
+// very slow batches would flatten all the others against the axis (those are clipped).
+Panel cost_scale(const Panel& frame, const std::vector<ChartPoint>& points, const JobProfile& job) {
   Panel p = frame;
   std::vector<double> ys;
   for (const auto& pt : points) ys.push_back(pt.y);
   const double top = ys.empty() ? 1 : *std::max_element(ys.begin(), ys.end());
-  // One very slow batch must not flatten all the others against the axis: clip it.
   const double robust = percentile(ys, 90) * 2;
   p.y_min = 0;
   p.y_max = std::max(top > robust && points.size() >= 20 ? robust : top, 1e-6) * 1.05;
-  if (job.key_positions) {
-    p.x_min = 0;
-    p.x_max = 1;
-  } else {
-    p.x_min = 0;
-    p.x_max = double(std::max<std::size_t>(b.size(), 1));
-  }
-  axes(svg, p, "ms per 1000 rows",
-       job.key_positions ? "position in the key range" : "batch (commit order)", job.key_positions);
-  if (points.empty())
-    svg << "<text class=\"empty\" text-anchor=\"middle\" x=\"" << num(p.left + p.width / 2)
-        << "\" y=\"" << num(p.top + p.height / 2) << "\">"
-        << (job.set_apart.empty() ? "no batches recorded yet"
-                                  : "only bisect and retry-failed ranges recorded")
-        << "</text>\n";
+  p.x_min = 0;
+  p.x_max = job.key_positions ? 1 : double(std::max<std::size_t>(job.batches.size(), 1));
+  return p;
+}
+
+// The points, those above the scale as triangles at its top; true when any was clipped.
+bool draw_cost_points(std::ostream& svg, const Panel& p, const std::vector<ChartPoint>& points) {
   bool clipped = false;
   for (const auto& pt : points) {
     if (pt.y > p.y_max) {
@@ -231,24 +227,28 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
           << "\" r=\"2.6\"><title>" << html_escape(pt.tip) << "</title></circle>\n";
     }
   }
-  if (!points.empty()) {
-    // A running median along x shows the trend without the noise.
-    std::vector<ChartPoint> sorted = points;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const ChartPoint& a, const ChartPoint& c) { return a.x < c.x; });
-    const std::size_t half = std::max<std::size_t>(1, sorted.size() / 24);
-    svg << "<polyline class=\"median\" points=\"";
-    for (std::size_t i = 0; i < sorted.size(); i += std::max<std::size_t>(1, half / 2)) {
-      std::vector<double> window;
-      for (std::size_t j = i >= half ? i - half : 0; j < std::min(sorted.size(), i + half + 1); ++j)
-        window.push_back(sorted[j].y);
-      svg << num(p.x(sorted[i].x)) << "," << num(p.y(std::min(percentile(window, 50), p.y_max)))
-          << " ";
-    }
-    svg << "\"/>\n";
+  return clipped;
+}
+
+// A running median along x shows the trend without the noise.
+void draw_running_median(std::ostream& svg, const Panel& p, std::vector<ChartPoint> sorted) {
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const ChartPoint& a, const ChartPoint& c) { return a.x < c.x; });
+  const std::size_t half = std::max<std::size_t>(1, sorted.size() / 24);
+  svg << "<polyline class=\"median\" points=\"";
+  for (std::size_t i = 0; i < sorted.size(); i += std::max<std::size_t>(1, half / 2)) {
+    std::vector<double> window;
+    for (std::size_t j = i >= half ? i - half : 0; j < std::min(sorted.size(), i + half + 1); ++j)
+      window.push_back(sorted[j].y);
+    svg << num(p.x(sorted[i].x)) << "," << num(p.y(std::min(percentile(window, 50), p.y_max)))
+        << " ";
   }
-  // The set-apart batches along the foot of the panel, where they fall in the key range (or
-  // between which batches they committed): their cost is off any scale of the job's batches.
+  svg << "\"/>\n";
+}
+
+// The set-apart batches along the foot of the panel, where they fall in the key range (or
+// between which batches they committed): their cost is off any scale of the job's batches.
+void draw_set_apart(std::ostream& svg, const Panel& p, const JobProfile& job) {
   const std::size_t stride = std::max<std::size_t>(
       1, (job.set_apart.size() + k_max_chart_points - 1) / k_max_chart_points);
   for (std::size_t i = 0; i < job.set_apart.size(); i += stride) {
@@ -263,6 +263,23 @@ void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
         << diamond(p.x(std::min(x, p.x_max)), p.top + p.height - 6) << "\"><title>"
         << html_escape(tip) << "</title></path>\n";
   }
+}
+
+// The cost of each batch against its position (or order), with a running median.
+void cost_panel(std::ostream& svg, const JobProfile& job, const Panel& frame) {
+  const std::vector<ChartPoint> points = cost_points(job);
+  const Panel p = cost_scale(frame, points, job);
+  axes(svg, p, "ms per 1000 rows",
+       job.key_positions ? "position in the key range" : "batch (commit order)", job.key_positions);
+  if (points.empty())
+    svg << "<text class=\"empty\" text-anchor=\"middle\" x=\"" << num(p.left + p.width / 2)
+        << "\" y=\"" << num(p.top + p.height / 2) << "\">"
+        << (job.set_apart.empty() ? "no batches recorded yet"
+                                  : "only bisect and retry-failed ranges recorded")
+        << "</text>\n";
+  const bool clipped = draw_cost_points(svg, p, points);
+  if (!points.empty()) draw_running_median(svg, p, points);
+  draw_set_apart(svg, p, job);
   std::vector<LegendItem> items{{Mark::point, "batch", "batch"},
                                 {Mark::median, "median", "running median"}};
   if (clipped) items.push_back({Mark::clipped, "clipped", "slower, above the scale"});

@@ -34,8 +34,15 @@ namespace {
 const prometheus::Histogram::BucketBoundaries k_duration_buckets = {
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
-// CivetWeb serves its requests on threads of its own: two are plenty for a scraper or two.
-constexpr std::size_t k_server_threads = 2;
+// CivetWeb serves each connection on one of its threads, from its accept to its close, and by
+// default waits 30 s for a request that does not come: two connections that send nothing held
+// both of its default two threads, and every scrape waited. So: threads enough for a scraper or
+// two beside a handful of idle connections, a request that must arrive within a second, and
+// no keep-alive (a scrape every 15 s gains nothing by keeping its connection, and an idle
+// kept-alive connection holds a thread too).
+const std::vector<std::string> k_server_options = {
+    "num_threads",       "16", "request_timeout_ms",    "1000",
+    "enable_keep_alive", "no", "keep_alive_timeout_ms", "500"};
 
 }  // namespace
 
@@ -132,7 +139,9 @@ void RunMetrics::serve(const MetricsEndpoint& endpoint) {
                       " (127.0.0.1, or 0.0.0.0 for every interface)"},
                      outcome);
   try {
-    m_exposer = std::make_unique<prometheus::Exposer>(where, k_server_threads);
+    std::vector<std::string> options{"listening_ports", where};
+    options.insert(options.end(), k_server_options.begin(), k_server_options.end());
+    m_exposer = std::make_unique<prometheus::Exposer>(options);
   } catch (const CivetException&) {
     // CivetWeb says only that its context is null; what fails here is binding.
     throw InputError({"--metrics-port " + std::to_string(endpoint.port) + ": cannot listen on " +

@@ -35,6 +35,11 @@
 // be bound (in use, not an address of this host) is an InputError naming --metrics-port.
 // CivetWeb sets SIGPIPE to be ignored, process-wide, when it starts: with a port, a closed
 // stderr pipe no longer kills the run (operator-runbook.md says so).
+//
+// Anyone who reaches the address may connect (--metrics-address 0.0.0.0: the network). A
+// connection that sends nothing is dropped after a second (request_timeout_ms), without
+// keep-alive, and the server has 16 threads: a handful of idle connections, held open and
+// opened again, leave scrapes answering at once.
 #pragma once
 
 #include <map>

@@ -50,6 +50,12 @@ const JobList* JobsFile::find_list(const std::string& name) const {
   return nullptr;
 }
 
+std::optional<std::string> steering_flaw(const std::string& name) {
+  if (name.find('=') == std::string::npos) return std::nullopt;
+  return " holds '=': pgxform pause and set read NAME=VALUE as a setting, so it could never be "
+         "steered; rename it";
+}
+
 QualifiedName parse_qualified_name(const std::string& text) {
   std::vector<std::string> parts(1);
   bool quoted = false;
@@ -224,18 +230,19 @@ class Reader {
     };
     if (map["batch_size"])
       settings.batch_size =
-          positive_integer(map, "batch_size", what("batch_size"), k_max_batch_size);
+          positive_integer(map, "batch_size", what("batch_size"), k_batch_size.max);
     if (map["target_batch_ms"])
       settings.target_batch_ms =
           map["target_batch_ms"].IsScalar() && map["target_batch_ms"].Scalar() == "0"
               ? 0
-              : positive_integer(map, "target_batch_ms", what("target_batch_ms"), 3600000);
+              : positive_integer(map, "target_batch_ms", what("target_batch_ms"),
+                                 k_target_batch_ms.max);
     if (map["min_batch_size"])
       settings.min_batch_size =
-          positive_integer(map, "min_batch_size", what("min_batch_size"), k_max_batch_size);
+          positive_integer(map, "min_batch_size", what("min_batch_size"), k_batch_size.max);
     if (map["max_batch_size"])
       settings.max_batch_size =
-          positive_integer(map, "max_batch_size", what("max_batch_size"), k_max_batch_size);
+          positive_integer(map, "max_batch_size", what("max_batch_size"), k_batch_size.max);
     if (settings.min_batch_size > settings.max_batch_size)
       fail_at(key_line(map, map["max_batch_size"] ? "max_batch_size" : "min_batch_size"),
               what("min_batch_size") + " (" + std::to_string(settings.min_batch_size) +
@@ -386,6 +393,8 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   job.line = Reader::line_of(node);
   job.name = r.string_field(node, "name", "a job of list '" + list + "'", Text::name);
   const std::string where = "job '" + job.name + "'";
+  if (const auto flaw = steering_flaw(job.name))
+    r.fail(node["name"], "the name of " + where + *flaw);
   r.check_fields(node,
                  {"name",
                   "table",
@@ -442,7 +451,7 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   if (node["idempotent"]) job.idempotent = r.boolean(node, "idempotent", "idempotent of " + where);
   if (node["parallel"])
     job.parallel =
-        int(r.positive_integer(node, "parallel", "parallel of " + where, k_max_parallel));
+        int(r.positive_integer(node, "parallel", "parallel of " + where, k_parallel.max));
   read_changes(r, node, where, file, job);
   return job;
 }
@@ -453,6 +462,8 @@ JobList read_list(const Reader& r, const YAML::Node& node, const JobsFile& file)
   list.line = Reader::line_of(node);
   list.name = r.string_field(node, "name", "a list", Text::name);
   const std::string where = "list '" + list.name + "'";
+  if (const auto flaw = steering_flaw(list.name))
+    r.fail(node["name"], "the name of " + where + *flaw);
   r.check_fields(node, {"name", "after", "jobs"}, where);
   if (const YAML::Node after = node["after"]) {
     if (!after.IsSequence()) r.fail(after, "'after' of " + where + " must be a list of names");
@@ -603,7 +614,7 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
     file.default_batch_size = file.defaults.batch_size;
     if (defaults["threads"])
       file.default_threads =
-          int(r.positive_integer(defaults, "threads", "defaults.threads", k_max_threads));
+          int(r.positive_integer(defaults, "threads", "defaults.threads", k_threads.max));
   }
   if (root["state_schema"]) {
     file.state_schema = r.string_field(root, "state_schema", "the file", Text::name);

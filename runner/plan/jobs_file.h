@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/errors.h"
+#include "base/setting_limits.h"
 
 namespace pgxform {
 
@@ -37,12 +38,8 @@ struct QualifiedName {
 
 enum class OnError { stop, skip };
 
-// What a run can do: more slices or threads than this only queue on the server's connections
-// and locks, and a batch larger than this would hold its locks for minutes.
-constexpr int k_max_threads = 1024;   // defaults.threads, --threads
-constexpr int k_max_parallel = 1024;  // parallel:
-constexpr long k_max_batch_size = 1000000000;
-constexpr std::size_t k_max_also = 32;  // changes.also: entries of one job
+// A job's changes.also: entries, at most.
+constexpr std::size_t k_max_also = 32;
 // max_slot_retained_mb: the default, and the largest a file may set (1 PB).
 constexpr long k_default_max_slot_retained_mb = 4096;
 constexpr long k_max_slot_retained_mb = 1000L * 1000 * 1000;
@@ -153,6 +150,11 @@ struct JobsFile {
 JobsFile parse_jobs_file(const std::string& path);
 // The same from text; `path` is only used in messages.
 JobsFile parse_jobs_text(const std::string& text, const std::string& path);
+
+// Why `name` cannot name a job or a list, beyond what every name may not hold (text_check.h:
+// control characters): an `=`, since `pgxform pause` and `set` read NAME=VALUE as a setting,
+// so that such a job could never be steered. None when it can.
+std::optional<std::string> steering_flaw(const std::string& name);
 
 // Splits `schema.name` (either part may be double-quoted); throws std::invalid_argument.
 QualifiedName parse_qualified_name(const std::string& text);

@@ -213,6 +213,20 @@ int Scheduler::running_count() const {
   return n;
 }
 
+int Scheduler::runnable_count() const {
+  // Only an open list's front job has tasks that may start (next_task); running tasks of any
+  // job are counted wherever they are.
+  int n = 0;
+  for (const size_t l : m_open) {
+    const ListEntry& list = m_list_entries[l];
+    if (list.front == list.jobs.size()) continue;
+    const JobEntry& job = m_jobs[list.jobs[list.front]];
+    if (job_failed(job)) continue;
+    for (auto s : job.slices) n += s == TaskState::waiting || s == TaskState::deferred;
+  }
+  return n + running_count();
+}
+
 bool Scheduler::is_finished() const {
   if (running_count() > 0 || has_deferred()) return false;
   // Anything still waiting that could ever start? Only if nothing upstream of it failed.

@@ -99,6 +99,9 @@ class Scheduler {
 
   bool has_deferred() const;
   int running_count() const;
+  // The tasks that can run now: running, or waiting to start in a list that may go on, or held
+  // by another runner (a worker tries them again). No pool needs more workers than this.
+  int runnable_count() const;
   // True when nothing runs and nothing can start any more (even after retry_deferred()).
   bool is_finished() const;
 

@@ -247,6 +247,8 @@ const char* state_name(ScriptState state) {
       return "outdated";
     case ScriptState::missing:
       return "missing";
+    case ScriptState::conflict:
+      return "conflict";
   }
   return "?";
 }
@@ -270,6 +272,12 @@ std::vector<ScriptStatus> script_states(const std::vector<ScriptFile>& files,
       status.state = h.checksum == file.checksum ? ScriptState::applied
                      : file.type == 'V'          ? ScriptState::changed
                                                  : ScriptState::outdated;
+      // The version is taken by a script of another name (its description: V1.0__a and V1__a
+      // are one script): this one was never applied.
+      if (file.type == 'V' && h.description != file.description) {
+        status.state = ScriptState::conflict;
+        status.applied_as = h.script;
+      }
       break;
     }
     (file.type == 'V' ? versioned : repeatable).push_back(status);

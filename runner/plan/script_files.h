@@ -20,7 +20,10 @@
 // digits. So an editor that changes line endings or trims spaces changes nothing.
 //
 // States (info): V applied | pending | changed (its file's checksum differs from the history)
-// | missing (in the history, no file); R applied | pending | outdated (changed since applied,
+// | conflict (its version was applied as a script of another description: a different
+// script, such as another migration's V1 in a shared state schema, which repair must never
+// accept; V1.0__a.sql and V1__a.sql are one script) |
+// missing (in the history, no file); R applied | pending | outdated (changed since applied,
 // so migrate applies it again) | missing.
 #pragma once
 
@@ -86,7 +89,7 @@ struct AppliedScript {
   double duration_ms = 0;
 };
 
-enum class ScriptState { pending, applied, changed, outdated, missing };
+enum class ScriptState { pending, applied, changed, outdated, missing, conflict };
 const char* state_name(ScriptState state);
 
 struct ScriptStatus {
@@ -95,6 +98,8 @@ struct ScriptStatus {
   std::optional<std::string> applied_at;
   std::optional<double> duration_ms;
   std::optional<std::string> applied_checksum;
+  // conflict: the name of the script applied as this version (the history's row).
+  std::optional<std::string> applied_as;
 };
 
 // The state of every script, from the files (as scan_scripts orders them) and the

@@ -37,7 +37,7 @@ pqxx::result log_batch(pqxx::transaction_base& tx, const StateSchema& schema,
                        const std::string& job, const pqxx::result& plan,
                        const std::optional<std::string>& prepared = std::nullopt);
 
-// A condition on the batch_log row `alias` (" AND NOT b.catch_up"): a batch of the main pass,
+// A condition on the batch_log row `alias` ("AND NOT b.catch_up"): a batch of the main pass,
 // not of catch-up (change_drain.h), whose rows are no rows of the job's pass. Empty before
 // state version 9, which brought catch-up.
 std::string main_pass_only(int version, const std::string& alias);

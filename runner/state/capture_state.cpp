@@ -57,7 +57,7 @@ void record_consumed(pqxx::transaction_base& tx, const StateSchema& schema, cons
 
 void delete_slot_row(pqxx::transaction_base& tx, const StateSchema& schema) {
   if (!has_tables(tx, schema)) return;
-  tx.exec("DELETE FROM " + schema.table("capture_slot"));
+  tx.exec(schema.fill("DELETE FROM @capture_slot@"));
 }
 
 std::vector<CapturedColumn> captured_columns(pqxx::transaction_base& tx,
@@ -99,7 +99,7 @@ void set_captured_columns(pqxx::transaction_base& tx, const StateSchema& schema,
 void delete_captured_columns(pqxx::transaction_base& tx, const StateSchema& schema,
                              const std::string& job) {
   if (!has_tables(tx, schema)) return;
-  tx.exec_params("DELETE FROM " + schema.table("capture_table") + " WHERE job = $1", job);
+  tx.exec_params(schema.fill("DELETE FROM @capture_table@ WHERE job = $1"), job);
 }
 
 void record_capture_lost(pqxx::transaction_base& tx, const StateSchema& schema,
@@ -113,8 +113,8 @@ std::map<std::string, std::string> captures_lost(pqxx::transaction_base& tx,
                                                  const StateSchema& schema) {
   std::map<std::string, std::string> out;
   if (!has_tables(tx, schema)) return out;
-  for (const auto& r : tx.exec("SELECT job, capture_lost FROM " + schema.table("job_state") +
-                               " WHERE capture_lost IS NOT NULL"))
+  for (const auto& r : tx.exec(
+           schema.fill("SELECT job, capture_lost FROM @job_state@ WHERE capture_lost IS NOT NULL")))
     out[r[0].as<std::string>()] = r[1].as<std::string>();
   return out;
 }
@@ -122,8 +122,7 @@ std::map<std::string, std::string> captures_lost(pqxx::transaction_base& tx,
 void clear_capture_lost(pqxx::transaction_base& tx, const StateSchema& schema,
                         const std::string& job) {
   if (!has_tables(tx, schema)) return;
-  tx.exec_params("UPDATE " + schema.table("job_state") + " SET capture_lost = NULL WHERE job = $1",
-                 job);
+  tx.exec_params(schema.fill("UPDATE @job_state@ SET capture_lost = NULL WHERE job = $1"), job);
 }
 
 }  // namespace pgxform

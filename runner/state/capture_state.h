@@ -1,4 +1,4 @@
-// capture_state: what the state schema records of the capture itself (state/011_logical.sql) —
+// capture_state: what the state schema records of the capture itself (state/012_logical.sql) —
 // every statement on capture_slot (the logical replication slot of `changes: logical` and how
 // far it was consumed), capture_table (what its reader records for each job) and
 // job_state.capture_lost (why a capturing job's log may lack changes). The change_log rows the
@@ -10,7 +10,7 @@
 // whatever the slot hands out again below consumed_lsn is skipped.
 //
 // Every function reads or writes in the transaction it is given; the readers return nothing
-// before version 11 (StateFeature::logical).
+// before version 12 (StateFeature::logical).
 #pragma once
 
 #include <map>

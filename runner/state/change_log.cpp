@@ -100,11 +100,14 @@ std::string record_decoded_sql(const StateSchema& schema, const std::string& typ
 
 std::string consume_cte(const ResolvedJob& job, const StateSchema& schema) {
   // The ARRAY is built once and probes (job, key) once per key: a batch of N keys costs N index
-  // probes however long the log is, and none at all when the job has no row.
+  // probes however long the log is, and none at all when the job has no row (asked of the
+  // (job, via, id) index in its order: as EXISTS, it would be planned as a scan that stops at
+  // the first row, which is the whole log for a job without one).
   static const std::string k_consume = R"(,
   consumed AS (
     DELETE FROM @change_log@ l
-    WHERE (SELECT EXISTS (SELECT 1 FROM @change_log@ e WHERE e.job = $3::text AND e.via = 0))
+    WHERE (SELECT e.id FROM @change_log@ e WHERE e.job = $3::text AND e.via = 0
+           ORDER BY e.id LIMIT 1) IS NOT NULL
       AND l.job = $3::text AND l.via = 0
       AND l.key = ANY (ARRAY(SELECT @key_text@ FROM r, @table@ t
                              WHERE t.@key@ >= r.lo AND t.@key@ <= r.hi))
@@ -121,31 +124,71 @@ std::string also_lock_cte(const StateSchema& schema) {
   return fill_sql(k_lock, {{"@job_state@", schema.table("job_state")}});
 }
 
-std::string below_cursor_sql(const ResolvedJob& job, const StateSchema& schema,
-                             const std::string& key, const std::string& job_param) {
-  // A NULL cursor (no batch yet, slice 0 before its first) has no key at or below it.
-  static const std::string k_below = R"(
-    (EXISTS (SELECT 1 FROM @job_state@ s WHERE s.job = @job@ AND (
+namespace {
+
+// A condition on the key-type expression @key@: in a task's range at or below its cursor (the
+// job's, or its slice's); @job@ the job.
+const char* const k_covered = R"(
+    EXISTS (SELECT 1 FROM @job_state@ s WHERE s.job = @job@ AND (
        (s.slices <= 1 AND @key@ <= @last_key@)
        OR (s.slices > 1 AND EXISTS (
          SELECT 1 FROM @job_slice@ sl WHERE sl.job = @job@
            AND (sl.lo_key IS NULL OR @key@ > @lo_key@)
            AND (sl.hi_key IS NULL OR @key@ <= @hi_key@)
-           AND @key@ <= @slice_last_key@))))
-     AND NOT EXISTS (SELECT 1 FROM @failed_batches@ fb
-                     WHERE fb.job = @job@ AND fb.resolved_at IS NULL AND NOT fb.catch_up
-                       AND @key@ BETWEEN @first_key@ AND @fb_last_key@)))";
-  return fill_sql(k_below, {{"@last_key@", as_key(job, "s.last_key")},
-                            {"@lo_key@", as_key(job, "sl.lo_key")},
-                            {"@hi_key@", as_key(job, "sl.hi_key")},
-                            {"@slice_last_key@", as_key(job, "sl.last_key")},
-                            {"@first_key@", as_key(job, "fb.first_key")},
-                            {"@fb_last_key@", as_key(job, "fb.last_key")},
-                            {"@job@", job_param},
-                            {"@job_state@", schema.table("job_state")},
-                            {"@job_slice@", schema.table("job_slice")},
-                            {"@failed_batches@", schema.table("failed_batches")},
-                            {"@key@", key}});
+           AND @key@ <= @slice_last_key@)))))";
+// ... in a range of the main pass set aside and not processed yet.
+const char* const k_set_aside = R"(
+    EXISTS (SELECT 1 FROM @failed_batches@ fb
+            WHERE fb.job = @job@ AND fb.resolved_at IS NULL AND NOT fb.catch_up
+              AND @key@ BETWEEN @first_key@ AND @fb_last_key@))";
+
+std::string fill_cursor(const std::string& condition, const ResolvedJob& job,
+                        const StateSchema& schema, const std::string& key,
+                        const std::string& job_param) {
+  return fill_sql(condition, {{"@last_key@", as_key(job, "s.last_key")},
+                              {"@lo_key@", as_key(job, "sl.lo_key")},
+                              {"@hi_key@", as_key(job, "sl.hi_key")},
+                              {"@slice_last_key@", as_key(job, "sl.last_key")},
+                              {"@job@", job_param},
+                              {"@job_state@", schema.table("job_state")},
+                              {"@job_slice@", schema.table("job_slice")},
+                              {"@key@", key}});
+}
+
+std::string fill_set_aside(const ResolvedJob& job, const StateSchema& schema,
+                           const std::string& key, const std::string& job_param) {
+  return fill_sql(k_set_aside, {{"@first_key@", as_key(job, "fb.first_key")},
+                                {"@fb_last_key@", as_key(job, "fb.last_key")},
+                                {"@job@", job_param},
+                                {"@failed_batches@", schema.table("failed_batches")},
+                                {"@key@", key}});
+}
+
+}  // namespace
+
+std::string below_cursor_sql(const ResolvedJob& job, const StateSchema& schema,
+                             const std::string& key, const std::string& job_param) {
+  // A NULL cursor (no batch yet, slice 0 before its first) has no key at or below it.
+  return "(" + fill_cursor(k_covered, job, schema, key, job_param) + " AND NOT " +
+         fill_set_aside(job, schema, key, job_param) + ")";
+}
+
+std::string settle_sql(const ResolvedJob& job, const StateSchema& schema) {
+  // Such a key was never processed (the cursor is below it) and its row is gone: the target has
+  // nothing of it, which is what the source has. A key inserted again later has a row of its
+  // own, committed after this statement's snapshot: it stays for the main pass.
+  static const std::string k_settle = R"(
+    DELETE FROM @change_log@ l
+    WHERE l.job = $1::text AND l.via = 0
+      AND NOT EXISTS (SELECT 1 FROM @table@ t WHERE t.@key@ = @typed@)
+      AND NOT @covered@ AND NOT @set_aside@)";
+  const std::string typed = as_key(job, "l.key");
+  return fill_sql(k_settle, {{"@covered@", fill_cursor(k_covered, job, schema, typed, "$1::text")},
+                             {"@set_aside@", fill_set_aside(job, schema, typed, "$1::text")},
+                             {"@typed@", typed},
+                             {"@change_log@", schema.table("change_log")},
+                             {"@table@", job.table_sql},
+                             {"@key@", job.key_sql}});
 }
 
 std::string drain_sql(const ResolvedJob& job, const StateSchema& schema, DrainPick pick) {
@@ -168,11 +211,11 @@ std::string drain_sql(const ResolvedJob& job, const StateSchema& schema, DrainPi
     WHERE f.job = $1::text AND f.via = 0 AND @below_f@
     ORDER BY f.id LIMIT $2::bigint)";
   const bool next = pick == DrainPick::next;
-  const std::string candidates =
-      next ? fill_sql(k_next, {{"@below_f@",
-                                below_cursor_sql(job, schema, as_key(job, "f.key"), "$1::text")},
-                               {"@change_log@", schema.table("change_log")}})
-           : std::string("SELECT pg_catalog.unnest($2::text[])");
+  std::string candidates = "SELECT pg_catalog.unnest($2::text[])";
+  if (next)
+    candidates = fill_sql(
+        k_next, {{"@below_f@", below_cursor_sql(job, schema, as_key(job, "f.key"), "$1::text")},
+                 {"@change_log@", schema.table("change_log")}});
   return explained(fill_sql(
       k_drain, {{"@candidates@", candidates},
                 {"@below@", below_cursor_sql(job, schema, as_key(job, "p.key"), "$1::text")},
@@ -291,8 +334,10 @@ void lock_for_expansion(pqxx::transaction_base& tx, const StateSchema& schema,
 
 bool has_also_changes(pqxx::transaction_base& tx, const StateSchema& schema,
                       const std::string& job) {
+  // In the (job, via, id) index's order: one probe (see consume_cte).
   static const std::string k_any = R"(
-    SELECT EXISTS (SELECT 1 FROM @change_log@ WHERE job = $1 AND via > 0))";
+    SELECT (SELECT id FROM @change_log@ WHERE job = $1 AND via > 0 ORDER BY via, id LIMIT 1)
+           IS NOT NULL)";
   return tx.exec_params1(fill_sql(k_any, {{"@change_log@", schema.table("change_log")}}), job)[0]
       .as<bool>();
 }

@@ -1,4 +1,4 @@
-// change_log: the changes captured for catch-up (state/009_changes.sql, 010_exact.sql) — every
+// change_log: the changes captured for catch-up (state/009_changes.sql, 011_exact.sql) — every
 // statement on the table: how a producer records a change (the capture triggers of
 // change_capture.h are one), how a main-pass batch and a catch-up batch consume them, how an
 // `also:` table's changes become the job's keys, and what is pending.
@@ -72,6 +72,12 @@ std::string also_lock_cte(const StateSchema& schema);
 std::string below_cursor_sql(const ResolvedJob& job, const StateSchema& schema,
                              const std::string& key, const std::string& job_param);
 
+// Once the job's main pass is done (no key left above any cursor): deletes the via-0 rows of
+// keys above their cursor that the leading table no longer holds (inserted and deleted again
+// before the main pass reached them): nothing is left to apply for them. $1 the job; scans the
+// job's rows, once per catch-up.
+std::string settle_sql(const ResolvedJob& job, const StateSchema& schema);
+
 // A catch-up batch statement: under EXPLAIN ANALYZE (the plan, with the block counters of the
 // refresh, is its result; batch_log.h: log_batch logs it), it picks via-0 rows at or below the
 // cursor — `next`: the oldest until $2 distinct keys, with every other row of those keys;
@@ -85,7 +91,7 @@ std::string drain_sql(const ResolvedJob& job, const StateSchema& schema, DrainPi
 // column their text form as recorded; $1, $2 as drain_sql's next.
 std::string drain_keys_query(const ResolvedJob& job, const StateSchema& schema);
 // Read-only: up to $2 keys of job $1 (via 0, in arrival order) that its key type ($3, a type
-// name) cannot read, as recorded: what drain_keys_query cannot list. Needs version 11.
+// name) cannot read, as recorded: what drain_keys_query cannot list. Needs version 12.
 std::string unreadable_keys_query(const StateSchema& schema);
 // Sets keys aside: deletes the via-0 rows of the keys $2 (text[]) of job $1 and records each
 // key in failed_batches (catch_up) with SQLSTATE $3 and error $4. Returns `recorded`.

@@ -26,7 +26,7 @@ struct FailedRange {
   int slice = 0;
   std::string first_key, last_key;
   // A key whose refresh failed in catch-up (first_key = last_key, its text form as change_log
-  // records it; state version 10), not a range of the main pass.
+  // records it; state version 11), not a range of the main pass.
   bool catch_up = false;
 };
 

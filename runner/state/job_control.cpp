@@ -1,5 +1,14 @@
 #include "state/job_control.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <set>
+
+#include "base/setting_limits.h"
+#include "base/sql_text.h"
+
 namespace pgxform {
 
 namespace {
@@ -60,87 +69,161 @@ std::string scope_name(ControlScope scope) {
 
 bool JobControl::operator==(const JobControl& o) const {
   return paused == o.paused && paused_by == o.paused_by && batch_size == o.batch_size &&
-         target_batch_ms == o.target_batch_ms && pause_ms == o.pause_ms;
+         target_batch_ms == o.target_batch_ms && pause_ms == o.pause_ms && ignored == o.ignored;
 }
+
+namespace {
+
+// "job items", "list shop", "all": the row a value came from.
+std::string row_text(const ControlRow& row) {
+  return row.scope == ControlScope::all ? "all" : scope_name(row.scope) + " " + row.name;
+}
+
+// The value of `setting` from the first of `rows` (most specific first) that sets it within
+// `limit`; the values out of it on the way are listed in `ignored`.
+std::optional<long long> first_valid(const std::vector<const ControlRow*>& rows,
+                                     std::optional<long long> ControlValues::*setting,
+                                     const SettingLimit& limit, std::vector<std::string>& ignored) {
+  for (const ControlRow* row : rows) {
+    const std::optional<long long>& value = row->values.*setting;
+    if (!value) continue;
+    if (const auto problem = out_of_range(limit, *value)) {
+      ignored.push_back(*problem + " (" + row_text(*row) + ")");
+      continue;
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+
+// Says once per process that a value of the control table is out of its limit: every task of a
+// run reads the rows once a second, and the operator needs to hear of it once.
+void warn_ignored_once(const std::string& problem, const std::string& consequence) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!said.insert(problem).second) return;
+  }
+  spdlog::warn("control: ignored {}: out of its limit, as if not set{}", problem, consequence);
+}
+
+void warn_out_of_range(const std::vector<ControlRow>& rows) {
+  const auto check = [](const ControlRow& row, const std::optional<long long>& value,
+                        const SettingLimit& limit) {
+    if (!value) return;
+    if (const auto problem = out_of_range(limit, *value))
+      warn_ignored_once(*problem + " (" + row_text(row) + ")", "");
+  };
+  for (const auto& row : rows) {
+    check(row, row.values.batch_size, k_batch_size);
+    check(row, row.values.target_batch_ms, k_target_batch_ms);
+    check(row, row.values.pause_ms, k_pause_ms);
+  }
+}
+
+}  // namespace
 
 JobControl resolve_control(const std::vector<ControlRow>& rows, const std::string& job,
                            const std::string& list) {
-  // For each setting, the most specific row that sets it.
-  const ControlRow* paused = nullptr;
-  const ControlRow* batch_size = nullptr;
-  const ControlRow* target = nullptr;
-  const ControlRow* pause = nullptr;
-  const auto better = [](const ControlRow* now, const ControlRow& row) {
-    return !now || specificity(row.scope) > specificity(now->scope);
-  };
-  for (const auto& row : rows) {
-    const bool applies = row.scope == ControlScope::all ||
-                         (row.scope == ControlScope::job && row.name == job) ||
-                         (row.scope == ControlScope::list && row.name == list);
-    if (!applies) continue;
-    if (row.values.paused && better(paused, row)) paused = &row;
-    if (row.values.batch_size && better(batch_size, row)) batch_size = &row;
-    if (row.values.target_batch_ms && better(target, row)) target = &row;
-    if (row.values.pause_ms && better(pause, row)) pause = &row;
-  }
+  // The rows that apply, the most specific first: for each setting, the first that sets it.
+  std::vector<const ControlRow*> applying;
+  for (const auto& row : rows)
+    if (row.scope == ControlScope::all || (row.scope == ControlScope::job && row.name == job) ||
+        (row.scope == ControlScope::list && row.name == list))
+      applying.push_back(&row);
+  std::stable_sort(applying.begin(), applying.end(), [](const ControlRow* a, const ControlRow* b) {
+    return specificity(a->scope) > specificity(b->scope);
+  });
   JobControl c;
-  if (paused && *paused->values.paused) {
-    c.paused = true;
-    c.paused_by =
-        paused->scope == ControlScope::all ? "all" : scope_name(paused->scope) + " " + paused->name;
-  }
-  if (batch_size) c.batch_size = batch_size->values.batch_size;
-  if (target) c.target_batch_ms = target->values.target_batch_ms;
-  if (pause) c.pause_ms = *pause->values.pause_ms;
+  for (const ControlRow* row : applying)
+    if (row->values.paused) {
+      c.paused = *row->values.paused;
+      if (c.paused) c.paused_by = row_text(*row);
+      break;
+    }
+  c.batch_size = first_valid(applying, &ControlValues::batch_size, k_batch_size, c.ignored);
+  c.target_batch_ms =
+      first_valid(applying, &ControlValues::target_batch_ms, k_target_batch_ms, c.ignored);
+  c.pause_ms = first_valid(applying, &ControlValues::pause_ms, k_pause_ms, c.ignored).value_or(0);
   return c;
 }
 
 std::vector<ControlRow> read_control_rows(pqxx::transaction_base& tx, const StateSchema& schema,
                                           const std::string& job, const std::string& list) {
-  return control_rows(tx.exec_params(
-      std::string("SELECT ") + k_control_columns + " FROM " + schema.table("control") +
-          " WHERE scope = 'all' OR (scope = 'job' AND name = $1) OR (scope = 'list' AND name = $2)",
-      job, list));
+  static const char* const k_sql = R"(
+    SELECT @columns@ FROM @control@
+    WHERE scope = 'all' OR (scope = 'job' AND name = $1) OR (scope = 'list' AND name = $2))";
+  std::vector<ControlRow> rows = control_rows(
+      tx.exec_params(schema.fill(k_sql, {{"@columns@", k_control_columns}}), job, list));
+  warn_out_of_range(rows);
+  return rows;
 }
 
 std::vector<ControlRow> read_all_control(pqxx::transaction_base& tx, const StateSchema& schema) {
   return control_rows(
-      tx.exec(std::string("SELECT ") + k_control_columns + " FROM " + schema.table("control")));
+      tx.exec(schema.fill("SELECT @columns@ FROM @control@", {{"@columns@", k_control_columns}})));
 }
 
 void write_control(pqxx::transaction_base& tx, const StateSchema& schema, ControlScope scope,
                    const std::string& name, const ControlValues& v) {
   // COALESCE keeps what this change does not name; an explicit NULL is never written here.
-  tx.exec_params("INSERT INTO " + schema.table("control") +
-                     " AS c (scope, name, paused, batch_size, target_batch_ms, pause_ms)"
-                     " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, name) DO UPDATE SET"
-                     " paused = COALESCE(EXCLUDED.paused, c.paused),"
-                     " batch_size = COALESCE(EXCLUDED.batch_size, c.batch_size),"
-                     " target_batch_ms = COALESCE(EXCLUDED.target_batch_ms, c.target_batch_ms),"
-                     " pause_ms = COALESCE(EXCLUDED.pause_ms, c.pause_ms),"
-                     " updated_at = pg_catalog.now(), updated_by = CURRENT_USER",
-                 scope_name(scope), name, v.paused, v.batch_size, v.target_batch_ms, v.pause_ms);
+  static const char* const k_sql = R"(
+    INSERT INTO @control@ AS c (scope, name, paused, batch_size, target_batch_ms, pause_ms)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (scope, name) DO UPDATE
+    SET paused = COALESCE(EXCLUDED.paused, c.paused),
+        batch_size = COALESCE(EXCLUDED.batch_size, c.batch_size),
+        target_batch_ms = COALESCE(EXCLUDED.target_batch_ms, c.target_batch_ms),
+        pause_ms = COALESCE(EXCLUDED.pause_ms, c.pause_ms),
+        updated_at = pg_catalog.now(), updated_by = CURRENT_USER)";
+  tx.exec_params(schema.fill(k_sql), scope_name(scope), name, v.paused, v.batch_size,
+                 v.target_batch_ms, v.pause_ms);
 }
 
-std::optional<int> read_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
-  const pqxx::result r = tx.exec("SELECT threads FROM " + schema.table("control") +
-                                 " WHERE scope = 'all' AND name = '' AND threads IS NOT NULL");
+namespace {
+
+// The `all` row's threads as stored (an integer column; NULL: not set); none before version 8
+// or without the row.
+std::optional<long long> stored_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
+  const pqxx::result r = tx.exec(schema.fill(R"(
+    SELECT threads FROM @control@ WHERE scope = 'all' AND name = '' AND threads IS NOT NULL)"));
   if (r.empty()) return std::nullopt;
-  return r[0][0].as<int>();
+  return r[0][0].as<long long>();
+}
+
+}  // namespace
+
+std::optional<int> read_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
+  const std::optional<long long> threads = stored_threads(tx, schema);
+  if (!threads) return std::nullopt;
+  if (const auto problem = out_of_range(k_threads, *threads)) {
+    warn_ignored_once(*problem + " (all)", "; the runners keep the workers they have");
+    return std::nullopt;
+  }
+  return int(*threads);
+}
+
+std::optional<std::string> ignored_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
+  if (!has_feature(state_version(tx, schema), StateFeature::control_threads)) return std::nullopt;
+  const std::optional<long long> threads = stored_threads(tx, schema);
+  if (!threads) return std::nullopt;
+  if (const auto problem = out_of_range(k_threads, *threads)) return *problem + " (all)";
+  return std::nullopt;
 }
 
 void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int threads) {
-  tx.exec_params("INSERT INTO " + schema.table("control") +
-                     " AS c (scope, name, threads) VALUES ('all', '', $1)"
-                     " ON CONFLICT (scope, name) DO UPDATE SET threads = EXCLUDED.threads,"
-                     " updated_at = pg_catalog.now(), updated_by = CURRENT_USER",
+  tx.exec_params(schema.fill(R"(
+    INSERT INTO @control@ AS c (scope, name, threads) VALUES ('all', '', $1)
+    ON CONFLICT (scope, name) DO UPDATE
+    SET threads = EXCLUDED.threads, updated_at = pg_catalog.now(), updated_by = CURRENT_USER)"),
                  threads);
 }
 
 void set_paused_everywhere(pqxx::transaction_base& tx, const StateSchema& schema, bool paused) {
-  tx.exec("UPDATE " + schema.table("control") +
-          " SET paused = NULL, updated_at = pg_catalog.now(), updated_by = CURRENT_USER"
-          " WHERE scope <> 'all' AND paused IS NOT NULL");
+  tx.exec(schema.fill(R"(
+    UPDATE @control@ SET paused = NULL, updated_at = pg_catalog.now(), updated_by = CURRENT_USER
+    WHERE scope <> 'all' AND paused IS NOT NULL)"));
   ControlValues v;
   v.paused = paused;
   write_control(tx, schema, ControlScope::all, "", v);

@@ -10,7 +10,13 @@
 // for each setting a job's own row wins over its list's, which wins over all's, and NULL means
 // "not set here". So `pause --all` then `resume orders` runs orders alone.
 //
-// resolve_control is pure; read_control and write_control are the table's only readers and
+// Any SQL session may write the table, so what a runner reads is held to the limits the jobs
+// file and `pgxform set` hold a value to (setting_limits.h): a value out of its limit is
+// ignored, as if the row did not set it (the next wider row, else the jobs file, decides),
+// listed in JobControl::ignored for status, and warned of once per process and value by the
+// readers a runner calls (read_control_rows, read_threads), not once per batch.
+//
+// resolve_control is pure; the read_* and write_* functions are the table's only readers and
 // writers.
 #pragma once
 
@@ -46,6 +52,10 @@ struct JobControl {
   std::optional<long long> batch_size;
   std::optional<long long> target_batch_ms;
   long long pause_ms = 0;
+  // The values of the rows that apply which were out of their limit and so ignored:
+  // "batch_size 9223372036854775807 > 1000000000 (job items)". Only those that would otherwise
+  // have applied: a wider row's value that a narrower valid one overrides is not listed.
+  std::vector<std::string> ignored;
   bool operator==(const JobControl& o) const;
   bool operator!=(const JobControl& o) const { return !(*this == o); }
 };
@@ -53,12 +63,17 @@ struct JobControl {
 JobControl resolve_control(const std::vector<ControlRow>& rows, const std::string& job,
                            const std::string& list);
 
-// The rows that concern `job` of `list`. Needs state version 7.
+// The rows that concern `job` of `list`, as stored; each value out of its limit is warned of,
+// once per process. Needs state version 7.
 std::vector<ControlRow> read_control_rows(pqxx::transaction_base& tx, const StateSchema& schema,
                                           const std::string& job, const std::string& list);
 // The workers every runner of this state schema should have now (`set --threads`, the `all`
-// row's `threads`); nullopt when not set. Needs state version 8.
+// row's `threads`); nullopt when not set, or when out of its limit (warned of once per process
+// and value). Needs state version 8.
 std::optional<int> read_threads(pqxx::transaction_base& tx, const StateSchema& schema);
+// For status: the `all` row's threads when out of its limit, "threads 10000 > 1024 (all)";
+// none when it is within it or not set, or before state version 8. Warns of nothing.
+std::optional<std::string> ignored_threads(pqxx::transaction_base& tx, const StateSchema& schema);
 // Sets it (the `all` row, created if missing).
 void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int threads);
 

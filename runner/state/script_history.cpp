@@ -13,9 +13,11 @@ std::vector<AppliedScript> read_script_history(pqxx::transaction_base& tx,
                       schema.table("script_history"))[0]
           .as<bool>())
     return out;
-  for (const auto& r : tx.exec("SELECT script, type, coalesce(version, ''), description, checksum,"
-                               " applied_at::text, duration_ms FROM " +
-                               schema.table("script_history"))) {
+  static const char* const k_sql = R"(
+    SELECT script, type, coalesce(version, ''), description, checksum, applied_at::text,
+           duration_ms
+    FROM @script_history@)";
+  for (const auto& r : tx.exec(schema.fill(k_sql))) {
     AppliedScript h;
     h.script = r[0].as<std::string>();
     h.type = r[1].as<std::string>().front();
@@ -33,25 +35,26 @@ void record_script(pqxx::transaction_base& tx, const StateSchema& schema,
                    const AppliedScript& script) {
   std::optional<std::string> version;
   if (script.type == 'V') version = script.version;
-  tx.exec_params(
-      "INSERT INTO " + schema.table("script_history") +
-          " (script, type, version, description, checksum, runner, duration_ms)"
-          " VALUES ($1, $2, $3, $4, $5, $6, $7)" +
-          (script.type == 'R'
-               ? " ON CONFLICT (script) DO UPDATE SET description = EXCLUDED.description,"
-                 " checksum = EXCLUDED.checksum, applied_at = EXCLUDED.applied_at,"
-                 " applied_by = EXCLUDED.applied_by, runner = EXCLUDED.runner,"
-                 " duration_ms = EXCLUDED.duration_ms"
-               : ""),
-      script.script, std::string(1, script.type), version, script.description, script.checksum,
-      runner_identity(), script.duration_ms);
+  // An R script applied again replaces its row; a V script's row is written once (@again@
+  // empty: applying it twice fails on the key).
+  static const char* const k_sql = R"(
+    INSERT INTO @script_history@ (script, type, version, description, checksum, runner,
+                                  duration_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7) @again@)";
+  static const char* const k_again = R"(
+    ON CONFLICT (script) DO UPDATE
+    SET description = EXCLUDED.description, checksum = EXCLUDED.checksum,
+        applied_at = EXCLUDED.applied_at, applied_by = EXCLUDED.applied_by,
+        runner = EXCLUDED.runner, duration_ms = EXCLUDED.duration_ms)";
+  tx.exec_params(schema.fill(k_sql, {{"@again@", script.type == 'R' ? k_again : ""}}),
+                 script.script, std::string(1, script.type), version, script.description,
+                 script.checksum, runner_identity(), script.duration_ms);
 }
 
 void update_script_checksum(pqxx::transaction_base& tx, const StateSchema& schema,
                             const std::string& script, const std::string& checksum) {
-  tx.exec_params(
-      "UPDATE " + schema.table("script_history") + " SET checksum = $2 WHERE script = $1", script,
-      checksum);
+  tx.exec_params(schema.fill("UPDATE @script_history@ SET checksum = $2 WHERE script = $1"), script,
+                 checksum);
 }
 
 }  // namespace pgxform

@@ -20,10 +20,19 @@
 //            before its read to after the slot moved (slot_reader.h).
 // pg_locks shows the two keys of a granted advisory lock as classid and objid, each the int4
 // reinterpreted as an unsigned oid, with objsubid = 2; lock_held_sql() matches them so.
+//
+// Advisory locks need no privilege: any role that may connect can take any of these keys, and
+// so hold up a job (a task lock) or every runner's start (the setup lock) for as long as its
+// session lives, and name itself "pgxform host:pid" (docs/security.md). So a wait for a lock is
+// never silent: transaction_lock() says who holds the lock before it waits, and ends a wait
+// that the session's lock_timeout bounds (run --lock-timeout) with LockWaitError naming the
+// holder; task_holders() tells status who holds each task, with the session's role, address
+// and times, and whether it is the runner its state row records.
 #pragma once
 
 #include <optional>
 #include <pqxx/pqxx>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -46,11 +55,19 @@ LockKey catch_up_lock(const StateSchema& schema, const std::string& job);
 LockKey scripts_lock(const StateSchema& schema);
 LockKey slot_lock(const StateSchema& schema);
 
+// A wait for a lock that lock_timeout ended (55P03): which lock, who held it. Not transient,
+// so that no retry waits again.
+class LockWaitError : public std::runtime_error {
+ public:
+  explicit LockWaitError(const std::string& message) : std::runtime_error(message) {}
+};
+
 // Session locks: held until unlocked or the session ends, whatever becomes of `tx`.
 bool try_session_lock(pqxx::transaction_base& tx, const LockKey& key);
 void session_lock(pqxx::transaction_base& tx, const LockKey& key);
 void session_unlock(pqxx::transaction_base& tx, const LockKey& key);
-// Held until `tx` ends.
+// Held until `tx` ends. When another session holds it, says so (who, at info level) and waits,
+// as long as the session's lock_timeout lets it; a timeout throws LockWaitError.
 void transaction_lock(pqxx::transaction_base& tx, const LockKey& key);
 
 // A condition on pg_locks `l`: a granted advisory lock of this database whose keys are the
@@ -64,11 +81,34 @@ std::string task_name_sql(const std::string& job, const std::string& slice);
 struct LockHolder {
   int pid = 0;
   std::string application_name;
+  std::string role;         // the session's role
+  bool other_role = false;  // not the role of the session that asks
 };
 std::optional<LockHolder> lock_holder(pqxx::transaction_base& tx, const LockKey& key);
 // The holder as a message names it: a runner by its identity ("host:pid", as status's RUNNER
-// shows it), any other session as "backend PID 'application'".
+// shows it), any other session as "backend PID 'application'"; either with ", role R" when its
+// role is not the asker's.
 std::string holder_name(const LockHolder& holder);
+
+// A session that holds a task's lock, as status shows it (task_holders).
+struct TaskHolder {
+  std::string job;
+  int slice = 0;
+  int pid = 0;
+  std::string role;
+  std::string application_name;
+  std::optional<std::string> client_addr;  // none: a Unix socket, or hidden
+  // pg_stat_activity hides these of another role's session from a role without
+  // pg_read_all_stats: none then.
+  std::optional<std::string> connected_at;  // backend_start
+  std::optional<std::string> state;         // active, idle, idle in transaction, ...
+  std::optional<std::string> state_since;   // state_change
+  // Its application_name names the runner that the job's (or the slice's) row records as the
+  // last to claim it: false for a session that is no pgxform runner, or poses as another.
+  bool recorded = false;
+};
+// Every task of the state schema (version > 0) that a session holds now.
+std::vector<TaskHolder> task_holders(pqxx::transaction_base& tx, const StateSchema& schema);
 
 // Holds every task lock of a job (its `slices`, at least one) and its catch-up lock for its own
 // life, so that no runner and no catch-up works on the job meanwhile (reset, retry-failed,

@@ -18,7 +18,9 @@
 
 #include <pqxx/pqxx>
 #include <string>
+#include <vector>
 
+#include "base/errors.h"
 #include "state/schema_name.h"
 
 namespace pgxform {
@@ -35,11 +37,13 @@ enum class StateFeature {
   control = 7,            // control: pause, resume and settings of running jobs (job_control.h)
   control_threads = 8,    // control.threads: the workers of running runners (set --threads)
   changes = 9,            // change_log, batch_log.catch_up (change_capture.h, change_drain.h)
+  job_identity = 10,      // job_state's table, key and function (job_identity.h)
+  runner_pool = 10,       // runner_pool: the runners' workers (runner_pool.h)
   // change_log.via (changes.also:), failed_batches.catch_up (a refresh's keys set aside),
   // job_state.catch_up_waiting (change_log.h)
-  exact = 10,
+  exact = 11,
   // capture_slot, capture_table (changes: logical), job_state.capture_lost (capture_state.h)
-  logical = 11,
+  logical = 12,
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);
@@ -56,8 +60,23 @@ int state_version(pqxx::connection& conn, const StateSchema& schema);
 // The version this binary creates.
 int newest_state_version();
 
-// Creates or upgrades the schema to the newest version. Refuses (std::runtime_error, not an
-// input error: the database is ahead of the binary) a schema newer than this binary knows.
+// A state schema that lost a table (dropped by hand): which one, what it held and what to do.
+// The database's setup, found before anything is written: exit 2.
+class StateSchemaError : public InputError {
+ public:
+  explicit StateSchemaError(std::vector<std::string> problems)
+      : InputError(std::move(problems), "nothing was written") {}
+};
+
+// The schema's version, as state_version(), after checking that it holds every table of that
+// version, and a schema_version beside its other tables: throws StateSchemaError naming each
+// missing table, what it held and the way back (docs/state-tables.md). For the commands that
+// read the state directly; ensure_state_schema checks the same.
+int checked_state_version(pqxx::transaction_base& tx, const StateSchema& schema);
+
+// Creates or upgrades the schema to the newest version, after the checks of
+// checked_state_version. Refuses (std::runtime_error, not an input error: the database is
+// ahead of the binary) a schema newer than this binary knows.
 void ensure_state_schema(pqxx::connection& conn, const StateSchema& schema);
 
 }  // namespace pgxform

@@ -10,6 +10,7 @@
 #include "state/batch_log.h"
 #include "state/capture_state.h"
 #include "state/failed_ranges.h"
+#include "state/job_identity.h"
 #include "state/state_locks.h"
 
 namespace pgxform {
@@ -21,9 +22,14 @@ std::optional<std::string> opt(const pqxx::field& f) {
   return f.as<std::string>();
 }
 
-// Clears the last error of job_state `j`: the job got past it.
-const char* const k_no_error =
-    "error = NULL, sqlstate = NULL, error_first_key = NULL, error_last_key = NULL";
+// Clears the last error of job_state: the job got past it (@no_error@).
+const SqlPart k_no_error{
+    "@no_error@", "error = NULL, sqlstate = NULL, error_first_key = NULL, error_last_key = NULL"};
+
+// A job's batches so far and its slices ($1 the job).
+const char* const k_batches_and_slices = R"(
+  SELECT batches_done, (SELECT pg_catalog.count(*) FROM @job_slice@ s WHERE s.job = j.job)
+  FROM @job_state@ j WHERE job = $1)";
 
 }  // namespace
 
@@ -46,10 +52,10 @@ void StateStore::register_jobs(const JobsFile& file) {
   transaction_lock(tx, setup_lock(m_schema));
   for (const auto& list : file.lists)
     for (const auto& job : list.jobs)
-      tx.exec_params("INSERT INTO " + m_schema.table("job_state") +
-                         " (job, list) VALUES ($1, $2)"
-                         " ON CONFLICT (job) DO UPDATE SET list = EXCLUDED.list"
-                         " WHERE job_state.list IS DISTINCT FROM EXCLUDED.list",
+      tx.exec_params(m_schema.fill(R"(
+        INSERT INTO @job_state@ (job, list) VALUES ($1, $2)
+        ON CONFLICT (job) DO UPDATE SET list = EXCLUDED.list
+        WHERE job_state.list IS DISTINCT FROM EXCLUDED.list)"),
                      job.name, list.name);
   tx.commit();
 }
@@ -66,9 +72,10 @@ std::vector<JobStatus> StateStore::read_status() {
   pqxx::read_transaction tx(conn());
   const int version = state_version(tx, m_schema);
   if (version == 0) return out;
-  // The holder of a job is whoever holds one of its tasks' locks now; its catch-up's, whoever
-  // holds its catch-up lock ($2, the lock's space).
-  static const std::string k_status = R"(
+  // The holder of a job is whoever holds one of its tasks' locks now ($1, the lock space); its
+  // catch-up's, whoever holds its catch-up lock ($2, the lock's space). @from@: where the
+  // runner's identity starts in its application_name.
+  static const char* const k_sql = R"(
     SELECT j.job, j.list, j.status, j.last_key, j.rows_done, j.batches_done, j.slices,
            (SELECT pg_catalog.count(*) FROM @job_slice@ s
             WHERE s.job = j.job AND s.status = 'done'),
@@ -86,17 +93,15 @@ std::vector<JobStatus> StateStore::read_status() {
             WHERE @catch_up_held@),
            @catch_up_waiting@
     FROM @job_state@ j)";
-  const std::string sql = fill_sql(
-      k_status,
+  const std::string sql = m_schema.fill(
+      k_sql,
       {{"@from@", std::to_string(k_application_prefix.size() + 1)},
        {"@task_held@", lock_held_sql("$1", task_name_sql("j.job", "g"))},
        {"@catch_up_held@", lock_held_sql("$2", "j.job")},
        {"@unresolved@", unresolved_count_sql(m_schema, version, "j.job")},
        {"@waiting@", has_feature(version, StateFeature::control) ? "j.waiting" : "NULL::text"},
        {"@catch_up_waiting@",
-        has_feature(version, StateFeature::exact) ? "j.catch_up_waiting" : "NULL::text"},
-       {"@job_slice@", m_schema.table("job_slice")},
-       {"@job_state@", m_schema.table("job_state")}});
+        has_feature(version, StateFeature::exact) ? "j.catch_up_waiting" : "NULL::text"}});
   const pqxx::result rows = tx.exec_params(sql, m_schema.name, catch_up_lock(m_schema, "").space);
   for (const auto& r : rows) {
     JobStatus s;
@@ -135,10 +140,7 @@ std::optional<JobStatus> StateStore::job_status(const std::string& job) {
 std::optional<std::string> StateStore::slicing_problem(const ResolvedJob& job) {
   pqxx::read_transaction tx(conn());
   if (state_version(tx, m_schema) == 0) return std::nullopt;
-  const pqxx::result r = tx.exec_params(
-      "SELECT batches_done, (SELECT pg_catalog.count(*) FROM " + m_schema.table("job_slice") +
-          " s WHERE s.job = j.job) FROM " + m_schema.table("job_state") + " j WHERE job = $1",
-      job.name);
+  const pqxx::result r = tx.exec_params(m_schema.fill(k_batches_and_slices), job.name);
   if (r.empty() || r[0][0].as<long long>() == 0) return std::nullopt;
   const int stored = std::max(1, r[0][1].as<int>());
   if (stored == job.parallel) return std::nullopt;
@@ -150,10 +152,7 @@ std::optional<std::string> StateStore::slicing_problem(const ResolvedJob& job) {
 void StateStore::ensure_slices(const ResolvedJob& job) {
   pqxx::work tx(conn());
   transaction_lock(tx, setup_lock(m_schema));
-  const pqxx::row state = tx.exec_params1(
-      "SELECT batches_done, (SELECT pg_catalog.count(*) FROM " + m_schema.table("job_slice") +
-          " s WHERE s.job = j.job) FROM " + m_schema.table("job_state") + " j WHERE job = $1",
-      job.name);
+  const pqxx::row state = tx.exec_params1(m_schema.fill(k_batches_and_slices), job.name);
   const long long batches = state[0].as<long long>();
   const int stored = state[1].as<int>();
   if (stored == job.parallel || (job.parallel == 1 && stored == 0)) return;
@@ -163,7 +162,7 @@ void StateStore::ensure_slices(const ResolvedJob& job) {
     if (auto problem = slicing_problem(job)) throw PreflightError({*problem});
     return;
   }
-  tx.exec_params("DELETE FROM " + m_schema.table("job_slice") + " WHERE job = $1", job.name);
+  tx.exec_params(m_schema.fill("DELETE FROM @job_slice@ WHERE job = $1"), job.name);
   if (job.parallel > 1) {
     // K-1 boundaries, evenly spaced in the key's distribution.
     std::vector<double> positions;
@@ -178,13 +177,14 @@ void StateStore::ensure_slices(const ResolvedJob& job) {
       std::optional<std::string> lo, hi;
       if (i > 0) lo = bounds[size_t(i) - 1];
       if (i < job.parallel - 1) hi = bounds[size_t(i)];
-      tx.exec_params("INSERT INTO " + m_schema.table("job_slice") +
-                         " (job, slice, lo_key, hi_key, last_key) VALUES ($1, $2, $3, $4, $3)",
+      tx.exec_params(m_schema.fill(R"(
+        INSERT INTO @job_slice@ (job, slice, lo_key, hi_key, last_key)
+        VALUES ($1, $2, $3, $4, $3))"),
                      job.name, i, lo, hi);
     }
   }
-  tx.exec_params("UPDATE " + m_schema.table("job_state") + " SET slices = $2 WHERE job = $1",
-                 job.name, job.parallel);
+  tx.exec_params(m_schema.fill("UPDATE @job_state@ SET slices = $2 WHERE job = $1"), job.name,
+                 job.parallel);
   tx.commit();
 }
 
@@ -195,11 +195,11 @@ std::vector<std::string> StateStore::changed_functions(
   if (!has_feature(state_version(tx, m_schema), StateFeature::function_versions)) return problems;
   for (const auto& [name, job] : jobs) {
     if (job.function_version.empty() || accepted.count(name)) continue;
-    const pqxx::result r =
-        tx.exec_params("SELECT fn_version FROM " + m_schema.table("job_state") +
-                           " WHERE job = $1 AND status <> 'done' AND batches_done > 0"
-                           " AND fn_version IS DISTINCT FROM $2 AND fn_version IS NOT NULL",
-                       name, job.function_version);
+    const pqxx::result r = tx.exec_params(m_schema.fill(R"(
+      SELECT fn_version FROM @job_state@
+      WHERE job = $1 AND status <> 'done' AND batches_done > 0
+        AND fn_version IS DISTINCT FROM $2 AND fn_version IS NOT NULL)"),
+                                          name, job.function_version);
     if (!r.empty())
       problems.push_back("job '" + name + "': function " + job.function_sql +
                          " changed since the job started (version " +
@@ -217,13 +217,12 @@ void StateStore::pin_function_versions(const std::map<std::string, ResolvedJob>&
   transaction_lock(tx, setup_lock(m_schema));
   for (const auto& [name, job] : jobs) {
     if (job.function_version.empty()) continue;
-    const pqxx::result r =
-        tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                           " j SET fn_version = $2 FROM (SELECT fn_version AS old FROM " +
-                           m_schema.table("job_state") +
-                           " WHERE job = $1 FOR UPDATE) o WHERE j.job = $1"
-                           " AND j.fn_version IS DISTINCT FROM $2 RETURNING o.old",
-                       name, job.function_version);
+    const pqxx::result r = tx.exec_params(m_schema.fill(R"(
+      UPDATE @job_state@ j SET fn_version = $2
+      FROM (SELECT fn_version AS old FROM @job_state@ WHERE job = $1 FOR UPDATE) o
+      WHERE j.job = $1 AND j.fn_version IS DISTINCT FROM $2
+      RETURNING o.old)"),
+                                          name, job.function_version);
     if (!r.empty() && !r[0][0].is_null())
       spdlog::warn("job '{}': function version {} replaces {} from here on", name,
                    job.function_version.substr(0, 12), r[0][0].as<std::string>().substr(0, 12));
@@ -240,17 +239,18 @@ bool StateStore::try_claim(const TaskId& task, const std::string& list) {
     tx.commit();
     return true;
   }
-  const std::string claimed =
-      " updated_at = pg_catalog.now(), status = CASE WHEN status IN ('pending', 'failed') THEN "
-      "'running'"
-      " ELSE status END";
-  tx.exec_params(
-      "UPDATE " + m_schema.table("job_state") +
-          " SET runner = $2, list = $3, started_at = coalesce(started_at, pg_catalog.now())," +
-          claimed + " WHERE job = $1",
-      task.job, runner_identity(), list);
-  tx.exec_params("UPDATE " + m_schema.table("job_slice") + " SET runner = $3," + claimed +
-                     " WHERE job = $1 AND slice = $2",
+  // A task that was pending or failed is running again; a done one stays done.
+  const SqlPart claimed{"@claimed@", R"(updated_at = pg_catalog.now(),
+      status = CASE WHEN status IN ('pending', 'failed') THEN 'running' ELSE status END)"};
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@
+    SET runner = $2, list = $3, started_at = coalesce(started_at, pg_catalog.now()), @claimed@
+    WHERE job = $1)",
+                               {claimed}),
+                 task.job, runner_identity(), list);
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_slice@ SET runner = $3, @claimed@ WHERE job = $1 AND slice = $2)",
+                               {claimed}),
                  task.job, task.slice, runner_identity());
   tx.commit();
   return true;
@@ -272,12 +272,12 @@ std::optional<Cursor> StateStore::read_cursor(const TaskId& task, Slicing slicin
   pqxx::read_transaction tx(conn());
   const pqxx::result r =
       slicing == Slicing::slice
-          ? tx.exec_params("SELECT last_key, hi_key, status FROM " + m_schema.table("job_slice") +
-                               " WHERE job = $1 AND slice = $2",
+          ? tx.exec_params(m_schema.fill(R"(
+              SELECT last_key, hi_key, status FROM @job_slice@ WHERE job = $1 AND slice = $2)"),
                            task.job, task.slice)
-          : tx.exec_params("SELECT last_key, NULL, status FROM " + m_schema.table("job_state") +
-                               " WHERE job = $1",
-                           task.job);
+          : tx.exec_params(
+                m_schema.fill("SELECT last_key, NULL, status FROM @job_state@ WHERE job = $1"),
+                task.job);
   if (r.empty()) return std::nullopt;
   return Cursor{opt(r[0][0]), opt(r[0][1]), r[0][2].as<std::string>(), task.slice};
 }
@@ -287,13 +287,13 @@ std::optional<Cursor> StateStore::next_cursor(const std::string& job, Slicing sl
   if (state_version(tx, m_schema) == 0) return std::nullopt;
   const pqxx::result r =
       slicing == Slicing::slice
-          ? tx.exec_params("SELECT last_key, hi_key, status, slice FROM " +
-                               m_schema.table("job_slice") +
-                               " WHERE job = $1 AND status <> 'done' ORDER BY slice LIMIT 1",
+          ? tx.exec_params(m_schema.fill(R"(
+              SELECT last_key, hi_key, status, slice FROM @job_slice@
+              WHERE job = $1 AND status <> 'done' ORDER BY slice LIMIT 1)"),
                            job)
-          : tx.exec_params("SELECT last_key, NULL, status, 0 FROM " + m_schema.table("job_state") +
-                               " WHERE job = $1",
-                           job);
+          : tx.exec_params(
+                m_schema.fill("SELECT last_key, NULL, status, 0 FROM @job_state@ WHERE job = $1"),
+                job);
   if (r.empty()) return std::nullopt;
   return Cursor{opt(r[0][0]), opt(r[0][1]), r[0][2].as<std::string>(), r[0][3].as<int>()};
 }
@@ -306,21 +306,21 @@ namespace {
 // stays so after a server crash. The server's own setting, at least a local flush.
 // Called first in the transaction, so that its statements already run under the setting.
 void flush_at_commit(pqxx::work& tx) {
-  tx.exec(
-      "SELECT pg_catalog.set_config('synchronous_commit', CASE s.reset_val WHEN 'off' THEN "
-      "'local' ELSE s.reset_val END, true) FROM pg_catalog.pg_settings s"
-      " WHERE s.name = 'synchronous_commit'");
+  tx.exec(R"(
+    SELECT pg_catalog.set_config('synchronous_commit',
+                                 CASE s.reset_val WHEN 'off' THEN 'local' ELSE s.reset_val END,
+                                 true)
+    FROM pg_catalog.pg_settings s WHERE s.name = 'synchronous_commit')");
 }
 
 }  // namespace
 
 void StateStore::set_waiting(const TaskId& task, const std::optional<std::string>& why) {
-  static const std::string k_waiting = R"(UPDATE @job_state@ SET @column@ = $2 WHERE job = $1)";
+  static const char* const k_waiting = "UPDATE @job_state@ SET @column@ = $2 WHERE job = $1";
   pqxx::work tx(conn());
   tx.exec_params(
-      fill_sql(k_waiting,
-               {{"@column@", task.phase == Phase::catch_up ? "catch_up_waiting" : "waiting"},
-                {"@job_state@", m_schema.table("job_state")}}),
+      m_schema.fill(k_waiting,
+                    {{"@column@", task.phase == Phase::catch_up ? "catch_up_waiting" : "waiting"}}),
       task.job, why);
   tx.commit();
 }
@@ -330,22 +330,22 @@ std::optional<long long> StateStore::mark_done(const TaskId& task, Slicing slici
   flush_at_commit(tx);
   // Slices finishing at the same moment each see the other still running unless they take
   // turns: the job's row lock orders them, and the last one marks the job done.
-  tx.exec_params("SELECT 1 FROM " + m_schema.table("job_state") + " WHERE job = $1 FOR UPDATE",
-                 task.job);
+  tx.exec_params(m_schema.fill("SELECT 1 FROM @job_state@ WHERE job = $1 FOR UPDATE"), task.job);
   if (slicing == Slicing::slice)
-    tx.exec_params(
-        "UPDATE " + m_schema.table("job_slice") +
-            " SET status = 'done', updated_at = pg_catalog.now() WHERE job = $1 AND slice = $2",
-        task.job, task.slice);
-  const pqxx::result done = tx.exec_params(
-      "UPDATE " + m_schema.table("job_state") +
-          " j SET status = 'done', updated_at = pg_catalog.now(),"
-          " finished_at = CASE WHEN status = 'done' THEN finished_at ELSE pg_catalog.now() END, " +
-          k_no_error + " WHERE job = $1 AND NOT EXISTS (SELECT 1 FROM " +
-          m_schema.table("job_slice") +
-          " s WHERE s.job = j.job AND s.status <> 'done')"
-          " RETURNING rows_done",
-      task.job);
+    tx.exec_params(m_schema.fill(R"(
+      UPDATE @job_slice@ SET status = 'done', updated_at = pg_catalog.now()
+      WHERE job = $1 AND slice = $2)"),
+                   task.job, task.slice);
+  const pqxx::result done = tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@ j
+    SET status = 'done', updated_at = pg_catalog.now(),
+        finished_at = CASE WHEN status = 'done' THEN finished_at ELSE pg_catalog.now() END,
+        @no_error@
+    WHERE job = $1 AND NOT EXISTS (SELECT 1 FROM @job_slice@ s
+                                   WHERE s.job = j.job AND s.status <> 'done')
+    RETURNING rows_done)",
+                                                         {k_no_error}),
+                                           task.job);
   tx.commit();
   if (done.empty()) return std::nullopt;
   return done[0][0].as<long long>();
@@ -357,15 +357,17 @@ void StateStore::mark_failed(const TaskId& task, Slicing slicing, const Failure&
   pqxx::work tx(conn());
   flush_at_commit(tx);
   if (slicing == Slicing::slice)
-    tx.exec_params(
-        "UPDATE " + m_schema.table("job_slice") +
-            " SET status = 'failed', updated_at = pg_catalog.now() WHERE job = $1 AND slice = $2",
-        task.job, task.slice);
+    tx.exec_params(m_schema.fill(R"(
+      UPDATE @job_slice@ SET status = 'failed', updated_at = pg_catalog.now()
+      WHERE job = $1 AND slice = $2)"),
+                   task.job, task.slice);
   std::optional<std::string> sqlstate;
   if (!failure.sqlstate.empty()) sqlstate = failure.sqlstate;
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET status = 'failed', updated_at = pg_catalog.now(), error = $2,"
-                     " sqlstate = $3, error_first_key = $4, error_last_key = $5 WHERE job = $1",
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@
+    SET status = 'failed', updated_at = pg_catalog.now(), error = $2, sqlstate = $3,
+        error_first_key = $4, error_last_key = $5
+    WHERE job = $1)"),
                  task.job, failure.message, sqlstate, first_key, last_key);
   tx.commit();
 }
@@ -377,9 +379,11 @@ void StateStore::mark_catch_up_failed(const std::string& job, const Failure& fai
   flush_at_commit(tx);
   std::optional<std::string> sqlstate;
   if (!failure.sqlstate.empty()) sqlstate = failure.sqlstate;
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET updated_at = pg_catalog.now(), error = 'catch-up: ' || $2,"
-                     " sqlstate = $3, error_first_key = $4, error_last_key = $5 WHERE job = $1",
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@
+    SET updated_at = pg_catalog.now(), error = 'catch-up: ' || $2, sqlstate = $3,
+        error_first_key = $4, error_last_key = $5
+    WHERE job = $1)"),
                  job, failure.message, sqlstate, first_key, last_key);
   tx.commit();
 }
@@ -402,29 +406,31 @@ void StateStore::mark_stopped(const TaskId& task, Slicing slicing) {
   pqxx::work tx(conn());
   flush_at_commit(tx);
   if (slicing == Slicing::slice)
-    tx.exec_params("UPDATE " + m_schema.table("job_slice") +
-                       " SET status = 'pending', updated_at = pg_catalog.now()"
-                       " WHERE job = $1 AND slice = $2 AND status = 'running'",
+    tx.exec_params(m_schema.fill(R"(
+      UPDATE @job_slice@ SET status = 'pending', updated_at = pg_catalog.now()
+      WHERE job = $1 AND slice = $2 AND status = 'running')"),
                    task.job, task.slice);
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET status = 'pending', updated_at = pg_catalog.now()"
-                     " WHERE job = $1 AND status = 'running'",
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@ SET status = 'pending', updated_at = pg_catalog.now()
+    WHERE job = $1 AND status = 'running')"),
                  task.job);
   tx.commit();
 }
 
 bool StateStore::run_step_once(const std::string& job, const std::string& sql) {
   pqxx::work tx(conn());
-  const auto status = tx.exec_params1("SELECT status FROM " + m_schema.table("job_state") +
-                                          " WHERE job = $1 FOR UPDATE",
-                                      job)[0]
-                          .as<std::string>();
+  const auto status =
+      tx.exec_params1(m_schema.fill("SELECT status FROM @job_state@ WHERE job = $1 FOR UPDATE"),
+                      job)[0]
+          .as<std::string>();
   if (status == "done") return false;
   tx.exec(sql);
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET status = 'done', batches_done = batches_done + 1,"
-                     " updated_at = pg_catalog.now(), finished_at = pg_catalog.now(), " +
-                     k_no_error + " WHERE job = $1",
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@
+    SET status = 'done', batches_done = batches_done + 1, updated_at = pg_catalog.now(),
+        finished_at = pg_catalog.now(), @no_error@
+    WHERE job = $1)",
+                               {k_no_error}),
                  job);
   tx.commit();
   return true;
@@ -433,15 +439,19 @@ bool StateStore::run_step_once(const std::string& job, const std::string& sql) {
 void StateStore::reset_job(const std::string& job) {
   pqxx::work tx(conn());
   drop_batches(tx, m_schema, job);
-  tx.exec_params("DELETE FROM " + m_schema.table("job_slice") + " WHERE job = $1", job);
+  tx.exec_params(m_schema.fill("DELETE FROM @job_slice@ WHERE job = $1"), job);
   drop_unresolved(tx, m_schema, job);
+  if (has_feature(state_version(tx, m_schema), StateFeature::job_identity))
+    forget_identity(tx, m_schema, job);
   // A fresh pass re-covers whatever its change log lacked.
   clear_capture_lost(tx, m_schema, job);
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET last_key = NULL, rows_done = 0, batches_done = 0, slices = 1,"
-                     " fn_version = NULL, status = 'pending', started_at = NULL,"
-                     " finished_at = NULL, updated_at = pg_catalog.now(), " +
-                     k_no_error + " WHERE job = $1",
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@
+    SET last_key = NULL, rows_done = 0, batches_done = 0, slices = 1, fn_version = NULL,
+        status = 'pending', started_at = NULL, finished_at = NULL,
+        updated_at = pg_catalog.now(), @no_error@
+    WHERE job = $1)",
+                               {k_no_error}),
                  job);
   tx.commit();
 }
@@ -450,32 +460,41 @@ void StateStore::reset_job_to(const ResolvedJob& job, const std::string& key) {
   pqxx::work tx(conn());
   // The counters keep counting each row once: the batches after the key are run again, so
   // they leave the log and the counters; a batch the key cuts keeps its rows up to the key.
-  const std::string log = m_schema.table("batch_log");
-  // Catch-up's batches (state version 9) are no rows of the pass: they stay as they are.
-  const std::string main = main_pass_only(state_version(tx, m_schema), "b");
-  const std::string key_of = job.table_sql + " t WHERE t." + job.key_sql +
-                             " >= " + as_key(job, "b.first_key") + " AND t." + job.key_sql +
-                             " <= " + as_key(job, "$2");
+  // $1 the job, $2 the key; @first@, @last@ and @key@ the batch's bounds and the key as the
+  // key's type; @main@ leaves catch-up's batches (state version 9), no rows of the pass, alone.
+  static const char* const k_forget = R"(
+    WITH gone AS (
+      DELETE FROM @batch_log@ b WHERE b.job = $1 @main@ AND @first@ > @key@
+      RETURNING b.rows),
+    cut AS (
+      SELECT b.batch_no, b.rows,
+             (SELECT pg_catalog.count(*) FROM @table@ t
+              WHERE t.@key_column@ >= @first@ AND t.@key_column@ <= @key@) AS kept
+      FROM @batch_log@ b
+      WHERE b.job = $1 @main@ AND @first@ <= @key@ AND @last@ > @key@),
+    trimmed AS (
+      UPDATE @batch_log@ b SET last_key = $2, rows = cut.kept FROM cut
+      WHERE b.job = $1 @main@ AND b.batch_no = cut.batch_no
+      RETURNING cut.rows - cut.kept AS less)
+    SELECT (SELECT COALESCE(pg_catalog.sum(rows), 0) FROM gone)
+           + (SELECT COALESCE(pg_catalog.sum(less), 0) FROM trimmed),
+           (SELECT pg_catalog.count(*) FROM gone))";
   const pqxx::row less = tx.exec_params1(
-      "WITH gone AS (DELETE FROM " + log + " b WHERE b.job = $1" + main + " AND " +
-          as_key(job, "b.first_key") + " > " + as_key(job, "$2") +
-          " RETURNING b.rows), cut AS (SELECT b.batch_no, b.rows,"
-          " (SELECT pg_catalog.count(*) FROM " +
-          key_of + ") AS kept FROM " + log + " b WHERE b.job = $1" + main + " AND " +
-          as_key(job, "b.first_key") + " <= " + as_key(job, "$2") + " AND " +
-          as_key(job, "b.last_key") + " > " + as_key(job, "$2") + "), trimmed AS (UPDATE " + log +
-          " b SET last_key = $2, rows = cut.kept FROM cut WHERE b.job = $1" + main +
-          " AND b.batch_no = cut.batch_no RETURNING cut.rows - cut.kept AS less)"
-          " SELECT (SELECT COALESCE(pg_catalog.sum(rows), 0) FROM gone)"
-          " + (SELECT COALESCE(pg_catalog.sum(less), 0) FROM trimmed),"
-          " (SELECT pg_catalog.count(*) FROM gone)",
+      m_schema.fill(k_forget, {{"@main@", main_pass_only(state_version(tx, m_schema), "b")},
+                               {"@first@", as_key(job, "b.first_key")},
+                               {"@last@", as_key(job, "b.last_key")},
+                               {"@key@", as_key(job, "$2")},
+                               {"@table@", job.table_sql},
+                               {"@key_column@", job.key_sql}}),
       job.name, key);
-  tx.exec_params("UPDATE " + m_schema.table("job_state") +
-                     " SET last_key = $2, status = 'pending', finished_at = NULL,"
-                     " rows_done = GREATEST(rows_done - $3::bigint, 0),"
-                     " batches_done = GREATEST(batches_done - $4::bigint, 0),"
-                     " updated_at = pg_catalog.now(), " +
-                     k_no_error + " WHERE job = $1",
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@
+    SET last_key = $2, status = 'pending', finished_at = NULL,
+        rows_done = GREATEST(rows_done - $3::bigint, 0),
+        batches_done = GREATEST(batches_done - $4::bigint, 0),
+        updated_at = pg_catalog.now(), @no_error@
+    WHERE job = $1)",
+                               {k_no_error}),
                  job.name, key, less[0].as<long long>(), less[1].as<long long>());
   drop_unresolved_after(tx, m_schema, job, key);
   tx.commit();

@@ -112,7 +112,7 @@ class StateStore {
   // The job's rows_done when this finished the job (its last slice), else nothing.
   std::optional<long long> mark_done(const TaskId& task, Slicing slicing);
   // Why the task's runner takes no batch now (pacing.h), or nothing: job_state.waiting for the
-  // main pass, catch_up_waiting (state version 10) for catch-up.
+  // main pass, catch_up_waiting (state version 11) for catch-up.
   void set_waiting(const TaskId& task, const std::optional<std::string>& why);
   void mark_failed(const TaskId& task, Slicing slicing, const Failure& failure,
                    const std::optional<std::string>& first_key,
@@ -131,8 +131,9 @@ class StateStore {
   // Returns false when it was already done.
   bool run_step_once(const std::string& job, const std::string& sql);
 
-  // Moves the job back to its first key: its counters, batch log, slices and unresolved
-  // set-aside ranges are cleared. The caller holds the job (JobClaim).
+  // Moves the job back to its first key: its counters, batch log, slices, unresolved
+  // set-aside ranges and recorded identity (job_identity.h) are cleared. The caller holds the
+  // job (JobClaim).
   void reset_job(const std::string& job);
   // Moves the job's cursor back to just after `key` (a job without slices); set-aside ranges
   // past it are dropped, as the next run covers them again. The caller holds the job.

@@ -1,6 +1,6 @@
 // capture_check: what `changes: logical` needs from the server and the role, as one problem each
-// naming its fix — computed from the facts without a database (capture_test.cpp and
-// logical_capture_test.cpp run the checks against a real server).
+// naming its fix — computed from the facts without a database (change_capture_db_test.cpp and
+// logical_capture_db_test.cpp run the checks against a real server).
 #include "capture/capture_check.h"
 
 #include <catch2/catch.hpp>

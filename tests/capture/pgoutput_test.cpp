@@ -1,7 +1,7 @@
 // pgoutput: the messages of PostgreSQL's pgoutput plugin (protocol 1) read into the keys catch-up
 // needs, without a database — built here byte by byte as the manual's "Logical Replication
 // Message Formats" lays them out. The decoding of a real slot is tested in
-// logical_capture_test.cpp.
+// logical_capture_db_test.cpp.
 #include "capture/pgoutput.h"
 
 #include <catch2/catch.hpp>

@@ -76,7 +76,7 @@ TEST_CASE("init is listed first, reads no jobs file, and needs --schema before i
   CHECK_THAT(file.err, Catch::Contains("unrecognised option '-f'"));
 }
 
-TEST_CASE("status --watch takes seconds from 0.1 to 3600 and status no job names; exit 2") {
+TEST_CASE("status --watch takes seconds from 0.1 to 3600 and status no job names, else exit 2") {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"status", "-f", "/nonexistent/jobs.yaml", "--watch", "soon"},
            {"status", "-f", "/nonexistent/jobs.yaml", "--watch=0"},
@@ -99,9 +99,43 @@ TEST_CASE("status --watch takes seconds from 0.1 to 3600 and status no job names
   CHECK_THAT(spaced.err, !Catch::Contains("--watch") && !Catch::Contains("job names"));
 }
 
-TEST_CASE("the log format is text or json; anything else exits 2") {
+TEST_CASE("the log format is text or json, and anything else exits 2") {
   const Result r = run({"status", "-f", "/nonexistent/jobs.yaml", "--log-format", "xml"});
   INFO(r.err);
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--log-format is text or json, not 'xml'"));
+}
+
+TEST_CASE(
+    "run --lock-timeout takes a duration with its unit, more than 0, and anything else exits 2") {
+  for (const std::string bad : {"30", "0s", "soon", "-5s", "5 days", "1.5s"}) {
+    const Result r = run({"run", "-f", "/nonexistent/jobs.yaml", "--lock-timeout", bad});
+    INFO(bad << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--lock-timeout takes a duration with its unit"));
+  }
+  for (const std::string good : {"30s", "500ms", "5min", "1h", "2 s"}) {
+    const Result r = run({"run", "-f", "/nonexistent/jobs.yaml", "--lock-timeout", good});
+    INFO(good << ": " << r.err);
+    CHECK(r.exit_code == 2);  // the jobs file is what is missing
+    CHECK_THAT(r.err, !Catch::Contains("--lock-timeout"));
+  }
+}
+
+TEST_CASE("an unknown command or option exits 2") {
+  CHECK(run({"frobnicate"}).exit_code == 2);
+  CHECK(run({"run", "--batchsize", "3"}).exit_code == 2);
+  CHECK(run({}).exit_code == 2);
+}
+
+TEST_CASE("help is printed for the program and for each command") {
+  const Result top = run({"--help"});
+  CHECK(top.exit_code == 0);
+  CHECK_THAT(top.out, Catch::Contains("run") && Catch::Contains("status"));
+  for (const char* command : {"run", "status"}) {
+    const Result r = run({command, "--help"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains(std::string("usage: pgxform ") + command) &&
+                          Catch::Contains("--dsn"));
+  }
 }

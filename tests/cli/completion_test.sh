@@ -65,7 +65,8 @@ expect "customers " pgxform -f "$dir/migration.yaml" explain cu
 expect "shop " pgxform run --file "$dir/migration.yaml" --only s
 # Without -f: ./jobs.yaml.
 (cd "$dir" && expect "orders " pgxform verify or) || failed=1
-expect "--repair " pgxform verify --r
+expect "--repair --reserve-connections " pgxform verify --r
+expect "--repair " pgxform verify --rep
 expect "batch_size= " pgxform set orders batch
 expect "shop " pgxform pause -f "$dir/migration.yaml" sh
 

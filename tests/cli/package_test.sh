@@ -1,5 +1,5 @@
 #!/bin/sh
-# The Debian package: `cmake --build BUILD --target package` writes pgxform_<version>_<arch>.deb;
+# The Debian package: `cmake --build BUILD --target deb` writes pgxform_<version>_<arch>.deb;
 # lintian finds no error in it; `dpkg -x` gives the binary, the man page, the bash completion,
 # the docs and the sample; the extracted binary prints the project's version and runs a
 # command against the server of the PG* environment; `man -l` renders the extracted page with
@@ -14,8 +14,8 @@ fail() {
   failed=1
 }
 
-cmake --build "$build" --target package >"$build/package.log" 2>&1 ||
-  { cat "$build/package.log"; fail "cmake --build $build --target package failed"; exit 1; }
+cmake --build "$build" --target deb >"$build/package.log" 2>&1 ||
+  { cat "$build/package.log"; fail "cmake --build $build --target deb failed"; exit 1; }
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 deb=$(ls "$build"/pgxform_"$version"_*.deb 2>/dev/null | head -n 1)
 [ -n "$deb" ] || { fail "no pgxform_${version}_*.deb in $build"; exit 1; }

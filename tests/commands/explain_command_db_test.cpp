@@ -1,13 +1,21 @@
-// explain against a real PostgreSQL on real transforms: a target whose foreign keys are checked
-// once per row written (the checks, not the INSERT, make the batch), and a done job whose plain
-// INSERT into a table with a primary key meets the rows it wrote. The pure parts (the summary,
+// explain against a real PostgreSQL on real transforms: the planted O(N²) case
+// (support/planted.h), whose sequential scan it names and whose index it proposes, writing
+// nothing; a target whose foreign keys are checked once per row written (the checks, not the
+// INSERT, make the batch); a done job whose plain INSERT into a table with a primary key meets
+// the rows it wrote; a role that may not load auto_explain. The pure parts (the summary,
 // the findings, the report's text) are in explain_command_test.cpp and query_plan_test.cpp.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <sstream>
 #include <string>
 
+#include "base/errors.h"
+#include "commands/explain_command.h"
 #include "support/fixtures.h"
+#include "support/planted.h"
+#include "support/prerequisite.h"
 #include "support/test_db.h"
+#include "support/test_text.h"
 
 using namespace pgxform_test;
 
@@ -83,12 +91,6 @@ std::string keyed_yaml() {
 
 std::size_t lines_of(const std::string& text) {
   return std::size_t(std::count(text.begin(), text.end(), '\n'));
-}
-
-std::size_t occurrences(const std::string& text, const std::string& part) {
-  std::size_t n = 0;
-  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
-  return n;
 }
 
 // Every run of blanks and line breaks as one space: explain wraps its findings.
@@ -207,4 +209,68 @@ TEST_CASE(
   CHECK(unwrapped(plain.out).find("every key of this job is processed") != std::string::npos);
   CHECK(db.count("SELECT count(*) FROM target.plain") == 3000);
   CHECK(db.count("SELECT count(*) FROM target.counted") == 3000);
+}
+
+TEST_CASE("explain names the sequential scan of the planted case and proposes the index") {
+  TestDatabase db;
+  create_planted(db);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", planted_yaml());
+  run_planted(db, path);
+  const std::string before = planted_snapshot(db);
+
+  // A batch from the middle of the key range, the target half full... as the run saw it.
+  const std::string text = explain_text(db, path, "quadratic", std::string("60000"));
+  INFO(text);
+  CHECK(text.find("keys [60003, 61500], 500 rows") != std::string::npos);
+  CHECK(text.find("Seq Scan on target.items") != std::string::npos);
+  CHECK(text.find("findings:\n  1. statement 1: Seq Scan on target.items reads") !=
+        std::string::npos);
+  CHECK(text.find("proposed: CREATE INDEX ON target.items (id);") != std::string::npos);
+  // With hypopg (scripts/test installs it), the index proposed is checked; without, explain says
+  // so.
+  if (prerequisite(
+          db.scalar("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'") == "1",
+          "hypopg is not installed (Debian package postgresql-15-hypopg): the proposed index "
+          "was not checked"))
+    CHECK(text.find("hypopg: the planner would use it") != std::string::npos);
+  else
+    CHECK(text.find("hypopg is not installed") != std::string::npos);
+  CHECK(text.find("nothing was written: the transaction was rolled back.") != std::string::npos);
+  // The batch, the hypothetical index and hypopg itself were all rolled back.
+  CHECK(planted_snapshot(db) == before);
+
+  // The linear job reads only its batch: nothing to point out.
+  const std::string linear = explain_text(db, path, "linear", std::nullopt);
+  INFO(linear);
+  CHECK(linear.find("no keys are left after the cursor, so its last batch again") !=
+        std::string::npos);
+  CHECK(linear.find("none: no statement reads much more than its batch needs") !=
+        std::string::npos);
+  CHECK(planted_snapshot(db) == before);
+
+  pgxform::ExplainOptions unknown;
+  unknown.file = path;
+  unknown.dsn = db.dsn();
+  unknown.job = "no_such_job";
+  std::ostringstream ignored;
+  CHECK_THROWS_AS(pgxform::explain_command(unknown, ignored), pgxform::PreflightError);
+  unknown.job = "quadratic";
+  unknown.at = "not a number";
+  CHECK_THROWS_AS(pgxform::explain_command(unknown, ignored), pgxform::PreflightError);
+}
+
+TEST_CASE("explain by a role that may not load auto_explain says so, with the server's SQLSTATE") {
+  TestDatabase db;
+  create_items(db, 100);
+  TestRole reader(db, "reader");
+  db.exec("GRANT USAGE ON SCHEMA legacy, target, xf TO " + reader.name() + ";" +
+          "GRANT SELECT ON ALL TABLES IN SCHEMA legacy TO " + reader.name());
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  const auto r = run_cli({"explain", "items", "-f", path, "--dsn", reader.dsn()});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("LOAD 'auto_explain' failed (SQLSTATE 42501)") &&
+                        Catch::Contains("auto_explain"));
 }

@@ -7,7 +7,11 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
+#include "support/test_text.h"
+
 using pgxform::ExplainReport;
+
+using pgxform_test::occurrences;
 
 namespace {
 
@@ -25,12 +29,6 @@ std::string unwrapped(const std::string& text) {
     out += blank ? ' ' : c;
   }
   return out;
-}
-
-std::size_t occurrences(const std::string& text, const std::string& part) {
-  std::size_t n = 0;
-  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
-  return n;
 }
 
 const char* const k_check_text =

@@ -4,13 +4,20 @@
 // copies every keyed table exactly; its lists keep the target's foreign keys satisfied; and
 // bad input (a second init into the same directory, a missing or empty schema) exits 2
 // having written nothing.
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
+#include <set>
 #include <sstream>
 
+#include "base/sql_text.h"
+#include "base/text_check.h"
 #include "plan/jobs_file.h"
 #include "support/fixtures.h"
 #include "support/test_db.h"
@@ -82,6 +89,12 @@ void create_small_sample(TestDatabase& db) {
       " CASE WHEN g % 10 = 0 THEN '' WHEN g % 10 = 1 THEN NULL"
       " ELSE '{\"carrier\":\"dhl\"}' END FROM generate_series(1, 400) g;"
       "ANALYZE;");
+}
+
+// A statement of a script without the comment lines before it.
+std::string without_comments(std::string statement) {
+  while (statement.rfind("--", 0) == 0) statement.erase(0, statement.find('\n') + 1);
+  return statement;
 }
 
 // legacy.items(id bigint PRIMARY KEY, v int), ten rows, and no transform yet.
@@ -298,4 +311,316 @@ TEST_CASE("init of a schema that does not exist, or holds no table, exits 2 and 
              Catch::Contains("pgxform: cannot create " + file + "/migration/sql: "));
   CHECK(read_text(file) == "not a folder\n");
   CHECK_FALSE(db.schema_exists("pgxform"));
+}
+
+TEST_CASE(
+    "a key column's type named with a line break and a DROP TABLE stays in its comments: the "
+    "files parse, migrate drops nothing and the run copies the table") {
+  TestDatabase db;
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA other; CREATE TABLE other.victim (a int);"
+      "INSERT INTO other.victim VALUES (1);"
+      "CREATE DOMAIN legacy.\"d\nDROP TABLE other.victim CASCADE; --\" AS int;"
+      "CREATE TABLE legacy.t (id legacy.\"d\nDROP TABLE other.victim CASCADE; --\" PRIMARY KEY,"
+      " v text);"
+      "INSERT INTO legacy.t SELECT g, 'v' || g FROM generate_series(1, 20) g;");
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/m";
+  const auto r = init(db, dir, {"--schema", "legacy"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("\nDROP") == std::string::npos);
+  const std::string yaml = read_text(dir + "/jobs.yaml");
+  INFO(yaml);
+  CHECK(yaml.find("\nDROP") == std::string::npos);
+  CHECK_NOTHROW(pgxform::parse_jobs_file(dir + "/jobs.yaml"));
+  for (const char* script : {"/sql/V1__legacy_new_schema.sql", "/sql/R__transforms.sql"})
+    for (const auto& statement : pgxform::split_statements(read_text(dir + script)))
+      CHECK(without_comments(statement).rfind("CREATE ", 0) == 0);
+  const auto migrate = on_skeleton(db, dir, "migrate");
+  INFO(migrate.err);
+  REQUIRE(migrate.exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM other.victim") == 1);
+  const auto run = on_skeleton(db, dir, "run");
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  check_copied(db, "legacy.t", "legacy_new.t");
+  CHECK(db.count("SELECT count(*) FROM other.victim") == 1);
+}
+
+TEST_CASE(
+    "init never removes what it did not create: a dangling symbolic link at DIR/sql stays, and "
+    "an empty --dir is refused") {
+  TestDatabase db;
+  create_legacy_items(db);
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/d1";
+  fs::create_directory(dir);
+  fs::create_symlink(tmp.path() + "/nowhere", dir + "/sql");
+  const auto r = init(db, dir, {"--schema", "legacy"});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains(dir + "/sql is a symbolic link to " + tmp.path() +
+                                    "/nowhere, which does not exist") &&
+                        Catch::Contains("nothing was written"));
+  CHECK(fs::is_symlink(fs::symlink_status(dir + "/sql")));
+  CHECK_FALSE(fs::exists(dir + "/jobs.yaml"));
+
+  // A file where init would create its sql directory: named, and kept.
+  fs::remove(dir + "/sql");
+  tmp.write("d1/sql", "mine\n");
+  const auto file = init(db, dir, {"--schema", "legacy"});
+  CHECK(file.exit_code == 2);
+  CHECK_THAT(file.err, Catch::Contains("cannot create " + dir + "/sql: "));
+  CHECK(read_text(dir + "/sql") == "mine\n");
+  CHECK(fs::exists(dir));
+
+  const std::string here = fs::current_path().string();
+  const auto empty = init(db, "", {"--schema", "legacy"});
+  CHECK(empty.exit_code == 2);
+  CHECK_THAT(empty.err, Catch::Contains("--dir may not be empty"));
+  CHECK_FALSE(fs::exists(here + "/jobs.yaml"));
+}
+
+namespace {
+
+// The pieces hostile names are made of: what ends a line, a comment, a statement, a quote or
+// a YAML scalar; what a terminal obeys; what YAML reads as something else; bytes beyond ASCII.
+const std::vector<std::string> k_hostile = {"\n",
+                                            "\r\n",
+                                            "\r",
+                                            "\t",
+                                            "--",
+                                            "/*",
+                                            "*/",
+                                            ";",
+                                            "'",
+                                            "\"",
+                                            "$$",
+                                            "$body$",
+                                            "#",
+                                            ": ",
+                                            "- ",
+                                            "{",
+                                            "}",
+                                            "[",
+                                            "]",
+                                            "&a",
+                                            "*a",
+                                            "!",
+                                            "%",
+                                            "@",
+                                            "`",
+                                            "\\",
+                                            " ",
+                                            ".",
+                                            "=",
+                                            "yes",
+                                            "null",
+                                            "123",
+                                            "é",
+                                            "\xe2\x80\xa8",
+                                            "\xc2\x85",
+                                            "\xe2\x80\xae",
+                                            "\x1b]0;t\x07",
+                                            "\x1b[31m",
+                                            "\xf0\x9f\x90\x98",
+                                            "DROP TABLE canary.victim CASCADE; --",
+                                            "'); DROP TABLE canary.victim; --",
+                                            "$$; DROP TABLE canary.victim; $$",
+                                            "*/ DROP TABLE canary.victim; /*"};
+
+bool has_control(const std::string& name) {
+  return pgxform::name_flaw(name).has_value();
+}
+
+// A name of at most `limit` bytes: hostile pieces and a plain word, `suffix` last (to keep the
+// names of one kind apart).
+std::string hostile_name(std::mt19937& rng, std::size_t limit, const std::string& suffix,
+                         bool controls) {
+  std::string name;
+  const int pieces = 1 + int(rng() % 3);
+  for (int i = 0; i < pieces; ++i) {
+    std::string piece = k_hostile[rng() % k_hostile.size()];
+    if (!controls && has_control(piece)) piece = "x";
+    if (name.size() + piece.size() + suffix.size() > limit) break;
+    name += piece;
+  }
+  return name + suffix;
+}
+
+// Every object of the database outside the state schema: relations, functions, schemas and
+// types that are no table's row type or array, as "kind schema.name" lines.
+std::set<std::string> objects(TestDatabase& db) {
+  pqxx::connection conn(db.dsn());
+  pqxx::read_transaction tx(conn);
+  std::set<std::string> out;
+  for (const auto& r :
+       tx.exec("SELECT 'relation ' || c.relkind::text || ' ' || n.nspname || '.' || c.relname FROM "
+               "pg_class c"
+               " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN"
+               " ('pg_catalog', 'information_schema', 'pg_toast', 'pgxform')"
+               " UNION ALL SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_proc p"
+               " JOIN pg_namespace n ON n.oid = p.pronamespace"
+               " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgxform')"
+               " UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname <> 'pgxform'"
+               " AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
+               " UNION ALL SELECT 'type ' || n.nspname || '.' || t.typname FROM pg_type t"
+               " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typrelid = 0"
+               " AND t.typelem = 0 AND n.nspname NOT IN ('pg_catalog', 'information_schema')"))
+    out.insert(r[0].as<std::string>());
+  return out;
+}
+
+// The legacy schema one seed makes: its tables, the ones init may copy and give a job.
+struct HostileSchema {
+  std::string name;
+  std::vector<std::string> copied;  // tables whose names, and their columns', hold no control
+  std::vector<std::string> jobs;    // ... with a key, and no '=' in the name
+};
+
+HostileSchema create_hostile_schema(TestDatabase& db, std::mt19937& rng) {
+  pqxx::connection conn(db.dsn());
+  pqxx::work tx(conn);
+  HostileSchema s;
+  s.name = hostile_name(rng, 40, "_s", false);
+  const std::string schema = tx.quote_name(s.name);
+  tx.exec(
+      "CREATE SCHEMA canary; CREATE TABLE canary.victim (a int); INSERT INTO canary.victim"
+      " VALUES (1); CREATE SCHEMA " +
+      schema + "; COMMENT ON SCHEMA " + schema + " IS " +
+      tx.quote(hostile_name(rng, 200, "", true)));
+  std::vector<std::string> domains{"bigint"};
+  for (int d = 0; d < 2; ++d) {
+    const std::string domain =
+        schema + "." + tx.quote_name(hostile_name(rng, 60, "_d" + std::to_string(d), true));
+    tx.exec("CREATE DOMAIN " + domain + " AS bigint CONSTRAINT " +
+            tx.quote_name(hostile_name(rng, 60, "_c", true)) + " CHECK (VALUE > 0)");
+    tx.exec("COMMENT ON DOMAIN " + domain + " IS " + tx.quote(hostile_name(rng, 100, "", true)));
+    domains.push_back(domain);
+  }
+  std::vector<std::pair<std::string, std::string>> keyed;  // earlier tables: name, key type
+  const int tables = 3 + int(rng() % 3);
+  for (int t = 0; t < tables; ++t) {
+    const std::string table = hostile_name(rng, 60, "_t" + std::to_string(t), rng() % 4 == 0);
+    const std::string quoted = schema + "." + tx.quote_name(table);
+    const std::string key = hostile_name(rng, 60, "_k", rng() % 6 == 0);
+    const std::string type = domains[rng() % domains.size()];
+    const bool has_key = rng() % 5 != 0;
+    std::vector<std::string> columns{tx.quote_name(key) + " " + type};
+    bool printable_columns = !has_control(key);
+    const int others = 1 + int(rng() % 3);
+    for (int c = 0; c < others; ++c) {
+      const std::string column = hostile_name(rng, 60, "_c" + std::to_string(c), rng() % 8 == 0);
+      printable_columns = printable_columns && !has_control(column);
+      columns.push_back(tx.quote_name(column) + " text DEFAULT " +
+                        tx.quote(hostile_name(rng, 100, "", true)));
+    }
+    std::string fk;
+    if (!keyed.empty() && rng() % 2 == 0) {
+      const auto& [to, to_type] = keyed[rng() % keyed.size()];
+      columns.push_back("fk " + to_type + " CONSTRAINT " +
+                        tx.quote_name(hostile_name(rng, 60, "_fk", true)) + " REFERENCES " + to);
+      fk = "fk";
+    }
+    tx.exec("CREATE TABLE " + quoted + " (" + [&] {
+      std::string joined;
+      for (const auto& c : columns) joined += (joined.empty() ? "" : ", ") + c;
+      return joined;
+    }() + ")");
+    if (has_key) {
+      tx.exec("ALTER TABLE " + quoted + " ADD CONSTRAINT " +
+              tx.quote_name(hostile_name(rng, 60, "_pk" + std::to_string(t), true)) +
+              " PRIMARY KEY (" + tx.quote_name(key) + ")");
+      keyed.emplace_back(quoted, type);
+    }
+    tx.exec("CREATE INDEX " + tx.quote_name(hostile_name(rng, 60, "_i" + std::to_string(t), true)) +
+            " ON " + quoted + " (" + tx.quote_name(key) + " DESC)");
+    tx.exec("COMMENT ON TABLE " + quoted + " IS " + tx.quote(hostile_name(rng, 100, "", true)));
+    tx.exec("COMMENT ON COLUMN " + quoted + "." + tx.quote_name(key) + " IS " +
+            tx.quote(hostile_name(rng, 100, "", true)));
+    tx.exec("INSERT INTO " + quoted + " (" + tx.quote_name(key) + (fk.empty() ? "" : ", fk") +
+            ") SELECT g" + (fk.empty() ? "" : ", g") + " FROM generate_series(1, 5) g");
+    if (has_control(table) || !printable_columns) continue;
+    s.copied.push_back(table);
+    // A key from the index on it, even without the primary key: a btree index leads with it.
+    if (table.find('=') == std::string::npos) s.jobs.push_back(table);
+  }
+  tx.exec("ANALYZE");
+  tx.commit();
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "init of schemas whose every name is hostile writes files that parse, and migrate creates "
+    "exactly the copies and functions, dropping nothing") {
+  std::vector<unsigned> seeds{1, 2, 3};
+  if (const char* more = std::getenv("PGXFORM_INIT_FUZZ_SEEDS"))  // e.g. 100: seeds 1..100
+    for (unsigned seed = 4; seed <= unsigned(std::stoul(more)); ++seed) seeds.push_back(seed);
+  for (const unsigned seed : seeds) {
+    INFO("seed " << seed);
+    std::mt19937 rng(seed);
+    TestDatabase db;
+    const HostileSchema s = create_hostile_schema(db, rng);
+    TempDir tmp;
+    const std::string dir = tmp.path() + "/m";
+    const auto before = objects(db);
+    const auto r = init(db, dir, {"--schema", s.name});
+    INFO(r.out << r.err);
+    if (s.jobs.empty()) {  // nothing to do: refused, nothing written
+      CHECK(r.exit_code == 2);
+      CHECK_FALSE(fs::exists(dir));
+      continue;
+    }
+    REQUIRE(r.exit_code == 0);
+    for (const char c : r.out) CHECK((c == '\n' || static_cast<unsigned char>(c) >= 0x20));
+
+    const std::string yaml = read_text(dir + "/jobs.yaml");
+    INFO(yaml);
+    CHECK_NOTHROW(YAML::Load(yaml));
+    const pgxform::JobsFile file = pgxform::parse_jobs_file(dir + "/jobs.yaml");
+    std::set<std::string> jobs;
+    for (const auto& list : file.lists)
+      for (const auto& job : list.jobs) {
+        jobs.insert(job.name);
+        CHECK(job.table.schema == s.name);
+        CHECK(job.table.name == job.name);
+      }
+    CHECK(jobs == std::set<std::string>(s.jobs.begin(), s.jobs.end()));
+    for (const auto& entry : fs::directory_iterator(dir + "/sql")) {
+      const std::string script = read_text(entry.path().string());
+      for (const auto& statement : pgxform::split_statements(script)) {
+        INFO(entry.path() << ": " << statement);
+        CHECK(without_comments(statement).rfind("CREATE ", 0) == 0);
+      }
+    }
+
+    const auto migrate = on_skeleton(db, dir, "migrate");
+    INFO(migrate.err);
+    REQUIRE(migrate.exit_code == 0);
+    const auto after = objects(db);
+    for (const auto& object : before) CHECK(after.count(object) == 1);  // nothing dropped
+    const std::string target = s.name + "_new";
+    std::set<std::string> expected{"schema " + target};
+    if (!before.count("schema xf")) expected.insert("schema xf");
+    for (const auto& table : s.copied) expected.insert("relation r " + target + "." + table);
+    for (const auto& job : s.jobs) expected.insert("function xf." + job);
+    std::set<std::string> created;
+    for (const auto& object : after)
+      if (!before.count(object) && object.rfind("relation i " + target + ".", 0) != 0)
+        created.insert(object);  // the primary keys' indexes aside
+    CHECK(created == expected);
+    CHECK(db.count("SELECT count(*) FROM canary.victim") == 1);
+
+    const auto run = on_skeleton(db, dir, "run");
+    INFO(run.err);
+    CHECK(run.exit_code == 0);
+    pqxx::connection conn(db.dsn());
+    pqxx::read_transaction tx(conn);
+    for (const auto& job : s.jobs)
+      CHECK(tx.exec1("SELECT count(*) FROM " + tx.quote_name(target) + "." + tx.quote_name(job))[0]
+                .as<int>() == 5);
+  }
 }

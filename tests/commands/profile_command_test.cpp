@@ -1,79 +1,25 @@
-// profile and rehearse, computed and rendered from plain structs (no database): batches placed
-// in the key range, the ETA, the table and the --json objects.
+// profile rendered from plain structs (no database): the table, with a warning per growing
+// job, and the --json objects. (The profile's figures: tests/analysis/job_profile_test.cpp.)
 #include "commands/profile_command.h"
 
 #include <catch2/catch.hpp>
 #include <sstream>
 
 #include "analysis/job_profile.h"
-#include "commands/rehearse_command.h"
+#include "support/profile_inputs.h"
 #include "support/test_json.h"
 
 using pgxform::LoggedBatch;
 using pgxform::ProfileInputs;
+using pgxform_test::Counters;
 using pgxform_test::Json;
 using pgxform_test::parse_json;
-
-namespace {
-
-// `n` batches of 100 rows over keys 1..100n, 10 ms each, one a second.
-ProfileInputs inputs(int n, bool counters) {
-  ProfileInputs in;
-  in.job = "items";
-  in.list = "main";
-  in.status = "running";
-  for (int i = 0; i < n; ++i) {
-    LoggedBatch b;
-    b.batch_no = i + 1;
-    b.first_key = std::to_string(i * 100 + 1);
-    b.last_key = std::to_string(i * 100 + 100);
-    b.rows = 100;
-    b.duration_ms = 10;
-    b.started_s = 1.7e9 + i;
-    if (counters) b.blocks = pgxform::BlockCounters{150, 50, 1, 0, 0, 0, 0, 0};
-    in.batches.push_back(b);
-    in.rows_done += b.rows;
-  }
-  return in;
-}
-
-}  // namespace
-
-TEST_CASE("a profile places numeric keys in the key range, else keeps batch order") {
-  ProfileInputs in = inputs(20, false);
-  in.span = pgxform::KeySpan{1, 4000, std::nullopt};
-  const auto placed = pgxform::compute_profile(in);
-  CHECK(placed.key_positions);
-  CHECK(placed.batches.front().position == Approx(49.5 / 3999).epsilon(0.01));
-  CHECK(placed.batches.back().position == Approx(1949.5 / 3999).epsilon(0.01));
-  CHECK(placed.batch_numbers.back() == 20);
-  CHECK(placed.first_keys.front() == "1");
-  in.span.reset();
-  CHECK_FALSE(pgxform::compute_profile(in).key_positions);
-  in.span = pgxform::KeySpan{1, 4000, std::nullopt};
-  in.batches.front().first_key = "a1";  // not a number: no position for any batch
-  CHECK_FALSE(pgxform::compute_profile(in).key_positions);
-}
-
-TEST_CASE(
-    "the ETA covers the rows the planner expects beyond those done, and a done job has none") {
-  ProfileInputs in = inputs(20, false);
-  in.estimated_rows = 4000;
-  const auto running = pgxform::compute_profile(in);
-  REQUIRE(running.remaining_rows);
-  CHECK(*running.remaining_rows == 2000);
-  REQUIRE(running.eta_seconds);
-  CHECK(*running.eta_seconds > 0);
-  in.status = "done";
-  CHECK_FALSE(pgxform::compute_profile(in).eta_seconds);
-  in.status = "running";
-  in.estimated_rows.reset();
-  CHECK_FALSE(pgxform::compute_profile(in).eta_seconds);
-}
+using pgxform_test::profile_inputs;
 
 TEST_CASE("profile --json holds the documented keys in order, rounded, counters null without") {
-  std::vector<pgxform::JobProfile> jobs{pgxform::compute_profile(inputs(20, true)),
-                                        pgxform::compute_profile(inputs(3, false))};
+  std::vector<pgxform::JobProfile> jobs{
+      pgxform::compute_profile(profile_inputs(20, Counters::with)),
+      pgxform::compute_profile(profile_inputs(3, Counters::without))};
   jobs[1].job = "other";
   std::ostringstream out;
   pgxform::print_profile_json(out, jobs);
@@ -120,12 +66,26 @@ TEST_CASE("profile --json holds the documented keys in order, rounded, counters 
   CHECK(other["eta_seconds"].is_null());
 }
 
+TEST_CASE("the profile table has a row per job and a warning per growing job") {
+  ProfileInputs growing = profile_inputs(40, Counters::without);
+  for (std::size_t i = 0; i < growing.batches.size(); ++i)
+    growing.batches[i].duration_ms = 10.0 * double(i + 1);
+  const auto profile = pgxform::compute_profile(growing);
+  REQUIRE(profile.figures.trend == pgxform::Trend::growing);
+  std::ostringstream out;
+  pgxform::print_profile_table(out, {profile});
+  INFO(out.str());
+  CHECK(out.str().rfind("JOB", 0) == 0);
+  CHECK(out.str().find("items") != std::string::npos);
+  CHECK(out.str().find("warning: items is growing") != std::string::npos);
+}
+
 TEST_CASE(
     "a job's percentiles are of its own batches: bisect and retry-failed ranges are counted "
     "apart") {
   // 40 batches of 100 rows at 10 ms; after the 20th, a failing batch narrowed down by bisect
   // into 30 ranges of a row at 1 ms; then retry-failed redid 2 keys at 2 ms.
-  ProfileInputs in = inputs(40, false);
+  ProfileInputs in = profile_inputs(40, Counters::without);
   const auto explicit_range = [](pgxform::BatchKind kind, long long key, double ms) {
     LoggedBatch b;
     b.kind = kind;
@@ -173,72 +133,7 @@ TEST_CASE(
                          " ms) and 2 retry-failed batches (2 rows, p50 2.0 ms)") !=
         std::string::npos);
   std::ostringstream plain;
-  pgxform::print_profile_table(plain, {pgxform::compute_profile(inputs(20, false))});
+  pgxform::print_profile_table(plain,
+                               {pgxform::compute_profile(profile_inputs(20, Counters::without))});
   CHECK(plain.str().find("note:") == std::string::npos);
-}
-
-TEST_CASE("the profile table has a row per job and a warning per growing job") {
-  ProfileInputs growing = inputs(40, false);
-  for (std::size_t i = 0; i < growing.batches.size(); ++i)
-    growing.batches[i].duration_ms = 10.0 * double(i + 1);
-  const auto profile = pgxform::compute_profile(growing);
-  REQUIRE(profile.figures.trend == pgxform::Trend::growing);
-  std::ostringstream out;
-  pgxform::print_profile_table(out, {profile});
-  INFO(out.str());
-  CHECK(out.str().rfind("JOB", 0) == 0);
-  CHECK(out.str().find("items") != std::string::npos);
-  CHECK(out.str().find("warning: items is growing") != std::string::npos);
-}
-
-TEST_CASE("rehearse --json carries whole rows and batches, and nulls for a failed job") {
-  pgxform::Rehearsal r;
-  r.threads = 2;
-  r.commit_ms = 0.5;
-  r.run.seconds = 12.3456;
-  r.run.critical_path = {"main"};
-  r.run.list_finish = {{"main", 12.3456}};
-  pgxform::JobRehearsal ok;
-  ok.job = "items";
-  ok.rows = 200000;
-  ok.batches = 40;
-  ok.projected_ms = 12345.6;
-  ok.growth = 1.1;
-  ok.samples.push_back({0.05, std::nullopt, 3, 15000, 30, 0, 0.002});
-  ok.samples.push_back({0.95, std::string("190003"), 3, 15000, 33, 0, 0.0022});
-  pgxform::JobRehearsal failed;
-  failed.job = "broken";
-  failed.rows = 10;
-  failed.error = "SQLSTATE 22012: division by zero";
-  r.jobs = {ok, failed};
-  std::ostringstream out;
-  pgxform::print_rehearsal_json(out, r);
-  const Json doc = parse_json(out.str());
-  CHECK(doc["threads"] == 2);
-  CHECK(doc["seconds"] == 12.346);
-  CHECK(doc["fk_check_ms"].is_null());
-  CHECK(doc["critical_path"] == Json::array({"main"}));
-  CHECK(doc["lists"][0] == parse_json(R"({"list": "main", "finish_seconds": 12.346})"));
-  const Json& items = doc["jobs"][0];
-  CHECK(items["rows"].is_number_integer());
-  CHECK(items["rows"] == 200000);
-  CHECK(items["batches"] == 40);
-  CHECK(items["projected_seconds"] == 12.346);
-  CHECK(items["trend"] == "flat");
-  CHECK(items["samples"][0]["after"].is_null());
-  CHECK(items["samples"][1]["after"] == "190003");
-  CHECK(items["error"].is_null());
-  const Json& broken = doc["jobs"][1];
-  CHECK(broken["projected_seconds"].is_null());
-  CHECK(broken["trend"].is_null());
-  CHECK(broken["error"] == "SQLSTATE 22012: division by zero");
-
-  std::ostringstream table;
-  pgxform::print_rehearsal_table(table, r, 3);
-  INFO(table.str());
-  CHECK(table.str().rfind("rehearse: 3 sample batches per job", 0) == 0);
-  CHECK(table.str().find("error: broken: a sample batch failed: SQLSTATE 22012") !=
-        std::string::npos);
-  CHECK(table.str().find("whole run on 2 threads: 12.3 s (critical path: main)") !=
-        std::string::npos);
 }

@@ -37,6 +37,15 @@ JobStatus failed_state() {
   return s;
 }
 
+// A row as compute_status makes it: the state row, its percent and trend, nothing else known.
+pgxform::StatusRow row_of(const JobStatus& s, std::optional<double> percent, pgxform::Trend trend) {
+  pgxform::StatusRow row;
+  row.state = s;
+  row.percent = percent;
+  row.trend = trend;
+  return row;
+}
+
 StatusFacts span(double first, double last, double at) {
   StatusFacts f;
   f.span = KeySpan{first, last, at};
@@ -105,10 +114,7 @@ TEST_CASE("status has a row for every job of the file, in file order, pending un
 
 TEST_CASE("status --json holds every documented key, in order, nulls for what is unknown") {
   std::ostringstream out;
-  pgxform::print_status_json(
-      out, {{failed_state(), 49.94999, pgxform::Trend::flat, std::nullopt, "", std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_json(out, {row_of(failed_state(), 49.94999, pgxform::Trend::flat)});
   const Json doc = parse_json(out.str());
   const Json& job = doc.at("jobs").at(0);
   std::vector<std::string> keys;
@@ -142,6 +148,10 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
                                          "changes_per_s",
                                          "changes_eta_s",
                                          "catch_up_waiting",
+                                         "holders",
+                                         "table",
+                                         "key",
+                                         "ignored",
                                          "capture",
                                          "capture_missing",
                                          "capture_lost",
@@ -157,6 +167,12 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
   CHECK(job["eta_s"].is_null());
   CHECK(job["batch_size"].is_null());
   CHECK(job["changes_pending"].is_null());  // no changes: trigger
+  CHECK(job["holders"] == Json::array());
+  CHECK(job["table"].is_null());  // not recorded yet
+  CHECK(job["ignored"] == Json::array());
+  std::vector<std::string> top;
+  for (const auto& item : doc.items()) top.push_back(item.key());
+  CHECK(top == std::vector<std::string>{"jobs", "runners", "ignored"});
   CHECK(out.str().back() == '\n');
 }
 
@@ -164,10 +180,7 @@ TEST_CASE("the status table shows the error, the set-aside ranges and a growing 
   JobStatus s = failed_state();
   s.last_key.reset();
   std::ostringstream out;
-  pgxform::print_status_table(
-      out, {{s, std::nullopt, pgxform::Trend::growing, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_table(out, {row_of(s, std::nullopt, pgxform::Trend::growing)});
   const std::string text = out.str();
   INFO(text);
   CHECK(text.rfind("LIST", 0) == 0);
@@ -225,10 +238,7 @@ TEST_CASE("the status table's LIST and JOB columns widen for long names") {
   s.list = "logistic_events_of_the_year";
   s.job = "logistic_events_of_the_year_2024";
   std::ostringstream out;
-  pgxform::print_status_table(
-      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::print_status_table(out, {row_of(s, std::nullopt, pgxform::Trend::flat)});
   CHECK_THAT(out.str(),
              Catch::Contains("logistic_events_of_the_year  logistic_events_of_the_year_2024  "));
 }
@@ -341,19 +351,131 @@ TEST_CASE("status shows a capturing job's pending changes and the age of the old
   pgxform::JobStatus s = failed_state();
   s.error.reset();
   std::ostringstream out;
-  pgxform::print_status_table(
-      out, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-             std::nullopt, 12LL, 61.5, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-             std::nullopt, std::nullopt, std::nullopt}});
+  pgxform::StatusRow capturing = row_of(s, std::nullopt, pgxform::Trend::flat);
+  capturing.changes_pending = 12;
+  capturing.oldest_change_s = 61.5;
+  pgxform::print_status_table(out, {capturing});
   CHECK_THAT(out.str(), Catch::Contains("capturing changes: 12 pending, the oldest 62 s old: "
                                         "pgxform catch-up " +
                                         s.job));
   std::ostringstream json;
-  pgxform::print_status_json(
-      json, {{s, std::nullopt, pgxform::Trend::flat, std::nullopt, "", std::nullopt, std::nullopt,
-              std::nullopt, 0LL, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-              std::nullopt, std::nullopt, std::nullopt, std::nullopt}});
+  capturing.changes_pending = 0;
+  capturing.oldest_change_s.reset();
+  pgxform::print_status_json(json, {capturing});
   const Json job = parse_json(json.str()).at("jobs").at(0);
   CHECK(job["changes_pending"] == 0);
   CHECK(job["oldest_change_s"].is_null());
+}
+
+TEST_CASE("a lock holder that is not the recorded runner is said under its job: who, since when") {
+  pgxform::TaskHolder h;
+  h.job = "items";
+  h.pid = 4242;
+  h.role = "mallory";
+  h.application_name = "pgxform evilhost:1";
+  h.client_addr = "10.0.0.5";
+  h.connected_at = "2026-12-06 10:00:01+00";
+  h.state = "idle";
+  h.state_since = "2026-12-06 10:00:02+00";
+  CHECK(pgxform::holder_line(h) ==
+        "held by backend 4242 of role mallory ('pgxform evilhost:1', from 10.0.0.5), connected "
+        "since 2026-12-06 10:00:01+00, idle since 2026-12-06 10:00:02+00: not the runner "
+        "recorded for the job; if it is no runner of yours, end it: SELECT "
+        "pg_terminate_backend(4242)");
+  h.connected_at.reset();
+  CHECK_THAT(pgxform::holder_line(h),
+             Catch::Contains("since a time pg_stat_activity hides from this role"));
+
+  JobStatus s = failed_state();
+  s.error.reset();
+  pgxform::StatusRow row = row_of(s, std::nullopt, pgxform::Trend::flat);
+  row.holders = {h};
+  std::ostringstream out;
+  pgxform::print_status_table(out, {row});
+  CHECK_THAT(out.str(), Catch::Contains("\n    held by backend 4242 of role mallory"));
+  row.holders[0].recorded = true;  // a runner of this migration: its RUNNER column says enough
+  std::ostringstream recorded;
+  pgxform::print_status_table(recorded, {row});
+  CHECK_THAT(recorded.str(), !Catch::Contains("held by backend"));
+  std::ostringstream json;
+  pgxform::print_status_json(json, {row});
+  const Json holder = parse_json(json.str()).at("jobs").at(0).at("holders").at(0);
+  CHECK(holder["task"] == "items");
+  CHECK(holder["pid"] == 4242);
+  CHECK(holder["role"] == "mallory");
+  CHECK(holder["application_name"] == "pgxform evilhost:1");
+  CHECK(holder["client_addr"] == "10.0.0.5");
+  CHECK(holder["connected_at"].is_null());
+  CHECK(holder["state"] == "idle");
+  CHECK(holder["recorded"] == true);
+}
+
+TEST_CASE("status shows what a job is recorded on, and when the jobs file names another table") {
+  const pgxform::JobIdentity items{"legacy", "items", "id", "bigint", "xf", "items"};
+  pgxform::JobIdentity other = items;
+  other.table_name = "other";
+  StatusFacts facts = estimate(100);
+  facts.now = other;
+  JobStatus done = state("done", 3, 300);
+  const auto rows = pgxform::compute_status(k_status_file, {done}, {{"items", facts}}, {}, {}, {},
+                                            {{"items", {items, "done"}}});
+  REQUIRE(rows[0].recorded);
+  REQUIRE(rows[0].names_now);
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  CHECK_THAT(table.str(), Catch::Contains("    recorded on legacy.items by id (bigint) through "
+                                          "xf.items; the jobs file now names legacy.other by id "
+                                          "(bigint) through xf.items: pgxform reset items to "
+                                          "start it over"));
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows);
+  const Json job = parse_json(json.str()).at("jobs").at(0);
+  CHECK(job["table"] == "legacy.items");
+  CHECK(job["key"] == "id");
+  // The same table as recorded: nothing to say; the key's type alone is no other table.
+  facts.now = items;
+  facts.now->key_type = "numeric";
+  const auto same = pgxform::compute_status(k_status_file, {done}, {{"items", facts}}, {}, {}, {},
+                                            {{"items", {items, "done"}}});
+  CHECK(same[0].recorded);
+  CHECK_FALSE(same[0].names_now);
+}
+
+TEST_CASE("status shows the control values the runners ignore, and each runner's workers") {
+  pgxform::ControlRow huge;
+  huge.scope = pgxform::ControlScope::job;
+  huge.name = "items";
+  huge.values.batch_size = 9223372036854775807LL;
+  const auto rows = pgxform::compute_status(k_status_file, {state("running", 3, 300)}, {}, {huge});
+  CHECK(rows[0].ignored ==
+        std::vector<std::string>{"batch_size 9223372036854775807 > 1000000000 (job items)"});
+  CHECK(rows[1].ignored.empty());  // the step has no settings
+  pgxform::StatusRunners runners;
+  runners.ignored = {"threads 10000 > 1024 (all)"};
+  pgxform::RunnerPool pool;
+  pool.runner = "vm:4711";
+  pool.command = "run";
+  pool.figures = {3, 1024, 3, 42, 5};
+  runners.pools = {pool};
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows, runners);
+  INFO(table.str());
+  CHECK_THAT(table.str(),
+             Catch::Contains("    ignored: batch_size 9223372036854775807 > 1000000000 (job "
+                             "items)\n") &&
+                 Catch::Contains("runner vm:4711 (run): 3 workers: 3 tasks can run, 42 "
+                                 "connections free (1024 threads asked, 5 kept in reserve)\n") &&
+                 Catch::Contains("\nignored: threads 10000 > 1024 (all)\n"));
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows, runners);
+  const Json doc = parse_json(json.str());
+  CHECK(doc["jobs"][0]["ignored"][0] == "batch_size 9223372036854775807 > 1000000000 (job items)");
+  CHECK(doc["ignored"][0] == "threads 10000 > 1024 (all)");
+  const Json& runner = doc["runners"][0];
+  std::vector<std::string> keys;
+  for (const auto& item : runner.items()) keys.push_back(item.key());
+  CHECK(keys == std::vector<std::string>{"runner", "command", "workers", "threads", "tasks",
+                                         "connections_free", "reserve"});
+  CHECK(runner["workers"] == 3);
+  CHECK(runner["connections_free"] == 42);
 }

@@ -8,14 +8,14 @@
 
 namespace {
 
-std::vector<pgxform::StatusRow> one_row() {
+pgxform::StatusReport one_row() {
   pgxform::StatusRow row;
   row.state.job = "items";
   row.state.list = "main";
   row.state.status = "running";
   row.state.rows_done = 1200;
   row.rows_per_s = 40;
-  return {row};
+  return {{row}, {}};
 }
 
 pgxform::StatusOptions watch_options(pgxform::StatusFormat format) {

@@ -1,6 +1,6 @@
 // verify, computed and rendered from plain structs (no database): what is wrong, the lines per
 // job and in all, the progress lines, and the query as verify wraps it. The database tests
-// (verify_test.cpp) run it for real.
+// (verify_command_db_test.cpp, and engine/verify_job_db_test.cpp for one job) run it for real.
 #include "commands/verify_command.h"
 
 #include <catch2/catch.hpp>

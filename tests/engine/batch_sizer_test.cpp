@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -138,4 +139,15 @@ TEST_CASE("the trend of time-sized batches: a linear job stays flat, an O(N²) j
     CHECK(sizes.back() < sizes[10] / 2);  // the sizes did follow
     CHECK(pgxform::analyze_batches(samples).trend == pgxform::Trend::growing);
   }
+}
+
+TEST_CASE("a first size past every batch's limit is held to it, never overflowing",
+          "[batch_sizer]") {
+  BatchSizer sizer(BatchSizing{std::numeric_limits<long>::max(), 100, 1000000, 500});
+  CHECK(sizer.size() == 1000000000);
+  sizer.batch_done(1000, 1);  // cheap: it would grow
+  CHECK(sizer.size() > 0);
+  CHECK(sizer.size() <= 1000000000);
+  BatchSizer fixed(BatchSizing{std::numeric_limits<long>::max(), 100, 1000000, 0});
+  CHECK(fixed.size() == 1000000000);
 }

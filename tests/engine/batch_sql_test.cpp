@@ -118,14 +118,6 @@ TEST_CASE("the log statement binds the job and the eight counters, and logs only
   CHECK(contains(sql, pgxform::k_batch_setting));
 }
 
-TEST_CASE("setting a range aside moves the cursor and records the range in one statement") {
-  const std::string sql = pgxform::set_aside_sql(k_state, Slicing::slice);
-  check_parameters(sql, 7);
-  CHECK(contains(sql, R"(UPDATE "pgxform".job_slice c SET last_key = $5::text)"));
-  CHECK(contains(sql, R"(INSERT INTO "pgxform".failed_batches)"));
-  CHECK(contains(sql, "FROM c RETURNING 1"));
-}
-
 TEST_CASE("reading bounds, splitting, trials, counts and calls leave the state alone") {
   const ResolvedJob job = job_keyed_by("uuid", 'U');
   const std::string bounds = bounds_query(job, {});

@@ -13,6 +13,7 @@
 #include "database/database.h"
 #include "engine/script_migrator.h"
 #include "state/state_locks.h"
+#include "support/fixtures.h"
 #include "support/test_db.h"
 
 using namespace pgxform_test;
@@ -49,6 +50,13 @@ bool table_exists(TestDatabase& db, const std::string& table) {
 
 long long history_rows(TestDatabase& db) {
   return db.count("SELECT count(*) FROM pgxform.script_history");
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 std::string message_of(const std::function<void()>& f) {
@@ -356,4 +364,79 @@ TEST_CASE("the sample's scripts directory applies its V and R scripts and ignore
   CHECK(db.schema_exists("orders"));
   CHECK(db.scalar("SELECT to_regprocedure('xf.customers(bigint, bigint)') IS NOT NULL") == "t");
   CHECK(migrator.migrate().empty());
+}
+
+TEST_CASE(
+    "another migration's V1 in a shared state schema is a different script: migrate and "
+    "repair refuse it without advising repair, and its own state schema lets it through") {
+  TestDatabase db;
+  db.exec(
+      "CREATE SCHEMA wide; CREATE TABLE wide.t (id bigint PRIMARY KEY);"
+      "INSERT INTO wide.t SELECT generate_series(1, 10);"
+      "CREATE SCHEMA many; CREATE TABLE many.u (id bigint PRIMARY KEY);"
+      "INSERT INTO many.u SELECT generate_series(1, 10);");
+  TempDir tmp;
+  const auto init = [&](const std::string& schema) {
+    const std::string dir = tmp.path() + "/" + schema;
+    const auto r = run_cli({"init", "--schema", schema, "--dir", dir, "--dsn", db.dsn()});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return dir + "/jobs.yaml";
+  };
+  const std::string wide = init("wide"), many = init("many");
+  REQUIRE(run_cli({"migrate", "-f", wide, "--dsn", db.dsn()}).exit_code == 0);
+
+  const auto migrate = run_cli({"migrate", "-f", many, "--dsn", db.dsn()});
+  INFO(migrate.err);
+  CHECK(migrate.exit_code == 2);
+  CHECK_THAT(migrate.err,
+             Catch::Contains("V1__many_new_schema.sql: version 1 is applied already as another "
+                             "script, V1__wide_new_schema.sql") &&
+                 Catch::Contains("this is a different script, which was never applied") &&
+                 Catch::Contains("give this one a state schema of its own"));
+  CHECK_THAT(migrate.err, !Catch::Contains("run pgxform repair"));
+  const auto info = run_cli({"info", "-f", many, "--dsn", db.dsn()});
+  CHECK_THAT(info.out, Catch::Contains("conflict") &&
+                           Catch::Contains("version 1 was applied as V1__wide_new_schema.sql"));
+
+  const auto repair = run_cli({"repair", "-f", many, "--dsn", db.dsn()});
+  CHECK(repair.exit_code == 2);
+  CHECK_THAT(repair.err, Catch::Contains("this is a different script"));
+  CHECK(db.scalar("SELECT script FROM pgxform.script_history WHERE version = '1'") ==
+        "V1__wide_new_schema.sql");
+  CHECK_FALSE(db.schema_exists("many_new"));
+
+  // The way out: a state schema of its own.
+  std::string yaml = read_file(many);
+  yaml.replace(yaml.find("state_schema: pgxform"), 21, "state_schema: pgxform_many");
+  std::ofstream(many) << yaml;
+  const auto own = run_cli({"run", "-f", many, "--dsn", db.dsn()});
+  INFO(own.err);
+  CHECK(own.exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM many_new.u") == 10);
+}
+
+TEST_CASE("scripts holding a NUL byte or a COMMIT are refused at their line, nothing applied") {
+  TestDatabase db;
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() + "/sql");
+  const auto path = dir.write("jobs.yaml",
+                              "version: 1\nlists:\n  - name: l\n    jobs:\n"
+                              "      - {name: s, sql: SELECT 1}\n");
+  for (const auto& [script, problem] :
+       {std::pair<std::string, std::string>{
+            "CREATE TABLE one (a int);\nSELECT 1;" + std::string(1, '\0') + "\nDROP TABLE one;",
+            "V1__one.sql:2: holds a NUL byte"},
+        {"CREATE TABLE one (a int);\nCOMMIT;\nSELECT 1/0;", "V1__one.sql:2: COMMIT"}}) {
+    dir.write("sql/V1__one.sql", script);
+    const auto r = run_cli(with_db(db, path, {"migrate"}));
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(problem) && Catch::Contains("nothing was applied"));
+    CHECK(db.count("SELECT count(*) FROM pg_class WHERE relname = 'one'") == 0);
+    CHECK_FALSE(db.schema_exists("pgxform"));
+  }
+  // A no-transaction script may do what it likes: it runs outside pgxform's transaction.
+  dir.write("sql/V1__one.sql", "-- pgxform: no-transaction\nVACUUM;");
+  CHECK(run_cli(with_db(db, path, {"migrate"})).exit_code == 0);
 }

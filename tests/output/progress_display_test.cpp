@@ -87,7 +87,7 @@ TEST_CASE("a plain progress line keeps today's words and adds percent, ETA and t
   CHECK_THAT(pgxform::plain_line(v), Catch::EndsWith("; paused (job items)"));
 }
 
-TEST_CASE("PGXFORM_PROGRESS_INTERVAL_MS sets the plain interval; 10 s otherwise") {
+TEST_CASE("PGXFORM_PROGRESS_INTERVAL_MS sets the plain interval, else it is 10 s") {
   unsetenv("PGXFORM_PROGRESS_INTERVAL_MS");
   CHECK(pgxform::plain_interval() == std::chrono::seconds(10));
   setenv("PGXFORM_PROGRESS_INTERVAL_MS", "250", 1);

@@ -13,8 +13,11 @@
 #include <sstream>
 
 #include "analysis/job_profile.h"
+#include "support/test_text.h"
 
 using pgxform::JobProfile;
+
+using pgxform_test::occurrences;
 
 namespace {
 
@@ -205,12 +208,6 @@ std::vector<std::vector<double>> throughput_lines(const std::string& svg) {
     lines.push_back(xs);
   }
   return lines;
-}
-
-std::size_t occurrences(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 }  // namespace

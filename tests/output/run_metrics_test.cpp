@@ -1,20 +1,29 @@
-// The run's metrics without a database or a port: the series each event moves, the values of
-// --metrics-port and --metrics-address, and the Grafana dashboard of docs/, which may use only
-// the metrics pgxform exports.
+// The run's metrics without a database: the series each event moves, the values of
+// --metrics-port and --metrics-address (an IPv6 one served, or refused where CivetWeb has no
+// IPv6), and the Grafana dashboard of docs/, which may use only the metrics pgxform exports.
 #include "output/run_metrics.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "base/errors.h"
 #include "cli/cli.h"
+#include "support/prerequisite.h"
 
 using pgxform::MetricsCollection;
 using pgxform::Paused;
@@ -54,6 +63,44 @@ void strings_under(const nlohmann::json& value, const std::string& key,
   } else if (value.is_array()) {
     for (const auto& v : value) strings_under(v, key, found);
   }
+}
+
+// A port of ::1 that nothing listens on (the system's choice), or 0 when this host has no IPv6
+// loopback.
+int free_ipv6_loopback_port() {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  socklen_t length = sizeof address;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
+    port = ntohs(address.sin6_port);
+  ::close(fd);
+  return port;
+}
+
+// The answer of a plain HTTP GET of `path` on [::1]:`port` ("" when it cannot connect).
+std::string get_over_ipv6_loopback(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  address.sin6_port = htons(static_cast<uint16_t>(port));
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), 0) == ssize_t(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, n);
+    }
+  }
+  ::close(fd);
+  return answer;
 }
 
 }  // namespace
@@ -169,12 +216,18 @@ TEST_CASE("a --metrics-port outside 1 to 65535 or a --metrics-address that is no
   CHECK_THAT(err, !Catch::Contains("--metrics-"));
 }
 
-TEST_CASE("an IPv6 metrics address is refused with a reason where CivetWeb serves no IPv6") {
+TEST_CASE(
+    "an IPv6 metrics address is served where CivetWeb serves IPv6, and refused with its reason "
+    "where it does not") {
+  RunMetrics metrics(MetricsCollection::on);
   if (mg_check_feature(MG_FEATURES_IPV6) != 0) {
-    WARN("this CivetWeb serves IPv6: nothing to refuse");
+    const int port = free_ipv6_loopback_port();
+    if (!pgxform_test::prerequisite(port > 0, "this host has no IPv6 loopback (::1) to serve on"))
+      return;
+    metrics.serve(pgxform::MetricsEndpoint{"::1", port});
+    CHECK_THAT(get_over_ipv6_loopback(port, "/metrics"), Catch::StartsWith("HTTP/1.1 200"));
     return;
   }
-  RunMetrics metrics(MetricsCollection::on);
   pgxform::MetricsEndpoint endpoint{"::1", 9187};
   try {
     metrics.serve(endpoint);
@@ -239,4 +292,109 @@ TEST_CASE("the Grafana dashboard parses and uses every metric pgxform exports, a
     INFO(query);
     CHECK_THAT(query, Catch::Contains("phase=~\"$phase\""));
   }
+}
+
+namespace {
+
+// A TCP connection to 127.0.0.1:`port`, with receives bounded by `timeout_s`; -1 when refused.
+int connect_to(int port, int timeout_s) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  const timeval timeout{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(std::uint16_t(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// GET /metrics, waiting for the answer at most `timeout_s`: true when it came whole (200).
+bool scraped(int port, int timeout_s) {
+  const int fd = connect_to(port, timeout_s);
+  if (fd < 0) return false;
+  const std::string request =
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string response;
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;)
+      response.append(buffer, std::size_t(n));
+  }
+  ::close(fd);
+  return response.compare(0, 12, "HTTP/1.1 200") == 0 &&
+         response.find("pgxform_rows_total") != std::string::npos;
+}
+
+// `count` connections that send nothing, held open, each opened again as soon as the server
+// closes it, until the end.
+class IdleConnections {
+ public:
+  IdleConnections(int port, int count) {
+    for (int i = 0; i < count; ++i) m_fds.push_back(connect_to(port, 1));
+    m_thread = std::thread([this, port] {
+      while (!m_done) {
+        for (int& fd : m_fds) {
+          char byte;
+          if (fd >= 0 && ::recv(fd, &byte, 1, MSG_DONTWAIT) != 0) continue;  // still open
+          if (fd >= 0) ::close(fd);
+          fd = connect_to(port, 1);
+          ++m_reopened;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  ~IdleConnections() {
+    m_done = true;
+    m_thread.join();
+    for (const int fd : m_fds)
+      if (fd >= 0) ::close(fd);
+  }
+  int reopened() const { return m_reopened; }
+
+ private:
+  std::vector<int> m_fds;
+  std::atomic<bool> m_done{false};
+  std::atomic<int> m_reopened{0};
+  std::thread m_thread;
+};
+
+}  // namespace
+
+TEST_CASE("ten idle connections held open do not stop the metrics endpoint from answering") {
+  // A port the system chose a moment ago.
+  int port = 0;
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t size = sizeof addr;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size) == 0);
+    port = ntohs(addr.sin_port);
+    ::close(fd);
+  }
+  RunMetrics metrics(MetricsCollection::on);
+  metrics.declare_jobs({"items"}, {pgxform::Phase::main}, {});
+  metrics.serve({"127.0.0.1", port});
+  REQUIRE(scraped(port, 5));
+  const IdleConnections idle(port, 10);
+  // Scrapes during three seconds at least, past the request timeout of the idle ones: each
+  // must answer, and soon (the ceiling is generous: the machine is shared; CivetWeb's default
+  // held each of its threads for 30 s per idle connection).
+  int answered = 0, asked = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(3) || asked < 10) {
+    ++asked;
+    answered += scraped(port, 5);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO("idle connections opened again: " << idle.reopened());
+  CHECK(answered == asked);
 }

@@ -1,15 +1,11 @@
-// Which jobs a command works on (pure), and the two tiers of errors those choices raise.
+// Which jobs a command works on (pure), and the preflight errors those choices raise.
 #include "plan/job_selection.h"
 
 #include <catch2/catch.hpp>
-#include <pqxx/pqxx>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "base/errors.h"
-#include "database/database.h"
-#include "engine/script_migrator.h"
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
 
@@ -49,7 +45,8 @@ std::string problem_of(const std::vector<std::string>& named, JobKinds kinds) {
 
 }  // namespace
 
-TEST_CASE("the jobs a command names come in file order; none named means every job it can use") {
+TEST_CASE(
+    "the jobs a command names come in file order, and none named means every job it can use") {
   CHECK(job_names(select_jobs(k_selection_file, {}, JobKinds::any)) ==
         std::vector<std::string>{"b", "step", "a"});
   CHECK(job_names(select_jobs(k_selection_file, {}, JobKinds::batched)) ==
@@ -65,27 +62,4 @@ TEST_CASE("a name that is no job, or a step where a batched job is needed, is a 
   CHECK(problem_of({"step"}, JobKinds::batched) ==
         "jobs.yaml: job 'step' is a one-shot sql: step; explain works on batched jobs");
   CHECK(problem_of({"step"}, JobKinds::any).empty());
-}
-
-TEST_CASE("every input error exits 2 through one base; database errors never derive from it") {
-  using pgxform::InputError;
-  static_assert(std::is_base_of_v<InputError, pgxform::UsageError>);
-  static_assert(std::is_base_of_v<InputError, PreflightError>);
-  static_assert(std::is_base_of_v<InputError, pgxform::JobHeldError>);
-  static_assert(std::is_base_of_v<InputError, pgxform::JobsFileError>);
-  static_assert(std::is_base_of_v<InputError, pgxform::ScriptError>);
-  static_assert(std::is_base_of_v<InputError, pgxform::SelectionError>);
-  static_assert(std::is_base_of_v<InputError, pgxform::ConnectError>);
-  static_assert(!std::is_base_of_v<InputError, pqxx::failure>);
-  static_assert(!std::is_base_of_v<InputError, pqxx::sql_error>);
-  static_assert(!std::is_base_of_v<InputError, pgxform::ScriptFailed>);
-  const PreflightError preflight({"one", "two"});
-  CHECK(preflight.problems() == std::vector<std::string>{"one", "two"});
-  CHECK(preflight.outcome() == "2 problem(s) found; no job was started");
-  CHECK(std::string(preflight.what()) == "one");
-  CHECK(pgxform::ScriptError({"x"}).outcome() == "nothing was applied");
-  const pgxform::JobHeldError held("items");
-  CHECK(held.problems().front() ==
-        "job 'items' is held by a running pgxform (see pgxform status); stop it first");
-  CHECK(held.outcome() == "nothing was written");
 }

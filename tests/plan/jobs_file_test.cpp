@@ -7,9 +7,13 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
+
+#include "fuzz/fuzz_targets.h"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -18,6 +22,7 @@ using pgxform::JobsFileError;
 using pgxform::parse_jobs_file;
 using pgxform::parse_jobs_text;
 using pgxform::parse_qualified_name;
+using pgxform::steering_flaw;
 
 namespace {
 
@@ -837,7 +842,8 @@ lists:
              Contains("a NUL byte"));
 }
 
-TEST_CASE("bytes that are not UTF-8 are refused at their line; a name holds no control character") {
+TEST_CASE(
+    "bytes that are not UTF-8 are refused at their line, and a name holds no control character") {
   const auto latin1 = error_of(
       "version: 1\nlists:\n  - name: l\n    jobs:\n"
       "      - {name: caf\xe9, table: t, key: id, function: f}\n");
@@ -851,6 +857,23 @@ TEST_CASE("bytes that are not UTF-8 are refused at their line; a name holds no c
   CHECK_THAT(message(error_of("version: 1\nlists:\n  - name: \"l\\r\\n12:00:00 info forged\"\n"
                               "    jobs: [{name: s, sql: SELECT 1}]\n")),
              Contains("a control character"));
+}
+
+TEST_CASE("a job or list named with '=' is refused at its line: pause and set could not name it") {
+  const auto job = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs:\n"
+      "      - {name: s, sql: SELECT 1}\n"
+      "      - name: k=v\n        sql: SELECT 1\n");
+  CHECK(job.line() == 6);
+  CHECK_THAT(message(job), Contains("the name of job 'k=v' holds '='") &&
+                               Contains("pgxform pause and set read NAME=VALUE as a setting"));
+  const auto list = error_of(
+      "version: 1\nlists:\n  - name: l\n    jobs: [{name: s, sql: SELECT 1}]\n"
+      "  - name: batch_size=5\n    jobs: [{name: t, sql: SELECT 1}]\n");
+  CHECK(list.line() == 5);
+  CHECK_THAT(message(list), Contains("the name of list 'batch_size=5' holds '='"));
+  CHECK_FALSE(steering_flaw("a-b.c#1"));
+  CHECK(steering_flaw("a=b"));
 }
 
 TEST_CASE("a complex YAML key is an error at its line, not a crash") {
@@ -914,7 +937,7 @@ TEST_CASE("a one-shot step may not end its own transaction") {
 }
 
 TEST_CASE(
-    "a chain of 10,000 lists is checked without recursion; more lists than that are refused") {
+    "a chain of 10,000 lists is checked without recursion, and more lists than that are refused") {
   const auto chain = [](int n) {
     std::string text = "version: 1\nlists:\n";
     for (int i = 0; i < n; ++i) {
@@ -1273,4 +1296,84 @@ lists:
         changes: {mode: none, also: [{table: legacy.orders, column: id, match: order_id}]}
 )");
   CHECK_THAT(message(also), Contains("needs a mode that captures"));
+}
+
+TEST_CASE("every jobs file of the fuzz corpus is read, or refused as bad input at its line") {
+  const std::filesystem::path corpus =
+      std::filesystem::path(PGXFORM_SOURCE_DIR) / "tests/fuzz/corpus/jobs_file";
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO(entry.path());
+    CHECK(pgxform_fuzz::jobs_file_input(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                        bytes.size()));
+    ++inputs;
+  }
+  CHECK(inputs >= 4);
+}
+
+TEST_CASE("changes as a mapping names the other tables the transform reads in also") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: lines
+        table: legacy.order_lines
+        key: id
+        function: xf.lines
+        changes:
+          mode: trigger
+          also:
+            - {table: legacy.orders, column: id, match: order_id}
+            - table: legacy.customers
+              column: id
+              keys_function: xf.lines_of_customers
+        refresh_function: xf.lines_refresh
+)",
+                                        "jobs.yaml");
+  const auto* lines = file.find_job("lines");
+  REQUIRE(lines->captures());
+  REQUIRE(lines->also.size() == 2);
+  CHECK(lines->also[0].table.text() == "legacy.orders");
+  CHECK(lines->also[0].column == "id");
+  CHECK(lines->also[0].match == "order_id");
+  CHECK(lines->also[0].line == 12);
+  CHECK(lines->also[1].keys_function.text() == "xf.lines_of_customers");
+  CHECK(lines->also[1].match.empty());
+  CHECK(lines->also[1].line == 13);
+}
+
+TEST_CASE("a changes mapping without its mode, or an also entry that is not whole, is an error") {
+  const auto with_changes = [](const std::string& changes) {
+    return "version: 1\n"
+           "lists:\n"
+           "  - name: a\n"
+           "    jobs:\n"
+           "      - name: lines\n"
+           "        table: legacy.order_lines\n"
+           "        key: id\n"
+           "        function: xf.lines\n"
+           "        changes:\n" +
+           changes + "        refresh_function: xf.lines_refresh\n";
+  };
+  auto no_mode = error_of(with_changes("          also: [{table: t, column: id, match: x}]\n"));
+  CHECK_THAT(message(no_mode), Contains("missing required field 'mode' in changes of job 'lines'"));
+  auto other_mode = error_of(with_changes("          mode: binlog\n"));
+  CHECK(other_mode.line() == 10);
+  CHECK_THAT(message(other_mode),
+             Contains("changes of job 'lines' must be trigger, logical or none"));
+  auto empty = error_of(with_changes("          mode: trigger\n          also: []\n"));
+  CHECK_THAT(message(empty), Contains("'also' in changes of job 'lines' must be a non-empty list"));
+  auto both =
+      error_of(with_changes("          mode: trigger\n"
+                            "          also:\n"
+                            "            - {table: t, column: id, match: x, keys_function: f}\n"));
+  CHECK(both.line() == 12);
+  CHECK_THAT(message(both), Contains("needs exactly one of 'match'"));
+  auto no_column =
+      error_of(with_changes("          mode: trigger\n          also: [{table: t, match: x}]\n"));
+  CHECK_THAT(message(no_column), Contains("missing required field 'column'"));
+  auto typo = error_of(with_changes("          mode: trigger\n          alsoo: []\n"));
+  CHECK_THAT(message(typo), Contains("unknown field 'alsoo' in changes of job 'lines'"));
 }

@@ -124,6 +124,18 @@ TEST_CASE("a task id names its slice only when it is not the first") {
   CHECK(task("customers", 2).text() == "customers#2");
 }
 
+TEST_CASE("a catch-up task carries its phase and names it, apart from the job's main pass") {
+  Scheduler s({{"l", {}, {{"orders", 1, pgxform::Phase::catch_up}}}});
+  const auto task = s.next_task();
+  REQUIRE(task);
+  CHECK(task->phase == pgxform::Phase::catch_up);
+  CHECK(task->text() == "orders (catch-up)");
+  CHECK_FALSE(*task == (TaskId{"orders", 0, pgxform::Phase::main}));
+  CHECK(std::string(pgxform::phase_name(task->phase)) == "catch_up");
+  s.task_finished(*task);
+  CHECK(s.all_done());
+}
+
 TEST_CASE("jobs of one list run in order: the second is not offered while the first runs") {
   Scheduler scheduler(plan_of(R"(version: 1
 lists:
@@ -211,6 +223,25 @@ lists:
   CHECK_FALSE(scheduler.next_task());
   scheduler.task_finished(slices[1]);
   CHECK(texts(take_all(scheduler)) == Names{"after-sliced"});
+}
+
+TEST_CASE("the tasks that can run are those running, ready or held elsewhere, never later ones") {
+  Scheduler scheduler(select_lists(jobs_file(), {}, {}, {}));
+  // orders' three slices of customers and audit's first job; logistics and reports wait.
+  CHECK(scheduler.runnable_count() == 4);
+  const auto first = take_all(scheduler);
+  CHECK(first.size() == 4);
+  CHECK(scheduler.runnable_count() == 4);
+  scheduler.task_deferred(first[1]);  // held by another runner: still one to try
+  CHECK(scheduler.runnable_count() == 4);
+  scheduler.task_finished(first[0]);
+  scheduler.task_finished(first[2]);
+  CHECK(scheduler.runnable_count() == 2);  // customers#1 held, audit-log running
+  scheduler.task_failed(first[3]);         // audit stops: nothing of it can run
+  CHECK(scheduler.runnable_count() == 1);
+  scheduler.retry_deferred();
+  scheduler.task_finished(*scheduler.next_task());  // customers#1 at last: shop-orders next
+  CHECK(scheduler.runnable_count() == 1);
 }
 
 TEST_CASE("a task is never offered twice while it runs") {

@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+
+#include "fuzz/fuzz_targets.h"
 
 using namespace pgxform;
 namespace fs = std::filesystem;
@@ -209,6 +212,23 @@ TEST_CASE("only the first line's directive makes a script run outside a transact
         }).find("sql/V2__x.sql: line 1: unknown directive 'no transaction'") == 0);
 }
 
+TEST_CASE(
+    "a V script whose version was applied under another description is in conflict, not "
+    "changed") {
+  const std::vector<ScriptFile> files{script("V1__many_new_schema.sql", "c2"),
+                                      script("V2__more.sql", "c3")};
+  const std::vector<AppliedScript> history{applied("V1__wide_new_schema.sql", "c1"),
+                                           applied("V2__more.sql", "c3")};
+  const auto states = script_states(files, history);
+  REQUIRE(states.size() == 2);  // the other script's row is not listed apart as missing
+  CHECK(states[0].script.file == "V1__many_new_schema.sql");
+  CHECK(states[0].state == ScriptState::conflict);
+  CHECK(std::string(state_name(states[0].state)) == "conflict");
+  CHECK(states[0].applied_as == "V1__wide_new_schema.sql");
+  CHECK(states[1].state == ScriptState::applied);
+  CHECK_FALSE(states[1].applied_as);
+}
+
 TEST_CASE("script states come from the files and the history") {
   const std::vector<ScriptFile> files{script("V1__a.sql", "c1"),  script("V1.0.1__b.sql", "c2"),
                                       script("V2__c.sql", "new"), script("V4__d.sql", "c4"),
@@ -232,4 +252,19 @@ TEST_CASE("script states come from the files and the history") {
   CHECK(states[2].script.checksum == "new");
   CHECK_FALSE(states[4].applied_at);
   CHECK(states[3].script.path.empty());
+}
+
+TEST_CASE("every script of the fuzz corpus keeps the promises of a script's name and text") {
+  const std::filesystem::path corpus =
+      std::filesystem::path(PGXFORM_SOURCE_DIR) / "tests/fuzz/corpus/scripts";
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO(entry.path());
+    CHECK(pgxform_fuzz::script_input(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                     bytes.size()));
+    ++inputs;
+  }
+  CHECK(inputs >= 4);
 }

@@ -4,6 +4,7 @@
 #include "state/job_control.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "base/errors.h"
 #include "commands/control_command.h"
@@ -66,6 +67,31 @@ TEST_CASE("a job's own control row wins over its list's, which wins over every j
   CHECK(resolve_control({}, "orders", "shop") == pgxform::JobControl());
   CHECK(resolve_control({row(ControlScope::list, "shop", true)}, "orders", "shop").paused_by ==
         "list shop");
+}
+
+TEST_CASE("a control value out of its limit is ignored, listed, and the next row's applies") {
+  ControlRow huge =
+      row(ControlScope::job, "orders", std::nullopt, std::numeric_limits<long long>::max());
+  huge.values.pause_ms = 86400000;  // a day
+  ControlRow list = row(ControlScope::list, "shop", std::nullopt, 700);
+  list.values.target_batch_ms = -5;
+  const auto c =
+      resolve_control({row(ControlScope::all, "", std::nullopt, 50), list, huge}, "orders", "shop");
+  CHECK(*c.batch_size == 700);  // its list's: its own is ignored
+  CHECK_FALSE(c.target_batch_ms);
+  CHECK(c.pause_ms == 0);
+  CHECK(c.ignored ==
+        std::vector<std::string>{"batch_size 9223372036854775807 > 1000000000 (job orders)",
+                                 "target_batch_ms -5 < 0 (list shop)",
+                                 "pause_ms 86400000 > 3600000 (job orders)"});
+  // A wider row's bad value that a narrower valid one overrides is not listed.
+  ControlRow wide = row(ControlScope::all, "", std::nullopt, 0);
+  const auto own =
+      resolve_control({wide, row(ControlScope::job, "orders", std::nullopt, 10)}, "orders", "shop");
+  CHECK(*own.batch_size == 10);
+  CHECK(own.ignored.empty());
+  CHECK(resolve_control({wide}, "orders", "shop").ignored ==
+        std::vector<std::string>{"batch_size 0 < 1 (all)"});
 }
 
 TEST_CASE("pause, resume and set resolve names to lists before jobs and parse settings") {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/test_db.h"
+#include "support/test_json.h"
 
 namespace pgxform_test {
 
@@ -29,6 +30,29 @@ std::string items_jobs_yaml(int batch_size, int parallel = 1, const std::string&
 // items_jobs_yaml(100) and, after the items job, the one-shot step count-step, which adds a row
 // to target.step_runs (created here) each time it runs.
 std::string items_and_counting_step_yaml(TestDatabase& db);
+
+// A jobs file with one list `main` of one job `items` whose fields (after its name, indented
+// by 8) are `fields`.
+std::string items_job_with(const std::string& fields);
+// Runs `pgxform run` on the jobs file `yaml` (written into `dir`) and checks the three promises
+// of bad input: exit 2, no state schema, no row of target.items. Returns what it said.
+CliResult expect_run_refused(TestDatabase& db, const TempDir& dir, const std::string& yaml);
+
+// legacy.items (keys 3, 6, ...; create_items) and legacy.others (keys 1, 2, ...), `rows` rows
+// each, both copied to their targets as a transform would, the targets keyed by id. The
+// transforms xf.items and xf.others skip the rows already there: idempotent.
+void create_verified_tables(TestDatabase& db, int rows);
+// The jobs items and others over those tables, in one list, batches of fixed size, each with a
+// verify query that returns the source rows missing in the target, bounded on both sides;
+// `items_more` and `others_more` are SQL appended to their queries.
+std::string verify_jobs_yaml(int batch_size, const std::string& items_more = "",
+                             const std::string& others_more = "");
+
+// Whether a job with on_error: skip narrows a failing batch down to the keys that fail.
+enum class Bisect { off, on };
+// A jobs file with the job items (batch_size 100, not idempotent) of on_error: skip, bisecting
+// or not, and a verify: query that finds the keys missing in the target.
+std::string items_skip_yaml(Bisect bisect);
 
 // Replaces xf.items with a set-based copy of the range that divides by zero (SQLSTATE 22012)
 // on key `poisoned_key`: a permanent error of the batch that holds it, until cured
@@ -66,20 +90,45 @@ class BusySessions {
 // of the fixtures captured by the other method (`logical`).
 std::string with_capture(std::string yaml, const std::string& mode);
 
-// A login role of its own for one test (<database>_<suffix>), with `options` (NOSUPERUSER...),
-// dropped with what it owns at the end.
-struct TestRole {
-  TestDatabase& db;
-  std::string name;
-  TestRole(TestDatabase& database, const std::string& suffix, const std::string& options = "");
+// A login role of the test's own (`db`'s name and `suffix`), with `options` (CREATE ROLE's),
+// dropped with everything it owns at the end: the least-privilege role of docs/security.md,
+// once granted what that says.
+class TestRole {
+ public:
+  TestRole(TestDatabase& db, const std::string& suffix, const std::string& options = "");
   ~TestRole();
   TestRole(const TestRole&) = delete;
   TestRole& operator=(const TestRole&) = delete;
+  const std::string& name() const { return m_name; }
+  // `db` as this role, with its password.
   std::string dsn() const;
+
+ private:
+  TestDatabase& m_db;
+  std::string m_name;
 };
 
+// What docs/security.md grants the migrating role on create_items' schemas: read the legacy
+// table, write the target, call the transform, own the state schema (created here).
+void grant_items(TestDatabase& db, const TestRole& role);
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
+
+// The server holding `db`, driven with pg_ctl as the owner of its data directory, waiting until
+// each step is done. Only in tests tagged [restart]: every other test uses that server too.
+class TestServer {
+ public:
+  explicit TestServer(TestDatabase& db);
+  // pg_ctl restart -m `mode` (fast, immediate).
+  void restart(const std::string& mode);
+  // pg_ctl stop -m fast, then start with the options it ran with (postmaster.opts).
+  void stop();
+  void start();
+
+ private:
+  void pg_ctl(const std::string& arguments);
+  std::string m_data, m_bin, m_options;
+};
 
 // Source rows that are missing in the target, and target rows that are there twice.
 long long missing_items(TestDatabase& db);
@@ -90,6 +139,41 @@ long long duplicate_items(TestDatabase& db);
 constexpr const char* k_batches_in_flight =
     "pg_stat_activity WHERE datname = current_database() AND state = 'active'"
     " AND application_name LIKE 'pgxform %' AND query LIKE 'EXPLAIN (ANALYZE%'";
+
+// Two independent lists over two tables, non-idempotent transforms (the runs that SIGKILL,
+// SIGINT and a second runner interrupt): list `main` holds the job items over legacy.items
+// (create_items, `rows` rows, `sleep_ms` per batch), sliced in `parallel` slices when
+// parallel > 1, and after it the step after-items; list `other` holds the job others over
+// legacy.others (rows / 2 rows, keys 7, 14, ...). The batches are of fixed sizes unless
+// `items_sizing` sizes those of items otherwise.
+void create_two_lists(TestDatabase& db, int rows, int sleep_ms);
+std::string two_lists_yaml(int parallel,
+                           const std::string& items_sizing = "batch_size: 50, target_batch_ms: 0");
+// `run -q --threads 3` of the two lists: a command line for Child.
+std::vector<std::string> two_lists_run_args(TestDatabase& db, const std::string& path);
+// Every row of both lists' tables in its target exactly once, the step run once, and the
+// state agreeing with the target.
+void check_two_lists_done_once(TestDatabase& db, int rows);
+
+// Whether a runner of `db` is running a batch statement now (k_batches_in_flight).
+bool batch_in_flight(TestDatabase& db);
+
+// Nothing was written since `tables_before` tables (relkind r) were counted: no state schema,
+// no row of target.items, no new table anywhere.
+void check_nothing_written(TestDatabase& db, long long tables_before);
+
+// The batch log and the job's counters agree: every committed batch counted once.
+void check_log_matches_counters(TestDatabase& db);
+
+// The object of `job` in `status --json` of `db` with the jobs file `path`.
+Json job_status_json(TestDatabase& db, const std::string& path, const std::string& job);
+
+// For Child's `in_child`: the child's progress lines come every `ms` milliseconds
+// (PGXFORM_PROGRESS_INTERVAL_MS).
+std::function<void()> progress_every(int ms);
+
+// The number of lines of `text` that hold every one of `parts`.
+long long lines_with(const std::string& text, const std::vector<std::string>& parts);
 
 }  // namespace pgxform_test
 
@@ -108,7 +192,7 @@ struct Shop {
   std::string path;
 
   Shop(int orders, int lines_per_order, int batch_size = 50, int lines_sleep_ms = 0);
-  static std::string yaml(int batch_size);
+  static std::string yaml(int batch_size, int lines_parallel = 1);
 
   CliResult pgxform(std::vector<std::string> args);
   std::vector<std::string> command(std::vector<std::string> args);

@@ -123,7 +123,7 @@ Child::Child(const std::vector<std::string>& args, const std::string& dir,
              const std::function<void()>& in_child) {
   static std::atomic<int> n{0};
   m_err_path = dir + "/child_" + std::to_string(++n) + ".err";
-  const std::string out_path = dir + "/child_" + std::to_string(n) + ".out";
+  m_out_path = dir + "/child_" + std::to_string(n) + ".out";
   std::vector<std::string> all{binary()};
   all.insert(all.end(), args.begin(), args.end());
   // Whatever this process buffered must not be written again by the child.
@@ -134,7 +134,7 @@ Child::Child(const std::vector<std::string>& args, const std::string& dir,
   if (m_pid < 0) throw std::runtime_error("fork failed");
   if (m_pid == 0) {
     FILE* e = freopen(m_err_path.c_str(), "w", stderr);
-    FILE* o = freopen(out_path.c_str(), "w", stdout);
+    FILE* o = freopen(m_out_path.c_str(), "w", stdout);
     (void)e;
     (void)o;
     if (in_child) in_child();
@@ -181,6 +181,13 @@ bool Child::wait_for(int ms, int& code) {
 
 std::string Child::err() const {
   std::ifstream in(m_err_path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string Child::out() const {
+  std::ifstream in(m_out_path);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();

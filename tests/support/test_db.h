@@ -64,10 +64,12 @@ class Child {
   // Waits up to `ms`; true when it exited.
   bool wait_for(int ms, int& code);
   std::string err() const;
+  std::string out() const;
 
  private:
   int m_pid;
   std::string m_err_path;
+  std::string m_out_path;
   bool m_reaped = false;
 };
 
