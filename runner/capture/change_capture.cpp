@@ -33,6 +33,10 @@ constexpr TriggerShape k_triggers[] = {
     {"_rep", "INSERT OR UPDATE OR DELETE", "", "ROW", "_row", "R", "ENABLE REPLICA TRIGGER"},
 };
 
+// The first line of the comment of a capture function; the state schema and the job follow,
+// one a line (names hold no line breaks: text_check.h).
+constexpr const char* k_function_comment = "pgxform capture";
+
 // One table a job captures: its leading table (via 0) or an `also:` table (via N).
 struct Captured {
   std::string stem;       // pgxform_<h>, pgxform_<h>_a<N>
@@ -97,10 +101,22 @@ std::string dollar_quoted(const std::string& body) {
   return tag + body + tag;
 }
 
+// The SET clauses that fix the text form of what the functions record (database.h).
+std::string text_settings() {
+  std::string out;
+  for (const TextSetting& setting : k_text_settings)
+    out += std::string(" SET ") + setting.name + " = '" + setting.value + "'";
+  return out;
+}
+
 // The two functions of one captured table, static SQL naming its column: their plans are
 // cached in the writers' sessions (a generic function's EXECUTE would plan every statement
-// again). Both are SECURITY DEFINER with a fixed search_path: a writer needs no privilege on the
-// state schema, and cannot change what the functions' names mean.
+// again). Both are SECURITY DEFINER with a fixed search_path, and the text settings
+// (k_text_settings), so that a writer needs no privilege on the state schema, cannot change
+// what the functions' names mean, nor the text a key is recorded in. Nobody but their owner may
+// use them (EXECUTE revoked from PUBLIC: creating a trigger needs it, firing one does not), and
+// each records only for the table it was made for: a trigger on another table that calls it
+// fails. Their comment names the job and state schema (capture_triggers reads it back).
 void create_functions(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job,
                       const Captured& table) {
   const std::string literal = tx.quote(job);
@@ -110,7 +126,13 @@ void create_functions(pqxx::transaction_base& tx, const StateSchema& schema, con
   const auto value = [&](const std::string& row) {
     return text_form_sql(table.category, row + "." + table.column);
   };
+  const std::string oid =
+      tx.exec_params1("SELECT pg_catalog.to_regclass($1)::oid::text", table.table_sql)[0]
+          .as<std::string>();
   static const std::string k_statement = R"(BEGIN
+  IF TG_RELID <> @oid@::oid THEN
+    RAISE EXCEPTION 'pgxform: % records the changes of one table only', TG_NAME;
+  END IF;
   IF pg_catalog.current_setting('pgxform.capture_off', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'INSERT' THEN @inserted@;
   ELSIF TG_OP = 'DELETE' THEN @deleted@;
@@ -119,6 +141,9 @@ void create_functions(pqxx::transaction_base& tx, const StateSchema& schema, con
   RETURN NULL;
 END)";
   static const std::string k_row = R"(BEGIN
+  IF TG_RELID <> @oid@::oid THEN
+    RAISE EXCEPTION 'pgxform: % records the changes of one table only', TG_NAME;
+  END IF;
   IF pg_catalog.current_setting('pgxform.capture_off', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP <> 'DELETE' THEN @new@; END IF;
   IF TG_OP = 'DELETE' OR (OLD.@column@ IS NOT NULL AND OLD.@column@ IS DISTINCT FROM NEW.@column@)
@@ -130,16 +155,22 @@ END)";
                {{"@inserted@", record("SELECT " + value("r") + " FROM pgxform_new r")},
                 {"@deleted@", record("SELECT " + value("r") + " FROM pgxform_old r")},
                 {"@updated@", record("SELECT " + value("r") + " FROM pgxform_new r UNION SELECT " +
-                                     value("r") + " FROM pgxform_old r")}});
+                                     value("r") + " FROM pgxform_old r")},
+                {"@oid@", oid}});
   const std::string row = fill_sql(k_row, {{"@new@", record("SELECT " + value("NEW"))},
                                            {"@old@", record("SELECT " + value("OLD"))},
-                                           {"@column@", table.column}});
+                                           {"@column@", table.column},
+                                           {"@oid@", oid}});
   for (const auto& [suffix, body] :
-       {std::pair<std::string, std::string>{"", statement}, {"_row", row}})
-    tx.exec("CREATE OR REPLACE FUNCTION " + function_name(schema, table.stem, suffix) +
-            "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog"
-            " AS " +
-            dollar_quoted(body));
+       {std::pair<std::string, std::string>{"", statement}, {"_row", row}}) {
+    const std::string function = function_name(schema, table.stem, suffix);
+    tx.exec("CREATE OR REPLACE FUNCTION " + function +
+            "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog" +
+            text_settings() + " AS " + dollar_quoted(body));
+    tx.exec("REVOKE ALL ON FUNCTION " + function + "() FROM PUBLIC");
+    tx.exec("COMMENT ON FUNCTION " + function + "() IS " +
+            tx.quote(std::string(k_function_comment) + "\n" + schema.name + "\n" + job));
+  }
 }
 
 void set_lock_timeout(pqxx::transaction_base& tx, const std::string& lock_timeout) {
@@ -254,6 +285,102 @@ std::vector<std::string> uncaptured_tables(pqxx::transaction_base& tx, const Sta
         int(std::size(k_triggers)))
       out.push_back(table.table_sql);
   return out;
+}
+
+bool has_capture_triggers(pqxx::transaction_base& tx, const StateSchema& schema,
+                          const std::string& job) {
+  return !existing_triggers(tx, trigger_stem(tx, schema, job)).empty();
+}
+
+namespace {
+
+// Every capture trigger of this database, with the stem of its name and its function's schema.
+struct FoundTrigger {
+  CaptureTrigger trigger;
+  std::string stem, function_schema;
+};
+std::vector<FoundTrigger> capture_triggers(pqxx::transaction_base& tx) {
+  static const std::string k_capture_triggers = R"(
+    SELECT t.tgname::text,
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+           coalesce(pg_catalog.obj_description(t.tgfoid, 'pg_proc'), ''),
+           pg_catalog.substring(t.tgname::text, '^(pgxform_[0-9a-f]{12})'),
+           pn.nspname::text
+    FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+    JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+    WHERE t.tgname::text ~ '^pgxform_[0-9a-f]{12}(_a[0-9]+)?_(ins|upd|del|rep)$'
+      AND p.proname::text ~ '^capture_[0-9a-f]{12}'
+    ORDER BY 2, 1)";
+  std::vector<FoundTrigger> out;
+  for (const auto& r : tx.exec(k_capture_triggers)) {
+    FoundTrigger found;
+    found.trigger.name = r[0].as<std::string>();
+    found.trigger.table_sql = r[1].as<std::string>();
+    const std::string comment = r[2].as<std::string>();
+    const std::string head = std::string(k_function_comment) + "\n";
+    if (comment.compare(0, head.size(), head) == 0) {
+      const std::string rest = comment.substr(head.size());
+      const auto line = rest.find('\n');
+      if (line != std::string::npos) {
+        found.trigger.state_schema = rest.substr(0, line);
+        found.trigger.job = rest.substr(line + 1);
+      }
+    }
+    found.stem = r[3].as<std::string>();
+    found.function_schema = r[4].as<std::string>();
+    out.push_back(found);
+  }
+  return out;
+}
+
+std::vector<FoundTrigger> orphans(pqxx::transaction_base& tx, const StateSchema& schema,
+                                  const std::vector<std::string>& trigger_jobs) {
+  std::set<std::string> wanted;
+  for (const std::string& job : trigger_jobs) wanted.insert(trigger_stem(tx, schema, job));
+  std::vector<FoundTrigger> out;
+  for (FoundTrigger& found : capture_triggers(tx))
+    if (!wanted.count(found.stem)) out.push_back(std::move(found));
+  return out;
+}
+
+}  // namespace
+
+std::vector<CaptureTrigger> trigger_orphans(pqxx::transaction_base& tx, const StateSchema& schema,
+                                            const std::vector<std::string>& trigger_jobs) {
+  std::vector<CaptureTrigger> out;
+  for (const FoundTrigger& found : orphans(tx, schema, trigger_jobs)) out.push_back(found.trigger);
+  return out;
+}
+
+std::vector<std::string> drop_trigger_orphans(pqxx::connection& conn, const StateSchema& schema,
+                                              const std::vector<std::string>& trigger_jobs,
+                                              const std::string& lock_timeout) {
+  std::vector<std::string> done;
+  pqxx::work tx(conn);
+  set_lock_timeout(tx, lock_timeout);
+  transaction_lock(tx, setup_lock(schema));
+  std::set<std::pair<std::string, std::string>> stems;  // (function schema, stem)
+  for (const FoundTrigger& found : orphans(tx, schema, trigger_jobs)) {
+    tx.exec("DROP TRIGGER " + quote_ident(found.trigger.name) + " ON " + found.trigger.table_sql);
+    done.push_back("trigger " + found.trigger.name + " on " + found.trigger.table_sql + " (job " +
+                   found.trigger.job + " of state schema " + found.trigger.state_schema +
+                   ") dropped");
+    stems.insert({found.function_schema, found.stem});
+  }
+  static const std::string k_functions = R"(
+    SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))
+      AND pg_catalog.left(p.proname, pg_catalog.length($2)) = $2
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgfoid = p.oid))";
+  for (const auto& [function_schema, stem] : stems)
+    for (const auto& row : tx.exec_params(k_functions, function_schema,
+                                          "capture_" + stem.substr(std::string("pgxform_").size())))
+      tx.exec("DROP FUNCTION IF EXISTS " + row[0].as<std::string>());
+  tx.commit();
+  return done;
 }
 
 }  // namespace pgxform

@@ -62,5 +62,25 @@ int drop_capture(pqxx::connection& conn, const StateSchema& schema, const std::s
 // captured. Reads only.
 std::vector<std::string> uncaptured_tables(pqxx::transaction_base& tx, const StateSchema& schema,
                                            const ResolvedJob& job);
+// Whether the job has a capture trigger on any table. Reads only.
+bool has_capture_triggers(pqxx::transaction_base& tx, const StateSchema& schema,
+                          const std::string& job);
+
+// A capture trigger of pgxform in this database (named pgxform_<h>..., calling a capture_<h>...
+// function), whatever job and state schema it records for: the two are read from its
+// function's comment ("?" for a trigger of an older pgxform, whose functions had none).
+struct CaptureTrigger {
+  std::string name, table_sql;
+  std::string state_schema = "?", job = "?";
+};
+// The capture triggers of jobs that `trigger_jobs` (the file's jobs with changes: trigger, in
+// `schema`) does not name: a job renamed or removed, another state_schema, another jobs file on
+// this database. Each records every write of its table, for nobody. Reads only.
+std::vector<CaptureTrigger> trigger_orphans(pqxx::transaction_base& tx, const StateSchema& schema,
+                                            const std::vector<std::string>& trigger_jobs);
+// Drops them and their functions; returns what it dropped, one line each.
+std::vector<std::string> drop_trigger_orphans(pqxx::connection& conn, const StateSchema& schema,
+                                              const std::vector<std::string>& trigger_jobs,
+                                              const std::string& lock_timeout);
 
 }  // namespace pgxform

@@ -193,14 +193,12 @@ Problem resolve_function(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& o
   return std::nullopt;
 }
 
-// With changes: trigger: the key identifies one row, and the refresh function takes the keys.
+// With changes: trigger or logical: the refresh function takes the keys. A key need not be
+// unique: a change is recorded by its key's value, and the refresh re-transforms every row of it.
 Problem resolve_refresh(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
   if (!job.captures()) return std::nullopt;
   out.captures = true;
-  if (!out.key_unique)
-    return "changes: trigger records changes by key, but " + job.table.text() +
-           " has no unique index or primary key on " + job.key +
-           " alone: create one (CREATE UNIQUE INDEX CONCURRENTLY) before capturing";
+  out.capture = job.changes;
   FoundFunction found;
   if (Problem problem =
           find_function(tx, job.refresh_function, "refresh_function " + job.refresh_function.text(),
@@ -257,6 +255,7 @@ Problem resolve_also(pqxx::dbtransaction& tx, const Job& job, const AlsoTable& a
       quote_ident(table[0][0].as<std::string>()) + "." + quote_ident(table[0][1].as<std::string>());
   const auto column = column_type(tx, out.table_sql, also.column);
   if (!column) return what + " has no column '" + also.column + "'";
+  out.column = also.column;
   out.column_sql = quote_ident(also.column);
   out.column_type = column->first;
   out.column_category = column->second;

@@ -3,9 +3,11 @@
 // For every batched job it resolves the leading table, the key column and its SQL type, and
 // the function, and checks that the function accepts two arguments of the key's type (asking
 // the server's own function resolution, through EXPLAIN in a read-only transaction that is
-// rolled back) and returns an integer, a bigint or void. A job with `changes: trigger` also
-// needs a unique index on its key (a change is recorded by key) and a refresh function that
-// accepts one array of the key's type (`f(keys key_type[])`), checked the same way; each of its
+// rolled back) and returns an integer, a bigint or void. A job with `changes:` (trigger or
+// logical) also needs a refresh function that accepts one array of the key's type (`f(keys
+// key_type[])`), checked the same way (a key need not be unique: a change of one row of a
+// composite key records the value of its first column, and the refresh re-transforms every row
+// of that value); each of its
 // `changes.also:` tables must exist with the column it records, and the mapping of that
 // column's values to the job's keys (a `match` column, or a keys_function) must plan. It reads
 // catalogs and, for the NULL-key warning, the key's index; it writes nothing. All problems are
@@ -26,7 +28,8 @@ namespace pgxform {
 // A `changes.also:` entry (jobs_file.h: AlsoTable) checked against the catalog.
 struct ResolvedAlso {
   std::string table_sql;    // "schema"."table", quoted
-  std::string column_sql;   // the recorded column, quoted
+  std::string column;       // the recorded column, unquoted
+  std::string column_sql;   // ... quoted
   std::string column_type;  // format_type() of it
   char column_category = 'X';
   // The job's keys (one column of the key's type) of the recorded values, an SQL array of the
@@ -54,9 +57,10 @@ struct ResolvedJob {
   char function_volatility = 'v';  // pg_proc.provolatile: i immutable, s stable, v volatile
   long batch_size = 0;
   int parallel = 1;
-  // With `changes: trigger` (docs/catch-up.md): the refresh function, called with an array of
-  // keys, and whether it returns a row count (else void).
+  // With `changes: trigger` or `logical` (docs/catch-up.md): how, the refresh function, called
+  // with an array of keys, and whether it returns a row count (else void).
   bool captures = false;
+  ChangeCapture capture = ChangeCapture::none;
   std::string refresh_sql;  // "schema"."function", quoted
   bool refresh_counts = false;
   std::vector<ResolvedAlso> also;  // changes.also:, in the file's order (change_log via 1, 2, ...)

@@ -250,19 +250,24 @@ const Command k_commands[] = {
        o.lock_timeout = lock_timeout_option(p);
        return run_command(o);
      }},
-    {"capture", "capture [JOB...] [--drop]  install (or drop) the triggers of changes: trigger",
-     "capture [-f FILE] [--dsn DSN] [JOB...] [--drop]",
-     "Installs the capture triggers of the jobs with changes: trigger on their leading\n"
-     "tables (run does it before a job's first batch), so that every change from now on\n"
-     "is recorded for catch-up. --drop removes them; the changes recorded stay.",
+    {"capture", "capture [JOB...] [--drop [--orphans]]  install (or drop) the capture of changes",
+     "capture [-f FILE] [--dsn DSN] [JOB...] [--drop [--orphans]]",
+     "Installs the capture of the jobs with changes: trigger (triggers on their tables) or\n"
+     "changes: logical (a publication and a replication slot), as run does before a job's\n"
+     "first batch, so that every change from now on is recorded for catch-up. --drop\n"
+     "removes it (triggers, functions, slot, publication); the changes recorded stay.\n"
+     "--drop --orphans removes the capture that no capturing job of the file uses: of a\n"
+     "job renamed or removed, or of another state_schema.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("drop", "remove the triggers instead (at the end of the migration)");
+       add("drop", "remove the capture instead (at the end of the migration)")(
+           "orphans", "with --drop: remove the capture no job of the file uses");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<CaptureOptions>();
        o.jobs = p.jobs;
        o.action = p.has("drop") ? CaptureAction::drop : CaptureAction::install;
+       o.orphans = p.has("orphans");
        return capture_command(o, out);
      }},
     {"catch-up", "catch-up [JOB...]  re-apply the changes captured since the main pass read them",

@@ -46,8 +46,9 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out);
 enum class CaptureAction { install, drop };
 
 struct CaptureOptions : CommandOptions {
-  std::vector<std::string> jobs;  // empty: every job with changes: trigger
+  std::vector<std::string> jobs;  // empty: every job with changes: trigger or logical
   CaptureAction action = CaptureAction::install;
+  bool orphans = false;  // --drop --orphans: what no capturing job of the file uses
 };
 
 int capture_command(const CaptureOptions& options, std::ostream& out);

@@ -103,7 +103,7 @@ Json job_json(const PlannedJobRow& j) {
     o["parallel"] = job.parallel;
     o["estimated_rows"] = j.rows ? Json(*j.rows) : Json(nullptr);
     o["estimated_batches"] = j.batches ? Json(*j.batches) : Json(nullptr);
-    o["changes"] = job.captures() ? Json("trigger") : Json(nullptr);
+    o["changes"] = job.captures() ? Json(capture_name(job.changes)) : Json(nullptr);
     o["refresh_function"] = job.captures() ? Json(job.refresh_function.text()) : Json(nullptr);
   }
   o["status"] = j.status;

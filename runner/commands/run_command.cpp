@@ -9,7 +9,8 @@
 
 #include "base/exit_code.h"
 #include "base/stop_signal.h"
-#include "capture/change_capture.h"
+#include "capture/capture_check.h"
+#include "capture/capture_setup.h"
 #include "catalog/catalog.h"
 #include "catalog/table_stats.h"
 #include "commands/script_commands.h"
@@ -54,9 +55,10 @@ RunPlan check_run(pqxx::connection& conn, const JobsFile& file, const RunOptions
   run.lists = select_lists(file, options.only, options.exclude, store.done_jobs());
   run.preflight = check_catalog(conn, file, job_names(run.lists));
   for (const auto& warning : run.preflight.warnings) spdlog::warn("{}", warning);
-  const std::vector<std::string> problems =
+  std::vector<std::string> problems =
       state_problems(conn, file, run.preflight.jobs,
                      {options.accept_changed.begin(), options.accept_changed.end()});
+  for (std::string& p : capture_problems(conn, file, run.preflight.jobs)) problems.push_back(p);
   if (!problems.empty()) throw PreflightError(problems);
   return run;
 }
@@ -128,19 +130,28 @@ std::vector<std::string> state_problems(pqxx::connection& conn, const JobsFile& 
 }
 
 void prepare_state(pqxx::connection& conn, const JobsFile& file,
-                   const std::map<std::string, ResolvedJob>& jobs) {
+                   const std::map<std::string, ResolvedJob>& jobs, const std::string& command) {
   StateStore store(conn, StateSchema(file.state_schema));
   store.ensure_schema();
   store.register_jobs(file);
   pin_identities(conn, store.schema(), file, jobs);
   for (const auto& [name, job] : jobs) store.ensure_slices(job);
   store.pin_function_versions(jobs);
-  // Before the first batch of a job with changes: trigger, so that every change the main pass
-  // does not see is in its change log (change_capture.h).
-  for (const auto& [name, job] : jobs)
-    if (job.captures &&
-        install_capture(conn, store.schema(), job, file.find_job(name)->settings.lock_timeout) > 0)
-      spdlog::info("{}: capturing the changes of {} for catch-up", name, job.table_sql);
+  // Before the first batch of a capturing job, so that every change the main pass does not see
+  // is in its change log (capture_setup.h).
+  for (const CaptureInstalled& installed : install_captures(conn, file, jobs, command))
+    if (!installed.done.empty())
+      spdlog::info("{}: capturing the changes of {} for catch-up ({})", installed.job,
+                   jobs.at(installed.job).table_sql, capture_name(jobs.at(installed.job).capture));
+}
+
+std::unique_ptr<SlotReader> slot_reader_for(const JobsFile& file, RunMetrics& metrics) {
+  for (const auto& list : file.lists)
+    for (const auto& job : list.jobs)
+      if (job.changes == ChangeCapture::logical)
+        return std::make_unique<SlotReader>(StateSchema(file.state_schema),
+                                            file.max_slot_retained_mb, metrics);
+  return nullptr;
 }
 
 int run_command(const RunOptions& options) {
@@ -180,7 +191,9 @@ int run_command(const RunOptions& options) {
     pool.give_up_waiting_after(options.lock_timeout->wait,
                                "--lock-timeout " + options.lock_timeout->text);
   }
-  retry_transient([&] { prepare_state(*conn, file, run.preflight.jobs); });
+  retry_transient([&] { prepare_state(*conn, file, run.preflight.jobs, "run"); });
+  const std::unique_ptr<SlotReader> slot = slot_reader_for(file, metrics);
+  if (slot) slot->measure(*conn);
 
   const std::size_t jobs = job_names(run.lists).size();
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
@@ -195,7 +208,8 @@ int run_command(const RunOptions& options) {
   const auto started = std::chrono::steady_clock::now();
   HealthMonitor health;
   const RunContext context{
-      file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics};
+      file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics,
+      {},   slot.get()};
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
     return run_task_shown(session, context, task);
   });

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/setting_limits.h"
+#include "capture/slot_reader.h"
 #include "catalog/catalog.h"
 #include "commands/command_options.h"
 #include "output/run_metrics.h"
@@ -55,8 +56,12 @@ std::vector<std::string> state_problems(pqxx::connection& conn, const JobsFile& 
                                         const std::map<std::string, ResolvedJob>& jobs,
                                         const std::set<std::string>& accepted);
 // The state the workers need, written before the first batch: the schema, the jobs, their
-// slices and function versions, and the capture triggers of the jobs with changes: trigger.
+// slices and function versions, and the capture of the jobs with changes: trigger or logical
+// (capture_setup.h; `command` says who installed it, for a capture found missing).
 void prepare_state(pqxx::connection& conn, const JobsFile& file,
-                   const std::map<std::string, ResolvedJob>& jobs);
+                   const std::map<std::string, ResolvedJob>& jobs, const std::string& command);
+// The reader of the slot of changes: logical when the file has a job with it (none otherwise),
+// for RunContext::slot.
+std::unique_ptr<SlotReader> slot_reader_for(const JobsFile& file, RunMetrics& metrics);
 
 }  // namespace pgxform

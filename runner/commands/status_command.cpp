@@ -8,11 +8,13 @@
 #include "base/exit_code.h"
 #include "base/output_format.h"
 #include "base/text_check.h"
+#include "capture/capture_check.h"
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
 #include "output/terminal_text.h"
 #include "state/batch_log.h"
+#include "state/capture_state.h"
 #include "state/state_schema.h"
 
 namespace pgxform {
@@ -74,6 +76,26 @@ std::map<std::string, StatusFacts> fetch_facts(pqxx::connection& conn, const Job
     facts[name].now = identity_of(job);
   }
   return facts;
+}
+
+// The capture of the file's capturing jobs: missing (for a job whose main pass began), lost, and
+// the slot.
+CaptureFacts fetch_capture(pqxx::connection& conn, const JobsFile& file,
+                           const std::vector<JobStatus>& states) {
+  CaptureFacts out;
+  const StateSchema schema(file.state_schema);
+  std::vector<std::string> started;
+  for (const JobStatus& s : states)
+    if (s.batches_done > 0 || s.status == "done") started.push_back(s.job);
+  if (started.empty()) return out;
+  const Preflight preflight = inspect_catalog(conn, file, started);
+  pqxx::read_transaction tx(conn);
+  for (const auto& [name, job] : preflight.jobs)
+    if (job.captures)
+      if (auto missing = capture_missing(tx, schema, job)) out.missing[name] = *missing;
+  out.lost = captures_lost(tx, schema);
+  out.slot = slot_figures(tx, schema);
+  return out;
 }
 
 // A value from the state, the data or another session, on one line (terminal_text.h).
@@ -157,12 +179,26 @@ void catch_up_figures(StatusRow& row, const Job& job, const std::string& list,
 
 }  // namespace
 
+namespace {
+
+void capture_figures(StatusRow& row, const Job& job, const CaptureFacts& capture) {
+  row.capture = capture_name(job.changes);
+  if (const auto it = capture.missing.find(job.name); it != capture.missing.end())
+    row.capture_missing = it->second;
+  if (const auto it = capture.lost.find(job.name); it != capture.lost.end())
+    row.capture_lost = it->second;
+  if (job.changes == ChangeCapture::logical) row.slot = capture.slot;
+}
+
+}  // namespace
+
 std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<JobStatus>& states,
                                       const std::map<std::string, StatusFacts>& facts,
                                       const std::vector<ControlRow>& control,
                                       const std::map<std::string, PendingChanges>& changes,
                                       const std::vector<TaskHolder>& holders,
-                                      const std::map<std::string, RecordedJob>& recorded) {
+                                      const std::map<std::string, RecordedJob>& recorded,
+                                      const CaptureFacts& capture) {
   // A runner works on the file when it holds one of its jobs: only then does a job wait.
   std::map<std::string, std::string> shown;
   bool at_work = false;
@@ -212,6 +248,7 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
         row.changes_pending = c == changes.end() ? 0 : c->second.count;
         if (c != changes.end()) row.oldest_change_s = c->second.oldest_s;
         catch_up_figures(row, job, list.name, control, job_facts);
+        capture_figures(row, job, capture);
       }
       if (!row.waiting && at_work && !row.state.runner &&
           (row.state.status == "pending" || row.state.status == "interrupted"))
@@ -228,6 +265,15 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
 }
 
 namespace {
+
+Json slot_json(const std::optional<SlotFigures>& slot) {
+  if (!slot) return Json();
+  return Json{{"name", slot->slot},
+              {"retained_wal_mb", json_number(slot->retained_mb, 1)},
+              {"read_age_s", json_number(slot->read_age_s, 0)},
+              {"age_s", json_number(std::optional<double>(slot->age_s), 0)},
+              {"wal_status", json_text(slot->wal_status)}};
+}
 
 Json holders_json(const std::vector<TaskHolder>& holders) {
   Json out = Json::array();
@@ -297,7 +343,11 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
                     {"holders", holders_json(row.holders)},
                     {"table", row.recorded ? Json(row.recorded->table_text()) : Json()},
                     {"key", row.recorded ? Json(row.recorded->key_column) : Json()},
-                    {"ignored", row.ignored}});
+                    {"ignored", row.ignored},
+                    {"capture", json_text(row.capture)},
+                    {"capture_missing", json_text(row.capture_missing)},
+                    {"capture_lost", json_text(row.capture_lost)},
+                    {"slot", slot_json(row.slot)}});
   }
   Json pools = Json::array();
   for (const auto& pool : runners.pools) {
@@ -325,9 +375,41 @@ std::string status_text(const JobStatus& s) {
 
 namespace {
 
+// The lines of a capturing job's capture: missing, lost, its slot.
+void print_capture(std::ostream& out, const StatusRow& row) {
+  const std::string& job = row.state.job;
+  if (row.capture_lost)
+    out << "    its change log lacks changes: " << terminal_text(*row.capture_lost)
+        << ": pgxform reset " << terminal_text(job) << ", then run, re-covers them\n";
+  if (!row.slot) return;
+  const SlotFigures& slot = *row.slot;
+  out << "    slot " << terminal_text(slot.slot);
+  if (!slot.exists) {
+    out << ": gone\n";
+    return;
+  }
+  out << ": retains " << fixed(slot.retained_mb.value_or(0), 1) << " MB of WAL, ";
+  if (slot.read_age_s)
+    out << "read " << fixed(*slot.read_age_s, 0) << " s ago";
+  else
+    out << "never read";
+  if (slot.wal_status && *slot.wal_status != "reserved")
+    out << ", wal_status " << terminal_text(*slot.wal_status);
+  out << "\n";
+}
+
 // The line of a capturing job: its pending changes, and the catch-up at work on them.
 void print_changes(std::ostream& out, const StatusRow& row) {
   const JobStatus& s = row.state;
+  if (row.capture_missing) {
+    out << "    capture missing: " << terminal_text(*row.capture_missing) << ": pgxform capture "
+        << terminal_text(s.job)
+        << " installs it again; what changed meanwhile is in no log (pgxform reset "
+        << terminal_text(s.job) << ", then run); " << *row.changes_pending << " changes pending\n";
+    print_capture(out, row);
+    return;
+  }
+  print_capture(out, row);
   if (*row.changes_pending == 0 && !s.catch_up_runner) {
     out << "    capturing changes: none pending\n";
     return;
@@ -445,8 +527,9 @@ StatusReport read_status_report(const StatusOptions& options, const JobsFile& fi
     recorded = read_identities(tx, schema);
     runners.pools = read_runner_pools(tx, schema);
   }
-  return {compute_status(file, states, fetch_facts(*conn, file, states), control, changes, holders,
-                         recorded),
+  const std::map<std::string, StatusFacts> facts = fetch_facts(*conn, file, states);
+  return {compute_status(file, states, facts, control, changes, holders, recorded,
+                         fetch_capture(*conn, file, states)),
           runners};
 }
 

@@ -18,14 +18,21 @@
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
 // "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "catch_up_runner": ...,
 // "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ..., "table": ..., "key": ...,
-// "ignored": [...]}, ...], "runners": [{"runner": ..., "command": ..., "workers": N,
-// "threads": N, "tasks": N, "connections_free": N, "reserve": N}, ...], "ignored": [...]}.
+// "ignored": [...], "capture": ..., "capture_missing": ..., "capture_lost": ..., "slot": ...},
+// ...], "runners": [{"runner": ..., "command": ..., "workers": N, "threads": N, "tasks": N,
+// "connections_free": N, "reserve": N}, ...], "ignored": [...]}.
 // A growing trend (trend.h) is also printed as a warning. changes_pending and oldest_change_s
-// are null for a job without changes: trigger; for one with it, the rows of its change log
-// (change_log.h) and the age of the oldest (null when none is pending). While a catch-up holds
-// the job (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the
+// are null for a job without changes: trigger or logical; for one with it, the rows of its change
+// log (change_log.h) and the age of the oldest (null when none is pending). While a catch-up
+// holds the job (catch_up_runner, host:pid): changes_per_s, the keys its batches refreshed in the
 // last minute per second (as rows_per_s), changes_eta_s the pending changes over that rate,
 // and catch_up_waiting why it takes no batch now ("paused", "throttled: ...", "pause_ms N").
+// "capture" says how a capturing job captures ("trigger", "logical"; null for another job),
+// "capture_missing" why a job whose main pass began records no change now (its trigger or slot
+// gone: "capture missing" in the table), "capture_lost" why its log lacks changes (a TRUNCATE the
+// slot saw, a capture missing for a while); "slot", for changes: logical, the replication slot:
+// {"name", "retained_wal_mb" (from its restart position to now), "read_age_s" (since its last
+// read committed), "age_s" (since it was made), "wal_status"}.
 //
 // What the job is recorded to transform (job_identity.h): "table" (schema.table) and "key",
 // null until a run recorded them; when the jobs file now names another table, key or function,
@@ -71,6 +78,7 @@
 #include <vector>
 
 #include "analysis/trend.h"
+#include "capture/logical_capture.h"
 #include "catalog/table_stats.h"
 #include "commands/command_options.h"
 #include "database/database.h"
@@ -136,6 +144,17 @@ struct StatusRow {
   std::vector<std::string> ignored;
   std::optional<double> changes_per_s, changes_eta_s;
   std::optional<std::string> catch_up_waiting;
+  // How a capturing job captures; why its capture records nothing now (a started job's);
+  // why its log lacks changes; with changes: logical, its slot.
+  std::optional<std::string> capture, capture_missing, capture_lost;
+  std::optional<SlotFigures> slot;
+};
+
+// What status reads of the capture (capture_check.h, capture_state.h, logical_capture.h).
+struct CaptureFacts {
+  std::map<std::string, std::string> missing;  // jobs whose main pass began, capture missing
+  std::map<std::string, std::string> lost;     // job_state.capture_lost
+  std::optional<SlotFigures> slot;
 };
 
 // Below the jobs: the runners at work on the state schema, and the control values out of their
@@ -167,7 +186,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
                                       const std::vector<ControlRow>& control = {},
                                       const std::map<std::string, PendingChanges>& changes = {},
                                       const std::vector<TaskHolder>& holders = {},
-                                      const std::map<std::string, RecordedJob>& recorded = {});
+                                      const std::map<std::string, RecordedJob>& recorded = {},
+                                      const CaptureFacts& capture = {});
 
 // The seconds left: the rows left (from `percent`, else from the estimate) over the rate.
 std::optional<double> eta_of(const JobStatus& state, const std::optional<double>& percent,

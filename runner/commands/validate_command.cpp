@@ -4,11 +4,14 @@
 #include <cctype>
 
 #include "base/exit_code.h"
-#include "capture/change_capture.h"
+#include "capture/capture_check.h"
+#include "capture/capture_setup.h"
+#include "capture/logical_capture.h"
 #include "database/database.h"
 #include "engine/health_throttle.h"
 #include "engine/script_migrator.h"
 #include "output/terminal_text.h"
+#include "state/capture_state.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -110,6 +113,53 @@ std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& j
   return warnings;
 }
 
+namespace {
+
+// The capture of the capturing jobs: what the server and the role lack for it (errors); a
+// capture not in place, lost, or whose slot retains too much WAL, and capture no job of the file
+// uses (warnings).
+void check_capture(pqxx::connection& conn, const JobsFile& file,
+                   const std::map<std::string, ResolvedJob>& jobs, Validation& v) {
+  for (std::string& p : capture_problems(conn, file, jobs)) v.problems.push_back(p);
+  const StateSchema schema(file.state_schema);
+  std::set<std::string> started;
+  for (const JobStatus& s : StateStore(conn, schema).read_status())
+    if (s.batches_done > 0 || s.status == "done") started.insert(s.job);
+  pqxx::read_transaction tx(conn);
+  const std::map<std::string, std::string> lost = captures_lost(tx, schema);
+  for (const auto& [name, job] : jobs) {
+    if (!job.captures) continue;
+    const std::string where =
+        file.path + ":" + std::to_string(file.find_job(name)->line) + ": job '" + name + "'";
+    if (const auto it = lost.find(name); it != lost.end())
+      v.warnings.push_back(where + ": its change log lacks changes: " + it->second +
+                           "; pgxform reset " + name + " and run re-cover them");
+    const std::optional<std::string> missing = capture_missing(tx, schema, job);
+    if (!missing) continue;
+    if (started.count(name))
+      v.warnings.push_back(where + ": capture missing: " + *missing + ": `pgxform capture " + name +
+                           "` installs it again; what changed meanwhile is in no log");
+    else
+      v.warnings.push_back(where + ": changes: " + capture_name(job.capture) + ", but " + *missing +
+                           " yet: `pgxform capture " + name +
+                           "` installs it (run does before the job's first batch)");
+  }
+  if (const auto slot = slot_figures(tx, schema);
+      slot && slot->retained_mb && *slot->retained_mb > double(file.max_slot_retained_mb))
+    v.warnings.push_back(file.path + ": slot " + slot->slot + " retains " +
+                         std::to_string(static_cast<long long>(*slot->retained_mb)) +
+                         " MB of WAL, more than max_slot_retained_mb (" +
+                         std::to_string(file.max_slot_retained_mb) +
+                         "): read it (pgxform catch-up), or drop it (pgxform capture --drop)");
+  tx.commit();
+  for (const std::string& orphan : capture_orphans(conn, file))
+    v.warnings.push_back(file.path + ": " + orphan +
+                         ", which no capturing job of this file uses: it records every write"
+                         " for nobody; pgxform capture --drop --orphans removes it");
+}
+
+}  // namespace
+
 void print_validation(std::ostream& out, const JobsFile& file, const Validation& validation) {
   for (const auto& w : validation.warnings)
     out << "warning: " << terminal_text(w, Lines::indented) << "\n";
@@ -131,21 +181,8 @@ Validation read_validation(pqxx::connection& conn, const JobsFile& file) {
     pqxx::read_transaction tx(conn);
     for (auto& w : job_warnings(file, job, table_health(tx, job))) v.warnings.push_back(w);
   }
-  // A capturing job whose triggers are not in place yet: its changes until then are lost to
-  // catch-up unless its main pass has not started (run installs them before the first batch).
   const StateSchema schema(file.state_schema);
-  const bool captures_known = has_feature(state_version(conn, schema), StateFeature::changes);
-  for (const auto& [name, job] : preflight.jobs) {
-    if (!job.captures) continue;
-    pqxx::read_transaction tx(conn);
-    std::vector<std::string> tables = uncaptured_tables(tx, schema, job);
-    if (!captures_known) tables = {job.table_sql};
-    for (const std::string& table : tables)
-      v.warnings.push_back(file.path + ":" + std::to_string(file.find_job(name)->line) + ": job '" +
-                           name + "': changes: trigger, but no capture trigger on " + table +
-                           " yet: `pgxform capture " + name +
-                           "` installs it (run does before the job's first batch)");
-  }
+  check_capture(conn, file, preflight.jobs, v);
   {
     // A throttle the role cannot see through would never hold a batch back.
     std::vector<std::string> batched;

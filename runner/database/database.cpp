@@ -28,14 +28,22 @@ void prepare_session(pqxx::connection& conn, Access access) {
   // Text travels as UTF-8 both ways, whatever the database's encoding.
   tx.exec_params(
       "SELECT pg_catalog.set_config('client_encoding', 'UTF8', false),"
-      " pg_catalog.set_config('DateStyle', 'ISO, YMD', false),"
-      " pg_catalog.set_config('TimeZone', 'UTC', false),"
       " pg_catalog.set_config('application_name', $1, false),"
-      " pg_catalog.set_config('extra_float_digits', '3', false),"
       // What pgxform writes itself is never captured for catch-up (change_capture.h): a
       // batch or a refresh function that touches a leading table would feed its own log.
       " pg_catalog.set_config('pgxform.capture_off', 'on', false)",
       k_application_prefix + runner_identity());
+  // The text settings in one round trip: names and values as two bound text[] literals.
+  std::string names = "{", values = "{";
+  for (const TextSetting& setting : k_text_settings) {
+    names += std::string(names.size() > 1 ? "," : "") + "\"" + setting.name + "\"";
+    values += std::string(values.size() > 1 ? "," : "") + "\"" + setting.value + "\"";
+  }
+  tx.exec_params(
+      "SELECT pg_catalog.set_config(s.name, s.value, false)"
+      " FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]))"
+      " AS s(name, value)",
+      names + "}", values + "}");
   if (access == Access::read_only) tx.exec("SET default_transaction_read_only = on");
 }
 

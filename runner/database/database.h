@@ -33,6 +33,20 @@ class ConnectError : public InputError {
   explicit ConnectError(const std::string& problem) : InputError({problem}) {}
 };
 
+// The settings under which a value's text form is the same in every session: a key is
+// recorded and compared in its text form (change_log.h), so that text must not depend on who
+// wrote it. pgxform's sessions run with these (connect), and the functions of the capture
+// triggers set them for their own run (change_capture.h), whatever the writer's session says:
+// a float's shortest exact digits (extra_float_digits 0 would cut 0.30000000000000004 to 0.3),
+// ISO dates and times in UTC, intervals and bytea in one style, money without a locale.
+struct TextSetting {
+  const char* name;
+  const char* value;
+};
+inline constexpr TextSetting k_text_settings[] = {
+    {"DateStyle", "ISO, YMD"},   {"TimeZone", "UTC"},     {"IntervalStyle", "postgres"},
+    {"extra_float_digits", "3"}, {"bytea_output", "hex"}, {"lc_monetary", "C"}};
+
 // Who asks for a connection, which decides what a failure to open it means.
 //   first  a command's first contact: a server that cannot be reached or does not let us in,
 //          a database or a role that does not exist, is the user's to fix (ConnectError,
@@ -44,7 +58,7 @@ class ConnectError : public InputError {
 //          an error of the session's set-up likewise, never an input error.
 enum class Contact { first, again };
 
-// Opens a connection and prepares its session (ISO dates, UTC, application_name naming the
+// Opens a connection and prepares its session (k_text_settings, application_name naming the
 // runner), so that key values round-trip exactly through their text form, and sets
 // pgxform.capture_off so that the capture triggers of catch-up ignore what it writes.
 // With Access::read_only, every transaction of the session is read-only

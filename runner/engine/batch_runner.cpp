@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "base/stop_signal.h"
+#include "capture/pgoutput.h"
+#include "capture/slot_reader.h"
 
 namespace pgxform {
 
@@ -20,6 +22,11 @@ BatchRunner::Step BatchRunner::transact(const Work& work) {
   for (int attempt = 0;; ++attempt) {
     try {
       pqxx::work tx(m_task.session.conn());
+      // A logical message the slot's reader recognises: what this transaction writes to a
+      // captured table is pgxform's own, as the triggers ignore pgxform's sessions.
+      if (m_task.slot)
+        tx.exec_params("SELECT pg_catalog.pg_logical_emit_message(true, $1, '')",
+                       k_own_writes_prefix);
       work(tx);
       return {};
     } catch (const std::exception& e) {
@@ -111,6 +118,23 @@ TaskOutcome BatchRunner::stopped() {
   return {TaskOutcome::Kind::released, ""};
 }
 
+void BatchRunner::read_slot() {
+  if (!m_task.slot) return;
+  const bool main = m_task.task.phase == Phase::main;
+  try {
+    m_task.slot->read_if_due(m_task.session, main ? k_run_interval : k_catch_up_interval);
+  } catch (const std::exception& e) {
+    const Failure failure = classify(e);
+    // The main pass does not need the slot: it goes on, and status says the capture is missing.
+    // Catch-up cannot be caught up without it.
+    if (!main || failure.kind == FailureKind::connection_lost ||
+        failure.kind == FailureKind::in_doubt)
+      throw;
+    spdlog::error("{}: could not read the replication slot: {}", m_task.task.text(),
+                  describe(failure));
+  }
+}
+
 TaskOutcome BatchRunner::run(long long& committed) {
   m_committed = &committed;
   if (!m_phase.start()) {
@@ -120,6 +144,7 @@ TaskOutcome BatchRunner::run(long long& committed) {
   while (true) {
     if (stop_level() >= 1 || m_task.session.leave_requested() || !m_pacing.between_batches(m_sizer))
       return stopped();
+    read_slot();
     bool finished = false;
     Step step = next_batch(finished);
     if (step.kind == Step::Kind::permanent && m_phase.sets_aside()) {

@@ -7,7 +7,8 @@
 // Each batch takes as many keys as batch_sizer.h says (so that a batch lasts about
 // target_batch_ms) and is ONE transaction: the phase's statement(s), then COMMIT. Between two
 // batches the task paces itself (pacing.h: the control table's pause, sizes and pause_ms, and
-// the `throttle:` limits).
+// the `throttle:` limits) and, with changes: logical in the file, reads the slot when that is
+// due (slot_reader.h; its transaction is not the batch's).
 //
 // Failures (see retry.h), decided by SQLSTATE:
 //   transient        retried in place with exponential backoff and jitter (`retries`,
@@ -41,6 +42,8 @@
 
 namespace pgxform {
 
+class SlotReader;
+
 // What one task works with, shared by its runner and its phase.
 struct TaskContext {
   Session& session;
@@ -50,6 +53,10 @@ struct TaskContext {
   TaskId task;
   Progress& progress;
   RunMetrics& metrics;
+  // The slot of changes: logical when the command's jobs file has one (slot_reader.h): read
+  // between batches when due, and every batch's transaction marked as pgxform's own, so that
+  // the slot's reader does not capture what a batch writes.
+  SlotReader* slot = nullptr;
 };
 
 // A part of a failing batch, processed alone or set aside: a key range [first, last] of the
@@ -118,6 +125,8 @@ class BatchRunner {
   // Sets `part` aside, narrowing it down first when the phase does.
   Step set_aside(const BatchPart& part, const Failure& failure);
   TaskOutcome stopped();
+  // Reads the slot of changes: logical when due (TaskContext::slot).
+  void read_slot();
 
   TaskContext& m_task;
   Pacing& m_pacing;

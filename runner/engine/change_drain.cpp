@@ -6,6 +6,7 @@
 #include "state/change_log.h"
 #include "state/failed_ranges.h"
 #include "state/state_locks.h"
+#include "state/state_schema.h"
 
 namespace pgxform {
 
@@ -87,6 +88,13 @@ std::optional<BatchPart> ChangeDrain::next_part(long size) {
     for (const auto& row : tx.exec_params(drain_keys_query(m_task.job, m_task.store.schema()),
                                           m_task.job.name, static_cast<long long>(size)))
       part.keys.push_back(row[1].as<std::string>());
+  } catch (const pqxx::sql_error& e) {
+    // A key the key type cannot read fails every batch that meets it: those keys are the
+    // failing part, set aside one by one with the reason.
+    part.keys = unreadable_keys(size);
+    if (part.keys.empty())
+      spdlog::warn("{}: could not read the failing batch's keys: {}", m_task.task.text(),
+                   redact(e.what()));
   } catch (const std::exception& e) {
     spdlog::warn("{}: could not read the failing batch's keys: {}", m_task.task.text(),
                  redact(e.what()));
@@ -95,6 +103,17 @@ std::optional<BatchPart> ChangeDrain::next_part(long size) {
   part.first = part.keys.front();
   part.last = part.keys.back();
   return part;
+}
+
+std::vector<std::string> ChangeDrain::unreadable_keys(long size) {
+  std::vector<std::string> keys;
+  const StateSchema& schema = m_task.store.schema();
+  pqxx::read_transaction tx(m_task.session.conn());
+  if (!has_feature(state_version(tx, schema), StateFeature::logical)) return keys;
+  for (const auto& row : tx.exec_params(unreadable_keys_query(schema), m_task.job.name,
+                                        static_cast<long long>(size), m_task.job.key_type))
+    keys.push_back(row[0].as<std::string>());
+  return keys;
 }
 
 std::optional<std::pair<BatchPart, BatchPart>> ChangeDrain::split(const BatchPart& part) {

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "engine/batch_runner.h"
 
@@ -70,6 +71,8 @@ class ChangeDrain : public BatchPhase {
   long long set_aside_keys() const { return m_set_aside; }
 
  private:
+  // Up to `size` keys of the job's log that its key type cannot read (the oldest first).
+  std::vector<std::string> unreadable_keys(long size);
   // The job's changes of its `also:` tables, as its keys at or below the cursor.
   void expand(pqxx::work& tx, long size);
   // The logged batch of the statement whose plan is `plan`; none when it refreshed nothing.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/stop_signal.h"
+#include "capture/slot_reader.h"
 #include "database/retry.h"
 #include "engine/batch_runner.h"
 #include "engine/batch_sql.h"
@@ -138,6 +139,10 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
     const MainPassLeft main = continue_main_pass(task, run, said_held);
     if (main.end) return *main.end;
     if (main.ran) continue;
+    // The log is empty, but the slot may hold the job's changes still: read up to now.
+    if (run.drain.follow == Follow::no && task.job.capture == ChangeCapture::logical && run.slot &&
+        run.slot->read(task.session.conn(), SlotReader::Wait::yes).keys.count(task.job.name))
+      continue;
     // Following, once a minute at most: it scans the job's rows and claims the job a moment.
     if (!main.held && (run.drain.follow == Follow::no ||
                        std::chrono::steady_clock::now() - settled >= std::chrono::minutes(1))) {
@@ -160,7 +165,8 @@ TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& r
                         const TaskId& task, long long& committed) {
   apply_session_settings(session.conn(), job.settings);
   if (job.is_step()) return run_step(store, job);
-  TaskContext context{session, store, run.jobs.at(job.name), job, task, run.progress, run.metrics};
+  TaskContext context{session, store,        run.jobs.at(job.name), job,
+                      task,    run.progress, run.metrics,           run.slot};
   if (task.phase == Phase::catch_up) {
     const TaskOutcome outcome = run_catch_up(context, run, committed);
     run.progress.job_finished(task.text(), std::nullopt);

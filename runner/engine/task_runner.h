@@ -20,7 +20,9 @@
 // --follow) or left to it. With --follow it continues only main passes that were done (rows
 // appended since: an unfinished one is the run's), and then waits for more changes, paced like
 // a batch, until a signal; with --until N it ends once at most N changes are left, main pass or
-// not.
+// not. With changes: logical, a catch-up task that finds its job's log empty reads the slot once
+// more, waiting for whoever reads it now, before it says the job is caught up: every change
+// committed before that read is then in the log, or applied.
 #pragma once
 
 #include <map>
@@ -37,6 +39,8 @@
 #include "state/state_schema.h"
 
 namespace pgxform {
+
+class SlotReader;
 
 // How a catch-up task ends once its job's log is empty (or nearly).
 enum class Follow { no, yes };  // yes: wait for more changes until a stop signal
@@ -55,6 +59,8 @@ struct RunContext {
   HealthMonitor& health;    // the database's health signals, shared by the workers
   RunMetrics& metrics;      // what --metrics-port serves (collects nothing without it)
   DrainOptions drain = {};  // catch-up tasks
+  // The slot of changes: logical, when the jobs file has a job with it (batch_runner.h).
+  SlotReader* slot = nullptr;
 };
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);

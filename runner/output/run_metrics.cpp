@@ -23,6 +23,8 @@ const std::vector<std::string> k_metric_names = {"pgxform_rows_total",
                                                  "pgxform_throttled_seconds_total",
                                                  "pgxform_paused",
                                                  "pgxform_job_done"};
+const std::vector<std::string> k_slot_metric_names = {"pgxform_slot_retained_wal_bytes",
+                                                      "pgxform_slot_read_age_seconds"};
 
 namespace {
 
@@ -53,6 +55,8 @@ struct RunMetrics::Families {
   prometheus::Family<prometheus::Counter>& throttled;
   prometheus::Family<prometheus::Gauge>& paused;
   prometheus::Family<prometheus::Gauge>& done;
+  prometheus::Family<prometheus::Gauge>& slot_retained;
+  prometheus::Family<prometheus::Gauge>& slot_read_age;
 };
 
 bool is_ip_address(const std::string& text) {
@@ -112,6 +116,14 @@ RunMetrics::RunMetrics(MetricsCollection collection) {
       BuildGauge()
           .Name("pgxform_job_done")
           .Help("1 once the job is done in this run, else 0")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_slot_retained_wal_bytes")
+          .Help("WAL kept by the replication slot of changes: logical, after its last read")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_slot_read_age_seconds")
+          .Help("Seconds since the last read of the replication slot committed, at its measure")
           .Register(r)});
 }
 
@@ -199,6 +211,13 @@ void RunMetrics::set_paused(const std::string& job, Phase phase, Paused paused) 
 
 void RunMetrics::job_done(const std::string& job) {
   if (const auto it = m_done.find(job); it != m_done.end()) it->second->Set(1);
+}
+
+void RunMetrics::slot_state(const std::string& slot, double retained_bytes, double read_age_s) {
+  if (!m_registry) return;
+  const std::lock_guard<std::mutex> guard(m_slots_mutex);
+  m_families->slot_retained.Add({{"slot", slot}}).Set(retained_bytes);
+  m_families->slot_read_age.Add({{"slot", slot}}).Set(read_age_s);
 }
 
 std::string RunMetrics::text() const {

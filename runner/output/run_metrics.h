@@ -16,6 +16,10 @@
 //   pgxform_paused{job,phase}                    gauge    1 while the job waits on a pause
 //   pgxform_job_done{job}                        gauge    1 once the job's main pass is done in
 //                                                         this run
+//   pgxform_slot_retained_wal_bytes{slot}        gauge    the WAL the replication slot of
+//                                                         changes: logical keeps, measured after
+//                                                         each read (slot_reader.h)
+//   pgxform_slot_read_age_seconds{slot}          gauge    since its last read committed, then
 // `phase` is "main" (the main pass, `pgxform run`) or "catch_up" (`pgxform catch-up`, whose
 // batches refresh captured changes; a catch-up that continues a main pass reports its batches
 // under "main").
@@ -40,6 +44,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,8 +61,11 @@ class Registry;
 
 namespace pgxform {
 
-// The names of the metrics pgxform exports (the dashboard and its test use no other).
+// The names of the metrics pgxform exports (the dashboard and its test use no other): every
+// command's, and those of the slot of changes: logical, whose series exist only once a slot
+// was read.
 extern const std::vector<std::string> k_metric_names;
+extern const std::vector<std::string> k_slot_metric_names;
 
 // Where --metrics-port / --metrics-address ask the metrics to be served.
 struct MetricsEndpoint {
@@ -101,6 +109,8 @@ class RunMetrics {
   void throttled(const std::string& job, Phase phase, const std::string& signal, double seconds);
   void set_paused(const std::string& job, Phase phase, Paused paused);
   void job_done(const std::string& job);
+  // The slot of changes: logical after a read: its series appear with its first measure.
+  void slot_state(const std::string& slot, double retained_bytes, double read_age_s);
 
   // The metrics as a scrape returns them (the Prometheus text format).
   std::string text() const;
@@ -122,6 +132,7 @@ class RunMetrics {
   std::unique_ptr<Families> m_families;
   std::map<std::pair<std::string, Phase>, JobSeries> m_jobs;  // not changed once workers run
   std::map<std::string, prometheus::Gauge*> m_done;           // per job
+  std::mutex m_slots_mutex;  // the slots' series are added by the workers, as they read
   std::unique_ptr<prometheus::Exposer> m_exposer;
 };
 

@@ -25,6 +25,18 @@ JobsFileError::JobsFileError(const std::string& file, int line, const std::strin
       m_file(file),
       m_line(line) {}
 
+const char* capture_name(ChangeCapture capture) {
+  switch (capture) {
+    case ChangeCapture::trigger:
+      return "trigger";
+    case ChangeCapture::logical:
+      return "logical";
+    case ChangeCapture::none:
+      break;
+  }
+  return "none";
+}
+
 const Job* JobsFile::find_job(const std::string& name) const {
   for (const auto& list : lists)
     for (const auto& job : list.jobs)
@@ -312,14 +324,26 @@ AlsoTable read_also(const Reader& r, const YAML::Node& node, const std::string& 
   return also;
 }
 
-// `changes: trigger`, or its mapping form `changes: {mode: trigger, also: [...]}`, and the
-// `refresh_function:` that both need (docs/catch-up.md).
-void read_changes(const Reader& r, const YAML::Node& node, const std::string& where, Job& job) {
+// A mode of `changes:` as the file spells it; none when it is not one.
+std::optional<ChangeCapture> capture_mode(const YAML::Node& mode) {
+  if (!mode.IsScalar()) return std::nullopt;
+  for (const ChangeCapture c :
+       {ChangeCapture::none, ChangeCapture::trigger, ChangeCapture::logical})
+    if (mode.Scalar() == capture_name(c)) return c;
+  return std::nullopt;
+}
+
+// `changes: trigger` (or logical, or none), or its mapping form `changes: {mode: logical, also:
+// [...]}`, over what defaults.changes gave the job, and the `refresh_function:` that capturing
+// needs (docs/catch-up.md).
+void read_changes(const Reader& r, const YAML::Node& node, const std::string& where,
+                  const JobsFile& file, Job& job) {
+  job.changes = file.default_changes;
+  job.changes_from_defaults = job.captures();
   if (const YAML::Node changes = node["changes"]) {
-    const std::string must =
-        "changes of " + where +
-        " must be trigger, or a mapping {mode: trigger, also: [...]} (the only way of capturing"
-        " changes this pgxform knows)";
+    const std::string must = "changes of " + where +
+                             " must be trigger, logical or none, or a mapping {mode: trigger,"
+                             " also: [...]}";
     // Bound once: assigning a YAML::Node would overwrite the node it refers to.
     const YAML::Node mode = changes.IsMap() ? changes["mode"] : changes;
     if (changes.IsMap()) {
@@ -334,22 +358,30 @@ void read_changes(const Reader& r, const YAML::Node& node, const std::string& wh
         for (const auto& entry : also) job.also.push_back(read_also(r, entry, where));
       }
     }
-    if (!mode.IsScalar() || mode.Scalar() != "trigger")
+    const std::optional<ChangeCapture> capture = capture_mode(mode);
+    if (!capture)
       r.fail_at(mode.IsScalar() && !mode.IsNull() ? Reader::line_of(mode)
                                                   : Reader::key_line(node, "changes"),
                 must);
-    job.changes = ChangeCapture::trigger;
+    job.changes = *capture;
+    job.changes_from_defaults = false;
+    if (!job.captures() && !job.also.empty())
+      r.fail(changes["also"],
+             "'also' in changes of " + where + " needs a mode that captures (trigger or logical)");
   }
+  const std::string mode = std::string("changes: ") + capture_name(job.changes) +
+                           (job.changes_from_defaults ? " (from defaults.changes)" : "");
   if (node["refresh_function"]) {
     if (!job.captures())
       r.fail(node["refresh_function"],
-             "refresh_function of " + where + " is only used with changes: trigger");
+             "refresh_function of " + where + " is only used with changes: trigger or logical");
     job.refresh_function = r.name_field(node, "refresh_function", where);
   } else if (job.captures()) {
-    r.fail_at(Reader::key_line(node, "changes"),
-              where +
-                  " has changes: trigger but no refresh_function: catch-up calls it as "
-                  "refresh_function(keys key_type[]) to make the target match the source");
+    r.fail_at(node["changes"] ? Reader::key_line(node, "changes") : Reader::line_of(node),
+              where + " has " + mode +
+                  " but no refresh_function: catch-up calls it as "
+                  "refresh_function(keys key_type[]) to make the target match the source" +
+                  (job.changes_from_defaults ? " (or give it changes: none)" : ""));
   }
 }
 
@@ -420,7 +452,7 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   if (node["parallel"])
     job.parallel =
         int(r.positive_integer(node, "parallel", "parallel of " + where, k_parallel.max));
-  read_changes(r, node, where, job);
+  read_changes(r, node, where, file, job);
   return job;
 }
 
@@ -553,8 +585,9 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
   const std::string& path = r.path();
   JobsFile file;
   file.path = path;
-  r.check_fields(root, {"version", "defaults", "state_schema", "scripts_dir", "lists"},
-                 "the jobs file");
+  r.check_fields(
+      root, {"version", "defaults", "state_schema", "scripts_dir", "max_slot_retained_mb", "lists"},
+      "the jobs file");
   const YAML::Node version = root["version"];
   if (!version) r.fail(root, "missing required field 'version' (write `version: 1`)");
   if (!version.IsScalar() || version.Scalar() != "1")
@@ -566,9 +599,18 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
         defaults,
         {"batch_size", "target_batch_ms", "min_batch_size", "max_batch_size", "synchronous_commit",
          "threads", "retries", "retry_backoff_ms", "on_error", "bisect", "throttle",
-         "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"},
+         "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "changes"},
         "defaults");
     r.settings(defaults, file.defaults, "defaults");
+    if (const YAML::Node changes = defaults["changes"]) {
+      const std::optional<ChangeCapture> capture = capture_mode(changes);
+      if (!capture)
+        r.fail_at(changes.IsScalar() && !changes.IsNull() ? Reader::line_of(changes)
+                                                          : Reader::key_line(defaults, "changes"),
+                  "defaults.changes must be trigger, logical or none (a job's own changes: may"
+                  " add also:)");
+      file.default_changes = *capture;
+    }
     file.default_batch_size = file.defaults.batch_size;
     if (defaults["threads"])
       file.default_threads =
@@ -583,6 +625,9 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
                                        ": names starting with pg_ and information_schema are "
                                        "PostgreSQL's own");
   }
+  if (root["max_slot_retained_mb"])
+    file.max_slot_retained_mb = r.positive_integer(root, "max_slot_retained_mb",
+                                                   "max_slot_retained_mb", k_max_slot_retained_mb);
   {
     // Scripts live beside the jobs file unless it says otherwise.
     const std::filesystem::path folder = std::filesystem::path(path).parent_path();

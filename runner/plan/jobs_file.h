@@ -40,6 +40,9 @@ enum class OnError { stop, skip };
 
 // A job's changes.also: entries, at most.
 constexpr std::size_t k_max_also = 32;
+// max_slot_retained_mb: the default, and the largest a file may set (1 PB).
+constexpr long k_default_max_slot_retained_mb = 4096;
+constexpr long k_max_slot_retained_mb = 1000L * 1000 * 1000;
 
 // What a job inherits from `defaults:` and may override.
 enum class SynchronousCommit { on, off };
@@ -75,10 +78,13 @@ struct JobSettings {
   std::string idle_in_transaction_session_timeout = "10min";
 };
 
-// `changes:` of a batched job: how changes to its leading table are captured for catch-up
-// (docs/catch-up.md). none: they are not; trigger: by statement-level triggers into the state
-// schema's change_log (change_capture.h).
-enum class ChangeCapture { none, trigger };
+// `changes:` of a batched job (or of `defaults:`): how changes to its leading table are
+// captured for catch-up (docs/catch-up.md). none: they are not; trigger: by statement-level
+// triggers into the state schema's change_log (change_capture.h); logical: by a logical
+// replication slot that pgxform reads into the same change_log (logical_capture.h).
+enum class ChangeCapture { none, trigger, logical };
+// "none", "trigger", "logical": as the jobs file spells it.
+const char* capture_name(ChangeCapture capture);
 
 // One entry of `changes.also:`: another table whose changes the job's transform reads (an
 // order's status in the transform of its lines), so that they refresh the job's keys too.
@@ -107,8 +113,9 @@ struct Job {
   std::string verify;       // a query ($1, $2: a key range) returning wrong or missing keys
   bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
   ChangeCapture changes = ChangeCapture::none;
-  QualifiedName refresh_function;  // with changes: trigger, called as f(keys key_type[])
-  std::vector<AlsoTable> also;     // changes.also: (change_log via 1, 2, ... in this order)
+  QualifiedName refresh_function;      // with changes: trigger, called as f(keys key_type[])
+  std::vector<AlsoTable> also;         // changes.also: (change_log via 1, 2, ... in this order)
+  bool changes_from_defaults = false;  // `changes:` came from defaults:, for messages
   bool captures() const { return changes != ChangeCapture::none; }
   // A one-shot step:
   std::string sql;
@@ -128,6 +135,10 @@ struct JobsFile {
   int default_threads = 4;
   long default_batch_size = 10000;
   JobSettings defaults;
+  ChangeCapture default_changes = ChangeCapture::none;  // defaults.changes
+  // max_slot_retained_mb: run and catch-up warn when the slot of changes: logical retains more
+  // WAL than this (logical_capture.h).
+  long max_slot_retained_mb = k_default_max_slot_retained_mb;
   std::string scripts_dir;  // `scripts_dir:` resolved against the file's folder; default sql/
   std::vector<JobList> lists;
 

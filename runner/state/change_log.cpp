@@ -87,6 +87,17 @@ std::string record_changes_sql(const StateSchema& schema, const std::string& job
                              {"@change_log@", schema.table("change_log")}});
 }
 
+std::string record_decoded_sql(const StateSchema& schema, const std::string& type, char category) {
+  static const std::string k_record = R"(
+    INSERT INTO @change_log@ (job, via, key, changed_at)
+    SELECT $1::text, $2::smallint, @key@,
+           TIMESTAMPTZ '2000-01-01 00:00:00+00' + d.t * INTERVAL '1 microsecond'
+    FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::bigint[])) AS d(k, t))";
+  return fill_sql(k_record, {{"@key@", type.empty() ? std::string("d.k")
+                                                    : text_form_sql(category, "(d.k)::" + type)},
+                             {"@change_log@", schema.table("change_log")}});
+}
+
 std::string consume_cte(const ResolvedJob& job, const StateSchema& schema) {
   // The ARRAY is built once and probes (job, key) once per key: a batch of N keys costs N index
   // probes however long the log is, and none at all when the job has no row (asked of the
@@ -200,11 +211,11 @@ std::string drain_sql(const ResolvedJob& job, const StateSchema& schema, DrainPi
     WHERE f.job = $1::text AND f.via = 0 AND @below_f@
     ORDER BY f.id LIMIT $2::bigint)";
   const bool next = pick == DrainPick::next;
-  const std::string candidates =
-      next ? fill_sql(k_next, {{"@below_f@",
-                                below_cursor_sql(job, schema, as_key(job, "f.key"), "$1::text")},
-                               {"@change_log@", schema.table("change_log")}})
-           : std::string("SELECT pg_catalog.unnest($2::text[])");
+  std::string candidates = "SELECT pg_catalog.unnest($2::text[])";
+  if (next)
+    candidates = fill_sql(
+        k_next, {{"@below_f@", below_cursor_sql(job, schema, as_key(job, "f.key"), "$1::text")},
+                 {"@change_log@", schema.table("change_log")}});
   return explained(fill_sql(
       k_drain, {{"@candidates@", candidates},
                 {"@below@", below_cursor_sql(job, schema, as_key(job, "p.key"), "$1::text")},
@@ -225,6 +236,17 @@ std::string drain_keys_query(const ResolvedJob& job, const StateSchema& schema) 
                   {{"@below@", below_cursor_sql(job, schema, as_key(job, "f.key"), "$1::text")},
                    {"@typed@", as_key(job, "l.key")},
                    {"@change_log@", schema.table("change_log")}});
+}
+
+std::string unreadable_keys_query(const StateSchema& schema) {
+  static const std::string k_unreadable = R"(
+    SELECT DISTINCT k.key FROM (
+      SELECT f.key FROM @change_log@ f
+      WHERE f.job = $1::text AND f.via = 0 AND NOT @key_reads_as@(f.key, $3::regtype)
+      ORDER BY f.id LIMIT $2::bigint) k
+    ORDER BY 1)";
+  return fill_sql(k_unreadable, {{"@change_log@", schema.table("change_log")},
+                                 {"@key_reads_as@", schema.sql + ".key_reads_as"}});
 }
 
 std::string set_aside_keys_sql(const StateSchema& schema) {

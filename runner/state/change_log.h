@@ -51,6 +51,14 @@ std::string text_array(const std::vector<std::string>& values);
 std::string record_changes_sql(const StateSchema& schema, const std::string& job_literal, int via,
                                const std::string& keys);
 
+// The statement the slot's reader (slot_reader.h) records decoded values with: $1 the job, $2
+// via, $3 the values (text[]), $4 the commit time of each (bigint[], microseconds since
+// 2000-01-01, as pgoutput sends it). Each value is read as `type` (format_type) and recorded in
+// its text form (text_form_sql, of type category `category`), so that it is the form a batch or
+// a trigger records; with an empty `type`, as it came (a value its type no longer reads, which
+// catch-up sets aside with the reason).
+std::string record_decoded_sql(const StateSchema& schema, const std::string& type, char category);
+
 // For the main-pass batch statement (batch_sql.h), after its CTE `r` (lo, hi of the key's
 // type; $3 the job): a CTE that deletes the via-0 rows of the leading table's keys in
 // [r.lo, r.hi] that the statement's snapshot sees. Nothing to do when the job has no row.
@@ -82,6 +90,9 @@ std::string drain_sql(const ResolvedJob& job, const StateSchema& schema, DrainPi
 // Read-only: the keys the next batch would refresh, one per row in the key's order, the second
 // column their text form as recorded; $1, $2 as drain_sql's next.
 std::string drain_keys_query(const ResolvedJob& job, const StateSchema& schema);
+// Read-only: up to $2 keys of job $1 (via 0, in arrival order) that its key type ($3, a type
+// name) cannot read, as recorded: what drain_keys_query cannot list. Needs version 12.
+std::string unreadable_keys_query(const StateSchema& schema);
 // Sets keys aside: deletes the via-0 rows of the keys $2 (text[]) of job $1 and records each
 // key in failed_batches (catch_up) with SQLSTATE $3 and error $4. Returns `recorded`.
 std::string set_aside_keys_sql(const StateSchema& schema);

@@ -13,6 +13,8 @@ const std::vector<StateTable>& state_tables() {
       {"control", 7, "the pauses and live settings of pause, resume and set"},
       {"change_log", 9, "the changes captured for catch-up"},
       {"runner_pool", 10, "the workers of the runners at work"},
+      {"capture_slot", 12, "the replication slot of changes: logical and how far it was read"},
+      {"capture_table", 12, "what the slot's reader records for each job"},
   };
   return k_tables;
 }

@@ -66,6 +66,10 @@ LockKey scripts_lock(const StateSchema& schema) {
   return {"pgxform scripts", schema.name};
 }
 
+LockKey slot_lock(const StateSchema& schema) {
+  return {"pgxform slot", schema.name};
+}
+
 bool try_session_lock(pqxx::transaction_base& tx, const LockKey& key) {
   return tx
       .exec_params1(

@@ -15,6 +15,9 @@
 //            any number of runners may start at once.
 //   scripts  ('pgxform scripts', <state schema>)         session lock: one session at a time
 //            applies scripts (each script commits on its own).
+//   slot     ('pgxform slot', <state schema>)             session lock: one session at a time
+//            reads, moves or drops the schema's replication slot (changes: logical), from
+//            before its read to after the slot moved (slot_reader.h).
 // pg_locks shows the two keys of a granted advisory lock as classid and objid, each the int4
 // reinterpreted as an unsigned oid, with objsubid = 2; lock_held_sql() matches them so.
 //
@@ -50,6 +53,7 @@ LockKey setup_lock(const StateSchema& schema);
 // job's change_log (change_drain.h). Not the task lock: catch-up works beside a run.
 LockKey catch_up_lock(const StateSchema& schema, const std::string& job);
 LockKey scripts_lock(const StateSchema& schema);
+LockKey slot_lock(const StateSchema& schema);
 
 // A wait for a lock that lock_timeout ended (55P03): which lock, who held it. Not transient,
 // so that no retry waits again.

@@ -42,6 +42,8 @@ enum class StateFeature {
   // change_log.via (changes.also:), failed_batches.catch_up (a refresh's keys set aside),
   // job_state.catch_up_waiting (change_log.h)
   exact = 11,
+  // capture_slot, capture_table (changes: logical), job_state.capture_lost (capture_state.h)
+  logical = 12,
 };
 inline bool has_feature(int version, StateFeature feature) {
   return version >= static_cast<int>(feature);

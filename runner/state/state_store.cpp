@@ -8,6 +8,7 @@
 #include "base/sql_text.h"
 #include "catalog/table_stats.h"
 #include "state/batch_log.h"
+#include "state/capture_state.h"
 #include "state/failed_ranges.h"
 #include "state/job_identity.h"
 #include "state/state_locks.h"
@@ -442,6 +443,8 @@ void StateStore::reset_job(const std::string& job) {
   drop_unresolved(tx, m_schema, job);
   if (has_feature(state_version(tx, m_schema), StateFeature::job_identity))
     forget_identity(tx, m_schema, job);
+  // A fresh pass re-covers whatever its change log lacked.
+  clear_capture_lost(tx, m_schema, job);
   tx.exec_params(m_schema.fill(R"(
     UPDATE @job_state@
     SET last_key = NULL, rows_done = 0, batches_done = 0, slices = 1, fn_version = NULL,

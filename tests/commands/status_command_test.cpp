@@ -151,7 +151,11 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
                                          "holders",
                                          "table",
                                          "key",
-                                         "ignored"});
+                                         "ignored",
+                                         "capture",
+                                         "capture_missing",
+                                         "capture_lost",
+                                         "slot"});
   CHECK(job["percent"] == 49.9);
   CHECK(job["runner"].is_null());
   CHECK(job["last_key"] == "1500");

@@ -1162,7 +1162,9 @@ lists:
   CHECK_THAT(message(e), Contains("job 'users' has changes: trigger but no refresh_function"));
 }
 
-TEST_CASE("changes other than trigger, and a refresh_function without changes, are errors") {
+TEST_CASE(
+    "changes other than trigger, logical or none, and a refresh_function without changes, are "
+    "errors") {
   auto other = error_of(R"(version: 1
 lists:
   - name: a
@@ -1171,11 +1173,11 @@ lists:
         table: legacy.users
         key: id
         function: xf.users
-        changes: logical
+        changes: wal2json
         refresh_function: xf.users_refresh
 )");
   CHECK(other.line() == 9);
-  CHECK_THAT(message(other), Contains("changes of job 'users' must be trigger"));
+  CHECK_THAT(message(other), Contains("changes of job 'users' must be trigger, logical or none"));
   auto lonely = error_of(R"(version: 1
 lists:
   - name: a
@@ -1188,7 +1190,7 @@ lists:
 )");
   CHECK(lonely.line() == 9);
   CHECK_THAT(message(lonely), Contains("refresh_function of job 'users' is only used with "
-                                       "changes: trigger"));
+                                       "changes: trigger or logical"));
   auto step = error_of(R"(version: 1
 lists:
   - name: a
@@ -1199,6 +1201,101 @@ lists:
 )");
   CHECK(step.line() == 7);
   CHECK_THAT(message(step), Contains("'changes' does not apply to the one-shot step"));
+}
+
+TEST_CASE("changes: logical, alone or with also, makes a job that captures through the slot") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+max_slot_retained_mb: 512
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        changes: logical
+        refresh_function: xf.users_refresh
+      - name: lines
+        table: legacy.lines
+        key: id
+        function: xf.lines
+        changes: {mode: logical, also: [{table: legacy.orders, column: id, match: order_id}]}
+        refresh_function: xf.lines_refresh
+)",
+                                        "jobs.yaml");
+  CHECK(file.max_slot_retained_mb == 512);
+  CHECK(file.find_job("users")->changes == pgxform::ChangeCapture::logical);
+  CHECK(file.find_job("users")->captures());
+  CHECK(file.find_job("lines")->changes == pgxform::ChangeCapture::logical);
+  CHECK(file.find_job("lines")->also.size() == 1);
+  CHECK(parse_jobs_text("version: 1\nlists: [{name: a, jobs: [{name: s, sql: SELECT 1}]}]\n",
+                        "jobs.yaml")
+            .max_slot_retained_mb == pgxform::k_default_max_slot_retained_mb);
+  auto zero = error_of("version: 1\nmax_slot_retained_mb: 0\nlists: []\n");
+  CHECK(zero.line() == 2);
+  CHECK_THAT(message(zero), Contains("max_slot_retained_mb must be a positive integer"));
+}
+
+TEST_CASE("defaults.changes captures every batched job that does not say changes: none") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+defaults: {changes: logical}
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        refresh_function: xf.users_refresh
+      - name: notes
+        table: legacy.notes
+        key: id
+        function: xf.notes
+        changes: none
+      - name: tags
+        table: legacy.tags
+        key: id
+        function: xf.tags
+        changes: trigger
+        refresh_function: xf.tags_refresh
+      - name: analyze
+        sql: ANALYZE
+)",
+                                        "jobs.yaml");
+  CHECK(file.default_changes == pgxform::ChangeCapture::logical);
+  CHECK(file.find_job("users")->changes == pgxform::ChangeCapture::logical);
+  CHECK(file.find_job("notes")->changes == pgxform::ChangeCapture::none);
+  CHECK(file.find_job("tags")->changes == pgxform::ChangeCapture::trigger);
+  CHECK_FALSE(file.find_job("analyze")->captures());
+  // A job the default makes capture needs a refresh function: said at the job's line.
+  auto missing = error_of(R"(version: 1
+defaults: {changes: trigger}
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+)");
+  CHECK(missing.line() == 6);
+  CHECK_THAT(message(missing), Contains("job 'users' has changes: trigger (from defaults.changes)"
+                                        " but no refresh_function") &&
+                                   Contains("changes: none"));
+  auto bad = error_of("version: 1\ndefaults: {changes: yes}\nlists: []\n");
+  CHECK(bad.line() == 2);
+  CHECK_THAT(message(bad), Contains("defaults.changes must be trigger, logical or none"));
+  auto also = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        changes: {mode: none, also: [{table: legacy.orders, column: id, match: order_id}]}
+)");
+  CHECK_THAT(message(also), Contains("needs a mode that captures"));
 }
 
 TEST_CASE("every jobs file of the fuzz corpus is read, or refused as bad input at its line") {
@@ -1262,9 +1359,10 @@ TEST_CASE("a changes mapping without its mode, or an also entry that is not whol
   };
   auto no_mode = error_of(with_changes("          also: [{table: t, column: id, match: x}]\n"));
   CHECK_THAT(message(no_mode), Contains("missing required field 'mode' in changes of job 'lines'"));
-  auto other_mode = error_of(with_changes("          mode: logical\n"));
+  auto other_mode = error_of(with_changes("          mode: binlog\n"));
   CHECK(other_mode.line() == 10);
-  CHECK_THAT(message(other_mode), Contains("changes of job 'lines' must be trigger"));
+  CHECK_THAT(message(other_mode),
+             Contains("changes of job 'lines' must be trigger, logical or none"));
   auto empty = error_of(with_changes("          mode: trigger\n          also: []\n"));
   CHECK_THAT(message(empty), Contains("'also' in changes of job 'lines' must be a non-empty list"));
   auto both =

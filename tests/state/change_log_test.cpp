@@ -11,7 +11,7 @@ using pgxform::StateSchema;
 
 namespace {
 
-ResolvedJob job_keyed_by(const std::string& type, char category) {
+ResolvedJob lines_keyed_by(const std::string& type, char category) {
   ResolvedJob job;
   job.name = "lines";
   job.table_sql = R"("legacy"."Order Lines")";
@@ -32,7 +32,7 @@ ResolvedJob job_keyed_by(const std::string& type, char category) {
   return job;
 }
 
-bool contains(const std::string& sql, const std::string& part) {
+bool has_part(const std::string& sql, const std::string& part) {
   return sql.find(part) != std::string::npos;
 }
 
@@ -54,7 +54,7 @@ bool balanced(const std::string& sql) {
   return depth == 0 && quote == 0;
 }
 
-const StateSchema k_state("pgxform");
+const StateSchema k_log_schema("pgxform");
 
 }  // namespace
 
@@ -62,59 +62,61 @@ TEST_CASE("every change-log statement is whole SQL for every key type") {
   for (const auto& [type, category] : {std::pair<std::string, char>{"bigint", 'N'},
                                        {"text", 'S'},
                                        {"timestamp with time zone", 'D'}}) {
-    const ResolvedJob job = job_keyed_by(type, category);
+    const ResolvedJob job = lines_keyed_by(type, category);
     for (const std::string& sql :
-         {pgxform::drain_sql(job, k_state, DrainPick::next),
-          pgxform::drain_sql(job, k_state, DrainPick::explicit_keys),
-          pgxform::drain_keys_query(job, k_state), pgxform::set_aside_keys_sql(k_state),
-          pgxform::refresh_set_aside_sql(job, k_state), pgxform::drainable_sql(job, k_state),
-          pgxform::expand_sql(job, k_state, 1), pgxform::settle_sql(job, k_state),
-          pgxform::below_cursor_sql(job, k_state, "k", "$1"),
-          "WITH r AS (SELECT 1)" + pgxform::consume_cte(job, k_state),
-          pgxform::record_changes_sql(k_state, "'lines'", 0, "SELECT 'x'")}) {
+         {pgxform::drain_sql(job, k_log_schema, DrainPick::next),
+          pgxform::drain_sql(job, k_log_schema, DrainPick::explicit_keys),
+          pgxform::drain_keys_query(job, k_log_schema), pgxform::set_aside_keys_sql(k_log_schema),
+          pgxform::refresh_set_aside_sql(job, k_log_schema),
+          pgxform::drainable_sql(job, k_log_schema), pgxform::expand_sql(job, k_log_schema, 1),
+          pgxform::settle_sql(job, k_log_schema),
+          pgxform::below_cursor_sql(job, k_log_schema, "k", "$1"),
+          "WITH r AS (SELECT 1)" + pgxform::consume_cte(job, k_log_schema),
+          pgxform::record_changes_sql(k_log_schema, "'lines'", 0, "SELECT 'x'")}) {
       INFO(type << ": " << sql);
       CHECK(balanced(sql));
-      CHECK_FALSE(contains(sql, "@"));  // every placeholder filled
-      CHECK_FALSE((contains(sql, "'lines'") && !contains(sql, "INSERT INTO")));
+      CHECK_FALSE(has_part(sql, "@"));  // every placeholder filled
+      CHECK_FALSE((has_part(sql, "'lines'") && !has_part(sql, "INSERT INTO")));
     }
   }
 }
 
 TEST_CASE("a main-pass batch probes the log by key for the keys it processed, never scans it") {
-  const std::string sql = pgxform::consume_cte(job_keyed_by("bigint", 'N'), k_state);
-  CHECK(contains(sql, "DELETE FROM \"pgxform\".change_log l"));
-  CHECK(contains(sql, "l.job = $3::text AND l.via = 0"));
-  CHECK(contains(sql, "l.key = ANY (ARRAY(SELECT ("));
-  CHECK(contains(sql, "t.\"id\" >= r.lo AND t.\"id\" <= r.hi"));
+  const std::string sql = pgxform::consume_cte(lines_keyed_by("bigint", 'N'), k_log_schema);
+  CHECK(has_part(sql, "DELETE FROM \"pgxform\".change_log l"));
+  CHECK(has_part(sql, "l.job = $3::text AND l.via = 0"));
+  CHECK(has_part(sql, "l.key = ANY (ARRAY(SELECT ("));
+  CHECK(has_part(sql, "t.\"id\" >= r.lo AND t.\"id\" <= r.hi"));
   // Nothing at all while the job has no change: one probe of the (job, via, id) index.
-  CHECK(contains(sql,
+  CHECK(has_part(sql,
                  "(SELECT e.id FROM \"pgxform\".change_log e WHERE e.job = $3::text AND"
                  " e.via = 0\n           ORDER BY e.id LIMIT 1) IS NOT NULL"));
 }
 
 TEST_CASE("a key is at or below the cursor of its job or its slice, and not in a range set aside") {
   const std::string sql =
-      pgxform::below_cursor_sql(job_keyed_by("bigint", 'N'), k_state, "k", "$1");
-  CHECK(contains(sql, "k <= (s.last_key::text)::bigint"));
-  CHECK(contains(sql, "k <= (sl.last_key::text)::bigint"));
-  CHECK(contains(sql, "(sl.hi_key IS NULL OR k <= (sl.hi_key::text)::bigint)"));
-  CHECK(contains(sql, "NOT fb.catch_up"));
+      pgxform::below_cursor_sql(lines_keyed_by("bigint", 'N'), k_log_schema, "k", "$1");
+  CHECK(has_part(sql, "k <= (s.last_key::text)::bigint"));
+  CHECK(has_part(sql, "k <= (sl.last_key::text)::bigint"));
+  CHECK(has_part(sql, "(sl.hi_key IS NULL OR k <= (sl.hi_key::text)::bigint)"));
+  CHECK(has_part(sql, "NOT fb.catch_up"));
   // A done job is no exception: its keys above the cursor are its main pass's (issue 22).
-  CHECK_FALSE(contains(sql, "'done'"));
+  CHECK_FALSE(has_part(sql, "'done'"));
 }
 
 TEST_CASE("a catch-up batch deletes exactly the rows it refreshed, with the refresh") {
-  const std::string sql = pgxform::drain_sql(job_keyed_by("bigint", 'N'), k_state, DrainPick::next);
+  const std::string sql =
+      pgxform::drain_sql(lines_keyed_by("bigint", 'N'), k_log_schema, DrainPick::next);
   CHECK(sql.rfind("EXPLAIN (ANALYZE", 0) == 0);
-  CHECK(contains(sql, "\"xf\".\"lines_refresh\"(ARRAY(SELECT k FROM keys ORDER BY k))"));
-  CHECK(contains(sql,
+  CHECK(has_part(sql, "\"xf\".\"lines_refresh\"(ARRAY(SELECT k FROM keys ORDER BY k))"));
+  CHECK(has_part(sql,
                  "DELETE FROM \"pgxform\".change_log l WHERE l.id IN (SELECT u.id FROM used u)"));
-  CHECK(contains(sql, "ORDER BY f.id LIMIT $2::bigint"));
-  CHECK(contains(sql, "'catch_up', true"));
-  CHECK_FALSE(contains(sql, "$3"));
+  CHECK(has_part(sql, "ORDER BY f.id LIMIT $2::bigint"));
+  CHECK(has_part(sql, "'catch_up', true"));
+  CHECK_FALSE(has_part(sql, "$3"));
   const std::string keys =
-      pgxform::drain_sql(job_keyed_by("bigint", 'N'), k_state, DrainPick::explicit_keys);
-  CHECK(contains(keys, "unnest($2::text[])"));
+      pgxform::drain_sql(lines_keyed_by("bigint", 'N'), k_log_schema, DrainPick::explicit_keys);
+  CHECK(has_part(keys, "unnest($2::text[])"));
 }
 
 TEST_CASE("a date or time key is recorded in its ISO form, others as text") {

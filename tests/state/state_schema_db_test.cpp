@@ -93,6 +93,9 @@ TEST_CASE(
       " DROP COLUMN key_column, DROP COLUMN key_type, DROP COLUMN function_schema,"
       " DROP COLUMN function_name;"
       "DROP TABLE pgxform.runner_pool;"
+      "DROP TABLE pgxform.capture_slot, pgxform.capture_table;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN capture_lost;"
+      "DROP FUNCTION pgxform.key_reads_as(text, regtype);"
       "DELETE FROM pgxform.schema_version WHERE version >= 5");
   // Version 4 is what profile reads, too: no counters, no error.
   auto old = run_cli({"profile", "--json", "-f", path, "--dsn", db.dsn()});

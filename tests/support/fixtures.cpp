@@ -182,7 +182,7 @@ TestRole::TestRole(TestDatabase& db, const std::string& suffix, const std::strin
 
 TestRole::~TestRole() {
   try {
-    m_db.exec("DROP OWNED BY " + m_name + "; DROP ROLE " + m_name);
+    m_db.exec("DROP OWNED BY " + m_name + " CASCADE; DROP ROLE " + m_name);
   } catch (const std::exception& e) {
     WARN("could not drop role " << m_name << ": " << e.what());
   }
@@ -223,6 +223,13 @@ void BusySessions::end() {
       " AND query = 'SELECT pg_sleep(60)'");
   for (auto& t : m_threads) t.join();
   m_threads.clear();
+}
+
+std::string with_capture(std::string yaml, const std::string& mode) {
+  for (const std::string from : {"changes: trigger", "mode: trigger"})
+    for (auto at = yaml.find(from); at != std::string::npos; at = yaml.find(from, at + 1))
+      yaml.replace(at, from.size(), from.substr(0, from.find(':') + 2) + mode);
+  return yaml;
 }
 
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args) {

@@ -86,6 +86,10 @@ class BusySessions {
   std::vector<std::thread> m_threads;
 };
 
+// `yaml` with every `changes: trigger` (and `mode: trigger`) made `changes: <mode>`: a jobs file
+// of the fixtures captured by the other method (`logical`).
+std::string with_capture(std::string yaml, const std::string& mode);
+
 // A login role of the test's own (`db`'s name and `suffix`), with `options` (CREATE ROLE's),
 // dropped with everything it owns at the end: the least-privilege role of docs/security.md,
 // once granted what that says.
@@ -107,7 +111,6 @@ class TestRole {
 // What docs/security.md grants the migrating role on create_items' schemas: read the legacy
 // table, write the target, call the transform, own the state schema (created here).
 void grant_items(TestDatabase& db, const TestRole& role);
-
 // run_cli of that command line: `args` against `db` with the jobs file `path`.
 CliResult run_with_db(TestDatabase& db, const std::string& path, std::vector<std::string> args);
 

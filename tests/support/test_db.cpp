@@ -45,6 +45,23 @@ TestDatabase::~TestDatabase() {
   try {
     auto conn = admin();
     pqxx::nontransaction tx(conn);
+    // A logical replication slot (changes: logical) keeps its database from being dropped: its
+    // sessions go first (one may still be reading the slot), then the slots.
+    for (int i = 0; i < 100; ++i) {
+      tx.exec_params(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+          " WHERE datname = $1 AND pid <> pg_backend_pid()",
+          m_name);
+      tx.exec_params(
+          "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+          " WHERE database = $1 AND NOT active",
+          m_name);
+      if (tx.exec_params1("SELECT count(*) FROM pg_replication_slots WHERE database = $1",
+                          m_name)[0]
+              .as<int>() == 0)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(m_name) + " WITH (FORCE)");
   } catch (const std::exception& e) {
     std::cerr << "could not drop " << m_name << ": " << e.what() << "\n";
