@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <functional>
 #include <iostream>
 #include <regex>
@@ -87,6 +88,16 @@ struct Command {
   std::function<int(const Parsed&, std::ostream&)> run;
   JobsFileOption jobs_file = JobsFileOption::read;
 };
+
+// set --threads N: a whole number (its range is the command's to check), or default.
+int set_threads_option(const std::string& text) {
+  int threads = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), threads);
+  if (error != std::errc() || end != text.data() + text.size())
+    throw UsageError("set: --threads must be a number of threads from 1 to " +
+                     std::to_string(k_threads.max) + ", or default");
+  return threads;
+}
 
 int threads_option(const Parsed& p) {
   const int threads = p.get<int>("threads");
@@ -498,19 +509,27 @@ const Command k_commands[] = {
      "Changes settings of jobs while they run, from their next batch:\n"
      "batch_size=N (the next batch's size; every batch's when target_batch_ms is 0),\n"
      "target_batch_ms=MS (0: fixed batch_size), pause_ms=MS (a sleep between batches).\n"
-     "--threads N: the workers of every running runner of the jobs file, up or down.",
+     "--threads N: the workers of every running runner of the jobs file, up or down.\n"
+     "KEY=default and --threads default clear a setting: the jobs file's (a wider\n"
+     "row's, each runner's own threads) applies again.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
        add("all", "every job of the file")(
-           "threads", po::value<int>(),
-           "the workers of the running runners (a leaving worker finishes its batch)");
+           "threads", po::value<std::string>(),
+           "the workers of the running runners (a leaving worker finishes its batch); "
+           "default: each runner's own");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::set;
        o.arguments = p.jobs;
        o.all = p.has("all");
-       o.threads = p.optional<int>("threads");
+       if (const auto threads = p.optional<std::string>("threads")) {
+         if (*threads == "default")
+           o.threads_default = true;
+         else
+           o.threads = set_threads_option(*threads);
+       }
        return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",

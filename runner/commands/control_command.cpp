@@ -78,7 +78,13 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
     if (options.action != ControlAction::set)
       throw UsageError(command + ": '" + argument + "' is a setting; use pgxform set");
     const std::string key = argument.substr(0, eq), text = argument.substr(eq + 1);
-    if (key == k_batch_size.name)
+    if (text == "default" && key == k_batch_size.name)
+      request.clear.batch_size = true;
+    else if (text == "default" && key == k_target_batch_ms.name)
+      request.clear.target_batch_ms = true;
+    else if (text == "default" && key == k_pause_ms.name)
+      request.clear.pause_ms = true;
+    else if (key == k_batch_size.name)
       request.values.batch_size = setting_value(k_batch_size, text);
     else if (key == k_target_batch_ms.name)
       request.values.target_batch_ms = setting_value(k_target_batch_ms, text);
@@ -86,16 +92,17 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
       request.values.pause_ms = setting_value(k_pause_ms, text);
     else
       throw UsageError("set: unknown setting '" + key +
-                       "' (settings: batch_size, target_batch_ms, pause_ms)");
+                       "' (settings: batch_size, target_batch_ms, pause_ms; VALUE or default)");
     request.settings_text += (request.settings_text.empty() ? "" : " ") + key + "=" + text;
   }
-  if (options.threads) {
+  if (options.threads || options.threads_default) {
     if (options.action != ControlAction::set)
       throw UsageError(command + ": --threads is a setting; use pgxform set --threads N");
-    if (!k_threads.contains(*options.threads))
+    if (options.threads && !k_threads.contains(*options.threads))
       throw UsageError("set: --threads must be a number of threads from 1 to " +
-                       std::to_string(k_threads.max));
+                       std::to_string(k_threads.max) + ", or default");
     request.threads = options.threads;
+    request.clear_threads = options.threads_default;
     // The workers are the runner's, not a job's: names or --all go with KEY=VALUE settings.
     if (request.settings_text.empty()) {
       if (!names.empty() || options.all)
@@ -108,7 +115,7 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
   if (options.action == ControlAction::set && request.settings_text.empty())
     throw UsageError(
         "set: no setting given (KEY=VALUE: batch_size, target_batch_ms, pause_ms; or "
-        "--threads N)");
+        "--threads N; VALUE default clears one)");
   if (options.all && !names.empty())
     throw UsageError(command + ": name lists or jobs, or --all, not both");
   if (!options.all && names.empty())
@@ -133,16 +140,21 @@ int control_command(const ControlOptions& options, std::ostream& out) {
   ensure_state_schema(*conn, schema);
   pqxx::work tx(*conn);
   if (request.threads) write_threads(tx, schema, *request.threads);
+  if (request.clear_threads) clear_threads(tx, schema);
   for (const auto& target : request.targets) {
     if (target.scope == ControlScope::all && request.values.paused)
       set_paused_everywhere(tx, schema, *request.values.paused);
     else
       write_control(tx, schema, target.scope, target.name, request.values);
+    if (request.clear.any()) clear_control(tx, schema, target.scope, target.name, request.clear);
   }
   tx.commit();
   if (request.threads)
     out << "set threads=" << *request.threads << " for every runner of " << file.path
         << " (state schema " << file.state_schema << ")\n";
+  if (request.clear_threads)
+    out << "set threads=default for every runner of " << file.path << " (state schema "
+        << file.state_schema << "): each goes back to the threads it was started with\n";
   for (const auto& target : request.targets) {
     switch (options.action) {
       case ControlAction::pause:

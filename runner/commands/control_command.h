@@ -7,6 +7,8 @@
 //   pgxform set    [NAME...] [--all] KEY=VALUE...   batch_size, target_batch_ms, pause_ms
 //   pgxform set    --threads N              the workers of every running runner of this
 //                                           jobs file (its state schema), up or down
+// KEY=default (and --threads default) clears the setting: the row's value goes back to NULL,
+// and the next wider row, else the jobs file (for threads: each runner's own), decides again.
 // A NAME is a list or a batched job of the jobs file (a list when both have it, as for
 // --only). Everything is checked before anything is written: an unknown name, key or value is
 // exit 2 with nothing written. Creates or upgrades the state schema, so that a migration can
@@ -33,7 +35,8 @@ struct ControlOptions : CommandOptions {
   ControlAction action = ControlAction::pause;
   std::vector<std::string> arguments;  // names, and KEY=VALUE for set
   bool all = false;
-  std::optional<int> threads;  // set --threads N
+  std::optional<int> threads;    // set --threads N
+  bool threads_default = false;  // set --threads default
 };
 
 int control_command(const ControlOptions& options, std::ostream& out);
@@ -47,6 +50,8 @@ struct ControlTarget {
 struct ControlRequest {
   std::vector<ControlTarget> targets;
   ControlValues values;        // set: the settings; pause/resume: paused
+  ControlClear clear;          // set KEY=default: the settings cleared
+  bool clear_threads = false;  // set --threads default
   std::string settings_text;   // "batch_size=500 pause_ms=100"
   std::optional<int> threads;  // set --threads: every runner's workers
 };

@@ -48,6 +48,9 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   const long size = m_sizer.size();
   std::optional<BatchPhase::Done> done;
   auto started = std::chrono::steady_clock::now();
+  // In flight until it commits or fails: the display, the metrics and the warnings of a batch
+  // far past its target (progress.h) count it meanwhile.
+  const InFlight in_flight(m_task.progress, m_task.task.text(), double(m_sizer.target_ms()));
   Step step = transact([&](pqxx::work& tx) {
     started = std::chrono::steady_clock::now();  // the attempt that commits, not its retries
     done = m_phase.batch(tx, size);

@@ -327,14 +327,17 @@ int pool_size(const PoolFigures& f) {
 void WorkerPool::follow_figures(Work& work) {
   if (m_sizing.limits) {
     const PoolLimits limits = m_sizing.limits();
-    if (limits.threads && *limits.threads != m_sizing.threads) {
-      const int staying = work.staying();
-      if (*limits.threads < staying)
-        spdlog::info("threads: {} -> {} (set --threads); the workers that leave finish their batch",
-                     m_sizing.threads, *limits.threads);
+    // Not set (or cleared with set --threads default): the threads this runner started with.
+    const int wanted =
+        limits.threads_read ? limits.threads.value_or(m_own_threads) : m_sizing.threads;
+    if (wanted != m_sizing.threads) {
+      const char* const why = limits.threads ? "set --threads" : "set --threads default";
+      if (wanted < work.staying())
+        spdlog::info("threads: {} -> {} ({}); the workers that leave finish their batch",
+                     m_sizing.threads, wanted, why);
       else
-        spdlog::info("threads: {} -> {} (set --threads)", m_sizing.threads, *limits.threads);
-      m_sizing.threads = *limits.threads;
+        spdlog::info("threads: {} -> {} ({})", m_sizing.threads, wanted, why);
+      m_sizing.threads = wanted;
       m_no_growth_until.reset();
     }
     m_connections_free = limits.connections_free;
