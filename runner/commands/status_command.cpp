@@ -381,9 +381,11 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
                         const StatusRunners& runners) {
   // The STATUS column as wide as its longest entry ("interrupted 3/8").
   // LIST and JOB at least as wide as their longest name, so that no two columns run together.
-  int status_width = 9, list_width = 14, job_width = 20;
+  int status_width = 9, list_width = 14, job_width = 20, key_width = 20;
   for (const auto& row : rows) {
     status_width = std::max(status_width, int(status_text(row.state).size()) + 1);
+    // A timestamptz key ("2026-11-21 12:28:55.857754+00") is wider than the column's default.
+    key_width = std::max(key_width, int(text_or(row.state.last_key, "-").size()) + 2);
     list_width = std::max(list_width, int(row.state.list.size()) + 2);
     job_width = std::max(job_width, int(row.state.job.size()) + 2);
   }
@@ -391,7 +393,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
       << std::setw(status_width) << "STATUS" << std::right << std::setw(12) << "ROWS"
       << std::setw(9) << "BATCHES" << std::setw(8) << "DONE%" << std::setw(9) << "RATE"
       << std::setw(9) << "ETA" << std::setw(9) << "BATCH"
-      << "  " << std::left << std::setw(20) << "LAST KEY"
+      << "  " << std::left << std::setw(key_width) << "LAST KEY"
       << "RUNNER\n";
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
@@ -402,7 +404,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
         << (row.rows_per_s ? rate_text(*row.rows_per_s) : "-") << std::setw(9)
         << (row.eta_s ? eta_text(*row.eta_s) : "-") << std::setw(9)
         << (row.batch_size ? std::to_string(*row.batch_size) : "-") << "  " << std::left
-        << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+        << std::setw(key_width) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
     if (s.set_aside > 0)
       out << "    " << s.set_aside
           << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job

@@ -19,6 +19,7 @@ BatchRunner::Step BatchRunner::transact(const Work& work) {
   const JobSettings& settings = m_task.spec.settings;
   for (int attempt = 0;; ++attempt) {
     try {
+      const BusySession busy(m_task.session);  // a stop waits for it (worker_pool.h)
       pqxx::work tx(m_task.session.conn());
       work(tx);
       return {};

@@ -122,11 +122,6 @@ class WorkerPool::Work {
     std::lock_guard<std::mutex> lock(m_mutex);
     return m_scheduler.runnable_count();
   }
-  // The tasks taken and not yet reported: each runs a batch or a step right now.
-  int in_flight() {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return int(m_busy.size());
-  }
 
   PoolResult result() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -388,7 +383,10 @@ PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
       follow_figures(work);
     }
     if (stop_level() >= 1 && !announced) {
-      announce_stop(work.in_flight());
+      // Only the batches and steps under way: a task between two batches (pausing, or a
+      // catch-up --follow waiting for changes) stops at once.
+      announce_stop(int(std::count_if(m_sessions.begin(), m_sessions.end(),
+                                      [](const auto& s) { return s->busy(); })));
       announced = true;
     }
     if (stop_level() >= 2 && !cancelled) {
