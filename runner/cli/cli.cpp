@@ -89,6 +89,14 @@ struct Command {
   JobsFileOption jobs_file = JobsFileOption::read;
 };
 
+// pause, resume, set --list / --job: what their NAMEs are (a name may be both).
+std::optional<ControlScope> names_are(const Parsed& p) {
+  if (p.has("list") && p.has("job")) throw UsageError("--list and --job: one or the other");
+  if (p.has("list")) return ControlScope::list;
+  if (p.has("job")) return ControlScope::job;
+  return std::nullopt;
+}
+
 // set --threads N: a whole number (its range is the command's to check), or default.
 int set_threads_option(const std::string& text) {
   int threads = 0;
@@ -180,13 +188,17 @@ double watch_seconds_option(const Parsed& p) {
   return seconds;
 }
 
+// The option the names on the command line (jobs, lists) are stored under: not "job", which
+// pause, resume and set have as a flag of their own (--job).
+constexpr const char* k_positional = "positional-name";
+
 // Every string on the command line may reach the database or a log line (text_check.h).
 void check_text(const Parsed& p) {
   for (const auto& [name, value] : p.vm) {
     std::vector<std::string> texts;
     if (const auto* one = boost::any_cast<std::string>(&value.value())) texts.push_back(*one);
     if (const auto* many = boost::any_cast<std::vector<std::string>>(&value.value())) texts = *many;
-    const std::string option = name == "job" ? "a job name" : "--" + name;
+    const std::string option = name == k_positional ? "a job name" : "--" + name;
     for (const auto& text : texts)
       if (const auto flaw = text_flaw(text)) throw UsageError(option + " holds " + flaw->what);
   }
@@ -483,12 +495,16 @@ const Command k_commands[] = {
      "NAME is a list or a batched job. Works before a run too. Writes the control\n"
      "table of the state schema, which plain SQL may also write.",
      Arguments::jobs,
-     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](po::options_description_easy_init add) {
+       add("all", "every job of the file")("list", "the NAMEs are lists")("job",
+                                                                          "the NAMEs are jobs");
+     },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::pause;
        o.arguments = p.jobs;
        o.all = p.has("all");
+       o.names_are = names_are(p);
        return control_command(o, out);
      }},
     {"resume", "resume NAME...|--all   let paused jobs or lists take batches again",
@@ -496,12 +512,16 @@ const Command k_commands[] = {
      "Resumes paused jobs: a job's own setting wins over its list's, which wins\n"
      "over --all's, so `pause --all` then `resume JOB` runs JOB alone.",
      Arguments::jobs,
-     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](po::options_description_easy_init add) {
+       add("all", "every job of the file")("list", "the NAMEs are lists")("job",
+                                                                          "the NAMEs are jobs");
+     },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::resume;
        o.arguments = p.jobs;
        o.all = p.has("all");
+       o.names_are = names_are(p);
        return control_command(o, out);
      }},
     {"set", "set NAME...|--all KEY=VALUE...  batch_size, target_batch_ms, pause_ms, live",
@@ -514,7 +534,8 @@ const Command k_commands[] = {
      "row's, each runner's own threads) applies again.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("all", "every job of the file")(
+       add("all", "every job of the file")("list", "the NAMEs are lists")("job",
+                                                                          "the NAMEs are jobs")(
            "threads", po::value<std::string>(),
            "the workers of the running runners (a leaving worker finishes its batch); "
            "default: each runner's own");
@@ -524,6 +545,7 @@ const Command k_commands[] = {
        o.action = ControlAction::set;
        o.arguments = p.jobs;
        o.all = p.has("all");
+       o.names_are = names_are(p);
        if (const auto threads = p.optional<std::string>("threads")) {
          if (*threads == "default")
            o.threads_default = true;
@@ -581,8 +603,8 @@ Parsed parse(const po::options_description& described, Arguments arguments,
   po::options_description all(described);
   po::positional_options_description positional;
   if (arguments == Arguments::jobs) {
-    all.add_options()("job", po::value<std::vector<std::string>>(), "job");
-    positional.add("job", -1);
+    all.add_options()(k_positional, po::value<std::vector<std::string>>(), "job");
+    positional.add(k_positional, -1);
   }
   Parsed p;
   try {
@@ -591,7 +613,7 @@ Parsed parse(const po::options_description& described, Arguments arguments,
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
-  p.jobs = p.all("job");
+  p.jobs = p.all(k_positional);
   check_text(p);
   return p;
 }

@@ -26,11 +26,22 @@ const char* action_name(ControlAction action) {
   return "set";
 }
 
-ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAction action) {
+ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAction action,
+                        std::optional<ControlScope> names_are) {
   const std::string command = action_name(action);
-  for (const auto& list : file.lists)
-    if (list.name == name) return {ControlScope::list, name};
-  if (const Job* job = file.find_job(name)) {
+  const bool is_list = std::any_of(file.lists.begin(), file.lists.end(),
+                                   [&](const JobList& l) { return l.name == name; });
+  const Job* job = file.find_job(name);
+  if (is_list && job && !names_are)
+    throw UsageError(command + ": '" + name + "' is both a list and a job of " + file.path +
+                     "; say which: pgxform " + command + " --list " + name +
+                     " (every job of the list) or pgxform " + command + " --job " + name);
+  if (names_are == ControlScope::list && !is_list)
+    throw UsageError(command + ": no list '" + name + "' in " + file.path);
+  if (names_are == ControlScope::job && !job)
+    throw UsageError(command + ": no job '" + name + "' in " + file.path);
+  if (is_list && names_are != ControlScope::job) return {ControlScope::list, name};
+  if (job) {
     if (job->is_step())
       throw UsageError(command + ": '" + name +
                        "' is a one-shot step, which runs at once or not at all; name a batched "
@@ -40,7 +51,7 @@ ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAc
   std::vector<std::string> known;
   for (const auto& list : file.lists) {
     known.push_back(list.name);
-    for (const auto& job : list.jobs) known.push_back(job.name);
+    for (const auto& j : list.jobs) known.push_back(j.name);
   }
   const auto near = suggest_name(name, known);
   throw UsageError(command + ": no list or job '" + name + "' in " + file.path +
@@ -122,7 +133,7 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
     throw UsageError(command + ": name a list or a job, or --all for every job");
   if (options.all) request.targets.push_back({ControlScope::all, ""});
   for (const auto& name : names) {
-    ControlTarget t = target_of(file, name, options.action);
+    ControlTarget t = target_of(file, name, options.action, options.names_are);
     const bool seen = std::any_of(request.targets.begin(), request.targets.end(),
                                   [&](auto& o) { return o.scope == t.scope && o.name == t.name; });
     if (!seen) request.targets.push_back(std::move(t));

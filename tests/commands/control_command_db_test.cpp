@@ -319,3 +319,31 @@ TEST_CASE(
   CHECK(run_with_db(db, path, {"set", "items", "batch_size=defaults"}).exit_code == 2);
   CHECK(run_with_db(db, path, {"set", "--threads", "default", "items"}).exit_code == 2);
 }
+
+TEST_CASE("pause, resume and set refuse a name that is both a list and a job unless told which") {
+  TestDatabase db;
+  create_items(db, 10, 0);
+  TempDir dir;
+  // The list is named as its job, as init named lists before issue 26.
+  const auto path =
+      dir.write("jobs.yaml",
+                "version: 1\nlists:\n  - name: items\n    jobs:\n      - name: items\n"
+                "        table: legacy.items\n        key: id\n"
+                "        function: xf.items\n");
+  REQUIRE(parse_json(run_with_db(db, path, {"plan", "--json"}).out)["lists"][0]["name"] == "items");
+  for (const std::string action : {"pause", "resume"}) {
+    const auto r = run_with_db(db, path, {action, "items"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("'items' is both a list and a job") &&
+                          Catch::Contains("--list items") && Catch::Contains("--job items"));
+  }
+  CHECK(run_with_db(db, path, {"set", "items", "batch_size=5"}).exit_code == 2);
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  const auto job = run_with_db(db, path, {"pause", "--job", "items"});
+  REQUIRE(job.exit_code == 0);
+  CHECK_THAT(job.out, Catch::Contains("paused job items"));
+  const auto list = run_with_db(db, path, {"set", "--list", "items", "batch_size=5"});
+  REQUIRE(list.exit_code == 0);
+  CHECK_THAT(list.out, Catch::Contains("for list items"));
+  CHECK(run_with_db(db, path, {"resume", "--list", "items", "--job", "items"}).exit_code == 2);
+}
