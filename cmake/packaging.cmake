@@ -29,9 +29,12 @@ install(FILES ${CMAKE_SOURCE_DIR}/scripts/completion/pgxform
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 file(GLOB PGXFORM_DOCS ${CMAKE_SOURCE_DIR}/docs/*.md ${CMAKE_SOURCE_DIR}/docs/*.svg
      ${CMAKE_SOURCE_DIR}/docs/*.json)
-install(FILES ${CMAKE_SOURCE_DIR}/README.md ${PGXFORM_DOCS} ${CMAKE_SOURCE_DIR}/cmake/copyright
+# The docs in docs/ beside the README, as in the repository: the README's links (docs/cli.md)
+# and the docs' own (../README.md) hold in the installed tree too.
+install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/cmake/copyright
               ${CMAKE_BINARY_DIR}/changelog.gz
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${PGXFORM_DOCS} DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 install(FILES ${CMAKE_SOURCE_DIR}/jobs.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/sql DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 

@@ -58,6 +58,17 @@ std::pair<double, double> quarter_medians(const std::vector<double>& values) {
   return {median(std::move(first)), median(std::move(last))};
 }
 
+// A batch of a ramp-up: the time sizer (batch_sizer.h) still growing its batches towards their
+// target, at the start of each run (and so after each resume). Small and mostly fixed overhead,
+// such a batch costs more per row than the steady ones around it, and a job resumed a few times
+// would show a saw-tooth of them that hides a rising cost (issue 26: an O(N^2) job read `flat`).
+// Told by the next batch asking for at least k_ramp_up_growth times its size.
+constexpr double k_ramp_up_growth = 1.5;
+bool ramp_up(const std::vector<BatchSample>& batches, std::size_t i) {
+  if (i + 1 >= batches.size() || !batches[i].asked || !batches[i + 1].asked) return false;
+  return double(*batches[i + 1].asked) >= k_ramp_up_growth * double(*batches[i].asked);
+}
+
 }  // namespace
 
 const char* trend_name(Trend trend) {
@@ -111,14 +122,15 @@ JobFigures analyze_batches(const std::vector<BatchSample>& batches) {
   std::vector<Point> points;
   std::vector<double> blocks_per_row;
   double done = 0;
-  for (const auto& b : batches) {
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    const BatchSample& b = batches[i];
     const double n = double(std::max(b.rows, 1LL));
     if (b.blocks) {
       if (!f.blocks) f.blocks = BlockCounters{};
       *f.blocks += *b.blocks;
     }
     const bool full = b.asked ? b.rows >= *b.asked : n >= typical_rows / 4;
-    if (full) {
+    if (full && !ramp_up(batches, i)) {
       points.push_back({done + n / 2, b.duration_ms / n});
       if (b.blocks) blocks_per_row.push_back(double(b.blocks->touched()) / n);
     }

@@ -19,9 +19,13 @@
 // Fewer than k_min_batches batches cannot tell: the trend is then `insufficient` (never `flat`,
 // which would be a promise). The last batch of a range, which got fewer rows than it asked for,
 // and, where the size asked for is not known, any batch far smaller than the typical one (a
-// bisected range) carry mostly fixed overhead per row and are left out of the trend. Batches of
-// varying sizes (time-sized, batch_sizer.h) all count: a batch's duration is almost all its
-// rows' cost when it lasts about its target, so its cost per row does not depend on its size.
+// bisected range) carry mostly fixed overhead per row and are left out of the trend. So are the
+// batches of a ramp-up — the time sizer (batch_sizer.h) doubling its batches towards their target
+// at the start of every run, so after every resume: the next batch asks for at least 1.5 times
+// as many keys — which, small and mostly overhead, cost more per row than any steady batch and
+// would hide a rising cost behind a saw-tooth. Other batches of varying sizes all count: a
+// batch's duration is almost all its rows' cost when it lasts about its target, so its cost per
+// row does not depend on its size.
 //
 // Time at work (active_seconds, and the rows per second over it): the wall time of the batches
 // with the pauses between them left out (work_stretches below), so that a run stopped overnight

@@ -206,10 +206,14 @@ std::string foreign_keys(const Skeleton& s) {
   if (out.empty()) return out;
   return "\n" +
          comment("-- ",
-                 "The foreign keys of the legacy tables, left out. jobs.yaml runs the job of "
-                 "each table after the jobs of the tables it references, so you may add them "
-                 "here, except those that its comments name (a table that references itself, "
-                 "a cycle), or after the run, in a V2 script:") +
+                 "The foreign keys of the legacy tables, left out. Add them after the run, in "
+                 "a V2 script of the migration window: with the source live during the "
+                 "migration (changes: trigger and catch-up), only after the final catch-up, "
+                 "for a row written to the source meanwhile (a new order of a customer the "
+                 "target does not hold yet) would fail its batch (SQLSTATE 23503) "
+                 "(docs/catch-up.md). Without catch-up they may go here, since jobs.yaml runs "
+                 "the job of each table after those of the tables it references, except those "
+                 "its comments name (a table that references itself, a cycle):") +
          out;
 }
 

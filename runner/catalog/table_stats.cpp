@@ -1,5 +1,7 @@
 #include "catalog/table_stats.h"
 
+#include <cstdlib>
+
 #include "base/sql_text.h"
 
 namespace pgxform {
@@ -32,6 +34,24 @@ std::optional<double> estimated_rows(pqxx::transaction_base& tx, const std::stri
 
 std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJob& job) {
   return estimated_rows(tx, job.table_sql);
+}
+
+std::optional<double> estimated_rows_after(pqxx::transaction_base& tx, const ResolvedJob& job,
+                                           const std::string& key) {
+  if (!estimated_rows(tx, job)) return std::nullopt;
+  // The plan's first line ends with its row estimate: "... (cost=0.29..4.31 rows=480 width=4)".
+  // $1 the key, bound, so that the planner estimates with its value (a custom plan).
+  static const char* const k_sql = R"(
+    EXPLAIN SELECT 1 FROM @table@ t WHERE t.@key@ > @at@)";
+  const pqxx::result plan = tx.exec_params(
+      fill_sql(k_sql,
+               {{"@table@", job.table_sql}, {"@key@", job.key_sql}, {"@at@", as_key(job, "$1")}}),
+      key);
+  if (plan.empty()) return std::nullopt;
+  const std::string line = plan[0][0].as<std::string>();
+  const auto at = line.rfind(" rows=");
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtod(line.c_str() + at + 6, nullptr);
 }
 
 TableHealth table_health(pqxx::transaction_base& tx, const ResolvedJob& job) {

@@ -22,6 +22,13 @@ std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJ
 // when the table does not exist either.
 std::optional<double> estimated_rows(pqxx::transaction_base& tx, const std::string& table_sql);
 
+// The planner's estimate of the table's rows whose key is above `key` (a key as text, as the
+// state records a cursor): from the key's histogram and its index's end, so that it holds where
+// the key space has jumps (a sequence that leapt ahead) and for rows appended since the table
+// was analyzed. None when the table was never analyzed (the planner would only guess a third).
+std::optional<double> estimated_rows_after(pqxx::transaction_base& tx, const ResolvedJob& job,
+                                           const std::string& key);
+
 // Whether a btree index leads with the key (else each batch scans the table), and whether the
 // table was analyzed since it was loaded (else the planner guesses its size). A table whose
 // statistics were reset (after a crash) reads as never analyzed.

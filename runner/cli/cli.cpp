@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <functional>
 #include <iostream>
 #include <regex>
@@ -88,6 +89,24 @@ struct Command {
   JobsFileOption jobs_file = JobsFileOption::read;
 };
 
+// pause, resume, set --list / --job: what their NAMEs are (a name may be both).
+std::optional<ControlScope> names_are(const Parsed& p) {
+  if (p.has("list") && p.has("job")) throw UsageError("--list and --job: one or the other");
+  if (p.has("list")) return ControlScope::list;
+  if (p.has("job")) return ControlScope::job;
+  return std::nullopt;
+}
+
+// set --threads N: a whole number (its range is the command's to check), or default.
+int set_threads_option(const std::string& text) {
+  int threads = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), threads);
+  if (error != std::errc() || end != text.data() + text.size())
+    throw UsageError("set: --threads must be a number of threads from 1 to " +
+                     std::to_string(k_threads.max) + ", or default");
+  return threads;
+}
+
 int threads_option(const Parsed& p) {
   const int threads = p.get<int>("threads");
   if (threads < 0 || threads > k_threads.max)
@@ -169,13 +188,17 @@ double watch_seconds_option(const Parsed& p) {
   return seconds;
 }
 
+// The option the names on the command line (jobs, lists) are stored under: not "job", which
+// pause, resume and set have as a flag of their own (--job).
+constexpr const char* k_positional = "positional-name";
+
 // Every string on the command line may reach the database or a log line (text_check.h).
 void check_text(const Parsed& p) {
   for (const auto& [name, value] : p.vm) {
     std::vector<std::string> texts;
     if (const auto* one = boost::any_cast<std::string>(&value.value())) texts.push_back(*one);
     if (const auto* many = boost::any_cast<std::vector<std::string>>(&value.value())) texts = *many;
-    const std::string option = name == "job" ? "a job name" : "--" + name;
+    const std::string option = name == k_positional ? "a job name" : "--" + name;
     for (const auto& text : texts)
       if (const auto flaw = text_flaw(text)) throw UsageError(option + " holds " + flaw->what);
   }
@@ -477,12 +500,16 @@ const Command k_commands[] = {
      "NAME is a list or a batched job. Works before a run too. Writes the control\n"
      "table of the state schema, which plain SQL may also write.",
      Arguments::jobs,
-     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](po::options_description_easy_init add) {
+       add("all", "every job of the file")("list", "the NAMEs are lists")("job",
+                                                                          "the NAMEs are jobs");
+     },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::pause;
        o.arguments = p.jobs;
        o.all = p.has("all");
+       o.names_are = names_are(p);
        return control_command(o, out);
      }},
     {"resume", "resume NAME...|--all   let paused jobs or lists take batches again",
@@ -490,12 +517,16 @@ const Command k_commands[] = {
      "Resumes paused jobs: a job's own setting wins over its list's, which wins\n"
      "over --all's, so `pause --all` then `resume JOB` runs JOB alone.",
      Arguments::jobs,
-     [](po::options_description_easy_init add) { add("all", "every job of the file"); },
+     [](po::options_description_easy_init add) {
+       add("all", "every job of the file")("list", "the NAMEs are lists")("job",
+                                                                          "the NAMEs are jobs");
+     },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::resume;
        o.arguments = p.jobs;
        o.all = p.has("all");
+       o.names_are = names_are(p);
        return control_command(o, out);
      }},
     {"set", "set NAME...|--all KEY=VALUE...  batch_size, target_batch_ms, pause_ms, live",
@@ -503,19 +534,29 @@ const Command k_commands[] = {
      "Changes settings of jobs while they run, from their next batch:\n"
      "batch_size=N (the next batch's size; every batch's when target_batch_ms is 0),\n"
      "target_batch_ms=MS (0: fixed batch_size), pause_ms=MS (a sleep between batches).\n"
-     "--threads N: the workers of every running runner of the jobs file, up or down.",
+     "--threads N: the workers of every running runner of the jobs file, up or down.\n"
+     "KEY=default and --threads default clear a setting: the jobs file's (a wider\n"
+     "row's, each runner's own threads) applies again.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
-       add("all", "every job of the file")(
-           "threads", po::value<int>(),
-           "the workers of the running runners (a leaving worker finishes its batch)");
+       add("all", "every job of the file")("list", "the NAMEs are lists")("job",
+                                                                          "the NAMEs are jobs")(
+           "threads", po::value<std::string>(),
+           "the workers of the running runners (a leaving worker finishes its batch); "
+           "default: each runner's own");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ControlOptions>();
        o.action = ControlAction::set;
        o.arguments = p.jobs;
        o.all = p.has("all");
-       o.threads = p.optional<int>("threads");
+       o.names_are = names_are(p);
+       if (const auto threads = p.optional<std::string>("threads")) {
+         if (*threads == "default")
+           o.threads_default = true;
+         else
+           o.threads = set_threads_option(*threads);
+       }
        return control_command(o, out);
      }},
     {"verify", "verify [JOB...] [--repair]  check each job's result with its verify: query",
@@ -567,8 +608,8 @@ Parsed parse(const po::options_description& described, Arguments arguments,
   po::options_description all(described);
   po::positional_options_description positional;
   if (arguments == Arguments::jobs) {
-    all.add_options()("job", po::value<std::vector<std::string>>(), "job");
-    positional.add("job", -1);
+    all.add_options()(k_positional, po::value<std::vector<std::string>>(), "job");
+    positional.add(k_positional, -1);
   }
   Parsed p;
   try {
@@ -577,7 +618,7 @@ Parsed parse(const po::options_description& described, Arguments arguments,
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
-  p.jobs = p.all("job");
+  p.jobs = p.all(k_positional);
   check_text(p);
   return p;
 }

@@ -26,11 +26,22 @@ const char* action_name(ControlAction action) {
   return "set";
 }
 
-ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAction action) {
+ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAction action,
+                        std::optional<ControlScope> names_are) {
   const std::string command = action_name(action);
-  for (const auto& list : file.lists)
-    if (list.name == name) return {ControlScope::list, name};
-  if (const Job* job = file.find_job(name)) {
+  const bool is_list = std::any_of(file.lists.begin(), file.lists.end(),
+                                   [&](const JobList& l) { return l.name == name; });
+  const Job* job = file.find_job(name);
+  if (is_list && job && !names_are)
+    throw UsageError(command + ": '" + name + "' is both a list and a job of " + file.path +
+                     "; say which: pgxform " + command + " --list " + name +
+                     " (every job of the list) or pgxform " + command + " --job " + name);
+  if (names_are == ControlScope::list && !is_list)
+    throw UsageError(command + ": no list '" + name + "' in " + file.path);
+  if (names_are == ControlScope::job && !job)
+    throw UsageError(command + ": no job '" + name + "' in " + file.path);
+  if (is_list && names_are != ControlScope::job) return {ControlScope::list, name};
+  if (job) {
     if (job->is_step())
       throw UsageError(command + ": '" + name +
                        "' is a one-shot step, which runs at once or not at all; name a batched "
@@ -40,7 +51,7 @@ ControlTarget target_of(const JobsFile& file, const std::string& name, ControlAc
   std::vector<std::string> known;
   for (const auto& list : file.lists) {
     known.push_back(list.name);
-    for (const auto& job : list.jobs) known.push_back(job.name);
+    for (const auto& j : list.jobs) known.push_back(j.name);
   }
   const auto near = suggest_name(name, known);
   throw UsageError(command + ": no list or job '" + name + "' in " + file.path +
@@ -78,7 +89,13 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
     if (options.action != ControlAction::set)
       throw UsageError(command + ": '" + argument + "' is a setting; use pgxform set");
     const std::string key = argument.substr(0, eq), text = argument.substr(eq + 1);
-    if (key == k_batch_size.name)
+    if (text == "default" && key == k_batch_size.name)
+      request.clear.batch_size = true;
+    else if (text == "default" && key == k_target_batch_ms.name)
+      request.clear.target_batch_ms = true;
+    else if (text == "default" && key == k_pause_ms.name)
+      request.clear.pause_ms = true;
+    else if (key == k_batch_size.name)
       request.values.batch_size = setting_value(k_batch_size, text);
     else if (key == k_target_batch_ms.name)
       request.values.target_batch_ms = setting_value(k_target_batch_ms, text);
@@ -86,16 +103,17 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
       request.values.pause_ms = setting_value(k_pause_ms, text);
     else
       throw UsageError("set: unknown setting '" + key +
-                       "' (settings: batch_size, target_batch_ms, pause_ms)");
+                       "' (settings: batch_size, target_batch_ms, pause_ms; VALUE or default)");
     request.settings_text += (request.settings_text.empty() ? "" : " ") + key + "=" + text;
   }
-  if (options.threads) {
+  if (options.threads || options.threads_default) {
     if (options.action != ControlAction::set)
       throw UsageError(command + ": --threads is a setting; use pgxform set --threads N");
-    if (!k_threads.contains(*options.threads))
+    if (options.threads && !k_threads.contains(*options.threads))
       throw UsageError("set: --threads must be a number of threads from 1 to " +
-                       std::to_string(k_threads.max));
+                       std::to_string(k_threads.max) + ", or default");
     request.threads = options.threads;
+    request.clear_threads = options.threads_default;
     // The workers are the runner's, not a job's: names or --all go with KEY=VALUE settings.
     if (request.settings_text.empty()) {
       if (!names.empty() || options.all)
@@ -108,14 +126,14 @@ ControlRequest parse_control_request(const JobsFile& file, const ControlOptions&
   if (options.action == ControlAction::set && request.settings_text.empty())
     throw UsageError(
         "set: no setting given (KEY=VALUE: batch_size, target_batch_ms, pause_ms; or "
-        "--threads N)");
+        "--threads N; VALUE default clears one)");
   if (options.all && !names.empty())
     throw UsageError(command + ": name lists or jobs, or --all, not both");
   if (!options.all && names.empty())
     throw UsageError(command + ": name a list or a job, or --all for every job");
   if (options.all) request.targets.push_back({ControlScope::all, ""});
   for (const auto& name : names) {
-    ControlTarget t = target_of(file, name, options.action);
+    ControlTarget t = target_of(file, name, options.action, options.names_are);
     const bool seen = std::any_of(request.targets.begin(), request.targets.end(),
                                   [&](auto& o) { return o.scope == t.scope && o.name == t.name; });
     if (!seen) request.targets.push_back(std::move(t));
@@ -133,16 +151,21 @@ int control_command(const ControlOptions& options, std::ostream& out) {
   ensure_state_schema(*conn, schema);
   pqxx::work tx(*conn);
   if (request.threads) write_threads(tx, schema, *request.threads);
+  if (request.clear_threads) clear_threads(tx, schema);
   for (const auto& target : request.targets) {
     if (target.scope == ControlScope::all && request.values.paused)
       set_paused_everywhere(tx, schema, *request.values.paused);
     else
       write_control(tx, schema, target.scope, target.name, request.values);
+    if (request.clear.any()) clear_control(tx, schema, target.scope, target.name, request.clear);
   }
   tx.commit();
   if (request.threads)
     out << "set threads=" << *request.threads << " for every runner of " << file.path
         << " (state schema " << file.state_schema << ")\n";
+  if (request.clear_threads)
+    out << "set threads=default for every runner of " << file.path << " (state schema "
+        << file.state_schema << "): each goes back to the threads it was started with\n";
   for (const auto& target : request.targets) {
     switch (options.action) {
       case ControlAction::pause:

@@ -127,7 +127,9 @@ void print_plan_text(std::ostream& out, const PlanReport& plan) {
       out << "  list " << l->list->name;
       if (!l->list->after.empty()) {
         out << " (after";
-        for (const auto& a : l->list->after) out << " " << a;
+        // "after orders, products": a list's names, as a reader writes them.
+        for (std::size_t i = 0; i < l->list->after.size(); ++i)
+          out << (i ? ", " : " ") << l->list->after[i];
         out << ")";
       }
       out << ": its jobs in order\n";

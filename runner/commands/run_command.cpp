@@ -25,6 +25,7 @@
 #include "plan/jobs_file.h"
 #include "plan/scheduler.h"
 #include "state/failed_ranges.h"
+#include "state/job_control.h"
 #include "state/job_identity.h"
 #include "state/state_store.h"
 
@@ -154,6 +155,18 @@ std::unique_ptr<SlotReader> slot_reader_for(const JobsFile& file, RunMetrics& me
   return nullptr;
 }
 
+namespace {
+
+// The live settings an earlier `pgxform set` left in the control table apply to this run too:
+// said at its start, with how to clear them, so that none is a surprise later.
+void say_overrides(pqxx::connection& conn, const StateSchema& schema) {
+  pqxx::read_transaction tx(conn);
+  for (const auto& text : read_overrides(tx, schema))
+    spdlog::info("in force from pgxform set: {} (pgxform set ... KEY=default clears it)", text);
+}
+
+}  // namespace
+
 int run_command(const RunOptions& options) {
   const JobsFile file = parse_jobs_file(options.file);
   RunMetrics metrics(options.metrics ? MetricsCollection::on : MetricsCollection::off);
@@ -198,6 +211,7 @@ int run_command(const RunOptions& options) {
   const std::size_t jobs = job_names(run.lists).size();
   spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
                file.path, threads);
+  say_overrides(*conn, StateSchema(file.state_schema));
   install_stop_handlers();
   Progress progress;
   estimate_rows(*conn, file, run, progress);

@@ -12,6 +12,7 @@
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "output/json_output.h"
+#include "output/progress.h"
 #include "output/terminal_text.h"
 #include "state/batch_log.h"
 #include "state/capture_state.h"
@@ -38,8 +39,12 @@ StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const 
     if (recent.span_s) facts.recent_keys_span_s = std::clamp(*recent.span_s, 1.0, k_rate_window_s);
   }
   if (state.status != "done" && state.batches_done > 0) {
-    if (state.slices == 1 && state.last_key) facts.span = key_span(tx, job, state.last_key);
+    // The rows in all: those done and those the planner sees above the cursor, which holds
+    // where the key space has jumps; a sliced job has no one cursor: the table's estimate.
     facts.estimated_rows = estimated_rows(tx, job);
+    if (state.slices == 1 && state.last_key)
+      if (const auto after = estimated_rows_after(tx, job, *state.last_key))
+        facts.estimated_rows = double(state.rows_done) + *after;
   }
   // The same early warning as during the run: do the batches get slower per row? The job's
   // own batches only, as during the run: not the ranges of bisect and retry-failed.
@@ -117,10 +122,9 @@ std::optional<double> percent_done(const JobStatus& state, bool step,
   if (!facts) return std::nullopt;
   if (state.status == "done") return 100.0;
   if (state.batches_done == 0) return 0.0;
-  // Never 100 for a job that is not done: a failed job 7,000 keys short of a 2-million-key
-  // range is 99.6 %, and one a handful of keys short rounds to 99.9, not 100.0.
-  if (const auto& span = facts->span; span && span->at && span->last != span->first)
-    return std::clamp(100 * (*span->at - span->first) / (span->last - span->first), 0.0, 99.9);
+  // Rows, not the key's position: keys that jump (a sequence leapt to 4,000,000) say nothing
+  // of the rows between them. Never 100 for a job that is not done: one a handful of rows
+  // short rounds to 99.9, not 100.0.
   if (!facts->estimated_rows || *facts->estimated_rows <= 0) return std::nullopt;
   return std::min(99.9, 100.0 * double(state.rows_done) / *facts->estimated_rows);
 }
@@ -175,6 +179,23 @@ void catch_up_figures(StatusRow& row, const Job& job, const std::string& list,
     row.catch_up_waiting = "paused";
   else
     row.catch_up_waiting = row.state.catch_up_waiting;
+}
+
+// The oldest batch in flight among the job's holders, what it waits on, and whether it is slow.
+void in_flight_figures(StatusRow& row, const Job& job, const JobControl& control) {
+  for (const auto& h : row.holders) {
+    if (!h.in_flight_s || (row.in_flight_s && *row.in_flight_s >= *h.in_flight_s)) continue;
+    row.in_flight_s = h.in_flight_s;
+    row.in_flight_wait.reset();
+    if (h.wait_event) row.in_flight_wait = *h.wait_event;
+    for (std::size_t i = 0; i < h.blocked_by.size(); ++i)
+      row.in_flight_wait = row.in_flight_wait.value_or("") + (i ? ", " : ", blocked by backend ") +
+                           std::to_string(h.blocked_by[i]);
+  }
+  row.target_batch_ms = control.target_batch_ms.value_or(job.settings.target_batch_ms);
+  if (row.target_batch_ms <= 0) row.target_batch_ms = (long long)k_fixed_batch_target_ms;
+  row.slow_batch = row.in_flight_s &&
+                   *row.in_flight_s * 1000 >= k_slow_batch_factor * double(row.target_batch_ms);
 }
 
 }  // namespace
@@ -243,6 +264,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
       }
       for (const auto& h : holders)
         if (h.job == job.name) row.holders.push_back(h);
+      if (!job.is_step())
+        in_flight_figures(row, job, resolve_control(control, job.name, list.name));
       if (job.captures()) {
         const auto c = changes.find(job.name);
         row.changes_pending = c == changes.end() ? 0 : c->second.count;
@@ -257,7 +280,8 @@ std::vector<StatusRow> compute_status(const JobsFile& file, const std::vector<Jo
         row.batch_size = job_facts->batch_size;
         if (row.state.status == "running")
           row.rows_per_s = double(job_facts->recent_rows) / job_facts->recent_span_s;
-        row.eta_s = eta_of(row.state, row.percent, job_facts->estimated_rows, row.rows_per_s);
+        if (!row.slow_batch)
+          row.eta_s = eta_of(row.state, row.percent, job_facts->estimated_rows, row.rows_per_s);
       }
       rows.push_back(row);
     }
@@ -341,6 +365,8 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
                     {"changes_eta_s", json_number(row.changes_eta_s, 0)},
                     {"catch_up_waiting", json_text(row.catch_up_waiting)},
                     {"holders", holders_json(row.holders)},
+                    {"in_flight_s", json_number(row.in_flight_s, 1)},
+                    {"in_flight_wait", json_text(row.in_flight_wait)},
                     {"table", row.recorded ? Json(row.recorded->table_text()) : Json()},
                     {"key", row.recorded ? Json(row.recorded->key_column) : Json()},
                     {"ignored", row.ignored},
@@ -360,7 +386,10 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
                      {"connections_free", f.connections_free ? Json(*f.connections_free) : Json()},
                      {"reserve", f.reserve}});
   }
-  print_json(out, Json{{"jobs", jobs}, {"runners", pools}, {"ignored", runners.ignored}});
+  print_json(out, Json{{"jobs", jobs},
+                       {"runners", pools},
+                       {"ignored", runners.ignored},
+                       {"overrides", runners.overrides}});
 }
 
 namespace {
@@ -434,9 +463,11 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
                         const StatusRunners& runners) {
   // The STATUS column as wide as its longest entry ("interrupted 3/8").
   // LIST and JOB at least as wide as their longest name, so that no two columns run together.
-  int status_width = 9, list_width = 14, job_width = 20;
+  int status_width = 9, list_width = 14, job_width = 20, key_width = 20;
   for (const auto& row : rows) {
     status_width = std::max(status_width, int(status_text(row.state).size()) + 1);
+    // A timestamptz key ("2026-11-21 12:28:55.857754+00") is wider than the column's default.
+    key_width = std::max(key_width, int(text_or(row.state.last_key, "-").size()) + 2);
     list_width = std::max(list_width, int(row.state.list.size()) + 2);
     job_width = std::max(job_width, int(row.state.job.size()) + 2);
   }
@@ -444,7 +475,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
       << std::setw(status_width) << "STATUS" << std::right << std::setw(12) << "ROWS"
       << std::setw(9) << "BATCHES" << std::setw(8) << "DONE%" << std::setw(9) << "RATE"
       << std::setw(9) << "ETA" << std::setw(9) << "BATCH"
-      << "  " << std::left << std::setw(20) << "LAST KEY"
+      << "  " << std::left << std::setw(key_width) << "LAST KEY"
       << "RUNNER\n";
   for (const auto& row : rows) {
     const JobStatus& s = row.state;
@@ -455,7 +486,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
         << (row.rows_per_s ? rate_text(*row.rows_per_s) : "-") << std::setw(9)
         << (row.eta_s ? eta_text(*row.eta_s) : "-") << std::setw(9)
         << (row.batch_size ? std::to_string(*row.batch_size) : "-") << "  " << std::left
-        << std::setw(20) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
+        << std::setw(key_width) << text_or(s.last_key, "-") << text_or(s.runner, "") << "\n";
     if (s.set_aside > 0)
       out << "    " << s.set_aside
           << " key range(s) set aside in failed_batches: fix, then pgxform retry-failed " << s.job
@@ -475,6 +506,11 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
           << "\n";
     for (const auto& h : row.holders)
       if (!h.recorded) out << "    " << terminal_text(holder_line(h)) << "\n";
+    if (row.slow_batch)
+      out << "    a batch in flight for " << fixed(*row.in_flight_s, 0) << " s, past "
+          << fixed(k_slow_batch_factor, 0) << "x its target of " << row.target_batch_ms << " ms"
+          << (row.in_flight_wait ? ", waiting on " + terminal_text(*row.in_flight_wait) : "")
+          << ": ETA unknown; see pgxform explain " << terminal_text(s.job) << "\n";
     if (row.changes_pending) print_changes(out, row);
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")
@@ -492,6 +528,8 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
     out << "runner " << terminal_text(pool.runner) << " (" << terminal_text(pool.command)
         << "): " << pool_text(pool.figures) << "\n";
   for (const auto& ignored : runners.ignored) out << "ignored: " << terminal_text(ignored) << "\n";
+  for (const auto& text : runners.overrides)
+    out << "set: " << terminal_text(text) << " (pgxform set ... KEY=default clears it)\n";
 }
 
 StatusReport read_status_report(const StatusOptions& options, const JobsFile& file,
@@ -515,6 +553,7 @@ StatusReport read_status_report(const StatusOptions& options, const JobsFile& fi
   if (has_feature(version, StateFeature::control)) {
     pqxx::read_transaction tx(*conn);
     control = read_all_control(tx, schema);
+    runners.overrides = read_overrides(tx, schema);
     if (const auto threads = ignored_threads(tx, schema)) runners.ignored.push_back(*threads);
   }
   std::map<std::string, PendingChanges> changes;  // change_log.h

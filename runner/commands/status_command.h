@@ -1,7 +1,8 @@
 // status_command: `pgxform status` — per job of the jobs file: status, rows, batches, last key,
-// percent done (estimated from the key's position between its smallest and largest value for
-// numeric and date/time keys, else from rows done against the planner's row estimate), who
-// holds it, and its last error. Reads only; writes nothing, not even the state schema.
+// percent done (the rows done over the rows in all: those done plus the planner's estimate of
+// the rows above the cursor, from the key's histogram, else the table's estimate; never from
+// the key's position, which jumps where a sequence did), who holds it, and its last error. Reads
+// only; writes nothing, not even the state schema.
 //
 // The status shown is the state row's (pending, running, done, failed), except that a job
 // whose row says running while no session holds any of its tasks is `interrupted`: its runner
@@ -17,10 +18,13 @@
 // "flat" | "growing", "set_aside": N, "waiting": null | "paused" | "throttled: ..." |
 // "waiting for list X" | "waiting for job X", "rows_per_s": ..., "eta_s": ...,
 // "batch_size": ..., "changes_pending": N, "oldest_change_s": S, "catch_up_runner": ...,
-// "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ..., "table": ..., "key": ...,
-// "ignored": [...], "capture": ..., "capture_missing": ..., "capture_lost": ..., "slot": ...},
-// ...], "runners": [{"runner": ..., "command": ..., "workers": N, "threads": N, "tasks": N,
-// "connections_free": N, "reserve": N}, ...], "ignored": [...]}.
+// "changes_per_s": ..., "changes_eta_s": ..., "catch_up_waiting": ..., "holders": [...],
+// "in_flight_s": ..., "in_flight_wait": ..., "table": ..., "key": ..., "ignored": [...],
+// "capture": ..., "capture_missing": ..., "capture_lost": ..., "slot": ...}, ...], "runners":
+// [{"runner": ..., "command": ..., "workers": N, "threads": N, "tasks": N, "connections_free": N,
+// "reserve": N}, ...], "ignored": [...], "overrides": ["job orders batch_size=5000",
+// "all threads=2", ...]}: the settings `pgxform set` left in the control table, which every
+// later run obeys until `set ... KEY=default`.
 // A growing trend (trend.h) is also printed as a warning. changes_pending and oldest_change_s
 // are null for a job without changes: trigger or logical; for one with it, the rows of its change
 // log (change_log.h) and the age of the oldest (null when none is pending). While a catch-up
@@ -59,6 +63,14 @@
 // "waiting for job X" (X comes before it in its list and is not done). A job a runner holds is
 // running, not waiting: its RUNNER column says who; "held by host:pid" is what a run says of
 // a task another runner holds (progress.h).
+//
+// Batches in flight: "in_flight_s", the age of the oldest transaction of the sessions that hold
+// the job's tasks (a batch: between batches a runner holds no transaction open), and
+// "in_flight_wait", what it waits on (pg_stat_activity's wait_event_type:wait_event, and the
+// backends pg_blocking_pids names), both null when none. Past k_slow_batch_factor (10) times the
+// job's target_batch_ms (a fixed size's: 1 s), the table says so under the job, with
+// `pgxform explain JOB`, and eta_s is null: how long the batch still takes, the rate
+// cannot tell.
 //
 // Holders: "holders" lists every session that holds one of the job's task locks now: "task"
 // (the job, or job#slice), "pid", "role", "application_name", "client_addr", "connected_at",
@@ -108,7 +120,8 @@ inline constexpr double k_rate_window_s = 60;
 // What status reads about a batched job besides its state row: none of it when the job does
 // not resolve against the catalog.
 struct StatusFacts {
-  std::optional<KeySpan> span;  // span.at: the job's cursor
+  // The job's rows in all: rows_done plus the planner's estimate of the rows above its cursor,
+  // else (a sliced job) the table's estimate.
   std::optional<double> estimated_rows;
   std::vector<BatchSample> batches;        // only when there are enough for a trend
   long long recent_rows = 0;               // rows of its own batches committed in the last minute
@@ -144,6 +157,13 @@ struct StatusRow {
   std::vector<std::string> ignored;
   std::optional<double> changes_per_s, changes_eta_s;
   std::optional<std::string> catch_up_waiting;
+  // The oldest batch in flight of its holders (its transaction's age), what it waits on
+  // ("Lock:relation, blocked by backend 4242"), and whether it is slow: past
+  // k_slow_batch_factor times the job's target_batch_ms, when its ETA is unknown.
+  std::optional<double> in_flight_s;
+  std::optional<std::string> in_flight_wait;
+  bool slow_batch = false;
+  long long target_batch_ms = 0;
   // How a capturing job captures; why its capture records nothing now (a started job's);
   // why its log lacks changes; with changes: logical, its slot.
   std::optional<std::string> capture, capture_missing, capture_lost;
@@ -162,6 +182,8 @@ struct CaptureFacts {
 struct StatusRunners {
   std::vector<RunnerPool> pools;
   std::vector<std::string> ignored;
+  // The live settings of the control table (`pgxform set`), "job orders batch_size=5000".
+  std::vector<std::string> overrides;
 };
 
 struct StatusReport {

@@ -112,6 +112,10 @@ class Session {
   // the batch in flight and goes back to the pool. Read without a lock by the worker.
   void request_leave(bool leave) { m_leave.store(leave); }
   bool leave_requested() const { return m_leave.load(); }
+  // Whether its worker has a batch or a step in flight now (a transaction of work open), read
+  // by the pool's thread to say what a stop waits for; set by the worker around that work.
+  void set_busy(bool busy) { m_busy.store(busy); }
+  bool busy() const { return m_busy.load(); }
 
  private:
   std::string m_dsn;
@@ -122,6 +126,19 @@ class Session {
   int m_generation = 0;
   std::atomic<int> m_backend_pid{0};
   std::atomic<bool> m_leave{false};
+  std::atomic<bool> m_busy{false};
+};
+
+// A batch or a step in flight on `session` for this scope (Session::busy).
+class BusySession {
+ public:
+  explicit BusySession(Session& session) : m_session(session) { m_session.set_busy(true); }
+  ~BusySession() { m_session.set_busy(false); }
+  BusySession(const BusySession&) = delete;
+  BusySession& operator=(const BusySession&) = delete;
+
+ private:
+  Session& m_session;
 };
 
 }  // namespace pgxform

@@ -21,6 +21,7 @@ BatchRunner::Step BatchRunner::transact(const Work& work) {
   const JobSettings& settings = m_task.spec.settings;
   for (int attempt = 0;; ++attempt) {
     try {
+      const BusySession busy(m_task.session);  // a stop waits for it (worker_pool.h)
       pqxx::work tx(m_task.session.conn());
       // A logical message the slot's reader recognises: what this transaction writes to a
       // captured table is pgxform's own, as the triggers ignore pgxform's sessions.
@@ -55,6 +56,9 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   const long size = m_sizer.size();
   std::optional<BatchPhase::Done> done;
   auto started = std::chrono::steady_clock::now();
+  // In flight until it commits or fails: the display, the metrics and the warnings of a batch
+  // far past its target (progress.h) count it meanwhile.
+  const InFlight in_flight(m_task.progress, m_task.task.text(), double(m_sizer.target_ms()));
   Step step = transact([&](pqxx::work& tx) {
     started = std::chrono::steady_clock::now();  // the attempt that commits, not its retries
     done = m_phase.batch(tx, size);

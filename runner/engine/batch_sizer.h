@@ -46,6 +46,8 @@ class BatchSizer {
 
   // The size the next batch asks for.
   long size() const { return m_size; }
+  // The duration batches aim at now (0: fixed size).
+  long target_ms() const { return m_sizing.target_ms; }
   // What a batch did: its rows (which may differ from the size asked for) and its duration.
   void batch_done(long long rows, double duration_ms);
   // New settings while the task runs; the size stays unless it is out of the new range.

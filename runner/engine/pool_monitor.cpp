@@ -57,8 +57,10 @@ PoolLimits PoolMonitor::limits() {
     // The command creates or upgrades the state schema after the monitor connected (a run on a
     // fresh database), or never (verify): its version is read again until it is the newest.
     if (m_version < newest_state_version()) m_version = state_version(tx, m_schema);
-    if (m_follow == FollowThreads::yes && has_feature(m_version, StateFeature::control_threads))
+    if (m_follow == FollowThreads::yes && has_feature(m_version, StateFeature::control_threads)) {
       limits.threads = read_threads(tx, m_schema);
+      limits.threads_read = true;
+    }
     limits.connections_free = free_connections(tx);
   } catch (const std::exception& e) {
     m_conn.reset();

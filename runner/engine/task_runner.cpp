@@ -124,16 +124,39 @@ MainPassLeft continue_main_pass(TaskContext& task, const RunContext& run, bool& 
   return left;
 }
 
+// What catch-up --follow says while it follows: "caught up; waiting for changes" the first
+// time it is, then, once a minute, what it applied in that minute (nothing when it applied
+// nothing): a follow of a busy table for a day says some 1,440 lines, not one per change.
+void say_following(TaskContext& task, bool& said_caught_up,
+                   std::chrono::steady_clock::time_point& minute_from, long long& keys_at_minute) {
+  const auto now = std::chrono::steady_clock::now();
+  const long long keys = task.progress.task_rows(task.task.text());
+  if (!said_caught_up) {
+    spdlog::info("{}: caught up; waiting for changes", task.task.text());
+    said_caught_up = true;
+  } else if (now - minute_from >= k_follow_line_interval) {
+    if (keys > keys_at_minute)
+      spdlog::info("{}: following: {} keys refreshed in the last minute, {} since it started",
+                   task.task.text(), keys - keys_at_minute, keys);
+  } else {
+    return;
+  }
+  minute_from = now;
+  keys_at_minute = keys;
+}
+
 TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& committed) {
   Pacing pacing(task.session, task.store, task.spec, task.task, task.progress, run.health,
                 task.metrics);
   ChangeDrain drain(task, run.drain.until);
   BatchRunner runner(task, pacing, drain);
   drain.retry_set_aside();
-  bool said_idle = false, said_held = false;
+  bool said_caught_up = false, said_held = false;
+  // Following: "caught up" once, then a line a minute with the keys refreshed in it, if any.
+  auto minute_from = std::chrono::steady_clock::now();
+  long long keys_at_minute = 0;
   auto settled = std::chrono::steady_clock::now() - std::chrono::minutes(1);
   while (true) {
-    const long long before = committed;
     const TaskOutcome outcome = runner.run(committed);
     if (outcome.kind != TaskOutcome::Kind::finished || run.drain.until) return outcome;
     const MainPassLeft main = continue_main_pass(task, run, said_held);
@@ -150,11 +173,8 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
       settled = std::chrono::steady_clock::now();
     }
     if (run.drain.follow == Follow::no && !main.held) return outcome;
-    if (committed > before) said_idle = false;
-    if (run.drain.follow == Follow::yes && !said_idle) {
-      spdlog::info("{}: caught up; waiting for changes", task.task.text());
-      said_idle = true;
-    }
+    if (run.drain.follow == Follow::yes)
+      say_following(task, said_caught_up, minute_from, keys_at_minute);
     if (!pacing.idle(1000))
       return {stop_level() >= 1 ? TaskOutcome::Kind::stopped : TaskOutcome::Kind::released, ""};
   }
@@ -164,7 +184,10 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
 TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& run, const Job& job,
                         const TaskId& task, long long& committed) {
   apply_session_settings(session.conn(), job.settings);
-  if (job.is_step()) return run_step(store, job);
+  if (job.is_step()) {
+    const BusySession busy(session);
+    return run_step(store, job);
+  }
   TaskContext context{session, store,        run.jobs.at(job.name), job,
                       task,    run.progress, run.metrics,           run.slot};
   if (task.phase == Phase::catch_up) {

@@ -25,6 +25,7 @@
 // committed before that read is then in the log, or applied.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ namespace pgxform {
 class SlotReader;
 
 // How a catch-up task ends once its job's log is empty (or nearly).
+// How often catch-up --follow says what it applied, once caught up (task_runner.cpp).
+inline constexpr std::chrono::seconds k_follow_line_interval{60};
+
 enum class Follow { no, yes };  // yes: wait for more changes until a stop signal
 
 struct DrainOptions {

@@ -122,11 +122,6 @@ class WorkerPool::Work {
     std::lock_guard<std::mutex> lock(m_mutex);
     return m_scheduler.runnable_count();
   }
-  // The tasks taken and not yet reported: each runs a batch or a step right now.
-  int in_flight() {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return int(m_busy.size());
-  }
 
   PoolResult result() {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -327,14 +322,17 @@ int pool_size(const PoolFigures& f) {
 void WorkerPool::follow_figures(Work& work) {
   if (m_sizing.limits) {
     const PoolLimits limits = m_sizing.limits();
-    if (limits.threads && *limits.threads != m_sizing.threads) {
-      const int staying = work.staying();
-      if (*limits.threads < staying)
-        spdlog::info("threads: {} -> {} (set --threads); the workers that leave finish their batch",
-                     m_sizing.threads, *limits.threads);
+    // Not set (or cleared with set --threads default): the threads this runner started with.
+    const int wanted =
+        limits.threads_read ? limits.threads.value_or(m_own_threads) : m_sizing.threads;
+    if (wanted != m_sizing.threads) {
+      const char* const why = limits.threads ? "set --threads" : "set --threads default";
+      if (wanted < work.staying())
+        spdlog::info("threads: {} -> {} ({}); the workers that leave finish their batch",
+                     m_sizing.threads, wanted, why);
       else
-        spdlog::info("threads: {} -> {} (set --threads)", m_sizing.threads, *limits.threads);
-      m_sizing.threads = *limits.threads;
+        spdlog::info("threads: {} -> {} ({})", m_sizing.threads, wanted, why);
+      m_sizing.threads = wanted;
       m_no_growth_until.reset();
     }
     m_connections_free = limits.connections_free;
@@ -385,7 +383,10 @@ PoolResult WorkerPool::run(Scheduler& scheduler, const TaskFunction& run_task) {
       follow_figures(work);
     }
     if (stop_level() >= 1 && !announced) {
-      announce_stop(work.in_flight());
+      // Only the batches and steps under way: a task between two batches (pausing, or a
+      // catch-up --follow waiting for changes) stops at once.
+      announce_stop(int(std::count_if(m_sessions.begin(), m_sessions.end(),
+                                      [](const auto& s) { return s->busy(); })));
       announced = true;
     }
     if (stop_level() >= 2 && !cancelled) {

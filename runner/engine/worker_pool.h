@@ -69,7 +69,8 @@ int pool_size(const PoolFigures& figures);
 
 // What may change the size of a running pool, asked once a second from the calling thread.
 struct PoolLimits {
-  std::optional<int> threads;           // `set --threads` now; none: as it was
+  std::optional<int> threads;           // `set --threads` now; none: not set
+  bool threads_read = false;            // false: not read (an error): the threads stay as they are
   std::optional<int> connections_free;  // connection_budget.h; none: unknown
 };
 
@@ -95,7 +96,10 @@ class WorkerPool {
 
   // Before run(): how the pool's size follows what it is asked and what the server has free.
   // Without it, the pool keeps the workers it started with, less those no task needs.
-  void follow(PoolSizing sizing) { m_sizing = std::move(sizing); }
+  void follow(PoolSizing sizing) {
+    m_own_threads = sizing.threads;
+    m_sizing = std::move(sizing);
+  }
 
   // Before run(): a task found held for `wait` fails, its message ending with `why`
   // ("--lock-timeout 30s").
@@ -125,6 +129,7 @@ class WorkerPool {
   std::mutex m_gate_mutex;
   std::condition_variable m_gate;
   PoolSizing m_sizing;
+  int m_own_threads = 1;                  // the threads the command was started with
   std::optional<int> m_connections_free;  // as last asked
   std::optional<PoolFigures> m_said;      // the figures last said, when fewer than asked
   std::optional<std::chrono::steady_clock::time_point> m_no_growth_until;

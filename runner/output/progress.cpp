@@ -73,6 +73,54 @@ void Progress::task_started(const std::string& task, const std::string& job, Pha
   live.started = std::chrono::steady_clock::now();
 }
 
+void Progress::batch_started(const std::string& task, double target_ms) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto live = m_live.find(task);
+  if (live == m_live.end()) return;
+  live->second.batch_since = std::chrono::steady_clock::now();
+  live->second.slow_after_s =
+      k_slow_batch_factor * (target_ms > 0 ? target_ms : k_fixed_batch_target_ms) / 1000;
+  live->second.warn_at_s = live->second.slow_after_s;
+}
+
+void Progress::batch_ended(const std::string& task) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (const auto live = m_live.find(task); live != m_live.end()) live->second.batch_since.reset();
+}
+
+std::vector<std::string> Progress::warn_slow_batches() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> warned;
+  for (auto& [task, live] : m_live) {
+    if (!live.batch_since) continue;
+    const double age = std::chrono::duration<double>(now - *live.batch_since).count();
+    if (age < live.warn_at_s) continue;
+    // Again at twice the age, not every tick: a batch stuck for an hour says so some dozen
+    // times, not seven thousand.
+    while (live.warn_at_s <= age) live.warn_at_s *= 2;
+    spdlog::warn(
+        "{}: a batch has been in flight for {:.0f} s, more than {:.0f} times its target of "
+        "{:.0f} ms; pgxform status shows what it waits on (a lock and its holder), pgxform "
+        "explain {} how a batch of it is planned",
+        task, age, k_slow_batch_factor, live.slow_after_s * 1000 / k_slow_batch_factor, live.job);
+    warned.push_back(task);
+  }
+  return warned;
+}
+
+std::map<std::string, double> Progress::batches_in_flight() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  const auto now = std::chrono::steady_clock::now();
+  std::map<std::string, double> ages;
+  for (const auto& [task, live] : m_live)
+    if (live.batch_since) {
+      const double age = std::chrono::duration<double>(now - *live.batch_since).count();
+      ages[live.job] = std::max(ages[live.job], age);
+    }
+  return ages;
+}
+
 void Progress::task_ended(const std::string& task) {
   std::lock_guard<std::mutex> lock(m_mutex);
   m_live.erase(task);
@@ -115,8 +163,13 @@ std::vector<TaskView> Progress::running() {
                                  double(k_live_window.count()));
     v.rows_per_s = span > 0.5 ? double(recent) / span : 0.0;
     v.waiting = live.waiting;
+    if (live.batch_since) {
+      const double age = std::chrono::duration<double>(now - *live.batch_since).count();
+      if (age >= live.slow_after_s) v.in_flight_s = age;
+    }
     if (live.phase == Phase::catch_up) {
-      if (v.pending && v.rows_per_s > 0) v.eta_s = double(*v.pending) / v.rows_per_s;
+      if (v.pending && v.rows_per_s > 0 && !v.in_flight_s)
+        v.eta_s = double(*v.pending) / v.rows_per_s;
     } else {
       job_rates[live.job] += v.rows_per_s;
     }
@@ -131,7 +184,9 @@ std::vector<TaskView> Progress::running() {
     if (job.total_rows <= 0) continue;
     v.percent = std::min(99.9, 100.0 * double(v.job_rows) / double(job.total_rows));
     const double rate = job_rates[v.job];
-    if (rate > 0) v.eta_s = double(std::max(0LL, job.total_rows - v.job_rows)) / rate;
+    // A slow batch in flight: how long it still takes, nobody knows; the rate falls meanwhile.
+    if (rate > 0 && !v.in_flight_s)
+      v.eta_s = double(std::max(0LL, job.total_rows - v.job_rows)) / rate;
   }
   return views;
 }

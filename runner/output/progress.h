@@ -42,7 +42,16 @@ struct TaskView {
   std::optional<double> eta_s;
   // "paused (job items)", "throttled: max_xact_age_s 12 > 10", "held by host:pid".
   std::optional<std::string> waiting;
+  // The age of its batch in flight, once that is past k_slow_batch_factor times its target:
+  // its ETA is then unknown (none), for the rate cannot tell how long the batch still takes.
+  std::optional<double> in_flight_s;
 };
+
+// A batch in flight past this many times its target_batch_ms (a fixed-size batch's target
+// counts as k_fixed_batch_target_ms) is slow: the log warns, and again at twice the age, four
+// times, ..., naming pgxform status (what it waits on) and pgxform explain JOB.
+inline constexpr double k_slow_batch_factor = 10;
+inline constexpr double k_fixed_batch_target_ms = 1000;
 
 inline constexpr std::chrono::seconds k_live_window{60};
 
@@ -61,6 +70,15 @@ class Progress {
   void set_waiting(const std::string& task, const std::optional<std::string>& why);
   // The tasks at work or held elsewhere, in task order.
   std::vector<TaskView> running();
+  // A batch began (its transaction; target_ms 0: a fixed size); it committed or failed.
+  void batch_started(const std::string& task, double target_ms);
+  void batch_ended(const std::string& task);
+  // Says, through the logger, of every batch in flight past k_slow_batch_factor times its
+  // target, once at that age and again each time its age doubles. Called now and then (the
+  // display's thread, twice a second); returns the tasks warned of now.
+  std::vector<std::string> warn_slow_batches();
+  // The age in seconds of each batch in flight, by job (the oldest of its tasks'): metrics.
+  std::map<std::string, double> batches_in_flight();
   // A batch committed: its rows, the size it asked for and its duration (see BatchSample). A
   // catch-up batch's rows are keys: they count in the task's figures, not in the job's rows or
   // its trend.
@@ -98,6 +116,9 @@ class Progress {
     std::vector<std::pair<std::chrono::steady_clock::time_point, long long>> recent;  // rows
     std::optional<std::string> waiting;
     std::string last_key;
+    std::optional<std::chrono::steady_clock::time_point> batch_since;  // a batch in flight
+    double slow_after_s = 0;  // its age that makes it slow, and the next warning's
+    double warn_at_s = 0;
   };
   struct JobTrend {
     std::vector<BatchSample> batches;
@@ -116,6 +137,22 @@ class Progress {
   std::map<std::string, Entry> m_tasks;
   std::map<std::string, JobTrend> m_jobs;
   std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
+};
+
+// A batch in flight for its scope: Progress::batch_started, then batch_ended however it ends.
+class InFlight {
+ public:
+  InFlight(Progress& progress, std::string task, double target_ms)
+      : m_progress(progress), m_task(std::move(task)) {
+    m_progress.batch_started(m_task, target_ms);
+  }
+  ~InFlight() { m_progress.batch_ended(m_task); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  Progress& m_progress;
+  std::string m_task;
 };
 
 }  // namespace pgxform

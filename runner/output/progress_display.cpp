@@ -60,6 +60,7 @@ std::string block_line(const TaskView& v, std::size_t width) {
                         rate_text(v.rows_per_s), eta)
           : fmt::format("{:<24} {:>12} rows {:>8} {:>9}/s  ETA {:<8}", v.task, v.job_rows,
                         percent_text(v), rate_text(v.rows_per_s), eta);
+  if (v.in_flight_s) line += fmt::format("  batch in flight {:.0f} s", *v.in_flight_s);
   if (v.waiting) line += "  " + *v.waiting;
   // The task's name and a waiting reason come from the jobs file and the database: on one line
   // (a line break would add a line the block does not count), then cut (bytes; names are
@@ -84,6 +85,8 @@ std::string plain_line(const TaskView& v) {
   line += fmt::format(", {:.0f} rows/s", v.rows_per_s);
   if (v.percent) line += ", " + percent_text(v);
   if (v.eta_s) line += ", ETA " + eta_text(*v.eta_s);
+  if (v.in_flight_s)
+    line += fmt::format(", ETA unknown: a batch in flight for {:.0f} s", *v.in_flight_s);
   if (v.waiting) line += "; " + *v.waiting;
   return line;
 }
@@ -120,15 +123,21 @@ void ProgressDisplay::stop() {
 
 void ProgressDisplay::loop() {
   const auto interval = m_mode == DisplayMode::terminal ? k_redraw : plain_interval();
+  // Slow batches are looked for every k_redraw, whatever the interval of the lines.
+  const auto tick = std::min<std::chrono::milliseconds>(interval, k_redraw);
+  auto next_lines = std::chrono::steady_clock::now() + interval;
   std::unique_lock<std::mutex> lock(m_mutex);
   while (!m_stopping) {
-    m_wake.wait_for(lock, interval, [this] { return m_stopping; });
+    m_wake.wait_for(lock, tick, [this] { return m_stopping; });
     if (m_stopping) break;
     lock.unlock();
-    if (m_mode == DisplayMode::terminal)
+    m_progress.warn_slow_batches();  // through the logger: before the display's lock
+    if (m_mode == DisplayMode::terminal) {
       draw();
-    else
+    } else if (std::chrono::steady_clock::now() >= next_lines) {
       say_lines();
+      next_lines = std::chrono::steady_clock::now() + interval;
+    }
     lock.lock();
   }
 }

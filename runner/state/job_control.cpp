@@ -198,7 +198,7 @@ std::optional<int> read_threads(pqxx::transaction_base& tx, const StateSchema& s
   const std::optional<long long> threads = stored_threads(tx, schema);
   if (!threads) return std::nullopt;
   if (const auto problem = out_of_range(k_threads, *threads)) {
-    warn_ignored_once(*problem + " (all)", "; the runners keep the workers they have");
+    warn_ignored_once(*problem + " (all)", "; the runners keep the threads they were started with");
     return std::nullopt;
   }
   return int(*threads);
@@ -218,6 +218,51 @@ void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int th
     ON CONFLICT (scope, name) DO UPDATE
     SET threads = EXCLUDED.threads, updated_at = pg_catalog.now(), updated_by = CURRENT_USER)"),
                  threads);
+}
+
+void clear_control(pqxx::transaction_base& tx, const StateSchema& schema, ControlScope scope,
+                   const std::string& name, const ControlClear& clear) {
+  static const char* const k_sql = R"(
+    UPDATE @control@
+    SET batch_size = CASE WHEN $3 THEN NULL ELSE batch_size END,
+        target_batch_ms = CASE WHEN $4 THEN NULL ELSE target_batch_ms END,
+        pause_ms = CASE WHEN $5 THEN NULL ELSE pause_ms END,
+        updated_at = pg_catalog.now(), updated_by = CURRENT_USER
+    WHERE scope = $1 AND name = $2)";
+  tx.exec_params(schema.fill(k_sql), scope_name(scope), name, clear.batch_size,
+                 clear.target_batch_ms, clear.pause_ms);
+}
+
+void clear_threads(pqxx::transaction_base& tx, const StateSchema& schema) {
+  tx.exec(schema.fill(R"(
+    UPDATE @control@ SET threads = NULL, updated_at = pg_catalog.now(), updated_by = CURRENT_USER
+    WHERE scope = 'all' AND name = '' AND threads IS NOT NULL)"));
+}
+
+std::vector<std::string> override_texts(const std::vector<ControlRow>& rows,
+                                        std::optional<long long> threads) {
+  std::vector<std::string> out;
+  for (const auto& row : rows) {
+    std::string settings;
+    const auto add = [&](const char* key, const std::optional<long long>& value) {
+      if (value) settings += std::string(" ") + key + "=" + std::to_string(*value);
+    };
+    add("batch_size", row.values.batch_size);
+    add("target_batch_ms", row.values.target_batch_ms);
+    add("pause_ms", row.values.pause_ms);
+    if (!settings.empty()) out.push_back(row_text(row) + settings);
+  }
+  if (threads) out.push_back("all threads=" + std::to_string(*threads));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> read_overrides(pqxx::transaction_base& tx, const StateSchema& schema) {
+  const int version = state_version(tx, schema);
+  if (!has_feature(version, StateFeature::control)) return {};
+  std::optional<long long> threads;
+  if (has_feature(version, StateFeature::control_threads)) threads = stored_threads(tx, schema);
+  return override_texts(read_all_control(tx, schema), threads);
 }
 
 void set_paused_everywhere(pqxx::transaction_base& tx, const StateSchema& schema, bool paused) {

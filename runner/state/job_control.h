@@ -80,6 +80,27 @@ void write_threads(pqxx::transaction_base& tx, const StateSchema& schema, int th
 // Every row, for status.
 std::vector<ControlRow> read_all_control(pqxx::transaction_base& tx, const StateSchema& schema);
 
+// The settings `set KEY=default` clears: each one marked is set back to NULL on its row ("not
+// set here"), so that the next wider row, else the jobs file, decides again.
+struct ControlClear {
+  bool batch_size = false;
+  bool target_batch_ms = false;
+  bool pause_ms = false;
+  bool any() const { return batch_size || target_batch_ms || pause_ms; }
+};
+void clear_control(pqxx::transaction_base& tx, const StateSchema& schema, ControlScope scope,
+                   const std::string& name, const ControlClear& clear);
+// `set --threads default`: the `all` row's threads back to NULL; each runner goes back to the
+// threads it was started with.
+void clear_threads(pqxx::transaction_base& tx, const StateSchema& schema);
+
+// The settings the table holds, one text each in the words of `pgxform set`, for run's log
+// and status: "job orders batch_size=5000", "list shop pause_ms=100", "all threads=2". Pure.
+std::vector<std::string> override_texts(const std::vector<ControlRow>& rows,
+                                        std::optional<long long> threads);
+// The same, read from the table (nothing before version 7; threads from version 8).
+std::vector<std::string> read_overrides(pqxx::transaction_base& tx, const StateSchema& schema);
+
 // Sets the given values on the row of (scope, name), creating it; values not given stay.
 void write_control(pqxx::transaction_base& tx, const StateSchema& schema, ControlScope scope,
                    const std::string& name, const ControlValues& values);

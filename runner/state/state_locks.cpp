@@ -36,7 +36,11 @@ WITH task AS (
 SELECT t.job, t.slice, a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
        pg_catalog.host(a.client_addr), pg_catalog.date_trunc('second', a.backend_start)::text,
        a.state, pg_catalog.date_trunc('second', a.state_change)::text,
-       t.runner IS NOT NULL AND a.application_name = $2 || t.runner
+       t.runner IS NOT NULL AND a.application_name = $2 || t.runner,
+       CASE WHEN a.state IN ('active', 'idle in transaction') THEN
+         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - a.xact_start)::float8 END,
+       CASE WHEN a.wait_event IS NOT NULL THEN a.wait_event_type || ':' || a.wait_event END,
+       pg_catalog.array_to_string(pg_catalog.pg_blocking_pids(a.pid), ',')
 FROM task t
 JOIN pg_catalog.pg_locks l ON @held@
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
@@ -167,6 +171,15 @@ std::vector<TaskHolder> task_holders(pqxx::transaction_base& tx, const StateSche
     h.state = text(r[7]);
     h.state_since = text(r[8]);
     h.recorded = r[9].as<bool>();
+    if (!r[10].is_null()) h.in_flight_s = r[10].as<double>();
+    h.wait_event = text(r[11]);
+    const std::string pids = r[12].is_null() ? "" : r[12].as<std::string>();
+    for (std::size_t at = 0; at < pids.size();) {
+      std::size_t next = pids.find(',', at);
+      if (next == std::string::npos) next = pids.size();
+      h.blocked_by.push_back(std::stoi(pids.substr(at, next - at)));
+      at = next + 1;
+    }
     out.push_back(std::move(h));
   }
   return out;

@@ -106,6 +106,13 @@ struct TaskHolder {
   // Its application_name names the runner that the job's (or the slice's) row records as the
   // last to claim it: false for a session that is no pgxform runner, or poses as another.
   bool recorded = false;
+  // Its transaction's age while one is open (a batch in flight: the runner opens one per
+  // batch), what it waits on ("Lock:transactionid", "IO:DataFileRead") and the sessions that
+  // block it (pg_blocking_pids); none, none and empty between batches, or where
+  // pg_stat_activity hides them.
+  std::optional<double> in_flight_s;
+  std::optional<std::string> wait_event;
+  std::vector<int> blocked_by;
 };
 // Every task of the state schema (version > 0) that a session holds now.
 std::vector<TaskHolder> task_holders(pqxx::transaction_base& tx, const StateSchema& schema);

@@ -175,3 +175,45 @@ TEST_CASE("percentiles and durations read as people write them") {
   CHECK(pgxform::human_duration(12000) == "3 h 20 min");
   CHECK(pgxform::human_duration(3 * 86400 + 4 * 3600) == "3 d 4 h");
 }
+
+namespace {
+
+// A time-sized job (target 500 ms) run `runs` times, `per_run` batches each: every run's sizer
+// starts again at 1000 keys and doubles until its batches last the target. A batch costs 20 ms
+// of overhead plus its rows at cost(rows done before it) ms each.
+template <typename Cost>
+std::vector<BatchSample> resumed_runs(int runs, int per_run, Cost cost) {
+  std::vector<BatchSample> out;
+  double t = 1000, done = 0;
+  for (int run = 0; run < runs; ++run) {
+    long long size = 1000;
+    for (int i = 0; i < per_run; ++i) {
+      BatchSample b;
+      b.rows = size;
+      b.asked = size;
+      b.duration_ms = 20 + double(size) * cost(done);
+      b.started_s = t;
+      t += b.duration_ms / 1000 + 0.002;
+      done += double(size);
+      out.push_back(b);
+      size = std::min(2 * size, (long long)(500 / (b.duration_ms / double(b.rows))));
+    }
+    t += 3600;  // stopped for an hour, then resumed
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a resumed time-sized job whose cost per row rises is growing, its ramp-ups aside") {
+  // The cost per row nearly triples over the job, as in issue 26's O(N^2) job (3.1 to 8.6 us);
+  // each run's first batches, small and mostly overhead, cost more per row than any later one.
+  // Six runs of eight batches: 1.15 million rows, the cost per row 3.9 times its start at the
+  // end (before ramp-ups were left out: flat, growth 1.5, z 2.98).
+  const auto rising = [](double done) { return 0.003 * (1 + done / 400000); };
+  const auto f = analyze_batches(resumed_runs(6, 8, rising));
+  CHECK(f.trend == Trend::growing);
+  CHECK(*f.growth > 1.8);
+  // The same ramp-ups on a flat cost are flat.
+  CHECK(analyze_batches(resumed_runs(4, 12, [](double) { return 0.003; })).trend == Trend::flat);
+}

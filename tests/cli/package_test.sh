@@ -41,8 +41,8 @@ trap 'rm -rf "$root"' EXIT
 dpkg -x "$deb" "$root" || fail "dpkg -x $deb failed"
 for f in usr/bin/pgxform usr/share/man/man1/pgxform.1.gz \
   usr/share/bash-completion/completions/pgxform usr/share/doc/pgxform/README.md \
-  usr/share/doc/pgxform/copyright usr/share/doc/pgxform/cli.md \
-  usr/share/doc/pgxform/grafana-dashboard.json \
+  usr/share/doc/pgxform/copyright usr/share/doc/pgxform/docs/cli.md \
+  usr/share/doc/pgxform/docs/grafana-dashboard.json \
   usr/share/doc/pgxform/examples/jobs.yaml usr/share/doc/pgxform/examples/sql/R__transforms.sql; do
   [ -e "$root/$f" ] || fail "the package has no /$f"
 done

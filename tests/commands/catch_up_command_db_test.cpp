@@ -716,3 +716,33 @@ TEST_CASE(
   CHECK(p.db.scalar("SELECT status FROM pgxform.job_state") == "done");
   CHECK(p.differences() == 0);
 }
+
+TEST_CASE(
+    "catch-up --follow says caught up once however many changes trickle in, and a stop "
+    "when idle counts nothing in flight",
+    "[catch-up]") {
+  People p(300, 50);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  Child follow(p.command({"catch-up", "--follow"}), p.dir.path());
+  const std::string caught_up = "people (catch-up): caught up; waiting for changes";
+  wait_until([&] { return follow.err().find(caught_up) != std::string::npos; });
+  // Five changes, one at a time, each applied before the next.
+  for (int i = 1; i <= 5; ++i) {
+    p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id = " + std::to_string(i * 10));
+    wait_until([&] { return p.pending() == 0; });
+  }
+  // Status names the follower, and advises no catch-up of its own.
+  const auto status = p.pgxform({"status"});
+  CHECK_THAT(status.out,
+             Catch::Contains("catch-up at work (") && !Catch::Contains("pgxform catch-up people"));
+  // Idle again: one more look at the log, then the stop.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  follow.kill(SIGINT);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  CHECK(lines_with(follow.err(), {caught_up}) == 1);
+  // Idle, it has no batch in flight: a stop waits for none (said so, or not at all when the
+  // follow ended before the stop was announced).
+  CHECK_THAT(follow.err(), !Catch::Contains("in flight will finish"));
+  CHECK(p.differences() == 0);
+}

@@ -248,7 +248,7 @@ TEST_CASE(
       "limit, as if not set";
   const std::string threads_warning =
       "control: ignored threads 10000 > 1024 (all): out of its limit, as if not set; the runners "
-      "keep the workers they have";
+      "keep the threads they were started with";
   wait_until([&] {
     const std::string err = child.err();
     return err.find("items: paused (job items)") != std::string::npos &&
@@ -280,4 +280,70 @@ TEST_CASE(
   CHECK(err.find("threads: 2 ->") == std::string::npos);
   CHECK(missing_items(db) == 0);
   CHECK(duplicate_items(db) == 0);
+}
+
+TEST_CASE(
+    "set KEY=default and set --threads default clear what set left, which run and status list") {
+  TestDatabase db;
+  create_items(db, 100, 0);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  REQUIRE(run_with_db(db, path, {"set", "items", "batch_size=50", "pause_ms=0"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"set", "--threads", "2"}).exit_code == 0);
+  // Both stay for the next run: it says so at its start, and status lists them.
+  const auto run = run_with_db(db, path, {"run"});
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.err, Catch::Contains("in force from pgxform set: job items batch_size=50 "
+                                      "pause_ms=0") &&
+                          Catch::Contains("in force from pgxform set: all threads=2"));
+  const auto status = parse_json(run_with_db(db, path, {"status", "--json"}).out);
+  CHECK(status["overrides"] ==
+        Json::array({"all threads=2", "job items batch_size=50 pause_ms=0"}));
+  CHECK_THAT(run_with_db(db, path, {"status"}).out,
+             Catch::Contains("set: job items batch_size=50 pause_ms=0 (pgxform set ... "
+                             "KEY=default clears it)"));
+  // Cleared: the jobs file's values (and each runner's own threads) apply again.
+  const auto cleared = run_with_db(db, path, {"set", "items", "batch_size=default"});
+  INFO(cleared.err);
+  REQUIRE(cleared.exit_code == 0);
+  CHECK_THAT(cleared.out, Catch::Contains("set batch_size=default for job items"));
+  REQUIRE(run_with_db(db, path, {"set", "items", "pause_ms=default"}).exit_code == 0);
+  REQUIRE(run_with_db(db, path, {"set", "--threads", "default"}).exit_code == 0);
+  CHECK(db.scalar("SELECT count(*) FROM pgxform.control WHERE batch_size IS NOT NULL OR "
+                  "pause_ms IS NOT NULL OR threads IS NOT NULL") == "0");
+  CHECK(parse_json(run_with_db(db, path, {"status", "--json"}).out)["overrides"].empty());
+  REQUIRE(run_with_db(db, path, {"reset", "items"}).exit_code == 0);
+  const auto again = run_with_db(db, path, {"run"});
+  CHECK_THAT(again.err, !Catch::Contains("in force from pgxform set"));
+  // default is no number elsewhere: refused as before.
+  CHECK(run_with_db(db, path, {"set", "items", "batch_size=defaults"}).exit_code == 2);
+  CHECK(run_with_db(db, path, {"set", "--threads", "default", "items"}).exit_code == 2);
+}
+
+TEST_CASE("pause, resume and set refuse a name that is both a list and a job unless told which") {
+  TestDatabase db;
+  create_items(db, 10, 0);
+  TempDir dir;
+  // The list is named as its job, as init named lists before issue 26.
+  const auto path =
+      dir.write("jobs.yaml",
+                "version: 1\nlists:\n  - name: items\n    jobs:\n      - name: items\n"
+                "        table: legacy.items\n        key: id\n"
+                "        function: xf.items\n");
+  REQUIRE(parse_json(run_with_db(db, path, {"plan", "--json"}).out)["lists"][0]["name"] == "items");
+  for (const std::string action : {"pause", "resume"}) {
+    const auto r = run_with_db(db, path, {action, "items"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("'items' is both a list and a job") &&
+                          Catch::Contains("--list items") && Catch::Contains("--job items"));
+  }
+  CHECK(run_with_db(db, path, {"set", "items", "batch_size=5"}).exit_code == 2);
+  CHECK_FALSE(db.schema_exists("pgxform"));
+  const auto job = run_with_db(db, path, {"pause", "--job", "items"});
+  REQUIRE(job.exit_code == 0);
+  CHECK_THAT(job.out, Catch::Contains("paused job items"));
+  const auto list = run_with_db(db, path, {"set", "--list", "items", "batch_size=5"});
+  REQUIRE(list.exit_code == 0);
+  CHECK_THAT(list.out, Catch::Contains("for list items"));
+  CHECK(run_with_db(db, path, {"resume", "--list", "items", "--job", "items"}).exit_code == 2);
 }

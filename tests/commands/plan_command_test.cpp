@@ -103,7 +103,7 @@ TEST_CASE("plan --json and the plan's text show the same lists, jobs and stages"
   CHECK(text.str().rfind("plan for jobs.yaml: 4 lists on 2 threads\nstage 1: 1 list(s)\n", 0) == 0);
   CHECK(text.str().find("    customers: xf.customers over legacy.customers by id, ~1000 rows in "
                         "~4 batches of 300, 2 slices at once [pending]") != std::string::npos);
-  CHECK(text.str().find("  list audit (after orders reports): its jobs in order\n    check: "
+  CHECK(text.str().find("  list audit (after orders, reports): its jobs in order\n    check: "
                         "one-shot step `SELECT 2` [pending]") != std::string::npos);
   CHECK(text.str().find("~? rows in ~? batches") != std::string::npos);
 }

@@ -41,11 +41,13 @@ const char* const k_control_yaml =
     "      - {name: events, table: legacy.events, key: id, function: xf.events}\n";
 
 pgxform::ControlRequest request(ControlAction action, std::vector<std::string> arguments,
-                                bool all = false) {
+                                bool all = false,
+                                std::optional<ControlScope> names_are = std::nullopt) {
   ControlOptions o;
   o.action = action;
   o.arguments = std::move(arguments);
   o.all = all;
+  o.names_are = names_are;
   return pgxform::parse_control_request(pgxform::parse_jobs_text(k_control_yaml, "jobs.yaml"), o);
 }
 
@@ -94,12 +96,22 @@ TEST_CASE("a control value out of its limit is ignored, listed, and the next row
         std::vector<std::string>{"batch_size 0 < 1 (all)"});
 }
 
-TEST_CASE("pause, resume and set resolve names to lists before jobs and parse settings") {
-  // "events" is a list and a job: the list is meant, as for --only.
-  const auto paused = request(ControlAction::pause, {"events", "orders", "orders"});
+TEST_CASE(
+    "pause, resume and set resolve names, refusing one that is both a list and a job unless "
+    "told which, and parse settings") {
+  // "events" is a list and a job: refused, unless --list or --job says which.
+  CHECK_THROWS_WITH(request(ControlAction::pause, {"events"}),
+                    Catch::Contains("'events' is both a list and a job"));
+  CHECK(request(ControlAction::pause, {"events"}, false, ControlScope::job).targets[0].text() ==
+        "job events");
+  const auto paused =
+      request(ControlAction::pause, {"events", "shop", "shop"}, false, ControlScope::list);
   REQUIRE(paused.targets.size() == 2);
   CHECK(paused.targets[0].text() == "list events");
-  CHECK(paused.targets[1].text() == "job orders");
+  CHECK(paused.targets[1].text() == "list shop");
+  CHECK_THROWS_AS(request(ControlAction::pause, {"analyze"}, false, ControlScope::list),
+                  pgxform::UsageError);
+  CHECK(request(ControlAction::pause, {"orders"}).targets[0].text() == "job orders");
   CHECK(*paused.values.paused);
   CHECK_FALSE(*request(ControlAction::resume, {}, true).values.paused);
   CHECK(request(ControlAction::resume, {}, true).targets[0].text() == "every job");
