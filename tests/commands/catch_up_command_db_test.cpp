@@ -636,19 +636,7 @@ TEST_CASE("a version 9 state schema with changes pending is upgraded in place by
   p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id <= 40");
   // Back to version 9, as the pgxform before it left the schema. Its capture stays in place: a
   // started job whose capture is gone is capture missing (issue 24), not installed again quietly.
-  p.db.exec(
-      "ALTER TABLE pgxform.change_log DROP COLUMN via;"
-      "CREATE INDEX change_log_job_id ON pgxform.change_log (job, id);"
-      "ALTER TABLE pgxform.failed_batches DROP COLUMN catch_up;"
-      "ALTER TABLE pgxform.job_state DROP COLUMN catch_up_waiting;"
-      "ALTER TABLE pgxform.job_state DROP COLUMN table_schema, DROP COLUMN table_name,"
-      " DROP COLUMN key_column, DROP COLUMN key_type, DROP COLUMN function_schema,"
-      " DROP COLUMN function_name;"
-      "DROP TABLE pgxform.runner_pool;"
-      "DROP TABLE pgxform.capture_slot, pgxform.capture_table;"
-      "ALTER TABLE pgxform.job_state DROP COLUMN capture_lost;"
-      "DROP FUNCTION pgxform.key_reads_as(text, regtype);"
-      "DELETE FROM pgxform.schema_version WHERE version >= 10");
+  state_back_to_version_9(p.db);
   REQUIRE(p.pending() == 40);
   // status reads the old schema as it is, and writes nothing.
   CHECK(job_in(parse_json(p.pgxform({"status", "--json"}).out), "people")["changes_pending"] == 40);

@@ -178,19 +178,7 @@ TEST_CASE("a job recorded by an older state version is recorded by its next run,
   REQUIRE(run_with_db(db, path, {"run"}).exit_code == 0);
   // Back to the version before 10, as an older pgxform left it: no identity, no runner_pool
   // (and none of version 11's and 12's columns).
-  db.exec(
-      "ALTER TABLE pgxform.change_log DROP COLUMN via;"
-      "CREATE INDEX change_log_job_id ON pgxform.change_log (job, id);"
-      "ALTER TABLE pgxform.failed_batches DROP COLUMN catch_up;"
-      "ALTER TABLE pgxform.job_state DROP COLUMN catch_up_waiting;"
-      "ALTER TABLE pgxform.job_state DROP COLUMN table_schema, DROP COLUMN table_name,"
-      " DROP COLUMN key_column, DROP COLUMN key_type, DROP COLUMN function_schema,"
-      " DROP COLUMN function_name;"
-      "DROP TABLE pgxform.runner_pool;"
-      "DROP TABLE pgxform.capture_slot, pgxform.capture_table;"
-      "ALTER TABLE pgxform.job_state DROP COLUMN capture_lost;"
-      "DROP FUNCTION pgxform.key_reads_as(text, regtype);"
-      "DELETE FROM pgxform.schema_version WHERE version >= 10");
+  state_back_to_version_9(db);
   db.exec("INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(301, 350) g");
   const auto r = run_with_db(db, path, {"run"});
   INFO(r.err);

@@ -147,6 +147,22 @@ void poisoned_items_function(TestDatabase& db, long long poisoned_key) {
       " RETURNING 1) SELECT count(*) FROM i'");
 }
 
+void state_back_to_version_9(TestDatabase& db) {
+  db.exec(
+      "ALTER TABLE pgxform.change_log DROP COLUMN via;"
+      "CREATE INDEX change_log_job_id ON pgxform.change_log (job, id);"
+      "ALTER TABLE pgxform.failed_batches DROP COLUMN catch_up;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN catch_up_waiting;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN table_schema, DROP COLUMN table_name,"
+      " DROP COLUMN key_column, DROP COLUMN key_type, DROP COLUMN function_schema,"
+      " DROP COLUMN function_name;"
+      "DROP TABLE pgxform.runner_pool;"
+      "DROP TABLE pgxform.capture_slot, pgxform.capture_table;"
+      "ALTER TABLE pgxform.job_state DROP COLUMN capture_lost;"
+      "DROP FUNCTION pgxform.key_reads_as(text, regtype);"
+      "DELETE FROM pgxform.schema_version WHERE version >= 10");
+}
+
 void wait_until(const std::function<bool()>& condition) {
   auto met = [&] {
     try {

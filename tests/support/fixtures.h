@@ -61,6 +61,10 @@ void poisoned_items_function(TestDatabase& db, long long poisoned_key);
 
 // Polls `condition` for up to 30 s, then REQUIREs it; a condition that throws (the state
 // schema does not exist yet) is not met yet.
+// Takes the "pgxform" state schema back to version 9, as a pgxform before versions 10 to 12
+// left it: their columns, tables and function dropped, their rows of schema_version deleted.
+void state_back_to_version_9(TestDatabase& db);
+
 void wait_until(const std::function<bool()>& condition);
 
 // Replaces xf.items with a transform that costs `ms_per_row` per row of its range (pg_sleep),
