@@ -1,8 +1,10 @@
 #include "capture/change_capture.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <set>
+#include <stdexcept>
 
 #include "base/sql_text.h"
 #include "database/database.h"
@@ -177,11 +179,49 @@ void set_lock_timeout(pqxx::transaction_base& tx, const std::string& lock_timeou
   tx.exec_params("SELECT pg_catalog.set_config('lock_timeout', $1, true)", lock_timeout);
 }
 
+// Runs `step` on one table in a transaction of its own, under lock_timeout and the setup lock,
+// and returns what it returns. CREATE TRIGGER and ALTER TABLE ... ENABLE take SHARE ROW
+// EXCLUSIVE on the table, DROP TRIGGER ACCESS EXCLUSIVE, each until the commit: one table at a
+// time, pgxform never holds one table while it waits for another, so a writer that changes the
+// tables of a job in any order waits for it but cannot deadlock with it (docs/catch-up.md,
+// "Installing capture on a live source"). A lock not granted within lock_timeout is said so,
+// with what to do.
+int on_table(pqxx::connection& conn, const StateSchema& schema, const std::string& table_sql,
+             const std::string& lock_timeout, const std::string& what,
+             const std::function<int(pqxx::work&)>& step) {
+  pqxx::work tx(conn);
+  set_lock_timeout(tx, lock_timeout);
+  transaction_lock(tx, setup_lock(schema));
+  try {
+    const int changed = step(tx);
+    tx.commit();
+    return changed;
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() != "55P03") throw;  // lock_not_available: the table's, past lock_timeout
+    throw std::runtime_error(
+        "could not " + what + " on " + table_sql +
+        ": its lock was not granted within lock_timeout (" + lock_timeout +
+        "), a transaction held the table that long (SQLSTATE " + e.sqlstate() +
+        "); nothing of it was changed, the tables done before keep theirs, and the same command"
+        " run again finishes it: run it before the writers start or in a quiet moment"
+        " (docs/catch-up.md, Installing capture on a live source)");
+  }
+}
+
 bool same_table(pqxx::transaction_base& tx, const std::string& a, const std::string& b) {
   // quote_ident() spells identifiers the way pg_catalog.quote_ident does only for names that
   // need quoting; compare tables by oid instead.
   return tx.exec_params1("SELECT pg_catalog.to_regclass($1) = pg_catalog.to_regclass($2)", a, b)[0]
       .as<bool>();
+}
+
+// Whether one of `tables` wants the trigger `e` (its name and its table).
+bool wanted(pqxx::transaction_base& tx, const std::vector<Captured>& tables, const Existing& e) {
+  return std::any_of(tables.begin(), tables.end(), [&](const Captured& t) {
+    return std::any_of(std::begin(k_triggers), std::end(k_triggers),
+                       [&](const TriggerShape& s) { return e.name == t.stem + s.suffix; }) &&
+           same_table(tx, e.table_sql, t.table_sql);
+  });
 }
 
 // The four triggers of one captured table where missing; returns how many it created or
@@ -216,46 +256,67 @@ int install_triggers(pqxx::transaction_base& tx, const StateSchema& schema, cons
 
 int install_capture(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                     const std::string& lock_timeout) {
-  pqxx::work tx(conn);
-  set_lock_timeout(tx, lock_timeout);
-  // One session at a time replaces the functions (two at once: "tuple concurrently updated"),
-  // as for every other step before a first batch: a run and a catch-up may start together.
-  transaction_lock(tx, setup_lock(schema));
-  const std::vector<Captured> tables = captured_tables(tx, schema, job);
-  const std::vector<Existing> existing = existing_triggers(tx, tables.front().stem);
+  std::vector<Captured> tables;
+  std::vector<std::string> unwanted_on;  // the tables that hold a trigger of the job unwanted
+  {
+    pqxx::read_transaction tx(conn);
+    tables = captured_tables(tx, schema, job);
+    for (const Existing& e : existing_triggers(tx, tables.front().stem))
+      if (!wanted(tx, tables, e) &&
+          std::find(unwanted_on.begin(), unwanted_on.end(), e.table_sql) == unwanted_on.end())
+        unwanted_on.push_back(e.table_sql);
+  }
+  const std::string stem = tables.front().stem;
   int changed = 0;
   // A trigger of the job that no captured table wants (its table or its `also:` entry changed
   // in the jobs file) goes.
-  for (const Existing& e : existing) {
-    const bool wanted = std::any_of(tables.begin(), tables.end(), [&](const Captured& t) {
-      return std::any_of(std::begin(k_triggers), std::end(k_triggers),
-                         [&](const TriggerShape& s) { return e.name == t.stem + s.suffix; }) &&
-             same_table(tx, e.table_sql, t.table_sql);
-    });
-    if (!wanted) {
-      tx.exec("DROP TRIGGER " + quote_ident(e.name) + " ON " + e.table_sql);
-      ++changed;
-    }
-  }
-  for (const Captured& table : tables) {
-    // Replaced in place: a trigger keeps calling its function by oid.
-    create_functions(tx, schema, job.name, table);
-    changed += install_triggers(tx, schema, table, existing);
-  }
-  tx.commit();
+  for (const std::string& table_sql : unwanted_on)
+    changed += on_table(conn, schema, table_sql, lock_timeout, "drop capture triggers",
+                        [&](pqxx::work& tx) {
+                          int dropped = 0;
+                          for (const Existing& e : existing_triggers(tx, stem))
+                            if (e.table_sql == table_sql && !wanted(tx, tables, e)) {
+                              tx.exec("DROP TRIGGER " + quote_ident(e.name) + " ON " + e.table_sql);
+                              ++dropped;
+                            }
+                          return dropped;
+                        });
+  // One session at a time replaces the functions (two at once: "tuple concurrently updated"),
+  // as for every other step before a first batch: a run and a catch-up may start together.
+  for (const Captured& table : tables)
+    changed += on_table(conn, schema, table.table_sql, lock_timeout, "install capture triggers",
+                        [&](pqxx::work& tx) {
+                          // Replaced in place: a trigger keeps calling its function by oid.
+                          create_functions(tx, schema, job.name, table);
+                          return install_triggers(tx, schema, table, existing_triggers(tx, stem));
+                        });
   return changed;
 }
 
 int drop_capture(pqxx::connection& conn, const StateSchema& schema, const std::string& job,
                  const std::string& lock_timeout) {
+  std::string stem;
+  std::vector<std::string> on;  // the tables that hold a trigger of the job
+  {
+    pqxx::read_transaction tx(conn);
+    stem = trigger_stem(tx, schema, job);
+    for (const Existing& e : existing_triggers(tx, stem))
+      if (std::find(on.begin(), on.end(), e.table_sql) == on.end()) on.push_back(e.table_sql);
+  }
+  int dropped = 0;
+  for (const std::string& table_sql : on)
+    dropped += on_table(conn, schema, table_sql, lock_timeout, "drop capture triggers",
+                        [&](pqxx::work& tx) {
+                          int n = 0;
+                          for (const Existing& e : existing_triggers(tx, stem))
+                            if (e.table_sql == table_sql) {
+                              tx.exec("DROP TRIGGER " + quote_ident(e.name) + " ON " + e.table_sql);
+                              ++n;
+                            }
+                          return n;
+                        });
   pqxx::work tx(conn);
   set_lock_timeout(tx, lock_timeout);
-  int dropped = 0;
-  const std::string stem = trigger_stem(tx, schema, job);
-  for (const auto& e : existing_triggers(tx, stem)) {
-    tx.exec("DROP TRIGGER " + quote_ident(e.name) + " ON " + e.table_sql);
-    ++dropped;
-  }
   // Before version 9 there is nothing to drop: the functions live beside change_log.
   if (!has_feature(state_version(tx, schema), StateFeature::changes)) {
     tx.commit();
@@ -358,18 +419,32 @@ std::vector<CaptureTrigger> trigger_orphans(pqxx::transaction_base& tx, const St
 std::vector<std::string> drop_trigger_orphans(pqxx::connection& conn, const StateSchema& schema,
                                               const std::vector<std::string>& trigger_jobs,
                                               const std::string& lock_timeout) {
+  std::set<std::pair<std::string, std::string>> stems;  // (function schema, stem)
+  std::vector<std::string> on;                          // the tables that hold one
+  {
+    pqxx::read_transaction tx(conn);
+    for (const FoundTrigger& found : orphans(tx, schema, trigger_jobs)) {
+      stems.insert({found.function_schema, found.stem});
+      if (std::find(on.begin(), on.end(), found.trigger.table_sql) == on.end())
+        on.push_back(found.trigger.table_sql);
+    }
+  }
   std::vector<std::string> done;
+  for (const std::string& table_sql : on)
+    on_table(conn, schema, table_sql, lock_timeout, "drop orphaned capture triggers",
+             [&](pqxx::work& tx) {
+               for (const FoundTrigger& found : orphans(tx, schema, trigger_jobs)) {
+                 if (found.trigger.table_sql != table_sql) continue;
+                 tx.exec("DROP TRIGGER " + quote_ident(found.trigger.name) + " ON " + table_sql);
+                 done.push_back("trigger " + found.trigger.name + " on " + table_sql + " (job " +
+                                found.trigger.job + " of state schema " +
+                                found.trigger.state_schema + ") dropped");
+               }
+               return 0;
+             });
   pqxx::work tx(conn);
   set_lock_timeout(tx, lock_timeout);
   transaction_lock(tx, setup_lock(schema));
-  std::set<std::pair<std::string, std::string>> stems;  // (function schema, stem)
-  for (const FoundTrigger& found : orphans(tx, schema, trigger_jobs)) {
-    tx.exec("DROP TRIGGER " + quote_ident(found.trigger.name) + " ON " + found.trigger.table_sql);
-    done.push_back("trigger " + found.trigger.name + " on " + found.trigger.table_sql + " (job " +
-                   found.trigger.job + " of state schema " + found.trigger.state_schema +
-                   ") dropped");
-    stems.insert({found.function_schema, found.stem});
-  }
   static const std::string k_functions = R"(
     SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
     WHERE p.pronamespace = pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))

@@ -43,7 +43,11 @@ namespace pgxform {
 
 // Installs the job's triggers where missing, each enabled as above, on its leading table and
 // its `also:` tables. The state schema must be at version 11 (StateFeature::exact). Returns how
-// many triggers it created, re-enabled or dropped (0: all were in place).
+// many triggers it created, re-enabled or dropped (0: all were in place). Each table in a
+// transaction of its own (so are the drops below): the table's lock is never held while
+// another's is waited for, and a writer cannot deadlock with it (docs/catch-up.md, "Installing
+// capture on a live source"); a lock not granted within `lock_timeout` throws, saying so and
+// what to do, and running it again finishes the tables left.
 int install_capture(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                     const std::string& lock_timeout);
 

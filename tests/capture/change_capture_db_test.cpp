@@ -538,6 +538,131 @@ TEST_CASE(
   CHECK(capture_triggers_on_accounts(db) == 4);
 }
 
+namespace {
+
+// legacy.accounts (id, owner_id, balance) and legacy.owners (id, name), the job accounts that
+// captures both (legacy.owners through changes.also) under `lock_timeout`, its target and
+// transform; returns the jobs file.
+std::string owned_accounts(TestDatabase& db, const TempDir& dir, const std::string& lock_timeout) {
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.owners (id int PRIMARY KEY, name text);"
+      "INSERT INTO legacy.owners SELECT g, 'o' || g FROM generate_series(1, 10) g;"
+      "CREATE TABLE legacy.accounts (id int PRIMARY KEY, owner_id int, balance int);"
+      "CREATE INDEX ON legacy.accounts (owner_id);"
+      "INSERT INTO legacy.accounts SELECT g, g % 10 + 1, g FROM generate_series(1, 100) g;"
+      "CREATE TABLE target.accounts (id int PRIMARY KEY, balance int);"
+      "CREATE FUNCTION xf.accounts(lo int, hi int) RETURNS void LANGUAGE sql AS $$"
+      " INSERT INTO target.accounts SELECT id, balance FROM legacy.accounts"
+      " WHERE id BETWEEN lo AND hi $$;"
+      "CREATE FUNCTION xf.accounts_refresh(keys int[]) RETURNS void LANGUAGE sql AS $$"
+      " DELETE FROM target.accounts WHERE id = ANY (keys);"
+      " INSERT INTO target.accounts SELECT id, balance FROM legacy.accounts"
+      " WHERE id = ANY (keys) $$;"
+      "ANALYZE legacy.accounts; ANALYZE legacy.owners");
+  return dir.write("jobs.yaml",
+                   "version: 1\n"
+                   "defaults:\n"
+                   "  lock_timeout: " +
+                       lock_timeout +
+                       "\n"
+                       "lists:\n"
+                       "  - name: main\n"
+                       "    jobs:\n"
+                       "      - name: accounts\n"
+                       "        table: legacy.accounts\n"
+                       "        key: id\n"
+                       "        function: xf.accounts\n"
+                       "        refresh_function: xf.accounts_refresh\n"
+                       "        changes:\n"
+                       "          mode: trigger\n"
+                       "          also:\n"
+                       "            - {table: legacy.owners, column: id, match: owner_id}\n");
+}
+
+long long capture_triggers_on(TestDatabase& db, const std::string& table) {
+  return db.count("SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + table +
+                  "'::regclass AND tgname LIKE 'pgxform\\_%'");
+}
+
+// How many sessions of `db` wait for a lock on legacy.owners.
+long long waiting_for_owners(TestDatabase& db) {
+  return db.count(
+      "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'legacy.owners'::regclass"
+      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "capture and capture --drop wait for a writer that holds one table of the job and then "
+    "writes the other, without a deadlock",
+    "[capture][regression]") {
+  // The property test's writer met it (issue 24): the triggers of a job's tables were installed
+  // (or dropped) in one transaction, the leading table's lock held while the also: table's was
+  // waited for; a writer that had changed the also: table, then changed the leading table,
+  // closed the circle, and the server aborted one of the two (40P01).
+  const bool drop = GENERATE(false, true);
+  INFO((drop ? "capture --drop" : "capture"));
+  TestDatabase db;
+  TempDir dir;
+  const std::string path = owned_accounts(db, dir, "1min");
+  if (drop) REQUIRE(run_with_db(db, path, {"capture"}).exit_code == 0);
+  pqxx::connection app(db.dsn());
+  pqxx::work writes(app);
+  writes.exec("UPDATE legacy.owners SET name = 'renamed' WHERE id = 1");
+  Child capture(with_db(db, path,
+                        drop ? std::vector<std::string>{"capture", "--drop"}
+                             : std::vector<std::string>{"capture"}),
+                dir.path());
+  // pgxform waits for legacy.owners, which the writer holds; the writer goes on to the leading
+  // table.
+  wait_until([&] { return waiting_for_owners(db) == 1; });
+  int deadlocks = 0;
+  try {
+    writes.exec("UPDATE legacy.accounts SET balance = 0 WHERE id = 1");
+    writes.commit();
+  } catch (const pqxx::deadlock_detected&) {
+    ++deadlocks;
+  }
+  const int code = capture.wait();
+  INFO(capture.err());
+  CHECK(deadlocks == 0);
+  CHECK(code == 0);
+  CHECK(capture_triggers_on(db, "legacy.accounts") == (drop ? 0 : 4));
+  CHECK(capture_triggers_on(db, "legacy.owners") == (drop ? 0 : 4));
+}
+
+TEST_CASE(
+    "capture that waits longer than lock_timeout for a table a writer holds fails with exit 1 "
+    "and what to do, and the same command run again finishes it",
+    "[capture]") {
+  TestDatabase db;
+  TempDir dir;
+  const std::string path = owned_accounts(db, dir, "100ms");
+  pqxx::connection app(db.dsn());
+  {
+    pqxx::work writes(app);
+    writes.exec("UPDATE legacy.owners SET name = 'renamed' WHERE id = 1");
+    const auto failed = run_with_db(db, path, {"capture"});
+    CHECK(failed.exit_code == 1);
+    CHECK_THAT(failed.err,
+               Contains("could not install capture triggers on \"legacy\".\"owners\": its lock "
+                        "was not granted within lock_timeout (100ms)") &&
+                   Contains("the same command run again finishes it") &&
+                   Contains("Installing capture on a live source"));
+    // The leading table's triggers are in place, and hold the writer up no longer.
+    CHECK(capture_triggers_on(db, "legacy.accounts") == 4);
+    CHECK(capture_triggers_on(db, "legacy.owners") == 0);
+    writes.exec("UPDATE legacy.accounts SET balance = 0 WHERE id = 1");
+    writes.commit();
+  }
+  const auto again = run_with_db(db, path, {"capture"});
+  INFO(again.err);
+  CHECK(again.exit_code == 0);
+  CHECK(capture_triggers_on(db, "legacy.owners") == 4);
+}
+
 TEST_CASE("capture puts the triggers on the also: tables too, records their column, and drops them",
           "[capture]") {
   Shop shop(20, 2);
