@@ -510,7 +510,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
       out << "    a batch in flight for " << fixed(*row.in_flight_s, 0) << " s, past "
           << fixed(k_slow_batch_factor, 0) << "x its target of " << row.target_batch_ms << " ms"
           << (row.in_flight_wait ? ", waiting on " + terminal_text(*row.in_flight_wait) : "")
-          << ": ETA unknown; see pgxform explain " << terminal_text(s.job) << "\n";
+          << ": ETA unknown; see pgxform explain " << terminal_text(s.job) << " --running\n";
     if (row.changes_pending) print_changes(out, row);
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")
