@@ -41,10 +41,8 @@ StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const 
   if (state.status != "done" && state.batches_done > 0) {
     // The rows in all: those done and those the planner sees above the cursor, which holds
     // where the key space has jumps; a sliced job has no one cursor: the table's estimate.
-    facts.estimated_rows = estimated_rows(tx, job);
-    if (state.slices == 1 && state.last_key)
-      if (const auto after = estimated_rows_after(tx, job, *state.last_key))
-        facts.estimated_rows = double(state.rows_done) + *after;
+    facts.estimated_rows =
+        estimated_total_rows(tx, job, state.rows_done, state.last_key, state.slices);
   }
   // The same early warning as during the run: do the batches get slower per row? The job's
   // own batches only, as during the run: not the ranges of bisect and retry-failed.
