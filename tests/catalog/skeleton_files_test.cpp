@@ -46,6 +46,10 @@ TEST_CASE(
   CHECK(items.key == "Item Id");
   CHECK(items.function.schema == "xf");
   CHECK(items.function.name == "Order Items");
+  // What its function writes, for validate: the target of the same name.
+  REQUIRE(items.writes.size() == 1);
+  CHECK(items.writes[0].schema == "New.Schema");
+  CHECK(items.writes[0].name == "Order Items");
   CHECK(file.lists[1].name == "yes_list");
   CHECK(file.lists[1].jobs.at(0).name == "yes");  // a word YAML would read as true, quoted
   CHECK(file.lists[1].after == std::vector<std::string>{"Order Items_list"});
