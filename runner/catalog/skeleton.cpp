@@ -273,6 +273,22 @@ void order_lists(const std::vector<std::vector<Reference>>& refs,
   jobs = std::move(ordered);
 }
 
+// Each job's list name (skeleton.h), and the `after:` of every job by those names.
+void name_lists(std::vector<SkeletonJob>& jobs) {
+  std::set<std::string> taken;
+  for (const auto& job : jobs) taken.insert(job.table.name);
+  std::map<std::string, std::string> list_of;
+  for (auto& job : jobs) {
+    std::string list = job.table.name + "_list";
+    while (taken.count(list)) list += "_list";
+    taken.insert(list);
+    job.list = list;
+    list_of[job.table.name] = list;
+  }
+  for (auto& job : jobs)
+    for (auto& a : job.after) a.list = list_of.at(a.list);
+}
+
 void note_key(SkeletonJob& job) {
   const JobKey& key = job.key;
   if (key.kind == KeyKind::leading_column)
@@ -330,6 +346,7 @@ Skeleton plan_skeleton(const SourceSchema& schema, const std::string& target_sch
   if (!problems.empty()) throw InitError(problems);
   const auto refs = references(schema, skeleton.jobs);
   order_lists(refs, list_order(refs), skeleton.jobs);
+  name_lists(skeleton.jobs);
   return skeleton;
 }
 

@@ -12,7 +12,10 @@
 //   3. the leading column of the primary key before that of another index.
 // A table without one is left without a job, with the reason.
 //
-// Lists: one per job, named after the table. A table's list is `after:` the lists of the
+// Lists: one per job, named after the table with the suffix `_list` ("orders_list"; again
+// `_list` while that is a job's name or an earlier list's), so that no list shares its name
+// with a job and `pause`, `set` and `--only` never mean two things. A table's list is `after:`
+// the lists of the
 // tables it references (its foreign keys to tables of the schema that have a job), so that the
 // target may keep those foreign keys; lists that wait for nothing run side by side. Lists come
 // dependencies first, otherwise by name. A reference cannot order:
@@ -73,7 +76,8 @@ struct After {
 };
 
 struct SkeletonJob {
-  SourceTable table;  // the job, its list and its function are named after it
+  SourceTable table;  // the job and its function are named after it
+  std::string list;   // its list's name: the table's, with a suffix (see above)
   JobKey key;
   std::vector<After> after;        // by list name
   std::vector<std::string> notes;  // what the comments say beyond the key: one sentence each

@@ -105,7 +105,7 @@ std::string yaml_job(const Skeleton& s, const SkeletonJob& job) {
   const std::string& name = job.table.name;
   std::string out;
   for (const auto& note : job.notes) out += comment("  # ", note);
-  out += "  - name: " + yaml_scalar(name) + "\n";
+  out += "  - name: " + yaml_scalar(job.list) + "\n";
   if (!job.after.empty()) {
     std::vector<std::string> lists, keys;
     for (const auto& a : job.after) {
@@ -120,6 +120,8 @@ std::string yaml_job(const Skeleton& s, const SkeletonJob& job) {
   out += with_comment("        table: " + yaml_name(s.source_schema, name), rows_note(job.table));
   out += with_comment("        key: " + yaml_scalar(job.key.column), key_note(job.key));
   out += "        function: " + yaml_name(k_function_schema, name) + "\n";
+  // What the function writes: validate warns of foreign keys between capturing jobs' targets.
+  out += "        writes: [" + yaml_name(s.target_schema, name) + "]\n";
   return out;
 }
 
@@ -267,7 +269,8 @@ std::string jobs_yaml(const Skeleton& s) {
                  "See docs/getting-started.md; the fields are described in docs/jobs-file.md.");
   out += "#\n";
   out += comment("# ",
-                 "One list per table. A table's list runs after the lists of the tables it "
+                 "One list per table, named after it with _list so that no list shares a job's "
+                 "name. A table's list runs after the lists of the tables it "
                  "references (its foreign keys), so that the target may keep those foreign keys; "
                  "lists that wait for nothing run side by side, up to `threads` at a time.");
   out += "\nversion: 1\ndefaults: {batch_size: 10000, threads: 4}\nstate_schema: pgxform\n";

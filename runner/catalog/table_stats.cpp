@@ -129,4 +129,14 @@ std::vector<std::string> keys_at(pqxx::transaction_base& tx, const ResolvedJob& 
   return out;
 }
 
+std::optional<double> estimated_total_rows(pqxx::transaction_base& tx, const ResolvedJob& job,
+                                           long long rows_done,
+                                           const std::optional<std::string>& last_key, int slices) {
+  std::optional<double> total = estimated_rows(tx, job);
+  if (slices == 1 && last_key)
+    if (const auto after = estimated_rows_after(tx, job, *last_key))
+      total = double(rows_done) + *after;
+  return total;
+}
+
 }  // namespace pgxform

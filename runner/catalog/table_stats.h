@@ -29,6 +29,14 @@ std::optional<double> estimated_rows(pqxx::transaction_base& tx, const std::stri
 std::optional<double> estimated_rows_after(pqxx::transaction_base& tx, const ResolvedJob& job,
                                            const std::string& key);
 
+// The job's rows in all, as status and the metrics estimate them while it is under way: the
+// rows done (job_state.rows_done) and those the planner sees above its cursor `last_key`, which
+// holds where the key space has jumps; a job with slices (no one cursor), or before its first
+// batch, the table's estimate. None when the table was never analyzed.
+std::optional<double> estimated_total_rows(pqxx::transaction_base& tx, const ResolvedJob& job,
+                                           long long rows_done,
+                                           const std::optional<std::string>& last_key, int slices);
+
 // Whether a btree index leads with the key (else each batch scans the table), and whether the
 // table was analyzed since it was loaded (else the planner guesses its size). A table whose
 // statistics were reset (after a crash) reads as never analyzed.

@@ -25,6 +25,7 @@
 #include "commands/reset_command.h"
 #include "commands/retry_failed_command.h"
 #include "commands/run_command.h"
+#include "commands/running_batch.h"
 #include "commands/script_commands.h"
 #include "commands/status_command.h"
 #include "commands/status_watch.h"
@@ -419,23 +420,32 @@ const Command k_commands[] = {
        return profile_command(o, out);
      }},
     {"explain",
-     "explain JOB [--at KEY] [--full]  one batch, rolled back, with the plans inside the function",
-     "explain [-f FILE] [--dsn DSN] JOB [--at KEY] [--full]",
+     "explain JOB [--at KEY] [--full] [--running]  one batch, rolled back, with the plans inside "
+     "the function",
+     "explain [-f FILE] [--dsn DSN] JOB [--at KEY] [--full]\n"
+     "explain [-f FILE] [--dsn DSN] JOB --running",
      "Runs one batch of JOB in a transaction that is rolled back, with auto_explain\n"
      "logging the plans of the statements inside the function; points out\n"
      "sequential scans of large tables, sub-plans run per row, nested loops with\n"
      "many loops, and foreign keys, triggers or repeated statements that take most\n"
      "of the batch, and proposes an index or a remedy. A statement run many times\n"
      "(a foreign key's check, once per row) is printed once, with its count.\n"
+     "With --running: the batch of JOB in flight now, found on the server, its\n"
+     "statements planned for its keys (EXPLAIN, nothing runs); exit 1 when none is.\n"
      "Changes no data.",
      Arguments::jobs,
      [](po::options_description_easy_init add) {
        add("at", po::value<std::string>(), "explain the batch that starts after this key")(
-           "full", "print every statement with its plan, the repeated ones too");
+           "full", "print every statement with its plan, the repeated ones too")(
+           "running", "the plans of the batch in flight now, read from the server");
      },
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<ExplainOptions>();
        o.job = p.one_job("explain");
+       if (p.has("running")) {
+         if (p.has("at")) throw UsageError("explain --running takes no --at");
+         return explain_running(o, out);
+       }
        o.at = p.optional<std::string>("at");
        o.detail = p.has("full") ? PlanDetail::full : PlanDetail::summary;
        return explain_command(o, out);

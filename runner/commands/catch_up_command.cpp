@@ -220,6 +220,7 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   retry_transient([&] { prepare_state(*conn, file, preflight.jobs, "catch-up"); });
   const std::unique_ptr<SlotReader> slot = slot_reader_for(file, metrics);
   if (slot) slot->measure(*conn);
+  set_job_rows_metrics(*conn, file, preflight.jobs, metrics);
   spdlog::info("catching up {} {} on {} threads{}", chosen.size(),
                chosen.size() == 1 ? "job" : "jobs", threads,
                follow == Follow::yes ? ", following until a signal" : "");

@@ -118,10 +118,9 @@ void print_init_summary(std::ostream& out, const Skeleton& s, const std::string&
     std::string after;
     for (const auto& a : job.after) after += (after.empty() ? "" : ", ") + shown_name(a.list);
     const std::optional<double>& rows = job.table.estimated_rows;
-    out << "  list " << shown_name(job.table.name)
-        << (after.empty() ? "" : " (after " + after + ")") << ": " << source << "."
-        << shown_name(job.table.name) << " by " << shown_name(job.key.column) << " ("
-        << printable(job.key.type) << ", "
+    out << "  list " << shown_name(job.list) << (after.empty() ? "" : " (after " + after + ")")
+        << ": " << source << "." << shown_name(job.table.name) << " by "
+        << shown_name(job.key.column) << " (" << printable(job.key.type) << ", "
         << (job.key.kind == KeyKind::primary_key    ? "primary key"
             : job.key.kind == KeyKind::unique_index ? "unique"
                                                     : "not unique")

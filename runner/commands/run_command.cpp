@@ -75,6 +75,31 @@ void estimate_rows(pqxx::connection& conn, const JobsFile& file, const RunPlan& 
     progress.set_total_rows(name, (long long)estimated_rows(tx, job).value_or(0));
 }
 
+}  // namespace
+
+void set_job_rows_metrics(pqxx::connection& conn, const JobsFile& file,
+                          const std::map<std::string, ResolvedJob>& jobs, RunMetrics& metrics) {
+  std::map<std::string, JobStatus> states;
+  for (auto& s : StateStore(conn, StateSchema(file.state_schema)).read_status())
+    states.emplace(s.job, std::move(s));
+  pqxx::read_transaction tx(conn);
+  for (const auto& [name, job] : jobs) {
+    const auto s = states.find(name);
+    if (s == states.end()) {
+      metrics.set_job_rows(name, 0, estimated_rows(tx, job));
+      continue;
+    }
+    const JobStatus& state = s->second;
+    metrics.set_job_rows(
+        name, state.rows_done,
+        state.status == "done"
+            ? std::optional<double>(double(state.rows_done))
+            : estimated_total_rows(tx, job, state.rows_done, state.last_key, state.slices));
+  }
+}
+
+namespace {
+
 // After a run that finished: the ranges that on_error: skip set aside wait for retry-failed.
 void warn_set_aside(Session& session, const JobsFile& file) {
   try {
@@ -215,6 +240,7 @@ int run_command(const RunOptions& options) {
   install_stop_handlers();
   Progress progress;
   estimate_rows(*conn, file, run, progress);
+  set_job_rows_metrics(*conn, file, run.preflight.jobs, metrics);
   pool.lend(std::move(conn));
   pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
   ProgressDisplay display(progress, display_mode());

@@ -64,4 +64,10 @@ void prepare_state(pqxx::connection& conn, const JobsFile& file,
 // for RunContext::slot.
 std::unique_ptr<SlotReader> slot_reader_for(const JobsFile& file, RunMetrics& metrics);
 
+// The metrics' pgxform_job_rows_done and pgxform_job_rows_estimated of each job when the
+// command starts: job_state's rows_done, and the total as status estimates it (a done job's
+// rows_done; a job not started, the table's estimate).
+void set_job_rows_metrics(pqxx::connection& conn, const JobsFile& file,
+                          const std::map<std::string, ResolvedJob>& jobs, RunMetrics& metrics);
+
 }  // namespace pgxform

@@ -41,10 +41,8 @@ StatusFacts read_facts(pqxx::connection& conn, const StateSchema& schema, const 
   if (state.status != "done" && state.batches_done > 0) {
     // The rows in all: those done and those the planner sees above the cursor, which holds
     // where the key space has jumps; a sliced job has no one cursor: the table's estimate.
-    facts.estimated_rows = estimated_rows(tx, job);
-    if (state.slices == 1 && state.last_key)
-      if (const auto after = estimated_rows_after(tx, job, *state.last_key))
-        facts.estimated_rows = double(state.rows_done) + *after;
+    facts.estimated_rows =
+        estimated_total_rows(tx, job, state.rows_done, state.last_key, state.slices);
   }
   // The same early warning as during the run: do the batches get slower per row? The job's
   // own batches only, as during the run: not the ranges of bisect and retry-failed.
@@ -510,7 +508,7 @@ void print_status_table(std::ostream& out, const std::vector<StatusRow>& rows,
       out << "    a batch in flight for " << fixed(*row.in_flight_s, 0) << " s, past "
           << fixed(k_slow_batch_factor, 0) << "x its target of " << row.target_batch_ms << " ms"
           << (row.in_flight_wait ? ", waiting on " + terminal_text(*row.in_flight_wait) : "")
-          << ": ETA unknown; see pgxform explain " << terminal_text(s.job) << "\n";
+          << ": ETA unknown; see pgxform explain " << terminal_text(s.job) << " --running\n";
     if (row.changes_pending) print_changes(out, row);
     if (s.error)
       out << "    error" << (s.sqlstate ? " (SQLSTATE " + terminal_text(*s.sqlstate) + ")" : "")

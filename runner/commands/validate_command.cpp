@@ -7,6 +7,7 @@
 #include "capture/capture_check.h"
 #include "capture/capture_setup.h"
 #include "capture/logical_capture.h"
+#include "commands/target_foreign_keys.h"
 #include "database/database.h"
 #include "engine/health_throttle.h"
 #include "engine/script_migrator.h"
@@ -116,8 +117,8 @@ std::vector<std::string> job_warnings(const JobsFile& file, const ResolvedJob& j
 namespace {
 
 // The capture of the capturing jobs: what the server and the role lack for it (errors); a
-// capture not in place, lost, or whose slot retains too much WAL, and capture no job of the file
-// uses (warnings).
+// capture not in place, lost, or whose slot retains too much WAL, capture no job of the file
+// uses, and a foreign key between two capturing jobs' targets (warnings).
 void check_capture(pqxx::connection& conn, const JobsFile& file,
                    const std::map<std::string, ResolvedJob>& jobs, Validation& v) {
   for (std::string& p : capture_problems(conn, file, jobs)) v.problems.push_back(p);
@@ -151,6 +152,8 @@ void check_capture(pqxx::connection& conn, const JobsFile& file,
                          " MB of WAL, more than max_slot_retained_mb (" +
                          std::to_string(file.max_slot_retained_mb) +
                          "): read it (pgxform catch-up), or drop it (pgxform capture --drop)");
+  for (const TargetForeignKey& key : target_foreign_keys(tx, file, jobs))
+    v.warnings.push_back(target_foreign_key_warning(file, key));
   tx.commit();
   for (const std::string& orphan : capture_orphans(conn, file))
     v.warnings.push_back(file.path + ": " + orphan +

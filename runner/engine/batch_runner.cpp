@@ -45,6 +45,8 @@ BatchRunner::Step BatchRunner::transact(const Work& work) {
       }
       spdlog::warn("{}: {} (attempt {} of {}), retrying", m_task.task.text(), describe(failure),
                    attempt + 1, settings.retries);
+      // Waiting to retry is no batch in flight: the next attempt starts the clock again.
+      m_task.progress.batch_ended(m_task.task.text());
       std::this_thread::sleep_for(
           backoff_delay(attempt, std::chrono::milliseconds(settings.retry_backoff_ms)));
     }
@@ -61,6 +63,7 @@ BatchRunner::Step BatchRunner::next_batch(bool& finished) {
   const InFlight in_flight(m_task.progress, m_task.task.text(), double(m_sizer.target_ms()));
   Step step = transact([&](pqxx::work& tx) {
     started = std::chrono::steady_clock::now();  // the attempt that commits, not its retries
+    m_task.progress.batch_started(m_task.task.text(), double(m_sizer.target_ms()));
     done = m_phase.batch(tx, size);
     // libpqxx throws in_doubt_error when the COMMIT gets no answer: task_runner reconnects and
     // the cursor (or the log), read again, tells whether it went through.

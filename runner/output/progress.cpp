@@ -102,7 +102,7 @@ std::vector<std::string> Progress::warn_slow_batches() {
     spdlog::warn(
         "{}: a batch has been in flight for {:.0f} s, more than {:.0f} times its target of "
         "{:.0f} ms; pgxform status shows what it waits on (a lock and its holder), pgxform "
-        "explain {} how a batch of it is planned",
+        "explain {} --running how it is planned",
         task, age, k_slow_batch_factor, live.slow_after_s * 1000 / k_slow_batch_factor, live.job);
     warned.push_back(task);
   }

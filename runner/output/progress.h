@@ -49,7 +49,7 @@ struct TaskView {
 
 // A batch in flight past this many times its target_batch_ms (a fixed-size batch's target
 // counts as k_fixed_batch_target_ms) is slow: the log warns, and again at twice the age, four
-// times, ..., naming pgxform status (what it waits on) and pgxform explain JOB.
+// times, ..., naming pgxform status (what it waits on) and pgxform explain JOB --running.
 inline constexpr double k_slow_batch_factor = 10;
 inline constexpr double k_fixed_batch_target_ms = 1000;
 

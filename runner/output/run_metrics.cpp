@@ -22,7 +22,9 @@ const std::vector<std::string> k_metric_names = {"pgxform_rows_total",
                                                  "pgxform_failed_batches_total",
                                                  "pgxform_throttled_seconds_total",
                                                  "pgxform_paused",
-                                                 "pgxform_job_done"};
+                                                 "pgxform_job_done",
+                                                 "pgxform_job_rows_done",
+                                                 "pgxform_job_rows_estimated"};
 const std::vector<std::string> k_slot_metric_names = {"pgxform_slot_retained_wal_bytes",
                                                       "pgxform_slot_read_age_seconds"};
 
@@ -57,6 +59,8 @@ struct RunMetrics::Families {
   prometheus::Family<prometheus::Gauge>& done;
   prometheus::Family<prometheus::Gauge>& slot_retained;
   prometheus::Family<prometheus::Gauge>& slot_read_age;
+  prometheus::Family<prometheus::Gauge>& job_rows_done;
+  prometheus::Family<prometheus::Gauge>& job_rows_estimated;
 };
 
 bool is_ip_address(const std::string& text) {
@@ -124,6 +128,14 @@ RunMetrics::RunMetrics(MetricsCollection collection) {
       BuildGauge()
           .Name("pgxform_slot_read_age_seconds")
           .Help("Seconds since the last read of the replication slot committed, at its measure")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_job_rows_done")
+          .Help("Rows the job's main pass has committed in all its runs (job_state.rows_done)")
+          .Register(r),
+      BuildGauge()
+          .Name("pgxform_job_rows_estimated")
+          .Help("The job's rows in all, as status estimates them when the command started")
           .Register(r)});
 }
 
@@ -158,6 +170,8 @@ void RunMetrics::declare_jobs(const std::vector<std::string>& jobs,
   Families& f = *m_families;
   for (const auto& job : jobs) {
     m_done.emplace(job, &f.done.Add({{"job", job}}));
+    m_totals.emplace(job, JobTotals{&f.job_rows_done.Add({{"job", job}}),
+                                    &f.job_rows_estimated.Add({{"job", job}})});
     for (const Phase phase : phases) {
       const prometheus::Labels labels{{"job", job}, {"phase", phase_name(phase)}};
       m_jobs.emplace(
@@ -184,6 +198,20 @@ void RunMetrics::batch_done(const std::string& job, Phase phase, long long rows,
     s->duration->Observe(seconds);
     s->batch_size->Set(double(asked));
   }
+  if (phase == Phase::main) add_job_rows(job, rows);
+}
+
+void RunMetrics::add_job_rows(const std::string& job, long long rows) {
+  if (const auto it = m_totals.find(job); it != m_totals.end())
+    it->second.done->Increment(double(rows));
+}
+
+void RunMetrics::set_job_rows(const std::string& job, long long rows_done,
+                              std::optional<double> estimated) {
+  if (const auto it = m_totals.find(job); it != m_totals.end()) {
+    it->second.done->Set(double(rows_done));
+    if (estimated) it->second.estimated->Set(*estimated);
+  }
 }
 
 void RunMetrics::range_done(const std::string& job, Phase phase, long long rows) {
@@ -191,6 +219,7 @@ void RunMetrics::range_done(const std::string& job, Phase phase, long long rows)
     s->rows->Increment(double(rows));
     s->batches->Increment();
   }
+  if (phase == Phase::main) add_job_rows(job, rows);
 }
 
 void RunMetrics::batch_failed(const std::string& job, Phase phase) {

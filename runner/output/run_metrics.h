@@ -16,6 +16,16 @@
 //   pgxform_paused{job,phase}                    gauge    1 while the job waits on a pause
 //   pgxform_job_done{job}                        gauge    1 once the job's main pass is done in
 //                                                         this run
+//   pgxform_job_rows_done{job}                   gauge    the rows the job's main pass has
+//                                                         committed in all runs: job_state's
+//                                                         rows_done at the start, plus this
+//                                                         run's (status's ROWS)
+//   pgxform_job_rows_estimated{job}              gauge    the job's rows in all, as status
+//                                                         estimates them (the rows done and the
+//                                                         planner's rows above the cursor, else
+//                                                         the table's estimate; a done job's
+//                                                         rows_done), read when the command
+//                                                         starts; 0 when unknown
 //   pgxform_slot_retained_wal_bytes{slot}        gauge    the WAL the replication slot of
 //                                                         changes: logical keeps, measured after
 //                                                         each read (slot_reader.h)
@@ -45,6 +55,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -109,6 +120,9 @@ class RunMetrics {
   void throttled(const std::string& job, Phase phase, const std::string& signal, double seconds);
   void set_paused(const std::string& job, Phase phase, Paused paused);
   void job_done(const std::string& job);
+  // The job's main-pass rows in all runs when the command starts, and its estimated total
+  // (none: unknown, the gauge stays 0); the main pass's batches add to the rows from then on.
+  void set_job_rows(const std::string& job, long long rows_done, std::optional<double> estimated);
   // The slot of changes: logical after a read: its series appear with its first measure.
   void slot_state(const std::string& slot, double retained_bytes, double read_age_s);
 
@@ -125,6 +139,11 @@ class RunMetrics {
     prometheus::Gauge* paused;
   };
   JobSeries* series(const std::string& job, Phase phase);
+  void add_job_rows(const std::string& job, long long rows);
+  struct JobTotals {
+    prometheus::Gauge* done;
+    prometheus::Gauge* estimated;
+  };
 
   struct Families;  // the metrics' families, registered in m_registry
 
@@ -132,6 +151,7 @@ class RunMetrics {
   std::unique_ptr<Families> m_families;
   std::map<std::pair<std::string, Phase>, JobSeries> m_jobs;  // not changed once workers run
   std::map<std::string, prometheus::Gauge*> m_done;           // per job
+  std::map<std::string, JobTotals> m_totals;                  // per job
   std::mutex m_slots_mutex;  // the slots' series are added by the workers, as they read
   std::unique_ptr<prometheus::Exposer> m_exposer;
 };

@@ -385,6 +385,26 @@ void read_changes(const Reader& r, const YAML::Node& node, const std::string& wh
   }
 }
 
+// `writes: [schema.table, ...]`: the tables the job's function writes, each a qualified name.
+void read_writes(const Reader& r, const YAML::Node& node, const std::string& where, Job& job) {
+  const YAML::Node writes = node["writes"];
+  if (!writes) return;
+  const std::string what = "'writes' of " + where;
+  if (!writes.IsSequence()) r.fail(writes, what + " must be a list of tables: [schema.table, ...]");
+  for (const auto& w : writes) {
+    if (!w.IsScalar() || w.Scalar().empty())
+      r.fail(w, what + " must be a list of tables: [schema.table, ...]");
+    QualifiedName name;
+    try {
+      name = parse_qualified_name(w.Scalar());
+    } catch (const std::invalid_argument& e) {
+      r.fail(w, what + ": " + e.what());
+    }
+    for (const auto& part : {name.schema, name.name}) r.check_identifier(w, part, what);
+    job.writes.push_back(name);
+  }
+}
+
 Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
              const std::string& list) {
   r.expect_map(node, "a job of list '" + list + "'");
@@ -418,7 +438,8 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
                   "verify",
                   "idempotent",
                   "changes",
-                  "refresh_function"},
+                  "refresh_function",
+                  "writes"},
                  where);
   job.settings = file.defaults;
   r.settings(node, job.settings, where);
@@ -436,9 +457,9 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
       r.fail(node["sql"], "the sql of the one-shot step " + where + " holds " + control->command +
                               ": a step runs in one transaction with its state row, so that it "
                               "runs once; it may not end or split that transaction");
-    for (const char* f :
-         {"table", "key", "batch_size", "target_batch_ms", "min_batch_size", "max_batch_size",
-          "parallel", "on_error", "bisect", "verify", "idempotent", "changes", "refresh_function"})
+    for (const char* f : {"table", "key", "batch_size", "target_batch_ms", "min_batch_size",
+                          "max_batch_size", "parallel", "on_error", "bisect", "verify",
+                          "idempotent", "changes", "refresh_function", "writes"})
       if (node[f])
         r.fail(node[f], "'" + std::string(f) + "' does not apply to the one-shot step " + where);
     return job;
@@ -453,6 +474,7 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
     job.parallel =
         int(r.positive_integer(node, "parallel", "parallel of " + where, k_parallel.max));
   read_changes(r, node, where, file, job);
+  read_writes(r, node, where, job);
   return job;
 }
 

@@ -116,6 +116,9 @@ struct Job {
   QualifiedName refresh_function;      // with changes: trigger, called as f(keys key_type[])
   std::vector<AlsoTable> also;         // changes.also: (change_log via 1, 2, ... in this order)
   bool changes_from_defaults = false;  // `changes:` came from defaults:, for messages
+  // writes: the tables its function writes (its targets), as the file names them; empty when
+  // not given. validate reads them for foreign keys between two capturing jobs' targets.
+  std::vector<QualifiedName> writes;
   bool captures() const { return changes != ChangeCapture::none; }
   // A one-shot step:
   std::string sql;

@@ -38,7 +38,7 @@ TEST_CASE(
   CHECK(file.state_schema == "pgxform");
   CHECK(file.scripts_dir == "sql");
   const JobList& first = file.lists[0];
-  CHECK(first.name == "Order Items");
+  CHECK(first.name == "Order Items_list");
   const Job& items = first.jobs.at(0);
   CHECK(items.name == "Order Items");
   CHECK(items.table.schema == "Legacy");
@@ -46,13 +46,18 @@ TEST_CASE(
   CHECK(items.key == "Item Id");
   CHECK(items.function.schema == "xf");
   CHECK(items.function.name == "Order Items");
-  CHECK(file.lists[1].name == "yes");  // a word YAML would read as true, quoted
-  CHECK(file.lists[1].after == std::vector<std::string>{"Order Items"});
+  // What its function writes, for validate: the target of the same name.
+  REQUIRE(items.writes.size() == 1);
+  CHECK(items.writes[0].schema == "New.Schema");
+  CHECK(items.writes[0].name == "Order Items");
+  CHECK(file.lists[1].name == "yes_list");
+  CHECK(file.lists[1].jobs.at(0).name == "yes");  // a word YAML would read as true, quoted
+  CHECK(file.lists[1].after == std::vector<std::string>{"Order Items_list"});
   CHECK_THAT(yaml, Catch::Contains("        table: '\"Legacy\".\"Order Items\"'     # rows "
                                    "unknown (not analyzed yet)\n") &&
                        Catch::Contains("        key: 'Item Id'") &&
                        Catch::Contains("# uuid, the primary key") &&
-                       Catch::Contains("    after: ['Order Items']") &&
+                       Catch::Contains("    after: ['Order Items_list']") &&
                        Catch::Contains("# foreign key yes_Order Items_fk"));
 }
 

@@ -4,6 +4,7 @@
 #include "catalog/skeleton.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -148,8 +149,8 @@ TEST_CASE("init orders the lists so that each runs after the lists of the tables
         std::vector<std::string>{"customers", "events", "orders", "products", "lines"});
   CHECK(after_of(s, "customers").empty());
   CHECK(after_of(s, "events").empty());
-  CHECK(after_of(s, "orders") == std::vector<std::string>{"customers"});
-  CHECK(after_of(s, "lines") == std::vector<std::string>{"orders", "products"});
+  CHECK(after_of(s, "orders") == std::vector<std::string>{"customers_list"});
+  CHECK(after_of(s, "lines") == std::vector<std::string>{"orders_list", "products_list"});
   CHECK(job_of(s, "lines").after[0].foreign_keys == std::vector<std::string>{"lines_orders_fk"});
   CHECK(all_notes(s).empty());
   // Every foreign key: the referenced table's list comes first, and is in `after:`.
@@ -161,7 +162,7 @@ TEST_CASE("init orders the lists so that each runs after the lists of the tables
     for (const auto& fk : job.table.foreign_keys) {
       CHECK(position(fk.referenced_table) < position(job.table.name));
       const auto after = after_of(s, job.table.name);
-      CHECK(std::count(after.begin(), after.end(), fk.referenced_table) == 1);
+      CHECK(std::count(after.begin(), after.end(), fk.referenced_table + "_list") == 1);
     }
 }
 
@@ -178,10 +179,10 @@ TEST_CASE(
   // references are placed.
   CHECK(list_order(s) == std::vector<std::string>{"b", "d", "c", "a", "e"});
   CHECK(after_of(s, "b").empty());
-  CHECK(after_of(s, "d") == std::vector<std::string>{"b"});
-  CHECK(after_of(s, "c") == std::vector<std::string>{"d"});
-  CHECK(after_of(s, "a") == std::vector<std::string>{"b"});
-  CHECK(after_of(s, "e") == std::vector<std::string>{"d"});
+  CHECK(after_of(s, "d") == std::vector<std::string>{"b_list"});
+  CHECK(after_of(s, "c") == std::vector<std::string>{"d_list"});
+  CHECK(after_of(s, "a") == std::vector<std::string>{"b_list"});
+  CHECK(after_of(s, "e") == std::vector<std::string>{"d_list"});
   CHECK(job_of(s, "b").notes ==
         std::vector<std::string>{
             "b references c (b_c_fk), which leads back to it through a cycle of foreign keys: "
@@ -303,4 +304,20 @@ TEST_CASE(
   CHECK(yaml.find("# - name: 'k=v'") == std::string::npos);
   CHECK_NOTHROW(parse_jobs_text(yaml, "jobs.yaml"));
   CHECK_THAT(schema_script(s), Catch::Contains("CREATE TABLE \"legacy_new\".\"k=v\""));
+}
+
+TEST_CASE(
+    "init names each list after its table with _list, never a job's name nor another list's") {
+  const Skeleton s =
+      plan(schema_of({keyed("orders"), keyed("orders_list"), keyed("lines", {"orders"})}));
+  std::set<std::string> jobs, lists;
+  for (const auto& job : s.jobs) jobs.insert(job.table.name);
+  for (const auto& job : s.jobs) {
+    INFO(job.table.name << " in list " << job.list);
+    CHECK(jobs.count(job.list) == 0);
+    CHECK(lists.insert(job.list).second);
+  }
+  CHECK(job_of(s, "lines").list == "lines_list");
+  CHECK(job_of(s, "orders").list == "orders_list_list");
+  CHECK(after_of(s, "lines") == std::vector<std::string>{"orders_list_list"});
 }

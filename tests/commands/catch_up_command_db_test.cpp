@@ -734,3 +734,27 @@ TEST_CASE(
   CHECK_THAT(follow.err(), !Catch::Contains("in flight will finish"));
   CHECK(p.differences() == 0);
 }
+
+TEST_CASE(
+    "catch-up --follow with nothing to apply for longer than 10 times its target warns of no"
+    " batch in flight",
+    "[catch-up]") {
+  People p(300, 50);
+  // Time-sized batches of 20 ms: a batch past 200 ms would be warned of.
+  std::string text = People::yaml(50);
+  text.replace(text.find("target_batch_ms: 0"), std::string("target_batch_ms: 0").size(),
+               "target_batch_ms: 20");
+  const std::string quick = p.dir.write("quick.yaml", text);
+  REQUIRE(run_with_db(p.db, quick, {"run"}).exit_code == 0);
+  p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id <= 60");
+  Child follow(with_db(p.db, quick, {"catch-up", "--follow"}), p.dir.path());
+  wait_until([&] { return follow.err().find("caught up; waiting") != std::string::npos; });
+  // Idle for 15 times the target and more: several reads of the log that find nothing.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  follow.kill(SIGINT);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  CHECK(p.pending() == 0);
+  CHECK_THAT(follow.err(), !Catch::Contains("in flight for"));
+  CHECK_THAT(follow.err(), !Catch::Contains("in flight will finish"));
+}

@@ -22,16 +22,17 @@ TEST_CASE(
   const Skeleton s = plan(schema_of({keyed("orders"), lines, audit}));
   std::ostringstream out;
   print_init_summary(out, s, "migration");
-  CHECK(out.str() ==
-        "schema legacy: 3 tables, 2 jobs in 2 lists, 1 table without a job\n"
-        "  list orders: legacy.orders by id (bigint, primary key), ~1000 rows\n"
-        "  list lines (after orders): legacy.lines by orders_id (bigint, not unique), rows "
-        "unknown\n"
-        "  no job for audit: no primary key, unique index or btree index to page it by\n"
-        "1 note in jobs.yaml, above their lists: read them before the run\n"
-        "wrote migration/jobs.yaml\n"
-        "wrote migration/sql/V1__legacy_new_schema.sql: schema legacy_new, 3 tables\n"
-        "wrote migration/sql/R__transforms.sql: 2 functions in schema xf\n"
-        "next: reshape the scripts, then pgxform migrate -f migration/jobs.yaml, and validate, "
-        "plan, rehearse and run\n");
+  CHECK(
+      out.str() ==
+      "schema legacy: 3 tables, 2 jobs in 2 lists, 1 table without a job\n"
+      "  list orders_list: legacy.orders by id (bigint, primary key), ~1000 rows\n"
+      "  list lines_list (after orders_list): legacy.lines by orders_id (bigint, not unique), rows "
+      "unknown\n"
+      "  no job for audit: no primary key, unique index or btree index to page it by\n"
+      "1 note in jobs.yaml, above their lists: read them before the run\n"
+      "wrote migration/jobs.yaml\n"
+      "wrote migration/sql/V1__legacy_new_schema.sql: schema legacy_new, 3 tables\n"
+      "wrote migration/sql/R__transforms.sql: 2 functions in schema xf\n"
+      "next: reshape the scripts, then pgxform migrate -f migration/jobs.yaml, and validate, "
+      "plan, rehearse and run\n");
 }

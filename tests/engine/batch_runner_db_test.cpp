@@ -382,3 +382,32 @@ TEST_CASE("a statement timeout is a permanent error of the batch, not an endless
   CHECK(db.scalar("SELECT status || ' ' || sqlstate FROM pgxform.job_state") == "failed 57014");
   CHECK(db.count("SELECT count(*) FROM target.items") == 0);
 }
+
+TEST_CASE("a batch waiting to be retried after a transient error is not a batch in flight") {
+  TestDatabase db;
+  create_items(db, 100);
+  // The first three attempts of the first batch fail with a serialization failure (a sequence
+  // counts them: rolled back, it keeps its value).
+  db.exec(
+      "CREATE SEQUENCE xf.attempts;"
+      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+      " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+      "  IF pg_catalog.nextval('xf.attempts') <= 3 THEN"
+      "    RAISE EXCEPTION 'try again' USING ERRCODE = '40001'; END IF;"
+      "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+      "   WHERE id BETWEEN first_key AND last_key;"
+      "  GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;");
+  TempDir dir;
+  // Batches of 20 ms (past 200 ms: in flight too long), retried after 400 ms, then 800 ms and
+  // 1.6 s at most: the waits alone pass 200 ms several times over.
+  const auto path = dir.write(
+      "jobs.yaml",
+      items_jobs_yaml(100, 1, "        target_batch_ms: 20\n        retry_backoff_ms: 400\n"));
+  Child run(with_db(db, path, {"run"}), dir.path());
+  INFO(run.err());
+  CHECK(run.wait() == 0);
+  CHECK(db.count("SELECT last_value FROM xf.attempts") >= 4);
+  CHECK_THAT(run.err(), Catch::Contains("retrying"));
+  CHECK_THAT(run.err(), !Catch::Contains("in flight for"));
+  CHECK(db.count("SELECT count(*) FROM target.items") == 100);
+}

@@ -1377,3 +1377,53 @@ TEST_CASE("a changes mapping without its mode, or an also entry that is not whol
   auto typo = error_of(with_changes("          mode: trigger\n          alsoo: []\n"));
   CHECK_THAT(message(typo), Contains("unknown field 'alsoo' in changes of job 'lines'"));
 }
+
+TEST_CASE("writes lists the tables a job's function writes, each a qualified name") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        writes: [target.users, '"Odd Schema"."user roles"', plain]
+      - name: other
+        table: legacy.other
+        key: id
+        function: xf.other
+)",
+                                        "jobs.yaml");
+  const auto& writes = file.find_job("users")->writes;
+  REQUIRE(writes.size() == 3);
+  CHECK(writes[0].text() == "target.users");
+  CHECK(writes[1].schema == "Odd Schema");
+  CHECK(writes[1].name == "user roles");
+  CHECK(writes[2].schema.empty());
+  CHECK(file.find_job("other")->writes.empty());
+}
+
+TEST_CASE("writes that is no list of tables is an error on its line, and so on a step") {
+  auto e = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: users
+        table: legacy.users
+        key: id
+        function: xf.users
+        writes: target.users
+)");
+  CHECK(e.line() == 9);
+  CHECK_THAT(message(e), Contains("'writes' of job 'users' must be a list of tables"));
+  auto step = error_of(R"(version: 1
+lists:
+  - name: a
+    jobs:
+      - name: analyze
+        sql: ANALYZE target.users
+        writes: [target.users]
+)");
+  CHECK(step.line() == 7);
+  CHECK_THAT(message(step), Contains("'writes' does not apply to the one-shot step"));
+}
