@@ -136,7 +136,10 @@ TargetsFile read_root(const TargetsReader& r, const YAML::Node& root) {
   if (const YAML::Node query = root["targets_query"]) {
     r.check_fields(query, {"dsn", "sql"}, "targets_query");
     TargetsQuery q;
-    q.line = node_line(query);
+    // The line of its key: a block mapping's own mark is that of its first key, below it.
+    for (const auto& entry : root)
+      if (entry.first.IsScalar() && entry.first.Scalar() == "targets_query")
+        q.line = node_line(entry.first);
     q.dsn = r.text(query, "dsn", "targets_query").value_or("");
     const auto sql = r.text(query, "sql", "targets_query");
     if (!sql) r.fail(q.line, "missing required field 'sql' in targets_query");
