@@ -259,7 +259,8 @@ const Command k_commands[] = {
      "run [-f FILE] [--dsn DSN] [--threads N] [--reserve-connections N] [--only NAME]...\n"
      "                   [--exclude NAME]... [--accept-changed JOB]... [--no-migrate]\n"
      "                   [--metrics-port N [--metrics-address ADDRESS]]\n"
-     "                   [--lock-timeout DURATION]",
+     "                   [--lock-timeout DURATION]\n"
+     "                   [--targets FILE [--target NAME] [--order file|size]]",
      "Runs the jobs of FILE, each list once the lists it is after are done,\n"
      "resuming every job after its last committed batch.",
      Arguments::none,
