@@ -14,6 +14,7 @@
 #include "commands/fleet_targets.h"
 #include "database/database.h"
 #include "engine/fleet_budget.h"
+#include "output/progress_display.h"
 #include "plan/jobs_file.h"
 
 namespace pgxform {
@@ -69,6 +70,33 @@ TargetEnd run_target(const FleetRunOptions& options, const JobsFile& file,
     return {k_exit_job_failed, target_problem(e.what())};
   }
 }
+
+// The fleet's progress line, every plain_interval() (10 s) while it runs: how many targets are
+// done, running and waiting, and the busiest running targets with their workers. The names
+// are targets_file.h's plain words (letters, digits, '_', '-', '.'): nothing to escape.
+class FleetLine {
+ public:
+  FleetLine(const FleetBudget& budget, std::size_t targets)
+      : m_budget(budget), m_targets(targets), m_next(std::chrono::steady_clock::now()) {
+    m_next += plain_interval();
+  }
+  void maybe_say(std::size_t ended) {
+    if (std::chrono::steady_clock::now() < m_next) return;
+    m_next = std::chrono::steady_clock::now() + plain_interval();
+    const auto running = m_budget.workers();
+    std::string busiest;
+    for (std::size_t i = 0; i < running.size() && i < 3; ++i)
+      busiest += (i ? ", " : "; busiest: ") + running[i].first + " (" +
+                 std::to_string(running[i].second) + " workers)";
+    spdlog::info("fleet: {} of {} targets ended, {} running, {} waiting{}", ended, m_targets,
+                 running.size(), m_budget.waiting(), busiest);
+  }
+
+ private:
+  const FleetBudget& m_budget;
+  std::size_t m_targets;
+  std::chrono::steady_clock::time_point m_next;
+};
 
 int fleet_result(const std::vector<FleetTarget>& targets,
                  const std::map<std::string, TargetEnd>& ends, double seconds) {
@@ -128,7 +156,16 @@ int fleet_run_command(const FleetRunOptions& options) {
   std::mutex ends_mutex;
   std::map<std::string, TargetEnd> ends;
   std::vector<std::thread> running;
-  while (const auto name = budget.admit([] { return stop_level() > 0; })) {
+  FleetLine line(budget, targets.size());
+  const auto ended = [&] {
+    std::lock_guard<std::mutex> lock(ends_mutex);
+    return ends.size();
+  };
+  const auto stopping = [&] {
+    line.maybe_say(ended());
+    return stop_level() > 0;
+  };
+  while (const auto name = budget.admit(stopping)) {
     const FleetTarget& target = *by_name.at(*name);
     try {
       running.emplace_back([&, &target = target] {
@@ -143,6 +180,10 @@ int fleet_run_command(const FleetRunOptions& options) {
       std::lock_guard<std::mutex> lock(ends_mutex);
       ends[target.name] = {k_exit_job_failed, std::string("no thread for it: ") + e.what()};
     }
+  }
+  while (ended() < running.size()) {
+    line.maybe_say(ended());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   for (auto& t : running) t.join();
   return fleet_result(

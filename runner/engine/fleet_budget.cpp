@@ -90,6 +90,17 @@ int FleetBudget::held(const std::string& target) const {
   return it == m_running.end() ? 0 : it->second.held;
 }
 
+std::vector<std::pair<std::string, int>> FleetBudget::workers() const {
+  std::vector<std::pair<std::string, int>> list;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (const auto& [name, seat] : m_running) list.emplace_back(name, seat.held);
+  }
+  std::stable_sort(list.begin(), list.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return list;
+}
+
 int FleetBudget::free() const {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_threads - m_used;

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgxform {
@@ -45,7 +46,8 @@ class FleetBudget {
   void add(BudgetSeat seat);
   // The next waiting target that can have a worker now, which it holds from now on; none
   // when no target waits. Blocks while every waiting target's host (or the fleet) is full,
-  // until a worker is given back or `stopping()` is true (then none).
+  // until a worker is given back or `stopping()` (called without the budget's lock, every
+  // 100 ms) is true (then none).
   template <typename Stopping>
   std::optional<std::string> admit(Stopping stopping);
   // Without blocking: as admit(), none when no target can start now.
@@ -56,6 +58,8 @@ class FleetBudget {
   void leave(const std::string& target);
 
   int held(const std::string& target) const;
+  // The running targets and their workers, most workers first (the busiest), then by name.
+  std::vector<std::pair<std::string, int>> workers() const;
   int free() const;
   std::size_t waiting() const;
 
@@ -82,7 +86,11 @@ std::optional<std::string> FleetBudget::admit(Stopping stopping) {
   std::unique_lock<std::mutex> lock(m_mutex);
   while (!m_waiting.empty()) {
     if (auto name = admit_locked()) return name;
-    if (stopping()) return std::nullopt;
+    // Without the lock: `stopping` may ask the budget (held(), workers()).
+    lock.unlock();
+    const bool stop = stopping();
+    lock.lock();
+    if (stop) return std::nullopt;
     m_changed.wait_for(lock, std::chrono::milliseconds(100));
   }
   return std::nullopt;

@@ -257,3 +257,16 @@ TEST_CASE("catch-up, validate and plan run once per target over a fleet", "[flee
       run_cli({"catch-up", "-f", fleet.jobs, "--targets", fleet.targets, "--follow"});
   CHECK(follow.exit_code == 2);
 }
+
+TEST_CASE("a fleet run says its progress: targets ended, running, waiting and the busiest",
+          "[fleet_run]") {
+  Fleet fleet(3, 400, 30, 20);
+  setenv("PGXFORM_PROGRESS_INTERVAL_MS", "150", 1);
+  const CliResult r =
+      run_cli({"run", "-f", fleet.jobs, "--targets", fleet.targets, "--threads", "2"});
+  unsetenv("PGXFORM_PROGRESS_INTERVAL_MS");
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Contains("targets ended, 2 running, 1 waiting; busiest: t"));
+  fleet.check_done_once(400);
+}
