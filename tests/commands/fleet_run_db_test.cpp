@@ -270,3 +270,23 @@ TEST_CASE("a fleet run says its progress: targets ended, running, waiting and th
   CHECK_THAT(r.err, Contains("targets ended, 2 running, 1 waiting; busiest: t"));
   fleet.check_done_once(400);
 }
+
+TEST_CASE(
+    "a server of the fleet restarted mid-run: its target resumes and every target "
+    "finishes exactly once",
+    "[fleet_run][restart]") {
+  // The last target is on the second server when there is one: the others go on meanwhile.
+  Fleet fleet(3, 3000, 20, 50);
+  TestDatabase& restarted = *fleet.dbs.back();
+  Child child(fleet.command({"--threads", "3"}), fleet.dir.path());
+  wait_until([&] { return restarted.count("SELECT count(*) FROM target.items") > 0; });
+  TestServer(restarted).restart("fast");
+  int code = -1;
+  if (!child.wait_for(180000, code)) {
+    child.kill(SIGKILL);
+    code = child.wait();
+  }
+  INFO(child.err());
+  CHECK(code == 0);
+  fleet.check_done_once(3000);
+}
