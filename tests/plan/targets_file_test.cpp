@@ -59,7 +59,7 @@ TEST_CASE("a targets_query is read with its connection string, sql and line", "[
   REQUIRE(file.query);
   CHECK(file.query->dsn == "dbname=coordinator");
   CHECK(file.query->sql == "SELECT name, dsn FROM shards");
-  CHECK(file.query->line == 2);
+  CHECK(file.query->line == 1);  // its key's line
   CHECK(file.targets.empty());
 }
 
@@ -115,12 +115,12 @@ TEST_CASE("the rows of a targets_query are checked as the file's entries are", "
   pgxform::add_queried_targets(file, {TargetRow{"s2", "dbname=b", "2", std::nullopt}});
   REQUIRE(file.targets.size() == 2);
   CHECK(file.targets[1].max_threads == 2);
-  CHECK(file.targets[1].line == 4);
+  CHECK(file.targets[1].line == 3);
   try {
     pgxform::add_queried_targets(file, {TargetRow{"s1", "dbname=c", std::nullopt, std::nullopt}});
     FAIL("a duplicate name was taken");
   } catch (const TargetsFileError& e) {
-    CHECK_THAT(e.problems().front(), Contains("t.yaml:4: targets_query row 1: the name 's1'"));
+    CHECK_THAT(e.problems().front(), Contains("t.yaml:3: targets_query row 1: the name 's1'"));
   }
   CHECK_THROWS_AS(pgxform::add_queried_targets(
                       file, {TargetRow{"s9", "password=x dbname=c", std::nullopt, std::nullopt}}),
