@@ -77,6 +77,20 @@ void register_secrets_from(const std::string& dsn) {
     add_secret_with_pieces((*it)[2].matched ? (*it)[2].str() : (*it)[3].str());
 }
 
+bool dsn_has_password(const std::string& dsn) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (error) PQfreemem(error);
+  bool found = false;
+  if (options) {
+    for (const PQconninfoOption* o = options; o->keyword; ++o)
+      if (std::string_view(o->keyword) == "password" && o->val && *o->val) found = true;
+    PQconninfoFree(options);
+  }
+  static const std::regex written(R"((^|[\s?&])password\s*=|postgres(?:ql)?://[^:/@\s]*:[^@]*@)");
+  return found || std::regex_search(dsn, written);
+}
+
 std::string redact(std::string text) {
   std::lock_guard<std::mutex> lock(g_secrets_mutex);
   // Longest first, so that a secret that begins with a shorter one is hidden whole.

@@ -14,6 +14,9 @@ namespace pgxform {
 // Remembers the passwords of `dsn` and of PGPASSWORD so that redact() hides them.
 void register_secrets_from(const std::string& dsn);
 std::string redact(std::string text);
+// Whether `dsn` itself holds a password (`password=`, a URI's user:password@ or ?password=),
+// as libpq reads it or as written when it does not parse; PGPASSWORD does not count.
+bool dsn_has_password(const std::string& dsn);
 // Forgets every secret (tests only: one test's password must not redact another's text).
 void clear_secrets();
 

@@ -14,10 +14,14 @@
 #include "base/name_suggestion.h"
 #include "base/output_format.h"
 #include "base/setting_limits.h"
+#include "base/stop_signal.h"
 #include "base/text_check.h"
 #include "commands/catch_up_command.h"
 #include "commands/control_command.h"
 #include "commands/explain_command.h"
+#include "commands/fleet_run.h"
+#include "commands/fleet_status.h"
+#include "commands/fleet_targets.h"
 #include "commands/init_command.h"
 #include "commands/plan_command.h"
 #include "commands/profile_command.h"
@@ -77,6 +81,14 @@ enum class Arguments { none, jobs };
 // Whether the command reads a jobs file (-f FILE) or, as init, writes one.
 enum class JobsFileOption { read, none };
 
+// What a command does with --targets FILE (a fleet, fleet_run.h):
+//   each    runs once per target (or the one --target names), one after the other, each with
+//           the target's connection string as its --dsn, under a line "== target NAME";
+//   own     runs over the fleet itself (run: one budget; status: a line per target);
+//   refuse  makes no sense over a fleet (explain, rehearse: about one database's plans and
+//           timings): refused, naming --dsn.
+enum class Fleet { each, own, refuse };
+
 // One command of the table below: its name, its line in `pgxform --help`, its own --help
 // (usage line and what it does), its options beyond the common ones, and how it runs.
 struct Command {
@@ -88,6 +100,7 @@ struct Command {
   std::function<void(po::options_description_easy_init)> add_options;
   std::function<int(const Parsed&, std::ostream&)> run;
   JobsFileOption jobs_file = JobsFileOption::read;
+  Fleet fleet = Fleet::each;
 };
 
 // pause, resume, set --list / --job: what their NAMEs are (a name may be both).
@@ -106,6 +119,13 @@ int set_threads_option(const std::string& text) {
     throw UsageError("set: --threads must be a number of threads from 1 to " +
                      std::to_string(k_threads.max) + ", or default");
   return threads;
+}
+
+FleetOrder fleet_order_option(const Parsed& p) {
+  const std::string order = p.optional<std::string>("order").value_or("file");
+  if (order == "file") return FleetOrder::file;
+  if (order == "size") return FleetOrder::size;
+  throw UsageError("--order is file or size, not '" + order + "'");
 }
 
 int threads_option(const Parsed& p) {
@@ -240,7 +260,8 @@ const Command k_commands[] = {
      "run [-f FILE] [--dsn DSN] [--threads N] [--reserve-connections N] [--only NAME]...\n"
      "                   [--exclude NAME]... [--accept-changed JOB]... [--no-migrate]\n"
      "                   [--metrics-port N [--metrics-address ADDRESS]]\n"
-     "                   [--lock-timeout DURATION]",
+     "                   [--lock-timeout DURATION]\n"
+     "                   [--targets FILE [--target NAME] [--order file|size]]",
      "Runs the jobs of FILE, each list once the lists it is after are done,\n"
      "resuming every job after its last committed batch.",
      Arguments::none,
@@ -260,7 +281,10 @@ const Command k_commands[] = {
            "the address to serve the metrics on (default: 127.0.0.1)")(
            "lock-timeout", po::value<std::string>(),
            "give up waiting for a job, the setup or the scripts that another session holds "
-           "after DURATION (30s, 5min) (default: wait)");
+           "after DURATION (30s, 5min) (default: wait)")(
+           "order", po::value<std::string>(),
+           "with --targets: start the targets in the file's order (file, the default) or the "
+           "largest database first (size)");
      },
      [](const Parsed& p, std::ostream&) {
        auto o = p.options<RunOptions>();
@@ -272,8 +296,18 @@ const Command k_commands[] = {
        o.migrate = !p.has("no-migrate");
        o.metrics = metrics_option(p);
        o.lock_timeout = lock_timeout_option(p);
-       return run_command(o);
-     }},
+       if (!p.has("targets")) {
+         if (p.has("order")) throw UsageError("--order goes with --targets");
+         return run_command(o);
+       }
+       FleetRunOptions fleet;
+       fleet.run = o;
+       fleet.targets = p.get<std::string>("targets");
+       fleet.target = p.optional<std::string>("target").value_or("");
+       fleet.order = fleet_order_option(p);
+       return fleet_run_command(fleet);
+     },
+     JobsFileOption::read, Fleet::own},
     {"capture", "capture [JOB...] [--drop [--orphans]]  install (or drop) the capture of changes",
      "capture [-f FILE] [--dsn DSN] [JOB...] [--drop [--orphans]]",
      "Installs the capture of the jobs with changes: trigger (triggers on their tables) or\n"
@@ -341,6 +375,8 @@ const Command k_commands[] = {
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<StatusOptions>();
        o.format = p.has("json") ? StatusFormat::json : StatusFormat::table;
+       if (p.has("watch") && p.has("targets"))
+         throw UsageError("--watch does not go with --targets yet (run status --targets again)");
        if (p.has("watch")) {
          o.watch_seconds = watch_seconds_option(p);
          const bool terminal = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
@@ -348,8 +384,12 @@ const Command k_commands[] = {
        }
        if (!p.jobs.empty())
          throw UsageError("status takes no job names (unexpected '" + p.jobs.front() + "')");
+       if (p.has("targets"))
+         return fleet_status_command(o, read_targets(p.get<std::string>("targets")),
+                                     p.optional<std::string>("target").value_or(""), out);
        return status_command(o, out);
-     }},
+     },
+     JobsFileOption::read, Fleet::own},
     {"migrate", "migrate  apply the pending V and changed R scripts of scripts_dir",
      "migrate [-f FILE] [--dsn DSN]",
      "Applies the pending V<version>__<description>.sql scripts of scripts_dir in\n"
@@ -449,7 +489,8 @@ const Command k_commands[] = {
        o.at = p.optional<std::string>("at");
        o.detail = p.has("full") ? PlanDetail::full : PlanDetail::summary;
        return explain_command(o, out);
-     }},
+     },
+     JobsFileOption::read, Fleet::refuse},
     {"rehearse",
      "rehearse [JOB...] [--samples N] [--json]  projected durations, from rolled-back batches",
      "rehearse [-f FILE] [--dsn DSN] [JOB...] [--samples N] [--threads N]\n"
@@ -474,7 +515,8 @@ const Command k_commands[] = {
        o.threads = threads_option(p);
        o.format = p.has("json") ? RehearseFormat::json : RehearseFormat::table;
        return rehearse_command(o, out);
-     }},
+     },
+     JobsFileOption::read, Fleet::refuse},
     {"retry-failed", "retry-failed [JOB...]  re-run the key ranges set aside by on_error: skip",
      "retry-failed [-f FILE] [--dsn DSN] [JOB...]",
      "Re-runs the key ranges that on_error: skip set aside (pgxform.failed_batches),\n"
@@ -633,6 +675,57 @@ Parsed parse(const po::options_description& described, Arguments arguments,
   return p;
 }
 
+void report(const std::string& message) {
+  // A log shipper reads JSON only: the last word of a failed command too.
+  if (log_format() == LogFormat::json)
+    spdlog::error("{}", message);
+  else
+    std::cerr << "pgxform: " << contained(redact(message)) << std::endl;
+}
+
+void check_fleet_options(const Command& command, const Parsed& p) {
+  if (p.has("target") && !p.has("targets"))
+    throw UsageError("--target NAME goes with --targets FILE");
+  if (!p.has("targets")) return;
+  if (command.fleet == Fleet::refuse)
+    throw UsageError(std::string(command.name) +
+                     " is about one database: it does not run over a fleet (give one target's "
+                     "connection string with --dsn)");
+  if (!p.get<std::string>("dsn").empty())
+    throw UsageError(
+        "--dsn and --targets: one or the other (a fleet's connection strings are "
+        "in its targets file)");
+  if (p.has("follow")) throw UsageError("catch-up --follow does not go with --targets");
+  if (p.has("html")) throw UsageError("profile --html does not go with --targets yet");
+}
+
+// --targets with a command that runs once per target (Fleet::each): one after the other, each
+// under its heading, a target's failure reported and the next one run. The exit code: the
+// targets' when they all agree, else 1 (the fleet is not where it should be).
+int run_over_fleet(const Command& command, const Parsed& p, std::ostream& out) {
+  const TargetsFile file = read_targets(p.get<std::string>("targets"));
+  const auto targets = chosen_targets(file, p.optional<std::string>("target").value_or(""));
+  std::optional<int> result;
+  for (const FleetTarget& target : targets) {
+    Parsed one = p;
+    one.vm.at("dsn").value() = target.dsn;
+    out << "== target " << target.name << "\n" << std::flush;
+    int code = k_exit_ok;
+    try {
+      code = command.run(one, out);
+    } catch (const InputError& e) {
+      for (const auto& problem : e.problems()) report(target.name + ": " + problem);
+      code = k_exit_usage;
+    } catch (const std::exception& e) {
+      report(target.name + ": " + e.what());
+      code = k_exit_job_failed;
+    }
+    if (stop_level() > 0) return k_exit_interrupted;
+    result = !result || *result == code ? code : k_exit_job_failed;
+  }
+  return result.value_or(k_exit_ok);
+}
+
 // parse -> --help -> verbosity -> the command.
 int run_command_line(const Command& command, const std::vector<std::string>& args,
                      std::ostream& out) {
@@ -646,12 +739,18 @@ int run_command_line(const Command& command, const std::vector<std::string>& arg
       "verbose,v", "debug logging")("quiet,q", "log warnings and errors only")(
       "log-format", po::value<std::string>()->default_value("text"),
       "text, or json: one JSON object per log line (time, level, message)");
+  if (command.jobs_file == JobsFileOption::read)
+    described.add_options()("targets", po::value<std::string>(),
+                            "run over the databases of this targets file (a fleet; see "
+                            "docs/fleet.md) instead of --dsn")(
+        "target", po::value<std::string>(), "with --targets: only the target of this name");
   command.add_options(described.add_options());
   const Parsed p = parse(described, command.arguments, args);
   if (p.has("help")) {
     out << "usage: pgxform " << command.usage << "\n\n" << command.about << "\n\n" << described;
     return k_exit_ok;
   }
+  check_fleet_options(command, p);
   const std::string format = p.get<std::string>("log-format");
   if (format != "text" && format != "json")
     throw UsageError("--log-format is text or json, not '" + format + "'");
@@ -659,15 +758,8 @@ int run_command_line(const Command& command, const std::vector<std::string>& arg
                 : p.has("quiet") ? Verbosity::quiet
                                  : Verbosity::normal,
                 format == "json" ? LogFormat::json : LogFormat::text);
+  if (p.has("targets") && command.fleet == Fleet::each) return run_over_fleet(command, p, out);
   return command.run(p, out);
-}
-
-void report(const std::string& message) {
-  // A log shipper reads JSON only: the last word of a failed command too.
-  if (log_format() == LogFormat::json)
-    spdlog::error("{}", message);
-  else
-    std::cerr << "pgxform: " << contained(redact(message)) << std::endl;
 }
 
 }  // namespace

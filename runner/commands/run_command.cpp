@@ -116,22 +116,22 @@ void warn_set_aside(Session& session, const JobsFile& file) {
 }
 
 int report_result(const PoolResult& result, const Scheduler& scheduler, std::size_t jobs,
-                  double seconds) {
+                  double seconds, const std::string& who) {
   if (result.stopped) {
     spdlog::warn(
-        "stopped by a signal after {:.1f} s; the state is consistent: run again to "
+        "{}stopped by a signal after {:.1f} s; the state is consistent: run again to "
         "continue",
-        seconds);
+        who, seconds);
     return k_exit_interrupted;
   }
   if (!result.failures.empty()) {
-    spdlog::error("{} job(s) failed after {:.1f} s:", result.failures.size(), seconds);
-    for (const auto& failure : result.failures) spdlog::error("  {}", failure);
+    spdlog::error("{}{} job(s) failed after {:.1f} s:", who, result.failures.size(), seconds);
+    for (const auto& failure : result.failures) spdlog::error("  {}{}", who, failure);
     for (const auto& job : scheduler.blocked_jobs())
-      spdlog::error("  {}: not started, a job it depends on failed", job);
+      spdlog::error("  {}{}: not started, a job it depends on failed", who, job);
     return k_exit_job_failed;
   }
-  spdlog::info("all {} jobs done in {:.1f} s", jobs, seconds);
+  spdlog::info("{}all {} jobs done in {:.1f} s", who, jobs, seconds);
   return k_exit_ok;
 }
 
@@ -199,6 +199,12 @@ int run_command(const RunOptions& options) {
     metrics.serve(*options.metrics);
     spdlog::info("serving metrics on http://{}/metrics", endpoint_text(*options.metrics));
   }
+  return run_jobs(options, file, metrics, nullptr);
+}
+
+int run_jobs(const RunOptions& options, const JobsFile& file, RunMetrics& metrics,
+             const FleetPart* fleet) {
+  const std::string who = fleet ? fleet->target + ": " : "";
   // The scripts create the functions the preflight checks, so they go first, on a session of
   // their own: a SET in a script must not outlive it.
   if (options.migrate)
@@ -219,7 +225,7 @@ int run_command(const RunOptions& options) {
                                                       options.reserve_connections);
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.
-  WorkerPool pool(start.workers, options.dsn);
+  WorkerPool pool(fleet ? fleet->draw(start.workers) : start.workers, options.dsn);
   if (options.lock_timeout) {
     // The setup lock's wait (state_locks.h: transaction_lock) ends at the session's
     // lock_timeout; the first worker's job settings set their own when it takes this session.
@@ -234,16 +240,22 @@ int run_command(const RunOptions& options) {
   if (slot) slot->measure(*conn);
 
   const std::size_t jobs = job_names(run.lists).size();
-  spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
-               file.path, threads);
+  if (fleet)
+    spdlog::info("{}running {} jobs of {} lists from {}", who, jobs, run.lists.size(), file.path);
+  else
+    spdlog::info("running {} jobs of {} lists from {} on {} threads", jobs, run.lists.size(),
+                 file.path, threads);
   say_overrides(*conn, StateSchema(file.state_schema));
-  install_stop_handlers();
+  if (!fleet) install_stop_handlers();
   Progress progress;
   estimate_rows(*conn, file, run, progress);
   set_job_rows_metrics(*conn, file, run.preflight.jobs, metrics);
   pool.lend(std::move(conn));
-  pool.follow(pool_sizing(monitor, threads, options.reserve_connections));
-  ProgressDisplay display(progress, display_mode());
+  PoolSizing sizing = pool_sizing(monitor, threads, options.reserve_connections);
+  if (fleet) sizing.draw = fleet->draw;
+  pool.follow(std::move(sizing));
+  std::optional<ProgressDisplay> display;
+  if (!fleet) display.emplace(progress, display_mode());
 
   const auto started = std::chrono::steady_clock::now();
   HealthMonitor health;
@@ -253,10 +265,10 @@ int run_command(const RunOptions& options) {
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
     return run_task_shown(session, context, task);
   });
-  display.stop();
+  if (display) display->stop();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const int exit_code = report_result(result, scheduler, jobs, seconds);
+  const int exit_code = report_result(result, scheduler, jobs, seconds, who);
   if (exit_code == k_exit_ok) warn_set_aside(pool.first_session(), file);
   return exit_code;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
@@ -48,6 +49,18 @@ struct RunOptions : CommandOptions {
 };
 
 int run_command(const RunOptions& options);
+
+// How one run takes part in a fleet run (fleet_run.h): its pool draws its workers from the
+// fleet's budget (worker_pool.h: PoolSizing::draw), it has no live display of its own (the
+// fleet has one), and what it says is prefixed with its target's name.
+struct FleetPart {
+  std::string target;
+  std::function<int(int)> draw;
+};
+// The run of `file`, already read (and its metrics endpoint bound), against options.dsn: what
+// run_command does after reading the file. `fleet`: none for a run of its own.
+int run_jobs(const RunOptions& options, const JobsFile& file, RunMetrics& metrics,
+             const FleetPart* fleet);
 
 // What `run` shares with `catch-up`, which continues main passes on the same engine:
 // The state's problems with the resolved jobs (a function changed under a started job unless

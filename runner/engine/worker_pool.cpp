@@ -343,11 +343,13 @@ void WorkerPool::follow_figures(Work& work) {
   }
   PoolFigures figures{work.staying(), m_sizing.threads, work.runnable(), m_connections_free,
                       m_sizing.reserve};
-  const int size = pool_size(figures);
+  const int could = pool_size(figures);
+  const int size = m_sizing.draw ? m_sizing.draw(could) : could;
   if (size != figures.workers) resize(work, size);
   figures.workers = work.staying();
-  // Said when the pool has fewer workers than asked, and again when that changes.
-  if (figures.workers >= figures.threads) {
+  // Said when the pool has fewer workers than asked, and again when that changes; not when
+  // a fleet's budget holds it back (the fleet run says that).
+  if (figures.workers >= figures.threads || size < could) {
     m_said.reset();
   } else if (!m_said || m_said->workers != figures.workers || m_said->threads != figures.threads) {
     spdlog::info("{}", pool_text(figures));

@@ -33,6 +33,11 @@
 // closes its session. A worker that cannot be added (no connection, no thread) is said and the
 // pool goes on with the ones it has.
 //
+// In a fleet run, the pools of all targets draw their workers from one budget
+// (PoolSizing::draw, fleet_budget.h), asked after pool_size() each second: a pool may have
+// fewer than pool_size() because other targets hold the fleet's workers (not said here: the
+// fleet says it).
+//
 // A connection costs a fork on the server (tens of ms on a small machine): the caller may lend
 // the connection it prepared the run on to the first worker before run(), and use that
 // worker's session again once run() returned and the workers stopped.
@@ -79,6 +84,9 @@ struct PoolSizing {
   int reserve = 0;                     // connections left free for others (--reserve-connections)
   std::function<PoolLimits()> limits;  // none: threads fixed, connections unknown
   std::function<void(const PoolFigures&)> on_figures;  // each second, for status (may be empty)
+  // A fleet run's budget (fleet_budget.h): given the workers this pool could have now
+  // (pool_size), the workers it may have (at least 1). Empty: no budget, the pool takes them.
+  std::function<int(int)> draw;
 };
 
 class WorkerPool {

@@ -76,12 +76,12 @@ for command in $commands; do
   [[ " ${_pgxform_commands//$'\n'/ } " == *" $command "* ]] ||
     fail "the completion does not know the command '$command'"
   want=$("$binary" "$command" --help | grep -oE '^ +(-[a-z] \[ )?--[a-z][a-z-]*' |
-    grep -oE -- '--[a-z][a-z-]*' | grep -vxE -- '--(file|dsn|verbose|quiet|log-format|help)' | sort | tr '\n' ' ')
+    grep -oE -- '--[a-z][a-z-]*' | grep -vxE -- '--(file|dsn|targets|target|verbose|quiet|log-format|help)' | sort | tr '\n' ' ')
   got=$(printf '%s\n' $(_pgxform_options_of "$command") | grep . | sort | tr '\n' ' ')
   [[ $got == "$want" ]] || fail "options of $command: the completion has '$got', --help '$want'"
 done
 # The options every command takes, which the loop above leaves out.
-for option in --file --dsn --verbose --quiet --log-format --help; do
+for option in --file --dsn --targets --target --verbose --quiet --log-format --help; do
   [[ " $_pgxform_common_options " == *" $option "* ]] ||
     fail "the completion does not offer the common option $option"
 done

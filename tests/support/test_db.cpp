@@ -27,15 +27,18 @@ namespace {
 std::atomic<int> g_counter{0};
 
 // Maintenance connection: PG* environment with dbname postgres.
-pqxx::connection admin() {
-  return pqxx::connection("dbname=postgres");
+pqxx::connection admin(const std::string& server = "") {
+  return pqxx::connection((server.empty() ? "" : server + " ") + "dbname=postgres");
 }
 
 }  // namespace
 
-TestDatabase::TestDatabase()
-    : m_name("pgxform_test_" + std::to_string(getpid()) + "_" + std::to_string(++g_counter)) {
-  auto conn = admin();
+TestDatabase::TestDatabase() : TestDatabase(std::string()) {}
+
+TestDatabase::TestDatabase(std::string server)
+    : m_name("pgxform_test_" + std::to_string(getpid()) + "_" + std::to_string(++g_counter)),
+      m_server(std::move(server)) {
+  auto conn = admin(m_server);
   pqxx::nontransaction tx(conn);
   tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(m_name));
   tx.exec("CREATE DATABASE " + tx.quote_name(m_name));
@@ -43,7 +46,7 @@ TestDatabase::TestDatabase()
 
 TestDatabase::~TestDatabase() {
   try {
-    auto conn = admin();
+    auto conn = admin(m_server);
     pqxx::nontransaction tx(conn);
     // A logical replication slot (changes: logical) keeps its database from being dropped: its
     // sessions go first (one may still be reading the slot), then the slots.
@@ -66,6 +69,11 @@ TestDatabase::~TestDatabase() {
   } catch (const std::exception& e) {
     std::cerr << "could not drop " << m_name << ": " << e.what() << "\n";
   }
+}
+
+std::string second_server() {
+  const char* server = std::getenv("PGXFORM_TEST_SERVER2");
+  return server ? server : "";
 }
 
 void TestDatabase::exec(const std::string& sql) {

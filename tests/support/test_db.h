@@ -13,12 +13,15 @@ namespace pgxform_test {
 class TestDatabase {
  public:
   TestDatabase();
+  // On another server than the PG* environment's: `server` a conninfo ("port=5449") that the
+  // environment completes (a fleet's second cluster).
+  explicit TestDatabase(std::string server);
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
 
   const std::string& name() const { return m_name; }
-  std::string dsn() const { return "dbname=" + m_name; }
+  std::string dsn() const { return (m_server.empty() ? "" : m_server + " ") + "dbname=" + m_name; }
   void exec(const std::string& sql);
   // The first column of the first row, as text ("" for NULL).
   std::string scalar(const std::string& sql);
@@ -27,7 +30,12 @@ class TestDatabase {
 
  private:
   std::string m_name;
+  std::string m_server;
 };
+
+// The conninfo of a second server for the fleet tests (PGXFORM_TEST_SERVER2, e.g. "port=5449");
+// empty when none is set: those tests are skipped.
+std::string second_server();
 
 // A temporary folder, removed at the end.
 class TempDir {
