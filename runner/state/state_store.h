@@ -87,7 +87,8 @@ class StateStore {
   // with (run checks this before it writes anything); none when it does not.
   std::optional<std::string> slicing_problem(const ResolvedJob& job);
   // Cuts and stores the slice boundaries of a job with parallel > 1, once; later runs reuse
-  // them. Nothing is stored for an empty table: its slices are cut once it has rows.
+  // them. Nothing is stored for an empty table: its slices are cut once it has rows. A job with
+  // `parallel: auto` gets its first slice (the whole key range, or the job's cursor so far).
   void ensure_slices(const ResolvedJob& job);
 
   // Read-only: one problem per resumed job (started, not done) whose function's definition
@@ -140,6 +141,8 @@ class StateStore {
   void reset_job_to(const ResolvedJob& job, const std::string& key);
 
  private:
+  void ensure_auto_slice(pqxx::work& tx, const ResolvedJob& job, int stored);
+
   pqxx::connection* m_conn = nullptr;
   Session* m_session = nullptr;
   StateSchema m_schema;
