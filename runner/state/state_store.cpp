@@ -91,7 +91,9 @@ std::vector<JobStatus> StateStore::read_status() {
            (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, @from@), ', ')
             FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
             WHERE @catch_up_held@),
-           @catch_up_waiting@
+           @catch_up_waiting@,
+           (SELECT pg_catalog.count(*) FROM pg_catalog.generate_series(0, j.slices - 1) g
+            JOIN pg_catalog.pg_locks l ON @task_held@)
     FROM @job_state@ j)";
   const std::string sql = m_schema.fill(
       k_sql,
@@ -126,6 +128,7 @@ std::vector<JobStatus> StateStore::read_status() {
     s.waiting = opt(r[18]);
     s.catch_up_runner = opt(r[19]);
     s.catch_up_waiting = opt(r[20]);
+    s.slices_held = r[21].as<int>();
     out.push_back(s);
   }
   return out;

@@ -52,6 +52,7 @@ struct JobStatus {
   int slices = 1;
   int slices_done = 0;
   int slices_running = 0;  // slices whose row says running (held now, or their runner died)
+  int slices_held = 0;     // tasks of the job held now: the workers at work on it, in any runner
   std::optional<std::string> started_at, updated_at, finished_at;
   std::optional<std::string> error, sqlstate, error_first_key, error_last_key;
   std::optional<std::string> runner;   // who holds it now, when someone does

@@ -317,3 +317,44 @@ TEST_CASE("parallel: auto on a step, or on a job whose key has no index, is refu
       "      - {name: items, table: legacy.items, key: id, function: xf.items}\n");
   CHECK_THAT(defaults.err, Catch::Contains("defaults.parallel must be auto or 1"));
 }
+
+TEST_CASE(
+    "a started job goes on under parallel: auto from its cursor and cannot go back to fewer "
+    "slices") {
+  TestDatabase db;
+  create_items(db, 3000, 20);
+  TempDir dir;
+  const auto one = dir.write("one.yaml", items_jobs_yaml(50));
+  // A run of parallel: 1 killed after a few batches.
+  {
+    Child child(run_args(db, one, 1), dir.path());
+    while (batches_committed(db) < 3) {
+      int code = -1;
+      REQUIRE_FALSE(child.wait_for(10, code));
+    }
+    child.kill(SIGKILL);
+    child.wait();
+  }
+  const std::string cursor = db.scalar("SELECT last_key FROM pgxform.job_state");
+  const auto automatic = dir.write("auto.yaml", auto_items_yaml(50));
+  const CliResult r = run_cli(run_args(db, automatic, 3));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 2);
+  // Slice 0 went on from the job's cursor: its first batch of this run starts after it.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE first_key::bigint <= " + cursor +
+                 " AND slice <> 0") == 0);
+  // Back to one slice: refused, with the reason, before any work.
+  const CliResult back = run_cli(run_args(db, one, 1));
+  CHECK(back.exit_code == 2);
+  CHECK_THAT(back.err, Catch::Contains("parallel changed from") &&
+                           Catch::Contains("(parallel: auto keeps its slices too)"));
+  // To the number of slices recorded: accepted, the slices stay.
+  const long long recorded = slices(db);
+  const CliResult same =
+      run_cli(run_args(db, dir.write("same.yaml", items_jobs_yaml(50, int(recorded))), 2));
+  INFO(same.err);
+  CHECK(same.exit_code == 0);
+  CHECK(slices(db) == recorded);
+}
