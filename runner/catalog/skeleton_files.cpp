@@ -120,6 +120,8 @@ std::string yaml_job(const Skeleton& s, const SkeletonJob& job) {
   out += with_comment("        table: " + yaml_name(s.source_schema, name), rows_note(job.table));
   out += with_comment("        key: " + yaml_scalar(job.key.column), key_note(job.key));
   out += "        function: " + yaml_name(k_function_schema, name) + "\n";
+  // A copy of a range depends on no order: split among idle workers (the key leads an index).
+  out += with_comment("        parallel: auto", "split while workers are idle");
   return out;
 }
 

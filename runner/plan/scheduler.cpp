@@ -169,7 +169,12 @@ std::optional<TaskId> Scheduler::next_task() {
         job.slices[s] = TaskState::running;
         return TaskId{job.name, job.grows ? -1 - int(s) : int(s), job.phase};
       }
-    if (auto share = new_share(job)) return share;
+  }
+  // Nothing waits anywhere: a share more of a job that grows, the first in plan order.
+  for (const size_t l : m_open) {
+    const ListEntry& list = m_list_entries[l];
+    if (list.front == list.jobs.size()) continue;
+    if (auto share = new_share(m_jobs[list.jobs[list.front]])) return share;
   }
   return std::nullopt;
 }

@@ -637,3 +637,20 @@ TEST_CASE(
   s.task_finished(*again);
   CHECK(s.next_task()->job == "next");
 }
+
+TEST_CASE(
+    "an idle worker takes a task waiting in another list before a share of a job that grows") {
+  Scheduler s({PlannedList{"big", {}, {{"big", 1, Phase::main, true}}},
+               PlannedList{"small", {}, {{"a", 1}, {"b", 1}}}});
+  const auto first = s.next_task();
+  REQUIRE(first);
+  CHECK(first->job == "big");
+  const auto second = s.next_task();
+  REQUIRE(second);
+  CHECK(second->job == "a");
+  // Nothing else waits: the next worker shares the big job.
+  const auto third = s.next_task();
+  REQUIRE(third);
+  CHECK(third->job == "big");
+  CHECK(third->is_share());
+}
