@@ -19,6 +19,41 @@ double projected_job_ms(std::vector<SampleCost> samples, double rows) {
   return mean * rows;
 }
 
+namespace {
+
+struct Running {
+  double end;
+  TaskId task;
+};
+
+// The shares of the jobs that grow (`parallel: auto`): each job's work left, in seconds of one
+// worker, shared evenly by its running shares, which all end together when it is done (the
+// split floor aside: the last few batches are not worth a split).
+class SharedWork {
+ public:
+  void start(const std::string& job, double seconds) { m_left.emplace(job, seconds); }
+  // Time passes: every running share works off its part.
+  void advance(double seconds, const std::vector<Running>& running) {
+    for (auto& [job, left] : m_left) left = std::max(0.0, left - seconds * shares(job, running));
+  }
+  // A share joined or left: the job's shares end when its work left is done.
+  void reschedule(const std::string& job, double now, std::vector<Running>& running) const {
+    const int n = shares(job, running);
+    for (auto& r : running)
+      if (r.task.job == job && r.task.is_share()) r.end = now + m_left.at(job) / n;
+  }
+
+ private:
+  static int shares(const std::string& job, const std::vector<Running>& running) {
+    return int(std::count_if(running.begin(), running.end(), [&](const Running& r) {
+      return r.task.job == job && r.task.is_share();
+    }));
+  }
+  std::map<std::string, double> m_left;
+};
+
+}  // namespace
+
 RunEstimate estimate_run(const std::vector<PlannedList>& plan,
                          const std::map<std::string, double>& job_seconds, int threads) {
   RunEstimate estimate;
@@ -31,11 +66,12 @@ RunEstimate estimate_run(const std::vector<PlannedList>& plan,
       slices_of[job.name] = std::max(1, job.slices);
     }
   }
-  struct Running {
-    double end;
-    TaskId task;
+  const auto seconds_of = [&](const std::string& job) {
+    const auto it = job_seconds.find(job);
+    return it == job_seconds.end() ? 0 : it->second;
   };
   Scheduler scheduler(plan);
+  SharedWork shared;
   std::vector<Running> running;
   double now = 0;
   const std::size_t workers = std::size_t(std::max(1, threads));
@@ -43,19 +79,22 @@ RunEstimate estimate_run(const std::vector<PlannedList>& plan,
     while (running.size() < workers) {
       const auto task = scheduler.next_task();
       if (!task) break;
-      const auto it = job_seconds.find(task->job);
-      const double seconds = it == job_seconds.end() ? 0 : it->second / slices_of[task->job];
-      running.push_back({now + seconds, *task});
+      running.push_back({now + seconds_of(task->job) / slices_of[task->job], *task});
+      if (!task->is_share()) continue;
+      shared.start(task->job, seconds_of(task->job));  // its first share only
+      shared.reschedule(task->job, now, running);
     }
     if (running.empty()) break;
     const auto first =
         std::min_element(running.begin(), running.end(),
                          [](const Running& a, const Running& b) { return a.end < b.end; });
+    shared.advance(first->end - now, running);
     now = first->end;
-    scheduler.task_finished(first->task);
-    double& finish = estimate.list_finish[list_of[first->task.job]];
-    finish = std::max(finish, now);
+    const TaskId done = first->task;
     running.erase(first);
+    scheduler.task_finished(done);
+    double& finish = estimate.list_finish[list_of[done.job]];
+    finish = std::max(finish, now);
   }
   estimate.seconds = now;
 

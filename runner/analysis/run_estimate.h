@@ -7,8 +7,9 @@
 //
 // The run's duration is found by playing the run's own Scheduler (scheduler.h) forward in time
 // on `threads` workers: lists in `after:` order, independent lists side by side, the slices of a
-// job with `parallel: K` as K tasks sharing the job's time. So the estimate follows every rule
-// the real run follows, and a change to those rules changes the estimate with it.
+// job with `parallel: K` as K tasks sharing the job's time, a job with `parallel: auto` shared
+// by as many workers as are idle while it runs (their shares end together). So the estimate follows
+// every rule the real run follows, and a change to those rules changes the estimate with it.
 #pragma once
 
 #include <map>

@@ -62,6 +62,7 @@ Problem resolve_table(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out)
   out.table_sql = quote_ident(out.table_schema) + "." + quote_ident(out.table_name);
   out.batch_size = job.batch_size;
   out.parallel = job.parallel;
+  out.parallel_auto = job.parallel_auto;
   return std::nullopt;
 }
 
@@ -103,6 +104,27 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
            "by ranges of its key; choose a key of an ordered type";
   }
   return std::nullopt;
+}
+
+// A job with `parallel: auto` splits its slices at the median of their keys, found by a walk of
+// the key's index: it needs a valid btree index whose first column is the key.
+Problem resolve_split_index(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
+  if (!job.parallel_auto) return std::nullopt;
+  const bool indexed = tx.exec_params1(R"(
+    SELECT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      JOIN pg_catalog.pg_am am ON am.oid = c.relam AND am.amname = 'btree'
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indrelid = pg_catalog.to_regclass($1) AND a.attname = $2
+        AND i.indisvalid AND i.indpred IS NULL))",
+                                       out.table_sql, job.key)[0]
+                           .as<bool>();
+  if (indexed) return std::nullopt;
+  return "parallel: auto needs a btree index whose first column is the key " + job.key + " of " +
+         job.table.text() +
+         " (the split point is the median of a slice's keys, found on it): " + "CREATE INDEX ON " +
+         out.table_sql + " (" + out.key_sql + "), or give the job parallel: K";
 }
 
 // The version the job is pinned to: of the function the batches will call, the exact
@@ -305,7 +327,8 @@ bool check_job(pqxx::connection& conn, const JobsFile& file, const Job& job, Res
                std::vector<std::string>& problems, std::vector<std::string>& warnings) {
   const std::string where = file.path + ":" + std::to_string(job.line) + ": job '" + job.name + "'";
   pqxx::read_transaction tx(conn);
-  for (const auto step : {resolve_table, resolve_key, resolve_function, resolve_refresh})
+  for (const auto step :
+       {resolve_table, resolve_key, resolve_split_index, resolve_function, resolve_refresh})
     if (const Problem problem = step(tx, job, out)) {
       problems.push_back(where + ": " + *problem);
       return false;

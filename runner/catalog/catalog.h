@@ -57,6 +57,7 @@ struct ResolvedJob {
   char function_volatility = 'v';  // pg_proc.provolatile: i immutable, s stable, v volatile
   long batch_size = 0;
   int parallel = 1;
+  bool parallel_auto = false;  // `parallel: auto`: its slices are split while workers are idle
   // With `changes: trigger` or `logical` (docs/catch-up.md): how, the refresh function, called
   // with an array of keys, and whether it returns a row count (else void).
   bool captures = false;

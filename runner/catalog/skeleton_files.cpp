@@ -122,6 +122,8 @@ std::string yaml_job(const Skeleton& s, const SkeletonJob& job) {
   out += "        function: " + yaml_name(k_function_schema, name) + "\n";
   // What the function writes: validate warns of foreign keys between capturing jobs' targets.
   out += "        writes: [" + yaml_name(s.target_schema, name) + "]\n";
+  // A copy of a range depends on no order: split among idle workers (the key leads an index).
+  out += with_comment("        parallel: auto", "split while workers are idle");
   return out;
 }
 

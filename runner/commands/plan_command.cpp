@@ -85,6 +85,7 @@ void print_job(std::ostream& out, const PlannedJobRow& j) {
   if (job.settings.target_batch_ms > 0)
     out << " at first, then sized to last " << job.settings.target_batch_ms << " ms";
   if (job.parallel > 1) out << ", " << job.parallel << " slices at once";
+  if (job.parallel_auto) out << ", split among the workers that fall idle";
   if (job.captures()) out << ", capturing changes for catch-up by " << job.refresh_function.text();
   out << " [" << j.status << "]\n";
 }
@@ -100,7 +101,7 @@ Json job_json(const PlannedJobRow& j) {
     o["function"] = job.function.text();
     o["batch_size"] = job.batch_size;
     o["target_batch_ms"] = job.settings.target_batch_ms;
-    o["parallel"] = job.parallel;
+    o["parallel"] = job.parallel_auto ? Json("auto") : Json(job.parallel);
     o["estimated_rows"] = j.rows ? Json(*j.rows) : Json(nullptr);
     o["estimated_batches"] = j.batches ? Json(*j.batches) : Json(nullptr);
     o["changes"] = job.captures() ? Json(capture_name(job.changes)) : Json(nullptr);

@@ -342,6 +342,7 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
                     {"percent", json_number(row.percent, 1)},
                     {"slices", s.slices},
                     {"slices_done", s.slices_done},
+                    {"slices_held", s.slices_held},
                     {"runner", json_text(s.runner)},
                     {"started_at", json_text(s.started_at)},
                     {"updated_at", json_text(s.updated_at)},
@@ -392,10 +393,12 @@ void print_status_json(std::ostream& out, const std::vector<StatusRow>& rows,
 
 namespace {
 
-// The status as the table shows it: a sliced job's with its slices done.
+// The status as the table shows it: a sliced job's with its slices done, and how many workers
+// hold its slices now (parallel: auto splits a job among idle workers).
 std::string status_text(const JobStatus& s) {
   if (s.slices <= 1) return s.status;
-  return s.status + " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices);
+  return s.status + " " + std::to_string(s.slices_done) + "/" + std::to_string(s.slices) +
+         (s.slices_held > 0 ? " (" + std::to_string(s.slices_held) + " at work)" : "");
 }
 
 }  // namespace

@@ -90,7 +90,10 @@ std::string process_from_b(const ResolvedJob& job, const StateSchema& schema, Sl
       R"( 'batch_no', @batch_no@, 'started', pg_catalog.statement_timestamp(),)"
       R"( 'ms', 1000 * extract(epoch FROM pg_catalog.clock_timestamp() -)"
       R"( pg_catalog.statement_timestamp()))::text, true)@into@ FROM r)";
-  const CursorSql cursor = cursor_move_sql(schema, slicing, move);
+  // A slice of `parallel: auto` moves only within its hi_key as it is now (slice_split.h).
+  const std::string within =
+      job.parallel_auto ? "(c.hi_key IS NULL OR r.hi <= " + as_key(job, "c.hi_key") + ")" : "";
+  const CursorSql cursor = cursor_move_sql(schema, slicing, move, within);
   return fill_sql(k_process,
                   {{"@rows@", rows},
                    {"@call@", callee.empty() ? call(job, "b.lo", "b.hi") : callee + "(b.lo, b.hi)"},
@@ -183,6 +186,21 @@ std::string split_query(const ResolvedJob& job) {
          " LIMIT greatest(1, (SELECT rows FROM n) / 2)) s ORDER BY k DESC LIMIT 1) AS mid)"
          " SELECT m.mid::text, (SELECT " +
          key + in_range + " AND " + key + " > m.mid ORDER BY " + key + " LIMIT 1)::text FROM m";
+}
+
+std::string median_query(const ResolvedJob& job, BatchShape shape) {
+  // The key at the middle row of the range, by one count and one walk of the key's index.
+  static const std::string k_median = R"(
+    WITH n AS MATERIALIZED (SELECT pg_catalog.count(*) AS rows FROM @table@ t WHERE @where@)
+    SELECT n.rows, (SELECT @key@ FROM @table@ t WHERE @where@ ORDER BY @key@
+                    OFFSET greatest(0, ((SELECT rows FROM n) - 1) / 2) LIMIT 1)::text,
+           $1::text, $2::text
+    FROM n)";
+  const std::string key = "t." + job.key_sql;
+  std::string where =
+      shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
+  if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$2");
+  return fill_sql(k_median, {{"@where@", where}, {"@table@", job.table_sql}, {"@key@", key}});
 }
 
 std::string trial_batch_sql(const ResolvedJob& job, BatchShape shape) {

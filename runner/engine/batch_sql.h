@@ -79,6 +79,11 @@ std::string next_range_query(const ResolvedJob& job, BatchShape shape);
 // the first key of the second (NULL when the range holds a single key value).
 std::string split_query(const ResolvedJob& job);
 
+// Read-only: the rows of a slice's range after its cursor ($1: the cursor's last key, $2: the
+// slice's hi_key, as text, NULL where the shape has none) and its median key, as text: the key
+// of the middle row on the key's index (slice_split.h splits there), NULL when none is left.
+std::string median_query(const ResolvedJob& job, BatchShape shape);
+
 // The next batch processed without touching the state, for a trial in a transaction that is
 // rolled back (rehearse): returns lo, hi, rows and the function's result; no row when no key
 // is left. Parameters as batch_sql.

@@ -4,6 +4,7 @@
 
 #include "state/batch_log.h"
 #include "state/failed_ranges.h"
+#include "state/slice_split.h"
 
 namespace pgxform {
 
@@ -32,7 +33,20 @@ bool MainPass::start() {
   BatchShape after = shape();
   after.start = CursorStart::after_last_key;
   define_function(after);
+  // A slice of `parallel: auto` may be split while it runs: its next batch may be bounded.
+  if (m_task.job.parallel_auto)
+    for (const CursorStart start : {CursorStart::none, CursorStart::after_last_key})
+      define_function({m_slicing, start, UpperBound::hi_key});
   return true;
+}
+
+void MainPass::lock_bound(pqxx::work& tx) {
+  if (!m_task.job.parallel_auto) return;
+  const std::optional<Cursor> now =
+      lock_slice(tx, m_task.store.schema(), m_task.job.name, m_task.task.slice);
+  if (!now || now->last_key != m_cursor.last_key)
+    throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
+  m_cursor.hi_key = now->hi_key;
 }
 
 std::string MainPass::variant(const BatchShape& shape) {
@@ -78,6 +92,7 @@ std::optional<BatchPhase::Done> MainPass::commit_logged(pqxx::work& tx, const pq
 }
 
 std::optional<BatchPhase::Done> MainPass::batch(pqxx::work& tx, long size) {
+  lock_bound(tx);
   const BatchShape s = shape();
   // The batch as a call of a temporary function, planned once per session (see batch_sql.h);
   // the statement itself where the session cannot create one.
@@ -93,6 +108,7 @@ std::optional<BatchPhase::Done> MainPass::batch(pqxx::work& tx, long size) {
 }
 
 long long MainPass::process(pqxx::work& tx, const BatchPart& part) {
+  lock_bound(tx);  // a part past a split's hi_key does not move the cursor (slice_split.h)
   const pqxx::result plan = exec(
       tx, statement_name("range"),
       [&] { return range_sql(m_task.job, m_task.store.schema(), m_slicing, CursorMove::advance); },
@@ -104,6 +120,12 @@ long long MainPass::process(pqxx::work& tx, const BatchPart& part) {
 }
 
 void MainPass::set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) {
+  const std::optional<std::string> hi_key = m_cursor.hi_key;
+  lock_bound(tx);
+  if (hi_key != m_cursor.hi_key)
+    throw std::runtime_error(m_task.task.text() +
+                             " was split while its failing batch was narrowed down; it goes on "
+                             "from its cursor in the next run");
   const std::optional<std::string> sqlstate =
       failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
   const pqxx::result r = exec(

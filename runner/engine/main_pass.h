@@ -43,6 +43,9 @@ class MainPass : public BatchPhase {
 
  private:
   BatchShape shape() const;
+  // A slice of `parallel: auto`: locks its row for `tx` and takes its hi_key as it is now
+  // (slice_split.h, rule 1).
+  void lock_bound(pqxx::work& tx);
   // "0h": the name of a shape's batch statement, and its function's.
   static std::string variant(const BatchShape& shape);
   // The temporary batch function of `shape` on this session, once (without: the statement).

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "engine/change_drain.h"
 #include "engine/main_pass.h"
 #include "engine/pacing.h"
+#include "engine/slice_sharing.h"
+#include "state/slice_split.h"
 #include "state/state_store.h"
 
 namespace pgxform {
@@ -92,10 +95,14 @@ struct MainPassLeft {
 MainPassLeft continue_main_pass(TaskContext& task, const RunContext& run, bool& said_held) {
   MainPassLeft left;
   const Slicing slicing = slicing_of(task.job);
-  const int tasks = slicing == Slicing::slice ? task.job.parallel : 1;
+  // The slices of `parallel: auto` are numbered 0, 1, ... as they were split off.
+  const int tasks = task.job.parallel_auto      ? std::numeric_limits<int>::max()
+                    : slicing == Slicing::slice ? task.job.parallel
+                                                : 1;
   for (int s = 0; s < tasks; ++s) {
     const TaskId main{task.job.name, s, Phase::main};
     const std::optional<Cursor> cursor = task.store.read_cursor(main, slicing);
+    if (!cursor && task.job.parallel_auto) break;
     // Following, catch-up takes up only a main pass that was done (rows appended since): one
     // under way is the run's, which started it and works on it with all its workers.
     if (!cursor || (run.drain.follow == Follow::yes && cursor->status != "done") ||
@@ -273,7 +280,60 @@ TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task
   }
 }
 
+namespace {
+
+// The open slices of a share's job, those that another worker holds, and whether one of those
+// is another runner.
+struct Held {
+  std::vector<Cursor> slices;
+  std::optional<std::string> elsewhere;  // another runner that holds one (host:pid)
+};
+
+// A worker's share of a job with `parallel: auto` (scheduler.h): runs the job's free slices one
+// after another; when none is free, splits the biggest one another worker holds and runs its
+// upper half; ends when no slice is left (the job is done), or none is worth splitting
+// (finished: the job's last slices end on the workers that hold them; or deferred, when
+// another runner holds one: this runner's list waits for it).
+TaskOutcome run_share(Session& session, const RunContext& run, const TaskId& share) {
+  const ResolvedJob& job = run.jobs.at(share.job);
+  StateStore store(session, run.schema);
+  for (int lost_races = 0;;) {
+    if (stop_level() >= 1) return {TaskOutcome::Kind::stopped, ""};
+    if (session.leave_requested()) return {TaskOutcome::Kind::released, ""};
+    const std::vector<Cursor> open = open_slices(session.conn(), run.schema, job.name);
+    if (open.empty()) return {TaskOutcome::Kind::finished, ""};
+    Held held;
+    bool ran = false;
+    for (const Cursor& slice : open) {
+      const TaskId task{job.name, slice.slice, Phase::main};
+      std::optional<std::string> holder = store.task_holder(task);
+      if (!holder) {
+        const TaskOutcome outcome = run_task_shown(session, run, task);
+        if (outcome.kind != TaskOutcome::Kind::deferred) {
+          if (outcome.kind != TaskOutcome::Kind::finished) return outcome;
+          ran = true;
+          break;
+        }
+        holder = outcome.holder;
+      }
+      held.slices.push_back(slice);
+      if (*holder != runner_identity()) held.elsewhere = *holder;
+    }
+    if (ran) continue;
+    const SplitResult split = split_biggest(session.conn(), run.schema, job, held.slices);
+    // A split lost to a batch or to another split is tried again, a few times.
+    if (split.slice || (!split.too_small && ++lost_races < 3)) continue;
+    if (!held.elsewhere) return {TaskOutcome::Kind::finished, ""};
+    return {TaskOutcome::Kind::deferred,
+            share.text() + ": the slices left are held by another runner (" + *held.elsewhere + ")",
+            *held.elsewhere};
+  }
+}
+
+}  // namespace
+
 TaskOutcome run_task_shown(Session& session, const RunContext& run, const TaskId& task) {
+  if (task.is_share()) return run_share(session, run, task);
   struct Shown {
     Progress& progress;
     const std::string task;

@@ -84,6 +84,11 @@ QualifiedName parse_qualified_name(const std::string& text) {
 
 namespace {
 
+// `parallel: auto` (the jobs file's word for splitting while workers are idle).
+bool is_auto(const YAML::Node& node) {
+  return node.IsScalar() && node.Scalar() == "auto";
+}
+
 // The longest name PostgreSQL keeps (NAMEDATALEN - 1).
 constexpr std::size_t k_max_identifier = 63;
 // What is reasonable for one jobs file: a larger one would take seconds and hundreds of MB to
@@ -470,9 +475,14 @@ Job read_job(const Reader& r, const YAML::Node& node, const JobsFile& file,
   r.check_identifier(node["key"], job.key, "'key' in " + where);
   if (node["verify"]) job.verify = r.string_field(node, "verify", where);
   if (node["idempotent"]) job.idempotent = r.boolean(node, "idempotent", "idempotent of " + where);
-  if (node["parallel"])
+  job.parallel_auto = file.default_parallel_auto;
+  if (node["parallel"]) {
+    job.parallel_auto = is_auto(node["parallel"]);
     job.parallel =
-        int(r.positive_integer(node, "parallel", "parallel of " + where, k_parallel.max));
+        job.parallel_auto
+            ? 1
+            : int(r.positive_integer(node, "parallel", "parallel of " + where, k_parallel.max));
+  }
   read_changes(r, node, where, file, job);
   read_writes(r, node, where, job);
   return job;
@@ -617,12 +627,12 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
                         "' (this pgxform reads version 1)");
   if (const YAML::Node defaults = root["defaults"]) {
     r.expect_map(defaults, "'defaults'");
-    r.check_fields(
-        defaults,
-        {"batch_size", "target_batch_ms", "min_batch_size", "max_batch_size", "synchronous_commit",
-         "threads", "retries", "retry_backoff_ms", "on_error", "bisect", "throttle",
-         "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "changes"},
-        "defaults");
+    r.check_fields(defaults,
+                   {"batch_size", "target_batch_ms", "min_batch_size", "max_batch_size",
+                    "synchronous_commit", "threads", "retries", "retry_backoff_ms", "on_error",
+                    "bisect", "throttle", "statement_timeout", "lock_timeout",
+                    "idle_in_transaction_session_timeout", "changes", "parallel"},
+                   "defaults");
     r.settings(defaults, file.defaults, "defaults");
     if (const YAML::Node changes = defaults["changes"]) {
       const std::optional<ChangeCapture> capture = capture_mode(changes);
@@ -634,6 +644,13 @@ JobsFile read_file(const Reader& r, const YAML::Node& root) {
       file.default_changes = *capture;
     }
     file.default_batch_size = file.defaults.batch_size;
+    if (const YAML::Node parallel = defaults["parallel"]) {
+      // Only auto or 1 (the default): fixed slices are cut for one job, not for every job.
+      file.default_parallel_auto = is_auto(parallel);
+      if (!file.default_parallel_auto &&
+          r.positive_integer(defaults, "parallel", "defaults.parallel", k_parallel.max) != 1)
+        r.fail(parallel, "defaults.parallel must be auto or 1; give parallel: K to a job itself");
+    }
     if (defaults["threads"])
       file.default_threads =
           int(r.positive_integer(defaults, "threads", "defaults.threads", k_threads.max));

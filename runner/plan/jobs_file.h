@@ -109,6 +109,8 @@ struct Job {
   QualifiedName function;
   long batch_size = 0;
   int parallel = 1;  // number of slices
+  // `parallel: auto`: one slice at first, split while workers are idle (docs/parallelism.md).
+  bool parallel_auto = false;
   JobSettings settings;
   std::string verify;       // a query ($1, $2: a key range) returning wrong or missing keys
   bool idempotent = false;  // running a range twice does no harm (verify --repair needs it)
@@ -136,6 +138,7 @@ struct JobsFile {
   std::string path;
   std::string state_schema = "pgxform";
   int default_threads = 4;
+  bool default_parallel_auto = false;  // defaults.parallel: auto
   long default_batch_size = 10000;
   JobSettings defaults;
   ChangeCapture default_changes = ChangeCapture::none;  // defaults.changes

@@ -12,6 +12,7 @@ const char* phase_name(Phase phase) {
 
 std::string TaskId::text() const {
   if (phase == Phase::catch_up) return job + " (catch-up)";
+  if (slice < 0) return job + " (share " + std::to_string(-slice) + ")";
   return slice == 0 ? job : job + "#" + std::to_string(slice);
 }
 
@@ -62,7 +63,8 @@ std::vector<PlannedList> select_lists(const JobsFile& file, const std::vector<st
                                need->name + "' (list '" + need->list +
                                "'), which is not done and not selected: select it too, or run "
                                "it first");
-        planned.jobs.push_back({job.name, job.is_step() ? 1 : job.parallel});
+        planned.jobs.push_back({job.name, job.is_step() ? 1 : job.parallel, Phase::main,
+                                !job.is_step() && job.parallel_auto});
       }
       if (!missing_before && missing(job)) missing_before = &job;
     }
@@ -93,8 +95,9 @@ Scheduler::Scheduler(std::vector<PlannedList> lists)
       m_job_index[job.name] = m_jobs.size();
       entry.jobs.push_back(m_jobs.size());
       m_jobs.push_back({job.name, l,
-                        std::vector<TaskState>(size_t(std::max(1, job.slices)), TaskState::waiting),
-                        job.phase});
+                        std::vector<TaskState>(size_t(job.grows ? 1 : std::max(1, job.slices)),
+                                               TaskState::waiting),
+                        job.phase, job.grows});
     }
   }
   // Kahn's order: `after:` has no cycle (jobs_file checks), so every list gets its place.
@@ -164,23 +167,44 @@ std::optional<TaskId> Scheduler::next_task() {
     for (size_t s = 0; s < job.slices.size(); ++s)
       if (job.slices[s] == TaskState::waiting) {
         job.slices[s] = TaskState::running;
-        return TaskId{job.name, int(s), job.phase};
+        return TaskId{job.name, job.grows ? -1 - int(s) : int(s), job.phase};
       }
   }
+  // Nothing waits anywhere: a share more of a job that grows, the first in plan order.
+  for (const size_t l : m_open) {
+    const ListEntry& list = m_list_entries[l];
+    if (list.front == list.jobs.size()) continue;
+    if (auto share = new_share(m_jobs[list.jobs[list.front]])) return share;
+  }
   return std::nullopt;
+}
+
+bool Scheduler::may_grow(const JobEntry& job) const {
+  return job.grows && !job.split_out && !job_failed(job);
+}
+
+std::optional<TaskId> Scheduler::new_share(JobEntry& job) {
+  if (!may_grow(job) || std::none_of(job.slices.begin(), job.slices.end(),
+                                     [](TaskState s) { return s == TaskState::running; }))
+    return std::nullopt;
+  job.slices.push_back(TaskState::running);
+  return TaskId{job.name, -int(job.slices.size()), job.phase};
 }
 
 Scheduler::TaskState& Scheduler::state_of(const TaskId& task) {
   auto it = m_job_index.find(task.job);
   if (it == m_job_index.end()) throw std::logic_error("unknown task " + task.text());
   auto& slices = m_jobs[it->second].slices;
-  if (task.slice < 0 || size_t(task.slice) >= slices.size())
+  const int index = task.is_share() ? -1 - task.slice : task.slice;
+  if (index < 0 || size_t(index) >= slices.size() || task.is_share() != m_jobs[it->second].grows)
     throw std::logic_error("unknown task " + task.text());
-  return slices[size_t(task.slice)];
+  return slices[size_t(index)];
 }
 
 void Scheduler::task_finished(const TaskId& task) {
   state_of(task) = TaskState::done;
+  // A share ends only when it found nothing left to take or to split.
+  if (task.is_share()) m_jobs[m_job_index.at(task.job)].split_out = true;
   advance(m_jobs[m_job_index.at(task.job)].list);
 }
 void Scheduler::task_failed(const TaskId& task) {
@@ -213,6 +237,12 @@ int Scheduler::running_count() const {
   return n;
 }
 
+namespace {
+// What a job that can still be split counts for among the tasks that can run: more than any
+// pool is asked for, so that it is never what bounds the pool.
+constexpr int k_shares = 1 << 16;
+}  // namespace
+
 int Scheduler::runnable_count() const {
   // Only an open list's front job has tasks that may start (next_task); running tasks of any
   // job are counted wherever they are.
@@ -223,6 +253,8 @@ int Scheduler::runnable_count() const {
     const JobEntry& job = m_jobs[list.jobs[list.front]];
     if (job_failed(job)) continue;
     for (auto s : job.slices) n += s == TaskState::waiting || s == TaskState::deferred;
+    // A job that grows takes as many workers as it gets, while it can still be split.
+    if (may_grow(job)) n += k_shares;
   }
   return n + running_count();
 }

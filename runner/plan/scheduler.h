@@ -10,6 +10,13 @@
 //   task_deferred  another runner holds the task: it is offered again after retry_deferred();
 //   task_released  the run is stopping: the task goes back to waiting, nothing is recorded.
 // Invariant: a task is offered by next_task() to at most one caller until its outcome comes.
+//
+// A job with `parallel: auto` ("grows") is not a fixed set of slices: its tasks are its
+// workers' shares, TaskId slice -1, -2, ... (a share runs whatever slice of the job is free, or
+// splits one: task_runner.h). Its first share starts as any task; while a share runs and the
+// job has not said it cannot be split further, an idle worker gets one more share. A share
+// that finishes means nothing was left to split: no new share of the job starts after it. The
+// job is done when all its shares are, and only then does its list go on.
 #pragma once
 
 #include <map>
@@ -44,7 +51,9 @@ struct TaskId {
   bool operator==(const TaskId& o) const {
     return job == o.job && slice == o.slice && phase == o.phase;
   }
-  // "orders", "orders#2" (slice 2), "orders (catch-up)".
+  // A worker's share of a job with `parallel: auto` (slice -1, -2, ...), not one slice.
+  bool is_share() const { return slice < 0; }
+  // "orders", "orders#2" (slice 2), "orders (catch-up)", "orders (share 2)".
   std::string text() const;
 };
 
@@ -64,6 +73,7 @@ struct PlannedJob {
   std::string name;
   int slices = 1;
   Phase phase = Phase::main;  // of its tasks
+  bool grows = false;         // `parallel: auto`: shares, as many as idle workers (see above)
 };
 
 struct PlannedList {
@@ -114,10 +124,15 @@ class Scheduler {
   enum class TaskState { waiting, running, deferred, done, failed };
   struct JobEntry {
     std::string name;
-    size_t list;  // index in m_lists
-    std::vector<TaskState> slices;
+    size_t list;                    // index in m_lists
+    std::vector<TaskState> slices;  // its shares, for a job that grows
     Phase phase = Phase::main;
+    bool grows = false;
+    bool split_out = false;  // a share finished: no new share starts
   };
+  // A share more for an idle worker, when the job grows and one of its shares runs.
+  std::optional<TaskId> new_share(JobEntry& job);
+  bool may_grow(const JobEntry& job) const;
   struct ListEntry {
     std::vector<size_t> jobs;        // indices in m_jobs, in list order
     std::vector<size_t> after;       // indices in m_lists

@@ -62,6 +62,10 @@ LockKey setup_lock(const StateSchema& schema) {
   return {"pgxform ddl", schema.name};
 }
 
+LockKey split_lock(const StateSchema& schema, const std::string& job) {
+  return {"pgxform split " + schema.name, job};
+}
+
 LockKey catch_up_lock(const StateSchema& schema, const std::string& job) {
   return {"pgxform catch-up " + schema.name, job};
 }

@@ -15,6 +15,8 @@
 //            any number of runners may start at once.
 //   scripts  ('pgxform scripts', <state schema>)         session lock: one session at a time
 //            applies scripts (each script commits on its own).
+//   split    ('pgxform split <state schema>', <job>)    transaction lock: one split of a job's
+//            slices at a time (slice_split.h).
 //   slot     ('pgxform slot', <state schema>)             session lock: one session at a time
 //            reads, moves or drops the schema's replication slot (changes: logical), from
 //            before its read to after the slot moved (slot_reader.h).
@@ -53,6 +55,9 @@ LockKey setup_lock(const StateSchema& schema);
 // job's change_log (change_drain.h). Not the task lock: catch-up works beside a run.
 LockKey catch_up_lock(const StateSchema& schema, const std::string& job);
 LockKey scripts_lock(const StateSchema& schema);
+// ('pgxform split <state schema>', <job>), a transaction lock: the splits of a job's slices
+// (`parallel: auto`, slice_split.h) take turns.
+LockKey split_lock(const StateSchema& schema, const std::string& job);
 LockKey slot_lock(const StateSchema& schema);
 
 // A wait for a lock that lock_timeout ended (55P03): which lock, who held it. Not transient,

@@ -91,7 +91,9 @@ std::vector<JobStatus> StateStore::read_status() {
            (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.substr(a.application_name, @from@), ', ')
             FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
             WHERE @catch_up_held@),
-           @catch_up_waiting@
+           @catch_up_waiting@,
+           (SELECT pg_catalog.count(*) FROM pg_catalog.generate_series(0, j.slices - 1) g
+            JOIN pg_catalog.pg_locks l ON @task_held@)
     FROM @job_state@ j)";
   const std::string sql = m_schema.fill(
       k_sql,
@@ -126,6 +128,7 @@ std::vector<JobStatus> StateStore::read_status() {
     s.waiting = opt(r[18]);
     s.catch_up_runner = opt(r[19]);
     s.catch_up_waiting = opt(r[20]);
+    s.slices_held = r[21].as<int>();
     out.push_back(s);
   }
   return out;
@@ -142,11 +145,34 @@ std::optional<std::string> StateStore::slicing_problem(const ResolvedJob& job) {
   if (state_version(tx, m_schema) == 0) return std::nullopt;
   const pqxx::result r = tx.exec_params(m_schema.fill(k_batches_and_slices), job.name);
   if (r.empty() || r[0][0].as<long long>() == 0) return std::nullopt;
+  // To auto from anything: the slices recorded stay (or the job's cursor becomes slice 0), and
+  // are split further from where they are.
+  if (job.parallel_auto) return std::nullopt;
   const int stored = std::max(1, r[0][1].as<int>());
   if (stored == job.parallel) return std::nullopt;
   return "job '" + job.name + "': parallel changed from " + std::to_string(stored) + " to " +
          std::to_string(job.parallel) +
-         " after it started; restore it, or reset the job to start again";
+         (stored > 1 ? " after it started; restore it, or reset the job to start again "
+                       "(parallel: auto keeps its slices too)"
+                     : " after it started; restore it, or reset the job to start again");
+}
+
+// A job with `parallel: auto` starts as one slice, which is split while workers are idle. A job
+// that ran before as one task (parallel: 1) goes on from its cursor, as slice 0; slices recorded
+// before (parallel: K, or auto) stay as they are.
+void StateStore::ensure_auto_slice(pqxx::work& tx, const ResolvedJob& job, int stored) {
+  if (stored == 0)
+    tx.exec_params(m_schema.fill(R"(
+      INSERT INTO @job_slice@ (job, slice, last_key, status, rows_done, batches_done)
+      SELECT job, 0, last_key, CASE WHEN status = 'done' THEN 'done' ELSE 'pending' END,
+             rows_done, batches_done
+      FROM @job_state@ WHERE job = $1)"),
+                   job.name);
+  tx.exec_params(m_schema.fill(R"(
+    UPDATE @job_state@ SET slices = (SELECT pg_catalog.count(*) FROM @job_slice@ WHERE job = $1)
+    WHERE job = $1)"),
+                 job.name);
+  tx.commit();
 }
 
 void StateStore::ensure_slices(const ResolvedJob& job) {
@@ -155,6 +181,7 @@ void StateStore::ensure_slices(const ResolvedJob& job) {
   const pqxx::row state = tx.exec_params1(m_schema.fill(k_batches_and_slices), job.name);
   const long long batches = state[0].as<long long>();
   const int stored = state[1].as<int>();
+  if (job.parallel_auto) return ensure_auto_slice(tx, job, stored);
   if (stored == job.parallel || (job.parallel == 1 && stored == 0)) return;
   if (batches > 0) {
     tx.abort();
@@ -244,10 +271,11 @@ bool StateStore::try_claim(const TaskId& task, const std::string& list) {
       status = CASE WHEN status IN ('pending', 'failed') THEN 'running' ELSE status END)"};
   tx.exec_params(m_schema.fill(R"(
     UPDATE @job_state@
-    SET runner = $2, list = $3, started_at = coalesce(started_at, pg_catalog.now()), @claimed@
+    SET runner = $2, list = $3, started_at = coalesce(started_at, pg_catalog.now()), @claimed@,
+        slices = greatest(slices, $4 + 1)
     WHERE job = $1)",
                                {claimed}),
-                 task.job, runner_identity(), list);
+                 task.job, runner_identity(), list, task.slice);
   tx.exec_params(m_schema.fill(R"(
     UPDATE @job_slice@ SET runner = $3, @claimed@ WHERE job = $1 AND slice = $2)",
                                {claimed}),

@@ -52,6 +52,7 @@ struct JobStatus {
   int slices = 1;
   int slices_done = 0;
   int slices_running = 0;  // slices whose row says running (held now, or their runner died)
+  int slices_held = 0;     // tasks of the job held now: the workers at work on it, in any runner
   std::optional<std::string> started_at, updated_at, finished_at;
   std::optional<std::string> error, sqlstate, error_first_key, error_last_key;
   std::optional<std::string> runner;   // who holds it now, when someone does
@@ -87,7 +88,8 @@ class StateStore {
   // with (run checks this before it writes anything); none when it does not.
   std::optional<std::string> slicing_problem(const ResolvedJob& job);
   // Cuts and stores the slice boundaries of a job with parallel > 1, once; later runs reuse
-  // them. Nothing is stored for an empty table: its slices are cut once it has rows.
+  // them. Nothing is stored for an empty table: its slices are cut once it has rows. A job with
+  // `parallel: auto` gets its first slice (the whole key range, or the job's cursor so far).
   void ensure_slices(const ResolvedJob& job);
 
   // Read-only: one problem per resumed job (started, not done) whose function's definition
@@ -140,6 +142,8 @@ class StateStore {
   void reset_job_to(const ResolvedJob& job, const std::string& key);
 
  private:
+  void ensure_auto_slice(pqxx::work& tx, const ResolvedJob& job, int stored);
+
   pqxx::connection* m_conn = nullptr;
   Session* m_session = nullptr;
   StateSchema m_schema;

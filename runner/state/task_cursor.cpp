@@ -17,7 +17,8 @@ const char* task_row(Slicing slicing) {
 
 }  // namespace
 
-CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove move) {
+CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove move,
+                          const std::string& within) {
   // `c`: the task's row. It moves only from the key it was read at ($1), or, for a range
   // redone below it, stays ($1 NULL); the counters count the range either way.
   static const std::string k_task = R"(,
@@ -34,12 +35,13 @@ CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove
   const bool advance = move == CursorMove::advance;
   const std::string running = advance ? ", status = 'running'" : "";
   CursorSql out;
-  out.ctes = fill_sql(k_task, {{"@move@", advance ? "last_key = r.hi::text, " : ""},
-                               {"@running@", running},
-                               {"@task_row@", task_row(slicing)},
-                               {"@from@", advance ? "c.last_key IS NOT DISTINCT FROM $1::text"
-                                                  : "$1::text IS NULL"},
-                               {"@cursor_table@", schema.table(cursor_table(slicing))}});
+  out.ctes = fill_sql(
+      k_task,
+      {{"@move@", advance ? "last_key = r.hi::text, " : ""},
+       {"@running@", running},
+       {"@task_row@", std::string(task_row(slicing)) + (within.empty() ? "" : " AND " + within)},
+       {"@from@", advance ? "c.last_key IS NOT DISTINCT FROM $1::text" : "$1::text IS NULL"},
+       {"@cursor_table@", schema.table(cursor_table(slicing))}});
   out.batch_no = "(SELECT batches_done FROM c)";
   if (slicing == Slicing::slice) {
     out.ctes +=

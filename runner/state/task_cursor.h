@@ -15,7 +15,7 @@ namespace pgxform {
 // Which cursor a task moves: the job's own (job_state) or its slice's (job_slice).
 enum class Slicing { whole_job, slice };
 inline Slicing slicing_of(const ResolvedJob& job) {
-  return job.parallel > 1 ? Slicing::slice : Slicing::whole_job;
+  return job.parallel > 1 || job.parallel_auto ? Slicing::slice : Slicing::whole_job;
 }
 
 // Where a task's batches continue from.
@@ -38,7 +38,10 @@ struct CursorSql {
   std::string ctes;      // ", c AS (...)[, j AS (...)]"
   std::string batch_no;  // "(SELECT batches_done FROM c)"
 };
-CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove move);
+// `within`: a further condition on `c` and `r` for the move (a slice of `parallel: auto`: r.hi
+// within the slice's hi_key as it is at the commit, slice_split.h).
+CursorSql cursor_move_sql(const StateSchema& schema, Slicing slicing, CursorMove move,
+                          const std::string& within = "");
 // The CTE `c` that moves the cursor from $1 past $5 without counting (a range set aside).
 std::string cursor_skip_sql(const StateSchema& schema, Slicing slicing);
 

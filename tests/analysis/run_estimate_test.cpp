@@ -48,3 +48,17 @@ TEST_CASE("the slices of a job share its time across the threads") {
   CHECK(estimate_run(plan, seconds, 1).seconds == Approx(40));
   CHECK(estimate_run({}, seconds, 2).seconds == 0);
 }
+
+TEST_CASE("a job with parallel: auto is shared by the workers that fall idle, in the estimate") {
+  // A big list and a small one on two threads: the big job alone to the end, unless it grows.
+  const std::map<std::string, double> seconds{{"big", 100}, {"small", 10}};
+  const std::vector<pgxform::PlannedList> fixed{{"a", {}, {{"big", 1}}}, {"b", {}, {{"small", 1}}}};
+  CHECK(pgxform::estimate_run(fixed, seconds, 2).seconds == Approx(100));
+  const std::vector<pgxform::PlannedList> grows{{"a", {}, {{"big", 1, pgxform::Phase::main, true}}},
+                                                {"b", {}, {{"small", 1}}}};
+  // 10 s side by side, then the 90 s left on two workers.
+  CHECK(pgxform::estimate_run(grows, seconds, 2).seconds == Approx(55));
+  CHECK(pgxform::estimate_run(grows, seconds, 1).seconds == Approx(110));
+  // Alone on four threads: a quarter of the time.
+  CHECK(pgxform::estimate_run({grows[0]}, seconds, 4).seconds == Approx(25));
+}

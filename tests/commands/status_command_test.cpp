@@ -113,6 +113,7 @@ TEST_CASE("status --json holds every documented key, in order, nulls for what is
                                          "percent",
                                          "slices",
                                          "slices_done",
+                                         "slices_held",
                                          "runner",
                                          "started_at",
                                          "updated_at",
@@ -218,6 +219,26 @@ TEST_CASE("status shows interrupted in the table, its column wide enough, and in
   const Json doc = parse_json(json.str());
   CHECK(doc.at("jobs").at(0).at("status") == "interrupted");
   CHECK(doc.at("jobs").at(1).at("status") == "pending");
+}
+
+TEST_CASE("status shows a sliced job's slices done and how many workers hold its slices") {
+  JobStatus split = state("running", 5, 500);
+  split.list = "main";
+  split.slices = 5;
+  split.slices_done = 2;
+  split.slices_running = 3;
+  split.slices_held = 3;
+  split.runner = "host-a:4711, host-b:42";
+  const auto rows = pgxform::compute_status(k_status_file, {split}, {});
+  std::ostringstream table;
+  pgxform::print_status_table(table, rows);
+  INFO(table.str());
+  CHECK(table.str().find("running 2/5 (3 at work)") != std::string::npos);
+  std::ostringstream json;
+  pgxform::print_status_json(json, rows);
+  const Json doc = parse_json(json.str());
+  CHECK(doc.at("jobs").at(0).at("slices") == 5);
+  CHECK(doc.at("jobs").at(0).at("slices_held") == 3);
 }
 
 TEST_CASE("the status table's LIST and JOB columns widen for long names") {

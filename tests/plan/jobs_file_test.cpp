@@ -183,6 +183,32 @@ lists:
   CHECK(file.find_job("sliced")->parallel == 3);
 }
 
+TEST_CASE("parallel: auto is read per job and from defaults, and a job's own parallel wins") {
+  const JobsFile file = parse_jobs_text(R"(version: 1
+defaults:
+  parallel: auto
+lists:
+  - name: a
+    jobs:
+      - {name: inherits, table: t, key: id, function: f}
+      - {name: ordered, table: t, key: id, function: f, parallel: 1}
+      - {name: fixed, table: t, key: id, function: f, parallel: 3}
+      - {name: step, sql: 'SELECT 1'}
+)",
+                                        "jobs.yaml");
+  CHECK(file.find_job("inherits")->parallel_auto);
+  CHECK_FALSE(file.find_job("ordered")->parallel_auto);
+  CHECK(file.find_job("ordered")->parallel == 1);
+  CHECK_FALSE(file.find_job("fixed")->parallel_auto);
+  CHECK(file.find_job("fixed")->parallel == 3);
+  CHECK_FALSE(file.find_job("step")->parallel_auto);
+  CHECK_FALSE(parse_jobs_text("version: 1\nlists:\n  - name: a\n    jobs:\n"
+                              "      - {name: x, table: t, key: id, function: f}\n",
+                              "jobs.yaml")
+                  .find_job("x")
+                  ->parallel_auto);
+}
+
 TEST_CASE("a job with sql is a one-shot step with no table, key or function") {
   const JobsFile file = parse_jobs_text(k_example, "jobs.yaml");
   const auto* step = file.find_job("analyze-events");

@@ -13,6 +13,7 @@
 using Catch::Matchers::Contains;
 using pgxform::JobsFile;
 using pgxform::parse_jobs_text;
+using pgxform::Phase;
 using pgxform::PlannedList;
 using pgxform::Scheduler;
 using pgxform::select_lists;
@@ -586,4 +587,70 @@ TEST_CASE("a failure at the head of a 10,000-list chain blocks the rest without 
   scheduler.task_failed(*scheduler.next_task());
   CHECK(scheduler.is_finished());
   CHECK(scheduler.blocked_jobs().size() == 9999);
+}
+
+TEST_CASE(
+    "a job with parallel: auto gets a share per idle worker while one runs, and none "
+    "after a share found nothing to split") {
+  PlannedList list{"main", {}, {{"big", 1, Phase::main, true}, {"next", 1}}};
+  Scheduler s({list});
+  const auto first = s.next_task();
+  REQUIRE(first);
+  CHECK(first->job == "big");
+  CHECK(first->is_share());
+  // While the first share runs, each idle worker gets one more share of the same job.
+  const auto second = s.next_task();
+  const auto third = s.next_task();
+  REQUIRE(second);
+  REQUIRE(third);
+  CHECK(second->job == "big");
+  CHECK(third->job == "big");
+  CHECK(second->slice != first->slice);
+  CHECK(s.runnable_count() >= 1000);
+  // A share that finishes found nothing left to split: no new share, and the list waits for
+  // the shares that still run.
+  s.task_finished(*third);
+  CHECK_FALSE(s.next_task());
+  s.task_finished(*first);
+  CHECK_FALSE(s.next_task());
+  s.task_finished(*second);
+  const auto next = s.next_task();
+  REQUIRE(next);
+  CHECK(next->job == "next");
+  CHECK_FALSE(next->is_share());
+}
+
+TEST_CASE(
+    "a deferred share of a job with parallel: auto is offered again, and the job stays "
+    "undone until it finishes") {
+  Scheduler s({PlannedList{"main", {}, {{"big", 1, Phase::main, true}, {"next", 1}}}});
+  const auto share = s.next_task();
+  REQUIRE(share);
+  s.task_deferred(*share);
+  // Nothing runs: no new share (another runner holds the job), and the next job waits.
+  CHECK_FALSE(s.next_task());
+  CHECK_FALSE(s.is_finished());
+  s.retry_deferred();
+  const auto again = s.next_task();
+  REQUIRE(again);
+  CHECK(*again == *share);
+  s.task_finished(*again);
+  CHECK(s.next_task()->job == "next");
+}
+
+TEST_CASE(
+    "an idle worker takes a task waiting in another list before a share of a job that grows") {
+  Scheduler s({PlannedList{"big", {}, {{"big", 1, Phase::main, true}}},
+               PlannedList{"small", {}, {{"a", 1}, {"b", 1}}}});
+  const auto first = s.next_task();
+  REQUIRE(first);
+  CHECK(first->job == "big");
+  const auto second = s.next_task();
+  REQUIRE(second);
+  CHECK(second->job == "a");
+  // Nothing else waits: the next worker shares the big job.
+  const auto third = s.next_task();
+  REQUIRE(third);
+  CHECK(third->job == "big");
+  CHECK(third->is_share());
 }

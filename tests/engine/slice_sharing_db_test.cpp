@@ -1,0 +1,360 @@
+// parallel: auto against a real PostgreSQL, with real runner processes: a job's key range split
+// while workers are idle, every key processed exactly once (EXCEPT ALL against a from-scratch
+// transform) on 2 and 4 threads, under SIGKILL at any moment, with two runners started at
+// once, when set --threads adds workers, for every key type; the split at the median of the
+// keys, so that a skewed key splits evenly; list and after: order kept while splitting.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <thread>
+
+#include "catalog/catalog.h"
+#include "engine/slice_sharing.h"
+#include "plan/jobs_file.h"
+#include "state/slice_split.h"
+#include "state/state_store.h"
+#include "support/fixtures.h"
+#include "support/test_db.h"
+
+using namespace pgxform_test;
+
+namespace {
+
+// items (create_items: keys 3, 6, ...) with parallel: auto, batches of `batch` keys.
+std::string auto_items_yaml(int batch) {
+  return items_jobs_yaml(batch, 1, "        parallel: auto\n");
+}
+
+// The target holds exactly what a from-scratch transform of the whole source gives: no row
+// missing, none twice.
+void check_exactly_once(TestDatabase& db) {
+  CHECK(db.count("SELECT count(*) FROM (SELECT id, v * 10 FROM legacy.items EXCEPT ALL"
+                 " SELECT id, v FROM target.items) m") == 0);
+  CHECK(db.count("SELECT count(*) FROM (SELECT id, v FROM target.items EXCEPT ALL"
+                 " SELECT id, v * 10 FROM legacy.items) d") == 0);
+  CHECK(db.scalar("SELECT status FROM pgxform.job_state WHERE job = 'items'") == "done");
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND"
+                 " status <> 'done'") == 0);
+  // The job's counters are the sum of its slices', and of its batch log.
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'") ==
+        db.count("SELECT sum(rows_done) FROM pgxform.job_slice WHERE job = 'items'"));
+  CHECK(db.count("SELECT rows_done FROM pgxform.job_state WHERE job = 'items'") ==
+        db.count("SELECT count(*) FROM legacy.items"));
+}
+
+long long slices(TestDatabase& db) {
+  return db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'");
+}
+
+long long batches_committed(TestDatabase& db) {
+  try {
+    return db.count("SELECT coalesce(sum(batches_done), 0) FROM pgxform.job_state");
+  } catch (const std::exception&) {
+    return 0;  // the state schema does not exist yet
+  }
+}
+
+std::vector<std::string> run_args(TestDatabase& db, const std::string& path, int threads) {
+  return with_db(db, path, {"run", "-q", "--threads", std::to_string(threads)});
+}
+
+}  // namespace
+
+TEST_CASE("a job with parallel: auto on 2 and 4 threads is split and processes every key once",
+          "[threads]") {
+  for (const int threads : {2, 4}) {
+    TestDatabase db;
+    create_items(db, 6000, 20);
+    TempDir dir;
+    const auto path = dir.write("jobs.yaml", auto_items_yaml(50));
+    const CliResult r = run_cli(run_args(db, path, threads));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    check_exactly_once(db);
+    CHECK(slices(db) >= threads);
+    // Each slice ran: a split slice was taken up by another worker.
+    CHECK(db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items' AND"
+                   " rows_done = 0") == 0);
+  }
+}
+
+TEST_CASE(
+    "a job with parallel: auto killed with SIGKILL at any moment and run again until done "
+    "processes every key once",
+    "[kill]") {
+  TestDatabase db;
+  create_items(db, 8000, 25);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", auto_items_yaml(40));
+  std::mt19937 rng(Catch::rngSeed());
+  std::uniform_int_distribution<int> extra(0, 150);
+  int kills = 0;
+  bool done = false;
+  for (int round = 0; round < 300 && !done; ++round) {
+    const long long before = batches_committed(db);
+    Child child(run_args(db, path, 3), dir.path());
+    int code = -1;
+    bool exited = false;
+    if (round % 3 != 2)
+      while (!(exited = child.wait_for(5, code)) && batches_committed(db) == before) {
+      }
+    if (!exited) exited = child.wait_for(extra(rng), code);
+    if (exited) {
+      INFO(child.err());
+      REQUIRE(code == 0);
+      done = true;
+      break;
+    }
+    child.kill(SIGKILL);
+    code = child.wait();
+    if (code == 0) break;
+    REQUIRE(code == 128 + SIGKILL);
+    ++kills;
+  }
+  CHECK(kills >= 5);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 2);
+}
+
+TEST_CASE(
+    "two runners started at once on a job with parallel: auto share it and process every "
+    "key once",
+    "[threads]") {
+  TestDatabase db;
+  create_items(db, 6000, 20);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", auto_items_yaml(50));
+  Child a(run_args(db, path, 2), dir.path());
+  Child b(run_args(db, path, 2), dir.path());
+  const int code_a = a.wait();
+  const int code_b = b.wait();
+  INFO(a.err() + "\n---\n" + b.err());
+  CHECK(code_a == 0);
+  CHECK(code_b == 0);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 2);
+}
+
+TEST_CASE("set --threads from 1 to 3 during a run puts the new workers on split slices",
+          "[threads]") {
+  TestDatabase db;
+  create_items(db, 6000, 30);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", auto_items_yaml(50));
+  Child child(run_args(db, path, 1), dir.path());
+  while (batches_committed(db) < 3) {
+    int code = -1;
+    REQUIRE_FALSE(child.wait_for(20, code));
+  }
+  // One worker: one slice, nothing split.
+  CHECK(slices(db) == 1);
+  const CliResult set = run_cli(with_db(db, path, {"set", "--threads", "3"}));
+  INFO(set.err);
+  REQUIRE(set.exit_code == 0);
+  const int code = child.wait();
+  INFO(child.err());
+  REQUIRE(code == 0);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 3);
+}
+
+TEST_CASE(
+    "parallel: 1 stays one worker and parallel: auto splits only while work is above the "
+    "floor") {
+  TestDatabase db;
+  create_items(db, 3000, 5);
+  TempDir dir;
+  const CliResult one = run_cli(run_args(db, dir.write("jobs.yaml", items_jobs_yaml(100)), 4));
+  INFO(one.err);
+  REQUIRE(one.exit_code == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.job_slice") == 0);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE slice <> 0") == 0);
+
+  TestDatabase small;
+  create_items(small, 300, 5);
+  // 300 rows in batches of 100: fewer than the floor's four batches: never split.
+  const CliResult r = run_cli(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  check_exactly_once(small);
+  CHECK(slices(small) == 1);
+}
+
+TEST_CASE("a job with parallel: auto splits for every key type and processes each key once",
+          "[threads]") {
+  struct KeyType {
+    const char* type;
+    const char* expr;
+  };
+  for (const KeyType& key :
+       {KeyType{"int", "g * 7"}, KeyType{"text", "'k' || lpad(g::text, 6)"},
+        KeyType{"uuid", "md5(g::text)::uuid"}, KeyType{"date", "date '2000-01-01' + g"},
+        KeyType{"timestamp", "timestamp '2020-01-01' + g * interval '1 min'"},
+        KeyType{"numeric", "g / 7.0"}}) {
+    INFO(key.type);
+    TestDatabase db;
+    db.exec(std::string("CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+                        "CREATE TABLE legacy.typed (k ") +
+            key.type + " PRIMARY KEY, g int NOT NULL);" + "INSERT INTO legacy.typed SELECT " +
+            key.expr +
+            ", g FROM generate_series(1, 3000) g;"
+            "CREATE TABLE target.typed (k " +
+            key.type + ", g int); CREATE FUNCTION xf.typed(a " + key.type + ", b " + key.type +
+            ") RETURNS void LANGUAGE sql AS 'INSERT INTO target.typed SELECT k, g FROM"
+            " legacy.typed WHERE k BETWEEN a AND b; SELECT pg_sleep(0.02)'");
+    TempDir dir;
+    const auto path = dir.write(
+        "jobs.yaml",
+        "version: 1\nlists:\n  - name: main\n    jobs:\n"
+        "      - {name: typed, table: legacy.typed, key: k, function: xf.typed, batch_size: 25,"
+        " target_batch_ms: 0, parallel: auto}\n");
+    const CliResult r = run_cli(with_db(db, path, {"run", "-q", "--threads", "3"}));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(db.count("SELECT count(*) FROM (SELECT k, g FROM legacy.typed EXCEPT ALL"
+                   " SELECT k, g FROM target.typed) m") == 0);
+    CHECK(db.count("SELECT count(*) FROM (SELECT k, g FROM target.typed EXCEPT ALL"
+                   " SELECT k, g FROM legacy.typed) d") == 0);
+    CHECK(db.count("SELECT count(*) FROM pgxform.job_slice") >= 3);
+  }
+}
+
+TEST_CASE("a skewed key splits into slices whose row counts differ by less than 20 percent") {
+  TestDatabase db;
+  // 90 % of the rows in the top 10 % of the key space (keys 1..100,000).
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.items (id bigint PRIMARY KEY, v int NOT NULL);"
+      "INSERT INTO legacy.items SELECT g * 90, 1 FROM generate_series(1, 1000) g;"
+      "INSERT INTO legacy.items SELECT 90000 + g, 1 FROM generate_series(1, 9000) g"
+      " ON CONFLICT DO NOTHING;"
+      "CREATE TABLE target.items (id bigint, v int);"
+      "CREATE FUNCTION xf.items(a bigint, b bigint) RETURNS bigint LANGUAGE sql AS"
+      " 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+      " WHERE id BETWEEN a AND b RETURNING 1) SELECT count(*) FROM i'");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", auto_items_yaml(100));
+  const pgxform::JobsFile file = pgxform::parse_jobs_file(path);
+  auto conn = pgxform::connect(db.dsn());
+  const pgxform::ResolvedJob job = pgxform::resolve_jobs(*conn, file, {}).front();
+  const pgxform::StateSchema schema(file.state_schema);
+  pgxform::StateStore store(*conn, schema);
+  store.ensure_schema();
+  store.register_jobs(file);
+  store.ensure_slices(job);
+  // Three splits, each of the biggest slice: four slices of about a quarter each.
+  for (int split = 0; split < 3; ++split) {
+    const auto result =
+        pgxform::split_biggest(*conn, schema, job, pgxform::open_slices(*conn, schema, "items"));
+    REQUIRE(result.slice);
+  }
+  const long long rows = db.count("SELECT count(*) FROM legacy.items");
+  const std::string per_slice =
+      "SELECT count(*) FROM legacy.items i JOIN pgxform.job_slice s ON s.job = 'items' AND"
+      " (s.lo_key IS NULL OR i.id > s.lo_key::bigint) AND"
+      " (s.hi_key IS NULL OR i.id <= s.hi_key::bigint) GROUP BY s.slice";
+  CHECK(db.count("SELECT count(*) FROM (" + per_slice + ") c") == 4);
+  CHECK(db.count("SELECT min(count) FROM (" + per_slice + ") c") >= rows / 4 * 8 / 10);
+  CHECK(db.count("SELECT max(count) FROM (" + per_slice + ") c") <= rows / 4 * 12 / 10);
+  // Every row in exactly one slice.
+  CHECK(db.count("SELECT sum(count) FROM (" + per_slice + ") c") == rows);
+}
+
+TEST_CASE("list order and after: hold while a job with parallel: auto is split", "[threads]") {
+  TestDatabase db;
+  create_items(db, 4000, 20);
+  db.exec(
+      "CREATE TABLE target.log (job text, at timestamptz DEFAULT clock_timestamp());"
+      "CREATE TABLE legacy.small (id int PRIMARY KEY); INSERT INTO legacy.small"
+      " SELECT generate_series(1, 50);"
+      "CREATE FUNCTION xf.next(a int, b int) RETURNS void LANGUAGE sql AS"
+      " 'INSERT INTO target.log (job) VALUES (''next'')';"
+      "CREATE FUNCTION xf.later(a int, b int) RETURNS void LANGUAGE sql AS"
+      " 'INSERT INTO target.log (job) VALUES (''later'')'");
+  TempDir dir;
+  const auto path = dir.write(
+      "jobs.yaml",
+      "version: 1\nlists:\n"
+      "  - name: main\n    jobs:\n"
+      "      - {name: items, table: legacy.items, key: id, function: xf.items, batch_size: 40,"
+      " target_batch_ms: 0, parallel: auto}\n"
+      "      - {name: next, table: legacy.small, key: id, function: xf.next, batch_size: 10,"
+      " target_batch_ms: 0}\n"
+      "  - name: after_main\n    after: [main]\n    jobs:\n"
+      "      - {name: later, table: legacy.small, key: id, function: xf.later, batch_size: 10,"
+      " target_batch_ms: 0}\n");
+  const CliResult r = run_cli(with_db(db, path, {"run", "-q", "--threads", "4"}));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 3);
+  // Neither the next job of the list nor the list after it started before items was done.
+  CHECK(db.count("SELECT count(*) FROM target.log l, pgxform.job_state j WHERE j.job = 'items'"
+                 " AND l.at < j.finished_at") == 0);
+  CHECK(db.count("SELECT count(*) FROM target.log") == 10);
+}
+
+TEST_CASE("parallel: auto on a step, or on a job whose key has no index, is refused with exit 2") {
+  TestDatabase db;
+  create_items(db, 100);
+  TempDir dir;
+  const CliResult step = expect_run_refused(db, dir,
+                                            "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                                            "      - {name: s, sql: 'SELECT 1', parallel: auto}\n");
+  CHECK_THAT(step.err, Catch::Contains("'parallel' does not apply to the one-shot step"));
+  db.exec("CREATE TABLE legacy.heap (id bigint, v int); INSERT INTO legacy.heap SELECT 3, 1");
+  const CliResult heap =
+      expect_run_refused(db, dir,
+                         "version: 1\nlists:\n  - name: main\n    jobs:\n"
+                         "      - {name: items, table: legacy.heap, key: id, function: xf.items,"
+                         " parallel: auto}\n");
+  CHECK_THAT(heap.err, Catch::Contains("parallel: auto needs a btree index whose first column is "
+                                       "the key id of legacy.heap"));
+  const CliResult defaults = expect_run_refused(
+      db, dir,
+      "version: 1\ndefaults: {parallel: 3}\nlists:\n  - name: main\n    jobs:\n"
+      "      - {name: items, table: legacy.items, key: id, function: xf.items}\n");
+  CHECK_THAT(defaults.err, Catch::Contains("defaults.parallel must be auto or 1"));
+}
+
+TEST_CASE(
+    "a started job goes on under parallel: auto from its cursor and cannot go back to fewer "
+    "slices") {
+  TestDatabase db;
+  create_items(db, 3000, 20);
+  TempDir dir;
+  const auto one = dir.write("one.yaml", items_jobs_yaml(50));
+  // A run of parallel: 1 killed after a few batches.
+  {
+    Child child(run_args(db, one, 1), dir.path());
+    while (batches_committed(db) < 3) {
+      int code = -1;
+      REQUIRE_FALSE(child.wait_for(10, code));
+    }
+    child.kill(SIGKILL);
+    child.wait();
+  }
+  const std::string cursor = db.scalar("SELECT last_key FROM pgxform.job_state");
+  const auto automatic = dir.write("auto.yaml", auto_items_yaml(50));
+  const CliResult r = run_cli(run_args(db, automatic, 3));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 2);
+  // Slice 0 went on from the job's cursor: its first batch of this run starts after it.
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE first_key::bigint <= " + cursor +
+                 " AND slice <> 0") == 0);
+  // Back to one slice: refused, with the reason, before any work.
+  const CliResult back = run_cli(run_args(db, one, 1));
+  CHECK(back.exit_code == 2);
+  CHECK_THAT(back.err, Catch::Contains("parallel changed from") &&
+                           Catch::Contains("(parallel: auto keeps its slices too)"));
+  // To the number of slices recorded: accepted, the slices stay.
+  const long long recorded = slices(db);
+  const CliResult same =
+      run_cli(run_args(db, dir.write("same.yaml", items_jobs_yaml(50, int(recorded))), 2));
+  INFO(same.err);
+  CHECK(same.exit_code == 0);
+  CHECK(slices(db) == recorded);
+}
