@@ -51,14 +51,6 @@ void check_typed_exactly_once(TestDatabase& db, int rows) {
         (rows + 36) / 37);
 }
 
-long long batches_committed(TestDatabase& db) {
-  try {
-    return db.count("SELECT coalesce(sum(batches_done), 0) FROM pgxform.job_state");
-  } catch (const std::exception&) {
-    return 0;  // the state schema does not exist yet
-  }
-}
-
 // Kills runs with SIGKILL until one finishes by itself; returns the number of kills. Every
 // third kill comes at a random moment from the start (often before any batch, while the run
 // is still starting); the others a random moment after the run committed its first batch, so

@@ -47,14 +47,6 @@ long long slices(TestDatabase& db) {
   return db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'items'");
 }
 
-long long batches_committed(TestDatabase& db) {
-  try {
-    return db.count("SELECT coalesce(sum(batches_done), 0) FROM pgxform.job_state");
-  } catch (const std::exception&) {
-    return 0;  // the state schema does not exist yet
-  }
-}
-
 std::vector<std::string> run_args(TestDatabase& db, const std::string& path, int threads) {
   return with_db(db, path, {"run", "-q", "--threads", std::to_string(threads)});
 }

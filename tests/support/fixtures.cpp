@@ -359,6 +359,14 @@ bool batch_in_flight(TestDatabase& db) {
   return db.count(std::string("SELECT count(*) FROM ") + k_batches_in_flight) > 0;
 }
 
+long long batches_committed(TestDatabase& db) {
+  try {
+    return db.count("SELECT coalesce(sum(batches_done), 0) FROM pgxform.job_state");
+  } catch (const std::exception&) {
+    return 0;  // the state schema does not exist yet
+  }
+}
+
 void check_nothing_written(TestDatabase& db, long long tables_before) {
   CHECK_FALSE(db.schema_exists("pgxform"));
   CHECK(db.count("SELECT count(*) FROM target.items") == 0);

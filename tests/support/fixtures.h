@@ -162,6 +162,9 @@ void check_two_lists_done_once(TestDatabase& db, int rows);
 // Whether a runner of `db` is running a batch statement now (k_batches_in_flight).
 bool batch_in_flight(TestDatabase& db);
 
+// The batches committed in `db` by every job (0 before the state schema exists).
+long long batches_committed(TestDatabase& db);
+
 // Nothing was written since `tables_before` tables (relkind r) were counted: no state schema,
 // no row of target.items, no new table anywhere.
 void check_nothing_written(TestDatabase& db, long long tables_before);
