@@ -740,16 +740,17 @@ TEST_CASE(
     " batch in flight",
     "[catch-up]") {
   People p(300, 50);
-  // Time-sized batches of 20 ms: a batch past 200 ms would be warned of.
+  // Time-sized batches of 150 ms: a wait past 1.5 s would be warned of, and the idle wait
+  // below is twice that. (At 20 ms, a real batch of a loaded machine passed 200 ms.)
   std::string text = People::yaml(50);
   text.replace(text.find("target_batch_ms: 0"), std::string("target_batch_ms: 0").size(),
-               "target_batch_ms: 20");
+               "target_batch_ms: 150");
   const std::string quick = p.dir.write("quick.yaml", text);
   REQUIRE(run_with_db(p.db, quick, {"run"}).exit_code == 0);
   p.db.exec("UPDATE legacy.people SET score = score + 1 WHERE id <= 60");
   Child follow(with_db(p.db, quick, {"catch-up", "--follow"}), p.dir.path());
   wait_until([&] { return follow.err().find("caught up; waiting") != std::string::npos; });
-  // Idle for 15 times the target and more: several reads of the log that find nothing.
+  // Idle for 20 times the target: several reads of the log that find nothing.
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
   follow.kill(SIGINT);
   INFO(follow.err());
