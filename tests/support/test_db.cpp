@@ -1,5 +1,6 @@
 #include "support/test_db.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -138,17 +139,19 @@ Child::Child(const std::vector<std::string>& args, const std::string& dir,
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
   m_pid = fork();
   if (m_pid < 0) throw std::runtime_error("fork failed");
   if (m_pid == 0) {
-    FILE* e = freopen(m_err_path.c_str(), "w", stderr);
-    FILE* o = freopen(m_out_path.c_str(), "w", stdout);
-    (void)e;
-    (void)o;
+    // No allocation until exec: another thread of the test (a writer) may have held the
+    // allocator's lock at the fork, and the child would wait for it forever (seen under ASan).
+    const int e = ::open(m_err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int o = ::open(m_out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (e >= 0) ::dup2(e, STDERR_FILENO), ::close(e);
+    if (o >= 0) ::dup2(o, STDOUT_FILENO), ::close(o);
     if (in_child) in_child();
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
