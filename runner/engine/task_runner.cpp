@@ -163,16 +163,29 @@ TaskOutcome run_catch_up(TaskContext& task, const RunContext& run, long long& co
   auto minute_from = std::chrono::steady_clock::now();
   long long keys_at_minute = 0;
   auto settled = std::chrono::steady_clock::now() - std::chrono::minutes(1);
+  // Not following, a job with changes: logical ends with a read of the slot up to now, then
+  // one more drain and main pass over what the log holds after it. The read that brings the
+  // job's changes may be another task's (one slot for every job of the schema: this one waited
+  // for it), so what counts is the log after the read, not the rows this read added. Read
+  // again only when that pass found work; while a runner holds the main pass, every round.
+  bool read_since_work = false;
   while (true) {
+    const long long before = committed;
     const TaskOutcome outcome = runner.run(committed);
     if (outcome.kind != TaskOutcome::Kind::finished || run.drain.until) return outcome;
+    if (committed > before) read_since_work = false;
     const MainPassLeft main = continue_main_pass(task, run, said_held);
     if (main.end) return *main.end;
-    if (main.ran) continue;
-    // The log is empty, but the slot may hold the job's changes still: read up to now.
-    if (run.drain.follow == Follow::no && task.job.capture == ChangeCapture::logical && run.slot &&
-        run.slot->read(task.session.conn(), SlotReader::Wait::yes).keys.count(task.job.name))
+    if (main.ran) {
+      read_since_work = false;
       continue;
+    }
+    if (run.drain.follow == Follow::no && task.job.capture == ChangeCapture::logical && run.slot &&
+        (main.held || !read_since_work)) {
+      run.slot->read(task.session.conn(), SlotReader::Wait::yes);
+      read_since_work = true;
+      if (!main.held) continue;
+    }
     // Following, once a minute at most: it scans the job's rows and claims the job a moment.
     if (!main.held && (run.drain.follow == Follow::no ||
                        std::chrono::steady_clock::now() - settled >= std::chrono::minutes(1))) {

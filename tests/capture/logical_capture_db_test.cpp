@@ -12,6 +12,9 @@
 #include <string>
 #include <thread>
 
+#include "capture/slot_reader.h"
+#include "output/run_metrics.h"
+#include "state/state_locks.h"
 #include "support/fixtures.h"
 #include "support/test_db.h"
 #include "support/test_json.h"
@@ -278,6 +281,43 @@ TEST_CASE(
   CHECK_THAT(job_in(parse_json(p.pgxform({"status", "--json"}).out), "people")["capture_lost"]
                  .get<std::string>(),
              Contains("TRUNCATE"));
+}
+
+TEST_CASE(
+    "a catch-up applies the changes that another session's read of the slot put in the log while "
+    "it waited for its own last read",
+    "[capture][logical][regression]") {
+  // One slot serves every job of the schema: the read that brings a job's changes may be another
+  // task's. Here the test's session plays that task: it holds the slot while catch-up drains an
+  // empty log, reads the slot while catch-up waits for its last read, and lets it go.
+  SlotPeople p(300);
+  REQUIRE(p.pgxform({"run"}).exit_code == 0);
+  const pgxform::StateSchema schema("pgxform");
+  pqxx::connection reader(p.db.dsn());
+  {
+    pqxx::nontransaction tx(reader);
+    pgxform::session_lock(tx, pgxform::slot_lock(schema));
+  }
+  p.db.exec("UPDATE legacy.people SET score = -5 WHERE id <= 20");
+  Child catch_up(with_db(p.db, p.path, {"catch-up"}), p.dir.path());
+  wait_until([&] {
+    return p.db.count(
+               "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+               " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") >
+           0;
+  });
+  pgxform::RunMetrics metrics;
+  const auto read =
+      pgxform::SlotReader(schema, 4096, metrics).read(reader, pgxform::SlotReader::Wait::yes);
+  CHECK(read.keys.count("people") == 1);
+  {
+    pqxx::nontransaction tx(reader);
+    pgxform::session_unlock(tx, pgxform::slot_lock(schema));
+  }
+  INFO(catch_up.err());
+  CHECK(catch_up.wait() == 0);
+  CHECK(p.db.count("SELECT count(*) FROM pgxform.change_log") == 0);
+  CHECK(p.differences() == 0);
 }
 
 TEST_CASE(
