@@ -329,38 +329,7 @@ TEST_CASE(
   for (const std::string from : {"changes: trigger", "mode: trigger"})
     yaml.replace(yaml.find(from), from.size(), from.substr(0, from.find(':') + 2) + "logical");
   shop.path = shop.dir.write("jobs.yaml", yaml);
-  const auto captured = shop.pgxform({"capture"});
-  INFO(captured.err);
-  REQUIRE(captured.exit_code == 0);
-  shop.count_changes();
-  std::atomic<bool> writing{true};
-  std::atomic<long long> changes{0};
-  std::thread writer([&] {
-    pqxx::connection conn(shop.db.dsn());
-    std::mt19937 rng(Catch::rngSeed());
-    while (writing) {
-      shop.change(conn, rng);
-      ++changes;
-    }
-  });
-  Child follow(shop.command({"catch-up", "--follow"}), shop.dir.path());
-  const auto run = shop.pgxform({"run", "--threads", "2"});
-  const long long after_run = changes;
-  wait_until([&] { return changes > after_run + 100; });
-  writing = false;
-  writer.join();
-  follow.kill(SIGINT);
-  INFO(follow.err());
-  CHECK(follow.wait() == 0);
-  INFO(run.err);
-  REQUIRE(run.exit_code == 0);
-  const auto last = shop.pgxform({"catch-up"});
-  INFO(last.err);
-  REQUIRE(last.exit_code == 0);
-  CHECK(shop.pending() == 0);
-  CHECK(shop.differences() == 0);
-  CHECK(shop.refreshed_too_often() == 0);
-  CHECK(shop.db.count("SELECT count(*) FROM target.refreshed WHERE job = 'lines'") > 0);
+  shop.check_exact_beside_run_and_follow();
 }
 
 TEST_CASE(

@@ -388,39 +388,7 @@ TEST_CASE(
   // orders' refresh rewriting the lines, and left duplicates and deleted lines. With
   // changes.also, a change of an order refreshes its lines through the lines' own job.
   Shop shop(300, 4, 40, 30);
-  const auto captured = shop.pgxform({"capture"});
-  INFO(captured.err);
-  REQUIRE(captured.exit_code == 0);
-  shop.count_changes();
-  std::atomic<bool> writing{true};
-  std::atomic<long long> changes{0};
-  std::thread writer([&] {
-    pqxx::connection conn(shop.db.dsn());
-    std::mt19937 rng(Catch::rngSeed());
-    while (writing) {
-      shop.change(conn, rng);
-      ++changes;
-    }
-  });
-  Child follow(shop.command({"catch-up", "--follow"}), shop.dir.path());
-  const auto run = shop.pgxform({"run", "--threads", "2"});
-  const long long after_run = changes;
-  wait_until([&] { return changes > after_run + 100; });
-  writing = false;
-  writer.join();
-  follow.kill(SIGINT);
-  INFO(follow.err());
-  CHECK(follow.wait() == 0);
-  INFO(run.err);
-  REQUIRE(run.exit_code == 0);
-  const auto last = shop.pgxform({"catch-up"});
-  INFO(last.err);
-  REQUIRE(last.exit_code == 0);
-  CHECK(shop.pending() == 0);
-  CHECK(shop.differences() == 0);
-  CHECK(shop.refreshed_too_often() == 0);
-  // The changes of orders reached the lines through the lines' job.
-  CHECK(shop.db.count("SELECT count(*) FROM target.refreshed WHERE job = 'lines'") > 0);
+  shop.check_exact_beside_run_and_follow();
 }
 
 TEST_CASE("in one snapshot, a key's refreshes and its pending changes always add up to its changes",

@@ -1,10 +1,12 @@
 #include "support/fixtures.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -531,6 +533,41 @@ long long Shop::refreshed_too_often() {
 void Shop::change(std::mt19937& rng) {
   pqxx::connection conn(db.dsn());
   change(conn, rng);
+}
+
+void Shop::check_exact_beside_run_and_follow() {
+  const auto captured = pgxform({"capture"});
+  INFO(captured.err);
+  REQUIRE(captured.exit_code == 0);
+  count_changes();
+  std::atomic<bool> writing{true};
+  std::atomic<long long> changes{0};
+  std::thread writer([&] {
+    pqxx::connection conn(db.dsn());
+    std::mt19937 rng(Catch::rngSeed());
+    while (writing) {
+      change(conn, rng);
+      ++changes;
+    }
+  });
+  Child follow(command({"catch-up", "--follow"}), dir.path());
+  const auto run = pgxform({"run", "--threads", "2"});
+  const long long after_run = changes;
+  wait_until([&] { return changes > after_run + 100; });
+  writing = false;
+  writer.join();
+  follow.kill(SIGINT);
+  INFO(follow.err());
+  CHECK(follow.wait() == 0);
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  const auto last = pgxform({"catch-up"});
+  INFO(last.err);
+  REQUIRE(last.exit_code == 0);
+  CHECK(pending() == 0);
+  CHECK(differences() == 0);
+  CHECK(refreshed_too_often() == 0);
+  CHECK(db.count("SELECT count(*) FROM target.refreshed WHERE job = 'lines'") > 0);
 }
 
 void Shop::change(pqxx::connection& conn, std::mt19937& rng) {

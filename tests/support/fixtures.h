@@ -218,6 +218,12 @@ struct Shop {
   // deleted line or order (its lines go with it), a deleted order's key used again.
   void change(std::mt19937& rng);
   void change(pqxx::connection& conn, std::mt19937& rng);
+  // The shop changed by a writer while `run --threads 2` and `catch-up --follow` work beside it
+  // (the capture installed first, every change counted); once the writer stopped, the follow
+  // stopped with SIGINT and a last catch-up: no change left, the targets as a from-scratch
+  // transform, no key refreshed more often than it changed, and some orders' changes applied
+  // through the lines' job (changes.also).
+  void check_exact_beside_run_and_follow();
 };
 
 }  // namespace pgxform_test
