@@ -207,8 +207,10 @@ with_postgres() {
     # left in /etc/postgresql and parallel runs don't collide.  fsync is
     # already off in pg_virtualenv clusters; a larger max_wal_size avoids
     # checkpoints during bulk loads; wal_level=logical lets a test read a
-    # logical replication slot (read-only commands must send it nothing).
-    pg_virtualenv -t -o max_wal_size=2GB -o wal_level=logical \
+    # logical replication slot (read-only commands must send it nothing);
+    # max_connections=200: ctest-asan runs four tests at once, each with its
+    # runners' pools, and the default 100 is what a pool's budget test counts.
+    pg_virtualenv -t -o max_wal_size=2GB -o wal_level=logical -o max_connections=200 \
         bash -c 'set -euo pipefail; pg_describe; "$@"' with_postgres "$@" || rc=$?
     unset PGXFORM_THROWAWAY_PG
     log "postgres: throw-away cluster dropped after $(since "$start") (exit status $rc)"
