@@ -27,72 +27,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// legacy.people(id bigint PRIMARY KEY, name text, score int), ids 1..rows, captured through
-// the slot into target.people (no key: a row applied twice shows); `sleep_ms` per main batch.
-// target.refreshed and target.changes count, per key, the refreshes and the change_log rows.
-struct Slotted {
-  TestDatabase db;
-  TempDir dir;
-  std::string path;
-
-  Slotted(int rows, int batch_size, int sleep_ms = 0, const std::string& more = "") {
-    db.exec(
-        "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
-        "CREATE TABLE legacy.people (id bigint PRIMARY KEY, name text NOT NULL, score int);"
-        "INSERT INTO legacy.people SELECT g, 'person ' || g, g % 100 FROM generate_series(1, " +
-        std::to_string(rows) +
-        ") g;"
-        "CREATE TABLE target.people (id bigint, display text, doubled int);"
-        "CREATE TABLE target.refreshed (id bigint);"
-        "CREATE VIEW target.expected AS SELECT id, upper(name) AS display, score * 2 AS doubled"
-        " FROM legacy.people;"
-        "CREATE FUNCTION xf.people(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
-        " DECLARE n bigint; BEGIN PERFORM pg_sleep(" +
-        std::to_string(sleep_ms / 1000.0) +
-        "); INSERT INTO target.people SELECT * FROM target.expected WHERE id BETWEEN lo AND hi;"
-        " GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;"
-        "CREATE FUNCTION xf.people_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
-        " INSERT INTO target.refreshed SELECT unnest(keys);"
-        " DELETE FROM target.people t WHERE t.id = ANY (keys);"
-        " INSERT INTO target.people SELECT * FROM target.expected WHERE id = ANY (keys);"
-        " SELECT pg_catalog.cardinality(keys)::bigint $$;");
-    path = dir.write("jobs.yaml", "version: 1\n" + more +
-                                      "lists:\n  - name: main\n    jobs:\n"
-                                      "      - {name: people, table: legacy.people, key: id,"
-                                      " function: xf.people, batch_size: " +
-                                      std::to_string(batch_size) +
-                                      ", target_batch_ms: 0, changes: logical,"
-                                      " refresh_function: xf.people_refresh}\n");
-  }
-  CliResult pgxform(std::vector<std::string> args) {
-    return run_with_db(db, path, std::move(args));
-  }
-  std::vector<std::string> command(std::vector<std::string> args) {
-    return with_db(db, path, std::move(args));
-  }
-  long long differences() {
-    return db.count(
-        "SELECT (SELECT count(*) FROM (SELECT * FROM target.expected EXCEPT ALL"
-        " SELECT * FROM target.people) a) + (SELECT count(*) FROM (SELECT * FROM target.people"
-        " EXCEPT ALL SELECT * FROM target.expected) b)");
-  }
-  long long logged() { return db.count("SELECT count(*) FROM pgxform.change_log"); }
-  void count_changes() {
-    db.exec(
-        "CREATE TABLE target.changes (id bigint);"
-        "CREATE FUNCTION target.count_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " INSERT INTO target.changes SELECT key::bigint FROM new_rows; RETURN NULL; END $$;"
-        "CREATE TRIGGER count_change AFTER INSERT ON pgxform.change_log"
-        " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
-        " EXECUTE FUNCTION target.count_change()");
-  }
-  long long refreshed_too_often() {
-    return db.count(
-        "SELECT count(*) FROM (SELECT id, count(*) AS n FROM target.refreshed GROUP BY id) r"
-        " WHERE r.n > (SELECT count(*) FROM target.changes c WHERE c.id = r.id)");
-  }
-};
-
 // One random change of legacy.people below its top key `top` (which stays, so that the main
 // pass's cursor is past every key the writer touched): an update, a delete, a re-insert of a
 // deleted key, a key's change.
@@ -128,7 +62,7 @@ TEST_CASE("a change read again after its read committed but before the slot move
   // A read that committed and was killed before it moved the slot, done by hand: its rows in
   // change_log and consumed_lsn moved past them, the slot not. The next read gets the same
   // transactions from the slot and must skip them by their position.
-  Slotted s(100, 50);
+  SlotPeople s(100, 50);
   REQUIRE(s.pgxform({"run"}).exit_code == 0);
   s.db.exec("UPDATE legacy.people SET score = -1 WHERE id <= 10");
   const std::string slot = s.db.scalar("SELECT slot FROM pgxform.capture_slot");
@@ -157,7 +91,7 @@ TEST_CASE(
     "catch-up of changes: logical killed with SIGKILL at random moments beside a writer loses no "
     "change and applies none twice",
     "[capture][logical][kill]") {
-  Slotted s(2000, 40);
+  SlotPeople s(2000, 40);
   REQUIRE(s.pgxform({"run"}).exit_code == 0);
   s.count_changes();
   s.db.exec(
@@ -213,7 +147,7 @@ TEST_CASE(
 TEST_CASE("run reads the slot while its main pass goes on, so that the WAL does not pile up",
           "[capture][logical]") {
   // 60 batches of at least 200 ms: the run lasts over 12 s, and reads the slot every 10 s.
-  Slotted s(3000, 50, 200);
+  SlotPeople s(3000, 50, 200);
   Child run(s.command({"run"}), s.dir.path());
   wait_until([&] { return s.db.count("SELECT count(*) FROM pgxform.capture_slot") == 1; });
   s.db.exec("UPDATE legacy.people SET score = 0 WHERE id % 100 = 0");
@@ -230,7 +164,7 @@ TEST_CASE("run reads the slot while its main pass goes on, so that the WAL does 
 
 TEST_CASE("run, catch-up and validate warn when the slot retains more than max_slot_retained_mb",
           "[capture][logical]") {
-  Slotted s(100, 50, 0, "max_slot_retained_mb: 1\n");
+  SlotPeople s(100, 50, 0, "max_slot_retained_mb: 1\n");
   REQUIRE(s.pgxform({"run"}).exit_code == 0);
   // A transaction left open keeps the slot's restart position before it: the WAL written after
   // it stays.

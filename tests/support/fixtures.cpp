@@ -404,6 +404,79 @@ long long lines_with(const std::string& text, const std::vector<std::string>& pa
 
 namespace pgxform_test {
 
+SlotPeople::SlotPeople(int rows, int batch_size, int sleep_ms, const std::string& top_level) {
+  db.exec(
+      "CREATE SCHEMA legacy; CREATE SCHEMA target; CREATE SCHEMA xf;"
+      "CREATE TABLE legacy.people (id bigint PRIMARY KEY, name text NOT NULL, score int);"
+      "INSERT INTO legacy.people SELECT g, 'person ' || g, g % 100 FROM generate_series(1, " +
+      std::to_string(rows) +
+      ") g;"
+      "CREATE TABLE target.people (id bigint, display text, doubled int);"
+      "CREATE TABLE target.refreshed (id bigint);"
+      "CREATE VIEW target.expected AS SELECT id, upper(name) AS display, score * 2 AS doubled"
+      " FROM legacy.people;"
+      "CREATE FUNCTION xf.people(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
+      " DECLARE n bigint; BEGIN PERFORM pg_sleep(" +
+      std::to_string(sleep_ms / 1000.0) +
+      "); INSERT INTO target.people SELECT * FROM target.expected WHERE id BETWEEN lo AND hi;"
+      " GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;"
+      "CREATE FUNCTION xf.people_refresh(keys bigint[]) RETURNS bigint LANGUAGE sql AS $$"
+      " INSERT INTO target.refreshed SELECT unnest(keys);"
+      " DELETE FROM target.people t WHERE t.id = ANY (keys);"
+      " INSERT INTO target.people SELECT * FROM target.expected WHERE id = ANY (keys);"
+      " SELECT pg_catalog.cardinality(keys)::bigint $$;");
+  path = dir.write("jobs.yaml", "version: 1\n" + top_level +
+                                    "lists:\n  - name: main\n    jobs:\n"
+                                    "      - {name: people, table: legacy.people, key: id,"
+                                    " function: xf.people, batch_size: " +
+                                    std::to_string(batch_size) +
+                                    ", target_batch_ms: 0, changes: logical,"
+                                    " refresh_function: xf.people_refresh}\n");
+}
+
+CliResult SlotPeople::pgxform(std::vector<std::string> args) {
+  return run_with_db(db, path, std::move(args));
+}
+
+std::vector<std::string> SlotPeople::command(std::vector<std::string> args) {
+  return with_db(db, path, std::move(args));
+}
+
+long long SlotPeople::differences() {
+  return db.count(
+      "SELECT (SELECT count(*) FROM (SELECT * FROM target.expected EXCEPT ALL"
+      " SELECT * FROM target.people) a) + (SELECT count(*) FROM (SELECT * FROM target.people"
+      " EXCEPT ALL SELECT * FROM target.expected) b)");
+}
+
+long long SlotPeople::logged() {
+  return db.count("SELECT count(*) FROM pgxform.change_log");
+}
+
+void SlotPeople::count_changes() {
+  db.exec(
+      "CREATE TABLE target.changes (id bigint);"
+      "CREATE FUNCTION target.count_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " INSERT INTO target.changes SELECT key::bigint FROM new_rows; RETURN NULL; END $$;"
+      "CREATE TRIGGER count_change AFTER INSERT ON pgxform.change_log"
+      " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+      " EXECUTE FUNCTION target.count_change()");
+}
+
+long long SlotPeople::refreshed_too_often() {
+  return db.count(
+      "SELECT count(*) FROM (SELECT id, count(*) AS n FROM target.refreshed GROUP BY id) r"
+      " WHERE r.n > (SELECT count(*) FROM target.changes c WHERE c.id = r.id)");
+}
+
+long long SlotPeople::slots() {
+  return db.count("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()");
+}
+
+long long SlotPeople::publications() {
+  return db.count("SELECT count(*) FROM pg_publication");
+}
+
 Shop::Shop(int orders, int lines_per_order, int batch_size, int lines_sleep_ms) {
   const std::string n = std::to_string(orders), per = std::to_string(lines_per_order);
   db.exec(

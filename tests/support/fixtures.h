@@ -186,6 +186,33 @@ long long lines_with(const std::string& text, const std::vector<std::string>& pa
 
 namespace pgxform_test {
 
+// legacy.people(id bigint PRIMARY KEY, name text, score int), ids 1..rows, captured through
+// the slot (changes: logical) into target.people (no key: a row applied twice shows);
+// `sleep_ms` per main batch; `top_level`: lines of jobs.yaml before its lists.
+// xf.people_refresh appends each key it refreshed to target.refreshed.
+struct SlotPeople {
+  TestDatabase db;
+  TempDir dir;
+  std::string path;
+
+  explicit SlotPeople(int rows, int batch_size = 100, int sleep_ms = 0,
+                      const std::string& top_level = "");
+
+  CliResult pgxform(std::vector<std::string> args);
+  std::vector<std::string> command(std::vector<std::string> args);
+  // Rows that differ between target.people and a from-scratch transform, both ways (EXCEPT ALL).
+  long long differences();
+  // Rows in change_log.
+  long long logged();
+  // From now on every change_log row is counted per key in target.changes (id).
+  void count_changes();
+  // Keys refreshed more often than the log recorded a change of them.
+  long long refreshed_too_often();
+  // The replication slots of this database; the publications.
+  long long slots();
+  long long publications();
+};
+
 // A shop migrated by two capturing jobs in two lists that run side by side: `orders`
 // (legacy.orders -> target.orders) and `lines` (legacy.order_lines -> target.lines), whose
 // transform reads the status of each line's order, and so declares legacy.orders in its
