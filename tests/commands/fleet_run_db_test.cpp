@@ -13,6 +13,7 @@
 
 #include "commands/fleet_run.h"
 #include "support/fixtures.h"
+#include "support/prerequisite.h"
 #include "support/test_db.h"
 #include "support/test_json.h"
 
@@ -69,6 +70,22 @@ TEST_CASE("a fleet run writes every target's rows exactly once, on both servers"
   const CliResult again = run_cli({"run", "-f", fleet.jobs, "--dsn", fleet.dbs[0]->dsn()});
   CHECK(again.exit_code == 0);
   CHECK(fleet.dbs[0]->count("SELECT count(*) FROM target.items") == 1000);
+}
+
+// CI starts a second cluster for these tests (scripts/lib.sh: with_second_postgres): without
+// it they run on one server and would say nothing of a fleet over two; this one fails then.
+TEST_CASE("the fleet tests' second server is another cluster than the first", "[fleet_run]") {
+  if (!prerequisite(!second_server().empty(),
+                    "no second server (PGXFORM_TEST_SERVER2): the fleet tests run on one"))
+    return;
+  Fleet fleet(2, 10, 0);
+  const auto cluster = [](TestDatabase& db) {
+    return db.scalar(
+        "SELECT system_identifier || ' ' || current_setting('data_directory')"
+        " FROM pg_catalog.pg_control_system()");
+  };
+  INFO(fleet.dbs[0]->dsn() << " and " << fleet.dbs[1]->dsn());
+  CHECK(cluster(*fleet.dbs[0]) != cluster(*fleet.dbs[1]));
 }
 
 TEST_CASE("a fleet run never has more workers than its budget", "[fleet_run][threads]") {
