@@ -22,6 +22,7 @@
 #include "commands/fleet_run.h"
 #include "commands/fleet_status.h"
 #include "commands/fleet_targets.h"
+#include "commands/fleet_watch.h"
 #include "commands/init_command.h"
 #include "commands/plan_command.h"
 #include "commands/profile_command.h"
@@ -375,12 +376,14 @@ const Command k_commands[] = {
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<StatusOptions>();
        o.format = p.has("json") ? StatusFormat::json : StatusFormat::table;
-       if (p.has("watch") && p.has("targets"))
-         throw UsageError("--watch does not go with --targets yet (run status --targets again)");
        if (p.has("watch")) {
          o.watch_seconds = watch_seconds_option(p);
          const bool terminal = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
-         return watch_status(o, terminal ? WatchScreen::redraw : WatchScreen::append, out);
+         const WatchScreen screen = terminal ? WatchScreen::redraw : WatchScreen::append;
+         if (p.has("targets"))
+           return watch_fleet_status(o, read_targets(p.get<std::string>("targets")),
+                                     p.optional<std::string>("target").value_or(""), screen, out);
+         return watch_status(o, screen, out);
        }
        if (!p.jobs.empty())
          throw UsageError("status takes no job names (unexpected '" + p.jobs.front() + "')");

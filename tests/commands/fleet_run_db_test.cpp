@@ -307,3 +307,31 @@ TEST_CASE(
   CHECK(code == 0);
   fleet.check_done_once(3000);
 }
+
+TEST_CASE(
+    "status --targets --watch draws the fleet block until SIGINT, an unreachable target in it",
+    "[fleet_run]") {
+  Fleet fleet(2, 300, 0);
+  REQUIRE(run_cli(fleet.command({"--threads", "2"})).exit_code == 0);
+  std::string yaml = "targets:\n";
+  for (std::size_t i = 0; i < fleet.dbs.size(); ++i)
+    yaml += "  - name: t" + std::to_string(i + 1) + "\n    dsn: \"" + fleet.dbs[i]->dsn() + "\"\n";
+  yaml += "  - name: t3\n    dsn: \"dbname=pgxform_test_no_such_database\"\n";
+  const std::string targets = fleet.dir.write("targets3.yaml", yaml);
+  Child child({"status", "-f", fleet.jobs, "--targets", targets, "--watch", "0.2"},
+              fleet.dir.path());
+  wait_until([&] {
+    const std::string out = child.out();
+    return out.find("fleet: 3 targets") != out.rfind("fleet: 3 targets");
+  });
+  child.kill(SIGINT);
+  INFO(child.out() << child.err());
+  CHECK(child.wait() == 0);
+  const std::string out = child.out();
+  // Off a terminal each refresh is appended: plain lines, no escapes.
+  CHECK(out.find('\x1b') == std::string::npos);
+  CHECK_THAT(out, Contains("fleet: 3 targets: 2 done, 0 running, 1 failed, 0 waiting; 600 rows"));
+  CHECK_THAT(out, Contains("failed targets:"));
+  CHECK_THAT(out, Contains("t3 "));
+  CHECK_THAT(out, Contains("pgxform_test_no_such_database"));
+}
