@@ -6,6 +6,8 @@
 #   ensure_packages [extra-pkg...]   install missing Debian packages (apt-get)
 #   build DIR [cmake args...]        configure and compile into DIR
 #   with_postgres CMD [ARGS...]      run CMD with a PostgreSQL server at hand
+#   with_second_postgres CMD [ARGS...]  run CMD with a second throw-away cluster too
+#                                    (PGXFORM_TEST_SERVER2, for the fleet tests)
 #   pg_psql [psql args...]           psql for the current server, stop on error
 #
 # Environment:
@@ -13,6 +15,8 @@
 #                      with_postgres uses it instead of a throw-away cluster
 #   PGHOST, PGDATABASE, PGSERVICE (and the other libpq variables)
 #                      likewise: if one of them is set, that server is used
+#   PGXFORM_TEST_SERVER2  conninfo of a second server (the fleet tests' second cluster);
+#                      with_second_postgres uses it instead of starting one
 #   PGXFORM_BUILD_JOBS parallel compile jobs (default 2)
 #   PGXFORM_BUILD_TARGET  build only this CMake target (default: all)
 #   PGXFORM_BUILD_TARGETS the same for several, space-separated
@@ -215,4 +219,61 @@ with_postgres() {
     unset PGXFORM_THROWAWAY_PG
     log "postgres: throw-away cluster dropped after $(since "$start") (exit status $rc)"
     return "$rc"
+}
+
+# --- the second cluster (fleet tests) ---------------------------------------------------------
+# with_second_postgres CMD [ARGS...]: run CMD with PGXFORM_TEST_SERVER2 naming a second
+# PostgreSQL cluster, another server than the libpq environment's, for the fleet tests (a fleet
+# run over two servers). Where PGXFORM_TEST_SERVER2 is set already, that server is used as it is.
+# Otherwise a throw-away cluster of the same binaries as pg_virtualenv's (initdb, pg_ctl) starts
+# in a private temporary folder (mode 0700, owned by the server's user): it listens on no TCP
+# port, only on a unix socket in that folder, with trust authentication — so no password exists
+# for it, none is written anywhere, and only its owner (and root) can connect. Its user is
+# PGUSER's, so the fleet tests connect to both servers as the same user; a PGPASSWORD of the
+# first server is never asked for by the second. Start-up only: about a second. The cluster is
+# stopped and its folder removed when CMD ends, whatever happens (a trap on EXIT, INT and TERM
+# in a subshell). Returns CMD's exit status; 1 when the cluster could not start (CMD still runs,
+# without PGXFORM_TEST_SERVER2: the tests that need it then fail and say so).
+with_second_postgres() {
+    if [[ -n ${PGXFORM_TEST_SERVER2:-} ]]; then
+        log "postgres: the second server is PGXFORM_TEST_SERVER2's (given by the environment)"
+        "$@"
+        return
+    fi
+    (
+        local bin dir user as=() start rc=0 started=0
+        bin=/usr/lib/postgresql/$(pg_major_version)/bin
+        user=${PGUSER:-$(id -un)}
+        [[ $user == root ]] && user=postgres
+        dir=$(mktemp -d -t pgxform-pg2.XXXXXX) || exit 1
+        if [[ $(id -u) -eq 0 ]]; then
+            # initdb refuses to run as root: the cluster is the postgres user's.
+            chown postgres: "$dir" && as=(runuser -u postgres --)
+        fi
+        # shellcheck disable=SC2317 # called by the trap below
+        stop_second() {
+            "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+            rm -rf "$dir"
+        }
+        trap stop_second EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+        start=$(now)
+        # Port 5432 in a private socket folder: no TCP listener, so no port to collide with.
+        if "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U "$user" --no-sync \
+            >"$dir/initdb.log" 2>&1 &&
+            "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -s start \
+                -o "-p 5432 -k $dir -c listen_addresses='' -c fsync=off -c wal_level=logical -c max_wal_size=2GB -c max_connections=200"; then
+            started=1
+            export PGXFORM_TEST_SERVER2="host=$dir port=5432 user=$user"
+            log "postgres: a second throw-away cluster ($PGXFORM_TEST_SERVER2) started in $(since "$start")"
+        else
+            log "ERROR: the second cluster did not start; its logs:"
+            cat "$dir/initdb.log" "$dir/log" >&2 2>/dev/null || true
+        fi
+        "$@" || rc=$?
+        ((started == 1)) || rc=1
+        log "postgres: dropping the second throw-away cluster (exit status $rc)"
+        exit "$rc"
+    )
 }

@@ -19,9 +19,11 @@
 #include "commands/catch_up_command.h"
 #include "commands/control_command.h"
 #include "commands/explain_command.h"
+#include "commands/fleet_profile.h"
 #include "commands/fleet_run.h"
 #include "commands/fleet_status.h"
 #include "commands/fleet_targets.h"
+#include "commands/fleet_watch.h"
 #include "commands/init_command.h"
 #include "commands/plan_command.h"
 #include "commands/profile_command.h"
@@ -84,7 +86,8 @@ enum class JobsFileOption { read, none };
 // What a command does with --targets FILE (a fleet, fleet_run.h):
 //   each    runs once per target (or the one --target names), one after the other, each with
 //           the target's connection string as its --dsn, under a line "== target NAME";
-//   own     runs over the fleet itself (run: one budget; status: a line per target);
+//   own     runs over the fleet itself (run: one budget; status: a line per target; profile:
+//           one HTML report comparing the targets);
 //   refuse  makes no sense over a fleet (explain, rehearse: about one database's plans and
 //           timings): refused, naming --dsn.
 enum class Fleet { each, own, refuse };
@@ -375,12 +378,14 @@ const Command k_commands[] = {
      [](const Parsed& p, std::ostream& out) {
        auto o = p.options<StatusOptions>();
        o.format = p.has("json") ? StatusFormat::json : StatusFormat::table;
-       if (p.has("watch") && p.has("targets"))
-         throw UsageError("--watch does not go with --targets yet (run status --targets again)");
        if (p.has("watch")) {
          o.watch_seconds = watch_seconds_option(p);
          const bool terminal = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
-         return watch_status(o, terminal ? WatchScreen::redraw : WatchScreen::append, out);
+         const WatchScreen screen = terminal ? WatchScreen::redraw : WatchScreen::append;
+         if (p.has("targets"))
+           return watch_fleet_status(o, read_targets(p.get<std::string>("targets")),
+                                     p.optional<std::string>("target").value_or(""), screen, out);
+         return watch_status(o, screen, out);
        }
        if (!p.jobs.empty())
          throw UsageError("status takes no job names (unexpected '" + p.jobs.front() + "')");
@@ -457,8 +462,12 @@ const Command k_commands[] = {
        o.jobs = p.jobs;
        o.format = p.has("json") ? ProfileFormat::json : ProfileFormat::table;
        o.html = p.optional<std::string>("html");
+       if (p.has("targets"))
+         return fleet_profile_command(o, read_targets(p.get<std::string>("targets")),
+                                      p.optional<std::string>("target").value_or(""), out);
        return profile_command(o, out);
-     }},
+     },
+     JobsFileOption::read, Fleet::own},
     {"explain",
      "explain JOB [--at KEY] [--full] [--running]  one batch, rolled back, with the plans inside "
      "the function",
@@ -696,7 +705,6 @@ void check_fleet_options(const Command& command, const Parsed& p) {
         "--dsn and --targets: one or the other (a fleet's connection strings are "
         "in its targets file)");
   if (p.has("follow")) throw UsageError("catch-up --follow does not go with --targets");
-  if (p.has("html")) throw UsageError("profile --html does not go with --targets yet");
 }
 
 // --targets with a command that runs once per target (Fleet::each): one after the other, each

@@ -51,13 +51,13 @@ std::vector<FleetTarget> by_size(std::vector<FleetTarget> targets) {
 }
 
 TargetEnd run_target(const FleetRunOptions& options, const JobsFile& file,
-                     const FleetTarget& target, FleetBudget& budget) {
+                     const FleetTarget& target, FleetBudget& budget, const RunMetrics& fleet) {
   RunOptions run = options.run;
   run.dsn = target.dsn;
   FleetPart part{target.name,
                  [&budget, name = target.name](int wanted) { return budget.draw(name, wanted); }};
-  // A target's metrics are not served (yet): its jobs' names are those of every other target.
-  RunMetrics metrics(MetricsCollection::off);
+  // Its series are the fleet's, labelled with its name: its jobs' names are every target's.
+  RunMetrics metrics(fleet, target.name);
   try {
     const int code = run_jobs(run, file, metrics, &part);
     return {code, code == k_exit_ok ? "" : code == k_exit_interrupted ? "stopped" : "a job failed"};
@@ -98,6 +98,18 @@ class FleetLine {
   std::chrono::steady_clock::time_point m_next;
 };
 
+// The fleet's totals for its metrics: the targets by state, the workers they hold.
+FleetTotals fleet_totals(const FleetBudget& budget, const std::map<std::string, TargetEnd>& ends,
+                         std::size_t targets) {
+  FleetTotals totals;
+  const auto running = budget.workers();
+  totals.running = int(running.size());
+  for (const auto& [name, workers] : running) totals.workers += workers;
+  for (const auto& [name, end] : ends) ++(end.exit_code == k_exit_ok ? totals.done : totals.failed);
+  totals.waiting = std::max(0, int(targets) - totals.running - totals.done - totals.failed);
+  return totals;
+}
+
 int fleet_result(const std::vector<FleetTarget>& targets,
                  const std::map<std::string, TargetEnd>& ends, double seconds) {
   int done = 0;
@@ -135,7 +147,6 @@ int fleet_result(const std::vector<FleetTarget>& targets,
 int fleet_run_command(const FleetRunOptions& options) {
   const JobsFile file = parse_jobs_file(options.run.file);
   const TargetsFile targets_file = read_targets(options.targets);
-  if (options.run.metrics) throw UsageError("--metrics-port does not go with --targets yet");
   const std::vector<FleetTarget> chosen = chosen_targets(targets_file, options.target);
   const std::vector<FleetTarget> targets =
       options.order == FleetOrder::size ? by_size(chosen) : chosen;
@@ -151,6 +162,13 @@ int fleet_run_command(const FleetRunOptions& options) {
                targets_file.max_threads_per_host
                    ? ", at most " + std::to_string(*targets_file.max_threads_per_host) + " per host"
                    : "");
+  // One endpoint for the fleet, bound before anything is written (as a single run's).
+  RunMetrics metrics(options.run.metrics ? MetricsCollection::on : MetricsCollection::off);
+  if (options.run.metrics) {
+    metrics.serve(*options.run.metrics);
+    spdlog::info("serving the fleet's metrics on http://{}/metrics",
+                 endpoint_text(*options.run.metrics));
+  }
   install_stop_handlers();
   const auto started = std::chrono::steady_clock::now();
   std::mutex ends_mutex;
@@ -159,6 +177,7 @@ int fleet_run_command(const FleetRunOptions& options) {
   FleetLine line(budget, targets.size());
   const auto ended = [&] {
     std::lock_guard<std::mutex> lock(ends_mutex);
+    metrics.fleet_totals(fleet_totals(budget, ends, targets.size()), threads);
     return ends.size();
   };
   const auto stopping = [&] {
@@ -169,7 +188,7 @@ int fleet_run_command(const FleetRunOptions& options) {
     const FleetTarget& target = *by_name.at(*name);
     try {
       running.emplace_back([&, &target = target] {
-        TargetEnd end = run_target(options, file, target, budget);
+        TargetEnd end = run_target(options, file, target, budget, metrics);
         budget.leave(target.name);
         std::lock_guard<std::mutex> lock(ends_mutex);
         ends[target.name] = std::move(end);
@@ -186,6 +205,7 @@ int fleet_run_command(const FleetRunOptions& options) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   for (auto& t : running) t.join();
+  ended();  // the totals' last figures, served until the fleet ends
   return fleet_result(
       targets, ends,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

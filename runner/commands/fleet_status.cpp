@@ -15,6 +15,15 @@ namespace pgxform {
 
 namespace {
 
+// An unfinished job's rows left: from its percent done, else from its ETA at its rate.
+std::optional<double> rows_left(const StatusRow& row) {
+  if (row.state.status == "done") return std::nullopt;
+  if (row.percent && *row.percent > 0)
+    return std::max(0.0, double(row.state.rows_done) * (100 - *row.percent) / *row.percent);
+  if (row.eta_s && row.rows_per_s) return *row.eta_s * *row.rows_per_s;
+  return std::nullopt;
+}
+
 FleetStatusLine target_line(const TargetStatus& t) {
   FleetStatusLine line;
   line.target = t.target;
@@ -32,6 +41,7 @@ FleetStatusLine target_line(const TargetStatus& t) {
     line.rows += row.state.rows_done;
     if (row.rows_per_s) line.rows_per_s = line.rows_per_s.value_or(0) + *row.rows_per_s;
     if (row.eta_s && status != "done") line.eta_s = std::max(line.eta_s.value_or(0), *row.eta_s);
+    if (const auto left = rows_left(row)) line.rows_left = line.rows_left.value_or(0) + *left;
   }
   if (line.failed > 0) {
     for (const StatusRow& row : t.report.jobs)
@@ -69,6 +79,7 @@ std::vector<FleetStatusLine> fleet_status_lines(const std::vector<TargetStatus>&
     total.rows += l.rows;
     if (l.rows_per_s) total.rows_per_s = total.rows_per_s.value_or(0) + *l.rows_per_s;
     if (l.eta_s) total.eta_s = std::max(total.eta_s.value_or(0), *l.eta_s);
+    if (l.rows_left) total.rows_left = total.rows_left.value_or(0) + *l.rows_left;
   }
   std::string note = std::to_string(targets.size()) + " targets";
   if (failing > 0) note += ", " + std::to_string(failing) + " with a failed job";
@@ -136,26 +147,33 @@ Json fleet_status_json(const std::vector<TargetStatus>& targets) {
   return result;
 }
 
-int fleet_status_command(const StatusOptions& options, const TargetsFile& targets,
-                         const std::string& target, std::ostream& out) {
-  const JobsFile file = parse_jobs_file(options.file);
+std::vector<TargetStatus> read_fleet_status(const StatusOptions& options, const JobsFile& file,
+                                            const TargetsFile& targets, const std::string& target,
+                                            Contact contact) {
   std::vector<TargetStatus> read;
-  bool all_read = true;
   for (const FleetTarget& t : chosen_targets(targets, target)) {
     StatusOptions one = options;
     one.dsn = t.dsn;
     TargetStatus status{t.name, std::nullopt, {}};
     try {
-      status.report = read_status_report(one, file);
+      status.report = read_status_report(one, file, contact);
     } catch (const InputError& e) {
       status.error = e.problems().empty() ? std::string("?") : e.problems().front();
     } catch (const std::exception& e) {
       status.error = e.what();
     }
-    all_read = all_read && !status.error;
     if (status.error) status.error = target_problem(*status.error);
     read.push_back(std::move(status));
   }
+  return read;
+}
+
+int fleet_status_command(const StatusOptions& options, const TargetsFile& targets,
+                         const std::string& target, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  const std::vector<TargetStatus> read = read_fleet_status(options, file, targets, target);
+  const bool all_read =
+      std::none_of(read.begin(), read.end(), [](const TargetStatus& t) { return t.error; });
   if (options.format == StatusFormat::json)
     print_json(out, fleet_status_json(read));
   else

@@ -36,6 +36,9 @@ struct FleetStatusLine {
   int jobs = 0, done = 0, running = 0, failed = 0;
   long long rows = 0;
   std::optional<double> rows_per_s, eta_s;
+  // The rows its unfinished jobs have left (from their percent done, else their ETA and rate);
+  // none when no unfinished job can tell.
+  std::optional<double> rows_left;
   std::string note;
   bool unknown = false;  // not read: no figures
 };
@@ -46,6 +49,12 @@ void print_fleet_status_table(std::ostream& out, const std::vector<FleetStatusLi
 // {"targets": [{"target": ..., "jobs": ..., ...}], "fleet": {...}, "jobs": [{"target": ...,
 //  "job": ..., (status --json's keys)}]}
 Json fleet_status_json(const std::vector<TargetStatus>& targets);
+
+// Each chosen target's status report (all, or `target`'s), in the file's order; a target that
+// cannot be read has its error (prefixed as target_problem says), never an exception.
+std::vector<TargetStatus> read_fleet_status(const StatusOptions& options, const JobsFile& file,
+                                            const TargetsFile& targets, const std::string& target,
+                                            Contact contact = Contact::first);
 
 int fleet_status_command(const StatusOptions& options, const TargetsFile& targets,
                          const std::string& target, std::ostream& out);

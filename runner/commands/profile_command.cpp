@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 
 #include "analysis/block_counters.h"
@@ -45,25 +46,6 @@ ProfileInputs read_inputs(pqxx::connection& conn, StateStore& store, const Job& 
     spdlog::debug("{}: no key range or estimate: {}", job.name, redact(e.what()));
   }
   return in;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return text;
-}
-
-void write_html(const std::string& path, const std::string& source,
-                const std::vector<JobProfile>& profiles) {
-  std::ofstream html(path);
-  if (!html) throw InputError({"--html: cannot write the report to " + path});
-  write_report(html, {"pgxform profile", source, utc_now()}, profiles);
-  html.close();
-  if (!html) throw std::runtime_error("writing the report to " + path + " failed");
-  spdlog::info("report written to {}", path);
 }
 
 }  // namespace
@@ -122,8 +104,7 @@ void print_profile_table(std::ostream& out, const std::vector<JobProfile>& jobs)
     if (const auto warning = trend_warning(p)) out << "\nwarning: " << *warning << "\n";
 }
 
-int profile_command(const ProfileOptions& options, std::ostream& out) {
-  const JobsFile file = parse_jobs_file(options.file);
+std::vector<JobProfile> read_profiles(const ProfileOptions& options, const JobsFile& file) {
   const std::vector<const Job*> selected =
       select_jobs(file, options.jobs, JobKinds::batched, "it has no batches to profile");
   auto conn = connect(options.dsn);
@@ -140,12 +121,43 @@ int profile_command(const ProfileOptions& options, std::ostream& out) {
   std::vector<JobProfile> profiles;
   for (const Job* job : selected)
     profiles.push_back(compute_profile(read_inputs(*conn, store, *job, preflight)));
+  return profiles;
+}
 
+void print_profiles(std::ostream& out, const ProfileOptions& options,
+                    const std::vector<JobProfile>& profiles) {
   if (options.format == ProfileFormat::json)
     print_profile_json(out, profiles);
   else
     print_profile_table(out, profiles);
-  if (options.html) write_html(*options.html, file.path, profiles);
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+void write_html_file(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  std::ofstream html(path);
+  if (!html) throw InputError({"--html: cannot write the report to " + path});
+  write(html);
+  html.close();
+  if (!html) throw std::runtime_error("writing the report to " + path + " failed");
+  spdlog::info("report written to {}", path);
+}
+
+int profile_command(const ProfileOptions& options, std::ostream& out) {
+  const JobsFile file = parse_jobs_file(options.file);
+  const std::vector<JobProfile> profiles = read_profiles(options, file);
+  print_profiles(out, options, profiles);
+  if (options.html)
+    write_html_file(*options.html, [&](std::ostream& html) {
+      write_report(html, {"pgxform profile", file.path, utc_now()}, profiles);
+    });
   return k_exit_ok;
 }
 

@@ -21,6 +21,7 @@
 // print_profile_json, report.h).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -28,6 +29,7 @@
 
 #include "analysis/job_profile.h"
 #include "commands/command_options.h"
+#include "plan/jobs_file.h"
 
 namespace pgxform {
 
@@ -38,6 +40,17 @@ struct ProfileOptions : CommandOptions {
   ProfileFormat format = ProfileFormat::table;
   std::optional<std::string> html;  // write the HTML report here too
 };
+
+// Each selected job's profile, read from options.dsn's state (nothing written).
+std::vector<JobProfile> read_profiles(const ProfileOptions& options, const JobsFile& file);
+// The table, or the JSON, as options.format says.
+void print_profiles(std::ostream& out, const ProfileOptions& options,
+                    const std::vector<JobProfile>& profiles);
+// "2026-12-07 04:45:00 UTC": when a report was generated.
+std::string utc_now();
+// Opens `path` (an InputError naming --html when it cannot be), has `write` write the report
+// into it, and says where it went.
+void write_html_file(const std::string& path, const std::function<void(std::ostream&)>& write);
 
 // Exit 0; throws PreflightError (exit 2) for a job that is not in the file or is a sql: step.
 int profile_command(const ProfileOptions& options, std::ostream& out);

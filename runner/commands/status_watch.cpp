@@ -11,8 +11,6 @@
 
 namespace pgxform {
 
-namespace {
-
 std::string local_time_of_day() {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -22,7 +20,6 @@ std::string local_time_of_day() {
   return text;
 }
 
-// Sleeps `seconds` in steps of 100 ms; false as soon as a stop was asked for.
 bool sleep_unless_stopped_for(double seconds) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < until) {
@@ -32,7 +29,15 @@ bool sleep_unless_stopped_for(double seconds) {
   return stop_level() == 0;
 }
 
-}  // namespace
+std::string watch_header(const StatusOptions& options, const std::string& time_of_day,
+                         WatchScreen screen) {
+  std::ostringstream header;
+  // Home and clear to the end of the screen: no flicker of a blank screen between two frames.
+  if (screen == WatchScreen::redraw) header << "\x1b[H\x1b[J";
+  header << "every " << fixed(*options.watch_seconds, *options.watch_seconds < 1 ? 1 : 0)
+         << " s, at " << time_of_day << " (Ctrl-C to stop)\n\n";
+  return header.str();
+}
 
 std::string watch_frame(const StatusOptions& options, const StatusReport& report,
                         const std::string& time_of_day, WatchScreen screen) {
@@ -41,10 +46,7 @@ std::string watch_frame(const StatusOptions& options, const StatusReport& report
     print_status_json(frame, report.jobs, report.runners);
     return frame.str();
   }
-  // Home and clear to the end of the screen: no flicker of a blank screen between two frames.
-  if (screen == WatchScreen::redraw) frame << "\x1b[H\x1b[J";
-  frame << "every " << fixed(*options.watch_seconds, *options.watch_seconds < 1 ? 1 : 0)
-        << " s, at " << time_of_day << " (Ctrl-C to stop)\n\n";
+  frame << watch_header(options, time_of_day, screen);
   print_status_table(frame, report.jobs, report.runners);
   if (screen == WatchScreen::append) frame << "\n";
   return frame.str();

@@ -24,6 +24,14 @@ enum class WatchScreen { redraw, append };
 
 // `screen`: redraw only where `out` is a terminal (the command line tells).
 int watch_status(const StatusOptions& options, WatchScreen screen, std::ostream& out);
+// The local time of day, "16:20:01", for a frame's header.
+std::string local_time_of_day();
+// Sleeps `seconds` in steps of 100 ms; false as soon as a stop was asked for.
+bool sleep_unless_stopped_for(double seconds);
+// A table frame's header: on a terminal the escapes that redraw from the top left, then
+// "every 2 s, at 16:20:01 (Ctrl-C to stop)" and a blank line.
+std::string watch_header(const StatusOptions& options, const std::string& time_of_day,
+                         WatchScreen screen);
 // One refresh as the watch prints it (the header and the table, or one JSON line).
 std::string watch_frame(const StatusOptions& options, const StatusReport& report,
                         const std::string& time_of_day, WatchScreen screen);

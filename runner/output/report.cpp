@@ -489,6 +489,11 @@ table.set-apart { border-collapse: collapse; font-size: 12px; font-variant-numer
 table.set-apart th, table.set-apart td { padding: 3px 10px 3px 0; text-align: right;
                                          border-bottom: 1px solid var(--line); }
 table.set-apart th:nth-child(2), table.set-apart td:nth-child(2) { text-align: left; }
+table.targets { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+table.targets th, table.targets td { padding: 6px 5px; text-align: right;
+                                     border-bottom: 1px solid var(--line); }
+table.targets th:first-child, table.targets td:first-child,
+table.targets th:last-child, table.targets td:last-child { text-align: left; }
 .info { min-height: 1.4em; color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 #report-error { background: var(--bad); color: #fff; padding: 10px 32px; }
 )css";
@@ -573,15 +578,50 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
+namespace {
+
+// Per job: its heading and figures, its chart, and its set-apart batches.
+void job_cards(std::ostream& out, const std::vector<JobProfile>& jobs) {
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const JobProfile& job = jobs[i];
+    const JobFigures& f = job.figures;
+    const std::string trend = trend_name(f.trend);
+    out << "<section class=\"card job\" id=\"job-" << html_escape(job.job) << "\"><h2>"
+        << html_escape(job.job) << " <span class=\"badge " << trend << "\">" << trend
+        << "</span></h2>\n<p class=\"meta\">list " << html_escape(job.list) << " &middot; "
+        << html_escape(job.status) << " &middot; " << f.batches << " batches, " << f.rows
+        << " rows, " << short_number(f.rows_per_second) << " rows/s &middot; batch p50 "
+        << num(f.p50_ms) << " ms, p95 " << num(f.p95_ms) << " ms, max " << num(f.max_ms) << " ms"
+        << (f.growth ? " &middot; growth " + num(*f.growth) + "x" : "");
+    if (f.blocks)
+      out << " &middot; " << short_number(double(f.blocks->touched())) << " blocks touched, "
+          << short_number(double(f.blocks->shared_read + f.blocks->local_read))
+          << " read from outside the buffers, " << short_number(double(f.blocks->temp_written))
+          << " temp blocks written";
+    if (job.status != "done") out << " &middot; ETA " << eta_text(job);
+    if (!job.set_apart.empty())
+      out << " &middot; " << job.set_apart.size() << " bisect or retry-failed batch"
+          << (job.set_apart.size() == 1 ? "" : "es") << " set apart, listed below";
+    out << "</p>\n";
+    chart(out, job, i);
+    out << "<p class=\"info\" id=\"info-" << i << "\"></p>\n";
+    set_apart_section(out, job);
+    out << "</section>\n";
+  }
+}
+
+}  // namespace
+
 void write_report(std::ostream& out, const ReportHeading& heading,
-                  const std::vector<JobProfile>& jobs) {
+                  const std::vector<JobProfile>& jobs, const std::string& preface) {
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       << "<title>" << html_escape(heading.title) << "</title>\n<style>" << k_style
       << "</style>\n<script>" << k_error_script << "</script>\n</head>\n<body>\n<header><h1>"
       << html_escape(heading.title) << "</h1><p>" << html_escape(heading.source) << " &middot; "
       << jobs.size() << " job" << (jobs.size() == 1 ? "" : "s") << " &middot; "
-      << html_escape(heading.generated_at) << "</p></header>\n<main>\n";
+      << html_escape(heading.generated_at) << "</p></header>\n<main>\n"
+      << preface;
 
   out << "<section class=\"card\" id=\"warnings\"><h2>Warnings</h2>\n";
   std::size_t warnings = 0;
@@ -623,32 +663,7 @@ void write_report(std::ostream& out, const ReportHeading& heading,
   }
   out << "</tbody>\n</table></div>\n</section>\n";
 
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    const JobProfile& job = jobs[i];
-    const JobFigures& f = job.figures;
-    const std::string trend = trend_name(f.trend);
-    out << "<section class=\"card job\" id=\"job-" << html_escape(job.job) << "\"><h2>"
-        << html_escape(job.job) << " <span class=\"badge " << trend << "\">" << trend
-        << "</span></h2>\n<p class=\"meta\">list " << html_escape(job.list) << " &middot; "
-        << html_escape(job.status) << " &middot; " << f.batches << " batches, " << f.rows
-        << " rows, " << short_number(f.rows_per_second) << " rows/s &middot; batch p50 "
-        << num(f.p50_ms) << " ms, p95 " << num(f.p95_ms) << " ms, max " << num(f.max_ms) << " ms"
-        << (f.growth ? " &middot; growth " + num(*f.growth) + "x" : "");
-    if (f.blocks)
-      out << " &middot; " << short_number(double(f.blocks->touched())) << " blocks touched, "
-          << short_number(double(f.blocks->shared_read + f.blocks->local_read))
-          << " read from outside the buffers, " << short_number(double(f.blocks->temp_written))
-          << " temp blocks written";
-    if (job.status != "done") out << " &middot; ETA " << eta_text(job);
-    if (!job.set_apart.empty())
-      out << " &middot; " << job.set_apart.size() << " bisect or retry-failed batch"
-          << (job.set_apart.size() == 1 ? "" : "es") << " set apart, listed below";
-    out << "</p>\n";
-    chart(out, job, i);
-    out << "<p class=\"info\" id=\"info-" << i << "\"></p>\n";
-    set_apart_section(out, job);
-    out << "</section>\n";
-  }
+  job_cards(out, jobs);
   out << "</main>\n<script>" << k_script << "</script>\n</body>\n</html>\n";
 }
 

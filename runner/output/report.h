@@ -36,8 +36,10 @@ struct ReportHeading {
   std::string generated_at;  // as text, e.g. UTC ISO 8601
 };
 
+// `preface`: HTML (escaped already) put first in the page's main part, before the warnings: a
+// fleet's comparison of its targets (fleet_report.h).
 void write_report(std::ostream& out, const ReportHeading& heading,
-                  const std::vector<JobProfile>& jobs);
+                  const std::vector<JobProfile>& jobs, const std::string& preface = "");
 
 // Text for HTML element content and attribute values.
 std::string html_escape(const std::string& text);

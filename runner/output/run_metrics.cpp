@@ -27,6 +27,8 @@ const std::vector<std::string> k_metric_names = {"pgxform_rows_total",
                                                  "pgxform_job_rows_estimated"};
 const std::vector<std::string> k_slot_metric_names = {"pgxform_slot_retained_wal_bytes",
                                                       "pgxform_slot_read_age_seconds"};
+const std::vector<std::string> k_fleet_metric_names = {
+    "pgxform_fleet_targets", "pgxform_fleet_workers", "pgxform_fleet_worker_budget"};
 
 namespace {
 
@@ -63,6 +65,14 @@ struct RunMetrics::Families {
   prometheus::Family<prometheus::Gauge>& job_rows_estimated;
 };
 
+// A fleet run's totals, registered at its first call of fleet_totals (a single run's scrape has
+// none of them).
+struct RunMetrics::FleetFamilies {
+  prometheus::Family<prometheus::Gauge>& targets;
+  prometheus::Family<prometheus::Gauge>& workers;
+  prometheus::Family<prometheus::Gauge>& budget;
+};
+
 bool is_ip_address(const std::string& text) {
   in_addr v4{};
   in6_addr v6{};
@@ -88,7 +98,7 @@ RunMetrics::RunMetrics(MetricsCollection collection) {
   using namespace prometheus;
   m_registry = std::make_shared<Registry>();
   Registry& r = *m_registry;
-  m_families.reset(new Families{
+  m_families = std::shared_ptr<Families>(new Families{
       BuildCounter()
           .Name("pgxform_rows_total")
           .Help("Rows committed by the job's batches in this run")
@@ -139,7 +149,16 @@ RunMetrics::RunMetrics(MetricsCollection collection) {
           .Register(r)});
 }
 
+RunMetrics::RunMetrics(const RunMetrics& fleet, std::string target)
+    : m_registry(fleet.m_registry), m_families(fleet.m_families), m_target(std::move(target)) {}
+
 RunMetrics::~RunMetrics() = default;
+
+std::map<std::string, std::string> RunMetrics::labelled(
+    std::map<std::string, std::string> labels) const {
+  if (!m_target.empty()) labels.emplace("target", m_target);
+  return labels;
+}
 
 void RunMetrics::serve(const MetricsEndpoint& endpoint) {
   const std::string where = endpoint_text(endpoint);
@@ -169,18 +188,19 @@ void RunMetrics::declare_jobs(const std::vector<std::string>& jobs,
   if (!m_registry) return;
   Families& f = *m_families;
   for (const auto& job : jobs) {
-    m_done.emplace(job, &f.done.Add({{"job", job}}));
-    m_totals.emplace(job, JobTotals{&f.job_rows_done.Add({{"job", job}}),
-                                    &f.job_rows_estimated.Add({{"job", job}})});
+    const prometheus::Labels of_job = labelled({{"job", job}});
+    m_done.emplace(job, &f.done.Add(of_job));
+    m_totals.emplace(job,
+                     JobTotals{&f.job_rows_done.Add(of_job), &f.job_rows_estimated.Add(of_job)});
     for (const Phase phase : phases) {
-      const prometheus::Labels labels{{"job", job}, {"phase", phase_name(phase)}};
+      const prometheus::Labels labels = labelled({{"job", job}, {"phase", phase_name(phase)}});
       m_jobs.emplace(
           std::make_pair(job, phase),
           JobSeries{&f.rows.Add(labels), &f.batches.Add(labels),
                     &f.duration.Add(labels, k_duration_buckets), &f.batch_size.Add(labels),
                     &f.failed.Add(labels), &f.paused.Add(labels)});
       for (const auto& signal : throttle_signals)
-        f.throttled.Add({{"job", job}, {"phase", phase_name(phase)}, {"reason", signal}});
+        f.throttled.Add(labelled({{"job", job}, {"phase", phase_name(phase)}, {"reason", signal}}));
     }
   }
 }
@@ -230,7 +250,8 @@ void RunMetrics::throttled(const std::string& job, Phase phase, const std::strin
                            double seconds) {
   // Found by its labels, once a second at most: the series exists since declare_jobs.
   if (series(job, phase))
-    m_families->throttled.Add({{"job", job}, {"phase", phase_name(phase)}, {"reason", signal}})
+    m_families->throttled
+        .Add(labelled({{"job", job}, {"phase", phase_name(phase)}, {"reason", signal}}))
         .Increment(seconds);
 }
 
@@ -245,8 +266,34 @@ void RunMetrics::job_done(const std::string& job) {
 void RunMetrics::slot_state(const std::string& slot, double retained_bytes, double read_age_s) {
   if (!m_registry) return;
   const std::lock_guard<std::mutex> guard(m_slots_mutex);
-  m_families->slot_retained.Add({{"slot", slot}}).Set(retained_bytes);
-  m_families->slot_read_age.Add({{"slot", slot}}).Set(read_age_s);
+  m_families->slot_retained.Add(labelled({{"slot", slot}})).Set(retained_bytes);
+  m_families->slot_read_age.Add(labelled({{"slot", slot}})).Set(read_age_s);
+}
+
+void RunMetrics::fleet_totals(const FleetTotals& totals, int budget) {
+  if (!m_registry) return;
+  using namespace prometheus;
+  if (!m_fleet)
+    m_fleet.reset(
+        new FleetFamilies{BuildGauge()
+                              .Name("pgxform_fleet_targets")
+                              .Help("The fleet run's targets waiting, running, done and failed")
+                              .Register(*m_registry),
+                          BuildGauge()
+                              .Name("pgxform_fleet_workers")
+                              .Help("The fleet's workers held by its running targets")
+                              .Register(*m_registry),
+                          BuildGauge()
+                              .Name("pgxform_fleet_worker_budget")
+                              .Help("The fleet's workers in all (--threads)")
+                              .Register(*m_registry)});
+  FleetFamilies& f = *m_fleet;
+  f.targets.Add({{"state", "waiting"}}).Set(totals.waiting);
+  f.targets.Add({{"state", "running"}}).Set(totals.running);
+  f.targets.Add({{"state", "done"}}).Set(totals.done);
+  f.targets.Add({{"state", "failed"}}).Set(totals.failed);
+  f.workers.Add({}).Set(totals.workers);
+  f.budget.Add({}).Set(budget);
 }
 
 std::string RunMetrics::text() const {

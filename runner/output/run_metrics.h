@@ -30,6 +30,14 @@
 //                                                         changes: logical keeps, measured after
 //                                                         each read (slot_reader.h)
 //   pgxform_slot_read_age_seconds{slot}          gauge    since its last read committed, then
+// A fleet run (fleet_run.h) serves one endpoint for all its targets: every series above carries
+// a `target` label besides its own (target="s1"; label values escaped as the text format says:
+// backslash, double quote, newline), and the fleet's totals are:
+//   pgxform_fleet_targets{state}                 gauge    the targets waiting, running, done
+//                                                         and failed (did not finish)
+//   pgxform_fleet_workers                        gauge    the fleet's workers held by its
+//                                                         running targets (at most --threads)
+//   pgxform_fleet_worker_budget                  gauge    --threads: the fleet's workers in all
 // `phase` is "main" (the main pass, `pgxform run`) or "catch_up" (`pgxform catch-up`, whose
 // batches refresh captured changes; a catch-up that continues a main pass reports its batches
 // under "main").
@@ -77,6 +85,7 @@ namespace pgxform {
 // was read.
 extern const std::vector<std::string> k_metric_names;
 extern const std::vector<std::string> k_slot_metric_names;
+extern const std::vector<std::string> k_fleet_metric_names;  // only a fleet run's
 
 // Where --metrics-port / --metrics-address ask the metrics to be served.
 struct MetricsEndpoint {
@@ -94,9 +103,19 @@ std::string endpoint_text(const MetricsEndpoint& endpoint);
 enum class MetricsCollection { off, on };
 enum class Paused { no, yes };
 
+// A fleet's targets by state, and its workers, for pgxform_fleet_*.
+struct FleetTotals {
+  int waiting = 0, running = 0, done = 0, failed = 0;
+  int workers = 0;  // held by the running targets
+};
+
 class RunMetrics {
  public:
   explicit RunMetrics(MetricsCollection collection = MetricsCollection::off);
+  // A target's metrics in a fleet run: its series are `fleet`'s (one registry, one endpoint),
+  // each labelled target="`target`". Collects nothing when `fleet` collects nothing. `fleet`
+  // outlives it; the series stay served once it ends.
+  RunMetrics(const RunMetrics& fleet, std::string target);
   ~RunMetrics();
   RunMetrics(const RunMetrics&) = delete;
   RunMetrics& operator=(const RunMetrics&) = delete;
@@ -126,6 +145,11 @@ class RunMetrics {
   // The slot of changes: logical after a read: its series appear with its first measure.
   void slot_state(const std::string& slot, double retained_bytes, double read_age_s);
 
+  // A fleet run's totals (pgxform_fleet_*), whose series exist from the first call: its
+  // targets by state, its workers, and its budget of workers (--threads). Called on the
+  // fleet's own object, from one thread.
+  void fleet_totals(const FleetTotals& totals, int budget);
+
   // The metrics as a scrape returns them (the Prometheus text format).
   std::string text() const;
 
@@ -139,6 +163,8 @@ class RunMetrics {
     prometheus::Gauge* paused;
   };
   JobSeries* series(const std::string& job, Phase phase);
+  // `labels`, and target="..." in a fleet's target.
+  std::map<std::string, std::string> labelled(std::map<std::string, std::string> labels) const;
   void add_job_rows(const std::string& job, long long rows);
   struct JobTotals {
     prometheus::Gauge* done;
@@ -146,9 +172,12 @@ class RunMetrics {
   };
 
   struct Families;  // the metrics' families, registered in m_registry
+  struct FleetFamilies;
 
   std::shared_ptr<prometheus::Registry> m_registry;  // none: MetricsCollection::off
-  std::unique_ptr<Families> m_families;
+  std::shared_ptr<Families> m_families;              // shared by a fleet's targets
+  std::string m_target;                              // a fleet's target: its name; else empty
+  std::unique_ptr<FleetFamilies> m_fleet;            // the fleet's own object: its totals, once set
   std::map<std::pair<std::string, Phase>, JobSeries> m_jobs;  // not changed once workers run
   std::map<std::string, prometheus::Gauge*> m_done;           // per job
   std::map<std::string, JobTotals> m_totals;                  // per job

@@ -7,7 +7,10 @@
 #      (tmux's cursor_flag) and the raw stream's last cursor escape the one that shows it;
 #   2. the same run stopped by Ctrl-C: exit 3, "stopped by a signal", no block, cursor visible;
 #   3. status --watch 0.5 beside a run: redrawn in place (one header on the screen), the rows
-#      moving between two captures, and Ctrl-C ends it with exit 0.
+#      moving between two captures, and Ctrl-C ends it with exit 0;
+#   4. status --targets --watch 0.5 beside a run, over a fleet of that database and one that
+#      does not exist: the fleet's totals line, the running target among the busiest, the other
+#      among the failed, redrawn in place, and Ctrl-C ends it with exit 0.
 # Fails (never skips) when tmux, script or psql is missing.
 # usage: live_display_test.sh PGXFORM_BINARY
 set -euo pipefail
@@ -164,6 +167,30 @@ t send-keys -t watch C-c
 code=$(wait_file "$WORK/exit3")
 [[ $code == 0 ]] || fail "status --watch: Ctrl-C gave exit $code, not 0"
 pass "status --watch: Ctrl-C ends it with exit 0"
+wait "$BG_PID" || true
+BG_PID=
+
+# 4. status --targets --watch beside a run: the fleet block.
+reset_state
+cat > "$WORK/targets.yaml" <<YAML
+targets:
+  - {name: t1, dsn: "dbname=$DB"}
+  - {name: t2, dsn: "dbname=${DB}_none"}
+YAML
+(cd "$WORK" && exec $RUN > "$WORK/bg.log" 2>&1) &
+BG_PID=$!
+t new-session -d -s fleet -x 150 -y 40 \
+    "cd $WORK && $BIN status --watch 0.5 -f jobs.yaml --targets targets.yaml; echo \$? > $WORK/exit4; sleep 600"
+wait_for fleet '^fleet: 2 targets: 0 done, 1 running, 1 failed, 0 waiting; [0-9]+ rows'
+wait_for fleet '^t1 +2 +0 +1 +0 +[0-9]+'
+grep -q '^busiest targets (most rows left first):' "$WORK/pane.txt" || fail "status --targets --watch: no busiest targets"
+grep -Eq '^t2 .*unreachable: ' "$WORK/pane.txt" || fail "status --targets --watch: t2 is not among the failed"
+[[ $(grep -c 'every 0.5 s, at ' "$WORK/pane.txt") == 1 ]] || fail "status --targets --watch: not redrawn in place"
+pass "status --targets --watch: the fleet's totals, t1 the busiest, t2 failed, redrawn in place"
+t send-keys -t fleet C-c
+code=$(wait_file "$WORK/exit4")
+[[ $code == 0 ]] || fail "status --targets --watch: Ctrl-C gave exit $code, not 0"
+pass "status --targets --watch: Ctrl-C ends it with exit 0"
 wait "$BG_PID" || true
 BG_PID=
 echo "all live display checks passed"

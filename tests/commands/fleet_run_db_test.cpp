@@ -13,6 +13,7 @@
 
 #include "commands/fleet_run.h"
 #include "support/fixtures.h"
+#include "support/prerequisite.h"
 #include "support/test_db.h"
 #include "support/test_json.h"
 
@@ -69,6 +70,22 @@ TEST_CASE("a fleet run writes every target's rows exactly once, on both servers"
   const CliResult again = run_cli({"run", "-f", fleet.jobs, "--dsn", fleet.dbs[0]->dsn()});
   CHECK(again.exit_code == 0);
   CHECK(fleet.dbs[0]->count("SELECT count(*) FROM target.items") == 1000);
+}
+
+// CI starts a second cluster for these tests (scripts/lib.sh: with_second_postgres): without
+// it they run on one server and would say nothing of a fleet over two; this one fails then.
+TEST_CASE("the fleet tests' second server is another cluster than the first", "[fleet_run]") {
+  if (!prerequisite(!second_server().empty(),
+                    "no second server (PGXFORM_TEST_SERVER2): the fleet tests run on one"))
+    return;
+  Fleet fleet(2, 10, 0);
+  const auto cluster = [](TestDatabase& db) {
+    return db.scalar(
+        "SELECT system_identifier || ' ' || current_setting('data_directory')"
+        " FROM pg_catalog.pg_control_system()");
+  };
+  INFO(fleet.dbs[0]->dsn() << " and " << fleet.dbs[1]->dsn());
+  CHECK(cluster(*fleet.dbs[0]) != cluster(*fleet.dbs[1]));
 }
 
 TEST_CASE("a fleet run never has more workers than its budget", "[fleet_run][threads]") {
@@ -289,4 +306,32 @@ TEST_CASE(
   INFO(child.err());
   CHECK(code == 0);
   fleet.check_done_once(3000);
+}
+
+TEST_CASE(
+    "status --targets --watch draws the fleet block until SIGINT, an unreachable target in it",
+    "[fleet_run]") {
+  Fleet fleet(2, 300, 0);
+  REQUIRE(run_cli(fleet.command({"--threads", "2"})).exit_code == 0);
+  std::string yaml = "targets:\n";
+  for (std::size_t i = 0; i < fleet.dbs.size(); ++i)
+    yaml += "  - name: t" + std::to_string(i + 1) + "\n    dsn: \"" + fleet.dbs[i]->dsn() + "\"\n";
+  yaml += "  - name: t3\n    dsn: \"dbname=pgxform_test_no_such_database\"\n";
+  const std::string targets = fleet.dir.write("targets3.yaml", yaml);
+  Child child({"status", "-f", fleet.jobs, "--targets", targets, "--watch", "0.2"},
+              fleet.dir.path());
+  wait_until([&] {
+    const std::string out = child.out();
+    return out.find("fleet: 3 targets") != out.rfind("fleet: 3 targets");
+  });
+  child.kill(SIGINT);
+  INFO(child.out() << child.err());
+  CHECK(child.wait() == 0);
+  const std::string out = child.out();
+  // Off a terminal each refresh is appended: plain lines, no escapes.
+  CHECK(out.find('\x1b') == std::string::npos);
+  CHECK_THAT(out, Contains("fleet: 3 targets: 2 done, 0 running, 1 failed, 0 waiting; 600 rows"));
+  CHECK_THAT(out, Contains("failed targets:"));
+  CHECK_THAT(out, Contains("t3 "));
+  CHECK_THAT(out, Contains("pgxform_test_no_such_database"));
 }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -377,7 +378,8 @@ TEST_CASE(
   CHECK(total <= 1100);
 
   // Every metric the dashboard's expressions name is in the scrape; the slot's appear only
-  // with a replication slot of changes: logical, which this run has not.
+  // with a replication slot of changes: logical, which this run has not, and the fleet's only
+  // in a fleet run (the fleet's test below).
   std::ifstream in(source_dir() + "/docs/grafana-dashboard.json");
   REQUIRE(in);
   const std::string dashboard{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -391,7 +393,7 @@ TEST_CASE(
       if (name.size() > suffix.size() &&
           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
         name = name.substr(0, name.size() - suffix.size());
-    if (name.rfind("pgxform_slot_", 0) == 0) continue;
+    if (name.rfind("pgxform_slot_", 0) == 0 || name.rfind("pgxform_fleet_", 0) == 0) continue;
     INFO(name);
     CHECK_THAT(text, Catch::Contains("# TYPE " + name + " "));
   }
@@ -399,4 +401,92 @@ TEST_CASE(
   REQUIRE(run_cli(with_db(db, path, {"set", "items", "pause_ms=0"})).exit_code == 0);
   CHECK(child.wait() == 0);
   CHECK(missing_items(db) == 0);
+}
+
+TEST_CASE("a fleet run serves one endpoint: every job's series labelled by its target, and totals",
+          "[metrics][fleet_run][threads]") {
+  // Two targets, the second on the second server when there is one.
+  TestDatabase first;
+  std::unique_ptr<TestDatabase> other = second_server().empty()
+                                            ? std::make_unique<TestDatabase>()
+                                            : std::make_unique<TestDatabase>(second_server());
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(20));
+  for (TestDatabase* db : {&first, other.get()}) {
+    create_items(*db, 400, 0);
+    // 20 batches a quarter of a second apart: the fleet lasts until the test lets it go.
+    REQUIRE(run_cli(with_db(*db, path, {"set", "items", "pause_ms=250"})).exit_code == 0);
+  }
+  const auto targets =
+      dir.write("targets.yaml", "targets:\n  - name: s1\n    dsn: \"" + first.dsn() +
+                                    "\"\n  - name: s.2\n    dsn: \"" + other->dsn() + "\"\n");
+  const int port = free_port();
+  Child child({"run", "-f", path, "--targets", targets, "--threads", "2", "--metrics-port",
+               std::to_string(port)},
+              dir.path());
+
+  const std::string rows1 = "pgxform_rows_total{job=\"items\",phase=\"main\",target=\"s1\"}";
+  const std::string rows2 = "pgxform_rows_total{job=\"items\",phase=\"main\",target=\"s.2\"}";
+  scrape_until_over(port, rows1, 0);
+  const std::string text = scrape_until_over(port, rows2, 0);
+  INFO(text);
+  CHECK(value_in(text, rows1) > 0);
+  CHECK(value_in(text, "pgxform_job_done{job=\"items\",target=\"s.2\"}") == 0);
+  CHECK(value_in(text, "pgxform_batch_size{job=\"items\",phase=\"main\",target=\"s1\"}") == 20);
+  // No series without its target: the job's name alone is every target's.
+  CHECK_THAT(text, !Catch::Contains("phase=\"main\"}"));
+  CHECK(value_in(text, "pgxform_fleet_targets{state=\"running\"}") == 2);
+  CHECK(value_in(text, "pgxform_fleet_targets{state=\"waiting\"}") == 0);
+  CHECK(value_in(text, "pgxform_fleet_worker_budget") == 2);
+  CHECK(value_in(text, "pgxform_fleet_workers") >= 2);
+  for (const auto& name : pgxform::k_metric_names) {
+    INFO(name);
+    CHECK_THAT(text, Catch::Contains("# TYPE " + name + " "));
+  }
+  for (const auto& name : pgxform::k_fleet_metric_names) {
+    INFO(name);
+    CHECK_THAT(text, Catch::Contains("# TYPE " + name + " "));
+  }
+  if (prerequisite(promtool_installed(),
+                   "promtool is not installed (Debian package prometheus): the scrape was not "
+                   "checked")) {
+    std::string findings;
+    const int code = promtool_check(dir, text, findings);
+    INFO(findings);
+    CHECK(code == 0);
+    CHECK(findings.empty());
+  }
+
+  for (TestDatabase* db : {&first, other.get()})
+    REQUIRE(run_cli(with_db(*db, path, {"set", "items", "pause_ms=0"})).exit_code == 0);
+  INFO(child.err());
+  CHECK(child.wait() == 0);
+  CHECK_THAT(child.err(), Catch::Contains("serving the fleet's metrics on http://127.0.0.1:" +
+                                          std::to_string(port) + "/metrics"));
+  CHECK(missing_items(first) == 0);
+  CHECK(missing_items(*other) == 0);
+}
+
+TEST_CASE("a target name with a quote, a backslash and a newline is escaped and passes promtool",
+          "[metrics][fleet_run]") {
+  pgxform::RunMetrics fleet(pgxform::MetricsCollection::on);
+  pgxform::RunMetrics odd(fleet, "s\"1\\x\ny");
+  odd.declare_jobs({"items"}, {pgxform::Phase::main}, {"max_xact_age_s"});
+  odd.batch_done("items", pgxform::Phase::main, 7, 7, 0.02);
+  fleet.fleet_totals({0, 1, 0, 0, 1}, 2);
+  const std::string text = fleet.text();
+  INFO(text);
+  CHECK(value_in(text,
+                 "pgxform_rows_total{job=\"items\",phase=\"main\",target=\"s\\\"1\\\\x\\ny\"}") ==
+        7);
+  if (prerequisite(promtool_installed(),
+                   "promtool is not installed (Debian package prometheus): the text was not "
+                   "checked")) {
+    TempDir dir;
+    std::string findings;
+    const int code = promtool_check(dir, text, findings);
+    INFO(findings);
+    CHECK(code == 0);
+    CHECK(findings.empty());
+  }
 }

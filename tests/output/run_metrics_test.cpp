@@ -257,6 +257,7 @@ TEST_CASE("the Grafana dashboard parses and uses every metric pgxform exports, a
   REQUIRE(!queries.empty());
   std::set<std::string> exported(pgxform::k_metric_names.begin(), pgxform::k_metric_names.end());
   exported.insert(pgxform::k_slot_metric_names.begin(), pgxform::k_slot_metric_names.end());
+  exported.insert(pgxform::k_fleet_metric_names.begin(), pgxform::k_fleet_metric_names.end());
   std::set<std::string> used;
   const std::regex metric("pgxform_[a-z_]+");
   for (const auto& query : queries)
@@ -289,10 +290,22 @@ TEST_CASE("the Grafana dashboard parses and uses every metric pgxform exports, a
         (query.find("pgxform_job_rows_") != std::string::npos &&
          query.find("pgxform_rows_total") == std::string::npos) ||
         query.find("pgxform_slot_") != std::string::npos ||
+        query.find("pgxform_fleet_") != std::string::npos ||
         query.find("label_values") != std::string::npos)
       continue;
     INFO(query);
     CHECK_THAT(query, Catch::Contains("phase=~\"$phase\"") || Catch::Contains("phase=\"main\""));
+  }
+  // A fleet run's series carry their target: every query of a job's series selects the
+  // $target variable, so that one target's figures are never added to another's unasked.
+  bool target_variable = false;
+  for (const auto& variable : dashboard["templating"]["list"])
+    if (variable["name"] == "target") target_variable = true;
+  CHECK(target_variable);
+  for (const auto& query : queries) {
+    if (query.find("job=~\"$job\"") == std::string::npos) continue;
+    INFO(query);
+    CHECK_THAT(query, Catch::Contains("target=~\"$target\""));
   }
 }
 
