@@ -20,9 +20,9 @@
 // then the targets must equal a from-scratch transform of the final source row by row (EXCEPT
 // ALL both ways), with no key refreshed more often than its changes were recorded.
 //
-// The lines job has two fixed slices, or `parallel: auto` (issue 28) when
-// PGXFORM_PROPERTY_SLICING says so (auto, or seed: as the seed says): with auto, the runs' idle
-// workers split its slices while the steps kill and reset them.
+// The lines job has two fixed slices or `parallel: auto` (issue 28), as the seed says (or
+// PGXFORM_PROPERTY_SLICING): with auto, the runs' idle workers split its slices while the steps
+// kill and reset them.
 //
 // The variant of issue 24 runs the same sequences with the jobs captured by `changes: logical`
 // (the slot read into the same log by run and catch-up), or by the triggers, as the seed says,
@@ -407,11 +407,10 @@ void sequence(unsigned seed, Capturing capturing) {
   const std::string mode = capturing == Capturing::both && seed % 2 == 0 ? "logical" : "trigger";
   // The lines in two slices, or in slices split while the runs' workers are idle: a key is at
   // or below its slice's cursor.
-  // PGXFORM_PROPERTY_SLICING: two (the default), auto, or seed (the seed chooses). auto is not
-  // the default yet: some sequences that reset the lines and catch up lose rows with it (issue
-  // 28's report: PGXFORM_PROPERTY_SLICING=auto PGXFORM_PROPERTY_SEED=4 replays one).
+  // PGXFORM_PROPERTY_SLICING: seed (the default: the seed chooses), two or auto, to replay a
+  // seed either way.
   const char* chosen = std::getenv("PGXFORM_PROPERTY_SLICING");
-  const std::string how = chosen && *chosen ? chosen : "two";
+  const std::string how = chosen && *chosen ? chosen : "seed";
   const LinesSlicing slicing = how == "auto" || (how == "seed" && seed / 2 % 2 == 1)
                                    ? LinesSlicing::automatic
                                    : LinesSlicing::two;
