@@ -66,9 +66,13 @@ TableHealth table_health(pqxx::transaction_base& tx, const ResolvedJob& job) {
            coalesce((SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL
                      FROM pg_catalog.pg_stat_all_tables
                      WHERE relid = pg_catalog.to_regclass($1)),
-                    false))",
+                    false),
+           coalesce(c.relpages, 0)::bigint, coalesce(c.relallvisible, 0)::bigint
+    FROM (SELECT) one
+    LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass($1))",
                                       job.table_sql, job.key_name);
-  return {r[0].as<bool>(), r[1].as<bool>(), estimated_rows(tx, job)};
+  return {r[0].as<bool>(), r[1].as<bool>(), estimated_rows(tx, job), r[2].as<long long>(),
+          r[3].as<long long>()};
 }
 
 std::optional<KeySpan> key_span(pqxx::transaction_base& tx, const ResolvedJob& job,

@@ -40,10 +40,15 @@ std::optional<double> estimated_total_rows(pqxx::transaction_base& tx, const Res
 // Whether a btree index leads with the key (else each batch scans the table), and whether the
 // table was analyzed since it was loaded (else the planner guesses its size). A table whose
 // statistics were reset (after a crash) reads as never analyzed.
+// And how much of it the visibility map marks all-visible (pg_class.relallvisible, as the last
+// VACUUM or ANALYZE left it): where it is low, each batch's walk of the key index to its bound
+// (batch_sql.h) reads the table's pages too, to check each key's row is visible.
 struct TableHealth {
   bool key_index = false;
   bool analyzed = false;
   std::optional<double> estimated_rows;  // as estimated_rows() below
+  long long pages = 0;                   // pg_class.relpages
+  long long all_visible_pages = 0;       // pg_class.relallvisible
 };
 TableHealth table_health(pqxx::transaction_base& tx, const ResolvedJob& job);
 

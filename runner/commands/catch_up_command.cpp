@@ -209,7 +209,7 @@ int catch_up_command(const CatchUpOptions& options, std::ostream& out) {
   Scheduler scheduler(catch_up_plan(file, chosen, follow));
   const auto monitor =
       std::make_shared<PoolMonitor>(options.dsn, schema, "catch-up", FollowThreads::yes);
-  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+  const PoolFigures start = monitor->starting_figures(*conn, threads, scheduler.runnable_count(), 1,
                                                       options.reserve_connections);
   if (follow == Follow::yes && start.workers < int(chosen.size()))
     throw PreflightError({"catch-up --follow keeps a worker, and its connection, for each of its " +

@@ -221,7 +221,7 @@ int run_jobs(const RunOptions& options, const JobsFile& file, RunMetrics& metric
   // the reserve (worker_pool.h); the run's own connection is lent to the first.
   const auto monitor = std::make_shared<PoolMonitor>(options.dsn, StateSchema(file.state_schema),
                                                      "run", FollowThreads::yes);
-  const PoolFigures start = monitor->starting_figures(threads, scheduler.runnable_count(), 1,
+  const PoolFigures start = monitor->starting_figures(*conn, threads, scheduler.runnable_count(), 1,
                                                       options.reserve_connections);
   // The workers' threads exist before anything is written: a system that refuses one stops
   // the run here, cleanly.

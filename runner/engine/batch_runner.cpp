@@ -7,6 +7,7 @@
 #include "base/stop_signal.h"
 #include "capture/pgoutput.h"
 #include "capture/slot_reader.h"
+#include "state/batch_log.h"
 
 namespace pgxform {
 
@@ -142,12 +143,26 @@ void BatchRunner::read_slot() {
   }
 }
 
+void BatchRunner::size_from_history() {
+  if (m_history_read || m_task.task.phase != Phase::main || m_sizer.target_ms() <= 0) return;
+  m_history_read = true;
+  pqxx::read_transaction tx(m_task.session.conn());
+  const std::optional<double> ms_per_row =
+      recent_ms_per_row(tx, m_task.store.schema(), m_task.job.name, m_task.job.function_version);
+  tx.commit();
+  if (!ms_per_row) return;
+  m_sizer = BatchSizer(sizing_of(m_task.spec.settings), ms_per_row);
+  spdlog::debug("{}: {:.4f} ms a row in the job's recent batches: the first batch takes {} keys",
+                m_task.task.text(), *ms_per_row, m_sizer.size());
+}
+
 TaskOutcome BatchRunner::run(long long& committed) {
   m_committed = &committed;
   if (!m_phase.start()) {
     m_phase.finish();
     return {TaskOutcome::Kind::finished, ""};
   }
+  size_from_history();
   while (true) {
     if (stop_level() >= 1 || m_task.session.leave_requested() || !m_pacing.between_batches(m_sizer))
       return stopped();

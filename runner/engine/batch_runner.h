@@ -5,10 +5,11 @@
 // log, is the task's BatchPhase.
 //
 // Each batch takes as many keys as batch_sizer.h says (so that a batch lasts about
-// target_batch_ms) and is ONE transaction: the phase's statement(s), then COMMIT. Between two
-// batches the task paces itself (pacing.h: the control table's pause, sizes and pause_ms, and
-// the `throttle:` limits) and, with changes: logical in the file, reads the slot when that is
-// due (slot_reader.h; its transaction is not the batch's).
+// target_batch_ms; the main pass's first batch sized from the job's recent batches of the same
+// function version when it has some) and is ONE transaction: the phase's statement(s), then COMMIT.
+// Between two batches the task paces itself (pacing.h: the control table's pause, sizes and
+// pause_ms, and the `throttle:` limits) and, with changes: logical in the file, reads the slot when
+// that is due (slot_reader.h; its transaction is not the batch's).
 //
 // Failures (see retry.h), decided by SQLSTATE:
 //   transient        retried in place with exponential backoff and jitter (`retries`,
@@ -127,12 +128,15 @@ class BatchRunner {
   TaskOutcome stopped();
   // Reads the slot of changes: logical when due (TaskContext::slot).
   void read_slot();
+  // Sizes the main pass's first batch from the job's recent batches (batch_sizer.h), once.
+  void size_from_history();
 
   TaskContext& m_task;
   Pacing& m_pacing;
   BatchPhase& m_phase;
   BatchSizer m_sizer;
   long long* m_committed = nullptr;
+  bool m_history_read = false;
 };
 
 // "SQLSTATE 22012: division by zero", or the message alone.

@@ -13,8 +13,12 @@ BatchSizing sizing_of(const JobSettings& settings) {
           settings.target_batch_ms};
 }
 
-BatchSizer::BatchSizer(const BatchSizing& sizing) : m_sizing(sizing), m_size(sizing.first) {
+BatchSizer::BatchSizer(const BatchSizing& sizing, std::optional<double> ms_per_row)
+    : m_sizing(sizing), m_size(sizing.first) {
   m_size = clamp(double(sizing.first));
+  if (m_sizing.target_ms <= 0 || !ms_per_row || !(*ms_per_row > 0)) return;
+  m_ms_per_row = ms_per_row;
+  m_size = clamp(double(m_sizing.target_ms) / *ms_per_row);
 }
 
 long BatchSizer::clamp(double size) const {
@@ -36,8 +40,9 @@ void BatchSizer::batch_done(long long rows, double duration_ms) {
   if (m_sizing.target_ms <= 0 || rows <= 0 || !(duration_ms > 0)) return;
   const double target = double(m_sizing.target_ms);
   const double ms_per_row = duration_ms / double(rows);
-  if (duration_ms > k_cut_over * target) {
-    // Far too slow: no averaging with what came before, the size follows this batch now.
+  if (!m_ms_per_row || duration_ms > k_cut_over * target) {
+    // The probe (nothing was known before it), or far too slow: no averaging with what came
+    // before, the size follows this batch now.
     m_ms_per_row = ms_per_row;
     m_size = clamp(target / ms_per_row);
     return;

@@ -4,11 +4,16 @@
 // dominate; small ones for a dear transform, so that no batch holds its locks for long. Pure:
 // no clock, no database.
 //
-// After each batch, its cost per row (duration / rows) is smoothed into a running estimate
-// (exponentially weighted, the newest batch weighing k_smoothing), and the next size is
-// target / estimate, except that it
-//   - grows at most k_max_growth times per batch (a transform may be cheap at first and dear
-//     later: the estimate needs a few batches to follow);
+// The first size comes from what is known: the cost per row of the job's recent batches (its
+// last run's, of the same function version: batch_log.h, recent_ms_per_row), which sizes the
+// first batch for the target at once; without such a history, batch_size, whose batch is a
+// probe: its cost per row alone sizes the second batch, however far from the first.
+//
+// After each later batch, its cost per row (duration / rows) is smoothed into a running
+// estimate (exponentially weighted, the newest batch weighing k_smoothing), and the next size
+// is target / estimate, except that it
+//   - grows at most k_max_growth times per batch after the probe (a transform may be cheap at
+//     first and dear later: the estimate needs a few batches to follow);
 //   - is cut at once, to what that batch's own cost per row gives, after a batch that took
 //     more than k_cut_over times the target (a lock wait, a table that got slow), and the
 //     estimate restarts from that batch;
@@ -42,12 +47,16 @@ constexpr double k_dead_band = 0.2;
 
 class BatchSizer {
  public:
-  explicit BatchSizer(const BatchSizing& sizing);
+  // `ms_per_row`: what the job's history says a row costs (none: the first batch is a probe).
+  // Not used with a target of 0.
+  explicit BatchSizer(const BatchSizing& sizing, std::optional<double> ms_per_row = std::nullopt);
 
   // The size the next batch asks for.
   long size() const { return m_size; }
   // The duration batches aim at now (0: fixed size).
   long target_ms() const { return m_sizing.target_ms; }
+  // The smoothed cost per row; none before the first batch of a job without history.
+  std::optional<double> ms_per_row() const { return m_ms_per_row; }
   // What a batch did: its rows (which may differ from the size asked for) and its duration.
   void batch_done(long long rows, double duration_ms);
   // New settings while the task runs; the size stays unless it is out of the new range.

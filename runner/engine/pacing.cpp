@@ -72,8 +72,9 @@ void Pacing::apply_sizes(BatchSizer& sizer) {
   BatchSizing sizing = sizing_of(m_job.settings);
   if (m_control.target_batch_ms) sizing.target_ms = *m_control.target_batch_ms;
   if (m_control.batch_size) sizing.first = *m_control.batch_size;
-  // A size given now is the next batch's; time sizing goes on from it.
-  sizer = BatchSizer(sizing);
+  // A size given now is the next batch's; time sizing goes on from it. A new target alone
+  // keeps what the batches so far said a row costs.
+  sizer = BatchSizer(sizing, m_control.batch_size ? std::nullopt : sizer.ms_per_row());
   spdlog::info("{}: batches of {} keys{} from now on (control)", m_task.text(), sizer.size(),
                sizing.target_ms > 0
                    ? ", then sized to last " + std::to_string(sizing.target_ms) + " ms"

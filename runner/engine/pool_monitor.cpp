@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "database/connection_budget.h"
 #include "database/database.h"
 #include "state/job_control.h"
@@ -45,6 +47,17 @@ PoolFigures PoolMonitor::starting_figures(int threads, int tasks, int held, int 
   {
     pqxx::read_transaction tx(conn());
     figures.connections_free = free_connections(tx);
+  }
+  figures.workers = pool_size(figures);
+  return figures;
+}
+
+PoolFigures PoolMonitor::starting_figures(pqxx::connection& own, int threads, int tasks, int held,
+                                          int reserve) {
+  PoolFigures figures{held, threads, tasks, std::nullopt, reserve};
+  {
+    pqxx::read_transaction tx(own);
+    figures.connections_free = std::max(0, free_connections(tx) - (m_conn ? 0 : 1));
   }
   figures.workers = pool_size(figures);
   return figures;

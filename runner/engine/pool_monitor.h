@@ -4,9 +4,11 @@
 // has free for this runner (connection_budget.h) — and where it says what limits it, for status
 // (runner_pool.h: the runner's row, written when its figures change and deleted at the end).
 //
-// It reads on a connection of its own, opened before the pool starts (so that the connections
-// free it counts already leave it out) and again after a failure (said at debug level only:
-// the workers' own errors tell of a server that went away), with a short statement_timeout.
+// It reads on a connection of its own, with a short statement_timeout, opened at its first read
+// and again after a failure (said at debug level only: the workers' own errors tell of a server
+// that went away). A command that has a connection already counts the pool's starting figures
+// on it, leaving one free connection for the monitor's: the monitor then connects at the pool's
+// first look, while the first worker already runs, not before the pool starts.
 #pragma once
 
 #include <chrono>
@@ -35,6 +37,10 @@ class PoolMonitor {
   // The figures a pool starts with, and its workers: pool_size() with the connections free now,
   // `held` the connections the pool has already (a connection lent to it). Connects.
   PoolFigures starting_figures(int threads, int tasks, int held, int reserve);
+  // The same, read on `own` (the command's connection, which it lends to the pool): the
+  // monitor's connection is not opened yet, and one of the free connections is kept for it.
+  PoolFigures starting_figures(pqxx::connection& own, int threads, int tasks, int held,
+                               int reserve);
   PoolLimits limits();
   // The pool's figures of this second: written to runner_pool when they changed (the free
   // connections, which change all the time, at most every 10 s).

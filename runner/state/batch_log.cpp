@@ -188,4 +188,25 @@ RecentBatches read_recent_batches(pqxx::transaction_base& tx, const StateSchema&
   return recent;
 }
 
+std::optional<double> recent_ms_per_row(pqxx::transaction_base& tx, const StateSchema& schema,
+                                        const std::string& job, const std::string& fn_version) {
+  if (fn_version.empty()) return std::nullopt;
+  const int version = state_version(tx, schema);
+  if (!has_feature(version, StateFeature::batch_sizes)) return std::nullopt;
+  // $1 the job, $2 the function version, $3 how many batches. Newest first along the primary
+  // key (job, catch_up, batch_no): one index range, however long the job's log. The version is
+  // tested on the batches found, not in the search: a job whose function changed since its
+  // last batches has no history of the new one.
+  const std::string sql = schema.fill(R"(
+    SELECT pg_catalog.sum(r.duration_ms) / pg_catalog.sum(r.rows)::float8
+    FROM (SELECT b.duration_ms, b.rows, b.fn_version FROM @batch_log@ b
+          WHERE b.job = $1 @main@ AND b.batch_size IS NOT NULL
+          ORDER BY b.batch_no DESC LIMIT $3) r
+    WHERE r.rows > 0 AND r.duration_ms > 0 AND r.fn_version = $2)",
+                                      {{"@main@", main_pass_only(version, "b")}});
+  const pqxx::row r = tx.exec_params1(sql, job, fn_version, k_history_batches);
+  if (r[0].is_null()) return std::nullopt;
+  return r[0].as<double>();
+}
+
 }  // namespace pgxform

@@ -75,4 +75,14 @@ RecentBatches read_recent_batches(pqxx::transaction_base& tx, const StateSchema&
                                   const std::string& job, double window_s,
                                   Phase phase = Phase::main);
 
+// What a row of the job's main pass cost in its recent batches, in ms: the duration over the
+// rows of its last k_history_batches own batches (not bisected or retried ranges, not
+// catch-up's) of the function version `fn_version` (job_state.fn_version: the md5 of the
+// function's definition), from every slice. A batch's first size comes from it
+// (batch_sizer.h). None when no such batch was logged, when `fn_version` is empty, or before
+// state version 6 (no batch says its size).
+inline constexpr int k_history_batches = 5;
+std::optional<double> recent_ms_per_row(pqxx::transaction_base& tx, const StateSchema& schema,
+                                        const std::string& job, const std::string& fn_version);
+
 }  // namespace pgxform

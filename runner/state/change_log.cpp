@@ -127,15 +127,18 @@ std::string also_lock_cte(const StateSchema& schema) {
 namespace {
 
 // A condition on the key-type expression @key@: in a task's range at or below its cursor (the
-// job's, or its slice's); @job@ the job.
+// job's, or its slice's); @job@ the job. A job with slice rows keeps its cursors there, also
+// with one slice: a job of `parallel: auto` before its first split (its job_state.last_key
+// does not move).
 const char* const k_covered = R"(
     EXISTS (SELECT 1 FROM @job_state@ s WHERE s.job = @job@ AND (
-       (s.slices <= 1 AND @key@ <= @last_key@)
-       OR (s.slices > 1 AND EXISTS (
+       (s.slices <= 1 AND @key@ <= @last_key@
+        AND NOT EXISTS (SELECT 1 FROM @job_slice@ sl0 WHERE sl0.job = @job@))
+       OR EXISTS (
          SELECT 1 FROM @job_slice@ sl WHERE sl.job = @job@
            AND (sl.lo_key IS NULL OR @key@ > @lo_key@)
            AND (sl.hi_key IS NULL OR @key@ <= @hi_key@)
-           AND @key@ <= @slice_last_key@)))))";
+           AND @key@ <= @slice_last_key@))))";
 // ... in a range of the main pass set aside and not processed yet.
 const char* const k_set_aside = R"(
     EXISTS (SELECT 1 FROM @failed_batches@ fb

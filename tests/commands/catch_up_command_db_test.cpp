@@ -194,6 +194,24 @@ TEST_CASE("catch-up refreshes the keys at or below the cursor and leaves the oth
   CHECK(p.differences() == 0);
 }
 
+TEST_CASE(
+    "catch-up refreshes the keys a job of parallel: auto passed before any split, its cursor in "
+    "its one slice",
+    "[catch-up]") {
+  People p(1000, 100, 0, "        parallel: auto\n");
+  // One worker: the job's one slice is never split, and job_state.last_key never moves.
+  REQUIRE(p.pgxform({"run", "--threads", "1"}).exit_code == 0);
+  REQUIRE(p.db.count("SELECT count(*) FROM pgxform.job_slice WHERE job = 'people'") == 1);
+  p.db.exec("UPDATE legacy.people SET name = 'changed' WHERE id IN (100, 800)");
+  p.db.exec("DELETE FROM legacy.people WHERE id = 900");
+  REQUIRE(p.pending() == 3);
+  REQUIRE(p.pgxform({"catch-up"}).exit_code == 0);
+  CHECK(p.pending() == 0);
+  CHECK(p.differences() == 0);
+  CHECK(p.db.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM target.refreshed") ==
+        "100,800,900");
+}
+
 TEST_CASE("rows appended after the main pass are transformed once by catch-up then run",
           "[catch-up][regression]") {
   // Issue 22, item 1: catch-up refreshed the keys above a done job's cursor without moving it,

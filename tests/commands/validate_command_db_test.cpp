@@ -201,3 +201,26 @@ TEST_CASE(
                                     migrator.name() + "\""));
   CHECK_THAT(r.err, !Catch::Contains("no ordering"));
 }
+
+TEST_CASE("validate advises a VACUUM of a leading table whose pages are mostly not all-visible") {
+  TestDatabase db;
+  create_items(db, 0);
+  // 200,000 rows: about 1,100 pages, loaded and analyzed but never vacuumed (autovacuum
+  // would, after so many inserts).
+  db.exec(
+      "ALTER TABLE legacy.items SET (autovacuum_enabled = false);"
+      "INSERT INTO legacy.items SELECT g * 3, g FROM generate_series(1, 200000) g;"
+      "ANALYZE legacy.items");
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(10));
+  auto r = run_with_db(db, path, {"validate"});
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("0 % of its pages all-visible") &&
+                        Catch::Contains("VACUUM \"legacy\".\"items\" before the run"));
+  db.exec("VACUUM legacy.items");
+  r = run_with_db(db, path, {"validate"});
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("0 error(s), 0 warning(s)"));
+}

@@ -61,13 +61,54 @@ TEST_CASE("time-sized batches converge near the target on a transform of steady 
   }
 }
 
-TEST_CASE("time-sized batches grow from a small start, at most twice per batch", "[batch_sizer]") {
+TEST_CASE("without history, the first batch is a probe whose cost sizes the second for the target",
+          "[batch_sizer]") {
+  // batch_size 10,000 of a cheap transform: 12 ms, where 500 ms are wanted.
+  BatchSizer sizer(BatchSizing{10000, 100, 1000000, 500});
+  const auto sizes = simulate(sizer, 6, [](int, double) { return 0.001; });
+  CHECK(sizes[0] == 10000);
+  for (std::size_t i = 1; i < sizes.size(); ++i) {
+    INFO("batch " << i << " of " << sizes[i] << " rows");
+    CHECK(duration_of(sizes[i], 0.001) > 500 * 0.75);
+    CHECK(duration_of(sizes[i], 0.001) < 500 * 1.25);
+  }
+}
+
+TEST_CASE("after the probe, time-sized batches grow at most twice per batch", "[batch_sizer]") {
+  // A probe of 100 rows that mostly measured the batch's fixed cost (2 ms against 0.1 ms of
+  // rows): its estimate is far too dear, and the batches after it double towards the target.
   BatchSizer sizer(BatchSizing{100, 100, 1000000, 500});
   const auto sizes = simulate(sizer, 30, [](int, double) { return 0.001; });
-  for (std::size_t i = 1; i < sizes.size(); ++i) CHECK(sizes[i] <= 2 * sizes[i - 1]);
-  // 100 → ~500,000 rows is 13 doublings at most; a few more batches to settle.
-  CHECK(duration_of(sizes[16], 0.001) > 500 * 0.75);
   CHECK(sizes.front() == 100);
+  CHECK(sizes[1] > 2 * sizes[0]);
+  for (std::size_t i = 2; i < sizes.size(); ++i) CHECK(sizes[i] <= 2 * sizes[i - 1]);
+  CHECK(duration_of(sizes[16], 0.001) > 500 * 0.75);
+}
+
+TEST_CASE("a job's history sizes its first batch for the target, within the job's limits",
+          "[batch_sizer]") {
+  SECTION("0.004 ms a row: 125,000 rows make 500 ms") {
+    BatchSizer sizer(BatchSizing{10000, 100, 1000000, 500}, 0.004);
+    CHECK(sizer.size() == 125000);
+    CHECK(sizer.ms_per_row() == 0.004);
+  }
+  SECTION("held to max_batch_size") {
+    BatchSizer sizer(BatchSizing{10000, 100, 50000, 500}, 0.004);
+    CHECK(sizer.size() == 50000);
+  }
+  SECTION("held to min_batch_size") {
+    BatchSizer sizer(BatchSizing{10000, 100, 1000000, 500}, 50.0);
+    CHECK(sizer.size() == 100);
+  }
+  SECTION("unused with fixed sizes, and when it says nothing") {
+    CHECK(BatchSizer(BatchSizing{2500, 100, 1000000, 0}, 0.004).size() == 2500);
+    CHECK(BatchSizer(BatchSizing{2500, 100, 1000000, 500}, 0.0).size() == 2500);
+  }
+  SECTION("later batches are averaged with it, not a probe") {
+    BatchSizer sizer(BatchSizing{10000, 100, 1000000, 500}, 0.004);
+    sizer.batch_done(125000, 125000 * 0.0044);  // 10 % dearer: within the dead band
+    CHECK(sizer.size() == 125000);
+  }
 }
 
 TEST_CASE("time-sized batches are cut at once after a batch far slower than the target",

@@ -46,6 +46,25 @@ TEST_CASE("a pool monitor reads set --threads within its limit and writes the ru
   CHECK(db.count("SELECT count(*) FROM pgxform.runner_pool") == 0);
 }
 
+TEST_CASE(
+    "a pool monitor counts the starting figures on the command's connection and connects only "
+    "at its first look, one free connection kept for it") {
+  TestDatabase db;
+  const TestRole role(db, "monitor", "CONNECTION LIMIT 9");
+  const auto sessions = [&] {
+    return db.count("SELECT count(*) FROM pg_stat_activity WHERE usename = '" + role.name() + "'");
+  };
+  auto own = pgxform::connect(role.dsn());
+  pgxform::PoolMonitor monitor(role.dsn(), pgxform::StateSchema("pgxform"), "run",
+                               pgxform::FollowThreads::yes);
+  // The command's connection is the role's only session: 8 left, one of them the monitor's.
+  const pgxform::PoolFigures start = monitor.starting_figures(*own, 1024, 16, 1, 5);
+  CHECK(start.connections_free == 7);
+  CHECK(sessions() == 1);
+  monitor.limits();
+  CHECK(sessions() == 2);
+}
+
 TEST_CASE("a pool monitor writes no row where the state schema does not exist") {
   TestDatabase db;
   pgxform::PoolMonitor monitor(db.dsn(), pgxform::StateSchema("pgxform"), "verify",
