@@ -68,21 +68,22 @@ TEST_CASE("with time-sized batches, the planted O(N²) transform is growing and 
       "jobs.yaml",
       // Batches of at most 600 rows, as the fixed batches of the test above are of 500: larger
       // ones would spread the growing scan of the target over so many rows that 40,000 rows
-      // would not show it. A 3 ms target, which both jobs' batches pass as they grow: their
-      // sizes vary through the run, not only in the ramp-up that a probe now cuts to two
-      // batches.
-      planted_yaml("batch_size: 100, target_batch_ms: 3, min_batch_size: 50, max_batch_size: 600"));
+      // would not show it.
+      planted_yaml(
+          "batch_size: 100, target_batch_ms: 10, min_batch_size: 50, max_batch_size: 600"));
   run_planted(db, path);
   const std::string json = profile_json(db, path);
   INFO(json);
   INFO(
       db.scalar("SELECT string_agg(job || ':' || batch_size, ' ' ORDER BY job, batch_no)"
                 " FROM pgxform.batch_log"));
-  // The sizes did vary, for both jobs.
+  // The sizes did vary, for both jobs: the probe's, the size it gave, and more as the time per
+  // row moved (a fast server reaches the cap of 600 from the third batch, a slow one varies
+  // below it all along).
   CHECK(db.count("SELECT count(DISTINCT batch_size) FROM pgxform.batch_log"
-                 " WHERE job = 'quadratic'") >= 4);
+                 " WHERE job = 'quadratic'") >= 3);
   CHECK(db.count("SELECT count(DISTINCT batch_size) FROM pgxform.batch_log"
-                 " WHERE job = 'linear'") >= 4);
+                 " WHERE job = 'linear'") >= 3);
   CHECK(profile_field(json, "quadratic", "trend") == "\"growing\"");
   CHECK(profile_field(json, "linear", "trend") == "\"flat\"");
   CHECK(profile_field(json, "quadratic", "rows") == std::to_string(k_planted_rows));
