@@ -102,6 +102,12 @@ TEST_CASE("a pool takes no more connections than the server has free less the re
   TempDir dir;
   const auto path = dir.write("jobs.yaml", items_jobs_yaml(20, 16));  // 16 tasks
   REQUIRE(run_cli(role_args(role, path, {"pause", "items"})).exit_code == 0);
+  // The pause's session may outlive its process a moment (its backend exits after the client
+  // did): the run must count the role's connections without it.
+  wait_until([&] {
+    return db.count("SELECT count(*) FROM pg_stat_activity WHERE usename = '" + role.name() +
+                    "'") == 0;
+  });
   Child child(role_args(role, path, {"run", "--threads", "1024"}), dir.path());
   wait_until([&] { return child.err().find("paused (job items") != std::string::npos; });
   // 12 for the role: the run's connection and the pool's own leave 10, less the reserve of 5:
