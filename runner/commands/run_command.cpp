@@ -16,6 +16,7 @@
 #include "commands/script_commands.h"
 #include "database/database.h"
 #include "database/retry.h"
+#include "engine/bound_finder.h"
 #include "engine/health_throttle.h"
 #include "engine/pool_monitor.h"
 #include "engine/task_runner.h"
@@ -259,13 +260,22 @@ int run_jobs(const RunOptions& options, const JobsFile& file, RunMetrics& metric
 
   const auto started = std::chrono::steady_clock::now();
   HealthMonitor health;
-  const RunContext context{
-      file, run.preflight.jobs, StateSchema(file.state_schema), progress, health, metrics,
-      {},   slot.get()};
+  BoundFinder bounds(options.dsn);
+  const RunContext context{file,
+                           run.preflight.jobs,
+                           StateSchema(file.state_schema),
+                           progress,
+                           health,
+                           metrics,
+                           {},
+                           slot.get(),
+                           &bounds};
   const PoolResult result = pool.run(scheduler, [&context](Session& session, const TaskId& task) {
     return run_task_shown(session, context, task);
   });
   if (display) display->stop();
+  spdlog::debug("{} batches took their last key found beforehand ({} walks)", bounds.taken(),
+                bounds.walks());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int exit_code = report_result(result, scheduler, jobs, seconds, who);

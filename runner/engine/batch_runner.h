@@ -44,6 +44,7 @@
 namespace pgxform {
 
 class SlotReader;
+class BoundFinder;
 
 // What one task works with, shared by its runner and its phase.
 struct TaskContext {
@@ -58,6 +59,9 @@ struct TaskContext {
   // between batches when due, and every batch's transaction marked as pgxform's own, so that
   // the slot's reader does not capture what a batch writes.
   SlotReader* slot = nullptr;
+  // Finds the main pass's next batch's last key beforehand (bound_finder.h); none: each batch
+  // walks for itself.
+  BoundFinder* bounds = nullptr;
 };
 
 // A part of a failing batch, processed alone or set aside: a key range [first, last] of the

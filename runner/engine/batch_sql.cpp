@@ -17,6 +17,9 @@ namespace {
 //   two places that use its result.)
 //   Any other key: hi is the last of the first $2 keys, and the rows are counted, as every row
 //   of the last key counts, even those past the LIMIT.
+//   A last key given as $6 (LastKey::given, a unique key): lo is the first key after the cursor,
+//   hi is $6, and the batch is full ($2 rows, counted by the walk that found $6) — unless $6 is
+//   past the slice's hi_key or no key is left up to it: then lo and hi are NULL, no batch.
 std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
   static const std::string k_unique =
       R"(SELECT (SELECT @key@ @from@ LIMIT 1) AS lo,)"
@@ -28,6 +31,11 @@ std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
       R"(SELECT (SELECT @key@ @from@ LIMIT 1) AS lo,)"
       R"( (SELECT k FROM (SELECT @key@ AS k @from@ LIMIT $2::bigint) s)"
       R"( ORDER BY k DESC LIMIT 1) AS hi, false AS full)";
+  static const std::string k_given =
+      R"(SELECT CASE WHEN g.ok THEN g.lo END AS lo, CASE WHEN g.ok THEN @given@ END AS hi,)"
+      R"( true AS full)"
+      R"( FROM (SELECT l.lo, l.lo <= @given@@within@ AS ok)"
+      R"( FROM (SELECT (SELECT @key@ @from@ LIMIT 1) AS lo) l) g)";
   static const std::string k_from = R"(FROM @table@ t WHERE @where@ ORDER BY @key@)";
   const std::string key = "t." + job.key_sql;
   std::string where =
@@ -35,6 +43,13 @@ std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
   if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$5");
   const std::string from =
       fill_sql(k_from, {{"@where@", where}, {"@table@", job.table_sql}, {"@key@", key}});
+  if (shape.last == LastKey::given && job.key_unique) {
+    const std::string given = as_key(job, "$6");
+    const std::string within =
+        shape.upper == UpperBound::hi_key ? " AND " + given + " <= " + as_key(job, "$5") : "";
+    return fill_sql(k_given,
+                    {{"@from@", from}, {"@key@", key}, {"@given@", given}, {"@within@", within}});
+  }
   return fill_sql(job.key_unique ? k_unique : k_other, {{"@from@", from}, {"@key@", key}});
 }
 
@@ -133,6 +148,7 @@ BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, 
       process_from_b(job, schema, shape.slicing, CursorMove::advance,
                      batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint", "@call@", true);
   const std::string tag = "$pgxform_batch$";
+  const bool given = shape.last == LastKey::given && job.key_unique;
   BatchFunction f;
   // Named after what it does, so that a session never holds two bodies under one name.
   const std::string name =
@@ -149,11 +165,12 @@ BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, 
   f.ddl = "CREATE FUNCTION " + call_name + "(lo " + job.key_type + ", hi " + job.key_type +
           ") RETURNS text LANGUAGE plpgsql SET plan_cache_mode FROM CURRENT AS " + tag +
           " BEGIN RETURN " + call(job, "lo", "hi") + "; END " + tag + ";\nCREATE FUNCTION " +
-          f.name +
-          "(text, bigint, text, integer, text) RETURNS void LANGUAGE plpgsql"
+          f.name + "(text, bigint, text, integer, text" + (given ? ", text" : "") +
+          ") RETURNS void LANGUAGE plpgsql"
           " SET plan_cache_mode = force_generic_plan AS " +
           tag + " DECLARE " + k_figures_variable + " text; BEGIN " + body + "; END " + tag;
-  f.call = explained("SELECT " + f.name + "($1::text, $2::bigint, $3::text, $4::int, $5::text)");
+  f.call = explained("SELECT " + f.name + "($1::text, $2::bigint, $3::text, $4::int, $5::text" +
+                     (given ? ", $6::text" : "") + ")");
   return f;
 }
 
@@ -165,6 +182,7 @@ std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing
 }
 
 std::string bounds_query(const ResolvedJob& job, BatchShape shape) {
+  shape.last = LastKey::walked;
   // $1, $3, $4 and $5 are named even when unused, so that every parameter has a type.
   return "SELECT b.lo::text, b.hi::text, $1::text, $3::text, $4::int, $5::text, b.full FROM (" +
          bounds_select(job, shape) + ") b";

@@ -13,7 +13,9 @@
 //   $2  the batch size (batch statements) or the range's first key (range statements, text);
 //   $3  the job's name;
 //   $4  the slice (0 for a job without slices);
-//   $5  the slice's hi_key (batch statements of a bounded slice) or the range's last key.
+//   $5  the slice's hi_key (batch statements of a bounded slice) or the range's last key;
+//   $6  (batch statements of a given last key only) the batch's last key, found beforehand on
+//       another connection (bound_finder.h): $2 is then the number of keys up to it.
 //
 // A range that is counted in the state is TWO statements in one transaction:
 //   the batch statement finds the batch on the key's index (lo: the first key after the cursor;
@@ -38,6 +40,9 @@ namespace pgxform {
 
 enum class CursorStart { none, after_last_key };
 enum class UpperBound { open, hi_key };
+// How a batch of a unique key finds its last key: by its own walk of the key's index, or given
+// as $6 by a walk done beforehand, while the batch before it ran (bound_finder.h).
+enum class LastKey { walked, given };
 
 // Where the next batch is looked for: after the cursor or from the first key, and up to the
 // slice's hi_key or to the end of the table.
@@ -45,9 +50,14 @@ struct BatchShape {
   Slicing slicing = Slicing::whole_job;
   CursorStart start = CursorStart::none;
   UpperBound upper = UpperBound::open;
+  LastKey last = LastKey::walked;
 };
 
-// The next batch, processed and counted (see above); the cursor advances.
+// The next batch, processed and counted (see above); the cursor advances. With LastKey::given
+// (a unique key only), the batch is (the cursor, $6]: lo is the first key after the cursor as
+// the batch sees it, its rows are $2, as the walk that found $6 counted them; no batch (as when
+// no key is left) when $6 is past the slice's hi_key or no key is left up to it — the caller
+// then runs the walked statement in the same transaction.
 std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
 
 // The same batch statement as a temporary PL/pgSQL function of the session, so that it is
@@ -61,7 +71,7 @@ std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchSh
 struct BatchFunction {
   std::string name;  // pg_temp.pgxform_batch_<hash>; empty when the job cannot have one
   std::string ddl;   // the two CREATE FUNCTION statements
-  std::string call;  // the batch statement: EXPLAIN ... SELECT name($1, ..., $5)
+  std::string call;  // the batch statement: EXPLAIN ... SELECT name($1, ..., $5[, $6])
 };
 BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
 // The explicit range [$2, $5], processed and counted: `advance` moves the cursor past it (a
@@ -69,7 +79,8 @@ BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, 
 std::string range_sql(const ResolvedJob& job, const StateSchema& schema, Slicing slicing,
                       CursorMove move);
 
-// Read-only: the next batch's lo and hi as text (parameters as batch_sql).
+// Read-only: the next batch's lo and hi as text, and whether it is full (parameters as
+// batch_sql; the shape's LastKey is not used: the bounds are walked).
 std::string bounds_query(const ResolvedJob& job, BatchShape shape);
 // Read-only: the next batch's lo and hi as text and its rows, counted as batch_sql counts them
 // (a full batch of a unique key is $2 rows, uncounted); no row when no key is left. Parameters

@@ -28,15 +28,16 @@ bool MainPass::start() {
   if (!cursor) return false;
   m_cursor = *cursor;
   // The batch functions of the shapes its batches take, defined before any batch's
-  // transaction: the first batch's, and those after it.
-  define_function(shape());
-  BatchShape after = shape();
-  after.start = CursorStart::after_last_key;
-  define_function(after);
-  // A slice of `parallel: auto` may be split while it runs: its next batch may be bounded.
-  if (m_task.job.parallel_auto)
-    for (const CursorStart start : {CursorStart::none, CursorStart::after_last_key})
-      define_function({m_slicing, start, UpperBound::hi_key});
+  // transaction: the first batch's, and those after it; a slice of `parallel: auto` may be
+  // split while it runs: its next batch may be bounded; with a finder, of a given last key.
+  std::vector<UpperBound> uppers{shape().upper};
+  if (m_task.job.parallel_auto && shape().upper == UpperBound::open)
+    uppers.push_back(UpperBound::hi_key);
+  std::vector<LastKey> lasts{LastKey::walked};
+  if (m_task.bounds && m_task.job.key_unique) lasts.push_back(LastKey::given);
+  for (const CursorStart start : {CursorStart::none, CursorStart::after_last_key})
+    for (const UpperBound upper : uppers)
+      for (const LastKey last : lasts) define_function({m_slicing, start, upper, last});
   return true;
 }
 
@@ -51,7 +52,7 @@ void MainPass::lock_bound(pqxx::work& tx) {
 
 std::string MainPass::variant(const BatchShape& shape) {
   return std::string(shape.start == CursorStart::none ? "0" : "") +
-         (shape.upper == UpperBound::hi_key ? "h" : "");
+         (shape.upper == UpperBound::hi_key ? "h" : "") + (shape.last == LastKey::given ? "g" : "");
 }
 
 void MainPass::define_function(const BatchShape& shape) {
@@ -91,8 +92,45 @@ std::optional<BatchPhase::Done> MainPass::commit_logged(pqxx::work& tx, const pq
   return done;
 }
 
+std::optional<FoundBound> MainPass::given_last_key(pqxx::work& tx, long size) {
+  BoundFinder* finder = m_task.bounds;
+  if (!finder || !m_task.job.key_unique) return std::nullopt;
+  const std::string task = m_task.task.text();
+  std::optional<FoundBound> last = finder->take(task, m_cursor.last_key, size);
+  if (!last) {
+    const std::string name = statement_name("bounds" + variant(shape()));
+    m_task.session.prepare(name, [&] { return bounds_query(m_task.job, shape()); });
+    const pqxx::row r = tx.exec_prepared1(name, m_cursor.last_key, std::to_string(size),
+                                          m_task.job.name, m_task.task.slice, m_cursor.hi_key);
+    if (r[0].is_null() || !r[6].as<bool>()) return std::nullopt;  // the range's last batch
+    last = FoundBound{m_cursor.last_key, r[1].as<std::string>(), size};
+  }
+  BatchShape next = shape();
+  next.start = CursorStart::after_last_key;
+  finder->request(
+      {task, &m_task.job, next, last->last_key, size, m_task.task.slice, m_cursor.hi_key});
+  return last;
+}
+
+std::optional<BatchPhase::Done> MainPass::given_batch(pqxx::work& tx, const FoundBound& last) {
+  BatchShape s = shape();
+  s.last = LastKey::given;
+  const BatchFunction& function = m_functions.at(variant(s));
+  const bool called = !function.name.empty();
+  const std::string name = statement_name((called ? "call" : "batch") + variant(s));
+  m_task.session.prepare(name, [&] {
+    return called ? function.call : batch_sql(m_task.job, m_task.store.schema(), s);
+  });
+  const pqxx::result plan =
+      tx.exec_prepared(name, m_cursor.last_key, std::to_string(last.size), m_task.job.name,
+                       m_task.task.slice, m_cursor.hi_key, last.last_key);
+  return commit_logged(tx, plan);
+}
+
 std::optional<BatchPhase::Done> MainPass::batch(pqxx::work& tx, long size) {
   lock_bound(tx);
+  if (const std::optional<FoundBound> last = given_last_key(tx, size))
+    if (std::optional<Done> done = given_batch(tx, *last)) return done;
   const BatchShape s = shape();
   // The batch as a call of a temporary function, planned once per session (see batch_sql.h);
   // the statement itself where the session cannot create one.

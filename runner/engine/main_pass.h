@@ -12,6 +12,12 @@
 // A failing batch is set aside with `on_error: skip` (its range goes to failed_batches in the
 // transaction that moves the cursor past it), narrowed down first with `bisect: true`; with
 // `on_error: stop` the job fails with the error, SQLSTATE and key range.
+//
+// With a bound finder (bound_finder.h) and a unique key, a batch takes its last key from the
+// walk the finder did while the batch before it ran (or, when the finder has none for it, from
+// a walk of its own in its transaction, first), asks the finder for the next batch's, and runs
+// the batch statement of a given last key (batch_sql.h: LastKey::given); the walked statement
+// runs instead where that one finds no batch.
 #pragma once
 
 #include <map>
@@ -21,6 +27,7 @@
 
 #include "engine/batch_runner.h"
 #include "engine/batch_sql.h"
+#include "engine/bound_finder.h"
 #include "state/task_cursor.h"
 
 namespace pgxform {
@@ -63,6 +70,12 @@ class MainPass : public BatchPhase {
   // when the statement found no key left (nothing is committed).
   std::optional<Done> commit_logged(pqxx::work& tx, const pqxx::result& plan);
   std::string statement_name(const std::string& what) const;
+  // The last key of the next batch of `size` keys, found beforehand (by the finder, or by a walk
+  // in `tx`), the next batch's walk asked of the finder; none without a finder, for a key that is
+  // not unique, and at the end of the range.
+  std::optional<FoundBound> given_last_key(pqxx::work& tx, long size);
+  // The batch of the given last key, committed; none when it found no batch (nothing committed).
+  std::optional<Done> given_batch(pqxx::work& tx, const FoundBound& last);
 
   TaskContext& m_task;
   Slicing m_slicing;

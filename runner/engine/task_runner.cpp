@@ -208,8 +208,9 @@ TaskOutcome run_claimed(Session& session, StateStore& store, const RunContext& r
     const BusySession busy(session);
     return run_step(store, job);
   }
-  TaskContext context{session, store,        run.jobs.at(job.name), job,
-                      task,    run.progress, run.metrics,           run.slot};
+  TaskContext context{session,     store,    run.jobs.at(job.name),
+                      job,         task,     run.progress,
+                      run.metrics, run.slot, run.bounds};
   if (task.phase == Phase::catch_up) {
     const TaskOutcome outcome = run_catch_up(context, run, committed);
     run.progress.job_finished(task.text(), std::nullopt);

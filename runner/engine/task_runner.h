@@ -42,6 +42,7 @@
 namespace pgxform {
 
 class SlotReader;
+class BoundFinder;
 
 // How a catch-up task ends once its job's log is empty (or nearly).
 // How often catch-up --follow says what it applied, once caught up (task_runner.cpp).
@@ -65,6 +66,9 @@ struct RunContext {
   DrainOptions drain = {};  // catch-up tasks
   // The slot of changes: logical, when the jobs file has a job with it (batch_runner.h).
   SlotReader* slot = nullptr;
+  // The main pass's bound finder (bound_finder.h), shared by the workers; none: each batch walks
+  // for itself.
+  BoundFinder* bounds = nullptr;
 };
 
 TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task);

@@ -192,3 +192,27 @@ TEST_CASE("an identifier that holds the function's dollar tag gets no batch func
   job.function_sql = R"("xf"."$pgxform_batch$")";
   CHECK(pgxform::batch_function(job, k_state, {}).name.empty());
 }
+
+TEST_CASE(
+    "a batch of a given last key walks nothing and takes $2 rows up to $6, within the slice") {
+  ResolvedJob job = job_keyed_by("bigint", 'N');
+  job.key_unique = true;
+  BatchShape shape{Slicing::slice, CursorStart::after_last_key, UpperBound::hi_key,
+                   pgxform::LastKey::given};
+  const std::string sql = batch_sql(job, k_state, shape);
+  INFO(sql);
+  check_parameters(sql, 6);
+  CHECK_FALSE(contains(sql, "OFFSET"));
+  CHECK_FALSE(contains(sql, "DESC LIMIT 1"));
+  // lo is the first key after the cursor as the batch reads it; $6 must not be past hi_key.
+  CHECK(contains(sql, R"(t."id" > ($1::text)::bigint)"));
+  CHECK(contains(sql, "l.lo <= ($6::text)::bigint AND ($6::text)::bigint <= ($5::text)::bigint"));
+  CHECK(contains(sql, "CASE WHEN b.full THEN $2::bigint"));
+  const pgxform::BatchFunction f = pgxform::batch_function(job, k_state, shape);
+  CHECK(contains(f.call, "$5::text, $6::text)"));
+  CHECK(contains(f.ddl, "(text, bigint, text, integer, text, text) RETURNS void"));
+  // Reading bounds walks, whatever the shape says; a key that is not unique always walks.
+  CHECK(contains(pgxform::bounds_query(job, shape), "OFFSET $2::bigint - 1"));
+  job.key_unique = false;
+  CHECK_FALSE(contains(batch_sql(job, k_state, shape), "$6"));
+}
