@@ -43,7 +43,8 @@ void walked(BoundFinder& finder, BoundRequest request) {
 
 }  // namespace
 
-TEST_CASE("the bound finder walks the size-th key after the cursor on a session of its own") {
+TEST_CASE("the bound finder walks the size-th key after the cursor on a session of its own",
+          "[threads]") {
   TestDatabase db;
   create_items(db, 1000);
   const auto job = items_job(db);
@@ -69,7 +70,8 @@ TEST_CASE("the bound finder walks the size-th key after the cursor on a session 
         1);
 }
 
-TEST_CASE("a found last key serves only its task, its cursor and a size up to twice its own") {
+TEST_CASE("a found last key serves only its task, its cursor and a size up to twice its own",
+          "[threads]") {
   TestDatabase db;
   create_items(db, 1000);
   const auto job = items_job(db);
@@ -88,7 +90,8 @@ TEST_CASE("a found last key serves only its task, its cursor and a size up to tw
   CHECK(finder.taken() == 2);
 }
 
-TEST_CASE("the end of a range is left to its batch: the finder gives no last key there") {
+TEST_CASE("the end of a range is left to its batch: the finder gives no last key there",
+          "[threads]") {
   TestDatabase db;
   create_items(db, 1000);  // the last key is 3000
   const auto job = items_job(db);
@@ -100,7 +103,8 @@ TEST_CASE("the end of a range is left to its batch: the finder gives no last key
   CHECK(finder.walks() == 2);
 }
 
-TEST_CASE("a bound finder that cannot connect gives up after three tries and the run goes on") {
+TEST_CASE("a bound finder that cannot connect gives up after three tries and the run goes on",
+          "[threads]") {
   TestDatabase db;
   create_items(db, 100);
   const auto job = items_job(db);
@@ -125,7 +129,7 @@ TEST_CASE("a bound finder that cannot connect gives up after three tries and the
 }
 
 TEST_CASE("a run's batches take their last keys found beforehand: the same batches, every row once",
-          "[exact]") {
+          "[exact][threads]") {
   TestDatabase db;
   create_items(db, 5000);  // keys 3, 6, ..., 15000
   TempDir dir;
@@ -152,7 +156,7 @@ TEST_CASE("a run's batches take their last keys found beforehand: the same batch
 TEST_CASE(
     "keys deleted between the finder's walk and their batch are never processed, and every"
     " other key once",
-    "[exact]") {
+    "[exact][threads]") {
   TestDatabase db;
   create_items(db, 5000);
   // Each batch deletes, after copying its range, the keys ahead of it that the finder may have
