@@ -5,6 +5,9 @@
 #           (aim: auto's ratio <= 0.60 on 2 cores, against ~0.9 with parallel: 1)
 #   single  one job of ROWS rows, parallel: auto on --threads 2, over the single set-based
 #           INSERT ... SELECT of the same transform: CPU-bound (aim <= 0.75) and light (WAL-bound)
+#   ceiling what two workers can gain on this machine at all: the CPU-bound transform's two halves
+#           of legacy.big as two INSERT ... SELECT at once, over the same two one after the other
+#           (two vCPUs may share one core: then no split gets near 0.5)
 #   skew    a key with 90 % of its rows in the top 10 % of its range: the slices' row counts
 #           after a run of parallel: auto on --threads 4 (aim: within 20 % of each other)
 # usage: bench/longtail.sh [BINARY [ROWS [ROUNDS]]]   (PG* name the server; prints medians)
@@ -80,6 +83,21 @@ seconds() {  # runs "$@"; prints the wall time in seconds
   t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
   awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.3f", b - a }'
 }
+halves() {  # $1: serial | parallel: the two halves of the CPU-bound statement
+  local half=$(( ROWS / 2 )) q="INSERT INTO target.big SELECT id, a, xf.cpu_expr(t) FROM legacy.big"
+  if [[ $1 == serial ]]; then
+    psql -q -d $DB -c "SET synchronous_commit = off" -c "$q WHERE id <= $half"
+    psql -q -d $DB -c "SET synchronous_commit = off" -c "$q WHERE id > $half"
+  else
+    psql -q -d $DB -c "SET synchronous_commit = off" -c "$q WHERE id <= $half" &
+    psql -q -d $DB -c "SET synchronous_commit = off" -c "$q WHERE id > $half"
+    wait
+  fi
+}
+ceiling() {
+  fresh
+  seconds halves $1
+}
 run() {  # $1: jobs file kind; $2: parallel; $3: threads
   fresh
   jobs $1 $2 > $DIR/jobs.yaml
@@ -97,6 +115,8 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "lists-$p-t1 $(run lists $p 1)"
     echo "lists-$p-t2 $(run lists $p 2)"
   done
+  echo "ceiling-serial $(ceiling serial)"
+  echo "ceiling-parallel $(ceiling parallel)"
   for kind in cpu light; do
     echo "single-$kind-statement $(statement $kind)"
     echo "single-$kind-auto-t2 $(run $kind auto 2)"
@@ -107,6 +127,7 @@ median() { grep "^$1 " $DIR/raw.txt | awk '{print $2}' | sort -n | awk '{ t[NR] 
 ratio() { awk -v a="$(median $1)" -v b="$(median $2)" -v n="$3" 'BEGIN { printf "%-40s %.3f (%s / %s s)\n", n, a / b, a, b }'; }
 ratio lists-1-t2 lists-1-t1 "two lists, parallel: 1, threads 2/1:"
 ratio lists-auto-t2 lists-auto-t1 "two lists, parallel: auto, threads 2/1:"
+ratio ceiling-parallel ceiling-serial "machine: two halves at once/serially:"
 ratio single-cpu-auto-t2 single-cpu-statement "one job cpu, auto on 2 / statement:"
 ratio single-light-auto-t2 single-light-statement "one job light, auto on 2 / statement:"
 # The skewed key: the rows of each slice after a run of parallel: auto on 4 threads.
