@@ -41,14 +41,26 @@ void walked(BoundFinder& finder, BoundRequest request) {
   wait_until([&] { return finder.walks() > before; });
 }
 
+// legacy.items of `rows` rows (create_items: keys 3, 6, ...), its job, and a finder on its
+// database.
+struct ItemsFinder {
+  explicit ItemsFinder(int rows) : finder(db.dsn()) {
+    create_items(db, rows);
+    job = items_job(db);
+  }
+  TestDatabase db;
+  pgxform::ResolvedJob job;
+  BoundFinder finder;
+};
+
 }  // namespace
 
 TEST_CASE("the bound finder walks the size-th key after the cursor on a session of its own",
           "[threads]") {
-  TestDatabase db;
-  create_items(db, 1000);
-  const auto job = items_job(db);
-  BoundFinder finder(db.dsn());
+  ItemsFinder f(1000);
+  TestDatabase& db = f.db;
+  const pgxform::ResolvedJob& job = f.job;
+  BoundFinder& finder = f.finder;
   walked(finder, walk_of(job, "items", std::string("30"), 100));
   // Keys 33, 36, ...: the 100th after 30 is 330. Taken once, for that cursor.
   const auto found = finder.take("items", std::string("30"), 100);
@@ -72,10 +84,9 @@ TEST_CASE("the bound finder walks the size-th key after the cursor on a session 
 
 TEST_CASE("a found last key serves only its task, its cursor and a size up to twice its own",
           "[threads]") {
-  TestDatabase db;
-  create_items(db, 1000);
-  const auto job = items_job(db);
-  BoundFinder finder(db.dsn());
+  ItemsFinder f(1000);
+  const pgxform::ResolvedJob& job = f.job;
+  BoundFinder& finder = f.finder;
   const auto found_for = [&](const std::string& task, const std::string& after, long size) {
     walked(finder, walk_of(job, "items", std::string("300"), 100));
     return finder.take(task, after, size).has_value();
@@ -92,10 +103,9 @@ TEST_CASE("a found last key serves only its task, its cursor and a size up to tw
 
 TEST_CASE("the end of a range is left to its batch: the finder gives no last key there",
           "[threads]") {
-  TestDatabase db;
-  create_items(db, 1000);  // the last key is 3000
-  const auto job = items_job(db);
-  BoundFinder finder(db.dsn());
+  ItemsFinder f(1000);  // the last key is 3000
+  const pgxform::ResolvedJob& job = f.job;
+  BoundFinder& finder = f.finder;
   walked(finder, walk_of(job, "items", std::string("2700"), 100));
   CHECK(finder.take("items", std::string("2700"), 100));  // exactly 100 keys left: full
   walked(finder, walk_of(job, "items", std::string("2703"), 100));
@@ -161,15 +171,9 @@ TEST_CASE(
   create_items(db, 5000);
   // Each batch deletes, after copying its range, the keys ahead of it that the finder may have
   // walked already for the next batch: 150 of the next 100 keys' range, or all of it.
-  db.exec(
-      "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
-      " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
-      "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
-      "   WHERE id BETWEEN first_key AND last_key;"
-      "  GET DIAGNOSTICS n = ROW_COUNT;"
-      "  DELETE FROM legacy.items WHERE id > last_key"
-      "   AND id <= last_key + CASE WHEN last_key % 2 = 0 THEN 150 ELSE 450 END;"
-      "  RETURN n; END $$");
+  items_function_then(db,
+                      "DELETE FROM legacy.items WHERE id > last_key AND id <= last_key +"
+                      " CASE WHEN last_key % 2 = 0 THEN 150 ELSE 450 END");
   TempDir dir;
   const auto run = run_with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"});
   INFO(run.err);

@@ -36,18 +36,21 @@ void create_items(TestDatabase& db, int rows, int sleep_ms) {
       "ANALYZE legacy.items;");
 }
 
-void per_row_items_function(TestDatabase& db, double ms_per_row, long long slow_key, int slow_ms) {
+void items_function_then(TestDatabase& db, const std::string& then) {
   db.exec(
       "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
       " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
       "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
       "   WHERE id BETWEEN first_key AND last_key;"
-      "  GET DIAGNOSTICS n = ROW_COUNT;"
-      "  PERFORM pg_sleep(n * " +
-      std::to_string(ms_per_row / 1000.0) + " + CASE WHEN " + std::to_string(slow_key) +
-      " BETWEEN first_key AND last_key THEN " + std::to_string(slow_ms / 1000.0) +
-      " ELSE 0 END);"
-      "  RETURN n; END $$");
+      "  GET DIAGNOSTICS n = ROW_COUNT; " +
+      then + "; RETURN n; END $$");
+}
+
+void per_row_items_function(TestDatabase& db, double ms_per_row, long long slow_key, int slow_ms) {
+  items_function_then(db, "PERFORM pg_sleep(n * " + std::to_string(ms_per_row / 1000.0) +
+                              " + CASE WHEN " + std::to_string(slow_key) +
+                              " BETWEEN first_key AND last_key THEN " +
+                              std::to_string(slow_ms / 1000.0) + " ELSE 0 END)");
 }
 
 void plain_items_function(TestDatabase& db) {

@@ -67,6 +67,10 @@ void state_back_to_version_9(TestDatabase& db);
 
 void wait_until(const std::function<bool()>& condition);
 
+// Replaces xf.items with the copy of its range, then `then` (PL/pgSQL; `n` holds the rows
+// copied, first_key and last_key the range), returning n.
+void items_function_then(TestDatabase& db, const std::string& then);
+
 // Replaces xf.items with a transform that costs `ms_per_row` per row of its range (pg_sleep),
 // and `slow_ms` more for the batch that holds key `slow_key` (none: 0).
 void per_row_items_function(TestDatabase& db, double ms_per_row, long long slow_key = 0,
