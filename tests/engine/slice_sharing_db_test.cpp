@@ -13,6 +13,7 @@
 #include "engine/slice_sharing.h"
 #include "plan/jobs_file.h"
 #include "state/slice_split.h"
+#include "state/state_locks.h"
 #include "state/state_store.h"
 #include "support/fixtures.h"
 #include "support/test_db.h"
@@ -49,6 +50,23 @@ long long slices(TestDatabase& db) {
 
 std::vector<std::string> run_args(TestDatabase& db, const std::string& path, int threads) {
   return with_db(db, path, {"run", "-q", "--threads", std::to_string(threads)});
+}
+
+// The backend that holds slice `slice` of items (its task lock), or 0.
+long long slice_holder(TestDatabase& db, int slice) {
+  const pgxform::StateSchema schema("pgxform");
+  const std::string space = "'" + pgxform::task_lock(schema, {"items", slice}).space + "'";
+  return db.count(
+      "SELECT coalesce(max(l.pid), 0) FROM pg_locks l WHERE " +
+      pgxform::lock_held_sql(space, pgxform::task_name_sql("'items'", std::to_string(slice))));
+}
+
+// The runner's sessions that wait in a split of a slice (for the slice's row), each terminated.
+long long terminate_splits(TestDatabase& db) {
+  return db.count(
+      "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+      " WHERE datname = current_database() AND application_name LIKE 'pgxform %'"
+      " AND wait_event_type = 'Lock' AND query LIKE '%AS fits%') t");
 }
 
 }  // namespace
@@ -349,4 +367,36 @@ TEST_CASE(
   INFO(same.err);
   CHECK(same.exit_code == 0);
   CHECK(slices(db) == recorded);
+}
+
+TEST_CASE(
+    "a worker of a job with parallel: auto whose connection is terminated while it runs a split "
+    "slice or splits one reconnects and goes on: the run ends 0 with every key once",
+    "[threads]") {
+  TestDatabase db;
+  create_items(db, 3000, 20);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", auto_items_yaml(50));
+  Child child(run_args(db, path, 2), dir.path());
+  // The worker that runs slice 1, split off slice 0, loses its connection between or in its
+  // batches.
+  wait_until(
+      [&] { return db.count("SELECT count(*) FROM pgxform.batch_log WHERE slice = 1") >= 2; });
+  const long long holder = slice_holder(db, 1);
+  REQUIRE(holder > 0);
+  db.exec("SELECT pg_terminate_backend(" + std::to_string(holder) + ")");
+  // Slice 0's row held here: its worker waits at its next batch, so that the other one, its
+  // slice done, waits in its split of slice 0 for the row. It loses its connection there.
+  auto conn = pgxform::connect(db.dsn());
+  pqxx::work hold(*conn);
+  hold.exec("SELECT 1 FROM pgxform.job_slice WHERE job = 'items' AND slice = 0 FOR NO KEY UPDATE");
+  long long terminated = 0;
+  wait_until([&] { return (terminated += terminate_splits(db)) > 0; });
+  hold.commit();
+  const int code = child.wait();
+  INFO(child.err());
+  CHECK(code == 0);
+  CHECK(terminated == 1);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 2);
 }
