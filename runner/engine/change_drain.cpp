@@ -135,7 +135,8 @@ long long ChangeDrain::process(pqxx::work& tx, const BatchPart& part) {
   return done ? done->rows : 0;
 }
 
-void ChangeDrain::set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) {
+std::optional<BatchPart> ChangeDrain::set_aside(pqxx::work& tx, const BatchPart& part,
+                                                const Failure& failure) {
   const std::optional<std::string> sqlstate =
       failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
   const std::string name = "catch_up_set_aside";
@@ -144,6 +145,7 @@ void ChangeDrain::set_aside(pqxx::work& tx, const BatchPart& part, const Failure
   tx.commit();
   m_set_aside += static_cast<long long>(part.keys.size());
   m_task.store.mark_catch_up_failed(m_task.job.name, failure, part.first, part.last);
+  return part;
 }
 
 TaskOutcome ChangeDrain::fail(const Failure& failure, const std::optional<BatchPart>& part) {

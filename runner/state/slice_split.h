@@ -16,9 +16,12 @@
 //      transaction. Splits of one job take turns (split_lock), so slice numbers never collide.
 //   Hence a batch either committed before the split (the split saw its last_key, and mid is
 //   above it), or starts after it (it reads the new hi_key): the keys above mid are the new
-//   slice's alone. The cursor's move of a range (bisect, set aside) is also bounded by the
-//   slice's hi_key at its commit (task_cursor.h), so a range found before a split can never
-//   commit past it: it fails instead, and the next run resumes the slice.
+//   slice's alone. A failing batch is narrowed down in several transactions, and a split may
+//   come between any two: each of them processes or sets aside its range only as far as the
+//   slice's hi_key reaches in that transaction (lock_slice_range, under the same row lock),
+//   and leaves the keys above it to the slice that has them now, which processes them, or
+//   sets them aside, itself. The cursor's move of a range is also bounded by the slice's
+//   hi_key at its commit (task_cursor.h).
 #pragma once
 
 #include <optional>
@@ -40,6 +43,19 @@ std::vector<Cursor> open_slices(pqxx::connection& conn, const StateSchema& schem
 // the slice has no row.
 std::optional<Cursor> lock_slice(pqxx::transaction_base& tx, const StateSchema& schema,
                                  const std::string& job, int slice);
+
+// A key range [first, last] of a slice, as much of it as is still the slice's: read under
+// lock_slice's lock (rule 1 above), so that it stays the slice's until `tx` ends.
+struct SliceRange {
+  Cursor cursor;                    // the slice's cursor as it is now
+  std::optional<std::string> last;  // last, or the slice's hi_key when that is below it; none
+                                    // when first is above hi_key: the range is another slice's
+};
+// Locks the slice's row for `tx` as lock_slice does and clips [first, last] (keys of the job's
+// type, compared as such) to the slice's hi_key as it is now; none when the slice has no row.
+std::optional<SliceRange> lock_slice_range(pqxx::transaction_base& tx, const StateSchema& schema,
+                                           const ResolvedJob& job, int slice,
+                                           const std::string& first, const std::string& last);
 
 // Splits slice `donor` of `job` at `mid` (rule 2 above): the new slice's number, or none when
 // the donor is done or its cursor is no longer below mid.
