@@ -5,7 +5,6 @@
 #include "state/batch_log.h"
 #include "state/change_log.h"
 #include "state/failed_ranges.h"
-#include "state/slice_split.h"
 #include "state/state_locks.h"
 #include "state/state_schema.h"
 
@@ -169,12 +168,9 @@ void ChangeDrain::settle() {
   // are taken without waiting; a runner at work on the job means: not now.
   std::optional<JobClaim> claim;
   try {
-    // The slices of `parallel: auto` are as many as were split off.
-    const int slices =
-        m_task.job.parallel_auto
-            ? recorded_slices(m_task.session.conn(), m_task.store.schema(), m_task.job.name)
-            : m_task.job.parallel;
-    claim.emplace(m_task.session.conn(), m_task.store.schema(), m_task.job.name, slices);
+    // The slices of `parallel: auto`, as many as were split off, the claim counts itself.
+    claim.emplace(m_task.session.conn(), m_task.store.schema(), m_task.job.name,
+                  m_task.job.parallel);
   } catch (const JobHeldError&) {
     return;
   }

@@ -346,8 +346,9 @@ TaskOutcome share_rounds(Session& session, const RunContext& run, const TaskId& 
     }
     if (ran) continue;
     const SplitResult split = split_biggest(session.conn(), run.schema, job, held.slices);
-    // A split lost to a batch or to another split is tried again, a few times.
-    if (split.slice || (!split.too_small && ++lost_races < 3)) continue;
+    // A split lost to a batch or to another split is tried again, a few times; while a command
+    // holds the job, the share waits for it (the command holds the slices: deferred).
+    if (split.slice || (!split.too_small && !split.held && ++lost_races < 3)) continue;
     if (!held.elsewhere) return {TaskOutcome::Kind::finished, ""};
     return {TaskOutcome::Kind::deferred,
             share.text() + ": the slices left are held by another runner (" + *held.elsewhere + ")",

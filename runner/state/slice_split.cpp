@@ -65,6 +65,8 @@ std::optional<int> split_slice(pqxx::connection& conn, const StateSchema& schema
              (d.last_key IS NULL OR @last@ < @mid@) AND (d.hi_key IS NULL OR @mid@ < @hi@) AS fits
       FROM @job_slice@ d WHERE d.job = $1 AND d.slice = $2 AND d.status <> 'done' FOR UPDATE)";
   pqxx::work tx(conn);
+  // Not while a command holds the job (JobClaim, state_locks.h): it counted the slices it holds.
+  if (!try_transaction_lock_shared(tx, claim_lock(schema, job.name))) return std::nullopt;
   transaction_lock(tx, split_lock(schema, job.name));
   const pqxx::result d = tx.exec_params(schema.fill(k_donor, {{"@last@", as_key(job, "d.last_key")},
                                                               {"@hi@", as_key(job, "d.hi_key")},
@@ -82,6 +84,11 @@ std::optional<int> split_slice(pqxx::connection& conn, const StateSchema& schema
                                           job.name, mid, text_or_none(d[0]["hi_key"]));
   tx.commit();
   return added[0].as<int>();
+}
+
+bool held_by_command(pqxx::connection& conn, const StateSchema& schema, const std::string& job) {
+  pqxx::read_transaction tx(conn);
+  return !try_transaction_lock_shared(tx, claim_lock(schema, job));
 }
 
 int recorded_slices(pqxx::connection& conn, const StateSchema& schema, const std::string& job) {

@@ -13,7 +13,8 @@
 //   2. A split (split_slice) locks the donor's row (FOR UPDATE, so it waits for a batch in
 //      flight to commit), reads the donor's cursor as it is now, and moves hi_key down to mid
 //      only when last_key < mid < hi_key still holds; the new slice is inserted in the same
-//      transaction. Splits of one job take turns (split_lock), so slice numbers never collide.
+//      transaction. Splits of one job take turns (split_lock), so slice numbers never collide;
+//      none is made while a command holds the job (JobClaim, state_locks.h: claim_lock).
 //   Hence a batch either committed before the split (the split saw its last_key, and mid is
 //   above it), or starts after it (it reads the new hi_key): the keys above mid are the new
 //   slice's alone. A failing batch is narrowed down in several transactions, and a split may
@@ -58,9 +59,12 @@ std::optional<SliceRange> lock_slice_range(pqxx::transaction_base& tx, const Sta
                                            const std::string& first, const std::string& last);
 
 // Splits slice `donor` of `job` at `mid` (rule 2 above): the new slice's number, or none when
-// the donor is done or its cursor is no longer below mid.
+// the donor is done, its cursor is no longer below mid, or a command holds the job (JobClaim).
 std::optional<int> split_slice(pqxx::connection& conn, const StateSchema& schema,
                                const ResolvedJob& job, int donor, const std::string& mid);
+
+// Whether a command holds the job now (JobClaim, state_locks.h): no slice of it is split then.
+bool held_by_command(pqxx::connection& conn, const StateSchema& schema, const std::string& job);
 
 // The number of slices recorded for the job (slices are numbered 0, 1, ...); 0 for none.
 int recorded_slices(pqxx::connection& conn, const StateSchema& schema, const std::string& job);

@@ -5,6 +5,7 @@
 // keys, so that a skewed key splits evenly; list and after: order kept while splitting.
 #include <signal.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <random>
 #include <thread>
@@ -399,4 +400,55 @@ TEST_CASE(
   CHECK(terminated == 1);
   check_exactly_once(db);
   CHECK(slices(db) >= 2);
+}
+
+TEST_CASE(
+    "two runners started at once on a job with parallel: auto that a command holds at first "
+    "split nothing and run nothing until it lets go, never mark the job done with a slice left, "
+    "and process every key once",
+    "[threads]") {
+  std::mt19937 rng(Catch::rngSeed());
+  for (int round = 0; round < 3; ++round) {
+    const int threads = 2 + round % 2;
+    const int batch = std::uniform_int_distribution<int>(30, 60)(rng);
+    INFO("round " << round << ": --threads " << threads << ", batches of " << batch);
+    TestDatabase db;
+    create_items(db, 4000, 10);
+    TempDir dir;
+    const auto path = dir.write("jobs.yaml", auto_items_yaml(batch));
+    auto conn = pgxform::connect(db.dsn());
+    // A command (reset, retry-failed, verify --repair) holds the job as the runners start.
+    auto claim =
+        std::make_unique<pgxform::JobClaim>(*conn, pgxform::StateSchema("pgxform"), "items", 1);
+    Child a(run_args(db, path, threads), dir.path());
+    Child b(run_args(db, path, threads), dir.path());
+    wait_until([&] { return slices(db) == 1; });
+    // The runners find slice 0 held: they may not split it (the command counted one slice), so
+    // no batch runs while the command holds the job.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(batches_committed(db) == 0);
+    CHECK(slices(db) == 1);
+    claim.reset();
+    // Never done while a slice is not: sampled, each in one snapshot, until both runners end.
+    long long done_early = 0;
+    int code_a = -1, code_b = -1;
+    bool a_done = false, b_done = false;
+    while (!a_done || !b_done) {
+      done_early += db.count(
+          "SELECT count(*) FROM pgxform.job_state j WHERE j.status = 'done' AND EXISTS"
+          " (SELECT 1 FROM pgxform.job_slice s WHERE s.job = j.job AND s.status <> 'done')");
+      if (!a_done) a_done = a.wait_for(10, code_a);
+      if (!b_done) b_done = b.wait_for(10, code_b);
+    }
+    INFO(a.err() + "\n---\n" + b.err());
+    CHECK(code_a == 0);
+    CHECK(code_b == 0);
+    CHECK(done_early == 0);
+    check_exactly_once(db);
+    // No two batches took the same key.
+    CHECK(db.count("SELECT count(*) FROM pgxform.batch_log x JOIN pgxform.batch_log y ON"
+                   " x.batch_no < y.batch_no AND x.first_key::bigint <= y.last_key::bigint AND"
+                   " y.first_key::bigint <= x.last_key::bigint") == 0);
+    CHECK(slices(db) >= 2);
+  }
 }
