@@ -96,10 +96,11 @@ BatchRunner::Step BatchRunner::process(const BatchPart& part) {
 
 BatchRunner::Step BatchRunner::skip(const BatchPart& part, const Failure& failure) {
   return transact([&](pqxx::work& tx) {
-    m_phase.set_aside(tx, part, failure);
+    const std::optional<BatchPart> aside = m_phase.set_aside(tx, part, failure);
+    if (!aside) return;
     m_task.progress.range_set_aside(m_task.task.text());
     m_task.metrics.batch_failed(m_task.job.name, m_task.task.phase);
-    spdlog::warn("{}: set aside [{}, {}]: {}", m_task.task.text(), part.first, part.last,
+    spdlog::warn("{}: set aside [{}, {}]: {}", m_task.task.text(), aside->first, aside->last,
                  describe(failure));
   });
 }

@@ -91,8 +91,11 @@ class BatchPhase {
   virtual std::optional<std::pair<BatchPart, BatchPart>> split(const BatchPart& part) = 0;
   // `part` alone, in `tx`, committed; its rows.
   virtual long long process(pqxx::work& tx, const BatchPart& part) = 0;
-  // `part` set aside with `failure`, in `tx`, committed.
-  virtual void set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) = 0;
+  // `part` set aside with `failure`, in `tx`, committed; what was set aside: `part`, or less of
+  // it where the rest is no longer the task's (a slice split meanwhile, main_pass.h); none when
+  // none of it is.
+  virtual std::optional<BatchPart> set_aside(pqxx::work& tx, const BatchPart& part,
+                                             const Failure& failure) = 0;
   virtual bool sets_aside() const = 0;  // a failing batch's culprits are set aside, not fatal
   virtual bool narrows() const = 0;     // ... after narrowing it down by halving
   // A permanent failure that ends the task: recorded in the job's row; the outcome.

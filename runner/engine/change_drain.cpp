@@ -5,7 +5,6 @@
 #include "state/batch_log.h"
 #include "state/change_log.h"
 #include "state/failed_ranges.h"
-#include "state/slice_split.h"
 #include "state/state_locks.h"
 #include "state/state_schema.h"
 
@@ -135,7 +134,8 @@ long long ChangeDrain::process(pqxx::work& tx, const BatchPart& part) {
   return done ? done->rows : 0;
 }
 
-void ChangeDrain::set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) {
+std::optional<BatchPart> ChangeDrain::set_aside(pqxx::work& tx, const BatchPart& part,
+                                                const Failure& failure) {
   const std::optional<std::string> sqlstate =
       failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
   const std::string name = "catch_up_set_aside";
@@ -144,6 +144,7 @@ void ChangeDrain::set_aside(pqxx::work& tx, const BatchPart& part, const Failure
   tx.commit();
   m_set_aside += static_cast<long long>(part.keys.size());
   m_task.store.mark_catch_up_failed(m_task.job.name, failure, part.first, part.last);
+  return part;
 }
 
 TaskOutcome ChangeDrain::fail(const Failure& failure, const std::optional<BatchPart>& part) {
@@ -167,12 +168,9 @@ void ChangeDrain::settle() {
   // are taken without waiting; a runner at work on the job means: not now.
   std::optional<JobClaim> claim;
   try {
-    // The slices of `parallel: auto` are as many as were split off.
-    const int slices =
-        m_task.job.parallel_auto
-            ? recorded_slices(m_task.session.conn(), m_task.store.schema(), m_task.job.name)
-            : m_task.job.parallel;
-    claim.emplace(m_task.session.conn(), m_task.store.schema(), m_task.job.name, slices);
+    // The slices of `parallel: auto`, as many as were split off, the claim counts itself.
+    claim.emplace(m_task.session.conn(), m_task.store.schema(), m_task.job.name,
+                  m_task.job.parallel);
   } catch (const JobHeldError&) {
     return;
   }

@@ -52,7 +52,8 @@ class ChangeDrain : public BatchPhase {
   std::optional<BatchPart> next_part(long size) override;
   std::optional<std::pair<BatchPart, BatchPart>> split(const BatchPart& part) override;
   long long process(pqxx::work& tx, const BatchPart& part) override;
-  void set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) override;
+  std::optional<BatchPart> set_aside(pqxx::work& tx, const BatchPart& part,
+                                     const Failure& failure) override;
   bool sets_aside() const override { return true; }
   bool narrows() const override { return true; }
   TaskOutcome fail(const Failure& failure, const std::optional<BatchPart>& part) override;

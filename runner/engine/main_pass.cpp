@@ -50,6 +50,22 @@ void MainPass::lock_bound(pqxx::work& tx) {
   m_cursor.hi_key = now->hi_key;
 }
 
+std::optional<BatchPart> MainPass::own_part(pqxx::work& tx, const BatchPart& part) {
+  if (!m_task.job.parallel_auto) return part;
+  const std::optional<SliceRange> range = lock_slice_range(
+      tx, m_task.store.schema(), m_task.job, m_task.task.slice, part.first, part.last);
+  if (!range || range->cursor.last_key != m_cursor.last_key)
+    throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
+  if (range->cursor.hi_key != m_cursor.hi_key && range->cursor.hi_key)
+    spdlog::info(
+        "{}: split while its failing batch is narrowed down: the keys above {} are left "
+        "to the slice that has them now",
+        m_task.task.text(), *range->cursor.hi_key);
+  m_cursor.hi_key = range->cursor.hi_key;
+  if (!range->last) return std::nullopt;
+  return BatchPart{part.first, *range->last, {}};
+}
+
 std::string MainPass::variant(const BatchShape& shape) {
   return std::string(shape.start == CursorStart::none ? "0" : "") +
          (shape.upper == UpperBound::hi_key ? "h" : "") + (shape.last == LastKey::given ? "g" : "");
@@ -146,33 +162,39 @@ std::optional<BatchPhase::Done> MainPass::batch(pqxx::work& tx, long size) {
 }
 
 long long MainPass::process(pqxx::work& tx, const BatchPart& part) {
-  lock_bound(tx);  // a part past a split's hi_key does not move the cursor (slice_split.h)
+  const std::optional<BatchPart> own = own_part(tx, part);
+  if (!own) {
+    tx.commit();
+    return 0;
+  }
   const pqxx::result plan = exec(
       tx, statement_name("range"),
       [&] { return range_sql(m_task.job, m_task.store.schema(), m_slicing, CursorMove::advance); },
-      part.first, part.last);
+      own->first, own->last);
   const std::optional<Done> done = commit_logged(tx, plan);
   if (!done)
     throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
   return done->rows;
 }
 
-void MainPass::set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) {
-  const std::optional<std::string> hi_key = m_cursor.hi_key;
-  lock_bound(tx);
-  if (hi_key != m_cursor.hi_key)
-    throw std::runtime_error(m_task.task.text() +
-                             " was split while its failing batch was narrowed down; it goes on "
-                             "from its cursor in the next run");
+std::optional<BatchPart> MainPass::set_aside(pqxx::work& tx, const BatchPart& part,
+                                             const Failure& failure) {
+  // Keys another slice has now are that slice's to process, or to set aside, itself.
+  const std::optional<BatchPart> own = own_part(tx, part);
+  if (!own) {
+    tx.commit();
+    return std::nullopt;
+  }
   const std::optional<std::string> sqlstate =
       failure.sqlstate.empty() ? std::nullopt : std::optional<std::string>(failure.sqlstate);
   const pqxx::result r = exec(
       tx, statement_name("skip"), [&] { return set_aside_sql(m_task.store.schema(), m_slicing); },
-      part.first, part.last, sqlstate, failure.message);
+      own->first, own->last, sqlstate, failure.message);
   if (r[0]["moved"].as<long long>() != 1)
     throw std::runtime_error("the cursor of " + m_task.task.text() + " moved under this runner");
   tx.commit();
-  m_cursor.last_key = part.last;
+  m_cursor.last_key = own->last;
+  return own;
 }
 
 std::optional<BatchPart> MainPass::next_part(long size) {

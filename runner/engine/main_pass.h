@@ -11,7 +11,11 @@
 //
 // A failing batch is set aside with `on_error: skip` (its range goes to failed_batches in the
 // transaction that moves the cursor past it), narrowed down first with `bisect: true`; with
-// `on_error: stop` the job fails with the error, SQLSTATE and key range.
+// `on_error: stop` the job fails with the error, SQLSTATE and key range. A slice of `parallel:
+// auto` may be split while its failing batch is narrowed down: each part is processed or set
+// aside only up to the slice's hi_key as that part's transaction reads it (slice_split.h), the
+// keys above are the other slice's, so that a key is neither processed nor set aside twice, and
+// a range set aside lies inside one slice.
 //
 // With a bound finder (bound_finder.h) and a unique key, a batch takes its last key from the
 // walk the finder did while the batch before it ran (or, when the finder has none for it, from
@@ -41,7 +45,8 @@ class MainPass : public BatchPhase {
   std::optional<BatchPart> next_part(long size) override;
   std::optional<std::pair<BatchPart, BatchPart>> split(const BatchPart& part) override;
   long long process(pqxx::work& tx, const BatchPart& part) override;
-  void set_aside(pqxx::work& tx, const BatchPart& part, const Failure& failure) override;
+  std::optional<BatchPart> set_aside(pqxx::work& tx, const BatchPart& part,
+                                     const Failure& failure) override;
   bool sets_aside() const override;
   bool narrows() const override;
   TaskOutcome fail(const Failure& failure, const std::optional<BatchPart>& part) override;
@@ -53,6 +58,10 @@ class MainPass : public BatchPhase {
   // A slice of `parallel: auto`: locks its row for `tx` and takes its hi_key as it is now
   // (slice_split.h, rule 1).
   void lock_bound(pqxx::work& tx);
+  // What of `part` is still this task's in `tx`: for a slice of `parallel: auto`, its row locked
+  // as lock_bound does, the part up to the slice's hi_key as it is now (a split may have come
+  // since the part was found); none when all of it is another slice's. `part` for other tasks.
+  std::optional<BatchPart> own_part(pqxx::work& tx, const BatchPart& part);
   // "0h": the name of a shape's batch statement, and its function's.
   static std::string variant(const BatchShape& shape);
   // The temporary batch function of `shape` on this session, once (without: the statement).

@@ -37,6 +37,8 @@ long long split_floor(pqxx::connection& conn, const StateSchema& schema, const R
 
 SplitResult split_biggest(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                           const std::vector<Cursor>& slices) {
+  // Asked first, as finding the medians costs a count of each slice's keys left.
+  if (held_by_command(conn, schema, job.name)) return {std::nullopt, false, true};
   std::optional<Cursor> donor;
   Left most;
   for (const Cursor& slice : slices) {

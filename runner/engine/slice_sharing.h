@@ -25,13 +25,14 @@ inline constexpr long long k_split_floor_batches = 4;
 struct SplitResult {
   std::optional<int> slice;  // the new slice, free to be claimed
   bool too_small = false;    // no slice has enough work left to be split
+  bool held = false;         // a command holds the job (reset, retry-failed, ...): no split now
 };
 
 // The rows below which no slice of `job` is split.
 long long split_floor(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job);
 
 // Splits the one of `slices` (open slices of `job`, held by other workers) with the most rows
-// left, when it has at least split_floor rows left.
+// left, when it has at least split_floor rows left and no command holds the job.
 SplitResult split_biggest(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                           const std::vector<Cursor>& slices);
 

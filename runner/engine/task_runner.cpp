@@ -246,6 +246,26 @@ void release(StateStore& store, const TaskId& task) {
   }
 }
 
+bool is_reconnectable(const Failure& failure) {
+  return failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt;
+}
+
+// After a lost connection (or an in-doubt COMMIT) of `task`'s session: says so, waits
+// reconnect_delay and opens the session again. False when a stop signal came meanwhile.
+bool reconnect_for(Session& session, const TaskId& task, const Failure& failure, int attempt) {
+  spdlog::warn("{}: {} (attempt {} of {}): reconnecting and retrying", task.text(), failure.message,
+               attempt, k_reconnect_attempts);
+  std::this_thread::sleep_for(reconnect_delay(attempt - 1));
+  if (stop_level() >= 1) return false;
+  try {
+    session.reconnect();
+  } catch (const std::exception& again) {
+    // Still down: the next attempt fails the same way and comes back here.
+    spdlog::debug("{}: reconnecting failed: {}", task.text(), redact(again.what()));
+  }
+  return true;
+}
+
 }  // namespace
 
 void apply_session_settings(pqxx::connection& conn, const JobSettings& settings) {
@@ -274,22 +294,11 @@ TaskOutcome run_task(Session& session, const RunContext& run, const TaskId& task
       release(store, task);
       if (committed > 0) attempt = 1;  // it broke after progress: not a connection that stays down
       const Failure failure = classify(e);
-      const bool reconnect =
-          failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt;
-      if (!reconnect || attempt > k_reconnect_attempts) {
+      if (!is_reconnectable(failure) || attempt > k_reconnect_attempts) {
         record_failure(store, run, job, task, failure);
         return {TaskOutcome::Kind::failed, task.text() + with_sqlstate(failure)};
       }
-      spdlog::warn("{}: {} (attempt {} of {}): reconnecting and retrying", task.text(),
-                   failure.message, attempt, k_reconnect_attempts);
-      std::this_thread::sleep_for(reconnect_delay(attempt - 1));
-      if (stop_level() >= 1) return {TaskOutcome::Kind::stopped, ""};
-      try {
-        session.reconnect();
-      } catch (const std::exception& again) {
-        // Still down: the next attempt's claim fails the same way and comes back here.
-        spdlog::debug("{}: reconnecting failed: {}", task.text(), redact(again.what()));
-      }
+      if (!reconnect_for(session, task, failure, attempt)) return {TaskOutcome::Kind::stopped, ""};
     }
   }
 }
@@ -307,8 +316,10 @@ struct Held {
 // after another; when none is free, splits the biggest one another worker holds and runs its
 // upper half; ends when no slice is left (the job is done), or none is worth splitting
 // (finished: the job's last slices end on the workers that hold them; or deferred, when
-// another runner holds one: this runner's list waits for it).
-TaskOutcome run_share(Session& session, const RunContext& run, const TaskId& share) {
+// another runner holds one: this runner's list waits for it). Throws what run_share handles:
+// a lost connection, an in-doubt COMMIT (of a split). Counts the slices it ran in `ran_slices`.
+TaskOutcome share_rounds(Session& session, const RunContext& run, const TaskId& share,
+                         long long& ran_slices) {
   const ResolvedJob& job = run.jobs.at(share.job);
   StateStore store(session, run.schema);
   for (int lost_races = 0;;) {
@@ -326,6 +337,7 @@ TaskOutcome run_share(Session& session, const RunContext& run, const TaskId& sha
         if (outcome.kind != TaskOutcome::Kind::deferred) {
           if (outcome.kind != TaskOutcome::Kind::finished) return outcome;
           ran = true;
+          ++ran_slices;
           break;
         }
         holder = outcome.holder;
@@ -335,12 +347,33 @@ TaskOutcome run_share(Session& session, const RunContext& run, const TaskId& sha
     }
     if (ran) continue;
     const SplitResult split = split_biggest(session.conn(), run.schema, job, held.slices);
-    // A split lost to a batch or to another split is tried again, a few times.
-    if (split.slice || (!split.too_small && ++lost_races < 3)) continue;
+    // A split lost to a batch or to another split is tried again, a few times; while a command
+    // holds the job, the share waits for it (the command holds the slices: deferred).
+    if (split.slice || (!split.too_small && !split.held && ++lost_races < 3)) continue;
     if (!held.elsewhere) return {TaskOutcome::Kind::finished, ""};
     return {TaskOutcome::Kind::deferred,
             share.text() + ": the slices left are held by another runner (" + *held.elsewhere + ")",
             *held.elsewhere};
+  }
+}
+
+// A share's rounds, its session reopened after a lost connection as run_task's is: between its
+// slices (each reconnects on its own, run_task) the share reads the job's slices and splits
+// them on the same session, and a connection lost there is no reason to fail the job. A split
+// whose COMMIT got no answer is no harm either: its new slice, if it committed, is found free
+// by the next round's read and taken up.
+TaskOutcome run_share(Session& session, const RunContext& run, const TaskId& share) {
+  for (int attempt = 1;; ++attempt) {
+    long long ran_slices = 0;
+    try {
+      return share_rounds(session, run, share, ran_slices);
+    } catch (const std::exception& e) {
+      if (ran_slices > 0) attempt = 1;  // it broke after progress: not a connection that stays down
+      const Failure failure = classify(e);
+      if (!is_reconnectable(failure) || attempt > k_reconnect_attempts)
+        return {TaskOutcome::Kind::failed, share.text() + with_sqlstate(failure)};
+      if (!reconnect_for(session, share, failure, attempt)) return {TaskOutcome::Kind::stopped, ""};
+    }
   }
 }
 

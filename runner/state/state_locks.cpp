@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "base/errors.h"
 #include "base/sql_text.h"
 #include "database/database.h"
@@ -46,6 +48,18 @@ JOIN pg_catalog.pg_locks l ON @held@
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 ORDER BY t.job, t.slice)";
 
+// The slices recorded for the job (numbered 0, 1, ...); 0 without a state schema.
+int recorded_slice_count(pqxx::transaction_base& tx, const StateSchema& schema,
+                         const std::string& job) {
+  const std::string table = schema.table("job_slice");
+  if (tx.exec_params1("SELECT pg_catalog.to_regclass($1) IS NULL", table)[0].as<bool>()) return 0;
+  return tx
+      .exec_params1(schema.fill("SELECT coalesce(pg_catalog.max(slice) + 1, 0) FROM @job_slice@ "
+                                "WHERE job = $1"),
+                    job)[0]
+      .as<int>();
+}
+
 }  // namespace
 
 // A slice's lock is named by its job and number joined by the unit separator (U+001F), which
@@ -64,6 +78,10 @@ LockKey setup_lock(const StateSchema& schema) {
 
 LockKey split_lock(const StateSchema& schema, const std::string& job) {
   return {"pgxform split " + schema.name, job};
+}
+
+LockKey claim_lock(const StateSchema& schema, const std::string& job) {
+  return {"pgxform claim " + schema.name, job};
 }
 
 LockKey catch_up_lock(const StateSchema& schema, const std::string& job) {
@@ -93,6 +111,15 @@ void session_lock(pqxx::transaction_base& tx, const LockKey& key) {
 
 void session_unlock(pqxx::transaction_base& tx, const LockKey& key) {
   call(tx, "pg_catalog.pg_advisory_unlock", key);
+}
+
+bool try_transaction_lock_shared(pqxx::transaction_base& tx, const LockKey& key) {
+  return tx
+      .exec_params1(
+          "SELECT pg_catalog.pg_try_advisory_xact_lock_shared(pg_catalog.hashtext($1), "
+          "pg_catalog.hashtext($2))",
+          key.space, key.name)[0]
+      .as<bool>();
 }
 
 void transaction_lock(pqxx::transaction_base& tx, const LockKey& key) {
@@ -193,16 +220,19 @@ JobClaim::JobClaim(pqxx::connection& conn, const StateSchema& schema, const std:
                    int slices)
     : m_conn(conn) {
   pqxx::nontransaction tx(conn);
-  std::vector<LockKey> keys;
-  for (int s = 0; s < std::max(1, slices); ++s) keys.push_back(task_lock(schema, TaskId{job, s}));
-  keys.push_back(catch_up_lock(schema, job));
-  for (const LockKey& key : keys) {
+  const auto take = [&](const LockKey& key) {
     if (!try_session_lock(tx, key)) {
       for (const auto& held : m_held) session_unlock(tx, held);
+      m_held.clear();
       throw JobHeldError(job);
     }
     m_held.push_back(key);
-  }
+  };
+  // First the claim lock: no split of the job commits from here on, and none is under way.
+  take(claim_lock(schema, job));
+  const int tasks = std::max({1, slices, recorded_slice_count(tx, schema, job)});
+  for (int s = 0; s < tasks; ++s) take(task_lock(schema, TaskId{job, s}));
+  take(catch_up_lock(schema, job));
 }
 
 JobClaim::~JobClaim() {

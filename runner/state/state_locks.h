@@ -17,6 +17,11 @@
 //            applies scripts (each script commits on its own).
 //   split    ('pgxform split <state schema>', <job>)    transaction lock: one split of a job's
 //            slices at a time (slice_split.h).
+//   claim    ('pgxform claim <state schema>', <job>)    shared by each split of the job's slices
+//            (a transaction lock, tried: no split while a JobClaim holds the job), exclusive in
+//            a JobClaim (a session lock, tried: no JobClaim while a split is under way). So a
+//            JobClaim counts the job's slices after every split that committed and before any
+//            other, and holds every one of them.
 //   slot     ('pgxform slot', <state schema>)             session lock: one session at a time
 //            reads, moves or drops the schema's replication slot (changes: logical), from
 //            before its read to after the slot moved (slot_reader.h).
@@ -58,6 +63,8 @@ LockKey scripts_lock(const StateSchema& schema);
 // ('pgxform split <state schema>', <job>), a transaction lock: the splits of a job's slices
 // (`parallel: auto`, slice_split.h) take turns.
 LockKey split_lock(const StateSchema& schema, const std::string& job);
+// ('pgxform claim <state schema>', <job>): a split shares it, a JobClaim holds it alone (above).
+LockKey claim_lock(const StateSchema& schema, const std::string& job);
 LockKey slot_lock(const StateSchema& schema);
 
 // A wait for a lock that lock_timeout ended (55P03): which lock, who held it. Not transient,
@@ -71,6 +78,9 @@ class LockWaitError : public std::runtime_error {
 bool try_session_lock(pqxx::transaction_base& tx, const LockKey& key);
 void session_lock(pqxx::transaction_base& tx, const LockKey& key);
 void session_unlock(pqxx::transaction_base& tx, const LockKey& key);
+// Shared with other sessions that share it, until `tx` ends; false (without waiting) when a
+// session holds it alone.
+bool try_transaction_lock_shared(pqxx::transaction_base& tx, const LockKey& key);
 // Held until `tx` ends. When another session holds it, says so (who, at info level) and waits,
 // as long as the session's lock_timeout lets it; a timeout throws LockWaitError.
 void transaction_lock(pqxx::transaction_base& tx, const LockKey& key);
@@ -122,9 +132,12 @@ struct TaskHolder {
 // Every task of the state schema (version > 0) that a session holds now.
 std::vector<TaskHolder> task_holders(pqxx::transaction_base& tx, const StateSchema& schema);
 
-// Holds every task lock of a job (its `slices`, at least one) and its catch-up lock for its own
-// life, so that no runner and no catch-up works on the job meanwhile (reset, retry-failed,
-// verify --repair); throws JobHeldError when one of them is held.
+// Holds every task lock of a job and its catch-up lock for its own life, so that no runner and
+// no catch-up works on the job meanwhile (reset, retry-failed, verify --repair, catch-up's
+// settling of the log); throws JobHeldError when one of them is held. The tasks are `slices`
+// (at least one), or as many as the job's slices recorded when that is more: counted under the
+// job's claim lock, which it holds too, so that no slice of `parallel: auto` is split off
+// meanwhile, and none that a split committed before is missed, whatever the caller read.
 class JobClaim {
  public:
   JobClaim(pqxx::connection& conn, const StateSchema& schema, const std::string& job, int slices);

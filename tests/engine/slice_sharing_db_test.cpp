@@ -5,6 +5,7 @@
 // keys, so that a skewed key splits evenly; list and after: order kept while splitting.
 #include <signal.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <random>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "engine/slice_sharing.h"
 #include "plan/jobs_file.h"
 #include "state/slice_split.h"
+#include "state/state_locks.h"
 #include "state/state_store.h"
 #include "support/fixtures.h"
 #include "support/test_db.h"
@@ -49,6 +51,23 @@ long long slices(TestDatabase& db) {
 
 std::vector<std::string> run_args(TestDatabase& db, const std::string& path, int threads) {
   return with_db(db, path, {"run", "-q", "--threads", std::to_string(threads)});
+}
+
+// The backend that holds slice `slice` of items (its task lock), or 0.
+long long slice_holder(TestDatabase& db, int slice) {
+  const pgxform::StateSchema schema("pgxform");
+  const std::string space = "'" + pgxform::task_lock(schema, {"items", slice}).space + "'";
+  return db.count(
+      "SELECT coalesce(max(l.pid), 0) FROM pg_locks l WHERE " +
+      pgxform::lock_held_sql(space, pgxform::task_name_sql("'items'", std::to_string(slice))));
+}
+
+// The runner's sessions that wait in a split of a slice (for the slice's row), each terminated.
+long long terminate_splits(TestDatabase& db) {
+  return db.count(
+      "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+      " WHERE datname = current_database() AND application_name LIKE 'pgxform %'"
+      " AND wait_event_type = 'Lock' AND query LIKE '%AS fits%') t");
 }
 
 }  // namespace
@@ -349,4 +368,87 @@ TEST_CASE(
   INFO(same.err);
   CHECK(same.exit_code == 0);
   CHECK(slices(db) == recorded);
+}
+
+TEST_CASE(
+    "a worker of a job with parallel: auto whose connection is terminated while it runs a split "
+    "slice or splits one reconnects and goes on: the run ends 0 with every key once",
+    "[threads]") {
+  TestDatabase db;
+  create_items(db, 3000, 20);
+  TempDir dir;
+  const auto path = dir.write("jobs.yaml", auto_items_yaml(50));
+  Child child(run_args(db, path, 2), dir.path());
+  // The worker that runs slice 1, split off slice 0, loses its connection between or in its
+  // batches.
+  wait_until(
+      [&] { return db.count("SELECT count(*) FROM pgxform.batch_log WHERE slice = 1") >= 2; });
+  const long long holder = slice_holder(db, 1);
+  REQUIRE(holder > 0);
+  db.exec("SELECT pg_terminate_backend(" + std::to_string(holder) + ")");
+  // Slice 0's row held here: its worker waits at its next batch, so that the other one, its
+  // slice done, waits in its split of slice 0 for the row. It loses its connection there.
+  auto conn = pgxform::connect(db.dsn());
+  pqxx::work hold(*conn);
+  hold.exec("SELECT 1 FROM pgxform.job_slice WHERE job = 'items' AND slice = 0 FOR NO KEY UPDATE");
+  long long terminated = 0;
+  wait_until([&] { return (terminated += terminate_splits(db)) > 0; });
+  hold.commit();
+  const int code = child.wait();
+  INFO(child.err());
+  CHECK(code == 0);
+  CHECK(terminated == 1);
+  check_exactly_once(db);
+  CHECK(slices(db) >= 2);
+}
+
+TEST_CASE(
+    "two runners started at once on a job with parallel: auto that a command holds at first "
+    "split nothing and run nothing until it lets go, never mark the job done with a slice left, "
+    "and process every key once",
+    "[threads]") {
+  std::mt19937 rng(Catch::rngSeed());
+  for (int round = 0; round < 3; ++round) {
+    const int threads = 2 + round % 2;
+    const int batch = std::uniform_int_distribution<int>(30, 60)(rng);
+    INFO("round " << round << ": --threads " << threads << ", batches of " << batch);
+    TestDatabase db;
+    create_items(db, 4000, 10);
+    TempDir dir;
+    const auto path = dir.write("jobs.yaml", auto_items_yaml(batch));
+    auto conn = pgxform::connect(db.dsn());
+    // A command (reset, retry-failed, verify --repair) holds the job as the runners start.
+    auto claim =
+        std::make_unique<pgxform::JobClaim>(*conn, pgxform::StateSchema("pgxform"), "items", 1);
+    Child a(run_args(db, path, threads), dir.path());
+    Child b(run_args(db, path, threads), dir.path());
+    wait_until([&] { return slices(db) == 1; });
+    // The runners find slice 0 held: they may not split it (the command counted one slice), so
+    // no batch runs while the command holds the job.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(batches_committed(db) == 0);
+    CHECK(slices(db) == 1);
+    claim.reset();
+    // Never done while a slice is not: sampled, each in one snapshot, until both runners end.
+    long long done_early = 0;
+    int code_a = -1, code_b = -1;
+    bool a_done = false, b_done = false;
+    while (!a_done || !b_done) {
+      done_early += db.count(
+          "SELECT count(*) FROM pgxform.job_state j WHERE j.status = 'done' AND EXISTS"
+          " (SELECT 1 FROM pgxform.job_slice s WHERE s.job = j.job AND s.status <> 'done')");
+      if (!a_done) a_done = a.wait_for(10, code_a);
+      if (!b_done) b_done = b.wait_for(10, code_b);
+    }
+    INFO(a.err() + "\n---\n" + b.err());
+    CHECK(code_a == 0);
+    CHECK(code_b == 0);
+    CHECK(done_early == 0);
+    check_exactly_once(db);
+    // No two batches took the same key.
+    CHECK(db.count("SELECT count(*) FROM pgxform.batch_log x JOIN pgxform.batch_log y ON"
+                   " x.batch_no < y.batch_no AND x.first_key::bigint <= y.last_key::bigint AND"
+                   " y.first_key::bigint <= x.last_key::bigint") == 0);
+    CHECK(slices(db) >= 2);
+  }
 }

@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 #include <future>
 
+#include "base/errors.h"
 #include "catalog/catalog.h"
 #include "database/database.h"
 #include "plan/jobs_file.h"
 #include "state/slice_split.h"
+#include "state/state_locks.h"
 #include "state/state_store.h"
 #include "support/fixtures.h"
 #include "support/test_db.h"
@@ -79,4 +81,58 @@ TEST_CASE("a done slice is never split") {
   db.exec("UPDATE pgxform.job_slice SET status = 'done', last_key = '30' WHERE job = 'items'");
   CHECK_FALSE(pgxform::split_slice(*conn, a.schema, a.job, 0, "1500"));
   CHECK(pgxform::open_slices(*conn, a.schema, "items").empty());
+}
+
+TEST_CASE(
+    "a job claim holds the slices split off after its caller counted them, and no slice is split "
+    "while the claim holds the job") {
+  TestDatabase db;
+  TempDir dir;
+  auto conn = pgxform::connect(db.dsn());
+  auto runner = pgxform::connect(db.dsn());
+  const AutoJob a = auto_items(db, dir, *conn);
+  pgxform::StateStore store(*runner, a.schema);
+  // A command counted one slice; a runner's split commits slice 1 before it claims the job.
+  const int counted = pgxform::recorded_slices(*conn, a.schema, "items");
+  REQUIRE(counted == 1);
+  REQUIRE(pgxform::split_slice(*runner, a.schema, a.job, 0, "1500") == 1);
+  {
+    const pgxform::JobClaim claim(*conn, a.schema, "items", counted);
+    // The split-off slice is held too: the runner that split it cannot take it up.
+    CHECK_FALSE(store.try_claim({"items", 1}, "main"));
+    CHECK_FALSE(store.try_claim({"items", 0}, "main"));
+    // Nor can any runner split a slice while the command holds the job.
+    CHECK_FALSE(pgxform::split_slice(*runner, a.schema, a.job, 1, "2700"));
+    CHECK(pgxform::recorded_slices(*runner, a.schema, "items") == 2);
+  }
+  // Once the command is done, splitting goes on.
+  CHECK(pgxform::split_slice(*runner, a.schema, a.job, 1, "2700") == 2);
+}
+
+TEST_CASE("a job claim taken while a split is under way is refused as held, not counted short") {
+  TestDatabase db;
+  TempDir dir;
+  auto conn = pgxform::connect(db.dsn());
+  auto runner = pgxform::connect(db.dsn());
+  auto batch_conn = pgxform::connect(db.dsn());
+  const AutoJob a = auto_items(db, dir, *conn);
+  // A batch in flight holds slice 0's row: the split waits for it, under way.
+  pqxx::work batch(*batch_conn);
+  REQUIRE(pgxform::lock_slice(batch, a.schema, "items", 0));
+  auto split = std::async(std::launch::async, [&] {
+    return pgxform::split_slice(*runner, a.schema, a.job, 0, "1500");
+  });
+  wait_until([&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND wait_event_type = 'Lock' AND query LIKE '%AS fits%'") == 1;
+  });
+  // Counting now would miss the slice the split is about to commit.
+  CHECK_THROWS_AS(pgxform::JobClaim(*conn, a.schema, "items", 1), pgxform::JobHeldError);
+  batch.commit();
+  REQUIRE(split.get() == 1);
+  // Refused, it held nothing: a claim now holds both slices.
+  const pgxform::JobClaim claim(*conn, a.schema, "items", 1);
+  pgxform::StateStore store(*runner, a.schema);
+  CHECK_FALSE(store.try_claim({"items", 1}, "main"));
 }
