@@ -6,8 +6,9 @@
 // count and one walk of the index: batch_sql.h median_query), so sparse and skewed keys split
 // into halves of equal rows, for every key type. A slice is split only while it has at least
 // k_split_floor_batches batches of work left (its job's recent batches' rows, sized by the
-// batch sizer to last about target_batch_ms, else its batch_size): below that, splitting would
-// cost more than it saves, and the job's last slices end on the workers that hold them.
+// batch sizer to last about target_batch_ms, else its batch_size), so that each half has a
+// batch or more: below that, splitting would cost more than it saves, and the job's last
+// slices end on the workers that hold them.
 #pragma once
 
 #include <optional>
@@ -20,7 +21,7 @@
 
 namespace pgxform {
 
-inline constexpr long long k_split_floor_batches = 4;
+inline constexpr long long k_split_floor_batches = 2;
 
 struct SplitResult {
   std::optional<int> slice;  // the new slice, free to be claimed
