@@ -38,15 +38,24 @@ std::optional<double> estimated_rows(pqxx::transaction_base& tx, const ResolvedJ
 
 std::optional<double> estimated_rows_after(pqxx::transaction_base& tx, const ResolvedJob& job,
                                            const std::string& key) {
+  return estimated_rows_in(tx, job, key, std::nullopt);
+}
+
+std::optional<double> estimated_rows_in(pqxx::transaction_base& tx, const ResolvedJob& job,
+                                        const std::optional<std::string>& after,
+                                        const std::optional<std::string>& hi) {
   if (!estimated_rows(tx, job)) return std::nullopt;
   // The plan's first line ends with its row estimate: "... (cost=0.29..4.31 rows=480 width=4)".
-  // $1 the key, bound, so that the planner estimates with its value (a custom plan).
+  // $1 and $2 the keys, bound, so that the planner estimates with their values (a custom plan);
+  // a NULL one bounds nothing.
   static const char* const k_sql = R"(
-    EXPLAIN SELECT 1 FROM @table@ t WHERE t.@key@ > @at@)";
-  const pqxx::result plan = tx.exec_params(
-      fill_sql(k_sql,
-               {{"@table@", job.table_sql}, {"@key@", job.key_sql}, {"@at@", as_key(job, "$1")}}),
-      key);
+    EXPLAIN SELECT 1 FROM @table@ t
+    WHERE ($1::text IS NULL OR t.@key@ > @after@) AND ($2::text IS NULL OR t.@key@ <= @hi@))";
+  const pqxx::result plan = tx.exec_params(fill_sql(k_sql, {{"@table@", job.table_sql},
+                                                            {"@key@", job.key_sql},
+                                                            {"@after@", as_key(job, "$1")},
+                                                            {"@hi@", as_key(job, "$2")}}),
+                                           after, hi);
   if (plan.empty()) return std::nullopt;
   const std::string line = plan[0][0].as<std::string>();
   const auto at = line.rfind(" rows=");

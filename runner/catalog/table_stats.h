@@ -28,6 +28,11 @@ std::optional<double> estimated_rows(pqxx::transaction_base& tx, const std::stri
 // was analyzed. None when the table was never analyzed (the planner would only guess a third).
 std::optional<double> estimated_rows_after(pqxx::transaction_base& tx, const ResolvedJob& job,
                                            const std::string& key);
+// The same for the rows after `after` (none: from the first key) up to `hi` included (none: to
+// the end): a slice's rows left.
+std::optional<double> estimated_rows_in(pqxx::transaction_base& tx, const ResolvedJob& job,
+                                        const std::optional<std::string>& after,
+                                        const std::optional<std::string>& hi);
 
 // The job's rows in all, as status and the metrics estimate them while it is under way: the
 // rows done (job_state.rows_done) and those the planner sees above its cursor `last_key`, which

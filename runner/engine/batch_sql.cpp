@@ -206,6 +206,19 @@ std::string split_query(const ResolvedJob& job) {
          key + in_range + " AND " + key + " > m.mid ORDER BY " + key + " LIMIT 1)::text FROM m";
 }
 
+namespace {
+
+// The WHERE of median_query and key_at_query: after $1, up to $2, as the shape has them.
+std::string slice_range(const ResolvedJob& job, BatchShape shape) {
+  const std::string key = "t." + job.key_sql;
+  std::string where =
+      shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
+  if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$2");
+  return where;
+}
+
+}  // namespace
+
 std::string median_query(const ResolvedJob& job, BatchShape shape) {
   // The key at the middle row of the range, by one count and one walk of the key's index.
   static const std::string k_median = R"(
@@ -214,11 +227,18 @@ std::string median_query(const ResolvedJob& job, BatchShape shape) {
                     OFFSET greatest(0, ((SELECT rows FROM n) - 1) / 2) LIMIT 1)::text,
            $1::text, $2::text
     FROM n)";
-  const std::string key = "t." + job.key_sql;
-  std::string where =
-      shape.start == CursorStart::none ? key + " IS NOT NULL" : key + " > " + as_key(job, "$1");
-  if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$2");
-  return fill_sql(k_median, {{"@where@", where}, {"@table@", job.table_sql}, {"@key@", key}});
+  return fill_sql(k_median, {{"@where@", slice_range(job, shape)},
+                             {"@table@", job.table_sql},
+                             {"@key@", "t." + job.key_sql}});
+}
+
+std::string key_at_query(const ResolvedJob& job, BatchShape shape) {
+  static const std::string k_key_at = R"(
+    SELECT (SELECT @key@ FROM @table@ t WHERE @where@ ORDER BY @key@ OFFSET $3::bigint LIMIT 1)::text,
+           $1::text, $2::text)";
+  return fill_sql(k_key_at, {{"@where@", slice_range(job, shape)},
+                             {"@table@", job.table_sql},
+                             {"@key@", "t." + job.key_sql}});
 }
 
 std::string trial_batch_sql(const ResolvedJob& job, BatchShape shape) {

@@ -94,6 +94,9 @@ std::string split_query(const ResolvedJob& job);
 // slice's hi_key, as text, NULL where the shape has none) and its median key, as text: the key
 // of the middle row on the key's index (slice_split.h splits there), NULL when none is left.
 std::string median_query(const ResolvedJob& job, BatchShape shape);
+// Read-only: the key $3 rows into the same range ($1 and $2 as median_query's), as text: one walk
+// of the key's index, no count (NULL when the range holds no more than $3 rows).
+std::string key_at_query(const ResolvedJob& job, BatchShape shape);
 
 // The next batch processed without touching the state, for a trial in a transaction that is
 // rolled back (rehearse): returns lo, hi, rows and the function's result; no row when no key

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 
+#include "catalog/table_stats.h"
 #include "engine/batch_sql.h"
 #include "state/slice_split.h"
 
@@ -22,6 +24,14 @@ Left rows_left(pqxx::connection& conn, const ResolvedJob& job, const Cursor& sli
                          slice.last_key ? CursorStart::after_last_key : CursorStart::none,
                          slice.hi_key ? UpperBound::hi_key : UpperBound::open};
   pqxx::read_transaction tx(conn);
+  // Many rows left: the planner's estimate of them, and one walk to its middle.
+  const std::optional<double> estimate = estimated_rows_in(tx, job, slice.last_key, slice.hi_key);
+  if (estimate && *estimate >= k_estimated_split_rows) {
+    const long long rows = std::llround(*estimate);
+    const pqxx::row r =
+        tx.exec_params1(key_at_query(job, shape), slice.last_key, slice.hi_key, (rows - 1) / 2);
+    if (!r[0].is_null()) return {rows, r[0].as<std::string>()};
+  }
   const pqxx::row r = tx.exec_params1(median_query(job, shape), slice.last_key, slice.hi_key);
   Left left{r[0].as<long long>(), std::nullopt};
   if (!r[1].is_null()) left.median = r[1].as<std::string>();
