@@ -70,6 +70,31 @@ long long terminate_splits(TestDatabase& db) {
       " AND wait_event_type = 'Lock' AND query LIKE '%AS fits%') t");
 }
 
+// The job items of `db` with `parallel: auto`, its state schema and its first slice, for
+// splitting by hand (split_biggest) without a run.
+struct SplitOnly {
+  explicit SplitOnly(TestDatabase& db)
+      : file(pgxform::parse_jobs_file(dir.write("jobs.yaml", auto_items_yaml(100)))),
+        conn(pgxform::connect(db.dsn())),
+        job(pgxform::resolve_jobs(*conn, file, {}).front()),
+        schema(file.state_schema),
+        store(*conn, schema) {
+    store.ensure_schema();
+    store.register_jobs(file);
+    store.ensure_slices(job);
+  }
+  // Splits the biggest open slice.
+  pgxform::SplitResult split() {
+    return pgxform::split_biggest(*conn, schema, job, pgxform::open_slices(*conn, schema, "items"));
+  }
+  TempDir dir;
+  pgxform::JobsFile file;
+  std::unique_ptr<pqxx::connection> conn;
+  pgxform::ResolvedJob job;
+  pgxform::StateSchema schema;
+  pgxform::StateStore store;
+};
+
 }  // namespace
 
 TEST_CASE("a job with parallel: auto on 2 and 4 threads is split and processes every key once",
@@ -254,22 +279,9 @@ TEST_CASE("a skewed key splits into slices whose row counts differ by less than 
       "CREATE FUNCTION xf.items(a bigint, b bigint) RETURNS bigint LANGUAGE sql AS"
       " 'WITH i AS (INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
       " WHERE id BETWEEN a AND b RETURNING 1) SELECT count(*) FROM i'");
-  TempDir dir;
-  const auto path = dir.write("jobs.yaml", auto_items_yaml(100));
-  const pgxform::JobsFile file = pgxform::parse_jobs_file(path);
-  auto conn = pgxform::connect(db.dsn());
-  const pgxform::ResolvedJob job = pgxform::resolve_jobs(*conn, file, {}).front();
-  const pgxform::StateSchema schema(file.state_schema);
-  pgxform::StateStore store(*conn, schema);
-  store.ensure_schema();
-  store.register_jobs(file);
-  store.ensure_slices(job);
+  SplitOnly items(db);
   // Three splits, each of the biggest slice: four slices of about a quarter each.
-  for (int split = 0; split < 3; ++split) {
-    const auto result =
-        pgxform::split_biggest(*conn, schema, job, pgxform::open_slices(*conn, schema, "items"));
-    REQUIRE(result.slice);
-  }
+  for (int split = 0; split < 3; ++split) REQUIRE(items.split().slice);
   const long long rows = db.count("SELECT count(*) FROM legacy.items");
   const std::string per_slice =
       "SELECT count(*) FROM legacy.items i JOIN pgxform.job_slice s ON s.job = 'items' AND"
@@ -287,28 +299,18 @@ TEST_CASE(
     " every key left") {
   TestDatabase db;
   create_items(db, 300000);  // keys 3, 6, ..., 900000; analyzed
-  TempDir dir;
-  const pgxform::JobsFile file =
-      pgxform::parse_jobs_file(dir.write("jobs.yaml", auto_items_yaml(100)));
-  auto conn = pgxform::connect(db.dsn());
-  const pgxform::ResolvedJob job = pgxform::resolve_jobs(*conn, file, {}).front();
-  const pgxform::StateSchema schema(file.state_schema);
-  pgxform::StateStore store(*conn, schema);
-  store.ensure_schema();
-  store.register_jobs(file);
-  store.ensure_slices(job);
+  SplitOnly items(db);
+  pqxx::connection& conn = *items.conn;
   // The rows and index entries read, as the server counts them once the split's session
   // flushed: a count reads every row left, by the index or by a scan of the table.
   const std::string read =
       "SELECT i.idx_tup_read + t.seq_tup_read FROM pg_stat_user_indexes i"
       " JOIN pg_stat_user_tables t USING (relid) WHERE i.indexrelname = 'items_pkey'";
-  pqxx::nontransaction(*conn).exec("SELECT pg_catalog.pg_stat_force_next_flush()");
+  pqxx::nontransaction(conn).exec("SELECT pg_catalog.pg_stat_force_next_flush()");
   const long long before = db.count(read);
-  const auto result =
-      pgxform::split_biggest(*conn, schema, job, pgxform::open_slices(*conn, schema, "items"));
-  REQUIRE(result.slice);
-  pqxx::nontransaction(*conn).exec("SELECT pg_catalog.pg_stat_force_next_flush()");
-  pqxx::nontransaction(*conn).exec("SELECT 1");
+  REQUIRE(items.split().slice);
+  pqxx::nontransaction(conn).exec("SELECT pg_catalog.pg_stat_force_next_flush()");
+  pqxx::nontransaction(conn).exec("SELECT 1");
   wait_until([&] { return db.count(read) > before; });
   // Half the keys (150,000) and the few the split reads itself; a count first reads 450,000.
   CHECK(db.count(read) - before < 200000);
