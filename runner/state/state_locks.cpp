@@ -14,10 +14,11 @@ namespace pgxform {
 namespace {
 
 // @function@: one of PostgreSQL's advisory-lock functions.
-void call(pqxx::transaction_base& tx, const char* function, const LockKey& key) {
-  tx.exec_params(fill_sql("SELECT @function@(pg_catalog.hashtext($1), pg_catalog.hashtext($2))",
-                          {{"@function@", function}}),
-                 key.space, key.name);
+pqxx::row call(pqxx::transaction_base& tx, const char* function, const LockKey& key) {
+  return tx.exec_params1(
+      fill_sql("SELECT @function@(pg_catalog.hashtext($1), pg_catalog.hashtext($2))",
+               {{"@function@", function}}),
+      key.space, key.name);
 }
 
 // A lock as a message names it.
@@ -97,12 +98,7 @@ LockKey slot_lock(const StateSchema& schema) {
 }
 
 bool try_session_lock(pqxx::transaction_base& tx, const LockKey& key) {
-  return tx
-      .exec_params1(
-          "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext($1), "
-          "pg_catalog.hashtext($2))",
-          key.space, key.name)[0]
-      .as<bool>();
+  return call(tx, "pg_catalog.pg_try_advisory_lock", key)[0].as<bool>();
 }
 
 void session_lock(pqxx::transaction_base& tx, const LockKey& key) {
@@ -114,20 +110,11 @@ void session_unlock(pqxx::transaction_base& tx, const LockKey& key) {
 }
 
 bool try_transaction_lock_shared(pqxx::transaction_base& tx, const LockKey& key) {
-  return tx
-      .exec_params1(
-          "SELECT pg_catalog.pg_try_advisory_xact_lock_shared(pg_catalog.hashtext($1), "
-          "pg_catalog.hashtext($2))",
-          key.space, key.name)[0]
-      .as<bool>();
+  return call(tx, "pg_catalog.pg_try_advisory_xact_lock_shared", key)[0].as<bool>();
 }
 
 void transaction_lock(pqxx::transaction_base& tx, const LockKey& key) {
-  if (tx.exec_params1("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext($1),"
-                      " pg_catalog.hashtext($2))",
-                      key.space, key.name)[0]
-          .as<bool>())
-    return;
+  if (call(tx, "pg_catalog.pg_try_advisory_xact_lock", key)[0].as<bool>()) return;
   // Another runner's setup takes a moment; any other session may hold it for ever.
   const std::optional<LockHolder> holder = lock_holder(tx, key);
   const std::string who = holder ? holder_name(*holder) : "another session";

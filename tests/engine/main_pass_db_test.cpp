@@ -71,6 +71,10 @@ std::string set_aside_ranges(TestDatabase& db) {
       " s.slice = f.slice");
 }
 
+// A job's settings: split while workers are idle, failing batches narrowed down and set aside.
+const char* const k_auto_skip_bisect =
+    "        parallel: auto\n        on_error: skip\n        bisect: true\n";
+
 }  // namespace
 
 TEST_CASE(
@@ -82,10 +86,7 @@ TEST_CASE(
   const long long bad = 1461;
   poisoned_waiting_items_function(db, bad);
   TempDir dir;
-  const auto path =
-      dir.write("jobs.yaml", items_jobs_yaml(100, 1,
-                                             "        parallel: auto\n        on_error: skip\n"
-                                             "        bisect: true\n"));
+  const auto path = dir.write("jobs.yaml", items_jobs_yaml(100, 1, k_auto_skip_bisect));
   auto gate = pgxform::connect(db.dsn());
   pqxx::nontransaction(*gate).exec("SELECT pg_advisory_lock(4242)");
   // One worker: the run splits nothing itself; this test splits its slice.
@@ -130,10 +131,7 @@ TEST_CASE(
     create_items(db, 3000, 10);
     poisoned_items_function(db, bad);
     TempDir dir;
-    const auto path =
-        dir.write("jobs.yaml", items_jobs_yaml(40, 1,
-                                               "        parallel: auto\n        on_error: skip\n"
-                                               "        bisect: true\n"));
+    const auto path = dir.write("jobs.yaml", items_jobs_yaml(40, 1, k_auto_skip_bisect));
     const CliResult r = run_with_db(db, path, {"run", "-q", "--threads", "2"});
     INFO(r.err);
     CHECK(r.exit_code == 0);

@@ -207,24 +207,21 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM pgxform.job_slice") == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE slice <> 0") == 0);
 
-  TestDatabase small;
-  create_items(small, 150, 5);
-  // 150 rows in batches of 100: fewer than the floor's two batches: never split.
-  const CliResult r = run_cli(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4));
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  check_exactly_once(small);
-  CHECK(slices(small) == 1);
-
+  // The slices of a run of `parallel: auto` on 4 threads over `rows` rows in batches of 100.
+  const auto slices_of_auto_run = [&](int rows, int sleep_ms) {
+    TestDatabase small;
+    create_items(small, rows, sleep_ms);
+    const CliResult r = run_cli(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    check_exactly_once(small);
+    return slices(small);
+  };
+  // 150 rows: fewer than the floor's two batches: never split.
+  CHECK(slices_of_auto_run(150, 5) == 1);
   // 300 rows: three batches, above the floor of two: split once at the start (a batch takes
   // 500 ms, the split a few queries), into halves of 150 rows, which are below it.
-  TestDatabase three;
-  create_items(three, 300, 500);
-  const CliResult t = run_cli(run_args(three, dir.write("three.yaml", auto_items_yaml(100)), 4));
-  INFO(t.err);
-  REQUIRE(t.exit_code == 0);
-  check_exactly_once(three);
-  CHECK(slices(three) == 2);
+  CHECK(slices_of_auto_run(300, 500) == 2);
 }
 
 TEST_CASE("a job with parallel: auto splits for every key type and processes each key once",
