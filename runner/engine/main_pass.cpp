@@ -108,16 +108,20 @@ std::optional<BatchPhase::Done> MainPass::commit_logged(pqxx::work& tx, const pq
   return done;
 }
 
+pqxx::row MainPass::walk_bounds(pqxx::transaction_base& tx, long size) {
+  const std::string name = statement_name("bounds" + variant(shape()));
+  m_task.session.prepare(name, [&] { return bounds_query(m_task.job, shape()); });
+  return tx.exec_prepared1(name, m_cursor.last_key, std::to_string(size), m_task.job.name,
+                           m_task.task.slice, m_cursor.hi_key);
+}
+
 std::optional<FoundBound> MainPass::given_last_key(pqxx::work& tx, long size) {
   BoundFinder* finder = m_task.bounds;
   if (!finder || !m_task.job.key_unique) return std::nullopt;
   const std::string task = m_task.task.text();
   std::optional<FoundBound> last = finder->take(task, m_cursor.last_key, size);
   if (!last) {
-    const std::string name = statement_name("bounds" + variant(shape()));
-    m_task.session.prepare(name, [&] { return bounds_query(m_task.job, shape()); });
-    const pqxx::row r = tx.exec_prepared1(name, m_cursor.last_key, std::to_string(size),
-                                          m_task.job.name, m_task.task.slice, m_cursor.hi_key);
+    const pqxx::row r = walk_bounds(tx, size);
     if (r[0].is_null() || !r[6].as<bool>()) return std::nullopt;  // the range's last batch
     last = FoundBound{m_cursor.last_key, r[1].as<std::string>(), size};
   }
@@ -200,8 +204,7 @@ std::optional<BatchPart> MainPass::set_aside(pqxx::work& tx, const BatchPart& pa
 std::optional<BatchPart> MainPass::next_part(long size) {
   try {
     pqxx::read_transaction tx(m_task.session.conn());
-    const pqxx::row r = tx.exec_params1(bounds_query(m_task.job, shape()), m_cursor.last_key, size,
-                                        m_task.job.name, m_task.task.slice, m_cursor.hi_key);
+    const pqxx::row r = walk_bounds(tx, size);
     if (!r[0].is_null()) return BatchPart{r[0].as<std::string>(), r[1].as<std::string>(), {}};
   } catch (const std::exception& e) {
     spdlog::warn("{}: could not find the failing batch's key range: {}", m_task.task.text(),

@@ -79,6 +79,8 @@ class MainPass : public BatchPhase {
   // when the statement found no key left (nothing is committed).
   std::optional<Done> commit_logged(pqxx::work& tx, const pqxx::result& plan);
   std::string statement_name(const std::string& what) const;
+  // The next batch's bounds_query row (batch_sql.h) for `size` keys, walked in `tx`.
+  pqxx::row walk_bounds(pqxx::transaction_base& tx, long size);
   // The last key of the next batch of `size` keys, found beforehand (by the finder, or by a walk
   // in `tx`), the next batch's walk asked of the finder; none without a finder, for a key that is
   // not unique, and at the end of the range.
