@@ -88,9 +88,12 @@ Problem resolve_key(pqxx::dbtransaction& tx, const Job& job, ResolvedJob& out) {
                                    out.table_sql, job.key)[0]
                        .as<bool>();
   // Batches are ranges of the key in its order: a type without one (json, point) cannot page.
-  // EXPLAIN plans the ordering without reading a row.
+  // EXPLAIN plans the ordering without reading a row. Without JIT: a plan of a large table costs
+  // more than jit_above_cost, and EXPLAIN would load the server's JIT library for it (18 ms of
+  // a run's start-up here), which nothing here compiles with.
   try {
     pqxx::subtransaction probe(tx, "ordering");
+    probe.exec("SET LOCAL jit = off");
     probe.exec(fill_sql("EXPLAIN SELECT 1 FROM @table@ t ORDER BY t.@key@",
                         {{"@table@", out.table_sql}, {"@key@", out.key_sql}}));
   } catch (const pqxx::sql_error& e) {

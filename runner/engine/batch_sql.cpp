@@ -8,6 +8,10 @@ namespace pgxform {
 
 namespace {
 
+bool given_last_key(const ResolvedJob& job, BatchShape shape) {
+  return shape.last == LastKey::given && job.key_unique;
+}
+
 // lo and hi of the next batch on the key's index, and `full`: whether $2 keys were found.
 // ORDER BY ... LIMIT 1 rather than min/max, which not every key type has (uuid has not).
 //   A key a unique index keeps unique: a full batch holds exactly $2 rows, so its last key is
@@ -18,7 +22,7 @@ namespace {
 //   Any other key: hi is the last of the first $2 keys, and the rows are counted, as every row
 //   of the last key counts, even those past the LIMIT.
 //   A last key given as $6 (LastKey::given, a unique key): lo is the first key after the cursor,
-//   hi is $6, and the batch is full ($2 rows, counted by the walk that found $6) — unless $6 is
+//   hi is $6, and the batch holds $7 rows, as counted by the walk that found $6 — unless $6 is
 //   past the slice's hi_key or no key is left up to it: then lo and hi are NULL, no batch.
 std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
   static const std::string k_unique =
@@ -43,7 +47,7 @@ std::string bounds_select(const ResolvedJob& job, BatchShape shape) {
   if (shape.upper == UpperBound::hi_key) where += " AND " + key + " <= " + as_key(job, "$5");
   const std::string from =
       fill_sql(k_from, {{"@where@", where}, {"@table@", job.table_sql}, {"@key@", key}});
-  if (shape.last == LastKey::given && job.key_unique) {
+  if (given_last_key(job, shape)) {
     const std::string given = as_key(job, "$6");
     const std::string within =
         shape.upper == UpperBound::hi_key ? " AND " + given + " <= " + as_key(job, "$5") : "";
@@ -71,6 +75,12 @@ std::string rows_in(const ResolvedJob& job, const std::string& lo, const std::st
 std::string batch_rows(const ResolvedJob& job, const std::string& full, const std::string& lo,
                        const std::string& hi) {
   return "CASE WHEN " + full + " THEN $2::bigint ELSE " + rows_in(job, lo, hi) + " END";
+}
+
+// The rows of the next batch in CTE b: as the walk that found the given last key counted them
+// ($7), else batch_rows.
+std::string next_batch_rows(const ResolvedJob& job, BatchShape shape) {
+  return given_last_key(job, shape) ? "$7::bigint" : batch_rows(job, "b.full", "b.lo", "b.hi");
 }
 
 // The function over [lo, hi], its result as text (a row count, or '' for a void function).
@@ -139,16 +149,16 @@ std::string explained(const std::string& sql) {
 std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
   return explained(with_bounds(job, schema, bounds_select(job, shape)) +
                    process_from_b(job, schema, shape.slicing, CursorMove::advance,
-                                  batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint"));
+                                  next_batch_rows(job, shape), "$2::bigint"));
 }
 
 BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape) {
   const std::string body_sql =
       with_bounds(job, schema, bounds_select(job, shape)) +
-      process_from_b(job, schema, shape.slicing, CursorMove::advance,
-                     batch_rows(job, "b.full", "b.lo", "b.hi"), "$2::bigint", "@call@", true);
+      process_from_b(job, schema, shape.slicing, CursorMove::advance, next_batch_rows(job, shape),
+                     "$2::bigint", "@call@", true);
   const std::string tag = "$pgxform_batch$";
-  const bool given = shape.last == LastKey::given && job.key_unique;
+  const bool given = given_last_key(job, shape);
   BatchFunction f;
   // Named after what it does, so that a session never holds two bodies under one name.
   const std::string name =
@@ -165,12 +175,12 @@ BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, 
   f.ddl = "CREATE FUNCTION " + call_name + "(lo " + job.key_type + ", hi " + job.key_type +
           ") RETURNS text LANGUAGE plpgsql SET plan_cache_mode FROM CURRENT AS " + tag +
           " BEGIN RETURN " + call(job, "lo", "hi") + "; END " + tag + ";\nCREATE FUNCTION " +
-          f.name + "(text, bigint, text, integer, text" + (given ? ", text" : "") +
+          f.name + "(text, bigint, text, integer, text" + (given ? ", text, bigint" : "") +
           ") RETURNS void LANGUAGE plpgsql"
           " SET plan_cache_mode = force_generic_plan AS " +
           tag + " DECLARE " + k_figures_variable + " text; BEGIN " + body + "; END " + tag;
   f.call = explained("SELECT " + f.name + "($1::text, $2::bigint, $3::text, $4::int, $5::text" +
-                     (given ? ", $6::text" : "") + ")");
+                     (given ? ", $6::text, $7::bigint" : "") + ")");
   return f;
 }
 

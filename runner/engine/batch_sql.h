@@ -15,7 +15,9 @@
 //   $4  the slice (0 for a job without slices);
 //   $5  the slice's hi_key (batch statements of a bounded slice) or the range's last key;
 //   $6  (batch statements of a given last key only) the batch's last key, found beforehand on
-//       another connection (bound_finder.h): $2 is then the number of keys up to it.
+//       another connection (bound_finder.h), and $7 the number of keys up to it, as that walk
+//       counted them (the batch's rows; $2, the size asked, is more for the last batch of a
+//       range).
 //
 // A range that is counted in the state is TWO statements in one transaction:
 //   the batch statement finds the batch on the key's index (lo: the first key after the cursor;
@@ -55,7 +57,7 @@ struct BatchShape {
 
 // The next batch, processed and counted (see above); the cursor advances. With LastKey::given
 // (a unique key only), the batch is (the cursor, $6]: lo is the first key after the cursor as
-// the batch sees it, its rows are $2, as the walk that found $6 counted them; no batch (as when
+// the batch sees it, its rows are $7, as the walk that found $6 counted them; no batch (as when
 // no key is left) when $6 is past the slice's hi_key or no key is left up to it — the caller
 // then runs the walked statement in the same transaction.
 std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
@@ -71,7 +73,7 @@ std::string batch_sql(const ResolvedJob& job, const StateSchema& schema, BatchSh
 struct BatchFunction {
   std::string name;  // pg_temp.pgxform_batch_<hash>; empty when the job cannot have one
   std::string ddl;   // the two CREATE FUNCTION statements
-  std::string call;  // the batch statement: EXPLAIN ... SELECT name($1, ..., $5[, $6])
+  std::string call;  // the batch statement: EXPLAIN ... SELECT name($1, ..., $5[, $6, $7])
 };
 BatchFunction batch_function(const ResolvedJob& job, const StateSchema& schema, BatchShape shape);
 // The explicit range [$2, $5], processed and counted: `advance` moves the cursor past it (a

@@ -11,9 +11,10 @@ namespace pgxform {
 namespace {
 
 // A found key serves a batch of `size` keys when it was walked for that size, or for a size down
-// to half of it (the sizer grows by steps of at most k_max_growth: batch_sizer.h).
+// to half of it (the sizer grows by steps of at most k_max_growth: batch_sizer.h); the end of
+// the range serves every size that takes all its keys.
 bool serves(const FoundBound& found, const std::optional<std::string>& after, long size) {
-  return found.after == after && found.size <= size && 2 * found.size >= size;
+  return found.after == after && found.size <= size && (found.end || 2 * found.size >= size);
 }
 
 // The walk's session: named apart from the pool's workers, and read-only.
@@ -118,12 +119,19 @@ std::optional<FoundBound> BoundFinder::walk(const BoundRequest& request) {
     pqxx::nontransaction tx(conn);
     const pqxx::row r = tx.exec_prepared1(name, request.after, std::to_string(request.size),
                                           request.job->name, request.slice, request.hi_key);
+    FoundBound found{request.after, "", request.size};
+    if (!r[0].is_null()) found.last_key = r[1].as<std::string>();
+    // Not full: the end of the range, up to its last key (r[1]); how many keys that is.
+    if (!r[0].is_null() && !r[6].as<bool>()) {
+      found.end = true;
+      found.size =
+          tx.exec_params1(range_rows_query(*request.job), r[0].c_str(), r[1].c_str())[0].as<long>();
+    }
     const std::lock_guard<std::mutex> lock(m_mutex);
     ++m_walks;
     m_failures = 0;
-    // Not full: the end of the range, which the batch finds for itself.
-    if (r[0].is_null() || !r[6].as<bool>()) return std::nullopt;
-    return FoundBound{request.after, r[1].as<std::string>(), request.size};
+    if (r[0].is_null() || found.size <= 0) return std::nullopt;  // no key left
+    return found;
   } catch (const std::exception& e) {
     const Failure failure = classify(e);
     if (failure.kind == FailureKind::connection_lost || failure.kind == FailureKind::in_doubt)

@@ -20,6 +20,11 @@
 // the batch walks for itself, as it does while the finder is busy with another worker's walk
 // or cannot connect (then it gives up after k_max_failures, and the run goes on without it).
 //
+// The end of a range: fewer keys than asked are left. The finder then gives the range's last
+// key and counts the keys up to it (a batch that walked for itself would walk them and count
+// them, both on its path: the last batch of a range was the slowest of a run). Such a result
+// serves any size that takes them all.
+//
 // Its session's application_name is the runner's followed by " bounds": it holds no claim and
 // no lock, and is not one of the pool's workers.
 #pragma once
@@ -50,11 +55,13 @@ struct BoundRequest {
   std::optional<std::string> hi_key;
 };
 
-// A walk's result: `size` keys after the request's cursor end at `last_key`.
+// A walk's result: `size` keys after the request's cursor end at `last_key`; with `end`, they
+// are all the range had left (fewer than asked).
 struct FoundBound {
   std::optional<std::string> after;
   std::string last_key;
   long size = 0;
+  bool end = false;
 };
 
 class BoundFinder {
@@ -68,8 +75,8 @@ class BoundFinder {
   // Queues the walk (replacing the task's earlier request, if not started yet).
   void request(BoundRequest request);
   // The found last key for `task` after `after`, when its size is `size` or down to half of
-  // it; waits for the walk when it is running now; none otherwise (not asked, still queued,
-  // the end of the range reached, failed). A result is taken once.
+  // it (at the end of the range: up to `size`); waits for the walk when it is running now; none
+  // otherwise (not asked, still queued, no key left, failed). A result is taken once.
   std::optional<FoundBound> take(const std::string& task, const std::optional<std::string>& after,
                                  long size);
   // For tests and the debug log: walks tried, walks done, results taken, and whether the finder

@@ -125,6 +125,7 @@ std::optional<FoundBound> MainPass::given_last_key(pqxx::work& tx, long size) {
     if (r[0].is_null() || !r[6].as<bool>()) return std::nullopt;  // the range's last batch
     last = FoundBound{m_cursor.last_key, r[1].as<std::string>(), size};
   }
+  if (last->end) return last;  // the range's last batch: no walk after it
   BatchShape next = shape();
   next.start = CursorStart::after_last_key;
   finder->request(
@@ -132,7 +133,8 @@ std::optional<FoundBound> MainPass::given_last_key(pqxx::work& tx, long size) {
   return last;
 }
 
-std::optional<BatchPhase::Done> MainPass::given_batch(pqxx::work& tx, const FoundBound& last) {
+std::optional<BatchPhase::Done> MainPass::given_batch(pqxx::work& tx, const FoundBound& last,
+                                                      long size) {
   BatchShape s = shape();
   s.last = LastKey::given;
   const BatchFunction& function = m_functions.at(variant(s));
@@ -141,16 +143,18 @@ std::optional<BatchPhase::Done> MainPass::given_batch(pqxx::work& tx, const Foun
   m_task.session.prepare(name, [&] {
     return called ? function.call : batch_sql(m_task.job, m_task.store.schema(), s);
   });
+  // The size asked: what the walk was for, or at the range's end what the sizer asks now.
+  const long asked = last.end ? size : last.size;
   const pqxx::result plan =
-      tx.exec_prepared(name, m_cursor.last_key, std::to_string(last.size), m_task.job.name,
-                       m_task.task.slice, m_cursor.hi_key, last.last_key);
+      tx.exec_prepared(name, m_cursor.last_key, std::to_string(asked), m_task.job.name,
+                       m_task.task.slice, m_cursor.hi_key, last.last_key, last.size);
   return commit_logged(tx, plan);
 }
 
 std::optional<BatchPhase::Done> MainPass::batch(pqxx::work& tx, long size) {
   lock_bound(tx);
   if (const std::optional<FoundBound> last = given_last_key(tx, size))
-    if (std::optional<Done> done = given_batch(tx, *last)) return done;
+    if (std::optional<Done> done = given_batch(tx, *last, size)) return done;
   const BatchShape s = shape();
   // The batch as a call of a temporary function, planned once per session (see batch_sql.h);
   // the statement itself where the session cannot create one.

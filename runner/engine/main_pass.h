@@ -86,7 +86,7 @@ class MainPass : public BatchPhase {
   // not unique, and at the end of the range.
   std::optional<FoundBound> given_last_key(pqxx::work& tx, long size);
   // The batch of the given last key, committed; none when it found no batch (nothing committed).
-  std::optional<Done> given_batch(pqxx::work& tx, const FoundBound& last);
+  std::optional<Done> given_batch(pqxx::work& tx, const FoundBound& last, long size);
 
   TaskContext& m_task;
   Slicing m_slicing;

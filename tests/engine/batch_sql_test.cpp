@@ -194,23 +194,26 @@ TEST_CASE("an identifier that holds the function's dollar tag gets no batch func
 }
 
 TEST_CASE(
-    "a batch of a given last key walks nothing and takes $2 rows up to $6, within the slice") {
+    "a batch of a given last key walks nothing and takes $7 rows up to $6, within the slice") {
   ResolvedJob job = job_keyed_by("bigint", 'N');
   job.key_unique = true;
   BatchShape shape{Slicing::slice, CursorStart::after_last_key, UpperBound::hi_key,
                    pgxform::LastKey::given};
   const std::string sql = batch_sql(job, k_state, shape);
   INFO(sql);
-  check_parameters(sql, 6);
+  check_parameters(sql, 7);
   CHECK_FALSE(contains(sql, "OFFSET"));
   CHECK_FALSE(contains(sql, "DESC LIMIT 1"));
   // lo is the first key after the cursor as the batch reads it; $6 must not be past hi_key.
   CHECK(contains(sql, R"(t."id" > ($1::text)::bigint)"));
   CHECK(contains(sql, "l.lo <= ($6::text)::bigint AND ($6::text)::bigint <= ($5::text)::bigint"));
-  CHECK(contains(sql, "CASE WHEN b.full THEN $2::bigint"));
+  // Its rows are $7, as the finder's walk counted them; $2 is the size asked.
+  CHECK(contains(sql, "$7::bigint AS rows"));
+  CHECK_FALSE(contains(sql, "count(*) FROM " + job.table_sql));
+  CHECK(contains(sql, "'size', $2::bigint"));
   const pgxform::BatchFunction f = pgxform::batch_function(job, k_state, shape);
-  CHECK(contains(f.call, "$5::text, $6::text)"));
-  CHECK(contains(f.ddl, "(text, bigint, text, integer, text, text) RETURNS void"));
+  CHECK(contains(f.call, "$5::text, $6::text, $7::bigint)"));
+  CHECK(contains(f.ddl, "(text, bigint, text, integer, text, text, bigint) RETURNS void"));
   // Reading bounds walks, whatever the shape says; a key that is not unique always walks.
   CHECK(contains(pgxform::bounds_query(job, shape), "OFFSET $2::bigint - 1"));
   job.key_unique = false;

@@ -1,8 +1,9 @@
 // The bound finder (bound_finder.h) against a real PostgreSQL: it walks the next batch's last key
 // on a session of its own, gives it only to the task and cursor that asked and for a size the
-// task still wants, leaves the end of a range to the batch, and gives up on a server it cannot
-// reach. And a run whose batches take their last keys from it: the same batches as walked ones,
-// every row once, also when the range loses keys between the walk and its batch.
+// task still wants, gives the end of a range with the keys left there, and gives up on a server
+// it cannot reach. And a run whose batches take their last keys from it: the same batches as
+// walked ones, the last one too, every row once, also when the range loses keys between the
+// walk and its batch.
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 #include <string>
@@ -101,16 +102,43 @@ TEST_CASE("a found last key serves only its task, its cursor and a size up to tw
   CHECK(finder.taken() == 2);
 }
 
-TEST_CASE("the end of a range is left to its batch: the finder gives no last key there",
-          "[threads]") {
+TEST_CASE(
+    "at the end of a range the finder gives its last key and the keys left, for a batch"
+    " that takes them all",
+    "[threads]") {
   ItemsFinder f(1000);  // the last key is 3000
   const pgxform::ResolvedJob& job = f.job;
   BoundFinder& finder = f.finder;
   walked(finder, walk_of(job, "items", std::string("2700"), 100));
-  CHECK(finder.take("items", std::string("2700"), 100));  // exactly 100 keys left: full
+  const auto full = finder.take("items", std::string("2700"), 100);  // exactly 100 keys left
+  REQUIRE(full);
+  CHECK_FALSE(full->end);
+  // 99 keys left after 2703: the range's last key, and how many keys up to it.
   walked(finder, walk_of(job, "items", std::string("2703"), 100));
-  CHECK_FALSE(finder.take("items", std::string("2703"), 100));
-  CHECK(finder.walks() == 2);
+  const auto end = finder.take("items", std::string("2703"), 100);
+  REQUIRE(end);
+  CHECK(end->end);
+  CHECK(end->last_key == "3000");
+  CHECK(end->size == 99);
+  // It serves any size that takes them all (no half rule), and none that takes fewer.
+  walked(finder, walk_of(job, "items", std::string("2703"), 100));
+  CHECK(finder.take("items", std::string("2703"), 100000));
+  walked(finder, walk_of(job, "items", std::string("2703"), 100));
+  CHECK_FALSE(finder.take("items", std::string("2703"), 98));
+  // A bounded slice ends at its hi_key: 100 keys after 1200 up to 1500.
+  BoundRequest slice = walk_of(job, "items", std::string("1200"), 1000);
+  slice.shape.upper = pgxform::UpperBound::hi_key;
+  slice.hi_key = "1500";
+  walked(finder, slice);
+  const auto slice_end = finder.take("items", std::string("1200"), 1000);
+  REQUIRE(slice_end);
+  CHECK(slice_end->end);
+  CHECK(slice_end->last_key == "1500");
+  CHECK(slice_end->size == 100);
+  // No key left: nothing.
+  walked(finder, walk_of(job, "items", std::string("3000"), 100));
+  CHECK_FALSE(finder.take("items", std::string("3000"), 100));
+  CHECK(finder.walks() == 6);
 }
 
 TEST_CASE("a bound finder that cannot connect gives up after three tries and the run goes on",
@@ -161,6 +189,24 @@ TEST_CASE("a run's batches take their last keys found beforehand: the same batch
   INFO(line);
   const long long n = std::stoll(line.substr(line.find_last_of(' ', line.size() - 2) + 1));
   CHECK(n >= 25);
+}
+
+TEST_CASE("the last batch of a range takes its last key and its rows from the finder too",
+          "[exact][threads]") {
+  TestDatabase db;
+  create_items(db, 450, 200);  // keys 3, ..., 1350; each batch sleeps 200 ms: the finder is done
+  TempDir dir;
+  const auto run = run_with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run", "-v"});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  // Batches 2 to 5 took found keys, the fifth the 50 keys left: rows and keys as walked, and
+  // the size it asked for.
+  CHECK_THAT(run.err, Catch::Contains("4 batches took their last key found beforehand (4 walks)"));
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE batch_no = 5 AND rows = 50 AND"
+                 " batch_size = 100 AND first_key = '1203' AND last_key = '1350'") == 1);
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log") == 5);
+  CHECK(missing_items(db) == 0);
+  CHECK(duplicate_items(db) == 0);
 }
 
 TEST_CASE(
