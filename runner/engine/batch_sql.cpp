@@ -218,7 +218,7 @@ std::string split_query(const ResolvedJob& job) {
 
 namespace {
 
-// The WHERE of median_query and key_at_query: after $1, up to $2, as the shape has them.
+// The WHERE of split_point_query and key_at_query: after $1, up to $2, as the shape has them.
 std::string slice_range(const ResolvedJob& job, BatchShape shape) {
   const std::string key = "t." + job.key_sql;
   std::string where =
@@ -229,17 +229,20 @@ std::string slice_range(const ResolvedJob& job, BatchShape shape) {
 
 }  // namespace
 
-std::string median_query(const ResolvedJob& job, BatchShape shape) {
-  // The key at the middle row of the range, by one count and one walk of the key's index.
-  static const std::string k_median = R"(
+std::string split_point_query(const ResolvedJob& job, BatchShape shape) {
+  // The key $3 rows plus half of the rest into the range, by one count and one walk of the key's
+  // index (never past the range's last row).
+  static const std::string k_split_point = R"(
     WITH n AS MATERIALIZED (SELECT pg_catalog.count(*) AS rows FROM @table@ t WHERE @where@)
     SELECT n.rows, (SELECT @key@ FROM @table@ t WHERE @where@ ORDER BY @key@
-                    OFFSET greatest(0, ((SELECT rows FROM n) - 1) / 2) LIMIT 1)::text,
+                    OFFSET LEAST(greatest(0, (SELECT rows FROM n) - 1),
+                                 greatest(0, ((SELECT rows FROM n) + $3::bigint - 1) / 2))
+                    LIMIT 1)::text,
            $1::text, $2::text
     FROM n)";
-  return fill_sql(k_median, {{"@where@", slice_range(job, shape)},
-                             {"@table@", job.table_sql},
-                             {"@key@", "t." + job.key_sql}});
+  return fill_sql(k_split_point, {{"@where@", slice_range(job, shape)},
+                                  {"@table@", job.table_sql},
+                                  {"@key@", "t." + job.key_sql}});
 }
 
 std::string key_at_query(const ResolvedJob& job, BatchShape shape) {

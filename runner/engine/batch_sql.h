@@ -93,11 +93,13 @@ std::string next_range_query(const ResolvedJob& job, BatchShape shape);
 std::string split_query(const ResolvedJob& job);
 
 // Read-only: the rows of a slice's range after its cursor ($1: the cursor's last key, $2: the
-// slice's hi_key, as text, NULL where the shape has none) and its median key, as text: the key
-// of the middle row on the key's index (slice_split.h splits there), NULL when none is left.
-std::string median_query(const ResolvedJob& job, BatchShape shape);
-// Read-only: the key $3 rows into the same range ($1 and $2 as median_query's), as text: one walk
-// of the key's index, no count (NULL when the range holds no more than $3 rows).
+// slice's hi_key, as text, NULL where the shape has none) and its split point, as text: the key
+// of the row $3 rows (the slice's batch in flight, slice_sharing.h) plus half of the rest into
+// the range on the key's index (with $3 = 0, the median; slice_split.h splits there), at most its
+// last key; NULL when none is left.
+std::string split_point_query(const ResolvedJob& job, BatchShape shape);
+// Read-only: the key $3 rows into the same range ($1 and $2 as split_point_query's), as text: one
+// walk of the key's index, no count (NULL when the range holds no more than $3 rows).
 std::string key_at_query(const ResolvedJob& job, BatchShape shape);
 
 // The next batch processed without touching the state, for a trial in a transaction that is

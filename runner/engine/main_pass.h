@@ -82,8 +82,9 @@ class MainPass : public BatchPhase {
   // The next batch's bounds_query row (batch_sql.h) for `size` keys, walked in `tx`.
   pqxx::row walk_bounds(pqxx::transaction_base& tx, long size);
   // The last key of the next batch of `size` keys, found beforehand (by the finder, or by a walk
-  // in `tx`), the next batch's walk asked of the finder; none without a finder, for a key that is
-  // not unique, and at the end of the range.
+  // in `tx`), the next batch's walk asked of the finder (unless this one ends the range); none
+  // without a finder, for a key that is not unique, and at the end of a range that the finder
+  // did not walk (the walked statement finds it and counts its rows).
   std::optional<FoundBound> given_last_key(pqxx::work& tx, long size);
   // The batch of the given last key, committed; none when it found no batch (nothing committed).
   std::optional<Done> given_batch(pqxx::work& tx, const FoundBound& last, long size);

@@ -1,15 +1,21 @@
 // slice_sharing: how a worker with nothing to run gets a part of a job with `parallel: auto` —
-// the split of the biggest slice left at the median of its remaining keys (state/slice_split.h
-// says how a split and the slice's own batches keep out of each other's way).
+// the split of the biggest slice left past its batch in flight and half of the rest of its keys
+// (state/slice_split.h says how a split and the slice's own batches keep out of each other's
+// way).
 //
-// The median is the key of the middle row after the slice's cursor on the key's index (one
-// count and one walk of the index: batch_sql.h median_query; or, for a large slice, one walk to
-// the middle of the planner's estimate of its rows), so sparse and skewed keys split into halves
-// of equal rows, for every key type. A slice is split only while it has at least
-// k_split_floor_batches batches of work left (its job's recent batches' rows, sized by the
-// batch sizer to last about target_batch_ms, else its batch_size), so that each half has a
-// batch or more: below that, splitting would cost more than it saves, and the job's last
-// slices end on the workers that hold them.
+// The split point is a row count on the key's index, not the key values' middle, so sparse and
+// skewed keys split evenly, for every key type: the key of the row B + (R - B) / 2 after the
+// slice's cursor, where R is the rows it has left and B the rows of its batch in flight (the
+// slice is held by a worker that is running it; the job's recent batches' average, else its
+// batch_size). The split waits for that batch to commit (slice_split.h, rule 2) and both parts
+// start from there, so the donor's batch in flight counts as the donor's: the median (B = 0)
+// gave the new slice B rows more, and it ended about a batch after the donor, one worker idle
+// (bench/longtail.sh). R and the point are found by one count and one walk of the index
+// (batch_sql.h split_point_query), or, for a large slice, by the planner's estimate of R and one
+// walk. A slice is split only while it has at least k_split_floor_batches batches of work left
+// (the same batch size): a batch or more past the one in flight, half a batch or more for each
+// part. Below that, splitting would cost more than it saves, and the job's last slices end on
+// the workers that hold them.
 #pragma once
 
 #include <optional>

@@ -215,11 +215,12 @@ TEST_CASE(
     "[exact][threads]") {
   TestDatabase db;
   create_items(db, 5000);
-  // Each batch deletes, after copying its range, the keys ahead of it that the finder may have
-  // walked already for the next batch: 150 of the next 100 keys' range, or all of it.
+  // Each batch deletes, after copying its range, the keys ahead of it that the finder has
+  // walked by then for the next batch (it sleeps first, to let the walk finish): 150 of the next
+  // 100 keys' range, or all of it.
   items_function_then(db,
-                      "DELETE FROM legacy.items WHERE id > last_key AND id <= last_key +"
-                      " CASE WHEN last_key % 2 = 0 THEN 150 ELSE 450 END");
+                      "PERFORM pg_sleep(0.01); DELETE FROM legacy.items WHERE id > last_key AND"
+                      " id <= last_key + CASE WHEN last_key % 2 = 0 THEN 150 ELSE 450 END");
   TempDir dir;
   const auto run = run_with_db(db, dir.write("jobs.yaml", items_jobs_yaml(100)), {"run"});
   INFO(run.err);
@@ -230,4 +231,8 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM (SELECT id, v FROM target.items EXCEPT ALL"
                  " SELECT id, v * 10 FROM legacy.items) d") == 0);
   CHECK(db.count("SELECT count(*) FROM legacy.items") < 5000);
+  // A batch whose found last key lost every key up to it walked for itself: no batch was
+  // logged over an empty range (first key past the last).
+  CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE first_key::bigint >"
+                 " last_key::bigint") == 0);
 }

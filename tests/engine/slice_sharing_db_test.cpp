@@ -1,8 +1,9 @@
 // parallel: auto against a real PostgreSQL, with real runner processes: a job's key range split
 // while workers are idle, every key processed exactly once (EXCEPT ALL against a from-scratch
 // transform) on 2 and 4 threads, under SIGKILL at any moment, with two runners started at
-// once, when set --threads adds workers, for every key type; the split at the median of the
-// keys, so that a skewed key splits evenly; list and after: order kept while splitting.
+// once, when set --threads adds workers, for every key type; the split by rows on the key's
+// index (past the batch in flight, then half the rest), so that a skewed key splits evenly;
+// list and after: order kept while splitting.
 #include <signal.h>
 
 #include <atomic>
@@ -207,21 +208,35 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM pgxform.job_slice") == 0);
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE slice <> 0") == 0);
 
-  // The slices of a run of `parallel: auto` on 4 threads over `rows` rows in batches of 100.
-  const auto slices_of_auto_run = [&](int rows, int sleep_ms) {
+  // A run of `parallel: auto` on 4 threads over `rows` rows in batches of 100: its slices, and
+  // the fewest rows in the key range of one.
+  struct Split {
+    long long slices = 0;
+    long long fewest_rows = 0;
+  };
+  const auto auto_run = [&](int rows, int sleep_ms) {
     TestDatabase small;
     create_items(small, rows, sleep_ms);
     const CliResult r = run_cli(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     check_exactly_once(small);
-    return slices(small);
+    return Split{slices(small),
+                 small.count("SELECT min(n) FROM (SELECT count(i.id) AS n FROM pgxform.job_slice s"
+                             " LEFT JOIN legacy.items i ON (s.lo_key IS NULL OR i.id >"
+                             " s.lo_key::bigint) AND (s.hi_key IS NULL OR i.id <= s.hi_key::bigint)"
+                             " WHERE s.job = 'items' GROUP BY s.slice) c")};
   };
-  // 150 rows: fewer than the floor's two batches: never split.
-  CHECK(slices_of_auto_run(150, 5) == 1);
-  // 300 rows: three batches, above the floor of two: split once at the start (a batch takes
-  // 500 ms, the split a few queries), into halves of 150 rows, which are below it.
-  CHECK(slices_of_auto_run(300, 500) == 2);
+  // 150 rows: fewer than the floor's two batches: never split, though three workers are idle
+  // for the whole second of its two batches.
+  CHECK(auto_run(150, 500).slices == 1);
+  // 300 rows: three batches, above the floor of two: split at the start (a batch takes 500 ms,
+  // a split a few queries), the donor keeping its batch in flight and half the rest. A slice
+  // is split only with two batches left, so no part ever gets less than half a batch (50 rows
+  // past the donor's batch of 100 in flight and half of the rest).
+  const Split split = auto_run(300, 500);
+  CHECK(split.slices >= 2);
+  CHECK(split.fewest_rows >= 50);
 }
 
 TEST_CASE("a job with parallel: auto splits for every key type and processes each key once",
@@ -292,6 +307,21 @@ TEST_CASE("a skewed key splits into slices whose row counts differ by less than 
 }
 
 TEST_CASE(
+    "a split leaves the donor its batch in flight and half of the rest, so that both parts end"
+    " together") {
+  TestDatabase db;
+  create_items(db, 10000);  // keys 3, 6, ..., 30000: fewer than the estimate's threshold
+  SplitOnly items(db);      // batches of 100, none run yet: the batch in flight is 100 rows
+  REQUIRE(items.split().slice);
+  // The donor keeps its 100 rows in flight and half of the 9,900 after them: 5,050 rows, up to
+  // the 5,050th key (the median would be the 5,000th, 15000).
+  CHECK(db.count("SELECT hi_key::bigint FROM pgxform.job_slice WHERE job = 'items' AND"
+                 " slice = 0") == 5050 * 3);
+  CHECK(db.count("SELECT lo_key::bigint FROM pgxform.job_slice WHERE job = 'items' AND"
+                 " slice = 1") == 5050 * 3);
+}
+
+TEST_CASE(
     "a large slice is split at the planner's estimated middle by one walk, not a count of"
     " every key left") {
   TestDatabase db;
@@ -311,7 +341,8 @@ TEST_CASE(
   wait_until([&] { return db.count(read) > before; });
   // Half the keys (150,000) and the few the split reads itself; a count first reads 450,000.
   CHECK(db.count(read) - before < 200000);
-  // Halves of equal rows, to the planner's estimate (within 2 %).
+  // Halves of equal rows past the 100 of the batch in flight, to the planner's estimate (within
+  // 2 %).
   const long long lower = db.count(
       "SELECT count(*) FROM legacy.items WHERE id <= (SELECT hi_key::bigint FROM"
       " pgxform.job_slice WHERE job = 'items' AND slice = 0)");
