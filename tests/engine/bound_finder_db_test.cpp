@@ -113,13 +113,17 @@ TEST_CASE(
   const auto full = finder.take("items", std::string("2700"), 100);  // exactly 100 keys left
   REQUIRE(full);
   CHECK_FALSE(full->end);
-  // 99 keys left after 2703: the range's last key, and how many keys up to it.
+  // The end of a range: its last key, and how many keys up to it.
+  const auto check_end = [](const std::optional<pgxform::FoundBound>& found,
+                            const std::string& last_key, long keys) {
+    REQUIRE(found);
+    CHECK(found->end);
+    CHECK(found->last_key == last_key);
+    CHECK(found->size == keys);
+  };
+  // 99 keys left after 2703.
   walked(finder, walk_of(job, "items", std::string("2703"), 100));
-  const auto end = finder.take("items", std::string("2703"), 100);
-  REQUIRE(end);
-  CHECK(end->end);
-  CHECK(end->last_key == "3000");
-  CHECK(end->size == 99);
+  check_end(finder.take("items", std::string("2703"), 100), "3000", 99);
   // It serves any size that takes them all (no half rule), and none that takes fewer.
   walked(finder, walk_of(job, "items", std::string("2703"), 100));
   CHECK(finder.take("items", std::string("2703"), 100000));
@@ -130,11 +134,7 @@ TEST_CASE(
   slice.shape.upper = pgxform::UpperBound::hi_key;
   slice.hi_key = "1500";
   walked(finder, slice);
-  const auto slice_end = finder.take("items", std::string("1200"), 1000);
-  REQUIRE(slice_end);
-  CHECK(slice_end->end);
-  CHECK(slice_end->last_key == "1500");
-  CHECK(slice_end->size == 100);
+  check_end(finder.take("items", std::string("1200"), 1000), "1500", 100);
   // No key left: nothing.
   walked(finder, walk_of(job, "items", std::string("3000"), 100));
   CHECK_FALSE(finder.take("items", std::string("3000"), 100));
