@@ -49,10 +49,6 @@ long long batch_rows_now(pqxx::connection& conn, const StateSchema& schema,
 
 }  // namespace
 
-long long split_floor(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job) {
-  return k_split_floor_batches * batch_rows_now(conn, schema, job);
-}
-
 SplitResult split_biggest(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                           const std::vector<Cursor>& slices) {
   // Asked first, as finding the split points costs a walk (or a count) of each slice's keys.

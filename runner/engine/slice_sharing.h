@@ -42,11 +42,9 @@ struct SplitResult {
   bool held = false;         // a command holds the job (reset, retry-failed, ...): no split now
 };
 
-// The rows below which no slice of `job` is split.
-long long split_floor(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job);
-
 // Splits the one of `slices` (open slices of `job`, held by other workers) with the most rows
-// left, when it has at least split_floor rows left and no command holds the job.
+// left, past its batch in flight and half the rest, when it has at least k_split_floor_batches
+// batches left and no command holds the job.
 SplitResult split_biggest(pqxx::connection& conn, const StateSchema& schema, const ResolvedJob& job,
                           const std::vector<Cursor>& slices);
 
