@@ -93,11 +93,7 @@ bool held_by_command(pqxx::connection& conn, const StateSchema& schema, const st
 
 int recorded_slices(pqxx::connection& conn, const StateSchema& schema, const std::string& job) {
   pqxx::read_transaction tx(conn);
-  return tx
-      .exec_params1(schema.fill("SELECT coalesce(pg_catalog.max(slice) + 1, 0) FROM @job_slice@ "
-                                "WHERE job = $1"),
-                    job)[0]
-      .as<int>();
+  return recorded_slices(tx, schema, job);
 }
 
 std::optional<long long> recent_batch_rows(pqxx::connection& conn, const StateSchema& schema,

@@ -66,7 +66,7 @@ std::optional<int> split_slice(pqxx::connection& conn, const StateSchema& schema
 // Whether a command holds the job now (JobClaim, state_locks.h): no slice of it is split then.
 bool held_by_command(pqxx::connection& conn, const StateSchema& schema, const std::string& job);
 
-// The number of slices recorded for the job (slices are numbered 0, 1, ...); 0 for none.
+// recorded_slices (state_locks.h) in a transaction of its own.
 int recorded_slices(pqxx::connection& conn, const StateSchema& schema, const std::string& job);
 
 // The rows of the job's recent batches, on average (the size its batches settled at, as the

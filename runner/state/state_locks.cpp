@@ -49,9 +49,9 @@ JOIN pg_catalog.pg_locks l ON @held@
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 ORDER BY t.job, t.slice)";
 
-// The slices recorded for the job (numbered 0, 1, ...); 0 without a state schema.
-int recorded_slice_count(pqxx::transaction_base& tx, const StateSchema& schema,
-                         const std::string& job) {
+}  // namespace
+
+int recorded_slices(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job) {
   const std::string table = schema.table("job_slice");
   if (tx.exec_params1("SELECT pg_catalog.to_regclass($1) IS NULL", table)[0].as<bool>()) return 0;
   return tx
@@ -60,8 +60,6 @@ int recorded_slice_count(pqxx::transaction_base& tx, const StateSchema& schema,
                     job)[0]
       .as<int>();
 }
-
-}  // namespace
 
 // A slice's lock is named by its job and number joined by the unit separator (U+001F), which
 // no job name may hold (text_check.h): "a#1" as a job's name can never meet slice 1 of "a".
@@ -217,7 +215,7 @@ JobClaim::JobClaim(pqxx::connection& conn, const StateSchema& schema, const std:
   };
   // First the claim lock: no split of the job commits from here on, and none is under way.
   take(claim_lock(schema, job));
-  const int tasks = std::max({1, slices, recorded_slice_count(tx, schema, job)});
+  const int tasks = std::max({1, slices, recorded_slices(tx, schema, job)});
   for (int s = 0; s < tasks; ++s) take(task_lock(schema, TaskId{job, s}));
   take(catch_up_lock(schema, job));
 }

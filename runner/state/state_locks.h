@@ -129,6 +129,10 @@ struct TaskHolder {
   std::optional<std::string> wait_event;
   std::vector<int> blocked_by;
 };
+// The number of slices recorded for the job (slices are numbered 0, 1, ...); 0 for none, and
+// without a state schema. JobClaim counts them under the job's claim lock.
+int recorded_slices(pqxx::transaction_base& tx, const StateSchema& schema, const std::string& job);
+
 // Every task of the state schema (version > 0) that a session holds now.
 std::vector<TaskHolder> task_holders(pqxx::transaction_base& tx, const StateSchema& schema);
 
