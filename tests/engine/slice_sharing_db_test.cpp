@@ -209,17 +209,41 @@ TEST_CASE(
   CHECK(db.count("SELECT count(*) FROM pgxform.batch_log WHERE slice <> 0") == 0);
 
   // A run of `parallel: auto` on 4 threads over `rows` rows in batches of 100: its slices, and
-  // the fewest rows in the key range of one.
+  // the fewest rows in the key range of one. `gated`: every batch first waits for advisory lock
+  // 4242, held here until an idle worker waits to split the slice behind the first batch (or
+  // 60 s), so that the idle workers come while the whole range is left however slow their
+  // start (ASan under load took over a second).
   struct Split {
     long long slices = 0;
     long long fewest_rows = 0;
   };
-  const auto auto_run = [&](int rows, int sleep_ms) {
+  const auto auto_run = [&](int rows, int sleep_ms, bool gated) {
     TestDatabase small;
     create_items(small, rows, sleep_ms);
-    const CliResult r = run_cli(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4));
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
+    if (gated)
+      small.exec(
+          "CREATE OR REPLACE FUNCTION xf.items(first_key bigint, last_key bigint) RETURNS bigint"
+          " LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN"
+          "  PERFORM pg_advisory_xact_lock_shared(4242); PERFORM pg_sleep(" +
+          std::to_string(sleep_ms / 1000.0) +
+          ");"
+          "  INSERT INTO target.items SELECT id, v * 10 FROM legacy.items"
+          "   WHERE id BETWEEN first_key AND last_key;"
+          "  GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$");
+    const auto gate = pgxform::connect(small.dsn());
+    if (gated) pqxx::nontransaction(*gate).exec("SELECT pg_advisory_lock(4242)");
+    Child child(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4), dir.path());
+    for (int waited = 0; gated && waited < 600; ++waited) {
+      if (small.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND wait_event_type = 'Lock' AND query LIKE '%AS fits%'") > 0)
+        break;
+      int code = -1;
+      REQUIRE_FALSE(child.wait_for(100, code));
+    }
+    if (gated) pqxx::nontransaction(*gate).exec("SELECT pg_advisory_unlock(4242)");
+    const int code = child.wait();
+    INFO(child.err());
+    REQUIRE(code == 0);
     check_exactly_once(small);
     return Split{slices(small),
                  small.count("SELECT min(n) FROM (SELECT count(i.id) AS n FROM pgxform.job_slice s"
@@ -229,12 +253,12 @@ TEST_CASE(
   };
   // 150 rows: fewer than the floor's two batches: never split, though three workers are idle
   // for the whole second of its two batches.
-  CHECK(auto_run(150, 500).slices == 1);
-  // 300 rows: three batches, above the floor of two: split at the start (a batch takes 500 ms,
-  // a split a few queries), the donor keeping its batch in flight and half the rest. A slice
-  // is split only with two batches left, so no part ever gets less than half a batch (50 rows
-  // past the donor's batch of 100 in flight and half of the rest).
-  const Split split = auto_run(300, 500);
+  CHECK(auto_run(150, 500, false).slices == 1);
+  // 300 rows: three batches, above the floor of two: split while the first batch runs, the
+  // donor keeping its batch in flight and half the rest. A slice is split only with two
+  // batches left, so no part ever gets less than half a batch (50 rows past the donor's batch
+  // of 100 in flight and half of the rest).
+  const Split split = auto_run(300, 100, true);
   CHECK(split.slices >= 2);
   CHECK(split.fewest_rows >= 50);
 }
