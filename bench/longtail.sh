@@ -8,8 +8,10 @@
 #   ceiling what two workers can gain on this machine at all: the CPU-bound transform's two halves
 #           of legacy.big as two INSERT ... SELECT at once, over the same two one after the other
 #           (two vCPUs may share one core: then no split gets near 0.5)
-#   skew    a key with 90 % of its rows in the top 10 % of its range: the slices' row counts
-#           after a run of parallel: auto on --threads 4 (aim: within 20 % of each other)
+#   skew    a key with 90 % of its rows in the top 10 % of its range, ROWS/4 rows, the CPU-bound
+#           transform, parallel: auto on --threads 2: the rows on either side of the first split
+#           (aim: within 20 % of each other), against those on either side of the key range's
+#           middle, and the rows of each slice
 # usage: bench/longtail.sh [BINARY [ROWS [ROUNDS]]]   (PG* name the server; prints medians)
 # e.g. bench/longtail.sh build/pgxform 4000000 5 on a quiet machine; 20000 1 to check it runs.
 set -euo pipefail
@@ -28,12 +30,13 @@ INSERT INTO legacy.big SELECT g, g, md5(g::text) FROM generate_series(1, $ROWS) 
 CREATE TABLE legacy.small (id bigint PRIMARY KEY, a int NOT NULL, t text NOT NULL);
 INSERT INTO legacy.small SELECT g, g, md5(g::text) FROM generate_series(1, $ROWS / 10) g;
 -- 90 % of the rows in the top 10 % of the key range.
-CREATE TABLE legacy.skew (id bigint PRIMARY KEY, a int NOT NULL);
-INSERT INTO legacy.skew SELECT g * 90, g FROM generate_series(1, $ROWS / 100) g;
-INSERT INTO legacy.skew SELECT 90 * ($ROWS / 100) + g, g FROM generate_series(1, $ROWS * 9 / 100) g;
+CREATE TABLE legacy.skew (id bigint PRIMARY KEY, a int NOT NULL, t text NOT NULL);
+INSERT INTO legacy.skew SELECT g * 90, g, md5(g::text) FROM generate_series(1, $ROWS / 40) g;
+INSERT INTO legacy.skew SELECT 90 * ($ROWS / 40) + g, g, md5(g::text)
+  FROM generate_series(1, $ROWS * 9 / 40) g;
 CREATE TABLE target.big (id bigint, a int, h text);
 CREATE TABLE target.small (id bigint, a int, h text);
-CREATE TABLE target.skew (id bigint, a int);
+CREATE TABLE target.skew (id bigint, a int, h text);
 -- CPU-bound: a few md5 rounds a row; light: a plain copy.
 CREATE FUNCTION xf.cpu_expr(t text) RETURNS text LANGUAGE sql IMMUTABLE AS
   'SELECT md5(md5(md5(md5(t))))';
@@ -44,7 +47,7 @@ CREATE FUNCTION xf.small(lo bigint, hi bigint) RETURNS void LANGUAGE sql AS
 CREATE FUNCTION xf.light(lo bigint, hi bigint) RETURNS void LANGUAGE sql AS
   'INSERT INTO target.big SELECT id, a, t FROM legacy.big WHERE id BETWEEN lo AND hi';
 CREATE FUNCTION xf.skew(lo bigint, hi bigint) RETURNS void LANGUAGE sql AS
-  'INSERT INTO target.skew SELECT id, a FROM legacy.skew WHERE id BETWEEN lo AND hi';
+  'INSERT INTO target.skew SELECT id, a, xf.cpu_expr(t) FROM legacy.skew WHERE id BETWEEN lo AND hi';
 VACUUM ANALYZE legacy.big, legacy.small, legacy.skew;
 SQL
 jobs() {  # $1: the lists' jobs file name; $2: parallel of the big jobs (1 or auto)
@@ -130,10 +133,30 @@ ratio lists-auto-t2 lists-auto-t1 "two lists, parallel: auto, threads 2/1:"
 ratio ceiling-parallel ceiling-serial "machine: two halves at once/serially:"
 ratio single-cpu-auto-t2 single-cpu-statement "one job cpu, auto on 2 / statement:"
 ratio single-light-auto-t2 single-light-statement "one job light, auto on 2 / statement:"
-# The skewed key: the rows of each slice after a run of parallel: auto on 4 threads.
-run skew auto 4 >/dev/null
-psql -qtA -d $DB -c "SELECT 'skew slices: ' || count(*) || ', rows min ' || min(rows_done) ||
-  ', max ' || max(rows_done) || ', max/min ' || round(max(rows_done)::numeric / greatest(1, min(rows_done)), 2)
-  FROM pgxform.job_slice WHERE job = 'skew'"
-psql -qtA -d $DB -c "SELECT 'skew check: ' || CASE WHEN (SELECT count(*) FROM target.skew) =
-  (SELECT count(*) FROM legacy.skew) THEN 'every row once' ELSE 'ROWS DIFFER' END"
+# The skewed key: a run of parallel: auto on 2 threads; the rows on either side of the first
+# split (slice 1's lo_key, which no later split moves), of the key range's middle, and of each
+# slice.
+run skew auto 2 >/dev/null
+psql -qtA -d $DB <<'SQL'
+WITH first AS (SELECT lo_key::bigint AS k FROM pgxform.job_slice WHERE job = 'skew' AND slice = 1),
+     middle AS (SELECT (min(id) + max(id)) / 2 AS k FROM legacy.skew),
+     sides AS (
+       SELECT 'first split' AS at, count(*) FILTER (WHERE s.id <= f.k) AS below,
+              count(*) FILTER (WHERE s.id > f.k) AS above FROM legacy.skew s, first f
+       HAVING count(*) > 0
+       UNION ALL
+       SELECT 'key range middle', count(*) FILTER (WHERE s.id <= m.k),
+              count(*) FILTER (WHERE s.id > m.k) FROM legacy.skew s, middle m)
+SELECT 'skew ' || at || ': ' || below || ' / ' || above || ' rows, max/min ' ||
+       round(greatest(below, above)::numeric / greatest(1, least(below, above)), 2) FROM sides
+UNION ALL
+SELECT 'skew first split: none (the job ended before a worker was idle)'
+WHERE NOT EXISTS (SELECT FROM first)
+UNION ALL
+SELECT 'skew slices: ' || count(*) || ', rows ' || string_agg(rows_done::text, ' ' ORDER BY slice)
+FROM pgxform.job_slice WHERE job = 'skew';
+SQL
+psql -qtA -d $DB -c "SELECT 'skew check: ' || CASE WHEN (SELECT count(*) FROM (SELECT id, a,
+  xf.cpu_expr(t) FROM legacy.skew EXCEPT ALL SELECT * FROM target.skew) m) = 0 AND (SELECT
+  count(*) FROM target.skew) = (SELECT count(*) FROM legacy.skew) THEN 'every row once'
+  ELSE 'ROWS DIFFER' END"
