@@ -10,9 +10,13 @@
 // batch_size). The split waits for that batch to commit (slice_split.h, rule 2) and both parts
 // start from there, so the donor's batch in flight counts as the donor's: the median (B = 0)
 // gave the new slice B rows more, and it ended about a batch after the donor, one worker idle
-// (bench/longtail.sh). R and the point are found by one count and one walk of the index
-// (batch_sql.h split_point_query), or, for a large slice, by the planner's estimate of R and one
-// walk. A slice is split only while it has at least k_split_floor_batches batches of work left
+// (bench/longtail.sh). The donor's next batch may lock the slice's row before the waiting split
+// does (a row lock keeps no queue for a newcomer; seen with the split's session starved of CPU):
+// the split then waits for that batch too, and its point is still ahead of the donor unless the
+// slice was near the floor; a point the donor has passed loses the split, which is tried again
+// from fresh figures (task_runner.cpp). R and the point are found by one count and one walk of the
+// index (batch_sql.h split_point_query), or, for a large slice, by the planner's estimate of R and
+// one walk. A slice is split only while it has at least k_split_floor_batches batches of work left
 // (the same batch size): a batch or more past the one in flight, half a batch or more for each
 // part. Below that, splitting would cost more than it saves, and the job's last slices end on
 // the workers that hold them.
