@@ -224,18 +224,20 @@ TEST_CASE(
   const auto auto_run = [&](int rows, int sleep_ms, bool gated) {
     TestDatabase small;
     create_items(small, rows, sleep_ms);
-    if (gated)
+    std::unique_ptr<pqxx::connection> gate;
+    if (gated) {
       items_function_then(small, "PERFORM pg_advisory_xact_lock_shared(4242); PERFORM pg_sleep(" +
                                      std::to_string(sleep_ms / 1000.0) + ")");
-    const auto gate = pgxform::connect(small.dsn());
-    if (gated) pqxx::nontransaction(*gate).exec("SELECT pg_advisory_lock(4242)");
+      gate = pgxform::connect(small.dsn());
+      pqxx::nontransaction(*gate).exec("SELECT pg_advisory_lock(4242)");
+    }
     Child child(run_args(small, dir.write("small.yaml", auto_items_yaml(100)), 4), dir.path());
-    for (int waited = 0; gated && waited < 600; ++waited) {
+    for (int waited = 0; gate && waited < 600; ++waited) {
       if (small.count(std::string("SELECT count(*) FROM ") + k_waiting_splits) > 0) break;
       int code = -1;
       REQUIRE_FALSE(child.wait_for(100, code));
     }
-    if (gated) pqxx::nontransaction(*gate).exec("SELECT pg_advisory_unlock(4242)");
+    if (gate) pqxx::nontransaction(*gate).exec("SELECT pg_advisory_unlock(4242)");
     const int code = child.wait();
     INFO(child.err());
     REQUIRE(code == 0);
