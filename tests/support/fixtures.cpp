@@ -168,7 +168,8 @@ void state_back_to_version_9(TestDatabase& db) {
       "DELETE FROM pgxform.schema_version WHERE version >= 10");
 }
 
-void wait_until(const std::function<bool()>& condition) {
+void wait_until(const std::function<bool()>& condition,
+                const std::function<std::string()>& explain) {
   auto met = [&] {
     try {
       return condition();
@@ -178,6 +179,8 @@ void wait_until(const std::function<bool()>& condition) {
   };
   for (int i = 0; i < 3000 && !met(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (met()) return;
+  INFO((explain ? explain() : std::string()));
   REQUIRE(met());
 }
 

@@ -59,13 +59,15 @@ std::string items_skip_yaml(Bisect bisect);
 // (plain_items_function).
 void poisoned_items_function(TestDatabase& db, long long poisoned_key);
 
-// Polls `condition` for up to 30 s, then REQUIREs it; a condition that throws (the state
-// schema does not exist yet) is not met yet.
 // Takes the "pgxform" state schema back to version 9, as a pgxform before versions 10 to 12
 // left it: their columns, tables and function dropped, their rows of schema_version deleted.
 void state_back_to_version_9(TestDatabase& db);
 
-void wait_until(const std::function<bool()>& condition);
+// Polls `condition` for up to 30 s, then REQUIREs it; a condition that throws (the state
+// schema does not exist yet) is not met yet. `explain`, when given, says at a timeout what was
+// seen instead (asked then, not before).
+void wait_until(const std::function<bool()>& condition,
+                const std::function<std::string()>& explain = {});
 
 // Replaces xf.items with the copy of its range, then `then` (PL/pgSQL; `n` holds the rows
 // copied, first_key and last_key the range), returning n.
